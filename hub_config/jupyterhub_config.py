@@ -1,0 +1,138 @@
+# gpuhub: the one JupyterHub configuration.
+#
+# Out of the box it is the *embedded default*: everything on this machine, SQLite, a
+# simulated GPU pool (every simulated device says so), and JupyterHub's shared-password
+# authenticator with passwords generated at first start and printed. Switches are
+# environment variables, documented in docs/reference/configuration.md:
+#
+#   GPUHUB_STATE_DIR        where databases, secrets and credentials live   (./.state)
+#   GPUHUB_BIND_URL         public URL to bind                             (http://127.0.0.1:8000)
+#   GPUHUB_HUB_PORT, GPUHUB_PROXY_API_PORT, GPUHUB_SERVICE_PORT  internal ports (8081, 8001, 10101)
+#   GPUHUB_DB_URL           scheduler database (sqlite:///<state>/gpuhub.sqlite; postgresql://...)
+#   GPUHUB_HUB_DB_URL       JupyterHub's database (sqlite:///<state>/jupyterhub.sqlite)
+#   GPUHUB_INVENTORY        simulated | nvml | files                        (simulated)
+#   GPUHUB_SIMULATED_SPEC   the simulated pool, e.g. "node-1: 8xH100-80GB[nvlink]"
+#   GPUHUB_ADMIN            admin user name                                 (admin)
+#
+# Anything here can be overridden the JupyterHub way: a config file that calls
+# load_subconfig() on this one and then sets what it needs.
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+c = get_config()
+
+env = os.environ.get
+IN_SERVICE = env("JUPYTERHUB_SERVICE_NAME") == "gpuhub"  # the gpuhub service reads this file too
+
+state = Path(env("GPUHUB_STATE_DIR", ".state")).resolve()
+state.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+bind_url = env("GPUHUB_BIND_URL", "http://127.0.0.1:8000")
+hub_port = int(env("GPUHUB_HUB_PORT", "8081"))
+proxy_api_port = int(env("GPUHUB_PROXY_API_PORT", "8001"))
+service_port = int(env("GPUHUB_SERVICE_PORT", "10101"))
+admin = env("GPUHUB_ADMIN", "admin")
+
+# -- JupyterHub ------------------------------------------------------------------------
+c.JupyterHub.bind_url = bind_url
+c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub_port}"
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
+# scripts/setup installs the proxy next to this Python; else it is found on $PATH
+_chp = Path(sys.executable).parent / "configurable-http-proxy"
+if _chp.exists():
+    c.ConfigurableHTTPProxy.command = [str(_chp)]
+c.ConfigurableHTTPProxy.pid_file = str(state / "jupyterhub-proxy.pid")
+c.JupyterHub.db_url = env("GPUHUB_HUB_DB_URL", f"sqlite:///{state / 'jupyterhub.sqlite'}")
+c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+
+# -- Login: a real authenticator with generated passwords ------------------------------
+# Switch to OAuth (oauthenticator), LDAP (ldapauthenticator) or LTI (ltiauthenticator)
+# by setting c.JupyterHub.authenticator_class; see docs/how-to/authentication.md.
+credentials_file = state / "credentials.json"
+if not credentials_file.exists():
+    fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(
+            {
+                "admin_user": admin,
+                "admin_password": secrets.token_urlsafe(32),
+                "user_password": secrets.token_urlsafe(12),
+            },
+            f,
+        )
+credentials = json.loads(credentials_file.read_text())
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.admin_password = credentials["admin_password"]
+c.SharedPasswordAuthenticator.user_password = credentials["user_password"]
+c.Authenticator.admin_users = {credentials["admin_user"]}
+c.Authenticator.allow_all = True
+
+# -- Single-user servers ---------------------------------------------------------------
+c.JupyterHub.spawner_class = "simple"
+c.Spawner.notebook_dir = str(state / "homes" / "{username}")
+c.Spawner.default_url = "/lab"
+
+# -- The gpuhub service (scheduler + REST API) -----------------------------------------
+c.JupyterHub.custom_scopes = {
+    "custom:gpuhub:admin": {
+        "description": "Administer gpuhub: quotas, everyone's leases, queue and usage.",
+    },
+}
+c.JupyterHub.services = [
+    {
+        "name": "gpuhub",
+        "url": f"http://127.0.0.1:{service_port}",
+        "command": [sys.executable, "-m", "gpuhub.service", "--config", __file__],
+        "display": True,
+        "oauth_client_allowed_scopes": ["custom:gpuhub:admin"],
+        "environment": {
+            k: v for k, v in os.environ.items() if k.startswith("GPUHUB_") or k in ("PATH", "HOME")
+        },
+    }
+]
+c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": ["self", "access:services!service=gpuhub"]},
+    {
+        "name": "gpuhub-admin",
+        "description": "gpuhub administrators",
+        "scopes": ["custom:gpuhub:admin", "access:services!service=gpuhub"],
+        "users": [credentials["admin_user"]],
+    },
+    {
+        "name": "gpuhub-service",
+        "description": "the gpuhub service reads users' groups",
+        "scopes": ["read:users", "list:users", "read:groups", "list:groups"],
+        "services": ["gpuhub"],
+    },
+]
+
+c.GpuhubService.db_url = env("GPUHUB_DB_URL", f"sqlite:///{state / 'gpuhub.sqlite'}")
+c.GpuhubService.inventory_class = env("GPUHUB_INVENTORY", "simulated")
+c.SimulatedInventory.spec = env(
+    "GPUHUB_SIMULATED_SPEC",
+    "sim-node-1: 4xH100-80GB[nvlink], 1xA100-40GB[mig=7x1g.5gb], 1xL4-24GB[shared=4];"
+    " sim-node-2: 4xA100-80GB[nvlink]",
+)
+c.GpuhubService.default_user_quota = {"max_units": 2, "gpu_hours": 40, "period": "week"}
+
+# -- Tell the person at the terminal how to log in ------------------------------------
+if not IN_SERVICE and not env("GPUHUB_QUIET"):
+    public = bind_url.rstrip("/") + "/hub/login"
+    simulated_note = (
+        "\n  The GPU pool is simulated."
+        if env("GPUHUB_INVENTORY", "simulated") == "simulated"
+        else ""
+    )
+    print(
+        f"""
+  gpuhub is starting on {public}
+    admin:  user '{credentials["admin_user"]}', password {credentials["admin_password"]}
+    users:  any user name, password {credentials["user_password"]}
+  (credentials are kept in {credentials_file}){simulated_note}
+""",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,1 @@
+"""The scheduler: leases, quotas, the queue and the GPU-hour ledger."""

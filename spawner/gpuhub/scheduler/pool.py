@@ -1,0 +1,278 @@
+"""The in-memory picture of the pool: which device slots are free, and where a shape fits.
+
+Every allocatable thing is a *slot* ``(device_id, slot)``: a whole GPU has one slot, a MIG
+instance has one, a time-sliced GPU has ``k``. The scheduler writes each claimed slot to
+the database under a primary key, so the database refuses a double grant even if this
+picture were ever wrong. Placement keeps fragmentation low: it fills partly used nodes
+and GPUs first and keeps empty nodes for large requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from ..inventory import Gpu, MigInstance, Node
+from .shapes import MigSlice, SharedGpu, WholeGpus, model_matches
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a request goes: one node and the slots it claims there."""
+
+    node: str
+    slots: tuple[tuple[str, int], ...]  # (device id, slot)
+    units: Fraction
+    devices: tuple[dict, ...]  # what the holder needs to know about each device
+
+
+@dataclass
+class _GpuState:
+    gpu: Gpu
+    node: str
+    holders: dict[int, int] = field(default_factory=dict)  # slot -> lease id (exclusive/shared)
+    mig_holders: dict[str, int] = field(default_factory=dict)  # MIG uuid -> lease id
+    used_slices: int = 0
+
+
+@dataclass
+class _NodeState:
+    node: Node
+    gpus: dict[str, _GpuState]
+    used_units: Fraction = Fraction(0)
+
+    def free_exclusive(self, model: str | None) -> list[_GpuState]:
+        return [
+            g
+            for g in self.gpus.values()
+            if g.gpu.mode == "exclusive" and not g.holders and model_matches(g.gpu.model, model)
+        ]
+
+
+def _device_info(gpu: Gpu, mig: MigInstance | None = None, slot: int = 0) -> dict:
+    info = {
+        "uuid": mig.uuid if mig else gpu.uuid,
+        "index": gpu.index,
+        "model": gpu.model,
+        "memory_mb": mig.memory_mb if mig else gpu.memory_mb,
+        "simulated": gpu.simulated,
+    }
+    if mig:
+        info.update(parent_uuid=gpu.uuid, mig_index=mig.index, profile=mig.profile)
+    if gpu.shares > 1:
+        info.update(shared_by=gpu.shares, slot=slot)
+    return info
+
+
+class Pool:
+    """Free and held slots of every node, and placement of request shapes."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes: dict[str, _NodeState] = {}
+        self._gpu_of: dict[str, _GpuState] = {}  # GPU uuid and MIG uuid -> GPU state
+        self._mig: dict[str, MigInstance] = {}
+        for node in nodes:
+            gpus = {g.uuid: _GpuState(g, node.name) for g in node.gpus}
+            self.nodes[node.name] = _NodeState(node, gpus)
+            for gs in gpus.values():
+                self._gpu_of[gs.gpu.uuid] = gs
+                for m in gs.gpu.mig_instances:
+                    self._gpu_of[m.uuid] = gs
+                    self._mig[m.uuid] = m
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def knows(self, device_id: str) -> bool:
+        """Whether a device id belongs to this pool."""
+        return device_id in self._gpu_of
+
+    def holder(self, device_id: str, slot: int = 0) -> int | None:
+        """The lease holding a slot, or None."""
+        gs = self._gpu_of[device_id]
+        if device_id in self._mig:
+            return gs.mig_holders.get(device_id)
+        return gs.holders.get(slot)
+
+    def claim(self, lease_id: int, node: str, slots: tuple[tuple[str, int], ...], units) -> None:
+        """Mark slots as held by a lease (at grant time and when loading state)."""
+        for device_id, slot in slots:
+            gs = self._gpu_of.get(device_id)
+            if gs is None:
+                continue  # device gone from the inventory; the lease keeps its record
+            if device_id in self._mig:
+                if device_id in gs.mig_holders:
+                    raise RuntimeError(
+                        f"{device_id} already held by lease {gs.mig_holders[device_id]}"
+                    )
+                gs.mig_holders[device_id] = lease_id
+                gs.used_slices += self._mig[device_id].slices
+            else:
+                if slot in gs.holders:
+                    raise RuntimeError(
+                        f"{device_id}/{slot} already held by lease {gs.holders[slot]}"
+                    )
+                gs.holders[slot] = lease_id
+        if node in self.nodes:
+            self.nodes[node].used_units += units
+
+    def free(self, lease_id: int, node: str, slots: tuple[tuple[str, int], ...], units) -> None:
+        """Return a lease's slots to the pool."""
+        for device_id, slot in slots:
+            gs = self._gpu_of.get(device_id)
+            if gs is None:
+                continue
+            if device_id in self._mig:
+                if gs.mig_holders.get(device_id) == lease_id:
+                    del gs.mig_holders[device_id]
+                    gs.used_slices -= self._mig[device_id].slices
+            elif gs.holders.get(slot) == lease_id:
+                del gs.holders[slot]
+        if node in self.nodes:
+            self.nodes[node].used_units -= units
+
+    # -- placement -------------------------------------------------------------------
+
+    def place(self, shape: WholeGpus | MigSlice | SharedGpu) -> Placement | None:
+        """Where ``shape`` fits now, or None when every fitting slot is taken."""
+        if isinstance(shape, WholeGpus):
+            return self._place_whole(shape)
+        if isinstance(shape, MigSlice):
+            return self._place_mig(shape)
+        return self._place_shared(shape)
+
+    def feasible(self, shape: WholeGpus | MigSlice | SharedGpu) -> str | None:
+        """None if ``shape`` could fit on an empty pool, else a sentence saying why not."""
+        want = f" {shape.model}" if shape.model else ""
+        if isinstance(shape, WholeGpus):
+            best = max(
+                (
+                    sum(
+                        1
+                        for g in ns.gpus.values()
+                        if g.gpu.mode == "exclusive" and model_matches(g.gpu.model, shape.model)
+                    )
+                    for ns in self.nodes.values()
+                ),
+                default=0,
+            )
+            if best < shape.count:
+                return (
+                    f"no node has {shape.count} whole{want} GPUs (the most on one node is {best}); "
+                    "ask for fewer GPUs or another model"
+                )
+            return None
+        if isinstance(shape, MigSlice):
+            if not any(
+                m.profile == shape.profile and model_matches(self._gpu_of[u].gpu.model, shape.model)
+                for u, m in self._mig.items()
+            ):
+                profiles = sorted({m.profile for m in self._mig.values()})
+                return (
+                    f"no{want} GPU in the pool offers MIG profile {shape.profile} "
+                    f"(offered: {', '.join(profiles) or 'none'})"
+                )
+            return None
+        if not any(
+            g.gpu.shares > 1 and model_matches(g.gpu.model, shape.model)
+            for ns in self.nodes.values()
+            for g in ns.gpus.values()
+        ):
+            return f"no{want} GPU in the pool is shared (time-sliced)"
+        return None
+
+    def _place_whole(self, shape: WholeGpus) -> Placement | None:
+        best: tuple | None = None
+        for ns in self.nodes.values():
+            free = ns.free_exclusive(shape.model)
+            if len(free) < shape.count:
+                continue
+            # best fit: fewest free GPUs left over, then the busiest node
+            key = (len(free) - shape.count, -ns.used_units, ns.node.name)
+            if best is None or key < best[0]:
+                best = (key, ns, free)
+        if best is None:
+            return None
+        _, ns, free = best
+        chosen = _nvlink_set(free, shape.count)
+        return Placement(
+            node=ns.node.name,
+            slots=tuple((g.gpu.uuid, 0) for g in chosen),
+            units=Fraction(shape.count),
+            devices=tuple(_device_info(g.gpu) for g in chosen),
+        )
+
+    def _place_mig(self, shape: MigSlice) -> Placement | None:
+        best: tuple | None = None
+        for ns in self.nodes.values():
+            for gs in ns.gpus.values():
+                if not gs.gpu.mig_enabled or not model_matches(gs.gpu.model, shape.model):
+                    continue
+                for m in gs.gpu.mig_instances:
+                    if m.profile == shape.profile and m.uuid not in gs.mig_holders:
+                        # pack: the GPU with most slices in use, then the busiest node
+                        key = (-gs.used_slices, -ns.used_units, ns.node.name, gs.gpu.index, m.index)
+                        if best is None or key < best[0]:
+                            best = (key, ns, gs, m)
+                        break
+        if best is None:
+            return None
+        _, ns, gs, m = best
+        return Placement(
+            node=ns.node.name,
+            slots=((m.uuid, 0),),
+            units=gs.gpu.slice_units(m),
+            devices=(_device_info(gs.gpu, m),),
+        )
+
+    def _place_shared(self, shape: SharedGpu) -> Placement | None:
+        best: tuple | None = None
+        for ns in self.nodes.values():
+            for gs in ns.gpus.values():
+                k = gs.gpu.shares
+                if k < 2 or len(gs.holders) >= k or not model_matches(gs.gpu.model, shape.model):
+                    continue
+                key = (-len(gs.holders), -ns.used_units, ns.node.name, gs.gpu.index)
+                if best is None or key < best[0]:
+                    best = (key, ns, gs)
+        if best is None:
+            return None
+        _, ns, gs = best
+        slot = next(s for s in range(gs.gpu.shares) if s not in gs.holders)
+        return Placement(
+            node=ns.node.name,
+            slots=((gs.gpu.uuid, slot),),
+            units=Fraction(1, gs.gpu.shares),
+            devices=(_device_info(gs.gpu, slot=slot),),
+        )
+
+    # -- views -----------------------------------------------------------------------
+
+    def capacity(self) -> dict[str, Fraction]:
+        """Total and free GPU units of the pool."""
+        total = sum((Fraction(len(ns.gpus)) for ns in self.nodes.values()), Fraction(0))
+        used = sum((ns.used_units for ns in self.nodes.values()), Fraction(0))
+        return {"total": total, "free": total - used}
+
+
+def _nvlink_set(free: list[_GpuState], count: int) -> list[_GpuState]:
+    """Pick ``count`` of ``free`` GPUs with the most NVLink connections among them."""
+    if count >= len(free) or count == 1:
+        return sorted(free, key=lambda g: g.gpu.index)[:count]
+    by_uuid = {g.gpu.uuid: g for g in free}
+    best: tuple[int, list[_GpuState]] | None = None
+    for start in sorted(free, key=lambda g: g.gpu.index):
+        chosen = [start]
+        links = 0
+        while len(chosen) < count:
+            inside = {c.gpu.uuid for c in chosen}
+
+            def gain(g: _GpuState, inside=inside) -> tuple[int, int]:
+                return (len(inside.intersection(g.gpu.nvlink_peers)), -g.gpu.index)
+
+            nxt = max((g for u, g in by_uuid.items() if u not in inside), key=gain)
+            links += gain(nxt)[0]
+            chosen.append(nxt)
+        if best is None or links > best[0]:
+            best = (links, chosen)
+    assert best is not None
+    return sorted(best[1], key=lambda g: g.gpu.index)

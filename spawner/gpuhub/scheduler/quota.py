@@ -1,0 +1,118 @@
+"""Quotas of users and groups, and the periods their GPU-hour budgets run over."""
+
+from __future__ import annotations
+
+import datetime as dt
+from fnmatch import fnmatch
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+UTC = dt.UTC
+
+
+class QuotaSpec(BaseModel):
+    """What a user or group may hold. ``None`` means no limit on that axis.
+
+    ``max_units`` caps concurrent GPU units (whole GPU = 1, MIG slice = its share of
+    the GPU's slices, shared GPU = 1/k); ``gpu_hours`` caps GPU-hours per ``period``;
+    ``per_user_max_units`` (groups only) caps each member's share of the group.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_units: float | None = Field(None, ge=0, le=100_000)
+    gpu_hours: float | None = Field(None, ge=0, le=10_000_000)
+    period: Literal["day", "week", "month", "term"] = "week"
+    term_start: dt.date | None = None
+    term_end: dt.date | None = None
+    allowed_shapes: list[str] | None = Field(
+        None, description="Globs over 'gpu', 'mig:<profile>', 'shared'; None allows all"
+    )
+    allowed_profiles: list[str] | None = Field(
+        None, description="Globs over spawner profile names; None allows all"
+    )
+    priority: int = Field(0, ge=-1000, le=1000)
+    per_user_max_units: float | None = Field(None, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _check_term(self) -> QuotaSpec:
+        if self.period == "term":
+            if not (self.term_start and self.term_end):
+                raise ValueError("period 'term' needs term_start and term_end (YYYY-MM-DD)")
+            if self.term_end <= self.term_start:
+                raise ValueError("term_end must be after term_start")
+        elif self.term_start or self.term_end:
+            raise ValueError("term_start and term_end are only for period 'term'")
+        for field in ("allowed_shapes", "allowed_profiles"):
+            for pat in getattr(self, field) or ():
+                if not pat or len(pat) > 128:
+                    raise ValueError(f"{field} entries must be 1-128 characters")
+        return self
+
+    @property
+    def max_units_exact(self) -> Fraction | None:
+        """``max_units`` as an exact fraction (limits compare exactly with 1/7 slices)."""
+        return None if self.max_units is None else Fraction(str(self.max_units))
+
+    @property
+    def per_user_exact(self) -> Fraction | None:
+        """``per_user_max_units`` as an exact fraction."""
+        return None if self.per_user_max_units is None else Fraction(str(self.per_user_max_units))
+
+    def allows_shape(self, label: str) -> bool:
+        """Whether a shape label ('gpu', 'mig:1g.10gb', 'shared') is allowed."""
+        return self.allowed_shapes is None or any(fnmatch(label, p) for p in self.allowed_shapes)
+
+    def allows_profile(self, profile: str | None) -> bool:
+        """Whether a spawner profile name is allowed."""
+        if self.allowed_profiles is None:
+            return True
+        return profile is not None and any(fnmatch(profile, p) for p in self.allowed_profiles)
+
+
+_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def period_window(spec: QuotaSpec, now: float) -> tuple[float, float]:
+    """The budget window ``[start, end)`` (POSIX seconds) that contains ``now``."""
+    t = dt.datetime.fromtimestamp(now, UTC)
+    day = dt.datetime(t.year, t.month, t.day, tzinfo=UTC)
+    if spec.period == "day":
+        start, end = day, day + dt.timedelta(days=1)
+    elif spec.period == "week":
+        start = day - dt.timedelta(days=t.weekday())
+        end = start + dt.timedelta(days=7)
+    elif spec.period == "month":
+        start = day.replace(day=1)
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+    else:
+        assert spec.term_start and spec.term_end
+        start = dt.datetime.combine(spec.term_start, dt.time(), UTC)
+        end = dt.datetime.combine(spec.term_end, dt.time(), UTC)
+    return start.timestamp(), end.timestamp()
+
+
+def period_phrase(spec: QuotaSpec, now: float) -> str:
+    """'this week (resets Monday 00:00 UTC)' and the like, for messages."""
+    _, end = period_window(spec, now)
+    e = dt.datetime.fromtimestamp(end, UTC)
+    if spec.period == "day":
+        return "today (resets 00:00 UTC)"
+    if spec.period == "week":
+        return f"this week (resets {_WEEKDAYS[e.weekday()]} 00:00 UTC)"
+    if spec.period == "month":
+        return f"this month (resets {e:%Y-%m-%d} 00:00 UTC)"
+    return f"this term ({spec.term_start} to {spec.term_end})"
+
+
+def fmt_units(u: Fraction | float) -> str:
+    """GPU units for people: '2', '0.5', '0.14'."""
+    f = float(u)
+    return str(int(f)) if f == int(f) else f"{f:.2f}".rstrip("0")
+
+
+def fmt_hours(h: float) -> str:
+    """GPU-hours for people: '0.4', '20'."""
+    return str(int(h)) if h == int(h) else f"{h:.2f}".rstrip("0").rstrip(".")

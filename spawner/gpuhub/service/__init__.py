@@ -1,0 +1,1 @@
+"""The gpuhub service: scheduler + REST API, managed by JupyterHub."""

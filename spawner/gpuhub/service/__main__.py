@@ -1,0 +1,5 @@
+"""``python -m gpuhub.service``: start the gpuhub service (JupyterHub does this)."""
+
+from .app import main
+
+main()

@@ -1,0 +1,206 @@
+"""The gpuhub service: a JupyterHub-managed tornado application around the scheduler.
+
+JupyterHub starts it (see ``hub_config/jupyterhub_config.py``) with the usual service
+environment (``JUPYTERHUB_SERVICE_URL``, ``JUPYTERHUB_SERVICE_PREFIX``, API token, OAuth
+client). It reads the same configuration file as the hub, for its ``GpuhubService``,
+inventory and scheduler settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from functools import partial
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from jupyterhub.utils import url_path_join
+from prometheus_client import CollectorRegistry
+from tornado import web
+from tornado.httpserver import HTTPServer
+from traitlets import Bool, Dict, Instance, Type, Unicode, default, validate
+from traitlets.config import Application
+
+from .. import __version__
+from ..inventory import FileInventory, InventorySource, NvmlInventory, SimulatedInventory
+from ..scheduler.core import Scheduler
+from ..scheduler.db import open_engine
+from ..scheduler.quota import QuotaSpec
+from . import handlers as h
+from .metrics import SchedulerCollector
+
+INVENTORY_ALIASES = {"simulated": SimulatedInventory, "nvml": NvmlInventory, "files": FileInventory}
+
+
+class _AliasedType(Type):
+    """A ``Type`` trait that also takes a short alias ("nvml", "simulated", "files")."""
+
+    def validate(self, obj, value):
+        if isinstance(value, str) and value in INVENTORY_ALIASES:
+            value = INVENTORY_ALIASES[value]
+        return super().validate(obj, value)
+
+
+class GpuhubService(Application):
+    """The one writer of leases, quotas, the queue and the ledger, served as REST."""
+
+    name = "gpuhub-service"
+    version = __version__
+    description = "gpuhub scheduler service (started by JupyterHub)"
+
+    config_file = Unicode(
+        "",
+        config=True,
+        help="Configuration file to load (normally the hub's jupyterhub_config.py).",
+    )
+    aliases = {"config": "GpuhubService.config_file", "db-url": "GpuhubService.db_url"}
+
+    db_url = Unicode(
+        "sqlite:///gpuhub.sqlite",
+        config=True,
+        help="""Scheduler database (SQLAlchemy URL). SQLite (WAL) by default; for example
+        ``postgresql://gpuhub:secret@db/gpuhub`` for PostgreSQL. Migrated at start-up.""",
+    )
+    inventory_class = _AliasedType(
+        NvmlInventory,
+        klass=InventorySource,
+        config=True,
+        help="""Where the GPUs come from: ``"nvml"`` (this machine), ``"simulated"``
+        (``SimulatedInventory.spec``) or ``"files"`` (``FileInventory.paths``), or a class.""",
+    )
+
+    default_user_quota = Dict(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Quota of users who have none of their own, as in ``PUT /api/v1/quotas/users/NAME``,
+        e.g. ``{"max_units": 2, "gpu_hours": 40, "period": "week"}``. None: unlimited.""",
+    )
+
+    @validate("default_user_quota")
+    def _check_default_quota(self, proposal):
+        if proposal.value is not None:
+            QuotaSpec.model_validate(proposal.value)
+        return proposal.value
+
+    queue_policy = Unicode(
+        "best-effort",
+        config=True,
+        help="""``best-effort``: a request that fits may pass larger ones that wait (backfill).
+        ``strict``: nobody passes an older request of higher or equal priority.""",
+    )
+    authenticate_metrics = Bool(
+        True, config=True, help="Require a gpuhub admin token for /metrics (as JupyterHub does)."
+    )
+    service_url = Unicode(
+        config=True,
+        help="URL to listen on. Default: $JUPYTERHUB_SERVICE_URL, else http://127.0.0.1:10101/",
+    )
+    service_prefix = Unicode(
+        config=True, help="URL prefix. Default: $JUPYTERHUB_SERVICE_PREFIX, else /"
+    )
+    tornado_settings = Dict(config=True, help="Extra tornado application settings.")
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101/")
+
+    @default("service_prefix")
+    def _default_service_prefix(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+
+    scheduler = Instance(Scheduler, allow_none=True)
+
+    def initialize(self, argv: list[str] | None = None) -> None:
+        """Parse the command line, load the config file, open the database, build the pool."""
+        self.parse_command_line(argv)
+        if self.config_file:
+            path = os.path.abspath(self.config_file)
+            self.load_config_file(os.path.basename(path), path=os.path.dirname(path))
+            self.parse_command_line(argv)  # the command line wins over the file
+        inventory = self.inventory_class(parent=self)
+        nodes = inventory.nodes()
+        self.simulated = any(n.simulated for n in nodes)
+        engine = open_engine(self.db_url)
+        default_quota = (
+            QuotaSpec.model_validate(self.default_user_quota) if self.default_user_quota else None
+        )
+        self.scheduler = Scheduler(
+            engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy
+        )
+        gpus = sum(len(n.gpus) for n in nodes)
+        self.log.info(
+            "gpuhub service %s: %d node(s), %d GPU(s)%s, database %s, %d live lease(s)",
+            __version__, len(nodes), gpus, " (simulated)" if self.simulated else "",
+            engine.url.render_as_string(hide_password=True), len(self.scheduler.live),
+        )  # fmt: skip
+
+    def make_app(self) -> web.Application:
+        """The tornado application with every route under the service prefix."""
+        prefix = self.service_prefix
+        api = url_path_join(prefix, "api/v1")
+        registry = CollectorRegistry()
+        registry.register(SchedulerCollector(self.scheduler))
+        hub_auth = HubOAuth.instance(parent=self)
+        api_url = os.environ.get("JUPYTERHUB_API_URL", "")
+        token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        routes = [
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            (api + "/?", h.IndexHandler),
+            (api + "/pool", h.PoolHandler),
+            (api + "/me", h.MeHandler),
+            (api + "/leases", h.LeasesHandler),
+            (api + r"/leases/(\d+)", h.LeaseHandler),
+            (api + "/queue", h.QueueHandler),
+            (api + "/quotas", h.QuotaListHandler),
+            (api + r"/quotas/(users|groups)/([^/]+)", h.QuotaHandler),
+            (api + "/usage", h.UsageHandler),
+            (url_path_join(prefix, "metrics"), h.MetricsHandler),
+            (prefix + "?", web.RedirectHandler, {"url": api}),
+            (r".*", h.NotFoundHandler),
+        ]
+        settings = {
+            "scheduler": self.scheduler,
+            "simulated": self.simulated,
+            "registry": registry,
+            "authenticate_metrics": self.authenticate_metrics,
+            "hub_groups": partial(h.fetch_hub_groups, api_url, token),
+            "cookie_secret": os.urandom(32),
+            "hub_auth": hub_auth,
+            **self.tornado_settings,
+        }
+        for _, handler, *_ in routes:
+            if isinstance(handler, type) and issubclass(
+                handler, h.BaseHandler | HubOAuthCallbackHandler
+            ):
+                handler.hub_auth = hub_auth
+        return web.Application(routes, **settings)
+
+    async def serve(self) -> None:
+        """Listen until SIGTERM/SIGINT."""
+        url = urlparse(self.service_url)
+        server = HTTPServer(self.make_app(), xheaders=True)
+        server.listen(url.port or 80, url.hostname or "127.0.0.1")
+        self.log.info(
+            "gpuhub service listening on %s (prefix %s)", self.service_url, self.service_prefix
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        server.stop()
+        self.scheduler.engine.dispose()
+        self.log.info("gpuhub service stopped")
+
+    def start(self) -> None:
+        """Run the service."""
+        asyncio.run(self.serve())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m gpuhub.service``."""
+    app = GpuhubService.instance()
+    app.initialize(argv)
+    app.start()

@@ -1,0 +1,483 @@
+"""REST handlers of the gpuhub service (``/services/gpuhub/api/v1/...``).
+
+Authentication is JupyterHub's: OAuth cookies for browsers, ``Authorization: token ...``
+for API clients. A user sees and acts on their own leases, queue entries and usage;
+the ``custom:gpuhub:admin`` scope is needed for everyone else's and for quotas.
+Errors are JSON ``{"status", "error", "message", "field"}``, mapped in one place.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.log import app_log
+
+from .. import __version__
+from ..scheduler.core import Forbidden, NotFound, Scheduler, SchedulerError, iso
+from .models import LeaseRequest, QuotaSpec, check_name
+
+ADMIN_SCOPE = "custom:gpuhub:admin"
+QUOTA_KINDS = {"users": "user", "groups": "group"}
+
+
+class ApiError(SchedulerError):
+    """An error raised by a handler itself (bad query argument, missing auth)."""
+
+    def __init__(
+        self, status: int, message: str, *, code: str = "invalid", field: str | None = None
+    ):
+        super().__init__(message, field=field)
+        self.status, self.code = status, code
+
+
+def _validation_message(e: ValidationError) -> tuple[str, str]:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown field {where!r}"
+    elif err["type"] == "missing":
+        msg = f"field {where!r} is required"
+    elif err["type"] == "union_tag_invalid":
+        msg = "shape.kind must be one of 'gpu', 'mig', 'shared'"
+    else:
+        msg = f"{where}: {msg}"
+    return where, msg
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Authenticates through JupyterHub and turns every refusal into a JSON 4xx."""
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.settings["scheduler"]
+
+    async def prepare(self) -> None:
+        # HubOAuth accepts a cookie on POST/PUT/DELETE only with a valid XSRF token
+        self._hub_auth_user_cache = None
+        model = await self.hub_auth.get_user(self, sync=False)
+        if model:
+            try:
+                self._hub_auth_user_cache = self.check_hub_user(model)
+            except Exception as e:  # UserNotAllowed
+                raise ApiError(
+                    403,
+                    f"{model.get('name')} lacks the access:services!service=gpuhub scope",
+                    code="forbidden",
+                ) from e
+        if self.current_user is None and self.requires_auth:
+            raise ApiError(
+                401, "authentication required: log in, or send 'Authorization: token <JupyterHub token>'",
+                code="unauthenticated",
+            )  # fmt: skip
+
+    requires_auth = True
+
+    @property
+    def user_name(self) -> str:
+        return self.current_user["name"]
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_SCOPE in self.current_user.get("scopes", ())
+
+    def require_admin(self, what: str) -> None:
+        if not self.is_admin:
+            raise Forbidden(f"{what} needs the {ADMIN_SCOPE} scope (gpuhub admins)")
+
+    def for_user(self, name: str | None) -> str:
+        """The user a request acts for: oneself, or anyone for admins."""
+        if name is None or name == self.user_name:
+            return self.user_name
+        check_name("user", name)
+        if not self.is_admin:
+            raise Forbidden(f"{self.user_name} may not act for user {name}; only admins can")
+        return name
+
+    def body(self, model: type) -> Any:
+        try:
+            data = json.loads(self.request.body or b"null")
+        except json.JSONDecodeError as e:
+            raise ApiError(400, f"the request body is not JSON: {e.msg} at position {e.pos}") from e
+        if not isinstance(data, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            where, msg = _validation_message(e)
+            raise ApiError(400, msg, field=where) from e
+
+    def arg_time(self, name: str, default: float) -> float:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            t = dt.datetime.fromisoformat(raw)
+        except ValueError as e:
+            raise ApiError(
+                400,
+                f"{name} must be a date or time like 2026-11-01 or 2026-11-01T12:00Z",
+                field=name,
+            ) from e
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return t.timestamp()
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self._reason
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            json.dumps({"status": status_code, "error": "http", "message": message, "field": None})
+        )
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, SchedulerError):
+            if self._finished:
+                return
+            self.clear()
+            self.set_status(e.status)
+            if e.status == 401:
+                self.set_header("WWW-Authenticate", 'token realm="jupyterhub"')
+            self.finish(
+                json.dumps(
+                    {"status": e.status, "error": e.code, "message": e.message, "field": e.field}
+                )
+            )
+            app_log.info("refused %s %s: %s", self.request.method, self.request.path, e.message)
+            return
+        super()._handle_request_exception(e)
+
+    def lease_view(self, lease) -> dict:
+        return lease.to_dict(self.scheduler.clock(), self.scheduler.position(lease))
+
+    def own_lease(self, lease_id: str):
+        lease = self.scheduler.get(int(lease_id))
+        if lease.user != self.user_name and not self.is_admin:
+            raise NotFound(f"no lease {lease_id}")  # others' leases are not even acknowledged
+        return lease
+
+
+class IndexHandler(BaseHandler):
+    """``GET /api/v1``: version and whether the pool is simulated."""
+
+    requires_auth = False
+
+    def get(self) -> None:
+        self.write_json(
+            {
+                "service": "gpuhub",
+                "version": __version__,
+                "api": "v1",
+                "simulated": self.settings["simulated"],
+            }
+        )
+
+
+class PoolHandler(BaseHandler):
+    """``GET /api/v1/pool``: every node and device and its state. Holders: own or admin."""
+
+    def get(self) -> None:
+        s = self.scheduler
+        nodes = []
+        for ns in s.pool.nodes.values():
+            gpus = []
+            for gs in ns.gpus.values():
+                g = gs.gpu
+                item: dict[str, Any] = {
+                    "uuid": g.uuid, "index": g.index, "model": g.model, "memory_mb": g.memory_mb,
+                    "mode": g.mode, "shares": g.shares, "simulated": g.simulated,
+                    "nvlink_peers": list(g.nvlink_peers),
+                }  # fmt: skip
+                if g.mig_enabled:
+                    item["mig_instances"] = [
+                        {"uuid": m.uuid, "profile": m.profile, "memory_mb": m.memory_mb, "slices": m.slices,
+                         "holder": self._holder(gs.mig_holders.get(m.uuid))}
+                        for m in g.mig_instances
+                    ]  # fmt: skip
+                    used, size = len(gs.mig_holders), len(g.mig_instances)
+                else:
+                    item["holders"] = [self._holder(lid) for _, lid in sorted(gs.holders.items())]
+                    used, size = len(gs.holders), g.shares
+                item["state"] = "free" if used == 0 else ("busy" if used >= size else "partial")
+                gpus.append(item)
+            nodes.append({"name": ns.node.name, "simulated": ns.node.simulated, "gpus": gpus})
+        cap = s.pool.capacity()
+        self.write_json(
+            {
+                "simulated": self.settings["simulated"],
+                "units_total": float(cap["total"]),
+                "units_free": float(cap["free"]),
+                "queue_length": sum(1 for x in s.live.values() if x.status == "queued"),
+                "nodes": nodes,
+            }
+        )
+
+    def _holder(self, lease_id: int | None) -> dict | None:
+        if lease_id is None:
+            return None
+        lease = self.scheduler.live[lease_id]
+        if lease.user == self.user_name or self.is_admin:
+            return {
+                "lease": lease.id,
+                "user": lease.user,
+                "group": lease.group,
+                "units": float(lease.units),
+            }
+        return {"lease": None, "user": None, "group": None, "units": float(lease.units)}
+
+
+class MeHandler(BaseHandler):
+    """``GET /api/v1/me``: my quotas with what is left, my leases and queued requests."""
+
+    def get(self) -> None:
+        s = self.scheduler
+        name = self.user_name
+        groups = sorted(self.current_user.get("groups") or [])
+        quotas = [s.quota_status("user", name, s.quota_for_user(name))]
+        quotas += [
+            s.quota_status("group", g, s.quotas[("group", g)])
+            for g in groups
+            if ("group", g) in s.quotas
+        ]
+        leases = [self.lease_view(x) for x in s.leases(user=name)]
+        self.write_json(
+            {
+                "name": name,
+                "groups": groups,
+                "admin": self.is_admin,
+                "quotas": quotas,
+                "leases": [x for x in leases if x["status"] == "active"],
+                "queued": [x for x in leases if x["status"] == "queued"],
+            }
+        )
+
+
+class LeasesHandler(BaseHandler):
+    """``GET /api/v1/leases`` (mine, or anyone's for admins) and ``POST`` (request GPUs)."""
+
+    STATUSES = {"queued", "active", "released", "cancelled", "refused"}
+
+    def get(self) -> None:
+        user = self.get_query_argument("user", None)
+        if user is not None or not self.is_admin:
+            user = self.for_user(user)
+        statuses = set(self.get_query_arguments("status")) or {"queued", "active"}
+        bad = statuses - self.STATUSES
+        if bad:
+            raise ApiError(
+                400,
+                f"unknown status {sorted(bad)[0]!r}; use {', '.join(sorted(self.STATUSES))}",
+                field="status",
+            )
+        try:
+            limit = int(self.get_query_argument("limit", "1000"))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 10000:
+            raise ApiError(400, "limit must be a whole number from 1 to 10000", field="limit")
+        leases = self.scheduler.leases(user=user, status=statuses, limit=limit)
+        self.write_json({"leases": [self.lease_view(x) for x in leases]})
+
+    async def post(self) -> None:
+        req: LeaseRequest = self.body(LeaseRequest)
+        user = self.for_user(req.user)
+        if user == self.user_name:
+            groups = self.current_user.get("groups") or []
+        else:
+            groups = await self.settings["hub_groups"](user)
+        lease = self.scheduler.request(
+            user=user, user_groups=groups, shape=req.shape, group=req.group,
+            profile=req.profile, label=req.label, hours=req.hours,
+        )  # fmt: skip
+        self.set_header("Location", url_path_join(self.request.path, str(lease.id)))
+        self.write_json(self.lease_view(lease), status=201)
+
+
+class LeaseHandler(BaseHandler):
+    """``GET`` or ``DELETE`` (release / cancel) one lease."""
+
+    def get(self, lease_id: str) -> None:
+        self.write_json(self.lease_view(self.own_lease(lease_id)))
+
+    def delete(self, lease_id: str) -> None:
+        lease = self.own_lease(lease_id)
+        reason = "released by " + self.user_name
+        self.write_json(self.lease_view(self.scheduler.release(lease.id, reason=reason)))
+
+
+class QueueHandler(BaseHandler):
+    """``GET /api/v1/queue``: the queue in order (others' entries anonymised for non-admins)."""
+
+    def get(self) -> None:
+        now = self.scheduler.clock()
+        out = []
+        for pos, lease in enumerate(self.scheduler.queue(), 1):
+            if lease.user == self.user_name or self.is_admin:
+                out.append(lease.to_dict(now, pos))
+            else:
+                out.append({"position": pos, "id": None, "user": None, "units": float(lease.units),
+                            "shape": lease.shape.model_dump(exclude_none=True), "requested_at": iso(lease.requested_at)})  # fmt: skip
+        self.write_json({"length": len(out), "queue": out})
+
+
+class QuotaListHandler(BaseHandler):
+    """``GET /api/v1/quotas``: every quota with its current use (admins)."""
+
+    def get(self) -> None:
+        self.require_admin("listing quotas")
+        s = self.scheduler
+        items = [
+            s.quota_status(kind, name, spec) for (kind, name), spec in sorted(s.quotas.items())
+        ]
+        default = s.default_user_quota
+        self.write_json(
+            {
+                "quotas": items,
+                "default_user_quota": default.model_dump(mode="json") if default else None,
+            }
+        )
+
+
+class QuotaHandler(BaseHandler):
+    """``GET/PUT/DELETE /api/v1/quotas/(users|groups)/{name}``."""
+
+    def _target(self, kinds: str, name: str) -> tuple[str, str]:
+        check_name(QUOTA_KINDS[kinds], name)
+        return QUOTA_KINDS[kinds], name
+
+    def get(self, kinds: str, name: str) -> None:
+        kind, name = self._target(kinds, name)
+        own = (kind == "user" and name == self.user_name) or (
+            kind == "group" and name in (self.current_user.get("groups") or [])
+        )
+        if not (own or self.is_admin):
+            raise Forbidden(
+                f"{self.user_name} may read only their own quota and their groups' quotas"
+            )
+        s = self.scheduler
+        spec = s.quota_for_user(name) if kind == "user" else s.quotas.get((kind, name))
+        if spec is None and kind == "group":
+            raise NotFound(f"group {name} has no quota")
+        out = s.quota_status(kind, name, spec)
+        out["default"] = kind == "user" and ("user", name) not in s.quotas
+        self.write_json(out)
+
+    def put(self, kinds: str, name: str) -> None:
+        self.require_admin("setting quotas")
+        kind, name = self._target(kinds, name)
+        spec: QuotaSpec = self.body(QuotaSpec)
+        if kind == "user" and spec.per_user_max_units is not None:
+            raise ApiError(
+                400, "per_user_max_units applies to group quotas only", field="per_user_max_units"
+            )
+        self.scheduler.set_quota(kind, name, spec, by=self.user_name)
+        self.write_json(self.scheduler.quota_status(kind, name, spec))
+
+    def delete(self, kinds: str, name: str) -> None:
+        self.require_admin("removing quotas")
+        kind, name = self._target(kinds, name)
+        self.scheduler.delete_quota(kind, name, by=self.user_name)
+        self.set_status(204)
+        self.finish()
+
+
+class UsageHandler(BaseHandler):
+    """``GET /api/v1/usage``: GPU-hours per day, user and group; JSON or ``?format=csv``."""
+
+    FIELDS = ("day", "user", "group")
+
+    def get(self) -> None:
+        now = self.scheduler.clock()
+        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        start = self.arg_time(
+            "start",
+            dt.datetime.combine(today - dt.timedelta(days=30), dt.time(), dt.UTC).timestamp(),
+        )
+        end = self.arg_time("end", now)
+        if end <= start:
+            raise ApiError(400, "end must be after start", field="end")
+        user = self.get_query_argument("user", None)
+        if user is not None or not self.is_admin:
+            user = self.for_user(user)
+        group = self.get_query_argument("group", None)
+        if group is not None:
+            check_name("group", group)
+        by = tuple(self.get_query_argument("by", "day,user,group").split(","))
+        if not by or any(f not in self.FIELDS for f in by) or len(set(by)) != len(by):
+            raise ApiError(
+                400, "by must list some of day, user, group, e.g. by=user,day", field="by"
+            )
+        fmt = self.get_query_argument("format", "json")
+        if fmt not in ("json", "csv"):
+            raise ApiError(400, "format must be json or csv", field="format")
+        rows = self.scheduler.usage(start, end, user=user, group=group, by=by)
+        if fmt == "csv":
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=[*by, "gpu_hours", "leases"], lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.set_header("Content-Disposition", 'attachment; filename="gpuhub-usage.csv"')
+            self.finish(buf.getvalue())
+            return
+        self.write_json(
+            {"start": iso(start), "end": iso(end), "by": list(by), "rows": rows,
+             "total_gpu_hours": round(sum(r["gpu_hours"] for r in rows), 6)}
+        )  # fmt: skip
+
+
+class MetricsHandler(BaseHandler):
+    """``GET /metrics`` in Prometheus text format (admin token unless configured open)."""
+
+    @property
+    def requires_auth(self) -> bool:  # type: ignore[override]
+        return self.settings["authenticate_metrics"]
+
+    def get(self) -> None:
+        if self.settings["authenticate_metrics"]:
+            self.require_admin("reading metrics")
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.settings["registry"]))
+
+
+class NotFoundHandler(BaseHandler):
+    """Any other path: a JSON 404."""
+
+    requires_auth = False
+
+    def prepare(self) -> None:
+        raise ApiError(404, f"no such endpoint: {self.request.path}", code="not_found")
+
+
+async def fetch_hub_groups(api_url: str, token: str, user: str) -> list[str]:
+    """A user's JupyterHub groups, asked of the hub with the service's own token."""
+    req = HTTPRequest(
+        url_path_join(api_url, "users", user),
+        headers={"Authorization": f"token {token}"},
+        request_timeout=10,
+    )
+    try:
+        resp = await AsyncHTTPClient().fetch(req)
+    except HTTPClientError as e:
+        if e.code == 404:
+            raise NotFound(f"JupyterHub has no user {user}") from e
+        raise
+    return list(json.loads(resp.body).get("groups") or [])

@@ -1,0 +1,45 @@
+"""Request bodies of the REST API. Unknown fields are refused; every field is checked."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..scheduler.quota import QuotaSpec
+from ..scheduler.shapes import Shape
+
+# JupyterHub allows most characters in names; refuse only what can never be a name here.
+_NAME = re.compile(r"^[^\s/\\?#%&]{1,255}$")
+
+
+def check_name(kind: str, value: str) -> str:
+    """Validate a user or group name from a URL or body; raise ValueError with a sentence."""
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{kind} name {value!r} is not a valid name (1-255 characters, no spaces or /?#%&)"
+        )
+    return value
+
+
+class LeaseRequest(BaseModel):
+    """Body of ``POST /api/v1/leases``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shape: Shape
+    group: str | None = Field(
+        None, description="JupyterHub group to charge; default: the one with a quota"
+    )
+    profile: str | None = Field(None, max_length=255, description="Spawner profile name")
+    label: str = Field("", max_length=255, description="What holds the lease, e.g. 'server:alice/'")
+    hours: float | None = Field(None, gt=0, le=24 * 366, description="Expected duration in hours")
+    user: str | None = Field(None, description="Request for this user (admins only)")
+
+    @field_validator("group", "user")
+    @classmethod
+    def _names(cls, v: str | None, info) -> str | None:
+        return None if v is None else check_name(info.field_name, v)
+
+
+__all__ = ["LeaseRequest", "QuotaSpec", "ValidationError", "check_name"]

@@ -1,0 +1,87 @@
+"""Shared test fixtures.
+
+Sections are kept apart so that several people can add to this file:
+
+* databases and time: ``postgres``, ``db_url``, ``clock`` (scheduler tests)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import pg`
+
+import pg  # noqa: E402
+
+# =====================================================================================
+# Databases and time (scheduler tests)
+# =====================================================================================
+
+#: Monday 2026-11-23 09:00 UTC, where every fake clock starts.
+CLOCK_START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC).timestamp()
+
+NO_POSTGRES = os.environ.get("GPUHUB_TEST_NO_POSTGRES") == "1"
+
+
+class FakeClock:
+    """A clock the test moves by hand; pass it as ``Scheduler(clock=...)``."""
+
+    def __init__(self, now: float = CLOCK_START) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward by ``seconds``; returns the new time."""
+        self.now += seconds
+        return self.now
+
+    def __repr__(self) -> str:
+        return f"FakeClock({dt.datetime.fromtimestamp(self.now, dt.UTC).isoformat()})"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server for the whole session (``create_database()`` per test)."""
+    if NO_POSTGRES:
+        pytest.skip("GPUHUB_TEST_NO_POSTGRES=1: PostgreSQL tests are off")
+    if not pg.available():
+        pytest.fail(
+            "PostgreSQL is not installed, and the scheduler tests run against it too. "
+            "Install it (apt-get install postgresql) or set GPUHUB_TEST_NO_POSTGRES=1 "
+            "to leave the PostgreSQL tests out.",
+            pytrace=False,
+        )
+    server = pg.TemporaryPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty scheduler database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gpuhub.sqlite'}"
+    return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock at Monday 2026-11-23 09:00 UTC."""
+    return FakeClock()
+
+
+def pytest_report_header(config) -> str:
+    """Say which databases the scheduler tests use."""
+    if NO_POSTGRES:
+        return "gpuhub: scheduler tests on SQLite only (GPUHUB_TEST_NO_POSTGRES=1)"
+    where = "found" if pg.available() else "NOT installed (postgres tests will fail)"
+    return f"gpuhub: scheduler tests on SQLite and PostgreSQL ({where})"

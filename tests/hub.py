@@ -1,0 +1,169 @@
+"""A real JupyterHub subprocess running hub_config/jupyterhub_config.py, for tests.
+
+The test config loads the real one with ``load_subconfig`` and adds only a ``test-admin``
+service with a known token. Everything listens on 127.0.0.1 on free ports; ``stop()``
+terminates the hub, its proxy and the gpuhub service, and the log is kept for failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+HUB_CONFIG = REPO / "hub_config" / "jupyterhub_config.py"
+
+TEST_CONFIG = """
+c = get_config()  # noqa
+load_subconfig({hub_config!r})
+c.JupyterHub.services.append({{"name": "test-admin", "api_token": {token!r}}})
+c.JupyterHub.load_roles.append(
+    {{
+        "name": "test-admin",
+        "scopes": ["admin:users", "admin:groups", "tokens", "admin:servers",
+                   "custom:gpuhub:admin", "access:services"],
+        "services": ["test-admin"],
+    }}
+)
+"""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    """One JupyterHub with the gpuhub service, and clients that talk to both."""
+
+    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state = self.dir / "state"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_token = secrets.token_hex(24)
+        self.log_path = self.dir / "hub.log"
+        self.env = {
+            **os.environ,
+            "GPUHUB_STATE_DIR": str(self.state),
+            "GPUHUB_BIND_URL": self.url,
+            "GPUHUB_HUB_PORT": str(free_port()),
+            "GPUHUB_PROXY_API_PORT": str(free_port()),
+            "GPUHUB_SERVICE_PORT": str(free_port()),
+            "GPUHUB_QUIET": "1",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def api(self) -> str:
+        """The gpuhub REST API root, through the hub's proxy."""
+        return f"{self.url}/services/gpuhub/api/v1"
+
+    def start(self, timeout: float = 60) -> Hub:
+        """Start the hub and wait until the gpuhub service answers through the proxy."""
+        config = self.dir / "test_jupyterhub_config.py"
+        config.write_text(TEST_CONFIG.format(hub_config=str(HUB_CONFIG), token=self.admin_token))
+        log = open(self.log_path, "ab")
+        self._log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            cwd=self.dir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stop() signals the whole group: hub, proxy, service
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"JupyterHub exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                r = httpx.get(self.api, timeout=2)
+                if r.status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"JupyterHub did not come up in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop the hub, its proxy and its services."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        try:  # the proxy and service share the process group; make sure none outlives us
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc = None
+        self._log.close()
+
+    def restart(self) -> None:
+        """Stop and start again on the same state (databases, secrets, ports)."""
+        self.stop()
+        self.start()
+
+    def log_tail(self, n: int = 80) -> str:
+        """The last lines of the hub's log (hub, proxy and service together)."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    # -- clients ---------------------------------------------------------------------
+
+    def hub_api(self, method: str, path: str, **kw) -> httpx.Response:
+        """Call the JupyterHub REST API as the test-admin service."""
+        headers = {"Authorization": f"token {self.admin_token}"}
+        return httpx.request(
+            method, f"{self.url}/hub/api/{path.lstrip('/')}", headers=headers, timeout=30, **kw
+        )
+
+    def add_user(self, name: str, *, groups: list[str] = (), admin_scope: bool = False) -> str:
+        """Create a user (and groups), return an API token for them."""
+        r = self.hub_api("POST", f"users/{name}")
+        assert r.status_code in (201, 409), r.text
+        for g in groups:
+            r = self.hub_api("POST", f"groups/{g}")
+            assert r.status_code in (201, 409), r.text
+            r = self.hub_api("POST", f"groups/{g}/users", json={"users": [name]})
+            assert r.status_code == 200, r.text
+        if admin_scope:
+            r = self.hub_api("POST", "roles/gpuhub-admin/users", json={"users": [name]})
+            if r.status_code >= 400:  # JupyterHub < 5.3 has no role-assignment API
+                raise RuntimeError(r.text)
+        r = self.hub_api("POST", f"users/{name}/tokens", json={"note": "test"})
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
+
+    def client(self, token: str) -> httpx.Client:
+        """An httpx client for the gpuhub API authenticated with ``token``."""
+        return httpx.Client(
+            base_url=self.api, headers={"Authorization": f"token {token}"}, timeout=30
+        )
+
+    def credentials(self) -> dict:
+        """The generated login credentials of the embedded default."""
+        return json.loads((self.state / "credentials.json").read_text())
