@@ -455,7 +455,7 @@ class Scheduler:
             lease = self.live[heap[0][1]]
             problem = self._quota_problem(
                 lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
-                queued_too=False,
+                queued_too=False, conn=conn,
             )  # fmt: skip
             if problem:
                 heapq.heappop(heap)
@@ -538,8 +538,13 @@ class Scheduler:
         now: float,
         *,
         queued_too: bool,
+        conn: Connection | None = None,
     ) -> str | None:
-        """None if quotas allow the request, else a sentence naming the quota that forbids it."""
+        """None if quotas allow the request, else a sentence naming the quota that forbids it.
+
+        ``conn`` is the open transaction when called while writing (dispatch), so that
+        leases it just ended are read as ended.
+        """
         checks: list[tuple[tuple, str, QuotaSpec]] = []
         spec = self.quota_for_user(user)
         if spec is not None:
@@ -574,7 +579,7 @@ class Scheduler:
                         f"{who}'s GPU-hour term runs {spec.term_start} to {spec.term_end}; "
                         "no GPU-hours can be used outside it"
                     )
-                left = spec.gpu_hours - self._hours_used(key, start, now)
+                left = spec.gpu_hours - self._hours_used(key, start, now, conn)
                 need = float(units) * hours if hours else 0.0
                 if left <= 1e-9 or left + 1e-9 < need:
                     msg = (
@@ -593,7 +598,9 @@ class Scheduler:
             f"this request needs {fmt_units(units)}. Ask an admin, or wait for a lease to end"
         )
 
-    def _hours_used(self, key: tuple, start: float, now: float) -> float:
+    def _hours_used(
+        self, key: tuple, start: float, now: float, conn: Connection | None = None
+    ) -> float:
         """GPU-hours charged to a principal since ``start``: ended leases + live ones so far."""
         cache = self._closed_hours[key]
         if start not in cache:
@@ -602,10 +609,12 @@ class Scheduler:
                 col == key[1], _LEASES.c.granted_at.is_not(None), _LEASES.c.ended_at > start,
                 _LEASES.c.status.not_in(LIVE),
             )  # fmt: skip
-            with self.engine.connect() as conn:
-                cache[start] = sum(
-                    _overlap_hours(_lease_from_row(r), start, r.ended_at) for r in conn.execute(q)
-                )
+            if conn is not None:  # inside a write: see the leases this transaction ended
+                rows = list(conn.execute(q))
+            else:
+                with self.engine.connect() as c:
+                    rows = list(c.execute(q))
+            cache[start] = sum(_overlap_hours(_lease_from_row(r), start, r.ended_at) for r in rows)
         live = sum(
             _overlap_hours(self.live[i], start, now)
             for i in self._by_principal.get(key, ())
