@@ -98,7 +98,9 @@ CLASSES = (
     WorkloadClass("small-1gpu", "small", 0.50, (WholeGpus(count=1),), 20),
     WorkloadClass("small-mig", "small", 0.10, (MigSlice(kind="mig", profile="1g.10gb"),), 240),
     WorkloadClass("small-shared", "small", 0.10, (SharedGpu(kind="shared"),), 240),
-    WorkloadClass("medium-2to4gpu", "medium", 0.20, tuple(WholeGpus(count=n) for n in (2, 3, 4)), 50),
+    WorkloadClass(
+        "medium-2to4gpu", "medium", 0.20, tuple(WholeGpus(count=n) for n in (2, 3, 4)), 50
+    ),
     WorkloadClass("large-8gpu", "large", 0.10, (WholeGpus(count=8),), 100),
 )
 
@@ -202,6 +204,9 @@ def run_workload(
     seq = 0
     i, n = 0, len(workload)
     perf = time.perf_counter
+    # CPU time of this process; wall - CPU = time waiting (I/O, the server, other load)
+    cpu = time.process_time
+    cpu_lat: list[float] = []  # per call, requests and releases
     enable = profiler.enable if profiler else (lambda: None)
     disable = profiler.disable if profiler else (lambda: None)
     wall0 = perf()
@@ -212,9 +217,11 @@ def run_workload(
             end, _, lease_id = heapq.heappop(ends)
             clock.now = end
             enable()
+            c0 = cpu()
             t0 = perf()
             sched.release(lease_id)
             t1 = perf()
+            cpu_lat.append(cpu() - c0)
             disable()
             rel_lat.append(t1 - t0)
             counts.released += 1
@@ -235,12 +242,20 @@ def run_workload(
         clock.now = a.at
         counts.by_class[a.cls]["requests"] += 1
         enable()
+        c0 = cpu()
         t0 = perf()
         try:
-            lease = sched.request(user=a.user, user_groups=(a.group,), group=a.group, shape=a.shape, hours=a.duration / 3600)
+            lease = sched.request(
+                user=a.user,
+                user_groups=(a.group,),
+                group=a.group,
+                shape=a.shape,
+                hours=a.duration / 3600,
+            )
         except QuotaExceeded:
             lease = None
         t1 = perf()
+        cpu_lat.append(cpu() - c0)
         disable()
         req_lat.append(t1 - t0)
         if lease is None:
@@ -268,6 +283,7 @@ def run_workload(
         "counts": counts.__dict__,
         "grants": grants,
         "scheduler_wall_s": sched_s,
+        "scheduler_cpu_s": sum(cpu_lat),
         "loop_wall_s": loop_wall,
         "simulated_hours": (clock.now - SIM_START) / 3600,
         "admissions_per_s": grants / sched_s if sched_s else float("nan"),
@@ -275,6 +291,7 @@ def run_workload(
         "request": summarize(req_lat),
         "release": summarize(rel_lat),
         "overall": summarize(req_lat + rel_lat),
+        "overall_cpu": summarize(cpu_lat),
     }
 
 
@@ -307,12 +324,15 @@ def bench_one(
             )
     profiler = cProfile.Profile() if profile else None
     gc.collect()
+    load_before = os.getloadavg()
     result = run_workload(sched, clock, workload, profiler)
+    load_after = os.getloadavg()
     engine.dispose()
     result.update(
         db=db,
         server=server,
         settings=settings,
+        loadavg_1m={"before": load_before[0], "after": load_after[0]},
         group_nominal_units=round(nominal, 2),
         group_max_units=share,
         setup_s={
@@ -391,12 +411,16 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     row("queue length at last arrival", lambda r: f"{r['counts']['queue_at_last_arrival']:,}")
     row("final queue length (after drain)", lambda r: f"{r['counts']['final_queue']:,}")
     row("releases", lambda r: f"{r['release']['count']:,}")
-    row("time inside the scheduler (s)", lambda r: fmt(r["scheduler_wall_s"]))
+    row(
+        "time inside the scheduler: wall / CPU (s)",
+        lambda r: f"{fmt(r['scheduler_wall_s'])} / {fmt(r['scheduler_cpu_s'])}",
+    )
     row("**admissions/s** (target >= 500)", lambda r: f"**{fmt(r['admissions_per_s'], 0)}**")
     row("decisions/s (request + release calls)", lambda r: fmt(r["decisions_per_s"], 0))
     row("request() p50 / p99 / max (ms)", lat("request"))
     row("release() p50 / p99 / max (ms)", lat("release"))
     row("**all decisions p50 / p99 / max (ms)** (target p99 < 10)", lat("overall"))
+    row("all decisions, CPU time only: p50 / p99 / max (ms)", lat("overall_cpu"))
     row(
         ">= 500 admissions/s",
         lambda r: "met" if r["admissions_per_s"] >= TARGET_ADMISSIONS_PER_S else "**not met**",
@@ -409,11 +433,13 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def pin_to_one_core() -> str:
+def pin_to_one_core(cpu: int) -> str:
+    if cpu < 0:
+        return "not pinned (--cpu -1)"
     if not hasattr(os, "sched_setaffinity"):
         return "not pinned (os.sched_setaffinity unavailable)"
     try:
-        os.sched_setaffinity(0, {0})
+        os.sched_setaffinity(0, {cpu})
     except OSError as e:
         return f"not pinned ({e})"
     return f"pinned to CPU {sorted(os.sched_getaffinity(0))}"
@@ -423,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     ap.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, metavar="N")
-    ap.add_argument("--rate", type=float, default=DEFAULT_RATE_PER_MIN, help="simulated arrivals per minute")
+    ap.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE_PER_MIN, help="simulated arrivals per minute"
+    )
     ap.add_argument(
         "--quota-headroom",
         type=float,
@@ -431,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         help="each group's max_units = nominal share (pool / 30) x this",
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--cpu", type=int, default=0, help="CPU to pin the benchmark to (-1: do not pin)"
+    )
     ap.add_argument("--json", metavar="OUT", help="write the results as JSON here")
     ap.add_argument(
         "--profile",
@@ -447,12 +478,15 @@ def main(argv: list[str] | None = None) -> int:
         import pg as pgmod
 
         if not pgmod.available():
-            print("PostgreSQL is not installed (apt-get install postgresql); skipping it", file=sys.stderr)
+            print(
+                "PostgreSQL is not installed (apt-get install postgresql); skipping it",
+                file=sys.stderr,
+            )
             dbs.remove("postgresql")
         else:
             # started before pinning, so the server is not confined to the benchmark's core
             pg = pgmod.TemporaryPostgres().start()
-    pinned = pin_to_one_core()
+    pinned = pin_to_one_core(args.cpu)
     info = machine_info(pinned)
     print(
         f"# {info['cpu_model']}, {info['nproc']} CPUs ({pinned}), Python {info['python']}, "
@@ -465,7 +499,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="gpuhub-bench-") as tmp:
             for db in dbs:
-                url = f"sqlite:///{tmp}/scheduler.db" if db == "sqlite" else pg.create_database("bench")
+                url = (
+                    f"sqlite:///{tmp}/scheduler.db"
+                    if db == "sqlite"
+                    else pg.create_database("bench")
+                )
                 print(f"# {db}: {args.requests:,} requests ...", file=sys.stderr, flush=True)
                 r = bench_one(db, url, workload, args.quota_headroom, args.profile)
                 results[db] = r
@@ -491,7 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(results))
     print()
     for db, r in results.items():
-        print(f"{db}: {r['settings']}; simulated {r['simulated_hours']:.1f} h; setup {r['setup_s']}")
+        setup = ", ".join(f"{k} {v:.2f} s" for k, v in r["setup_s"].items())
+        load = r["loadavg_1m"]
+        print(
+            f"{db}: {r['settings']}; group max_units {r['group_max_units']} "
+            f"(nominal {r['group_nominal_units']}); simulated {r['simulated_hours']:.1f} h; "
+            f"setup: {setup}; 1-min load average {load['before']:.2f} -> {load['after']:.2f}"
+        )
         if "profile_cumulative" in r:
             print(f"\n--- cProfile, {db}, sorted by cumulative time ---")
             print(r["profile_cumulative"])

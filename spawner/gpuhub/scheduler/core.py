@@ -594,7 +594,8 @@ class Scheduler:
         active, held = self._active[key], self._held[key]
         queued = f" (and {fmt_units(held - active)} more queued)" if held > active else ""
         return (
-            f"{who} uses {fmt_units(active)} of its {fmt_units(limit)} GPU units{queued}; "
+            f"{who} uses {fmt_units(active)} of {'their' if key[0] == 'user' else 'its'} "
+            f"{fmt_units(limit)} GPU units{queued}; "
             f"this request needs {fmt_units(units)}. Ask an admin, or wait for a lease to end"
         )
 

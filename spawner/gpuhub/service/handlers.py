@@ -40,19 +40,35 @@ class ApiError(SchedulerError):
         self.status, self.code = status, code
 
 
-def _validation_message(e: ValidationError) -> tuple[str, str]:
+SHAPE_KINDS = ("gpu", "mig", "shared")
+
+
+def _validation_message(e: ValidationError) -> tuple[str | None, str]:
     err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+    loc = list(err["loc"])
+    if len(loc) > 2 and loc[0] == "shape" and loc[1] in SHAPE_KINDS:
+        del loc[1]  # the discriminator's tag is no field of the body: shape.count, not shape.gpu.count
+    where = ".".join(str(p) for p in loc)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = f"unknown field {where!r}"
     elif err["type"] == "missing":
         msg = f"field {where!r} is required"
-    elif err["type"] == "union_tag_invalid":
-        msg = "shape.kind must be one of 'gpu', 'mig', 'shared'"
+    elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        where, msg = f"{where}.kind", f"{where}.kind must be one of 'gpu', 'mig', 'shared'"
+    elif not where:  # a check across fields (model validator): its message names them
+        return None, msg
     else:
         msg = f"{where}: {msg}"
     return where, msg
+
+
+def _checked_name(kind: str, value: str, field: str) -> str:
+    """``check_name`` for names from the URL or query: a 400 naming ``field``, not a 500."""
+    try:
+        return check_name(kind, value)
+    except ValueError as e:
+        raise ApiError(400, str(e), field=field) from e
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
@@ -76,12 +92,26 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                     code="forbidden",
                 ) from e
         if self.current_user is None and self.requires_auth:
+            if self._browser_get():
+                # a browser without our OAuth cookie: send it through the hub's login
+                self.redirect(self.get_login_url())
+                return
             raise ApiError(
                 401, "authentication required: log in, or send 'Authorization: token <JupyterHub token>'",
                 code="unauthenticated",
             )  # fmt: skip
 
     requires_auth = True
+
+    def _browser_get(self) -> bool:
+        """A page load by a browser (no token; HTML accepted), which OAuth can log in."""
+        r = self.request
+        return (
+            r.method in ("GET", "HEAD")
+            and "Authorization" not in r.headers
+            and "token" not in r.query_arguments
+            and "text/html" in r.headers.get("Accept", "")
+        )
 
     @property
     def user_name(self) -> str:
@@ -99,7 +129,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         """The user a request acts for: oneself, or anyone for admins."""
         if name is None or name == self.user_name:
             return self.user_name
-        check_name("user", name)
+        _checked_name("user", name, "user")
         if not self.is_admin:
             raise Forbidden(f"{self.user_name} may not act for user {name}; only admins can")
         return name
@@ -154,6 +184,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 return
             self.clear()
             self.set_status(e.status)
+            self.set_header("Content-Type", "application/json")
             if e.status == 401:
                 self.set_header("WWW-Authenticate", 'token realm="jupyterhub"')
             self.finish(
@@ -208,7 +239,7 @@ class PoolHandler(BaseHandler):
                 }  # fmt: skip
                 if g.mig_enabled:
                     item["mig_instances"] = [
-                        {"uuid": m.uuid, "profile": m.profile, "memory_mb": m.memory_mb, "slices": m.slices,
+                        {"uuid": m.uuid, "index": m.index, "profile": m.profile, "memory_mb": m.memory_mb, "slices": m.slices,
                          "holder": self._holder(gs.mig_holders.get(m.uuid))}
                         for m in g.mig_instances
                     ]  # fmt: skip
@@ -360,7 +391,7 @@ class QuotaHandler(BaseHandler):
     """``GET/PUT/DELETE /api/v1/quotas/(users|groups)/{name}``."""
 
     def _target(self, kinds: str, name: str) -> tuple[str, str]:
-        check_name(QUOTA_KINDS[kinds], name)
+        _checked_name(QUOTA_KINDS[kinds], name, "name")
         return QUOTA_KINDS[kinds], name
 
     def get(self, kinds: str, name: str) -> None:
@@ -419,7 +450,7 @@ class UsageHandler(BaseHandler):
             user = self.for_user(user)
         group = self.get_query_argument("group", None)
         if group is not None:
-            check_name("group", group)
+            _checked_name("group", group, "group")
         by = tuple(self.get_query_argument("by", "day,user,group").split(","))
         if not by or any(f not in self.FIELDS for f in by) or len(set(by)) != len(by):
             raise ApiError(
