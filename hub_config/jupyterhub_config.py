@@ -87,6 +87,7 @@ c.JupyterHub.services = [
         "url": f"http://127.0.0.1:{service_port}",
         "command": [sys.executable, "-m", "gpuhub.service", "--config", __file__],
         "display": True,
+        "oauth_no_confirm": True,  # the hub's own service: no "Authorize access" page
         "oauth_client_allowed_scopes": ["custom:gpuhub:admin"],
         "environment": {
             k: v for k, v in os.environ.items() if k.startswith("GPUHUB_") or k in ("PATH", "HOME")

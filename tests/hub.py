@@ -141,7 +141,7 @@ class Hub:
             method, f"{self.url}/hub/api/{path.lstrip('/')}", headers=headers, timeout=30, **kw
         )
 
-    def add_user(self, name: str, *, groups: list[str] = (), admin_scope: bool = False) -> str:
+    def add_user(self, name: str, *, groups: list[str] = ()) -> str:
         """Create a user (and groups), return an API token for them."""
         r = self.hub_api("POST", f"users/{name}")
         assert r.status_code in (201, 409), r.text
@@ -150,10 +150,6 @@ class Hub:
             assert r.status_code in (201, 409), r.text
             r = self.hub_api("POST", f"groups/{g}/users", json={"users": [name]})
             assert r.status_code == 200, r.text
-        if admin_scope:
-            r = self.hub_api("POST", "roles/gpuhub-admin/users", json={"users": [name]})
-            if r.status_code >= 400:  # JupyterHub < 5.3 has no role-assignment API
-                raise RuntimeError(r.text)
         r = self.hub_api("POST", f"users/{name}/tokens", json={"note": "test"})
         assert r.status_code == 201, r.text
         return r.json()["token"]

@@ -93,7 +93,12 @@ def test_mig_on_several_gpus_and_groups():
     assert len({m.uuid for g in node.gpus for m in g.mig_instances}) == 15
     assert node.gpus[1].mig_instances[6].uuid == "MIG-sim-a-1-6"
     [m] = node.gpus[2].mig_instances
-    assert (m.profile, m.slices, m.memory_mb, m.uuid) == ("1c.3g.40gb", 3, 40 * 1024, "MIG-sim-a-2-0")
+    assert (m.profile, m.slices, m.memory_mb, m.uuid) == (
+        "1c.3g.40gb",
+        3,
+        40 * 1024,
+        "MIG-sim-a-2-0",
+    )
 
 
 def test_slices_option():

@@ -232,7 +232,7 @@ def test_mig_quota_counts_exact_sevenths(make):
     with pytest.raises(QuotaExceeded) as info:
         ask(s, "alice", mig("1g.5gb"))
     assert info.value.message == (
-        "user alice uses 0.43 of its 0.5 GPU units; this request needs 0.14. "
+        "user alice uses 0.43 of their 0.5 GPU units; this request needs 0.14. "
         "Ask an admin, or wait for a lease to end"
     )
 
@@ -415,7 +415,7 @@ def test_user_max_units(make, engine):
     with pytest.raises(QuotaExceeded) as info:
         ask(s, "alice")
     assert info.value.message == (
-        "user alice uses 2 of its 2 GPU units; this request needs 1. "
+        "user alice uses 2 of their 2 GPU units; this request needs 1. "
         "Ask an admin, or wait for a lease to end"
     )
     assert (info.value.status, info.value.code) == (403, "quota_exceeded")
@@ -433,7 +433,7 @@ def test_user_max_units_counts_queued_requests(make, engine):
     with pytest.raises(QuotaExceeded) as info:
         ask(s, "alice")
     assert info.value.message.startswith(
-        "user alice uses 1 of its 2 GPU units (and 1 more queued); this request needs 1."
+        "user alice uses 1 of their 2 GPU units (and 1 more queued); this request needs 1."
     )
     assert counts(engine) == before
 
@@ -464,8 +464,7 @@ def test_group_per_user_max_units(make, engine):
     with pytest.raises(QuotaExceeded) as info:
         ask(s, "alice", gpu(1), groups=["cs101"])
     assert info.value.message == (
-        "alice uses 2 of the 2 GPU units each member of group cs101 may hold; "
-        "this request needs 1"
+        "alice uses 2 of the 2 GPU units each member of group cs101 may hold; this request needs 1"
     )
     assert counts(engine) == before
     assert ask(s, "bob", gpu(2), groups=["cs101"]).status == "active"
@@ -624,7 +623,12 @@ def test_quota_set_and_delete_take_effect_at_once(make, engine):
     assert ask(s, "alice", gpu(2)).status == "active"
     with engine.connect() as c:
         [row] = c.execute(select(QuotaRow.__table__)).all()
-    assert (row.kind, row.name, row.updated_by, row.spec["max_units"]) == ("user", "alice", "root", 3)
+    assert (row.kind, row.name, row.updated_by, row.spec["max_units"]) == (
+        "user",
+        "alice",
+        "root",
+        3,
+    )
     with pytest.raises(QuotaExceeded):
         ask(s, "alice")
     s.delete_quota("user", "alice", by="root")
@@ -638,7 +642,7 @@ def test_quota_set_and_delete_take_effect_at_once(make, engine):
 def test_default_user_quota(make):
     s = make("a: 4xH100-80GB", default_user_quota=QuotaSpec(max_units=1))
     ask(s, "alice")
-    with pytest.raises(QuotaExceeded, match="user alice uses 1 of its 1 GPU units"):
+    with pytest.raises(QuotaExceeded, match="user alice uses 1 of their 1 GPU units"):
         ask(s, "alice")
     s.set_quota("user", "alice", QuotaSpec(max_units=2), by="admin")
     assert ask(s, "alice").status == "active"
@@ -699,9 +703,7 @@ def test_restart_with_a_changed_inventory_keeps_leases(make, engine, clock):
     assert ask(again, "bob", gpu(2)).status == "active"
     clock.advance(HOUR)
     again.release(on_b.id)
-    assert claim_rows(engine) == {
-        (u, 0): x.id for x in again.live.values() for u in uuids(x)
-    }
+    assert claim_rows(engine) == {(u, 0): x.id for x in again.live.values() for u in uuids(x)}
 
 
 # -- the ledger ------------------------------------------------------------------------
@@ -719,9 +721,21 @@ def test_usage_splits_a_lease_crossing_midnight(make, clock):
     rows = s.usage(start, start + 7 * 24 * HOUR)
     assert rows == [
         {"day": "2026-11-23", "user": "alice", "group": "cs101", "gpu_hours": 4.0, "leases": 1},
-        {"day": "2026-11-23", "user": "bob", "group": None, "gpu_hours": round(2 / 7, 6), "leases": 1},
+        {
+            "day": "2026-11-23",
+            "user": "bob",
+            "group": None,
+            "gpu_hours": round(2 / 7, 6),
+            "leases": 1,
+        },
         {"day": "2026-11-24", "user": "alice", "group": "cs101", "gpu_hours": 4.0, "leases": 1},
-        {"day": "2026-11-24", "user": "bob", "group": None, "gpu_hours": round(5 / 7, 6), "leases": 1},
+        {
+            "day": "2026-11-24",
+            "user": "bob",
+            "group": None,
+            "gpu_hours": round(5 / 7, 6),
+            "leases": 1,
+        },
     ]
     expected = 2 * 4 + (1 / 7) * 7
     assert sum(r["gpu_hours"] for r in rows) == pytest.approx(expected, abs=1e-6)

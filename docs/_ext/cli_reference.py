@@ -105,7 +105,7 @@ def render() -> str:
     """The generated part of the CLI reference page."""
     out: list[str] = []
     for path, text in commands():
-        level = "#" * min(2 + max(len(path) - 1, 0), 4)
+        level = "###" if len(path) <= 1 else "####"  # under the page's "Commands" section
         out += [
             f"({label(path)})=",
             f"{level} `{' '.join(('gpuhub', *path))}`",

@@ -97,14 +97,14 @@ def label(cls_name: str, trait_name: str | None = None) -> str:
 
 
 def render_class(cls: type[Configurable]) -> str:
-    """One class: heading, docstring, and every configurable trait."""
+    """One class: heading, docstring, and every configurable trait (level 3 and 4 headings)."""
     traits = config_traits(cls)
     own = {n: t for n, t in traits.items() if is_own(t)}
     inherited = {n: t for n, t in traits.items() if not is_own(t)}
     doc = inspect.cleandoc(cls.__doc__ or "")
     out = [
         f"({label(cls.__name__)})=",
-        f"## {cls.__name__}",
+        f"### {cls.__name__}",
         "",
         f"`{cls.__module__}.{cls.__name__}`",
         "",
@@ -114,7 +114,7 @@ def render_class(cls: type[Configurable]) -> str:
     for name, trait in own.items():
         out += [
             f"({label(cls.__name__, name)})=",
-            f"### `{cls.__name__}.{name}`",
+            f"#### `{cls.__name__}.{name}`",
             "",
             f"- **Type:** {type_name(trait)}",
             f"- **Default:** {default_text(cls, name, trait)}",

@@ -18,12 +18,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from sphinx.application import Sphinx
-from sphinx.util import logging
-
 import cli_reference
 import config_reference
 import openapi_reference
+from sphinx.application import Sphinx
+from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 

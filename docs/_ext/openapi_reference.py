@@ -7,6 +7,7 @@ each other. The OpenAPI file stays the single description; this is its readable 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,22 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 def schema_label(name: str) -> str:
     """The cross-reference target of a schema, e.g. ``api-schema-lease``."""
     return f"api-schema-{name.lower()}"
+
+
+def response_label(name: str) -> str:
+    """The cross-reference target of a shared response, e.g. ``api-response-notfound``."""
+    return f"api-response-{name.lower()}"
+
+
+def render_response(name: str, resp: dict[str, Any]) -> str:
+    """One shared (error) response: what it means and an example body."""
+    out = [f"({response_label(name)})=", f"### {name}", "", resp.get("description", "").strip(), ""]
+    for media, item in resp.get("content", {}).items():
+        out += [f"Body (`{media}`): {type_text(item.get('schema'))}", ""]
+        if "example" in item:
+            example = json.dumps(item["example"], indent=2, ensure_ascii=False)
+            out += ["```json", example, "```", ""]
+    return "\n".join(out)
 
 
 def operation_label(method: str, path: str) -> str:
@@ -142,8 +159,11 @@ def render_operation(path: str, method: str, op: dict[str, Any], spec: dict[str,
             out += [f"Request body (`{media}`): {type_text(item.get('schema'))}", ""]
     out += ["| status | meaning | body |", "| --- | --- | --- |"]
     for code, resp in op.get("responses", {}).items():
+        meaning = _cell(resp.get("description"))
         if "$ref" in resp:
-            resp = spec["components"]["responses"][_ref_name(resp["$ref"])]
+            name = _ref_name(resp["$ref"])
+            resp = spec["components"]["responses"][name]
+            meaning = f"[{name}](#{response_label(name)})"
         media = resp.get("content", {})
         kinds = [
             f"{type_text(item.get('schema'))} (`{name}`)"
@@ -151,7 +171,7 @@ def render_operation(path: str, method: str, op: dict[str, Any], spec: dict[str,
             else type_text(item.get("schema"))
             for name, item in media.items()
         ]
-        out.append(f"| {code} | {_cell(resp.get('description'))} | {' or '.join(kinds) or '—'} |")
+        out.append(f"| {code} | {meaning} | {' or '.join(kinds) or '—'} |")
     out.append("")
     return "\n".join(out)
 
@@ -182,10 +202,14 @@ def render_schema(name: str, schema: dict[str, Any]) -> str:
 
 
 def render(path: Path = SPEC) -> str:
-    """Every operation in document order, then every schema."""
+    """Every operation in document order, then the shared responses, then every schema."""
     spec = load(path)
     out = ["## Endpoints", ""]
     out += [render_operation(p, m, op, spec) for p, m, op in operations(spec)]
+    out += ["## Error responses", ""]
+    out += [
+        render_response(n, r) for n, r in spec.get("components", {}).get("responses", {}).items()
+    ]
     out += ["## Schemas", ""]
     out += [render_schema(n, s) for n, s in spec.get("components", {}).get("schemas", {}).items()]
     return "\n".join(out)

@@ -47,15 +47,15 @@ def _validation_message(e: ValidationError) -> tuple[str | None, str]:
     err = e.errors()[0]
     loc = list(err["loc"])
     if len(loc) > 2 and loc[0] == "shape" and loc[1] in SHAPE_KINDS:
-        del loc[1]  # the discriminator's tag is no field of the body: shape.count, not shape.gpu.count
+        del loc[1]  # the union's tag is no field of the body: shape.count, not shape.gpu.count
     where = ".".join(str(p) for p in loc)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = f"unknown field {where!r}"
     elif err["type"] == "missing":
         msg = f"field {where!r} is required"
-    elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        where, msg = f"{where}.kind", f"{where}.kind must be one of 'gpu', 'mig', 'shared'"
+    elif err["type"] == "union_tag_invalid":
+        msg = "shape.kind must be one of 'gpu', 'mig', 'shared'"
     elif not where:  # a check across fields (model validator): its message names them
         return None, msg
     else:
