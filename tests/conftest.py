@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import pg`
 
-import pg  # noqa: E402
+import pg
 
 # =====================================================================================
 # Databases and time (scheduler tests)

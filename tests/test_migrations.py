@@ -6,9 +6,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
-
 from gpuhub.scheduler.db import Base, alembic_config, open_engine
+from sqlalchemy import create_engine, inspect
 
 
 def test_upgrade_builds_the_declared_schema(db_url):
