@@ -13,7 +13,7 @@ sleeps, so the run measures only the scheduler's own work.
 Usage::
 
     .venv/bin/python benchmarks/bench_scheduler.py [--db sqlite|postgresql|both]
-        [--requests N] [--json OUT] [--profile N]
+        [--requests N] [--json OUT] [--profile]
 
 See benchmarks/README.md and docs/benchmarks.md.
 """
@@ -418,7 +418,7 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     )
     row("**admissions/s** (target >= 500)", lambda r: f"**{fmt(r['admissions_per_s'], 0)}**")
     row(
-        "admissions per CPU-second of this process (wall time minus waiting)",
+        "admissions per CPU-second of this process (waits not counted)",
         lambda r: fmt(r["admissions_per_cpu_s"], 0),
     )
     row("decisions/s (request + release calls)", lambda r: fmt(r["decisions_per_s"], 0))

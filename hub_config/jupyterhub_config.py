@@ -74,6 +74,13 @@ c.Authenticator.allow_all = True
 c.JupyterHub.spawner_class = "simple"
 c.Spawner.notebook_dir = str(state / "homes" / "{username}")
 c.Spawner.default_url = "/lab"
+# the server's own token reaches the gpuhub service as its user (least privilege:
+# JupyterHub's server-role scopes plus access to this one service)
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    "access:services!service=gpuhub",
+]
 
 # -- The gpuhub service (scheduler + REST API) -----------------------------------------
 c.JupyterHub.custom_scopes = {
@@ -110,6 +117,7 @@ c.JupyterHub.load_roles = [
     },
 ]
 
+c.GpuhubService.cookie_secret_file = str(state / "gpuhub_cookie_secret")
 c.GpuhubService.db_url = env("GPUHUB_DB_URL", f"sqlite:///{state / 'gpuhub.sqlite'}")
 c.GpuhubService.inventory_class = env("GPUHUB_INVENTORY", "simulated")
 c.SimulatedInventory.spec = env(

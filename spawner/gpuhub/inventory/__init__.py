@@ -12,7 +12,7 @@ import socket
 from fnmatch import fnmatch
 from pathlib import Path
 
-from traitlets import Dict, Int, List, Unicode
+from traitlets import Dict, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .model import Gpu, MigInstance, Node
@@ -71,6 +71,7 @@ class NvmlInventory(InventorySource):
         e.g. ``{"*L4*": 4}``. NVML cannot tell time slicing; this is policy.""",
     )
 
+    @default("node_name")
     def _default_node_name(self) -> str:
         return socket.gethostname()
 
@@ -78,7 +79,7 @@ class NvmlInventory(InventorySource):
         """This machine as one node (no GPUs when the driver is missing)."""
         from .nvml import read_node
 
-        node = read_node(self.node_name or socket.gethostname(), log=self.log)
+        node = read_node(self.node_name, log=self.log)
         return [apply_sharing(node, self.shared)]
 
 

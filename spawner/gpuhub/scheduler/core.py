@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -170,6 +170,45 @@ def _lease_from_row(r: Any) -> Lease:
 _LEASES = LeaseRow.__table__
 _CLAIMS = ClaimRow.__table__
 
+# Built once: the hot path only binds parameters (no statement building per decision).
+_INSERT_LEASE = insert(_LEASES)
+_INSERT_CLAIM = insert(_CLAIMS)
+_GRANT_LEASE = (
+    update(_LEASES)
+    .where(_LEASES.c.id == bindparam("lid"))
+    .values(
+        status="active",
+        granted_at=bindparam("granted_at"),
+        node=bindparam("node"),
+        devices=bindparam("devices", type_=_LEASES.c.devices.type),
+        units_num=bindparam("units_num"),
+        units_den=bindparam("units_den"),
+    )
+)
+_END_LEASE = (
+    update(_LEASES)
+    .where(_LEASES.c.id == bindparam("lid"), _LEASES.c.status == bindparam("was"))
+    .values(
+        status=bindparam("status"),
+        ended_at=bindparam("ended_at"),
+        end_reason=bindparam("end_reason"),
+    )
+)
+_DELETE_CLAIMS = delete(_CLAIMS).where(_CLAIMS.c.lease_id == bindparam("lid"))
+
+
+def _place(lease: Lease, placement: Placement, now: float) -> None:
+    """Make ``lease`` active on ``placement`` (memory only)."""
+    lease.status, lease.granted_at = "active", now
+    lease.units, lease.node = placement.units, placement.node
+    lease.devices = [
+        {**d, "slot": s} for d, (_, s) in zip(placement.devices, placement.slots, strict=True)
+    ]
+
+
+def _claim_rows(lease: Lease) -> list[dict]:
+    return [{"device_id": d, "slot": s, "lease_id": lease.id} for d, s in lease.slots]
+
 
 class Scheduler:
     """Grants GPU leases under quotas, queues what must wait, and keeps the ledger."""
@@ -199,6 +238,7 @@ class Scheduler:
     def load(self) -> None:
         """(Re)build the in-memory picture from the database; grant what now fits."""
         self.pool = Pool(self.inventory)
+        self._estimates: dict[tuple, Fraction] = {}
         self.live: dict[int, Lease] = {}
         self.quotas: dict[tuple[str, str], QuotaSpec] = {}
         self._held: dict[tuple, Fraction] = defaultdict(Fraction)  # queued + active units
@@ -365,18 +405,21 @@ class Scheduler:
             placement = None
             if self.queue_policy == "best-effort" or not self._ahead_of(lease):
                 placement = self.pool.place(shape)
-            conn.execute(insert(_LEASES).values(**self._row(lease)))
-            self._remember(lease)
             if placement is not None:
-                self._grant(conn, lease, placement, now)
+                _place(lease, placement, now)
+            conn.execute(_INSERT_LEASE, self._row(lease))
+            if placement is not None:
+                conn.execute(_INSERT_CLAIM, _claim_rows(lease))
+            self._remember(lease)
             return lease
 
         lease = self._guarded(write)
-        log.info(
-            "lease %s %s: user=%s group=%s shape=%s node=%s devices=%s",
-            lease.id, lease.status, user, group, shape.label, lease.node,
-            ",".join(d["uuid"] for d in lease.devices) or "-",
-        )  # fmt: skip
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "lease %s %s: user=%s group=%s shape=%s node=%s devices=%s",
+                lease.id, lease.status, user, group, shape.label, lease.node,
+                ",".join(d["uuid"] for d in lease.devices) or "-",
+            )  # fmt: skip
         return lease
 
     def release(self, lease_id: int, *, reason: str = "released") -> Lease:
@@ -392,50 +435,48 @@ class Scheduler:
             lease.ended_at = now
             lease.end_reason = reason
             conn.execute(
-                update(_LEASES)
-                .where(_LEASES.c.id == lease.id, _LEASES.c.status == was)
-                .values(status=lease.status, ended_at=now, end_reason=reason)
+                _END_LEASE,
+                {
+                    "lid": lease.id,
+                    "was": was,
+                    "status": lease.status,
+                    "ended_at": now,
+                    "end_reason": reason,
+                },
             )
-            conn.execute(delete(_CLAIMS).where(_CLAIMS.c.lease_id == lease.id))
-            self._forget(lease, was)
             if was == "active":
+                conn.execute(_DELETE_CLAIMS, {"lid": lease.id})
+            self._forget(lease, was)
+            # freed devices, or (strict order) a request no longer ahead of the others
+            if was == "active" or self.queue_policy == "strict":
                 self._dispatch(conn, now)
             return lease
 
         lease = self._guarded(write)
-        log.info(
-            "lease %s %s: user=%s node=%s devices=%s reason=%s", lease.id, lease.status,
-            lease.user, lease.node, ",".join(d["uuid"] for d in lease.devices) or "-", reason,
-        )  # fmt: skip
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "lease %s %s: user=%s node=%s devices=%s reason=%s", lease.id, lease.status,
+                lease.user, lease.node, ",".join(d["uuid"] for d in lease.devices) or "-", reason,
+            )  # fmt: skip
         return lease
 
     def _grant(self, conn: Connection, lease: Lease, placement: Placement, now: float) -> None:
+        """Grant a queued lease (already counted as held) the slots of ``placement``."""
+        queued_units = lease.units
+        _place(lease, placement, now)
+        conn.execute(_INSERT_CLAIM, _claim_rows(lease))
         conn.execute(
-            insert(_CLAIMS),
-            [{"device_id": d, "slot": s, "lease_id": lease.id} for d, s in placement.slots],
-        )
-        # the estimate counted in queue may exceed the slice actually granted
-        for p in lease.principals():
-            self._held[p] += placement.units - lease.units
-            self._active[p] += placement.units
-        lease.units = placement.units
-        lease.status, lease.granted_at = "active", now
-        lease.node, lease.devices = (
-            placement.node,
-            [
-                {**d, "slot": s}
-                for d, (_, s) in zip(placement.devices, placement.slots, strict=True)
-            ],
-        )
-        self.pool.claim(lease.id, placement.node, placement.slots, lease.units)
-        conn.execute(
-            update(_LEASES)
-            .where(_LEASES.c.id == lease.id)
-            .values(
-                status="active", granted_at=now, node=lease.node, devices=lease.devices,
-                units_num=lease.units.numerator, units_den=lease.units.denominator,
-            )
+            _GRANT_LEASE,
+            {
+                "lid": lease.id, "granted_at": now, "node": lease.node, "devices": lease.devices,
+                "units_num": lease.units.numerator, "units_den": lease.units.denominator,
+            },
         )  # fmt: skip
+        # the estimate counted while queued may exceed the slice actually granted
+        for p in lease.principals():
+            self._held[p] += lease.units - queued_units
+            self._active[p] += lease.units
+        self.pool.claim(lease.id, lease.node or "", lease.slots, lease.units)
 
     def _dispatch(self, conn: Connection, now: float) -> None:
         """Grant queued requests that fit, in priority-then-age order."""
@@ -461,9 +502,14 @@ class Scheduler:
                 heapq.heappop(heap)
                 lease.status, lease.ended_at, lease.end_reason = "refused", now, problem
                 conn.execute(
-                    update(_LEASES)
-                    .where(_LEASES.c.id == lease.id)
-                    .values(status="refused", ended_at=now, end_reason=problem)
+                    _END_LEASE,
+                    {
+                        "lid": lease.id,
+                        "was": "queued",
+                        "status": "refused",
+                        "ended_at": now,
+                        "end_reason": problem,
+                    },
                 )
                 self._forget(lease, "queued")
                 continue
@@ -494,9 +540,19 @@ class Scheduler:
             "units_den": lease.units.denominator,
             "hours": lease.hours,
             "requested_at": lease.requested_at,
+            "granted_at": lease.granted_at,
+            "node": lease.node,
+            "devices": lease.devices or None,
         }
 
     def _units_estimate(self, shape: WholeGpus | MigSlice | SharedGpu) -> Fraction:
+        """Units a queued request is charged: the most any fitting device would cost."""
+        key = shape.bucket
+        if key not in self._estimates:
+            self._estimates[key] = self._max_units(shape)
+        return self._estimates[key]
+
+    def _max_units(self, shape: WholeGpus | MigSlice | SharedGpu) -> Fraction:
         if isinstance(shape, WholeGpus):
             return Fraction(shape.count)
         gpus = [

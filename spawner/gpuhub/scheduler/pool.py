@@ -40,13 +40,10 @@ class _NodeState:
     node: Node
     gpus: dict[str, _GpuState]
     used_units: Fraction = Fraction(0)
+    free_whole: set[str] = field(default_factory=set)  # free exclusive-mode GPUs (uuids)
 
-    def free_exclusive(self, model: str | None) -> list[_GpuState]:
-        return [
-            g
-            for g in self.gpus.values()
-            if g.gpu.mode == "exclusive" and not g.holders and model_matches(g.gpu.model, model)
-        ]
+    def __post_init__(self) -> None:
+        self.free_whole = {u for u, g in self.gpus.items() if g.gpu.mode == "exclusive"}
 
 
 def _device_info(gpu: Gpu, mig: MigInstance | None = None, slot: int = 0) -> dict:
@@ -71,6 +68,8 @@ class Pool:
         self.nodes: dict[str, _NodeState] = {}
         self._gpu_of: dict[str, _GpuState] = {}  # GPU uuid and MIG uuid -> GPU state
         self._mig: dict[str, MigInstance] = {}
+        self._matches: dict[tuple[str, str | None], bool] = {}
+        self._feasible: dict[tuple, str | None] = {}  # depends on the inventory only
         for node in nodes:
             gpus = {g.uuid: _GpuState(g, node.name) for g in node.gpus}
             self.nodes[node.name] = _NodeState(node, gpus)
@@ -79,6 +78,13 @@ class Pool:
                 for m in gs.gpu.mig_instances:
                     self._gpu_of[m.uuid] = gs
                     self._mig[m.uuid] = m
+        # the GPUs MIG and shared requests can land on, with their node
+        self._mig_gpus = [
+            (ns, g) for ns in self.nodes.values() for g in ns.gpus.values() if g.gpu.mig_enabled
+        ]
+        self._shared_gpus = [
+            (ns, g) for ns in self.nodes.values() for g in ns.gpus.values() if g.gpu.shares > 1
+        ]
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -112,6 +118,8 @@ class Pool:
                         f"{device_id}/{slot} already held by lease {gs.holders[slot]}"
                     )
                 gs.holders[slot] = lease_id
+                if gs.gpu.shares == 1:
+                    self.nodes[gs.node].free_whole.discard(device_id)
         if node in self.nodes:
             self.nodes[node].used_units += units
 
@@ -127,6 +135,8 @@ class Pool:
                     gs.used_slices -= self._mig[device_id].slices
             elif gs.holders.get(slot) == lease_id:
                 del gs.holders[slot]
+                if gs.gpu.shares == 1:
+                    self.nodes[gs.node].free_whole.add(device_id)
         if node in self.nodes:
             self.nodes[node].used_units -= units
 
@@ -140,8 +150,22 @@ class Pool:
             return self._place_mig(shape)
         return self._place_shared(shape)
 
+    def matches(self, model: str, wanted: str | None) -> bool:
+        """:func:`model_matches`, remembered (models and requested names are few)."""
+        key = (model, wanted)
+        hit = self._matches.get(key)
+        if hit is None:
+            hit = self._matches[key] = model_matches(model, wanted)
+        return hit
+
     def feasible(self, shape: WholeGpus | MigSlice | SharedGpu) -> str | None:
         """None if ``shape`` could fit on an empty pool, else a sentence saying why not."""
+        key = shape.bucket
+        if key not in self._feasible:
+            self._feasible[key] = self._why_infeasible(shape)
+        return self._feasible[key]
+
+    def _why_infeasible(self, shape: WholeGpus | MigSlice | SharedGpu) -> str | None:
         want = f" {shape.model}" if shape.model else ""
         if isinstance(shape, WholeGpus):
             best = max(
@@ -183,16 +207,26 @@ class Pool:
     def _place_whole(self, shape: WholeGpus) -> Placement | None:
         best: tuple | None = None
         for ns in self.nodes.values():
-            free = ns.free_exclusive(shape.model)
-            if len(free) < shape.count:
+            if len(ns.free_whole) < shape.count:
                 continue
+            if shape.model is None:
+                n_free = len(ns.free_whole)
+            else:
+                n_free = sum(
+                    1 for u in ns.free_whole if self.matches(ns.gpus[u].gpu.model, shape.model)
+                )
+                if n_free < shape.count:
+                    continue
             # best fit: fewest free GPUs left over, then the busiest node
-            key = (len(free) - shape.count, -ns.used_units, ns.node.name)
+            key = (n_free - shape.count, -ns.used_units, ns.node.name)
             if best is None or key < best[0]:
-                best = (key, ns, free)
+                best = (key, ns)
         if best is None:
             return None
-        _, ns, free = best
+        ns = best[1]
+        free = [
+            ns.gpus[u] for u in ns.free_whole if self.matches(ns.gpus[u].gpu.model, shape.model)
+        ]
         chosen = _nvlink_set(free, shape.count)
         return Placement(
             node=ns.node.name,
@@ -203,17 +237,16 @@ class Pool:
 
     def _place_mig(self, shape: MigSlice) -> Placement | None:
         best: tuple | None = None
-        for ns in self.nodes.values():
-            for gs in ns.gpus.values():
-                if not gs.gpu.mig_enabled or not model_matches(gs.gpu.model, shape.model):
-                    continue
-                for m in gs.gpu.mig_instances:
-                    if m.profile == shape.profile and m.uuid not in gs.mig_holders:
-                        # pack: the GPU with most slices in use, then the busiest node
-                        key = (-gs.used_slices, -ns.used_units, ns.node.name, gs.gpu.index, m.index)
-                        if best is None or key < best[0]:
-                            best = (key, ns, gs, m)
-                        break
+        for ns, gs in self._mig_gpus:
+            if not self.matches(gs.gpu.model, shape.model):
+                continue
+            for m in gs.gpu.mig_instances:
+                if m.profile == shape.profile and m.uuid not in gs.mig_holders:
+                    # pack: the GPU with most slices in use, then the busiest node
+                    key = (-gs.used_slices, -ns.used_units, ns.node.name, gs.gpu.index, m.index)
+                    if best is None or key < best[0]:
+                        best = (key, ns, gs, m)
+                    break
         if best is None:
             return None
         _, ns, gs, m = best
@@ -226,14 +259,12 @@ class Pool:
 
     def _place_shared(self, shape: SharedGpu) -> Placement | None:
         best: tuple | None = None
-        for ns in self.nodes.values():
-            for gs in ns.gpus.values():
-                k = gs.gpu.shares
-                if k < 2 or len(gs.holders) >= k or not model_matches(gs.gpu.model, shape.model):
-                    continue
-                key = (-len(gs.holders), -ns.used_units, ns.node.name, gs.gpu.index)
-                if best is None or key < best[0]:
-                    best = (key, ns, gs)
+        for ns, gs in self._shared_gpus:
+            if len(gs.holders) >= gs.gpu.shares or not self.matches(gs.gpu.model, shape.model):
+                continue
+            key = (-len(gs.holders), -ns.used_units, ns.node.name, gs.gpu.index)
+            if best is None or key < best[0]:
+                best = (key, ns, gs)
         if best is None:
             return None
         _, ns, gs = best

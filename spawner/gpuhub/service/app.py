@@ -9,9 +9,11 @@ inventory and scheduler settings.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from functools import partial
+from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
@@ -75,7 +77,7 @@ class GpuhubService(Application):
         allow_none=True,
         config=True,
         help="""Quota of users who have none of their own, as in ``PUT /api/v1/quotas/users/NAME``,
-        e.g. ``{"max_units": 2, "gpu_hours": 40, "period": "week"}``. None: unlimited.""",
+        e.g. ``{"max_units": 2, "gpu_hours": 40, "period": "week"}``. Empty or None: unlimited.""",
     )
 
     @validate("default_user_quota")
@@ -101,6 +103,26 @@ class GpuhubService(Application):
         config=True, help="URL prefix. Default: $JUPYTERHUB_SERVICE_PREFIX, else /"
     )
     tornado_settings = Dict(config=True, help="Extra tornado application settings.")
+    cookie_secret_file = Unicode(
+        "",
+        config=True,
+        help="""File holding the secret of the service's login cookies, created (mode 0600)
+        when missing, so browser sessions outlive a restart. Empty: a new secret per start.""",
+    )
+
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        return logging.INFO
+
+    def _cookie_secret(self) -> bytes:
+        if not self.cookie_secret_file:
+            return os.urandom(32)
+        path = self.cookie_secret_file
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex())
+        return bytes.fromhex(Path(path).read_text().strip())
 
     @default("service_url")
     def _default_service_url(self) -> str:
@@ -166,7 +188,7 @@ class GpuhubService(Application):
             "registry": registry,
             "authenticate_metrics": self.authenticate_metrics,
             "hub_groups": partial(h.fetch_hub_groups, api_url, token),
-            "cookie_secret": os.urandom(32),
+            "cookie_secret": self._cookie_secret(),
             "hub_auth": hub_auth,
             **self.tornado_settings,
         }
