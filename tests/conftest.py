@@ -85,3 +85,22 @@ def pytest_report_header(config) -> str:
         return "gpuhub: scheduler tests on SQLite only (GPUHUB_TEST_NO_POSTGRES=1)"
     where = "found" if pg.available() else "NOT installed (postgres tests will fail)"
     return f"gpuhub: scheduler tests on SQLite and PostgreSQL ({where})"
+
+
+# =====================================================================================
+# Real JupyterHub subprocesses (tests/hub.py)
+# =====================================================================================
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the hub's log tail to the report of a failing test that used a hub."""
+    from hub import Hub
+
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            hub = value if isinstance(value, Hub) else getattr(value, "hub", None)
+            if isinstance(hub, Hub):
+                report.sections.append((f"hub log ({hub.dir.name})", hub.log_tail(150)))
+    return report

@@ -22,27 +22,6 @@ LOGIN_COOKIE = "jupyterhub-hub-login"
 # -- fixtures --------------------------------------------------------------------------
 
 
-class _HubLogOnFailure:
-    """Attach the hub's log tail to the report of a failing test that used a hub."""
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item, call):
-        report = yield
-        if report.failed:
-            for value in getattr(item, "funcargs", {}).values():
-                hub = value if isinstance(value, Hub) else getattr(value, "hub", None)
-                if isinstance(hub, Hub):
-                    report.sections.append((f"hub log ({hub.dir.name})", hub.log_tail(150)))
-        return report
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _hub_log_on_failure(request):
-    pm = request.config.pluginmanager
-    if not pm.has_plugin("gpuhub-hub-log-on-failure"):
-        pm.register(_HubLogOnFailure(), "gpuhub-hub-log-on-failure")
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """The embedded default as a person starts it (GPUHUB_QUIET unset: the banner shows)."""

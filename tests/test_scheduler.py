@@ -755,3 +755,27 @@ def test_usage_splits_a_lease_crossing_midnight(make, clock):
     ]
     # the future is not charged
     assert s.usage(clock.now, clock.now + 10 * HOUR) == []
+
+
+def test_a_claim_written_behind_the_schedulers_back_is_refused_and_then_respected(db_url, clock):
+    """The claims primary key is the last guard; after the refusal the slot stays out of use."""
+    from gpuhub.scheduler.core import SchedulerError
+    from gpuhub.scheduler.db import ClaimRow
+    from sqlalchemy import insert as sa_insert
+
+    engine = open_engine(db_url)
+    try:
+        s = Scheduler(engine, parse_spec("n: 2xH100-80GB"), clock=clock)
+        a = s.request(user="alice", user_groups=[], shape=WholeGpus(count=1))
+        other = next(d for d in ("GPU-sim-n-0", "GPU-sim-n-1") if d != a.devices[0]["uuid"])
+        with engine.begin() as conn:  # a second writer claims the free GPU
+            conn.execute(
+                sa_insert(ClaimRow.__table__).values(device_id=other, slot=0, lease_id=a.id)
+            )
+        with pytest.raises(SchedulerError, match="the pool changed under this request"):
+            s.request(user="bob", user_groups=[], shape=WholeGpus(count=1))
+        assert sorted(s.live) == [a.id]
+        queued = s.request(user="bob", user_groups=[], shape=WholeGpus(count=1))
+        assert queued.status == "queued"  # the reloaded picture keeps the claimed GPU out of use
+    finally:
+        engine.dispose()

@@ -9,56 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from types import SimpleNamespace
 
 import httpx
-import pg
 import pytest
 from hub import Hub
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(120)]
 
-NO_POSTGRES = os.environ.get("GPUHUB_TEST_NO_POSTGRES") == "1"
 ALL_STATUSES = ["queued", "active", "released", "cancelled", "refused"]
 ONCE = pytest.mark.parametrize("w", ["sqlite"], indirect=True)  # not worth a second database
 
 
 # -- fixtures --------------------------------------------------------------------------
-
-
-class _HubLogOnFailure:
-    """Attach the hub's log tail to the report of a failing test that used a hub."""
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item, call):
-        report = yield
-        if report.failed:
-            for value in getattr(item, "funcargs", {}).values():
-                hub = value if isinstance(value, Hub) else getattr(value, "hub", None)
-                if isinstance(hub, Hub):
-                    report.sections.append((f"hub log ({hub.dir.name})", hub.log_tail(150)))
-        return report
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _hub_log_on_failure(request):
-    pm = request.config.pluginmanager
-    if not pm.has_plugin("gpuhub-hub-log-on-failure"):
-        pm.register(_HubLogOnFailure(), "gpuhub-hub-log-on-failure")
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    """A throwaway PostgreSQL server for this module's hub."""
-    if NO_POSTGRES:
-        pytest.skip("GPUHUB_TEST_NO_POSTGRES=1: PostgreSQL tests are off")
-    if not pg.available():
-        pytest.fail("PostgreSQL is not installed (apt-get install postgresql)", pytrace=False)
-    server = pg.TemporaryPostgres().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(
@@ -70,7 +34,7 @@ def w(request, tmp_path_factory):
     (no group) and the admin, and an API client for each."""
     env = {}
     if request.param == "postgresql":
-        env["GPUHUB_DB_URL"] = request.getfixturevalue("pg_server").create_database()
+        env["GPUHUB_DB_URL"] = request.getfixturevalue("postgres").create_database()
     hub = Hub(tmp_path_factory.mktemp(f"api-{request.param}"), env=env)
     clients: list[httpx.Client] = []
     try:

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import re
 from collections import Counter
 from types import SimpleNamespace
 
 import httpx
-import pg
 import pytest
 from hub import Hub
 
 pytestmark = [pytest.mark.hub]
 
-NO_POSTGRES = os.environ.get("GPUHUB_TEST_NO_POSTGRES") == "1"
 SPEC = "n1: 8xH100-80GB[nvlink]"
 POOL = 8
 USERS = [f"u{i:02d}" for i in range(25)]
@@ -34,39 +31,6 @@ ONE_GPU = {"shape": {"kind": "gpu", "count": 1}}
 
 
 # -- fixtures --------------------------------------------------------------------------
-
-
-class _HubLogOnFailure:
-    """Attach the hub's log tail to the report of a failing test that used a hub."""
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item, call):
-        report = yield
-        if report.failed:
-            for value in getattr(item, "funcargs", {}).values():
-                hub = value if isinstance(value, Hub) else getattr(value, "hub", None)
-                if isinstance(hub, Hub):
-                    report.sections.append((f"hub log ({hub.dir.name})", hub.log_tail(150)))
-        return report
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _hub_log_on_failure(request):
-    pm = request.config.pluginmanager
-    if not pm.has_plugin("gpuhub-hub-log-on-failure"):
-        pm.register(_HubLogOnFailure(), "gpuhub-hub-log-on-failure")
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    """A throwaway PostgreSQL server for this module's hub."""
-    if NO_POSTGRES:
-        pytest.skip("GPUHUB_TEST_NO_POSTGRES=1: PostgreSQL tests are off")
-    if not pg.available():
-        pytest.fail("PostgreSQL is not installed (apt-get install postgresql)", pytrace=False)
-    server = pg.TemporaryPostgres().start()
-    yield server
-    server.stop()
 
 
 async def _setup_users(hub: Hub) -> dict[str, str]:
@@ -94,7 +58,7 @@ def w(request, tmp_path_factory):
     """A hub on an 8-GPU simulated pool, 25 users with tokens and quotas, and the admin."""
     env = {"GPUHUB_SIMULATED_SPEC": SPEC}
     if request.param == "postgresql":
-        env["GPUHUB_DB_URL"] = request.getfixturevalue("pg_server").create_database()
+        env["GPUHUB_DB_URL"] = request.getfixturevalue("postgres").create_database()
     hub = Hub(tmp_path_factory.mktemp(f"burst-{request.param}"), env=env)
     try:
         hub.start()

@@ -170,6 +170,13 @@ def _lease_from_row(r: Any) -> Lease:
 _LEASES = LeaseRow.__table__
 _CLAIMS = ClaimRow.__table__
 
+try:  # in psycopg's pipeline mode a refused write surfaces as the driver's own error
+    from psycopg import IntegrityError as _PgIntegrityError
+
+    _INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, _PgIntegrityError)
+except ImportError:  # pragma: no cover - PostgreSQL support not installed
+    _INTEGRITY_ERRORS = (IntegrityError,)
+
 # Built once: the hot path only binds parameters (no statement building per decision).
 _INSERT_LEASE = insert(_LEASES)
 _INSERT_CLAIM = insert(_CLAIMS)
@@ -231,6 +238,7 @@ class Scheduler:
         self.clock = clock
         self.default_user_quota = default_user_quota
         self.queue_policy = queue_policy
+        self._pipeline = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
         self.load()
 
     # -- state -----------------------------------------------------------------------
@@ -259,6 +267,14 @@ class Scheduler:
             )
             for row in rows:
                 self._remember(_lease_from_row(row))
+            # the claims table is the truth about held slots: respect any no lease explains
+            for c in conn.execute(select(_CLAIMS)):
+                if self.pool.knows(c.device_id) and self.pool.holder(c.device_id, c.slot) is None:
+                    log.warning(
+                        "device %s slot %s is claimed by lease %s in the database but not by its "
+                        "record; keeping it out of use", c.device_id, c.slot, c.lease_id,
+                    )  # fmt: skip
+                    self.pool.claim(c.lease_id, "", ((c.device_id, c.slot),), Fraction(0))
             self._dispatch(conn, now)
 
     def _sync_devices(self, conn: Connection, now: float) -> None:
@@ -331,15 +347,24 @@ class Scheduler:
             self.pool.free(lease.id, lease.node or "", lease.slots, lease.units)
 
     def _guarded(self, fn: Callable[[Connection], Any]) -> Any:
-        """Run ``fn`` in one transaction; on any failure resync memory from the database."""
+        """Run ``fn`` in one transaction; on any failure resync memory from the database.
+
+        On PostgreSQL the transaction runs in psycopg's pipeline mode (one round trip for
+        its writes), where SQLAlchemy cannot read results: ``fn`` reads through
+        :meth:`_select` only.
+        """
         try:
             with self.engine.begin() as conn:
+                if self._pipeline:
+                    # PostgreSQL: send the transaction's statements without waiting for each
+                    with conn.connection.driver_connection.pipeline():
+                        return fn(conn)
                 return fn(conn)
         except SchedulerError:
             self.load()
             raise
-        except IntegrityError as e:
-            log.error("database refused a scheduler write, reloading state: %s", e.orig)
+        except _INTEGRITY_ERRORS as e:
+            log.error("database refused a scheduler write, reloading state: %s", e)
             self.load()
             raise SchedulerError("the pool changed under this request; try again") from e
         except Exception:
@@ -661,17 +686,21 @@ class Scheduler:
         """GPU-hours charged to a principal since ``start``: ended leases + live ones so far."""
         cache = self._closed_hours[key]
         if start not in cache:
-            col = _LEASES.c.user if key[0] == "user" else _LEASES.c.group_name
-            q = select(_LEASES).where(
-                col == key[1], _LEASES.c.granted_at.is_not(None), _LEASES.c.ended_at > start,
-                _LEASES.c.status.not_in(LIVE),
-            )  # fmt: skip
+            t = _LEASES.c
+            col = t.user if key[0] == "user" else t.group_name
+            # live leases have no ended_at; cancelled and refused ones no granted_at
+            q = select(t.granted_at, t.ended_at, t.units_num, t.units_den).where(
+                col == key[1], t.granted_at.is_not(None), t.ended_at > start
+            )
             if conn is not None:  # inside a write: see the leases this transaction ended
-                rows = list(conn.execute(q))
+                rows = self._select(conn, q)
             else:
                 with self.engine.connect() as c:
                     rows = list(c.execute(q))
-            cache[start] = sum(_overlap_hours(_lease_from_row(r), start, r.ended_at) for r in rows)
+            cache[start] = sum(
+                num / den * (ended - max(granted, start)) / 3600
+                for granted, ended, num, den in rows
+            )
         live = sum(
             _overlap_hours(self.live[i], start, now)
             for i in self._by_principal.get(key, ())
@@ -679,15 +708,22 @@ class Scheduler:
         )
         return cache[start] + live
 
+    def _select(self, conn: Connection, query) -> list[tuple]:
+        """Rows of ``query`` inside the current transaction (also in psycopg's pipeline mode,
+        where SQLAlchemy cannot read results: there the driver's cursor fetches them)."""
+        if not self._pipeline:
+            return [tuple(r) for r in conn.execute(query)]
+        compiled = query.compile(dialect=self.engine.dialect)
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.execute(str(compiled), compiled.params)
+            return cur.fetchall()
+
     def set_quota(self, kind: str, name: str, spec: QuotaSpec, *, by: str) -> QuotaSpec:
         """Create or replace the quota of a user or group; takes effect at once."""
         row = {"spec": spec.model_dump(mode="json"), "updated_at": self.clock(), "updated_by": by}
 
         def write(conn: Connection) -> QuotaSpec:
-            exists = conn.execute(
-                select(QuotaRow.kind).where(QuotaRow.kind == kind, QuotaRow.name == name)
-            ).first()
-            if exists:
+            if (kind, name) in self.quotas:  # memory mirrors the table (one writer)
                 conn.execute(
                     update(QuotaRow)
                     .where(QuotaRow.kind == kind, QuotaRow.name == name)
