@@ -354,12 +354,13 @@ class Scheduler:
         :meth:`_select` only.
         """
         try:
-            with self.engine.begin() as conn:
-                if self._pipeline:
-                    # PostgreSQL: send the transaction's statements without waiting for each
-                    with conn.connection.driver_connection.pipeline():
-                        return fn(conn)
-                return fn(conn)
+            if not self._pipeline:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            # PostgreSQL: BEGIN, the writes and COMMIT go out together, one round trip
+            with self.engine.connect() as conn, conn.connection.driver_connection.pipeline():
+                with conn.begin():
+                    return fn(conn)
         except SchedulerError:
             self.load()
             raise
