@@ -13,6 +13,8 @@
 #   GPUHUB_INVENTORY        simulated | nvml | files                        (simulated)
 #   GPUHUB_SIMULATED_SPEC   the simulated pool, e.g. "node-1: 8xH100-80GB[nvlink]"
 #   GPUHUB_ADMIN            admin user name                                 (admin)
+#   GPUHUB_RECONCILE_INTERVAL, GPUHUB_RECONCILE_GRACE  release leases of servers gone
+#                           from the hub: check every N s, leases older than M s (60, 120)
 #
 # Anything here can be overridden the JupyterHub way: a config file that calls
 # load_subconfig() on this one and then sets what it needs.
@@ -52,18 +54,29 @@ c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 # Switch to OAuth (oauthenticator), LDAP (ldapauthenticator) or LTI (ltiauthenticator)
 # by setting c.JupyterHub.authenticator_class; see docs/how-to/authentication.md.
 credentials_file = state / "credentials.json"
-if not credentials_file.exists():
-    fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(
+
+
+def _secret(path: Path, make) -> str:
+    """Read a secret from the state dir, creating it (mode 0600) on first start."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(make())
+    return path.read_text()
+
+
+credentials = json.loads(
+    _secret(
+        credentials_file,
+        lambda: json.dumps(
             {
                 "admin_user": admin,
                 "admin_password": secrets.token_urlsafe(32),
                 "user_password": secrets.token_urlsafe(12),
-            },
-            f,
-        )
-credentials = json.loads(credentials_file.read_text())
+            }
+        ),
+    )
+)
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.admin_password = credentials["admin_password"]
 c.SharedPasswordAuthenticator.user_password = credentials["user_password"]
@@ -88,9 +101,13 @@ c.JupyterHub.custom_scopes = {
         "description": "Administer gpuhub: quotas, everyone's leases, queue and usage.",
     },
 }
+# The service's token: the gpuhub service uses it towards the hub, and the hub's GPU
+# spawners use it towards the service (admin scope). It never enters a user container.
+gpuhub_token = _secret(state / "gpuhub_service_token", lambda: secrets.token_hex(32))
 c.JupyterHub.services = [
     {
         "name": "gpuhub",
+        "api_token": gpuhub_token,
         "url": f"http://127.0.0.1:{service_port}",
         "command": [sys.executable, "-m", "gpuhub.service", "--config", __file__],
         "display": True,
@@ -111,13 +128,26 @@ c.JupyterHub.load_roles = [
     },
     {
         "name": "gpuhub-service",
-        "description": "the gpuhub service reads users' groups",
-        "scopes": ["read:users", "list:users", "read:groups", "list:groups"],
+        "description": "the gpuhub service reads users' groups and servers; the hub's "
+        "spawners use its token to ask it for leases on users' behalf",
+        "scopes": [
+            "read:users",
+            "list:users",
+            "read:groups",
+            "list:groups",
+            "read:servers",
+            "custom:gpuhub:admin",
+            "access:services!service=gpuhub",
+        ],
         "services": ["gpuhub"],
     },
 ]
 
+c.GPUSpawnerMixin.gpuhub_url = f"http://127.0.0.1:{service_port}/services/gpuhub/"
+c.GPUSpawnerMixin.gpuhub_api_token = gpuhub_token
 c.GpuhubService.cookie_secret_file = str(state / "gpuhub_cookie_secret")
+c.GpuhubService.reconcile_interval = float(env("GPUHUB_RECONCILE_INTERVAL", "60"))
+c.GpuhubService.reconcile_grace = float(env("GPUHUB_RECONCILE_GRACE", "120"))
 c.GpuhubService.db_url = env("GPUHUB_DB_URL", f"sqlite:///{state / 'gpuhub.sqlite'}")
 c.GpuhubService.inventory_class = env("GPUHUB_INVENTORY", "simulated")
 c.SimulatedInventory.spec = env(

@@ -213,6 +213,14 @@ def _place(lease: Lease, placement: Placement, now: float) -> None:
     ]
 
 
+def _count_noun(shape: WholeGpus | MigSlice | SharedGpu) -> str:
+    if isinstance(shape, WholeGpus):
+        return f"{shape.model + ' ' if shape.model else ''}GPUs"
+    if isinstance(shape, MigSlice):
+        return f"MIG {shape.profile} slices"
+    return f"shared {shape.model + ' ' if shape.model else ''}GPU seats"
+
+
 def _claim_rows(lease: Lease) -> list[dict]:
     return [{"device_id": d, "slot": s, "lease_id": lease.id} for d, s in lease.slots]
 
@@ -390,28 +398,7 @@ class Scheduler:
         Raises :class:`QuotaExceeded`, :class:`Unsatisfiable` or :class:`Forbidden`
         without changing anything.
         """
-        user_groups = set(user_groups)
-        if group is not None and group not in user_groups:
-            raise Forbidden(f"{user} is not a member of group {group}", field="group")
-        if group is None:
-            with_quota = sorted(g for g in user_groups if ("group", g) in self.quotas)
-            if len(with_quota) > 1:
-                raise SchedulerError(
-                    f"{user} is in groups {', '.join(with_quota)} which have GPU quotas; "
-                    "say which group this request is for",
-                    field="group",
-                )
-            group = with_quota[0] if with_quota else None
-        why = self.pool.feasible(shape)
-        if why:
-            raise Unsatisfiable(why, field="shape")
-        units = self._units_estimate(shape)
-        now = self.clock()
-        problem = self._quota_problem(
-            user, group, shape, profile, units, hours, now, queued_too=True
-        )
-        if problem:
-            raise QuotaExceeded(problem)
+        group, units, now = self._admit(user, user_groups, shape, group, profile, hours)
         lease = Lease(
             id=self.next_id,
             user=user,
@@ -447,6 +434,83 @@ class Scheduler:
                 ",".join(d["uuid"] for d in lease.devices) or "-",
             )  # fmt: skip
         return lease
+
+    def _admit(
+        self,
+        user: str,
+        user_groups: Iterable[str],
+        shape: WholeGpus | MigSlice | SharedGpu,
+        group: str | None,
+        profile: str | None,
+        hours: float | None,
+    ) -> tuple[str | None, Fraction, float]:
+        """Check a request against membership, the pool and quotas.
+
+        Returns (the group it is charged to, its units, now); raises if it is refused.
+        """
+        user_groups = set(user_groups)
+        if group is not None and group not in user_groups:
+            raise Forbidden(f"{user} is not a member of group {group}", field="group")
+        if group is None:
+            with_quota = sorted(g for g in user_groups if ("group", g) in self.quotas)
+            if len(with_quota) > 1:
+                raise SchedulerError(
+                    f"{user} is in groups {', '.join(with_quota)} which have GPU quotas; "
+                    "say which group this request is for",
+                    field="group",
+                )
+            group = with_quota[0] if with_quota else None
+        why = self.pool.feasible(shape)
+        if why:
+            raise Unsatisfiable(why, field="shape")
+        units = self._units_estimate(shape)
+        now = self.clock()
+        problem = self._quota_problem(
+            user, group, shape, profile, units, hours, now, queued_too=True
+        )
+        if problem:
+            raise QuotaExceeded(problem)
+        return group, units, now
+
+    def preview(
+        self,
+        *,
+        user: str,
+        user_groups: Iterable[str],
+        shape: WholeGpus | MigSlice | SharedGpu,
+        group: str | None = None,
+        profile: str | None = None,
+        hours: float | None = None,
+    ) -> dict[str, Any]:
+        """What :meth:`request` would do now, without doing it (for spawn forms).
+
+        ``outcome`` is ``grant``, ``queue`` or ``refuse``; ``message`` says it for people:
+        "3 of 8 H100 GPUs free", "2 requests ahead of you", or the refusal's reason.
+        """
+        free, total, simulated = self.pool.count(shape)
+        out: dict[str, Any] = {
+            "free": free, "total": total, "simulated": simulated, "ahead": None, "units": None,
+        }  # fmt: skip
+        try:
+            group, units, now = self._admit(user, user_groups, shape, group, profile, hours)
+        except SchedulerError as e:
+            return {**out, "outcome": "refuse", "message": e.message, "error": e.code}
+        probe = Lease(
+            id=self.next_id, user=user, group=group, status="queued", shape=shape, units=units,
+            priority=self._priority(user, group), profile=profile, requested_at=now,
+        )  # fmt: skip
+        out.update(group=group, units=float(units))
+        noun = _count_noun(shape)
+        if (self.queue_policy == "best-effort" or not self._ahead_of(probe)) and self.pool.place(
+            shape
+        ) is not None:
+            return {**out, "outcome": "grant", "message": f"{free} of {total} {noun} free"}
+        ahead = sum(1 for q in self.live.values() if q.status == "queued" and q.order < probe.order)
+        if ahead:
+            msg = f"{ahead} request{'s' if ahead > 1 else ''} ahead of you; {free} of {total} {noun} free"
+        else:
+            msg = f"all {total} {noun} are in use; you would be next"
+        return {**out, "outcome": "queue", "ahead": ahead, "message": msg}
 
     def release(self, lease_id: int, *, reason: str = "released") -> Lease:
         """End a lease (release if active, cancel if queued). Ending an ended lease is a no-op."""

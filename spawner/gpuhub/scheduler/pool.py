@@ -150,6 +150,34 @@ class Pool:
             return self._place_mig(shape)
         return self._place_shared(shape)
 
+    def count(self, shape: WholeGpus | MigSlice | SharedGpu) -> tuple[int, int, bool]:
+        """(free, total, any simulated) of the devices ``shape`` could use: whole GPUs,
+        MIG instances of its profile, or seats on shared GPUs."""
+        free = total = 0
+        simulated = False
+        if isinstance(shape, WholeGpus):
+            for ns in self.nodes.values():
+                for gs in ns.gpus.values():
+                    if gs.gpu.mode == "exclusive" and self.matches(gs.gpu.model, shape.model):
+                        total += 1
+                        free += not gs.holders
+                        simulated |= gs.gpu.simulated
+        elif isinstance(shape, MigSlice):
+            for _, gs in self._mig_gpus:
+                if self.matches(gs.gpu.model, shape.model):
+                    for m in gs.gpu.mig_instances:
+                        if m.profile == shape.profile:
+                            total += 1
+                            free += m.uuid not in gs.mig_holders
+                            simulated |= gs.gpu.simulated
+        else:
+            for _, gs in self._shared_gpus:
+                if self.matches(gs.gpu.model, shape.model):
+                    total += gs.gpu.shares
+                    free += gs.gpu.shares - len(gs.holders)
+                    simulated |= gs.gpu.simulated
+        return free, total, simulated
+
     def matches(self, model: str, wanted: str | None) -> bool:
         """:func:`model_matches`, remembered (models and requested names are few)."""
         key = (model, wanted)

@@ -21,7 +21,8 @@ from jupyterhub.utils import url_path_join
 from prometheus_client import CollectorRegistry
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Dict, Instance, Type, Unicode, default, validate
+from tornado.ioloop import PeriodicCallback
+from traitlets import Bool, Dict, Float, Instance, Type, Unicode, default, validate
 from traitlets.config import Application
 
 from .. import __version__
@@ -31,6 +32,7 @@ from ..scheduler.db import open_engine
 from ..scheduler.quota import QuotaSpec
 from . import handlers as h
 from .metrics import SchedulerCollector
+from .reconcile import reconcile_servers
 
 INVENTORY_ALIASES = {"simulated": SimulatedInventory, "nvml": NvmlInventory, "files": FileInventory}
 
@@ -103,6 +105,19 @@ class GpuhubService(Application):
         config=True, help="URL prefix. Default: $JUPYTERHUB_SERVICE_PREFIX, else /"
     )
     tornado_settings = Dict(config=True, help="Extra tornado application settings.")
+    reconcile_interval = Float(
+        60,
+        config=True,
+        help="""Seconds between checks that each lease held for a single-user server (label
+        ``server:USER/NAME``) still has that server in JupyterHub; leases of servers that
+        are gone are released. 0 turns the check off.""",
+    )
+    reconcile_grace = Float(
+        120,
+        config=True,
+        help="Leases younger than this many seconds are left alone by the check (a spawn "
+        "may still be registering with the hub).",
+    )
     cookie_secret_file = Unicode(
         "",
         config=True,
@@ -173,6 +188,7 @@ class GpuhubService(Application):
             (api + "/pool", h.PoolHandler),
             (api + "/me", h.MeHandler),
             (api + "/leases", h.LeasesHandler),
+            (api + "/leases/preview", h.LeasePreviewHandler),
             (api + r"/leases/(\d+)", h.LeaseHandler),
             (api + "/queue", h.QueueHandler),
             (api + "/quotas", h.QuotaListHandler),
@@ -199,11 +215,21 @@ class GpuhubService(Application):
                 handler.hub_auth = hub_auth
         return web.Application(routes, **settings)
 
+    async def _reconcile(self) -> None:
+        api_url = os.environ.get("JUPYTERHUB_API_URL")
+        if api_url:
+            await reconcile_servers(
+                self.scheduler, api_url, os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+                self.reconcile_grace,
+            )  # fmt: skip
+
     async def serve(self) -> None:
         """Listen until SIGTERM/SIGINT."""
         url = urlparse(self.service_url)
         server = HTTPServer(self.make_app(), xheaders=True)
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
+        if self.reconcile_interval > 0:
+            PeriodicCallback(self._reconcile, self.reconcile_interval * 1000).start()
         self.log.info(
             "gpuhub service listening on %s (prefix %s)", self.service_url, self.service_prefix
         )

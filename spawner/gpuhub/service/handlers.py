@@ -134,6 +134,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise Forbidden(f"{self.user_name} may not act for user {name}; only admins can")
         return name
 
+    async def acting_for(self, name: str | None) -> tuple[str, list[str]]:
+        """(user, their JupyterHub groups) a request acts for: oneself, or anyone for admins."""
+        user = self.for_user(name)
+        if user == self.user_name:
+            return user, list(self.current_user.get("groups") or [])
+        return user, await self.settings["hub_groups"](user)
+
     def body(self, model: type) -> Any:
         try:
             data = json.loads(self.request.body or b"null")
@@ -276,12 +283,15 @@ class PoolHandler(BaseHandler):
 
 
 class MeHandler(BaseHandler):
-    """``GET /api/v1/me``: my quotas with what is left, my leases and queued requests."""
+    """``GET /api/v1/me``: my quotas with what is left, my leases and queued requests.
 
-    def get(self) -> None:
+    Admins may add ``?user=NAME`` to see the same for someone else (spawn forms do).
+    """
+
+    async def get(self) -> None:
         s = self.scheduler
-        name = self.user_name
-        groups = sorted(self.current_user.get("groups") or [])
+        name, groups = await self.acting_for(self.get_query_argument("user", None))
+        groups = sorted(groups)
         quotas = [s.quota_status("user", name, s.quota_for_user(name))]
         quotas += [
             s.quota_status("group", g, s.quotas[("group", g)])
@@ -293,7 +303,7 @@ class MeHandler(BaseHandler):
             {
                 "name": name,
                 "groups": groups,
-                "admin": self.is_admin,
+                "admin": self.is_admin and name == self.user_name,
                 "quotas": quotas,
                 "leases": [x for x in leases if x["status"] == "active"],
                 "queued": [x for x in leases if x["status"] == "queued"],
@@ -329,17 +339,27 @@ class LeasesHandler(BaseHandler):
 
     async def post(self) -> None:
         req: LeaseRequest = self.body(LeaseRequest)
-        user = self.for_user(req.user)
-        if user == self.user_name:
-            groups = self.current_user.get("groups") or []
-        else:
-            groups = await self.settings["hub_groups"](user)
+        user, groups = await self.acting_for(req.user)
         lease = self.scheduler.request(
             user=user, user_groups=groups, shape=req.shape, group=req.group,
             profile=req.profile, label=req.label, hours=req.hours,
         )  # fmt: skip
         self.set_header("Location", url_path_join(self.request.path, str(lease.id)))
         self.write_json(self.lease_view(lease), status=201)
+
+
+class LeasePreviewHandler(BaseHandler):
+    """``POST /api/v1/leases/preview``: what a lease request would get now; changes nothing."""
+
+    async def post(self) -> None:
+        req: LeaseRequest = self.body(LeaseRequest)
+        user, groups = await self.acting_for(req.user)
+        self.write_json(
+            self.scheduler.preview(
+                user=user, user_groups=groups, shape=req.shape, group=req.group,
+                profile=req.profile, hours=req.hours,
+            )
+        )  # fmt: skip
 
 
 class LeaseHandler(BaseHandler):

@@ -1,0 +1,74 @@
+"""Release leases whose single-user server is gone from JupyterHub.
+
+A spawner releases its lease when its server stops. If that never happens (the hub was
+killed, a stop failed half-way), the lease would hold GPUs forever. Leases held for a
+server carry the label ``server:USER/SERVERNAME``; this check asks the hub which servers
+each such user has (running or pending) and releases the leases of servers it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+
+from jupyterhub.utils import url_path_join
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from ..scheduler.core import Scheduler
+
+log = logging.getLogger("gpuhub.reconcile")
+
+SERVER_LABEL = "server:"
+
+
+def server_of(label: str) -> tuple[str, str] | None:
+    """``"server:alice/gpu"`` → ``("alice", "gpu")``; None for other labels."""
+    if not label.startswith(SERVER_LABEL):
+        return None
+    user, _, name = label[len(SERVER_LABEL) :].partition("/")
+    return (user, name) if user else None
+
+
+async def hub_servers(api_url: str, token: str, user: str) -> set[str] | None:
+    """Names of the user's servers the hub knows (running or pending); None if no such user."""
+    req = HTTPRequest(
+        url_path_join(api_url, "users", user),
+        headers={"Authorization": f"token {token}"},
+        request_timeout=10,
+    )
+    try:
+        resp = await AsyncHTTPClient().fetch(req)
+    except HTTPClientError as e:
+        if e.code == 404:
+            return None
+        raise
+    return set((json.loads(resp.body).get("servers") or {}).keys())
+
+
+async def reconcile_servers(scheduler: Scheduler, api_url: str, token: str, grace: float) -> int:
+    """Release leases of servers the hub no longer has; returns how many were released.
+
+    Leases younger than ``grace`` seconds are left alone: their spawn may still be
+    registering with the hub.
+    """
+    now = scheduler.clock()
+    held: dict[str, list] = defaultdict(list)
+    for lease in list(scheduler.live.values()):
+        owner = server_of(lease.label)
+        if owner and now - lease.requested_at >= grace:
+            held[owner[0]].append((owner[1], lease.id))
+    released = 0
+    for user, leases in held.items():
+        try:
+            servers = await hub_servers(api_url, token, user)
+        except Exception as e:  # noqa: BLE001 - the hub may be restarting; try next round
+            log.warning("cannot ask the hub for %s's servers: %s", user, e)
+            continue
+        for name, lease_id in leases:
+            if lease_id in scheduler.live and (servers is None or name not in servers):
+                what = f"{user}/{name}" if name else f"{user}'s default server"
+                scheduler.release(lease_id, reason=f"server {what} is gone (reconciled)")
+                log.warning("released lease %s: server %s is gone from the hub", lease_id, what)
+                released += 1
+    return released
