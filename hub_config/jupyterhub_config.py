@@ -84,8 +84,50 @@ c.Authenticator.admin_users = {credentials["admin_user"]}
 c.Authenticator.allow_all = True
 
 # -- Single-user servers ---------------------------------------------------------------
-c.JupyterHub.spawner_class = "simple"
-c.Spawner.notebook_dir = str(state / "homes" / "{username}")
+#   GPUHUB_SPAWNER          local | docker: GPU servers as local processes (the embedded
+#                           default; no isolation, limits not enforced) or Docker containers
+#   GPUHUB_DOCKER_NETWORK   docker mode: host (default: the hub's 127.0.0.1 ports are
+#                           reachable), bridge, or a user-defined network
+#   GPUHUB_POLL_INTERVAL    seconds between checks of a queued GPU request        (2)
+spawner_mode = env("GPUHUB_SPAWNER", "local")
+if spawner_mode == "docker":
+    c.JupyterHub.spawner_class = "gpu-docker"
+    c.DockerSpawner.network_name = env("GPUHUB_DOCKER_NETWORK", "host")
+    c.Spawner.http_timeout = 120  # a cold image takes a while to start JupyterLab
+elif spawner_mode == "local":
+    c.JupyterHub.spawner_class = "gpu-local"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(state / "homes" / "{username}")
+    if os.geteuid() == 0:  # containers and CI run as root; Jupyter refuses that unless told
+        c.SimpleLocalProcessSpawner.args = ["--allow-root"]
+else:
+    raise ValueError(f"GPUHUB_SPAWNER must be 'local' or 'docker', not {spawner_mode!r}")
+# What users choose from: image x GPU shape x limits (x groups), matching the default
+# simulated pool. In local mode the image is ignored and limits are not enforced.
+c.GPUSpawnerMixin.profiles = [
+    {"name": "gpu-1", "display_name": "1 GPU", "default": True,
+     "description": "A whole GPU for training and inference.",
+     "image": "gpuhub/pytorch:latest", "shape": {"kind": "gpu", "count": 1},
+     "cpu_limit": 8, "mem_limit": "64G", "shm_size": "8G"},
+    {"name": "gpu-2", "display_name": "2 NVLinked GPUs",
+     "description": "Two whole GPUs, NVLink-connected where the node has it.",
+     "image": "gpuhub/pytorch:latest", "shape": {"kind": "gpu", "count": 2},
+     "cpu_limit": 16, "mem_limit": "128G", "shm_size": "16G"},
+    {"name": "mig-1g.5gb", "display_name": "A MIG 1g.5gb slice",
+     "description": "A hardware-isolated seventh of a GPU: enough for teaching and notebooks.",
+     "image": "gpuhub/pytorch:latest", "shape": {"kind": "mig", "profile": "1g.5gb"},
+     "cpu_limit": 2, "mem_limit": "16G", "shm_size": "2G"},
+    {"name": "shared", "display_name": "A shared L4 seat",
+     "description": "A time-sliced GPU shared with up to three others.",
+     "image": "gpuhub/pytorch:latest", "shape": {"kind": "shared"},
+     "cpu_limit": 2, "mem_limit": "16G", "shm_size": "2G"},
+]  # fmt: skip
+c.GPUSpawnerMixin.lease_poll_interval = float(env("GPUHUB_POLL_INTERVAL", "2"))
+# A spawn may wait in the GPU queue: allow an hour before JupyterHub gives up (the queued
+# request is then cancelled). The queue position is shown as spawn progress meanwhile.
+c.Spawner.start_timeout = 3600
+# A hub restart leaves servers (and their GPU leases) running; the restarted hub
+# re-adopts them from the spawners' saved state.
+c.JupyterHub.cleanup_servers = False
 c.Spawner.default_url = "/lab"
 # the server's own token reaches the gpuhub service as its user (least privilege:
 # JupyterHub's server-role scopes plus access to this one service)

@@ -24,6 +24,9 @@ from gpuhub.scheduler.quota import QuotaSpec
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
 from gpuhub.service import handlers as h
 from gpuhub.service.app import GpuhubService
+from gpuhub.spawners.docker import GPUDockerSpawner
+from gpuhub.spawners.local import GPULocalProcessSpawner
+from gpuhub.spawners.mixin import GPUSpawnerMixin
 from gpuhub.service.models import LeaseRequest
 from jsonschema import Draft202012Validator
 from tornado import web
@@ -33,7 +36,15 @@ DOCS = REPO / "docs"
 OPENAPI = DOCS / "reference" / "openapi.yaml"
 PREFIX = "/services/gpuhub"
 METHODS = ("get", "post", "put", "delete", "patch", "head", "options")
-CONFIG_CLASSES = (GpuhubService, SimulatedInventory, NvmlInventory, FileInventory)
+CONFIG_CLASSES = (
+    GpuhubService,
+    SimulatedInventory,
+    NvmlInventory,
+    FileInventory,
+    GPUSpawnerMixin,
+    GPUDockerSpawner,
+    GPULocalProcessSpawner,
+)
 BUILD_TIMEOUT = 240
 
 

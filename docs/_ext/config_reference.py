@@ -12,7 +12,7 @@ import inspect
 import re
 
 from traitlets import Bool, Dict, Enum, Float, Int, List, Type, Unicode
-from traitlets.config import Configurable
+from traitlets.config import Application, Configurable
 
 #: The classes documented, in page order.
 CLASSES = (
@@ -20,6 +20,9 @@ CLASSES = (
     "gpuhub.inventory:SimulatedInventory",
     "gpuhub.inventory:NvmlInventory",
     "gpuhub.inventory:FileInventory",
+    "gpuhub.spawners.mixin:GPUSpawnerMixin",
+    "gpuhub.spawners.docker:GPUDockerSpawner",
+    "gpuhub.spawners.local:GPULocalProcessSpawner",
 )
 
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
@@ -122,7 +125,18 @@ def render_class(cls: type[Configurable]) -> str:
             help_markdown(trait.help),
             "",
         ]
-    if inherited:
+    if inherited and not issubclass(cls, Application):
+        bases = sorted(
+            {f"`{t.this_class.__module__}.{t.this_class.__name__}`" for t in inherited.values()}
+        )
+        out += [
+            f"`{cls.__name__}` also takes the settings of {', '.join(bases)}, documented "
+            "with those projects: "
+            + ", ".join(f"`{cls.__name__}.{n}`" for n in inherited)
+            + ".",
+            "",
+        ]
+    elif inherited:
         out += [
             f"`{cls.__name__}` also takes the settings every traitlets application has:",
             "",

@@ -1,0 +1,237 @@
+"""What a user's server gets: its GPU environment and its Docker container spec.
+
+Plain functions of (profile, lease, settings) → dict, checked exhaustively by unit tests
+without Docker; the spawners only call them. The container spec is the keyword
+arguments of docker-py's ``APIClient.create_container``, with ``host_config`` holding the
+keyword arguments of ``APIClient.create_host_config``.
+
+Invariants every spec keeps, whatever the admin's extra settings say: a non-root user,
+never privileged, no Docker socket, GPUs only through ``device_requests`` built from the
+lease (and none at all for simulated devices), the profile's memory, CPU and shm limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .profiles import Profile
+
+#: Where the home volume is mounted unless configured otherwise (Jupyter docker stacks).
+DEFAULT_HOME = "/home/jovyan"
+#: uid:gid of the notebook user in Jupyter docker stacks (jovyan:users).
+DEFAULT_CONTAINER_USER = "1000:100"
+HOME_VOLUME_PREFIX = "gpuhub-home-"
+LABEL_USER, LABEL_LEASE, LABEL_SERVER, LABEL_PROFILE = (
+    "gpuhub.user",
+    "gpuhub.lease",
+    "gpuhub.server",
+    "gpuhub.profile",
+)
+
+_VOLUME_SAFE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,100}$")
+_SOCKETS = ("docker.sock", "containerd.sock", "podman.sock")
+# settings that would hand a container GPUs or the host outside its lease
+_FORBIDDEN_EXTRAS = {
+    "privileged": "privileged containers can reach every device of the host",
+    "device_requests": "GPUs come from the lease only",
+    "devices": "devices come from the lease only",
+    "pid_mode": "a container may not see the host's processes",
+    "ipc_mode": "a container may not share the host's IPC namespace",
+    "cap_add": "containers run without extra capabilities",
+    "user": "containers run as the configured non-root user",
+}
+
+
+class ContainerSpecError(ValueError):
+    """Settings that would break an invariant of user containers (root, privileged, socket)."""
+
+
+def device_uuids(lease: Mapping[str, Any]) -> list[str]:
+    """The leased devices' UUIDs in lease order (``GPU-...`` or ``MIG-...``)."""
+    return [str(d["uuid"]) for d in lease.get("devices") or ()]
+
+
+def is_simulated(lease: Mapping[str, Any]) -> bool:
+    """Whether the lease's devices are simulated (no device can be handed to a container)."""
+    return any(bool(d.get("simulated")) for d in lease.get("devices") or ())
+
+
+def build_env(lease: Mapping[str, Any], *, service_url: str) -> dict[str, str]:
+    """The GPU environment of a server (or job) holding ``lease``.
+
+    ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES`` name the leased devices by UUID
+    (CUDA accepts ``GPU-...`` and ``MIG-...`` UUIDs), so the order and identity stay right
+    whether or not the container runtime renumbers devices. ``GPUHUB_SERVICE_URL`` is where
+    the notebook extension reaches the service with the server's own token; no other
+    credential is put here.
+    """
+    uuids = ",".join(device_uuids(lease))
+    env = {
+        "CUDA_VISIBLE_DEVICES": uuids,
+        "NVIDIA_VISIBLE_DEVICES": uuids,
+        "GPUHUB_LEASE_ID": str(lease["id"]),
+        "GPUHUB_SERVICE_URL": service_url,
+    }
+    if lease.get("node"):
+        env["GPUHUB_NODE"] = str(lease["node"])
+    if is_simulated(lease):
+        env["GPUHUB_SIMULATED"] = "1"
+    else:
+        # NVML (nvidia-smi, the extension's sampler) needs 'utility' besides 'compute'
+        env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
+    return env
+
+
+def device_requests(lease: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Docker ``DeviceRequests`` for the lease's real devices; none for simulated ones."""
+    uuids = [str(d["uuid"]) for d in lease.get("devices") or () if not d.get("simulated")]
+    if not uuids:
+        return []
+    return [{"Driver": "nvidia", "DeviceIDs": uuids, "Capabilities": [["gpu"]]}]
+
+
+def home_volume_name(user: str) -> str:
+    """The per-user named volume holding the home directory: ``gpuhub-home-<user>``.
+
+    Names Docker would refuse (upper case, ``@``, ...) get a readable slug plus a short
+    hash, so two users never share a volume.
+    """
+    if _VOLUME_SAFE.match(user):
+        return HOME_VOLUME_PREFIX + user
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", user.lower()).strip("-._")[:40] or "user"
+    digest = hashlib.sha256(user.encode()).hexdigest()[:10]
+    return f"{HOME_VOLUME_PREFIX}{slug}-{digest}"
+
+
+def is_root(container_user: str | int) -> bool:
+    """Whether a Docker ``user`` setting means root (``root``, ``0``, ``0:0``, ``root:x``)."""
+    who = str(container_user).strip().split(":", 1)[0]
+    return who in ("", "0", "root")
+
+
+def _mentions_socket(value: Any) -> bool:
+    return any(s in str(value) for s in _SOCKETS)
+
+
+def _check_binds(binds: Mapping[str, Any] | list) -> None:
+    for source in binds:
+        target = binds[source] if isinstance(binds, Mapping) else source
+        if _mentions_socket(source) or _mentions_socket(target):
+            raise ContainerSpecError(
+                f"volume {source!r} would give a user container a container engine socket"
+            )
+
+
+def build_container_spec(
+    profile: Profile,
+    lease: Mapping[str, Any],
+    *,
+    user: str,
+    name: str,
+    env: Mapping[str, str],
+    command: list[str] | None = None,
+    server_name: str = "",
+    home_volume: str | None = None,
+    home_dir: str = DEFAULT_HOME,
+    container_user: str = DEFAULT_CONTAINER_USER,
+    network: str = "bridge",
+    port: int = 8888,
+    publish_ip: str | None = "127.0.0.1",
+    host_cpus: int | None = None,
+    extra_binds: Mapping[str, Any] | None = None,
+    extra_labels: Mapping[str, str] | None = None,
+    extra_host_config: Mapping[str, Any] | None = None,
+    extra_create_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``create_container`` keyword arguments of ``user``'s server holding ``lease``.
+
+    ``network`` is ``"host"`` (the server binds a port on the host itself), ``"bridge"``
+    (the port is published on ``publish_ip``) or a user-defined network (reached at the
+    container's own address; nothing published). ``host_cpus`` (the engine's CPU count)
+    caps ``cpu_limit``, which Docker refuses above it. ``extra_*`` are the admin's additions
+    (DockerSpawner's ``volumes``, ``extra_host_config``, ``extra_create_kwargs``); they may
+    not undo the invariants above (:class:`ContainerSpecError`).
+    """
+    if is_root(container_user):
+        raise ContainerSpecError(
+            f"user containers must not run as root (container user {container_user!r}); "
+            "use a uid such as 1000:100"
+        )
+    for extras in (extra_host_config or {}, extra_create_kwargs or {}):
+        for key, why in _FORBIDDEN_EXTRAS.items():
+            if key in extras and not (key == "privileged" and extras[key] is False):
+                raise ContainerSpecError(f"{key} cannot be set for user containers: {why}")
+    for key in ("environment", "image", "labels", "host_config"):
+        if key in (extra_create_kwargs or {}):
+            raise ContainerSpecError(
+                f"extra_create_kwargs may not set {key}; it comes from the profile and the lease"
+            )
+    if (extra_host_config or {}).get("network_mode") not in (None, network):
+        raise ContainerSpecError("set the network with network_name, not extra_host_config")
+
+    home_volume = home_volume or home_volume_name(user)
+    extra_hc = dict(extra_host_config or {})
+    binds: dict[str, Any] = {home_volume: {"bind": home_dir, "mode": "rw"}}
+    more = dict(extra_binds or {})
+    if isinstance(extra_hc.get("binds"), Mapping):
+        more.update(extra_hc.pop("binds"))
+    for source, target in more.items():
+        if source != home_volume:
+            binds[source] = (
+                target if isinstance(target, Mapping) else {"bind": target, "mode": "rw"}
+            )
+    _check_binds(binds)
+    for key in ("binds", "mounts", "volumes_from"):
+        if key in extra_hc:
+            value = extra_hc[key]
+            _check_binds(value if isinstance(value, Mapping | list) else [value])
+
+    host_config: dict[str, Any] = {
+        "binds": binds,
+        "network_mode": network,
+        "privileged": False,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "init": True,  # reap the zombies kernels leave behind
+        "device_requests": device_requests(lease),
+    }
+    if profile.mem_limit:
+        host_config["mem_limit"] = profile.mem_limit
+        host_config["memswap_limit"] = profile.mem_limit  # no swap beyond the limit
+    if profile.cpu_limit:
+        cpus = min(profile.cpu_limit, host_cpus) if host_cpus else profile.cpu_limit
+        host_config["nano_cpus"] = int(cpus * 1e9)
+    if profile.shm_size:
+        host_config["shm_size"] = profile.shm_size
+    create: dict[str, Any] = {}
+    if network == "bridge":
+        create["ports"] = {f"{port}/tcp": {}}
+        if publish_ip is not None:
+            host_config["port_bindings"] = {port: (publish_ip,)}
+    for key, value in extra_hc.items():
+        host_config.setdefault(key, value)  # the admin adds; the invariants above stay
+
+    labels = {
+        **(extra_labels or {}),
+        LABEL_USER: user,
+        LABEL_SERVER: server_name,
+        LABEL_LEASE: str(lease["id"]),
+        LABEL_PROFILE: profile.name,
+    }
+    spec: dict[str, Any] = {
+        **dict(extra_create_kwargs or {}),
+        "image": profile.image,
+        "name": name,
+        "user": str(container_user),
+        "environment": {str(k): str(v) for k, v in env.items()},
+        "labels": labels,
+        "working_dir": home_dir,
+        "host_config": host_config,
+        **create,
+    }
+    if command:
+        spec["command"] = list(command)
+    return spec

@@ -1,0 +1,271 @@
+"""GPU spawner for user containers on a Docker engine (a DockerSpawner subclass).
+
+Each server is a fresh container built by :func:`gpuhub.spawners.container.build_container_spec`
+from the chosen profile and the granted lease: the profile's image and limits, the
+leased devices as Docker ``device_requests`` (none for simulated devices), a non-root
+user, never privileged, no Docker socket, and the per-user named volume
+``gpuhub-home-<user>`` as the home directory, which outlives containers.
+
+Networking: ``bridge`` (the default; the port is published on ``host_ip``), a
+user-defined network (``network_name``; the hub reaches the container's own address),
+or ``host`` (tests, or GPU nodes that want it): the server binds ``host_ip`` on a free
+port chosen here, and that address is what the hub is told.
+
+Limits come from the profile only; DockerSpawner's own ``mem_limit`` and ``cpu_limit``
+are not used. Admins' ``volumes``, ``extra_host_config`` and ``extra_create_kwargs`` are
+added, but may not make a container privileged, root, or hand it devices or a socket.
+
+Docker API calls run on a thread pool shared by all GPU spawners of the hub
+(``docker_threads``), not on DockerSpawner's single thread, so a spawn storm does not
+queue every ``create``/``start``/``inspect`` behind one another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+import docker
+from dockerspawner import DockerSpawner
+from traitlets import Bool, Integer, TraitError, Unicode, default, validate
+
+from .container import (
+    DEFAULT_CONTAINER_USER,
+    DEFAULT_HOME,
+    LABEL_LEASE,
+    build_container_spec,
+    is_root,
+)
+from .mixin import GPUSpawnerMixin, GPUSpawnError
+from .profiles import Selection
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (for servers on the host's network)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def orphan_containers(
+    containers: Iterable[Mapping[str, Any]], live_lease_ids: Iterable[int]
+) -> list[Mapping[str, Any]]:
+    """Running containers labelled with a lease that is no longer queued or active.
+
+    ``containers`` are Docker's ``GET /containers/json`` entries (``Id``, ``Names``,
+    ``Labels``); a label that is not a lease number counts as no lease.
+    """
+    live = {int(x) for x in live_lease_ids}
+    out = []
+    for c in containers:
+        label = (c.get("Labels") or {}).get(LABEL_LEASE, "")
+        if not (label.isdigit() and int(label) in live):
+            out.append(c)
+    return out
+
+
+class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
+    """DockerSpawner with GPU profiles and leases. Select it with ``spawner_class = "gpu-docker"``."""
+
+    # our own class-level pool and client, never DockerSpawner's single thread
+    _executor: ClassVar[ThreadPoolExecutor | None] = None
+    _client: ClassVar[docker.APIClient | None] = None
+    _host_cpus: ClassVar[int | None] = None
+
+    docker_threads = Integer(
+        8,
+        min=1,
+        config=True,
+        help="""Threads for Docker API calls, shared by all GPU spawners of this hub
+        (DockerSpawner uses one). More threads let more spawns and polls proceed at once,
+        e.g. ``16`` for spawn storms of a large class.""",
+    )
+    container_user = Unicode(
+        DEFAULT_CONTAINER_USER,
+        config=True,
+        help="""uid[:gid] (or name) user containers run as; never root. The Jupyter docker
+        stacks' ``jovyan`` is ``1000:100``.""",
+    )
+
+    @validate("container_user")
+    def _not_root(self, proposal):
+        if is_root(proposal.value):
+            raise TraitError("GPUDockerSpawner.container_user must not be root, e.g. '1000:100'")
+        return proposal.value
+
+    home_dir = Unicode(
+        DEFAULT_HOME,
+        config=True,
+        help="""Where the per-user volume ``gpuhub-home-<user>`` is mounted: the image's
+        home directory, e.g. ``/home/jovyan``.""",
+    )
+    stop_orphan_containers = Bool(
+        False,
+        config=True,
+        help="""At hub start-up, stop running containers labelled with a gpuhub lease that
+        the service no longer has (they would use GPUs nobody is charged for). Off: they
+        are only reported in the log.""",
+    )
+
+    @default("remove")
+    def _default_remove(self) -> bool:
+        # each start gets a new container: its environment names the new lease's devices
+        return True
+
+    @default("prefix")
+    def _default_prefix(self) -> str:
+        return "gpuhub"
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The thread pool of Docker calls (``docker_threads`` threads, one per hub)."""
+        cls = GPUDockerSpawner
+        if cls._executor is None:
+            cls._executor = ThreadPoolExecutor(
+                self.docker_threads, thread_name_prefix="gpuhub-docker"
+            )
+        return cls._executor
+
+    @property
+    def client(self) -> docker.APIClient:
+        """One Docker API client per hub, with a connection per thread."""
+        cls = GPUDockerSpawner
+        if cls._client is None:
+            kwargs: dict[str, Any] = {"version": "auto", "max_pool_size": self.docker_threads}
+            if self.tls_config:
+                kwargs["tls"] = docker.tls.TLSConfig(**self.tls_config)
+            kwargs.update(docker.utils.kwargs_from_env())
+            kwargs.update(self.client_kwargs)
+            cls._client = docker.APIClient(**kwargs)
+        return cls._client
+
+    @property
+    def host_network(self) -> bool:
+        """Whether containers share the host's network (``network_name = "host"``)."""
+        return self.network_name == "host"
+
+    _warned_loopback: ClassVar[bool] = False
+
+    def service_url_for_server(self) -> str:
+        """As the mixin's, with a warning when a bridged container could not reach it."""
+        url = super().service_url_for_server()
+        host = urlparse(url).hostname or ""
+        if not self.host_network and host in LOOPBACK and not GPUDockerSpawner._warned_loopback:
+            GPUDockerSpawner._warned_loopback = True
+            self.log.warning(
+                "GPUHUB_SERVICE_URL is %s, which containers on network %r cannot reach; set "
+                "c.GPUSpawnerMixin.notebook_service_url (or JupyterHub.public_url)",
+                url, self.network_name,
+            )  # fmt: skip
+        return url
+
+    # -- start ------------------------------------------------------------------------
+
+    async def prepare_server(self, selection: Selection, lease: dict[str, Any]) -> None:
+        """Take the profile's image; on the host network, bind ``host_ip`` on a free port."""
+        self.image = selection.image
+        if self.host_network:
+            self.ip = self.host_ip
+            self.port = free_port(self.host_ip)
+
+    async def check_allowed(self, image: str) -> str:
+        """``user_options.image`` was checked against the profile already; only it is allowed."""
+        if self._selection is None or image != self._selection.image:
+            raise GPUSpawnError(400, f"Invalid server options: image {image!r} is not offered")
+        return image
+
+    async def host_cpus(self) -> int | None:
+        """The engine's CPU count (Docker refuses a CPU limit above it); asked once."""
+        cls = GPUDockerSpawner
+        if cls._host_cpus is None:
+            info = await self.docker("info")
+            cls._host_cpus = int(info.get("NCPU") or 0) or None
+        return cls._host_cpus
+
+    def container_spec(
+        self, command: list[str] | None, *, host_cpus: int | None = None
+    ) -> dict[str, Any]:
+        """The ``create_container`` arguments of this server (see :func:`build_container_spec`)."""
+        if self._selection is None or not self.lease:
+            raise RuntimeError(f"{self._log_name}: no profile and lease to build a container from")
+        return build_container_spec(
+            self._selection.profile,
+            self.lease,
+            user=self.user.name,
+            server_name=self.name,
+            name=self.container_name,
+            env=self.get_env(),
+            command=command,
+            home_dir=self.home_dir,
+            container_user=self.container_user,
+            network=self.network_name,
+            port=self.port,
+            publish_ip=None if (self.use_internal_ip or self.host_network) else self.host_ip,
+            host_cpus=host_cpus,
+            extra_binds=self.volume_binds,
+            extra_host_config=self._eval_if_callable(self.extra_host_config),
+            extra_create_kwargs=self._eval_if_callable(self.extra_create_kwargs),
+        )
+
+    async def create_object(self) -> dict[str, Any]:
+        """Create the container from :meth:`container_spec`."""
+        spec = self.container_spec(await self.get_command(), host_cpus=await self.host_cpus())
+        host_config = self.client.create_host_config(**spec.pop("host_config"))
+        self.log.info(
+            "creating container %s for %s: image=%s lease=%s devices=%s",
+            spec["name"], self._log_name, spec["image"], self.lease_id,
+            spec["environment"].get("CUDA_VISIBLE_DEVICES", ""),
+        )  # fmt: skip
+        return await self.docker("create_container", host_config=host_config, **spec)
+
+    async def get_ip_and_port(self) -> tuple[str, int]:
+        """On the host network: ``host_ip`` and the port chosen at start; else DockerSpawner's."""
+        if self.host_network:
+            return self.host_ip, self.port
+        return await super().get_ip_and_port()
+
+    # -- start-up reconciliation -------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Report (and with ``stop_orphan_containers``, stop) containers whose lease is gone.
+
+        Containers are listed before leases: a container is created only after its lease
+        was granted, so one that a spawn creates meanwhile is never taken for an orphan.
+        """
+        containers = await self.docker("containers", filters={"label": LABEL_LEASE})
+        delay = 1.0
+        for _ in range(20):  # the service starts after the hub's first polls
+            try:
+                leases = await self.gpuhub.leases(status=("active", "queued"))
+                break
+            except Exception as e:  # noqa: BLE001 - any failure: the service is not up yet
+                self.log.info("reconciliation waits for the gpuhub service: %s", e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        else:
+            self.log.error("reconciliation skipped: the gpuhub service did not answer")
+            return
+        orphans = orphan_containers(containers, (x["id"] for x in leases))
+        for c in orphans:
+            name = ",".join(n.lstrip("/") for n in c.get("Names") or ()) or c["Id"][:12]
+            labels = c.get("Labels") or {}
+            self.log.warning(
+                "container %s (user=%s lease=%s) holds no live gpuhub lease%s",
+                name, labels.get("gpuhub.user"), labels.get(LABEL_LEASE),
+                "; stopping it" if self.stop_orphan_containers else "",
+            )  # fmt: skip
+            if self.stop_orphan_containers:
+                try:
+                    await self.docker("stop", c["Id"])
+                except docker.errors.APIError as e:  # gone meanwhile, or the engine refused
+                    self.log.warning("could not stop container %s: %s", name, e)
+        self.log.info(
+            "reconciliation: %d running gpuhub container(s), %d without a lease",
+            len(containers), len(orphans),
+        )  # fmt: skip

@@ -1,0 +1,200 @@
+"""The spawn form: one radio button per profile with live availability and the user's quota.
+
+Plain functions returning an HTML string; every value from configuration or from the
+service is escaped. A profile the user cannot use now is shown disabled with the reason.
+The form's fields (``profile``, ``gpus-<profile>``, ``group``) are turned into
+``user_options`` by :func:`gpuhub.spawners.profiles.options_from_form`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from ..scheduler.quota import fmt_hours, fmt_units
+from ..scheduler.shapes import describe
+from .profiles import Profile
+
+
+@dataclass(frozen=True)
+class ProfileChoice:
+    """A profile as this user sees it now.
+
+    ``reason`` says why it is disabled (None: usable); ``availability`` is the service's
+    preview sentence ("3 of 8 H100 GPUs free", "2 requests ahead of you; ...");
+    ``outcome`` is the preview's ``grant``, ``queue`` or ``refuse`` (None: unknown).
+    """
+
+    profile: Profile
+    reason: str | None = None
+    availability: str | None = None
+    outcome: str | None = None
+    simulated: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """Whether the radio button is enabled."""
+        return self.reason is None
+
+
+def choice_from_preview(profile: Profile, preview: Mapping[str, Any] | None) -> ProfileChoice:
+    """A :class:`ProfileChoice` from ``POST /leases/preview``'s answer (None: no answer)."""
+    if preview is None:
+        return ProfileChoice(profile)
+    outcome = preview.get("outcome")
+    message = str(preview.get("message") or "")
+    simulated = bool(preview.get("simulated"))
+    if outcome == "refuse":
+        return ProfileChoice(profile, reason=message or "not available to you now",
+                             outcome=outcome, simulated=simulated)  # fmt: skip
+    return ProfileChoice(profile, availability=message or None, outcome=outcome,
+                         simulated=simulated)  # fmt: skip
+
+
+def quota_lines(me: Mapping[str, Any] | None) -> list[str]:
+    """One sentence per quota from ``GET /me``: what is in use and what is left."""
+    lines = []
+    for q in (me or {}).get("quotas") or ():
+        spec = q.get("quota")
+        who = "Your quota" if q.get("kind") == "user" else f"Group {q.get('name')}"
+        if not spec:
+            lines.append(f"{who}: no limit")
+            continue
+        parts = []
+        active = fmt_units(q.get("units_active") or 0)
+        if spec.get("max_units") is not None:
+            parts.append(f"{active} of {fmt_units(spec['max_units'])} GPU units in use")
+        else:
+            parts.append(f"{active} GPU units in use")
+        if q.get("units_queued"):
+            parts.append(f"{fmt_units(q['units_queued'])} queued")
+        if q.get("gpu_hours_left") is not None:
+            parts.append(
+                f"{fmt_hours(q['gpu_hours_left'])} of {fmt_hours(spec['gpu_hours'])} GPU-hours "
+                f"left {q.get('period') or ''}".rstrip()
+            )
+        lines.append(f"{who}: " + "; ".join(parts))
+    return lines
+
+
+def quota_groups(me: Mapping[str, Any] | None) -> list[str]:
+    """The user's groups that have quotas (a request must say which one it charges)."""
+    return sorted(
+        str(q["name"]) for q in (me or {}).get("quotas") or () if q.get("kind") == "group"
+    )
+
+
+def _shape_text(profile: Profile) -> str:
+    text = describe(profile.shape)
+    bits = [text[0].upper() + text[1:]]
+    if profile.cpu_limit:
+        bits.append(f"{profile.cpu_limit:g} CPUs")
+    if profile.mem_limit:
+        bits.append(f"{_size(profile.mem_limit)} memory")
+    if profile.shm_size:
+        bits.append(f"{_size(profile.shm_size)} /dev/shm")
+    return " · ".join(bits)
+
+
+def _size(n: int) -> str:
+    for unit, size in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n >= size:
+            v = n / size
+            return f"{v:g} {unit}B" if v == int(v) else f"{v:.1f} {unit}B"
+    return f"{n} B"
+
+
+def _count_select(profile: Profile, disabled: bool) -> str:
+    if len(profile.choosable_counts) < 2:
+        return ""
+    options = "".join(
+        f'<option value="{n}"{" selected" if n == profile.default_count else ""}>'
+        f"{n} GPU{'s' if n > 1 else ''}</option>"
+        for n in profile.choosable_counts
+    )
+    pid = escape(profile.name)
+    return (
+        f'<label class="gpuhub-count">GPUs: <select name="gpus-{pid}" id="gpus-{pid}"'
+        f"{' disabled' if disabled else ''}>{options}</select></label>"
+    )
+
+
+def _choice_html(choice: ProfileChoice, checked: bool) -> str:
+    p = choice.profile
+    pid = escape(p.name)
+    disabled = not choice.usable
+    notes = []
+    if choice.availability:
+        cls = "gpuhub-queue" if choice.outcome == "queue" else "gpuhub-free"
+        notes.append(f'<span class="{cls}">{escape(choice.availability)}</span>')
+    if choice.simulated:
+        notes.append('<span class="gpuhub-simulated label label-warning">simulated</span>')
+    if disabled:
+        notes.append(
+            f'<span class="gpuhub-reason text-danger">Not available: {escape(choice.reason or "")}'
+            "</span>"
+        )
+    description = (
+        f'<div class="gpuhub-description">{escape(p.description)}</div>' if p.description else ""
+    )
+    return (
+        f'<div class="gpuhub-profile radio{" disabled" if disabled else ""}">'
+        f'<label for="profile-{pid}">'
+        f'<input type="radio" name="profile" id="profile-{pid}" value="{pid}"'
+        f"{' checked' if checked else ''}{' disabled' if disabled else ''}> "
+        f"<strong>{escape(p.display_name)}</strong></label>"
+        f'<div class="gpuhub-shape">{escape(_shape_text(p))} · <code>{escape(p.image)}</code></div>'
+        f"{description}"
+        f'<div class="gpuhub-availability">{" · ".join(notes)}</div>'
+        f"{_count_select(p, disabled)}"
+        "</div>"
+    )
+
+
+def render_form(
+    choices: Sequence[ProfileChoice],
+    *,
+    quotas: Sequence[str] = (),
+    groups: Sequence[str] = (),
+    selected: str | None = None,
+    notice: str | None = None,
+) -> str:
+    """The form's HTML.
+
+    ``selected`` is the profile to preselect (the last one used, else the default);
+    ``groups`` are offered in a select when there are several to charge; ``notice`` is
+    a line shown on top (for example when live availability could not be fetched).
+    """
+    usable = [c for c in choices if c.usable]
+    names = {c.profile.name for c in usable}
+    if selected not in names:
+        selected = next((c.profile.name for c in usable if c.profile.default), None)
+    if selected not in names:
+        selected = usable[0].profile.name if usable else None
+    parts = ['<div class="gpuhub-form">']
+    if notice:
+        parts.append(f'<p class="gpuhub-notice text-warning">{escape(notice)}</p>')
+    if quotas:
+        parts.append(
+            '<ul class="gpuhub-quota">'
+            + "".join(f"<li>{escape(line)}</li>" for line in quotas)
+            + "</ul>"
+        )
+    if not usable:
+        parts.append(
+            '<p class="gpuhub-none text-danger">None of the GPU profiles is available to you '
+            "now; the reasons are listed below.</p>"
+        )
+    parts.append('<fieldset class="gpuhub-profiles"><legend>Environment and GPUs</legend>')
+    parts.extend(_choice_html(c, c.profile.name == selected) for c in choices)
+    parts.append("</fieldset>")
+    if len(groups) > 1:
+        options = "".join(f'<option value="{escape(g)}">{escape(g)}</option>' for g in groups)
+        parts.append(
+            '<label class="gpuhub-group" for="gpuhub-group">Charge to group: '
+            f'<select name="group" id="gpuhub-group">{options}</select></label>'
+        )
+    parts.append("</div>")
+    return "\n".join(parts)

@@ -1,0 +1,634 @@
+"""The GPU half of gpuhub's spawners, shared by the Docker and the local-process spawner.
+
+:class:`GPUSpawnerMixin` goes first in a spawner's bases, before a JupyterHub spawner:
+
+* ``user_options`` are validated against the configured profiles in JupyterHub's
+  ``apply_user_options`` step (before ``pre_spawn_hook`` and ``start()``), so the form and
+  the REST API both get HTTP 400 with a sentence, and nothing is started or leased;
+  ``start()`` checks them again in case a deployment replaced that hook.
+* ``start()`` asks the gpuhub service for a lease as the user; while the request waits in
+  the queue, spawn progress shows the position; a refusal ends the spawn with the
+  service's sentence (which names the quota). The granted devices reach the server as
+  ``CUDA_VISIBLE_DEVICES``/``NVIDIA_VISIBLE_DEVICES`` (and, in containers, Docker
+  ``device_requests``).
+* The lease is released exactly once: on ``stop()``, when ``poll()`` finds the server
+  dead, when the state is cleared, or when the spawn fails or is cancelled.
+* ``get_state()`` keeps ``{"gpuhub_state_version": 1, "lease_id": N}`` next to the parent
+  spawner's state, so a restarted hub re-adopts each server and its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlparse, urlunparse
+
+from tornado import web
+from traitlets import (
+    Callable,
+    Dict,
+    Float,
+    Integer,
+    List,
+    TraitError,
+    Unicode,
+    Union,
+    default,
+    validate,
+)
+from traitlets.config import Configurable
+
+from ..scheduler.shapes import describe
+from .client import GpuhubServiceClient, ServiceError
+from .container import build_env, device_uuids, is_simulated
+from .form import ProfileChoice, choice_from_preview, quota_groups, quota_lines, render_form
+from .profiles import (
+    Profile,
+    ProfileConfigError,
+    Selection,
+    UserOptionsError,
+    load_profiles,
+    options_from_form,
+    validate_user_options,
+)
+
+#: Version of the state this mixin adds to the spawner's state.
+STATE_VERSION = 1
+
+# asyncio keeps only weak references to tasks; releases must outlive their spawner object
+_BACKGROUND: set[asyncio.Future] = set()
+
+
+def _background(coro) -> asyncio.Future:
+    """Run ``coro`` as a task that is kept alive until it is done."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
+
+
+class GPUSpawnError(web.HTTPError):
+    """A spawn the GPU layer refuses or cannot serve; the message is shown as is.
+
+    JupyterHub shows ``jupyterhub_message`` on the spawn page, in progress events and in
+    REST API errors; a status below 500 marks it a refusal rather than a hub failure.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, "%s", message)
+        self.message = message
+        self.jupyterhub_message = message
+
+
+def lease_id_from_state(state: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    """The lease id kept in a spawner state, and a warning to log if the state is odd.
+
+    No ``gpuhub_state_version``: state of a spawner without GPUs (no lease). Version 1:
+    ``lease_id``. A newer version (a hub downgraded under running servers): its
+    ``lease_id`` is still used, since every version keeps it.
+    """
+    version = state.get("gpuhub_state_version")
+    if version is None:
+        return None, None
+    lease_id = state.get("lease_id")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return None, f"unreadable gpuhub_state_version {version!r}; the lease is not adopted"
+    warning = None
+    if version > STATE_VERSION:
+        warning = (
+            f"gpuhub state version {version} is newer than this hub's ({STATE_VERSION}); "
+            "adopting its lease_id only"
+        )
+    if lease_id is None:
+        return None, warning
+    if not isinstance(lease_id, int) or isinstance(lease_id, bool) or lease_id < 1:
+        return None, f"unreadable lease_id {lease_id!r} in gpuhub state; the lease is not adopted"
+    return lease_id, warning
+
+
+def queue_message(lease: Mapping[str, Any]) -> str:
+    """The progress line for a queued lease: 'Waiting for a GPU: 2 requests ahead of you'."""
+    position = lease.get("position")
+    if not isinstance(position, int) or position < 1:
+        return "Waiting for a GPU in the queue"
+    ahead = position - 1
+    if ahead == 0:
+        return "Waiting for a GPU: you are next in the queue"
+    return f"Waiting for a GPU: {ahead} request{'s' if ahead > 1 else ''} ahead of you"
+
+
+def granted_message(lease: Mapping[str, Any]) -> str:
+    """The progress line for a granted lease: 'Got 2 × H100-80GB on node-1 (lease 7)'."""
+    devices = lease.get("devices") or []
+    models = sorted({str(d.get("model", "GPU")) for d in devices})
+    what = f"{len(devices)} × {', '.join(models)}" if devices else "a GPU"
+    if any(d.get("profile") for d in devices):
+        what = f"MIG {devices[0]['profile']} slice of {', '.join(models)}"
+    elif any(d.get("shared_by") for d in devices):
+        what = f"a shared seat on {', '.join(models)}"
+    simulated = " (simulated)" if is_simulated(lease) else ""
+    return f"Got {what}{simulated} on {lease.get('node')} (lease {lease.get('id')})"
+
+
+class _ProgressLog:
+    """Progress events of one spawn, followed by any number of readers (browser tabs)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.closed = False
+        self._changed = asyncio.Event()
+
+    def add(self, message: str, progress: int | None = None) -> None:
+        event: dict[str, Any] = {"message": message}
+        if progress is not None:
+            event["progress"] = progress
+        self.events.append(event)
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def follow(self):
+        seen = 0
+        while True:
+            while seen < len(self.events):
+                yield self.events[seen]
+                seen += 1
+            if self.closed:
+                return
+            await self._changed.wait()
+
+
+async def _options_form(spawner: GPUSpawnerMixin) -> str:
+    """``Spawner.options_form`` callable: the live profile form of this spawner."""
+    return await spawner.render_options_form()
+
+
+async def _apply_user_options(spawner: GPUSpawnerMixin, user_options: dict) -> None:
+    """``Spawner.apply_user_options``: refuse invalid options before anything starts."""
+    await spawner.selection_from(user_options)
+
+
+class GPUSpawnerMixin(Configurable):
+    """GPU profiles, leases from the gpuhub service, and GPU plumbing for a JupyterHub spawner.
+
+    Put it first: ``class MySpawner(GPUSpawnerMixin, SomeSpawner)``. Configure it as
+    ``c.GPUSpawnerMixin.<trait>`` (applies to every GPU spawner).
+    """
+
+    profiles = Union(
+        [List(Dict()), Callable()],
+        default_value=[],
+        config=True,
+        help="""The spawn profiles: environment image × GPU shape × limits × groups.
+
+        A list of dicts (see ``gpuhub.spawners.profiles.Profile``), or a callable
+        ``f(spawner)`` (may be async) returning one, for per-user policy. Example::
+
+            c.GPUSpawnerMixin.profiles = [
+                {"name": "gpu1", "display_name": "1 GPU", "default": True,
+                 "image": "gpuhub/pytorch:latest", "shape": {"kind": "gpu", "count": 1},
+                 "gpu_counts": [1, 2], "cpu_limit": 8, "mem_limit": "64G", "shm_size": "8G"},
+                {"name": "mig-small", "display_name": "A MIG 1g.5gb slice",
+                 "image": "gpuhub/pytorch:latest",
+                 "shape": {"kind": "mig", "profile": "1g.5gb"},
+                 "cpu_limit": 2, "mem_limit": "16G", "shm_size": "2G", "groups": ["cs101"]},
+            ]
+
+        ``shape`` is the scheduler's shape (``gpu`` with ``count`` and optional ``model``,
+        ``mig`` with ``profile``, ``shared``); ``groups`` (None: everyone) lists the
+        JupyterHub groups that may use the profile. A list is checked when loaded.
+        """,
+    )
+
+    @validate("profiles")
+    def _check_profiles(self, proposal):
+        value = proposal.value
+        if not callable(value):
+            try:
+                load_profiles(value)
+            except ProfileConfigError as e:
+                raise TraitError(f"GPUSpawnerMixin.profiles: {e}") from e
+        return value
+
+    gpuhub_url = Unicode(
+        "",
+        config=True,
+        help="""URL of the gpuhub service as the hub reaches it, with the service prefix,
+        e.g. ``http://127.0.0.1:10101/services/gpuhub/`` (its REST API is under ``api/v1``).""",
+    )
+    gpuhub_api_token = Unicode(
+        "",
+        config=True,
+        help="""Token the spawners use towards the gpuhub service; it needs the
+        ``custom:gpuhub:admin`` scope (leases are requested on users' behalf). It never
+        enters a user's server: servers use their own JupyterHub token.""",
+    )
+    notebook_service_url = Unicode(
+        "",
+        config=True,
+        help="""The gpuhub service URL as a user's server reaches it (``GPUHUB_SERVICE_URL``
+        in the server; the notebook extension calls it with the server's own token).
+        Default: ``JupyterHub.public_url`` + the service prefix when a public URL is
+        configured, else ``gpuhub_url`` (right for local processes and host networking).
+        Set it for containers on a bridge network, e.g. ``http://hub.example.org/services/gpuhub/``.""",
+    )
+    lease_poll_interval = Float(
+        5.0,
+        min=0.05,
+        config=True,
+        help="""Seconds between checks of a queued GPU request while a spawn waits
+        (each check updates the queue position shown in spawn progress), e.g. ``2``.""",
+    )
+    release_wait = Float(
+        15.0,
+        config=True,
+        help="""Seconds ``stop()`` waits for the service to confirm a lease release. If it
+        cannot be reached, the release goes on being retried in the background.""",
+    )
+    form_timeout = Float(
+        5.0,
+        config=True,
+        help="Seconds the spawn form waits for live availability before showing without it.",
+    )
+
+    # the lease of the running (or starting) server; lease_id is in the saved state
+    lease_id = Integer(None, allow_none=True)
+    lease = Dict(allow_none=True, default_value=None)
+
+    _reconciled: ClassVar[asyncio.Future | None] = None
+    _selection: Selection | None = None  # what the running (or starting) server uses
+    _progress: _ProgressLog | None = None
+    _release_task: asyncio.Future | None = None
+
+    @default("options_form")
+    def _default_options_form(self):
+        return _options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return options_from_form
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return _apply_user_options
+
+    # -- configuration ----------------------------------------------------------------
+
+    @property
+    def gpuhub(self) -> GpuhubServiceClient:
+        """The client of the gpuhub service."""
+        if not (self.gpuhub_url and self.gpuhub_api_token):
+            raise GPUSpawnError(
+                500,
+                "the GPU service is not configured: set c.GPUSpawnerMixin.gpuhub_url and "
+                "c.GPUSpawnerMixin.gpuhub_api_token",
+            )
+        return GpuhubServiceClient(self.gpuhub_url, self.gpuhub_api_token)
+
+    async def get_profiles(self) -> list[Profile]:
+        """The profiles that apply to this spawner's user (the callable is called here)."""
+        value = self.profiles
+        if callable(value):
+            value = value(self)
+            if inspect.isawaitable(value):
+                value = await value
+        try:
+            profiles = load_profiles(value)
+        except ProfileConfigError as e:
+            self.log.error("GPU profiles misconfigured: %s", e)
+            raise GPUSpawnError(500, f"the GPU profiles are misconfigured: {e}") from e
+        if not profiles:
+            raise GPUSpawnError(
+                500, "no GPU profiles are configured: an admin must set c.GPUSpawnerMixin.profiles"
+            )
+        return profiles
+
+    def user_groups(self) -> list[str]:
+        """Names of the user's JupyterHub groups."""
+        return sorted(g.name for g in getattr(self.user, "groups", None) or ())
+
+    @property
+    def lease_label(self) -> str:
+        """What the lease is held for: ``server:{user}/{server_name}``."""
+        return f"server:{self.user.name}/{self.name}"
+
+    def service_url_for_server(self) -> str:
+        """``GPUHUB_SERVICE_URL`` for the user's server (see ``notebook_service_url``)."""
+        if self.notebook_service_url:
+            return self.notebook_service_url
+        public = getattr(self, "public_hub_url", "")
+        if public and self.gpuhub_url:
+            prefix = urlparse(self.gpuhub_url).path or "/services/gpuhub/"
+            return urlunparse(urlparse(public)._replace(path=prefix, query="", fragment=""))
+        return self.gpuhub_url
+
+    # -- user_options -----------------------------------------------------------------
+
+    async def selection_from(self, user_options: Any) -> Selection:
+        """Validate untrusted ``user_options``; HTTP 400 with the reason if they are refused."""
+        profiles = await self.get_profiles()
+        try:
+            return validate_user_options(user_options, profiles, self.user_groups())
+        except UserOptionsError as e:
+            self.log.info("refused user_options of %s: %s", self._log_name, e.message)
+            raise GPUSpawnError(400, f"Invalid server options: {e.message}") from e
+
+    # -- the form ---------------------------------------------------------------------
+
+    async def render_options_form(self) -> str:
+        """The spawn form with each profile's live availability and the user's quota."""
+        profiles = await self.get_profiles()
+        groups = self.user_groups()
+        notice = None
+        me: dict | None = None
+        previews: dict[str, dict | None] = {}
+        try:
+            client = self.gpuhub
+            me = await asyncio.wait_for(client.me(self.user.name), self.form_timeout)
+            charge = quota_groups(me)
+            group = charge[0] if len(charge) > 1 else None
+            usable = [p for p in profiles if p.allows(groups)]
+            answers = await asyncio.wait_for(
+                asyncio.gather(
+                    *(
+                        client.preview(
+                            Selection(p, p.default_count, group).lease_body(
+                                user=self.user.name, label=self.lease_label
+                            )
+                        )
+                        for p in usable
+                    ),
+                    return_exceptions=True,
+                ),
+                self.form_timeout,
+            )
+            for p, answer in zip(usable, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    self.log.warning("preview of profile %s failed: %s", p.name, answer)
+                    notice = "Live GPU availability could not be fetched for every profile."
+                    answer = None
+                previews[p.name] = answer
+        except (ServiceError, GPUSpawnError, TimeoutError) as e:
+            self.log.warning("spawn form without live availability for %s: %s", self._log_name, e)
+            notice = (
+                "Live GPU availability is not available right now (the gpuhub service did "
+                "not answer); you can still start a server."
+            )
+        choices = []
+        for p in profiles:
+            reason = p.unusable_reason(groups)
+            if reason:
+                choices.append(ProfileChoice(p, reason=reason))
+            else:
+                choices.append(choice_from_preview(p, previews.get(p.name)))
+        last = self.user_options.get("profile") if isinstance(self.user_options, dict) else None
+        return render_form(
+            choices,
+            quotas=quota_lines(me),
+            groups=quota_groups(me),
+            selected=last if isinstance(last, str) else None,
+            notice=notice,
+        )
+
+    # -- leases -----------------------------------------------------------------------
+
+    async def progress(self):
+        """Spawn progress: the lease request, queue position updates, the grant."""
+        if self._progress is None:
+            return
+        async for event in self._progress.follow():
+            yield event
+
+    async def acquire_lease(self, selection: Selection) -> dict[str, Any]:
+        """Ask for GPUs as the user; wait in the queue (reporting the position) until granted.
+
+        Raises :class:`GPUSpawnError` with the service's sentence when the request is
+        refused (quota, impossible shape) or ends while it waits.
+        """
+        client = self.gpuhub
+        progress = self._progress or _ProgressLog()
+        body = selection.lease_body(user=self.user.name, label=self.lease_label)
+        progress.add(
+            f"Requesting {describe(selection.shape)} ({selection.profile.display_name})", 10
+        )
+        lease = await self._post_lease(client, body)
+        self.lease_id, self.lease = int(lease["id"]), lease
+        lease_id = self.lease_id
+        self.log.info(
+            "lease %s %s for %s: profile=%s shape=%s position=%s",
+            lease_id, lease["status"], self._log_name, selection.profile.name,
+            selection.shape.label, lease.get("position"),
+        )  # fmt: skip
+        last = None
+        while lease["status"] == "queued":
+            message = queue_message(lease)
+            if message != last:
+                progress.add(message, 20)
+                last = message
+            await asyncio.sleep(self.lease_poll_interval)
+            try:
+                lease = await client.lease(lease_id)
+            except ServiceError as e:
+                if not e.unreachable:
+                    raise self._refusal(e) from e
+                self.log.warning("checking queued lease %s failed, retrying: %s", lease_id, e)
+                continue
+            if self.lease_id == lease_id:
+                self.lease = lease
+        if lease["status"] != "active":
+            if self.lease_id == lease_id:
+                self.lease_id, self.lease = None, None
+            reason = lease.get("end_reason") or "no reason given"
+            what = "refused" if lease["status"] == "refused" else lease["status"]
+            raise GPUSpawnError(403 if what == "refused" else 409,
+                                f"Your GPU request was {what} while it waited: {reason}")  # fmt: skip
+        progress.add(granted_message(lease), 50)
+        self.log.info(
+            "lease %s granted to %s: node=%s devices=%s", lease_id, self._log_name,
+            lease.get("node"), ",".join(device_uuids(lease)),
+        )  # fmt: skip
+        return lease
+
+    async def _post_lease(self, client: GpuhubServiceClient, body: dict) -> dict:
+        # shielded: a spawn cancelled while the request is on the wire still learns the
+        # lease id and gives the lease back
+        task = asyncio.ensure_future(client.request_lease(body))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._release_late_lease)
+            raise
+        except ServiceError as e:
+            raise self._refusal(e) from e
+
+    def _release_late_lease(self, task: asyncio.Future) -> None:
+        if not task.cancelled() and task.exception() is None:
+            lease_id = task.result()["id"]
+            self.log.info(
+                "spawn of %s was cancelled; giving lease %s back", self._log_name, lease_id
+            )
+            _background(self._release(lease_id))
+
+    def _refusal(self, e: ServiceError) -> GPUSpawnError:
+        if e.unreachable:
+            self.log.error("gpuhub service unavailable for %s: %s", self._log_name, e)
+            return GPUSpawnError(503, f"GPUs cannot be requested right now: {e.message}")
+        return GPUSpawnError(e.status if e.status in (400, 403, 409, 422) else 400, e.message)
+
+    def _forget_lease(self) -> asyncio.Future | None:
+        """Drop the lease from the state and start releasing it (exactly once per lease)."""
+        lease_id = self.lease_id
+        if lease_id is None:
+            return self._release_task
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: nothing could ever be awaited here
+            self.log.error(
+                "cannot release lease %s of %s outside the event loop", lease_id, self._log_name
+            )
+            return None
+        self.lease_id, self.lease = None, None
+        self._release_task = _background(self._release(lease_id))
+        return self._release_task
+
+    async def release_lease(self) -> None:
+        """Release the server's lease (cancel it if still queued); idempotent."""
+        fut = self._forget_lease()
+        if fut is None or fut.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self.release_wait)
+        except TimeoutError:
+            self.log.warning("release of the lease of %s goes on in the background", self._log_name)
+
+    async def _release(self, lease_id: int) -> None:
+        delay = 1.0
+        for _ in range(30):  # about 10 minutes of retries while the service is away
+            try:
+                lease = await self.gpuhub.release(lease_id)
+            except ServiceError as e:
+                if not e.unreachable:
+                    self.log.error(
+                        "releasing lease %s of %s refused: %s", lease_id, self._log_name, e
+                    )
+                    return
+                self.log.warning(
+                    "releasing lease %s of %s failed, retrying: %s", lease_id, self._log_name, e
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.log.info(
+                "lease %s of %s ended: %s", lease_id, self._log_name,
+                (lease or {}).get("status", "unknown to the service"),
+            )  # fmt: skip
+            return
+        self.log.error(
+            "gave up releasing lease %s of %s; the service's reconciliation will end it",
+            lease_id, self._log_name,
+        )  # fmt: skip
+
+    # -- the spawner interface ---------------------------------------------------------
+
+    def gpu_environment(self) -> dict[str, str]:
+        """The GPU variables of the server: devices, lease id, service URL (no credentials)."""
+        if not self.lease:
+            return {}
+        return build_env(self.lease, service_url=self.service_url_for_server())
+
+    def get_env(self) -> dict[str, str]:
+        """The parent's environment plus :meth:`gpu_environment`."""
+        env = super().get_env()
+        env.update(self.gpu_environment())
+        return env
+
+    async def prepare_server(self, selection: Selection, lease: dict[str, Any]) -> None:
+        """Hook: apply the selection before the parent's ``start()`` (image, ports...)."""
+
+    async def reconcile(self) -> None:
+        """Hook: once per hub process, check what outlived the last one (containers...).
+
+        Runs in the background from the first ``start()`` or ``poll()``; it must tolerate
+        spawns going on meanwhile.
+        """
+
+    def _reconcile_once(self) -> None:
+        cls = type(self)
+        fut = cls.__dict__.get("_reconciled")
+        if fut is None or fut.get_loop() is not asyncio.get_running_loop():
+            cls._reconciled = _background(self._reconcile_logged())
+
+    async def _reconcile_logged(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception:  # a failed check must not take anything else down
+            self.log.exception("start-up reconciliation failed")
+
+    async def start(self):
+        """Validate, lease GPUs (waiting in the queue if need be), then start the server."""
+        self._progress = progress = _ProgressLog()
+        try:
+            selection = await self.selection_from(self.user_options)
+            self._reconcile_once()
+            self._selection = selection
+            lease = await self.acquire_lease(selection)
+            await self.prepare_server(selection, lease)
+            progress.add("Starting the server", 70)
+            return await super().start()
+        except BaseException:
+            if self.lease_id is not None:
+                self.log.warning(
+                    "start of %s did not finish; giving lease %s back",
+                    self._log_name,
+                    self.lease_id,
+                )
+                await self.release_lease()
+            raise
+        finally:
+            progress.close()
+
+    async def poll(self):
+        """The parent's poll; a server found dead gives its lease back."""
+        self._reconcile_once()
+        status = await super().poll()
+        if status is not None:
+            await self.release_lease()
+        return status
+
+    async def stop(self, now: bool = False):
+        """Stop the server, then release its lease (also if stopping failed half-way)."""
+        try:
+            await super().stop(now=now)
+        finally:
+            await self.release_lease()
+
+    def get_state(self) -> dict[str, Any]:
+        """The parent's state plus ``gpuhub_state_version`` and ``lease_id``."""
+        state = super().get_state()
+        if self.lease_id is not None:
+            state["gpuhub_state_version"] = STATE_VERSION
+            state["lease_id"] = self.lease_id
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Adopt the lease of a server started by an earlier hub process."""
+        super().load_state(state)
+        lease_id, warning = lease_id_from_state(state)
+        if warning:
+            self.log.warning("%s: %s", self._log_name, warning)
+        if lease_id is not None:
+            self.lease_id = lease_id
+
+    def clear_state(self) -> None:
+        """Forget the server; a lease still held is released (never forgotten while live)."""
+        super().clear_state()
+        if self.lease_id is not None:
+            self._forget_lease()
