@@ -8,6 +8,9 @@
 #   GPUHUB_STATE_DIR        where databases, secrets and credentials live   (./.state)
 #   GPUHUB_BIND_URL         public URL to bind                             (http://127.0.0.1:8000)
 #   GPUHUB_HUB_PORT, GPUHUB_PROXY_API_PORT, GPUHUB_SERVICE_PORT  internal ports (8081, 8001, 10101)
+#   GPUHUB_HUB_BIND_URL, GPUHUB_HUB_CONNECT_URL  where the hub API listens / how user
+#                           containers reach it (http://127.0.0.1:8081 / the same)
+#   GPUHUB_NOTEBOOK_SERVICE_URL  how user servers reach the gpuhub service
 #   GPUHUB_DB_URL           scheduler database (sqlite:///<state>/gpuhub.sqlite; postgresql://...)
 #   GPUHUB_HUB_DB_URL       JupyterHub's database (sqlite:///<state>/jupyterhub.sqlite)
 #   GPUHUB_INVENTORY        simulated | nvml | files                        (simulated)
@@ -40,7 +43,9 @@ admin = env("GPUHUB_ADMIN", "admin")
 
 # -- JupyterHub ------------------------------------------------------------------------
 c.JupyterHub.bind_url = bind_url
-c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub_port}"
+c.JupyterHub.hub_bind_url = env("GPUHUB_HUB_BIND_URL", f"http://127.0.0.1:{hub_port}")
+if env("GPUHUB_HUB_CONNECT_URL"):  # how user containers reach the hub (compose: http://hub:8081)
+    c.JupyterHub.hub_connect_url = env("GPUHUB_HUB_CONNECT_URL")
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
 # scripts/setup installs the proxy next to this Python; else it is found on $PATH
 _chp = Path(sys.executable).parent / "configurable-http-proxy"
@@ -93,6 +98,8 @@ spawner_mode = env("GPUHUB_SPAWNER", "local")
 if spawner_mode == "docker":
     c.JupyterHub.spawner_class = "gpu-docker"
     c.DockerSpawner.network_name = env("GPUHUB_DOCKER_NETWORK", "host")
+    # on a user-defined network the hub reaches containers by their address there
+    c.DockerSpawner.use_internal_ip = c.DockerSpawner.network_name not in ("host", "bridge")
     c.Spawner.http_timeout = 120  # a cold image takes a while to start JupyterLab
 elif spawner_mode == "local":
     c.JupyterHub.spawner_class = "gpu-local"
@@ -192,11 +199,12 @@ c.GpuhubService.reconcile_interval = float(env("GPUHUB_RECONCILE_INTERVAL", "60"
 c.GpuhubService.reconcile_grace = float(env("GPUHUB_RECONCILE_GRACE", "120"))
 c.GpuhubService.db_url = env("GPUHUB_DB_URL", f"sqlite:///{state / 'gpuhub.sqlite'}")
 c.GpuhubService.inventory_class = env("GPUHUB_INVENTORY", "simulated")
-c.SimulatedInventory.spec = env(
-    "GPUHUB_SIMULATED_SPEC",
+c.SimulatedInventory.spec = env("GPUHUB_SIMULATED_SPEC") or (
     "sim-node-1: 4xH100-80GB[nvlink], 1xA100-40GB[mig=7x1g.5gb], 1xL4-24GB[shared=4];"
-    " sim-node-2: 4xA100-80GB[nvlink]",
+    " sim-node-2: 4xA100-80GB[nvlink]"
 )
+if env("GPUHUB_NOTEBOOK_SERVICE_URL"):  # how user servers reach the gpuhub service
+    c.GPUSpawnerMixin.notebook_service_url = env("GPUHUB_NOTEBOOK_SERVICE_URL")
 c.GpuhubService.default_user_quota = {"max_units": 2, "gpu_hours": 40, "period": "week"}
 
 # -- Tell the person at the terminal how to log in ------------------------------------

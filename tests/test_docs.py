@@ -24,10 +24,10 @@ from gpuhub.scheduler.quota import QuotaSpec
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
 from gpuhub.service import handlers as h
 from gpuhub.service.app import GpuhubService
+from gpuhub.service.models import LeaseRequest
 from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.local import GPULocalProcessSpawner
 from gpuhub.spawners.mixin import GPUSpawnerMixin
-from gpuhub.service.models import LeaseRequest
 from jsonschema import Draft202012Validator
 from tornado import web
 

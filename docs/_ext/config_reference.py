@@ -131,9 +131,7 @@ def render_class(cls: type[Configurable]) -> str:
         )
         out += [
             f"`{cls.__name__}` also takes the settings of {', '.join(bases)}, documented "
-            "with those projects: "
-            + ", ".join(f"`{cls.__name__}.{n}`" for n in inherited)
-            + ".",
+            "with those projects: " + ", ".join(f"`{cls.__name__}.{n}`" for n in inherited) + ".",
             "",
         ]
     elif inherited:
