@@ -1,8 +1,11 @@
 """A real JupyterHub subprocess running hub_config/jupyterhub_config.py, for tests.
 
-The test config loads the real one with ``load_subconfig`` and adds only a ``test-admin``
-service with a known token. Everything listens on 127.0.0.1 on free ports; ``stop()``
-terminates the hub, its proxy and the gpuhub service, and the log is kept for failures.
+The test config loads the real one with ``load_subconfig`` and adds a ``test-admin``
+service with a known token, then any ``extra_config`` lines a test module needs (its own
+profiles, a shorter poll interval...). Everything listens on 127.0.0.1 on free ports;
+``stop()`` terminates the hub, its proxy and the gpuhub service, and the log is kept for
+failures. The server helpers (``spawn``, ``wait_ready``, ``progress_events``...) drive
+users' servers through JupyterHub's REST API as the test-admin service.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -47,8 +51,11 @@ def free_port() -> int:
 class Hub:
     """One JupyterHub with the gpuhub service, and clients that talk to both."""
 
-    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, env: dict[str, str] | None = None, extra_config: str = ""
+    ) -> None:
         self.dir = workdir
+        self.extra_config = extra_config
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state = self.dir / "state"
         self.port = free_port()
@@ -76,7 +83,8 @@ class Hub:
     def start(self, timeout: float = 60) -> Hub:
         """Start the hub and wait until the gpuhub service answers through the proxy."""
         config = self.dir / "test_jupyterhub_config.py"
-        config.write_text(TEST_CONFIG.format(hub_config=str(HUB_CONFIG), token=self.admin_token))
+        text = TEST_CONFIG.format(hub_config=str(HUB_CONFIG), token=self.admin_token)
+        config.write_text(text + self.extra_config)
         log = open(self.log_path, "ab")
         self._log = log
         self.proc = subprocess.Popen(
@@ -163,3 +171,57 @@ class Hub:
     def credentials(self) -> dict:
         """The generated login credentials of the embedded default."""
         return json.loads((self.state / "credentials.json").read_text())
+
+    # -- users' servers (JupyterHub REST API as test-admin) -----------------------------
+
+    def spawn(self, user: str, options: dict | None = None, **kw) -> httpx.Response:
+        """``POST /users/NAME/server`` with ``user_options``; 201 ready, 202 pending."""
+        body = {"user_options": options} if options is not None else None
+        return self.hub_api("POST", f"users/{user}/server", json=body, **kw)
+
+    def server(self, user: str) -> dict | None:
+        """The user's default server model (with ``state``), or None when there is none."""
+        r = self.hub_api("GET", f"users/{user}")
+        assert r.status_code == 200, r.text
+        return r.json()["servers"].get("")
+
+    def wait_server(
+        self, user: str, what: Callable[[dict | None], bool], timeout: float = 30
+    ) -> dict | None:
+        """Poll the user's server model until ``what(model)``; fail after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.server(user)
+            if what(server):
+                return server
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{user}'s server did not get there in {timeout}s: {server}")
+            time.sleep(0.2)
+
+    def wait_ready(self, user: str, timeout: float = 30) -> dict:
+        """Wait until the user's server is ready; its model."""
+        return self.wait_server(user, lambda s: bool(s and s["ready"]), timeout)
+
+    def stop_server(self, user: str, timeout: float = 30) -> None:
+        """``DELETE /users/NAME/server`` and wait until the server is gone."""
+        r = self.hub_api("DELETE", f"users/{user}/server")
+        assert r.status_code in (202, 204), r.text
+        self.wait_server(user, lambda s: s is None, timeout)
+
+    def progress_events(
+        self, user: str, until: Callable[[dict], bool], timeout: float = 30
+    ) -> list[dict]:
+        """Read the spawn's progress event stream until an event satisfies ``until``."""
+        events: list[dict] = []
+        url = f"{self.url}/hub/api/users/{user}/server/progress"
+        headers = {"Authorization": f"token {self.admin_token}"}
+        deadline = time.monotonic() + timeout
+        with httpx.stream("GET", url, headers=headers, timeout=timeout) as r:
+            assert r.status_code == 200, r.read()
+            for line in r.iter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+                    if until(events[-1]):
+                        return events
+                assert time.monotonic() < deadline, f"no such event in {events}"
+        raise AssertionError(f"the progress stream ended without such an event: {events}")

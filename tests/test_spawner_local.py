@@ -8,7 +8,6 @@ environment; leases are checked in the service.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import signal
@@ -35,13 +34,10 @@ class Servers:
         self.pids: set[int] = set()
 
     def start(self, user: str, options: dict | None = None, **kw) -> httpx.Response:
-        body = {"user_options": options} if options is not None else None
-        return self.hub.hub_api("POST", f"users/{user}/server", json=body, **kw)
+        return self.hub.spawn(user, options, **kw)
 
     def model(self, user: str) -> dict | None:
-        r = self.hub.hub_api("GET", f"users/{user}")
-        assert r.status_code == 200, r.text
-        return r.json()["servers"].get("")
+        return self.hub.server(user)
 
     def wait(self, user: str, what: Callable[[dict | None], bool], timeout: float = 30) -> dict:
         deadline = time.monotonic() + timeout
@@ -82,19 +78,7 @@ class Servers:
 
     def progress(self, user: str, until: Callable[[dict], bool], timeout: float = 30) -> list:
         """Read the spawn's progress event stream until an event satisfies ``until``."""
-        events: list[dict] = []
-        url = f"{self.hub.url}/hub/api/users/{user}/server/progress"
-        headers = {"Authorization": f"token {self.hub.admin_token}"}
-        deadline = time.monotonic() + timeout
-        with httpx.stream("GET", url, headers=headers, timeout=timeout) as r:
-            assert r.status_code == 200, r.read()
-            for line in r.iter_lines():
-                if line.startswith("data:"):
-                    events.append(json.loads(line[5:]))
-                    if until(events[-1]):
-                        return events
-                assert time.monotonic() < deadline, f"no such event in {events}"
-        raise AssertionError(f"the progress stream ended without such an event: {events}")
+        return self.hub.progress_events(user, until, timeout)
 
     def cleanup(self) -> None:
         r = self.hub.hub_api("GET", "users")
