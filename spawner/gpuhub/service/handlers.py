@@ -19,11 +19,11 @@ from jupyterhub.utils import url_path_join
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.log import app_log
 
 from .. import __version__
 from ..scheduler.core import Forbidden, NotFound, Scheduler, SchedulerError, iso
+from .hub_api import fetch_user
 from .models import LeaseRequest, QuotaSpec, check_name
 
 ADMIN_SCOPE = "custom:gpuhub:admin"
@@ -520,15 +520,7 @@ class NotFoundHandler(BaseHandler):
 
 async def fetch_hub_groups(api_url: str, token: str, user: str) -> list[str]:
     """A user's JupyterHub groups, asked of the hub with the service's own token."""
-    req = HTTPRequest(
-        url_path_join(api_url, "users", user),
-        headers={"Authorization": f"token {token}"},
-        request_timeout=10,
-    )
-    try:
-        resp = await AsyncHTTPClient().fetch(req)
-    except HTTPClientError as e:
-        if e.code == 404:
-            raise NotFound(f"JupyterHub has no user {user}") from e
-        raise
-    return list(json.loads(resp.body).get("groups") or [])
+    model = await fetch_user(api_url, token, user)
+    if model is None:
+        raise NotFound(f"JupyterHub has no user {user}")
+    return list(model.get("groups") or [])

@@ -8,14 +8,11 @@ each such user has (running or pending) and releases the leases of servers it do
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 
-from jupyterhub.utils import url_path_join
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
 from ..scheduler.core import Scheduler
+from .hub_api import fetch_user
 
 log = logging.getLogger("gpuhub.reconcile")
 
@@ -32,18 +29,8 @@ def server_of(label: str) -> tuple[str, str] | None:
 
 async def hub_servers(api_url: str, token: str, user: str) -> set[str] | None:
     """Names of the user's servers the hub knows (running or pending); None if no such user."""
-    req = HTTPRequest(
-        url_path_join(api_url, "users", user),
-        headers={"Authorization": f"token {token}"},
-        request_timeout=10,
-    )
-    try:
-        resp = await AsyncHTTPClient().fetch(req)
-    except HTTPClientError as e:
-        if e.code == 404:
-            return None
-        raise
-    return set((json.loads(resp.body).get("servers") or {}).keys())
+    model = await fetch_user(api_url, token, user)
+    return None if model is None else set((model.get("servers") or {}).keys())
 
 
 async def reconcile_servers(scheduler: Scheduler, api_url: str, token: str, grace: float) -> int:
