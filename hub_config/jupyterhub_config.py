@@ -150,6 +150,18 @@ c.JupyterHub.custom_scopes = {
         "description": "Administer gpuhub: quotas, everyone's leases, queue and usage.",
     },
 }
+
+
+def _top_config_file() -> str:
+    """The file JupyterHub was started with, which may be an override that
+    load_subconfig()s this one: the gpuhub service reads the same settings."""
+    from jupyterhub.app import JupyterHub
+
+    if not IN_SERVICE and JupyterHub.initialized() and JupyterHub.instance().config_file:
+        return os.path.abspath(JupyterHub.instance().config_file)
+    return __file__
+
+
 # The service's token: the gpuhub service uses it towards the hub, and the hub's GPU
 # spawners use it towards the service (admin scope). It never enters a user container.
 gpuhub_token = _secret(state / "gpuhub_service_token", lambda: secrets.token_hex(32))
@@ -158,7 +170,7 @@ c.JupyterHub.services = [
         "name": "gpuhub",
         "api_token": gpuhub_token,
         "url": f"http://127.0.0.1:{service_port}",
-        "command": [sys.executable, "-m", "gpuhub.service", "--config", __file__],
+        "command": [sys.executable, "-m", "gpuhub.service", "--config", _top_config_file()],
         "display": True,
         "oauth_no_confirm": True,  # the hub's own service: no "Authorize access" page
         "oauth_client_allowed_scopes": ["custom:gpuhub:admin"],

@@ -114,3 +114,17 @@ def test_leases_of_servers_gone_from_the_hub_are_released(people):
     assert ended["status"] == "released"
     assert ended["end_reason"] == "server bob's default server is gone (reconciled)"
     assert admin.get(f"/leases/{other['id']}").json()["status"] == "active"  # not a server's
+
+
+def test_settings_of_an_override_file_reach_the_service(tmp_path):
+    """The service reads the file the hub was started with, not only the base config."""
+    h = Hub(
+        tmp_path / "override",
+        extra_config='c.GpuhubService.default_user_quota = {"max_units": 1, "period": "day"}\n',
+    ).start()
+    try:
+        with h.client(h.add_user("dora")) as dora:
+            (own,) = dora.get("/me").json()["quotas"]
+        assert own["quota"]["max_units"] == 1 and own["quota"]["period"] == "day"
+    finally:
+        h.stop()
