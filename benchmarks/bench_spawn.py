@@ -44,8 +44,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,26 +56,17 @@ import docker
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-HUB_CONFIG = REPO / "hub_config" / "jupyterhub_config.py"
+sys.path.insert(0, str(REPO / "tests"))
+from hub import Hub  # noqa: E402 - the tests' real-JupyterHub driver, shared
+
 KINDS = ("stock", "gpu")
 
-# Written next to each hub; the gpuhub service is pointed at it too, so it sees the
-# GpuhubService overrides (it reads its --config file, not JupyterHub's).
-COMMON_CONFIG = """\
-# written by benchmarks/bench_spawn.py ({kind})
+# Appended to tests/hub.py's test config (which load_subconfig()s the hub config); the
+# gpuhub service reads the same file, so it sees the GpuhubService overrides.
+COMMON_CONFIG = """
+# added by benchmarks/bench_spawn.py ({kind})
 import socket
 
-c = get_config()  # noqa: F821
-load_subconfig({hub_config!r})  # noqa: F821
-for _service in c.JupyterHub.services:
-    if _service["name"] == "gpuhub":
-        _cmd = list(_service["command"])
-        _cmd[_cmd.index("--config") + 1] = {this!r}
-        _service["command"] = _cmd
-c.JupyterHub.services.append({{"name": "bench", "api_token": {token!r}}})
-c.JupyterHub.load_roles.append(
-    {{"name": "bench", "scopes": ["admin:users", "admin:servers"], "services": ["bench"]}}
-)
 c.JupyterHub.concurrent_spawn_limit = 100
 c.JupyterHub.active_server_limit = 0
 c.Spawner.start_timeout = 600
@@ -130,13 +119,6 @@ c.DockerSpawner.extra_host_config = {{
 """
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p95 of 10 values is the largest)."""
     s = sorted(values)
@@ -161,94 +143,28 @@ class Round:
     hub_cpu_s: float = 0.0  # CPU time of hub + proxy + gpuhub service during the spawns
 
 
-class BenchHub:
+class BenchHub(Hub):
     """One JupyterHub subprocess (with its proxy and the gpuhub service) for one spawner."""
 
     def __init__(self, kind: str, workdir: Path, args: argparse.Namespace, run_id: str):
-        self.kind = kind
-        self.dir = workdir / kind
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.token = secrets.token_hex(24)
-        self.log_path = self.dir / "hub.log"
-        self.users: list[str] = []
-        self.prefix = f"b{run_id}{kind[0]}"
-        self.args = args
-        self.proc: subprocess.Popen | None = None
-        self._log = None
-
-    def write_config(self) -> Path:
-        path = self.dir / "bench_jupyterhub_config.py"
-        text = COMMON_CONFIG.format(
-            kind=self.kind, hub_config=str(HUB_CONFIG), this=str(path), token=self.token
-        )
-        if self.kind == "gpu":
-            text += GPU_CONFIG.format(image=self.args.image, threads=self.args.docker_threads)
+        extra = COMMON_CONFIG.format(kind=kind)
+        if kind == "gpu":
+            extra += GPU_CONFIG.format(image=args.image, threads=args.docker_threads)
         else:
-            text += STOCK_CONFIG.format(image=self.args.image)
-        path.write_text(text)
-        return path
-
-    def start(self, timeout: float = 120) -> None:
-        config = self.write_config()
+            extra += STOCK_CONFIG.format(image=args.image)
         env = {
-            **os.environ,
-            "GPUHUB_STATE_DIR": str(self.dir / "state"),
-            "GPUHUB_BIND_URL": self.url,
-            "GPUHUB_HUB_PORT": str(free_port()),
-            "GPUHUB_PROXY_API_PORT": str(free_port()),
-            "GPUHUB_SERVICE_PORT": str(free_port()),
-            "GPUHUB_QUIET": "1",
             "GPUHUB_SPAWNER": "docker",
             "GPUHUB_DOCKER_NETWORK": "host",
-            "GPUHUB_SIMULATED_SPEC": f"bench-node: {self.args.gpus}xH100-80GB",
-            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            "GPUHUB_SIMULATED_SPEC": f"bench-node: {args.gpus}xH100-80GB",
         }
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
-            cwd=self.dir,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # stop() signals the group: hub, proxy, service
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} hub exited:\n{self.log_tail()}")
-            try:
-                hub = httpx.get(f"{self.url}/hub/api/", timeout=2)
-                svc = httpx.get(f"{self.url}/services/gpuhub/api/v1", timeout=2)
-                if hub.status_code == 200 and svc.status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"{self.kind} hub did not come up in {timeout}s:\n{self.log_tail()}")
+        super().__init__(workdir / kind, env=env, extra_config=extra)
+        self.kind = kind
+        self.users: list[str] = []
+        self.prefix = f"b{run_id}{kind[0]}"
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        self.proc = None
-        if self._log:
-            self._log.close()
-
-    def log_tail(self, n: int = 60) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+    def start(self, timeout: float = 120) -> BenchHub:
+        """Start the hub and wait until it and the gpuhub service answer."""
+        return super().start(timeout)
 
     def cpu_seconds(self) -> float:
         """CPU time so far of the hub's session: the hub, its proxy and the gpuhub service."""
@@ -265,7 +181,7 @@ class BenchHub:
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=f"{self.url}/hub/api/",
-            headers={"Authorization": f"token {self.token}"},
+            headers={"Authorization": f"token {self.admin_token}"},
             timeout=httpx.Timeout(600, connect=30),
             limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
         )
