@@ -34,6 +34,15 @@ class _GpuState:
     mig_holders: dict[str, int] = field(default_factory=dict)  # MIG uuid -> lease id
     used_slices: int = 0
 
+    @property
+    def state(self) -> str:
+        """``free``, ``partial`` (some MIG instances or shared seats held) or ``busy``."""
+        if self.gpu.mig_enabled:
+            used, size = len(self.mig_holders), len(self.gpu.mig_instances)
+        else:
+            used, size = len(self.holders), self.gpu.shares
+        return "free" if used == 0 else ("busy" if used >= size else "partial")
+
 
 @dataclass
 class _NodeState:

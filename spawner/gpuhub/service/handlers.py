@@ -250,11 +250,9 @@ class PoolHandler(BaseHandler):
                          "holder": self._holder(gs.mig_holders.get(m.uuid))}
                         for m in g.mig_instances
                     ]  # fmt: skip
-                    used, size = len(gs.mig_holders), len(g.mig_instances)
                 else:
                     item["holders"] = [self._holder(lid) for _, lid in sorted(gs.holders.items())]
-                    used, size = len(gs.holders), g.shares
-                item["state"] = "free" if used == 0 else ("busy" if used >= size else "partial")
+                item["state"] = gs.state
                 gpus.append(item)
             nodes.append({"name": ns.node.name, "simulated": ns.node.simulated, "gpus": gpus})
         cap = s.pool.capacity()

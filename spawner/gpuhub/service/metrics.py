@@ -29,10 +29,7 @@ class SchedulerCollector(Collector):
         for ns in s.pool.nodes.values():
             for gs in ns.gpus.values():
                 g = gs.gpu
-                used = len(gs.mig_holders) if g.mig_enabled else len(gs.holders)
-                size = len(g.mig_instances) if g.mig_enabled else g.shares
-                state = "free" if used == 0 else ("busy" if used >= size else "partial")
-                counts[(g.model, g.mode, state, str(g.simulated).lower())] += 1
+                counts[(g.model, g.mode, gs.state, str(g.simulated).lower())] += 1
         for labels, n in sorted(counts.items()):
             devices.add_metric(list(labels), n)
         yield devices
