@@ -15,8 +15,10 @@ these tests out.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ RUN = secrets.token_hex(3)
 PREFIX = f"gpuhubdt{RUN}"  # container names: {PREFIX}-{user}
 USERS = f"dt{RUN}"  # user names: {USERS}-{name}; home volumes: gpuhub-home-{USERS}-{name}
 POLL = 3  # c.Spawner.poll_interval: how soon a dead container is noticed
+BOOTS = 2  # c.GPUDockerSpawner.concurrent_boots: containers booting at once
 HOME = "/home/jovyan"
 GIB, MIB = 2**30, 2**20
 
@@ -49,6 +52,7 @@ PROFILES = [
 EXTRA_CONFIG = f"""
 c.DockerSpawner.prefix = {PREFIX!r}
 c.Spawner.poll_interval = {POLL}
+c.GPUDockerSpawner.concurrent_boots = {BOOTS}
 c.GPUSpawnerMixin.profiles = {PROFILES!r}
 """
 ENV = {
@@ -148,6 +152,29 @@ class Fleet:
             self.hub.hub_api("DELETE", f"users/{name}/server")
         for name in names:
             self.hub.wait_server(name, lambda s: s is None, timeout)
+
+
+RUNNING_AT = re.compile(r"\[I (\S+ \S+) ServerApp\] Jupyter Server \S+ is running at")
+
+
+def boot_span(dk: Fleet, name: str) -> tuple[datetime.datetime, datetime.datetime]:
+    """When ``name``'s container started, and when its server logged that it is running."""
+    c = dk.container(name)
+    started = datetime.datetime.fromisoformat(c["State"]["StartedAt"][:26].rstrip("Z"))
+    logs = dk.engine.logs(c["Id"]).decode(errors="replace")
+    found = RUNNING_AT.search(logs)
+    assert found, logs[-2000:]
+    return started, datetime.datetime.fromisoformat(found.group(1))  # both UTC
+
+
+def most_at_once(spans: list[tuple[datetime.datetime, datetime.datetime]]) -> int:
+    """The most spans that overlap at one moment."""
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    now = top = 0
+    for _, step in edges:  # at a tie an end (-1) sorts before a start (+1)
+        now += step
+        top = max(top, now)
+    return top
 
 
 def remove_leftovers(engine: docker.APIClient) -> None:
@@ -337,6 +364,8 @@ def test_ten_users_on_eight_gpus_get_distinct_devices_and_two_wait_in_the_queue(
     for name, lease in active.items():
         assert servers[name]["state"]["lease_id"] == lease["id"]
         check_container(dk, name, lease, servers[name])
+    # the eight booted in turns: never more than BOOTS between start and running at once
+    assert most_at_once([boot_span(dk, name) for name in active]) == BOOTS
     # the two who wait see where they are, and have no container yet
     for name in waiting:
         server = hub.server(name)

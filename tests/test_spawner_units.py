@@ -18,7 +18,7 @@ from gpuhub.spawners.container import (
     home_volume_name,
     is_root,
 )
-from gpuhub.spawners.docker import GPUDockerSpawner, free_port, orphan_containers
+from gpuhub.spawners.docker import BootTurns, GPUDockerSpawner, free_port, orphan_containers
 from gpuhub.spawners.form import (
     ProfileChoice,
     choice_from_preview,
@@ -590,3 +590,114 @@ def test_orphan_containers():
         {"Id": "c", "Labels": {"gpuhub.lease": "not-a-number"}},
     ]
     assert [c["Id"] for c in orphan_containers(containers, [1, 3])] == ["b", "c"]
+
+
+# -- boots in turns ------------------------------------------------------------------------
+
+
+async def test_boot_turns_admit_in_order_up_to_the_limit():
+    turns = BootTurns(2)
+    order: list[str] = []
+
+    async def boot(name: str, hold: asyncio.Event) -> None:
+        await turns.acquire()
+        order.append(name)
+        await hold.wait()
+        turns.release()
+
+    holds = {n: asyncio.Event() for n in "abcde"}
+    tasks = {}
+    for n in "abcde":
+        tasks[n] = asyncio.ensure_future(boot(n, holds[n]))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert order == ["a", "b"] and (turns.booting, turns.waiting) == (2, 3)
+    assert not turns.free()
+    tasks["d"].cancel()  # a spawn cancelled while it waits gives up its place
+    await asyncio.sleep(0)
+    assert turns.waiting == 2
+    holds["b"].set()
+    await asyncio.sleep(0.01)
+    assert order == ["a", "b", "c"] and (turns.booting, turns.waiting) == (2, 1)
+    for n in "ace":
+        holds[n].set()
+    await asyncio.gather(*(tasks[n] for n in "abce"))
+    assert order == ["a", "b", "c", "e"] and (turns.booting, turns.waiting) == (0, 0)
+    assert turns.free()
+
+
+async def test_a_turn_granted_to_a_cancelled_wait_passes_on():
+    turns = BootTurns(1)
+    await turns.acquire()
+    first = asyncio.ensure_future(turns.acquire())
+    second = asyncio.ensure_future(turns.acquire())
+    await asyncio.sleep(0)
+    turns.release()  # the turn goes to `first` ...
+    first.cancel()  # ... which is cancelled before it runs: `second` gets it
+    await asyncio.sleep(0)
+    await asyncio.wait_for(second, 1)
+    assert first.cancelled() and (turns.booting, turns.waiting) == (1, 0)
+    turns.release()
+    assert turns.booting == 0 and turns.free()
+
+
+async def test_no_limit_never_waits():
+    turns = BootTurns(0)
+    for _ in range(50):
+        await asyncio.wait_for(turns.acquire(), 1)
+    assert turns.free() and turns.booting == 50
+
+
+async def test_concurrent_boots_defaults_to_the_engines_cpus(monkeypatch):
+    async def two(self):
+        return 2
+
+    monkeypatch.setattr(GPUDockerSpawner, "host_cpus", two)
+    monkeypatch.setattr(GPUDockerSpawner, "_turns", None)
+    assert (await docker_spawner().boot_turns()).limit == 2
+    monkeypatch.setattr(GPUDockerSpawner, "_turns", None)
+    assert (await docker_spawner(concurrent_boots=0).boot_turns()).limit == 0
+    turns = await docker_spawner().boot_turns()
+    assert turns.limit == 0 and turns is await docker_spawner(concurrent_boots=5).boot_turns()
+    with pytest.raises(TraitError):
+        docker_spawner(concurrent_boots=-1)
+
+
+async def test_wait_for_server_asks_the_servers_api_until_it_answers():
+    from tornado import web
+    from tornado.httpserver import HTTPServer
+
+    seen: list[str] = []
+
+    class Api(web.RequestHandler):
+        def get(self):
+            seen.append(self.request.path)
+            self.write({})
+
+    port = free_port()
+    s = docker_spawner(http_timeout=10)
+    s.server = SimpleNamespace(base_url="/user/alice/")
+
+    async def listen_later():
+        await asyncio.sleep(0.3)  # refused until then
+        server = HTTPServer(web.Application([(r"/user/alice/api", Api)]))
+        server.listen(port, "127.0.0.1")
+        return server
+
+    later = asyncio.ensure_future(listen_later())
+    assert await s.wait_for_server("127.0.0.1", port) is True
+    assert seen == ["/user/alice/api"]
+    (await later).stop()
+
+
+async def test_wait_for_server_gives_up_when_the_container_is_gone(monkeypatch):
+    async def gone(self):
+        return None
+
+    monkeypatch.setattr(GPUDockerSpawner, "get_object", gone)
+    s = docker_spawner(http_timeout=30)
+    s.server = SimpleNamespace(base_url="/user/alice/")
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await s.wait_for_server("127.0.0.1", free_port()) is False
+    assert loop.time() - t0 < 10  # noticed at the first container check, not after 30 s

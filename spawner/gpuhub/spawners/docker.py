@@ -18,12 +18,20 @@ added, but may not make a container privileged, root, or hand it devices or a so
 Docker API calls run on a thread pool shared by all GPU spawners of the hub
 (``docker_threads``), not on DockerSpawner's single thread, so a spawn storm does not
 queue every ``create``/``start``/``inspect`` behind one another.
+
+Boots are taken a few at a time (``concurrent_boots``, by default the engine's CPU
+count): a container is created at once, but started only when fewer than that many are
+booting, and counts as booting until its server answers HTTP. Starting JupyterLab is
+CPU-bound; thirty started together on two cores all become ready late together, while
+taken in turns most are ready much sooner and the last no later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -31,6 +39,7 @@ from urllib.parse import urlparse
 
 import docker
 from dockerspawner import DockerSpawner
+from jupyterhub.utils import fetch, make_ssl_context
 from traitlets import Bool, Integer, TraitError, Unicode, default, validate
 
 from .container import (
@@ -70,6 +79,52 @@ def orphan_containers(
     return out
 
 
+class BootTurns:
+    """At most ``limit`` boots at once; the others wait for a turn, first come first served.
+
+    One per hub and event loop. ``limit`` 0 means no limit.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.booting = 0
+        self._waiting: deque[asyncio.Future] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """How many boots wait for a turn."""
+        return len(self._waiting)
+
+    def free(self) -> bool:
+        """Whether a boot asking now would start at once."""
+        return not self.limit or (self.booting < self.limit and not self._waiting)
+
+    async def acquire(self) -> None:
+        """Wait for a turn to boot; it is held until :meth:`release`."""
+        if self.free():
+            self.booting += 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # the turn came just as the wait was cancelled: pass it on
+            else:
+                self._waiting.remove(turn)
+            raise
+
+    def release(self) -> None:
+        """End a boot: its turn goes to the longest-waiting boot, if any."""
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the turn passes on; ``booting`` stays
+                return
+        self.booting -= 1
+
+
 class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
     """DockerSpawner with GPU profiles and leases. Select it with ``spawner_class = "gpu-docker"``."""
 
@@ -77,6 +132,8 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
     _executor: ClassVar[ThreadPoolExecutor | None] = None
     _client: ClassVar[docker.APIClient | None] = None
     _host_cpus: ClassVar[int | None] = None
+    _turns: ClassVar[tuple[asyncio.AbstractEventLoop, BootTurns] | None] = None
+    _has_turn: bool = False  # this spawner's container is booting
 
     docker_threads = Integer(
         8,
@@ -85,6 +142,17 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
         help="""Threads for Docker API calls, shared by all GPU spawners of this hub
         (DockerSpawner uses one). More threads let more spawns and polls proceed at once,
         e.g. ``16`` for spawn storms of a large class.""",
+    )
+    concurrent_boots = Integer(
+        None,
+        allow_none=True,
+        min=0,
+        config=True,
+        help="""How many containers of this hub may boot at once, from ``start`` until their
+        server answers HTTP; the others are created and wait for a turn (their spawn
+        progress says so). Starting JupyterLab is CPU-bound: started together, many
+        servers on few cores all become ready late; in turns most are ready sooner.
+        ``None`` (the default): the Docker engine's CPU count. ``0``: no limit.""",
     )
     container_user = Unicode(
         DEFAULT_CONTAINER_USER,
@@ -187,6 +255,95 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
             info = await self.docker("info")
             cls._host_cpus = int(info.get("NCPU") or 0) or None
         return cls._host_cpus
+
+    async def boot_turns(self) -> BootTurns:
+        """The hub's :class:`BootTurns` (``concurrent_boots``, or the engine's CPU count)."""
+        cls = GPUDockerSpawner
+        loop = asyncio.get_running_loop()
+        if cls._turns is None or cls._turns[0] is not loop:
+            limit = self.concurrent_boots
+            if limit is None:
+                limit = await self.host_cpus() or 0
+            if cls._turns is None or cls._turns[0] is not loop:  # not made while we asked
+                cls._turns = (loop, BootTurns(limit))
+        return cls._turns[1]
+
+    async def start_object(self) -> None:
+        """Start the created container when it is this server's turn to boot."""
+        turns = await self.boot_turns()
+        if not turns.free():
+            ahead = turns.waiting + turns.booting - turns.limit + 1
+            message = (
+                f"Waiting for a turn to boot: {ahead} server{'s' if ahead != 1 else ''} "
+                f"ahead ({turns.limit} boot at a time)"
+            )
+            self.log.info("%s: %s", self._log_name, message)
+            if self._progress is not None:
+                self._progress.add(message, 60)
+        await turns.acquire()
+        self._has_turn = True
+        try:
+            await super().start_object()
+        except BaseException:
+            self._end_turn()
+            raise
+
+    def _end_turn(self) -> None:
+        if self._has_turn:
+            self._has_turn = False
+            if GPUDockerSpawner._turns is not None:
+                GPUDockerSpawner._turns[1].release()
+
+    async def start(self):
+        """Start as the mixin does; the boot's turn ends when the server answers HTTP."""
+        try:
+            ip, port = await super().start()
+            if self._has_turn:
+                await self.wait_for_server(ip, port)
+            return ip, port
+        finally:
+            self._end_turn()
+
+    async def wait_for_server(self, ip: str, port: int) -> bool:
+        """Ask the server's ``api`` (as the hub will) until it answers, stops, or times out.
+
+        True when it answered. The hub's own check follows; this only decides when the
+        next boot may start, so it never fails a spawn.
+        """
+        settings = getattr(self.user, "settings", None) or {}
+        ssl = None
+        if settings.get("internal_ssl"):
+            ssl = make_ssl_context(
+                settings.get("internal_ssl_key"),
+                settings.get("internal_ssl_cert"),
+                cafile=settings.get("internal_ssl_ca"),
+            )
+        host = "127.0.0.1" if ip in ("", "0.0.0.0") else f"[{ip}]" if ":" in ip else ip
+        base_url = self.server.base_url if self.server is not None else "/"
+        url = f"{'https' if ssl else 'http'}://{host}:{port}{base_url}api"
+        kwargs: dict[str, Any] = {"raise_for_status": False, "allow_redirects": False}
+        if ssl is not None:
+            kwargs["ssl"] = ssl
+        start = time.monotonic()
+        deadline = start + self.http_timeout
+        next_check = start + 2.0
+        delay = 0.05
+        while time.monotonic() < deadline:
+            try:
+                answered = (await fetch(url, **kwargs)).status < 500
+            except Exception:  # noqa: BLE001 - not listening yet (refused, reset, TLS)
+                answered = False
+            if answered:
+                self.log.debug("%s answered after %.2f s", self._log_name, time.monotonic() - start)
+                return True
+            if time.monotonic() >= next_check:  # a container that died never answers
+                obj = await self.get_object()
+                if not obj or not obj["State"]["Running"]:
+                    return False
+                next_check = time.monotonic() + 2.0
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.25, 0.25)
+        return False
 
     def container_spec(
         self, command: list[str] | None, *, host_cpus: int | None = None
