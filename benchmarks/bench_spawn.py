@@ -6,7 +6,8 @@ and the same image:
 
 * **gpu**: ``GPUDockerSpawner`` (``spawner_class = "gpu-docker"``), leasing one simulated
   GPU from the gpuhub service per server (a pool of ``--gpus`` GPUs, no user quota, so no
-  spawn ever queues), Docker calls on its ``docker_threads`` pool.
+  spawn ever queues), Docker calls on its ``docker_threads`` pool, containers booting
+  in turns (``concurrent_boots``).
 * **stock**: ``dockerspawner.DockerSpawner`` with one thread for all Docker calls. For
   ``network_name = "host"`` it needs what stock users configure for host networking:
   ``use_internal_ip = True`` (else it asks for port bindings, which docker-py refuses on
@@ -83,6 +84,7 @@ c.GPUSpawnerMixin.profiles = [
 ]
 c.GpuhubService.default_user_quota = None
 c.GPUDockerSpawner.docker_threads = {threads}
+c.GPUDockerSpawner.concurrent_boots = {boots}
 """
 
 STOCK_CONFIG = """
@@ -149,7 +151,9 @@ class BenchHub(Hub):
     def __init__(self, kind: str, workdir: Path, args: argparse.Namespace, run_id: str):
         extra = COMMON_CONFIG.format(kind=kind)
         if kind == "gpu":
-            extra += GPU_CONFIG.format(image=args.image, threads=args.docker_threads)
+            extra += GPU_CONFIG.format(
+                image=args.image, threads=args.docker_threads, boots=args.concurrent_boots
+            )
         else:
             extra += STOCK_CONFIG.format(image=args.image)
         env = {
@@ -467,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", default="gpuhub/base:latest")
     p.add_argument("--gpus", type=int, default=32, help="simulated GPUs in the pool")
     p.add_argument("--docker-threads", type=int, default=8, help="GPUDockerSpawner pool")
+    p.add_argument(
+        "--concurrent-boots",
+        type=int,
+        default=None,
+        help="GPUDockerSpawner.concurrent_boots (default: its default, the engine's CPUs)",
+    )
     p.add_argument("--settle", type=float, default=1.5, help="seconds of rest before a round")
     p.add_argument("--workdir", type=Path, default=None, help="default: a new temporary dir")
     p.add_argument("--json", type=Path, default=None, help="also write every number here")

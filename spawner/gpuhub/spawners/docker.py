@@ -318,7 +318,8 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
                 settings.get("internal_ssl_cert"),
                 cafile=settings.get("internal_ssl_ca"),
             )
-        host = "127.0.0.1" if ip in ("", "0.0.0.0") else f"[{ip}]" if ":" in ip else ip
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(ip, ip)
+        host = f"[{host}]" if ":" in host else host
         base_url = self.server.base_url if self.server is not None else "/"
         url = f"{'https' if ssl else 'http'}://{host}:{port}{base_url}api"
         kwargs: dict[str, Any] = {"raise_for_status": False, "allow_redirects": False}
@@ -330,8 +331,9 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
         delay = 0.05
         while time.monotonic() < deadline:
             try:
-                answered = (await fetch(url, **kwargs)).status < 500
-            except Exception:  # noqa: BLE001 - not listening yet (refused, reset, TLS)
+                r = await asyncio.wait_for(fetch(url, **kwargs), deadline - time.monotonic())
+                answered = r.status < 500
+            except Exception:  # noqa: BLE001 - not answering yet (refused, reset, TLS, timeout)
                 answered = False
             if answered:
                 self.log.debug("%s answered after %.2f s", self._log_name, time.monotonic() - start)
