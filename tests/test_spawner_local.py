@@ -197,6 +197,32 @@ def test_crafted_user_options_are_refused_before_anything_starts(servers, option
     assert servers.leases_of("mallory") == []
 
 
+def test_refused_options_do_not_become_the_next_spawns_defaults(servers):
+    hub = servers.hub
+    hub.add_user("otto")
+    r = servers.start("otto", {"profile": "gpu-2", "gpus": 8})
+    assert r.status_code == 400, r.text
+    # a request without options gets the default profile, not the refused options again
+    r = servers.start("otto")
+    assert r.status_code in (201, 202), r.text
+    first = servers.lease(servers.wait_ready("otto")["state"]["lease_id"])
+    assert first["profile"] == "gpu-1"
+    servers.stop("otto")
+    servers.wait_lease(first["id"], "released")
+    # accepted options are the defaults; a refused request in between leaves them so
+    assert servers.start("otto", {"profile": "gpu-2"}).status_code in (201, 202)
+    second = servers.lease(servers.wait_ready("otto")["state"]["lease_id"])
+    servers.stop("otto")
+    servers.wait_lease(second["id"], "released")
+    r = servers.start("otto", {"profile": "nope"})
+    assert r.status_code == 400 and "there is no profile 'nope'" in r.json()["message"]
+    assert servers.start("otto").status_code in (201, 202)
+    third = servers.lease(servers.wait_ready("otto")["state"]["lease_id"])
+    assert (second["profile"], third["profile"]) == ("gpu-2", "gpu-2")
+    servers.stop("otto")
+    servers.wait_lease(third["id"], "released")
+
+
 def test_quota_refusal_names_the_quota(servers):
     servers.hub.add_user("quinn")
     r = servers.admin.put("/quotas/users/quinn", json={"max_units": 0})

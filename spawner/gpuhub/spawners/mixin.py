@@ -61,6 +61,11 @@ STATE_VERSION = 1
 _BACKGROUND: set[asyncio.Future] = set()
 
 
+# the last accepted user_options of each server (orm spawner id), in this hub process;
+# spawner objects do not outlive a failed spawn, the orm row does
+_ACCEPTED_OPTIONS: dict[int, dict] = {}
+
+
 def _background(coro) -> asyncio.Future:
     """Run ``coro`` as a task that is kept alive until it is done."""
     task = asyncio.get_running_loop().create_task(coro)
@@ -172,8 +177,18 @@ async def _options_form(spawner: GPUSpawnerMixin) -> str:
 
 
 async def _apply_user_options(spawner: GPUSpawnerMixin, user_options: dict) -> None:
-    """``Spawner.apply_user_options``: refuse invalid options before anything starts."""
-    await spawner.selection_from(user_options)
+    """``Spawner.apply_user_options``: refuse invalid options before anything starts.
+
+    JupyterHub saves the options of a spawn request as the defaults of the next request
+    without any before this step runs; refused options are put back to the last accepted
+    ones (kept by this hub process; else none: the next request gets the default profile).
+    """
+    try:
+        await spawner.selection_from(user_options)
+    except GPUSpawnError:
+        spawner.forget_refused_options()
+        raise
+    spawner.remember_accepted_options(user_options)
 
 
 class GPUSpawnerMixin(Configurable):
@@ -340,6 +355,22 @@ class GPUSpawnerMixin(Configurable):
         except UserOptionsError as e:
             self.log.info("refused user_options of %s: %s", self._log_name, e.message)
             raise GPUSpawnError(400, f"Invalid server options: {e.message}") from e
+
+    def remember_accepted_options(self, user_options: dict) -> None:
+        """Keep ``user_options`` that passed validation, the defaults to go back to."""
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None and orm_spawner.id is not None:
+            _ACCEPTED_OPTIONS[orm_spawner.id] = dict(user_options)
+
+    def forget_refused_options(self) -> None:
+        """Make the last accepted ``user_options`` the saved defaults again (none: ``{}``)."""
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is None:
+            return
+        orm_spawner.user_options = dict(_ACCEPTED_OPTIONS.get(orm_spawner.id) or {})
+        db = getattr(self.user, "db", None)  # the hub's session (JupyterHub's User wrapper)
+        if db is not None:
+            db.commit()
 
     # -- the form ---------------------------------------------------------------------
 
