@@ -23,11 +23,14 @@ import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import docker
 import httpx
 import pytest
+from gpuhub.spawners.docker import GPUDockerSpawner, free_port
 from hub import Hub
+from jupyterhub.objects import Hub as HubAddress
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
@@ -516,3 +519,42 @@ def test_the_home_volume_outlives_the_container(dk):
     assert dk.exec(second, "stat", "-c", "%u", f"{HOME}/marker").strip() == "1000"
     hub.stop_server(name)
     assert dk.volume_exists(volume)
+
+
+# -- boots in turns, against the engine alone ---------------------------------------------
+
+
+def bare_spawner(name: str, **kw) -> GPUDockerSpawner:
+    """A GPU Docker spawner of user ``name`` outside a hub, talking to the real engine."""
+    owner = SimpleNamespace(name=name, groups=[], url=f"/user/{name}/", escaped_name=name)
+    hub = HubAddress(ip="127.0.0.1", port=8081, base_url="/hub/")
+    s = GPUDockerSpawner(user=owner, hub=hub, prefix=PREFIX, **kw)
+    s.server = SimpleNamespace(base_url=f"/user/{name}/")
+    return s
+
+
+async def test_concurrent_boots_defaults_to_the_engines_cpus(engine, monkeypatch):
+    monkeypatch.setattr(GPUDockerSpawner, "_turns", None)
+    turns = await bare_spawner(user("cpus")).boot_turns()
+    assert turns.limit == engine.info()["NCPU"] >= 1
+    # one set of turns per hub: a spawner configured otherwise later shares it
+    assert await bare_spawner(user("cpus"), concurrent_boots=5).boot_turns() is turns
+    monkeypatch.setattr(GPUDockerSpawner, "_turns", None)
+    assert (await bare_spawner(user("cpus"), concurrent_boots=0).boot_turns()).limit == 0
+
+
+async def test_a_boot_whose_container_stops_or_vanishes_ends_its_turn(engine):
+    s = bare_spawner(user("vanish"), http_timeout=120)
+    # the container ran and exited without ever answering
+    c = engine.create_container(IMAGE, ["true"], name=s.container_name)
+    try:
+        engine.start(c["Id"])
+        engine.wait(c["Id"], timeout=60)
+        t0 = time.monotonic()
+        assert await s.wait_for_server("127.0.0.1", free_port()) is False
+        # the container is checked every 2 s; http_timeout (120 s) is never reached
+        assert time.monotonic() - t0 < 60
+    finally:
+        engine.remove_container(c["Id"], force=True)
+    # and one removed meanwhile (docker rm -f)
+    assert await s.wait_for_server("127.0.0.1", free_port()) is False

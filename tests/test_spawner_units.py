@@ -648,17 +648,7 @@ async def test_no_limit_never_waits():
     assert turns.free() and turns.booting == 50
 
 
-async def test_concurrent_boots_defaults_to_the_engines_cpus(monkeypatch):
-    async def two(self):
-        return 2
-
-    monkeypatch.setattr(GPUDockerSpawner, "host_cpus", two)
-    monkeypatch.setattr(GPUDockerSpawner, "_turns", None)
-    assert (await docker_spawner().boot_turns()).limit == 2
-    monkeypatch.setattr(GPUDockerSpawner, "_turns", None)
-    assert (await docker_spawner(concurrent_boots=0).boot_turns()).limit == 0
-    turns = await docker_spawner().boot_turns()
-    assert turns.limit == 0 and turns is await docker_spawner(concurrent_boots=5).boot_turns()
+def test_concurrent_boots_is_never_negative():
     with pytest.raises(TraitError):
         docker_spawner(concurrent_boots=-1)
 
@@ -688,16 +678,3 @@ async def test_wait_for_server_asks_the_servers_api_until_it_answers():
     assert await s.wait_for_server("127.0.0.1", port) is True
     assert seen == ["/user/alice/api"]
     (await later).stop()
-
-
-async def test_wait_for_server_gives_up_when_the_container_is_gone(monkeypatch):
-    async def gone(self):
-        return None
-
-    monkeypatch.setattr(GPUDockerSpawner, "get_object", gone)
-    s = docker_spawner(http_timeout=30)
-    s.server = SimpleNamespace(base_url="/user/alice/")
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    assert await s.wait_for_server("127.0.0.1", free_port()) is False
-    assert loop.time() - t0 < 10  # noticed at the first container check, not after 30 s
