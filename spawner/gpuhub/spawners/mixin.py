@@ -61,9 +61,9 @@ STATE_VERSION = 1
 _BACKGROUND: set[asyncio.Future] = set()
 
 
-# the last accepted user_options of each server (orm spawner id), in this hub process;
-# spawner objects do not outlive a failed spawn, the orm row does
-_ACCEPTED_OPTIONS: dict[int, dict] = {}
+# the last accepted user_options of each server (user name, server name) in this hub
+# process; spawner objects do not outlive a failed spawn
+_ACCEPTED_OPTIONS: dict[tuple[str, str], dict] = {}
 
 
 def _background(coro) -> asyncio.Future:
@@ -179,8 +179,8 @@ async def _options_form(spawner: GPUSpawnerMixin) -> str:
 async def _apply_user_options(spawner: GPUSpawnerMixin, user_options: dict) -> None:
     """``Spawner.apply_user_options``: refuse invalid options before anything starts.
 
-    JupyterHub saves the options of a spawn request as the defaults of the next request
-    without any before this step runs; refused options are put back to the last accepted
+    Before this step runs, JupyterHub saves a request's options as the defaults for the
+    next request that sends none; refused options are replaced there by the last accepted
     ones (kept by this hub process; else none: the next request gets the default profile).
     """
     try:
@@ -358,16 +358,14 @@ class GPUSpawnerMixin(Configurable):
 
     def remember_accepted_options(self, user_options: dict) -> None:
         """Keep ``user_options`` that passed validation, the defaults to go back to."""
-        orm_spawner = getattr(self, "orm_spawner", None)
-        if orm_spawner is not None and orm_spawner.id is not None:
-            _ACCEPTED_OPTIONS[orm_spawner.id] = dict(user_options)
+        _ACCEPTED_OPTIONS[self.user.name, self.name] = dict(user_options)
 
     def forget_refused_options(self) -> None:
         """Make the last accepted ``user_options`` the saved defaults again (none: ``{}``)."""
         orm_spawner = getattr(self, "orm_spawner", None)
         if orm_spawner is None:
             return
-        orm_spawner.user_options = dict(_ACCEPTED_OPTIONS.get(orm_spawner.id) or {})
+        orm_spawner.user_options = dict(_ACCEPTED_OPTIONS.get((self.user.name, self.name), {}))
         db = getattr(self.user, "db", None)  # the hub's session (JupyterHub's User wrapper)
         if db is not None:
             db.commit()
