@@ -524,6 +524,18 @@ def test_the_home_volume_outlives_the_container(dk):
 # -- boots in turns, against the engine alone ---------------------------------------------
 
 
+@pytest.fixture
+def hub_wide(monkeypatch) -> Iterator[None]:
+    """Fresh hub-wide Docker client, thread pool and boot turns, dropped afterwards."""
+    for name in ("_client", "_executor", "_host_cpus", "_turns"):
+        monkeypatch.setattr(GPUDockerSpawner, name, None)
+    yield
+    if GPUDockerSpawner._executor is not None:
+        GPUDockerSpawner._executor.shutdown(wait=False)
+    if GPUDockerSpawner._client is not None:
+        GPUDockerSpawner._client.close()
+
+
 def bare_spawner(name: str, **kw) -> GPUDockerSpawner:
     """A GPU Docker spawner of user ``name`` outside a hub, talking to the real engine."""
     owner = SimpleNamespace(name=name, groups=[], url=f"/user/{name}/", escaped_name=name)
@@ -533,17 +545,16 @@ def bare_spawner(name: str, **kw) -> GPUDockerSpawner:
     return s
 
 
-async def test_concurrent_boots_defaults_to_the_engines_cpus(engine, monkeypatch):
-    monkeypatch.setattr(GPUDockerSpawner, "_turns", None)
+async def test_concurrent_boots_defaults_to_the_engines_cpus(engine, hub_wide):
     turns = await bare_spawner(user("cpus")).boot_turns()
     assert turns.limit == engine.info()["NCPU"] >= 1
     # one set of turns per hub: a spawner configured otherwise later shares it
     assert await bare_spawner(user("cpus"), concurrent_boots=5).boot_turns() is turns
-    monkeypatch.setattr(GPUDockerSpawner, "_turns", None)
+    GPUDockerSpawner._turns = None
     assert (await bare_spawner(user("cpus"), concurrent_boots=0).boot_turns()).limit == 0
 
 
-async def test_a_boot_whose_container_stops_or_vanishes_ends_its_turn(engine):
+async def test_a_boot_whose_container_stops_or_vanishes_ends_its_turn(engine, hub_wide):
     s = bare_spawner(user("vanish"), http_timeout=120)
     # the container ran and exited without ever answering
     c = engine.create_container(IMAGE, ["true"], name=s.container_name)

@@ -575,7 +575,8 @@ async def test_bridge_network_keeps_dockerspawner_defaults():
         await s.check_allowed("other/image")
 
 
-def test_docker_spawner_settings():
+def test_docker_spawner_settings(monkeypatch):
+    monkeypatch.setattr(GPUDockerSpawner, "_executor", None)  # made by the first spawner
     s = docker_spawner(docker_threads=5)
     assert s.remove is True and s.prefix == "gpuhub"
     assert s.executor._max_workers == 5 and s.executor is docker_spawner().executor
