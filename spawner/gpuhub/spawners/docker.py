@@ -133,7 +133,7 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
     _client: ClassVar[docker.APIClient | None] = None
     _host_cpus: ClassVar[int | None] = None
     _turns: ClassVar[tuple[asyncio.AbstractEventLoop, BootTurns] | None] = None
-    _has_turn: bool = False  # this spawner's container is booting
+    _turn: BootTurns | None = None  # held while this spawner's container boots
 
     docker_threads = Integer(
         8,
@@ -281,7 +281,7 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
             if self._progress is not None:
                 self._progress.add(message, 60)
         await turns.acquire()
-        self._has_turn = True
+        self._turn = turns
         try:
             await super().start_object()
         except BaseException:
@@ -289,16 +289,15 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
             raise
 
     def _end_turn(self) -> None:
-        if self._has_turn:
-            self._has_turn = False
-            if GPUDockerSpawner._turns is not None:
-                GPUDockerSpawner._turns[1].release()
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.release()
 
     async def start(self):
         """Start as the mixin does; the boot's turn ends when the server answers HTTP."""
         try:
             ip, port = await super().start()
-            if self._has_turn:
+            if self._turn is not None:
                 await self.wait_for_server(ip, port)
             return ip, port
         finally:
