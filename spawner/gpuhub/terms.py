@@ -1,0 +1,96 @@
+"""The words every part of gpuhub uses for leases: statuses, units, shapes and labels.
+
+Neutral ground: this module imports nothing else of gpuhub, so the scheduler, the
+service, the spawners, the CLI and the notebook extension say the same thing the same
+way. Shapes are taken as the API shows them (``{"kind": "gpu", "count": 2}``) or as the
+scheduler's models (anything with ``kind``, ``count``, ``profile``, ``model``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+# -- lease statuses ------------------------------------------------------------------
+
+QUEUED = "queued"
+ACTIVE = "active"
+RELEASED = "released"
+CANCELLED = "cancelled"
+REFUSED = "refused"
+
+#: Statuses of leases that still wait or hold devices.
+LIVE_STATUSES: tuple[str, ...] = (QUEUED, ACTIVE)
+#: Statuses of leases that have ended (the ledger).
+ENDED_STATUSES: tuple[str, ...] = (RELEASED, CANCELLED, REFUSED)
+#: Every status, in the order a lease goes through them.
+LEASE_STATUSES: tuple[str, ...] = LIVE_STATUSES + ENDED_STATUSES
+
+# -- numbers for people ----------------------------------------------------------------
+
+
+def fmt_units(u: Fraction | float) -> str:
+    """GPU units for people: '2', '0.5', '0.14'."""
+    f = float(u)
+    return str(int(f)) if f == int(f) else f"{f:.2f}".rstrip("0")
+
+
+def fmt_hours(h: float) -> str:
+    """GPU-hours for people: '0.4', '20'."""
+    return str(int(h)) if h == int(h) else f"{h:.2f}".rstrip("0").rstrip(".")
+
+
+# -- shapes ----------------------------------------------------------------------------
+
+
+def _get(shape: Any, key: str, default: Any = None) -> Any:
+    if isinstance(shape, Mapping):
+        return shape.get(key, default)
+    return getattr(shape, key, default)
+
+
+def describe(shape: Any) -> str:
+    """A short phrase for messages: '2 whole H100 GPUs', 'a MIG 1g.10gb slice'."""
+    model = _get(shape, "model")
+    of = f" {model}" if model else ""
+    kind = _get(shape, "kind", "gpu")
+    if kind == "mig":
+        return f"a MIG {_get(shape, 'profile')} slice{' of ' + model if model else ''}"
+    if kind == "shared":
+        return f"a shared{of} GPU"
+    count = _get(shape, "count", 1)
+    return f"{count} whole{of} GPU{'s' if count != 1 else ''}"
+
+
+def shape_text(shape: Any) -> str:
+    """A shape in a few words for tables: ``2x GPU H100``, ``MIG 1g.5gb``, ``shared GPU``."""
+    model = _get(shape, "model")
+    of = f" {model}" if model else ""
+    kind = _get(shape, "kind", "gpu")
+    if kind == "mig":
+        return f"MIG {_get(shape, 'profile')}{of}"
+    if kind == "shared":
+        return f"shared GPU{of}"
+    return f"{_get(shape, 'count', 1)}x GPU{of}"
+
+
+# -- what holds a lease ------------------------------------------------------------------
+
+SERVER_LABEL_PREFIX = "server:"
+
+
+def server_label(user: str, server_name: str = "") -> str:
+    """The label of a lease held for a single-user server: ``server:USER/NAME``."""
+    return f"{SERVER_LABEL_PREFIX}{user}/{server_name}"
+
+
+def server_of(label: str) -> tuple[str, str] | None:
+    """``"server:alice/gpu"`` → ``("alice", "gpu")``; None for labels of anything else.
+
+    The first ``/`` ends the user name: server names cannot contain one.
+    """
+    if not label.startswith(SERVER_LABEL_PREFIX):
+        return None
+    user, _, name = label[len(SERVER_LABEL_PREFIX) :].partition("/")
+    return (user, name) if user else None
