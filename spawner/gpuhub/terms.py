@@ -88,9 +88,11 @@ def server_label(user: str, server_name: str = "") -> str:
 def server_of(label: str) -> tuple[str, str] | None:
     """``"server:alice/gpu"`` → ``("alice", "gpu")``; None for labels of anything else.
 
-    The first ``/`` ends the user name: server names cannot contain one.
+    The server name follows the last ``/`` (a server name cannot contain one; a user
+    name might). A label without ``/`` is the user's default server.
     """
     if not label.startswith(SERVER_LABEL_PREFIX):
         return None
-    user, _, name = label[len(SERVER_LABEL_PREFIX) :].partition("/")
+    rest = label[len(SERVER_LABEL_PREFIX) :]
+    user, _, name = rest.rpartition("/") if "/" in rest else (rest, "", "")
     return (user, name) if user else None
