@@ -25,51 +25,26 @@ from sqlalchemy.exc import IntegrityError
 
 from ..inventory import Node
 from .db import ClaimRow, DeviceRow, LeaseRow, QuotaRow
+from .errors import Forbidden, NotFound, QuotaExceeded, SchedulerError, Unsatisfiable
 from .pool import Placement, Pool
 from .quota import QuotaSpec, fmt_hours, fmt_units, period_phrase, period_window
 from .shapes import MigSlice, Shape, SharedGpu, WholeGpus, describe, model_matches
 
 log = logging.getLogger("gpuhub.scheduler")
 
+__all__ = [
+    "Forbidden",
+    "Lease",
+    "NotFound",
+    "QuotaExceeded",
+    "Scheduler",
+    "SchedulerError",
+    "Unsatisfiable",
+]
+
 SHAPE = TypeAdapter(Shape)
 LIVE = ("queued", "active")
 UTC = dt.UTC
-
-
-class SchedulerError(Exception):
-    """A request the scheduler refuses; ``status`` is the HTTP status it maps to."""
-
-    status = 400
-    code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class Forbidden(SchedulerError):
-    """The caller may not do this (acting for another user, a group they are not in)."""
-
-    status, code = 403, "forbidden"
-
-
-class QuotaExceeded(SchedulerError):
-    """A quota forbids the request; the message names the quota and what is left."""
-
-    status, code = 403, "quota_exceeded"
-
-
-class Unsatisfiable(SchedulerError):
-    """The pool could never meet the request, however long it waited."""
-
-    status, code = 422, "unsatisfiable"
-
-
-class NotFound(SchedulerError):
-    """No such lease or quota."""
-
-    status, code = 404, "not_found"
 
 
 def iso(ts: float | None) -> str | None:
