@@ -170,7 +170,19 @@ c.JupyterHub.services = [
         "name": "gpuhub",
         "api_token": gpuhub_token,
         "url": f"http://127.0.0.1:{service_port}",
-        "command": [sys.executable, "-m", "gpuhub.service", "--config", _top_config_file()],
+        # the supervisor starts the service again at once if it dies (JupyterHub would
+        # notice only at its 30 s poll; see docs/explanation/architecture.md)
+        "command": [
+            sys.executable,
+            "-m",
+            "gpuhub.service.supervisor",
+            "--",
+            sys.executable,
+            "-m",
+            "gpuhub.service",
+            "--config",
+            _top_config_file(),
+        ],  # fmt: skip
         "display": True,
         "oauth_no_confirm": True,  # the hub's own service: no "Authorize access" page
         "oauth_client_allowed_scopes": ["custom:gpuhub:admin"],

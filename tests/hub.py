@@ -48,6 +48,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def descendants(root: int) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of the live processes below ``root`` (Linux /proc); JupyterHub starts
+    its services in sessions of their own, so the process group does not find them."""
+    parents: dict[int, int] = {}
+    argvs: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if raw:  # zombies have an empty command line
+            pid = int(entry.name)
+            parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+            argvs[pid] = raw.rstrip(b"\0").decode(errors="replace").split("\0")
+    out, todo = [], [root]
+    while todo:
+        parent = todo.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent:
+                out.append((pid, argvs[pid]))
+                todo.append(pid)
+    return out
+
+
 class Hub:
     """One JupyterHub with the gpuhub service, and clients that talk to both."""
 
@@ -133,6 +160,24 @@ class Hub:
         """Stop and start again on the same state (databases, secrets, ports)."""
         self.stop()
         self.start()
+
+    def service_pids(self) -> tuple[int | None, int | None]:
+        """(supervisor pid, gpuhub service pid) among the hub's processes; None if absent."""
+        assert self.proc is not None, "the hub is not running"
+        supervisor = service = None
+        for pid, argv in descendants(self.proc.pid):
+            if "gpuhub.service.supervisor" in argv:
+                supervisor = pid
+            elif "gpuhub.service" in argv:
+                service = pid
+        return supervisor, service
+
+    def kill_service(self, sig: int = signal.SIGKILL) -> int:
+        """Kill the gpuhub service process itself (not its supervisor); its pid."""
+        _, pid = self.service_pids()
+        assert pid is not None, f"no gpuhub service process:\n{self.log_tail()}"
+        os.kill(pid, sig)
+        return pid
 
     def log_tail(self, n: int = 80) -> str:
         """The last lines of the hub's log (hub, proxy and service together)."""
