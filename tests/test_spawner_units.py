@@ -19,6 +19,7 @@ from gpuhub.spawners.container import (
     is_root,
 )
 from gpuhub.spawners.docker import BootTurns, GPUDockerSpawner, free_port, orphan_containers
+from gpuhub.spawners.errors import GPUSpawnError
 from gpuhub.spawners.form import (
     ProfileChoice,
     choice_from_preview,
@@ -27,14 +28,6 @@ from gpuhub.spawners.form import (
     render_form,
 )
 from gpuhub.spawners.local import GPULocalProcessSpawner
-from gpuhub.spawners.mixin import (
-    STATE_VERSION,
-    GPUSpawnError,
-    _ProgressLog,
-    granted_message,
-    lease_id_from_state,
-    queue_message,
-)
 from gpuhub.spawners.profiles import (
     Profile,
     ProfileConfigError,
@@ -44,6 +37,8 @@ from gpuhub.spawners.profiles import (
     parse_bytes,
     validate_user_options,
 )
+from gpuhub.spawners.progress import ProgressLog, granted_message, queue_message
+from gpuhub.spawners.state import STATE_VERSION, lease_id_from_state
 from jupyterhub.objects import Hub
 from traitlets import TraitError
 
@@ -505,7 +500,7 @@ def test_spawn_errors_carry_their_sentence():
 
 
 async def test_progress_log_is_followed_by_every_reader():
-    log = _ProgressLog()
+    log = ProgressLog()
     log.add("a", 10)
 
     async def read():

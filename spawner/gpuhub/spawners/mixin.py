@@ -15,17 +15,20 @@
   dead, when the state is cleared, or when the spawn fails or is cancelled.
 * ``get_state()`` keeps ``{"gpuhub_state_version": 1, "lease_id": N}`` next to the parent
   spawner's state, so a restarted hub re-adopts each server and its lease.
+
+The parts live by role: :mod:`.leasing` (asking for, waiting for and releasing the
+lease), :mod:`.progress` (what the spawn page shows meanwhile), :mod:`.state` (the saved
+state and the accepted ``user_options``); this module holds the configuration and the
+spawner interface.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlparse, urlunparse
 
-from tornado import web
 from traitlets import (
     Callable,
     Dict,
@@ -40,10 +43,12 @@ from traitlets import (
 )
 from traitlets.config import Configurable
 
-from ..scheduler.shapes import describe
+from ..terms import server_label
 from .client import GpuhubServiceClient, ServiceError
-from .container import build_env, device_uuids, is_simulated
+from .container import build_env
+from .errors import GPUSpawnError
 from .form import ProfileChoice, choice_from_preview, quota_groups, quota_lines, render_form
+from .leasing import LeaseHolder, background
 from .profiles import (
     Profile,
     ProfileConfigError,
@@ -53,122 +58,16 @@ from .profiles import (
     options_from_form,
     validate_user_options,
 )
+from .progress import ProgressLog
+from .state import (
+    STATE_VERSION,
+    accepted_options,
+    lease_id_from_state,
+    remember_accepted_options,
+    state_with_lease,
+)
 
-#: Version of the state this mixin adds to the spawner's state.
-STATE_VERSION = 1
-
-# asyncio keeps only weak references to tasks; releases must outlive their spawner object
-_BACKGROUND: set[asyncio.Future] = set()
-
-
-# the last accepted user_options of each server (user name, server name) in this hub
-# process; spawner objects do not outlive a failed spawn
-_ACCEPTED_OPTIONS: dict[tuple[str, str], dict] = {}
-
-
-def _background(coro) -> asyncio.Future:
-    """Run ``coro`` as a task that is kept alive until it is done."""
-    task = asyncio.get_running_loop().create_task(coro)
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-    return task
-
-
-class GPUSpawnError(web.HTTPError):
-    """A spawn the GPU layer refuses or cannot serve; the message is shown as is.
-
-    JupyterHub shows ``jupyterhub_message`` on the spawn page, in progress events and in
-    REST API errors; a status below 500 marks it a refusal rather than a hub failure.
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(status, "%s", message)
-        self.message = message
-        self.jupyterhub_message = message
-
-
-def lease_id_from_state(state: Mapping[str, Any]) -> tuple[int | None, str | None]:
-    """The lease id kept in a spawner state, and a warning to log if the state is odd.
-
-    No ``gpuhub_state_version``: state of a spawner without GPUs (no lease). Version 1:
-    ``lease_id``. A newer version (a hub downgraded under running servers): its
-    ``lease_id`` is still used, since every version keeps it.
-    """
-    version = state.get("gpuhub_state_version")
-    if version is None:
-        return None, None
-    lease_id = state.get("lease_id")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        return None, f"unreadable gpuhub_state_version {version!r}; the lease is not adopted"
-    warning = None
-    if version > STATE_VERSION:
-        warning = (
-            f"gpuhub state version {version} is newer than this hub's ({STATE_VERSION}); "
-            "adopting its lease_id only"
-        )
-    if lease_id is None:
-        return None, warning
-    if not isinstance(lease_id, int) or isinstance(lease_id, bool) or lease_id < 1:
-        return None, f"unreadable lease_id {lease_id!r} in gpuhub state; the lease is not adopted"
-    return lease_id, warning
-
-
-def queue_message(lease: Mapping[str, Any]) -> str:
-    """The progress line for a queued lease: 'Waiting for a GPU: 2 requests ahead of you'."""
-    position = lease.get("position")
-    if not isinstance(position, int) or position < 1:
-        return "Waiting for a GPU in the queue"
-    ahead = position - 1
-    if ahead == 0:
-        return "Waiting for a GPU: you are next in the queue"
-    return f"Waiting for a GPU: {ahead} request{'s' if ahead > 1 else ''} ahead of you"
-
-
-def granted_message(lease: Mapping[str, Any]) -> str:
-    """The progress line for a granted lease: 'Got 2 × H100-80GB on node-1 (lease 7)'."""
-    devices = lease.get("devices") or []
-    models = sorted({str(d.get("model", "GPU")) for d in devices})
-    what = f"{len(devices)} × {', '.join(models)}" if devices else "a GPU"
-    if any(d.get("profile") for d in devices):
-        what = f"MIG {devices[0]['profile']} slice of {', '.join(models)}"
-    elif any(d.get("shared_by") for d in devices):
-        what = f"a shared seat on {', '.join(models)}"
-    simulated = " (simulated)" if is_simulated(lease) else ""
-    return f"Got {what}{simulated} on {lease.get('node')} (lease {lease.get('id')})"
-
-
-class _ProgressLog:
-    """Progress events of one spawn, followed by any number of readers (browser tabs)."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.closed = False
-        self._changed = asyncio.Event()
-
-    def add(self, message: str, progress: int | None = None) -> None:
-        event: dict[str, Any] = {"message": message}
-        if progress is not None:
-            event["progress"] = progress
-        self.events.append(event)
-        self._wake()
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def follow(self):
-        seen = 0
-        while True:
-            while seen < len(self.events):
-                yield self.events[seen]
-                seen += 1
-            if self.closed:
-                return
-            await self._changed.wait()
+__all__ = ["STATE_VERSION", "GPUSpawnError", "GPUSpawnerMixin", "lease_id_from_state"]
 
 
 async def _options_form(spawner: GPUSpawnerMixin) -> str:
@@ -191,7 +90,7 @@ async def _apply_user_options(spawner: GPUSpawnerMixin, user_options: dict) -> N
     spawner.remember_accepted_options(user_options)
 
 
-class GPUSpawnerMixin(Configurable):
+class GPUSpawnerMixin(LeaseHolder, Configurable):
     """GPU profiles, leases from the gpuhub service, and GPU plumbing for a JupyterHub spawner.
 
     Put it first: ``class MySpawner(GPUSpawnerMixin, SomeSpawner)``. Configure it as
@@ -280,8 +179,6 @@ class GPUSpawnerMixin(Configurable):
 
     _reconciled: ClassVar[asyncio.Future | None] = None
     _selection: Selection | None = None  # what the running (or starting) server uses
-    _progress: _ProgressLog | None = None
-    _release_task: asyncio.Future | None = None
 
     @default("options_form")
     def _default_options_form(self):
@@ -333,7 +230,7 @@ class GPUSpawnerMixin(Configurable):
     @property
     def lease_label(self) -> str:
         """What the lease is held for: ``server:{user}/{server_name}``."""
-        return f"server:{self.user.name}/{self.name}"
+        return server_label(self.user.name, self.name)
 
     def service_url_for_server(self) -> str:
         """``GPUHUB_SERVICE_URL`` for the user's server (see ``notebook_service_url``)."""
@@ -358,14 +255,14 @@ class GPUSpawnerMixin(Configurable):
 
     def remember_accepted_options(self, user_options: dict) -> None:
         """Keep ``user_options`` that passed validation, the defaults to go back to."""
-        _ACCEPTED_OPTIONS[self.user.name, self.name] = dict(user_options)
+        remember_accepted_options(self.user.name, self.name, user_options)
 
     def forget_refused_options(self) -> None:
         """Make the last accepted ``user_options`` the saved defaults again (none: ``{}``)."""
         orm_spawner = getattr(self, "orm_spawner", None)
         if orm_spawner is None:
             return
-        orm_spawner.user_options = dict(_ACCEPTED_OPTIONS.get((self.user.name, self.name), {}))
+        orm_spawner.user_options = accepted_options(self.user.name, self.name)
         db = getattr(self.user, "db", None)  # the hub's session (JupyterHub's User wrapper)
         if db is not None:
             db.commit()
@@ -427,7 +324,7 @@ class GPUSpawnerMixin(Configurable):
             notice=notice,
         )
 
-    # -- leases -----------------------------------------------------------------------
+    # -- the spawner interface ---------------------------------------------------------
 
     async def progress(self):
         """Spawn progress: the lease request, queue position updates, the grant."""
@@ -435,137 +332,6 @@ class GPUSpawnerMixin(Configurable):
             return
         async for event in self._progress.follow():
             yield event
-
-    async def acquire_lease(self, selection: Selection) -> dict[str, Any]:
-        """Ask for GPUs as the user; wait in the queue (reporting the position) until granted.
-
-        Raises :class:`GPUSpawnError` with the service's sentence when the request is
-        refused (quota, impossible shape) or ends while it waits.
-        """
-        client = self.gpuhub
-        progress = self._progress or _ProgressLog()
-        body = selection.lease_body(user=self.user.name, label=self.lease_label)
-        progress.add(
-            f"Requesting {describe(selection.shape)} ({selection.profile.display_name})", 10
-        )
-        lease = await self._post_lease(client, body)
-        self.lease_id, self.lease = int(lease["id"]), lease
-        lease_id = self.lease_id
-        self.log.info(
-            "lease %s %s for %s: profile=%s shape=%s position=%s",
-            lease_id, lease["status"], self._log_name, selection.profile.name,
-            selection.shape.label, lease.get("position"),
-        )  # fmt: skip
-        last = None
-        while lease["status"] == "queued":
-            message = queue_message(lease)
-            if message != last:
-                progress.add(message, 20)
-                last = message
-            await asyncio.sleep(self.lease_poll_interval)
-            try:
-                lease = await client.lease(lease_id)
-            except ServiceError as e:
-                if not e.unreachable:
-                    raise self._refusal(e) from e
-                self.log.warning("checking queued lease %s failed, retrying: %s", lease_id, e)
-                continue
-            if self.lease_id == lease_id:
-                self.lease = lease
-        if lease["status"] != "active":
-            if self.lease_id == lease_id:
-                self.lease_id, self.lease = None, None
-            reason = lease.get("end_reason") or "no reason given"
-            what = "refused" if lease["status"] == "refused" else lease["status"]
-            raise GPUSpawnError(403 if what == "refused" else 409,
-                                f"Your GPU request was {what} while it waited: {reason}")  # fmt: skip
-        progress.add(granted_message(lease), 50)
-        self.log.info(
-            "lease %s granted to %s: node=%s devices=%s", lease_id, self._log_name,
-            lease.get("node"), ",".join(device_uuids(lease)),
-        )  # fmt: skip
-        return lease
-
-    async def _post_lease(self, client: GpuhubServiceClient, body: dict) -> dict:
-        # shielded: a spawn cancelled while the request is on the wire still learns the
-        # lease id and gives the lease back
-        task = asyncio.ensure_future(client.request_lease(body))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(self._release_late_lease)
-            raise
-        except ServiceError as e:
-            raise self._refusal(e) from e
-
-    def _release_late_lease(self, task: asyncio.Future) -> None:
-        if not task.cancelled() and task.exception() is None:
-            lease_id = task.result()["id"]
-            self.log.info(
-                "spawn of %s was cancelled; giving lease %s back", self._log_name, lease_id
-            )
-            _background(self._release(lease_id))
-
-    def _refusal(self, e: ServiceError) -> GPUSpawnError:
-        if e.unreachable:
-            self.log.error("gpuhub service unavailable for %s: %s", self._log_name, e)
-            return GPUSpawnError(503, f"GPUs cannot be requested right now: {e.message}")
-        return GPUSpawnError(e.status if e.status in (400, 403, 409, 422) else 400, e.message)
-
-    def _forget_lease(self) -> asyncio.Future | None:
-        """Drop the lease from the state and start releasing it (exactly once per lease)."""
-        lease_id = self.lease_id
-        if lease_id is None:
-            return self._release_task
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # no event loop: nothing could ever be awaited here
-            self.log.error(
-                "cannot release lease %s of %s outside the event loop", lease_id, self._log_name
-            )
-            return None
-        self.lease_id, self.lease = None, None
-        self._release_task = _background(self._release(lease_id))
-        return self._release_task
-
-    async def release_lease(self) -> None:
-        """Release the server's lease (cancel it if still queued); idempotent."""
-        fut = self._forget_lease()
-        if fut is None or fut.done():
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), self.release_wait)
-        except TimeoutError:
-            self.log.warning("release of the lease of %s goes on in the background", self._log_name)
-
-    async def _release(self, lease_id: int) -> None:
-        delay = 1.0
-        for _ in range(30):  # about 10 minutes of retries while the service is away
-            try:
-                lease = await self.gpuhub.release(lease_id)
-            except ServiceError as e:
-                if not e.unreachable:
-                    self.log.error(
-                        "releasing lease %s of %s refused: %s", lease_id, self._log_name, e
-                    )
-                    return
-                self.log.warning(
-                    "releasing lease %s of %s failed, retrying: %s", lease_id, self._log_name, e
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            self.log.info(
-                "lease %s of %s ended: %s", lease_id, self._log_name,
-                (lease or {}).get("status", "unknown to the service"),
-            )  # fmt: skip
-            return
-        self.log.error(
-            "gave up releasing lease %s of %s; the service's reconciliation will end it",
-            lease_id, self._log_name,
-        )  # fmt: skip
-
-    # -- the spawner interface ---------------------------------------------------------
 
     def gpu_environment(self) -> dict[str, str]:
         """The GPU variables of the server: devices, lease id, service URL (no credentials)."""
@@ -593,7 +359,7 @@ class GPUSpawnerMixin(Configurable):
         cls = type(self)
         fut = cls.__dict__.get("_reconciled")
         if fut is None or fut.get_loop() is not asyncio.get_running_loop():
-            cls._reconciled = _background(self._reconcile_logged())
+            cls._reconciled = background(self._reconcile_logged())
 
     async def _reconcile_logged(self) -> None:
         try:
@@ -603,7 +369,7 @@ class GPUSpawnerMixin(Configurable):
 
     async def start(self):
         """Validate, lease GPUs (waiting in the queue if need be), then start the server."""
-        self._progress = progress = _ProgressLog()
+        self._progress = progress = ProgressLog()
         try:
             selection = await self.selection_from(self.user_options)
             self._reconcile_once()
@@ -641,11 +407,7 @@ class GPUSpawnerMixin(Configurable):
 
     def get_state(self) -> dict[str, Any]:
         """The parent's state plus ``gpuhub_state_version`` and ``lease_id``."""
-        state = super().get_state()
-        if self.lease_id is not None:
-            state["gpuhub_state_version"] = STATE_VERSION
-            state["lease_id"] = self.lease_id
-        return state
+        return state_with_lease(super().get_state(), self.lease_id)
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Adopt the lease of a server started by an earlier hub process."""
