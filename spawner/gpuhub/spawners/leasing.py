@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ..client import AsyncGpuhubClient, GpuhubError
 from ..terms import ACTIVE, QUEUED, REFUSED, describe
-from .client import GpuhubServiceClient, ServiceError
 from .container import device_uuids
 from .errors import GPUSpawnError
 from .progress import ProgressLog, granted_message, queue_message
@@ -43,7 +43,7 @@ class LeaseHolder:
     # supplied by the spawner this is mixed into
     log: Logger
     _log_name: str
-    gpuhub: GpuhubServiceClient
+    gpuhub: AsyncGpuhubClient
     lease_poll_interval: float
     release_wait: float
     lease_id: int | None
@@ -83,7 +83,7 @@ class LeaseHolder:
             await asyncio.sleep(self.lease_poll_interval)
             try:
                 lease = await client.lease(lease_id)
-            except ServiceError as e:
+            except GpuhubError as e:
                 if not e.unreachable:
                     raise self._refusal(e) from e
                 self.log.warning("checking queued lease %s failed, retrying: %s", lease_id, e)
@@ -104,7 +104,7 @@ class LeaseHolder:
         )  # fmt: skip
         return lease
 
-    async def _post_lease(self, client: GpuhubServiceClient, body: dict) -> dict:
+    async def _post_lease(self, client: AsyncGpuhubClient, body: dict) -> dict:
         # shielded: a spawn cancelled while the request is on the wire still learns the
         # lease id and gives the lease back
         task = asyncio.ensure_future(client.request_lease(body))
@@ -113,7 +113,7 @@ class LeaseHolder:
         except asyncio.CancelledError:
             task.add_done_callback(self._release_late_lease)
             raise
-        except ServiceError as e:
+        except GpuhubError as e:
             raise self._refusal(e) from e
 
     def _release_late_lease(self, task: asyncio.Future) -> None:
@@ -124,7 +124,7 @@ class LeaseHolder:
             )
             background(self._release(lease_id))
 
-    def _refusal(self, e: ServiceError) -> GPUSpawnError:
+    def _refusal(self, e: GpuhubError) -> GPUSpawnError:
         if e.unreachable:
             self.log.error("gpuhub service unavailable for %s: %s", self._log_name, e)
             return GPUSpawnError(503, f"GPUs cannot be requested right now: {e.message}")
@@ -161,7 +161,7 @@ class LeaseHolder:
         for _ in range(30):  # about 10 minutes of retries while the service is away
             try:
                 lease = await self.gpuhub.release(lease_id)
-            except ServiceError as e:
+            except GpuhubError as e:
                 if not e.unreachable:
                     self.log.error(
                         "releasing lease %s of %s refused: %s", lease_id, self._log_name, e

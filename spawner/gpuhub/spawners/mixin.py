@@ -43,8 +43,8 @@ from traitlets import (
 )
 from traitlets.config import Configurable
 
+from ..client import AsyncGpuhubClient, GpuhubError, RetryPolicy
 from ..terms import server_label
-from .client import GpuhubServiceClient, ServiceError
 from .container import build_env
 from .errors import GPUSpawnError
 from .form import ProfileChoice, choice_from_preview, quota_groups, quota_lines, render_form
@@ -167,6 +167,15 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
         help="""Seconds ``stop()`` waits for the service to confirm a lease release. If it
         cannot be reached, the release goes on being retried in the background.""",
     )
+    gpuhub_retry_time = Float(
+        120.0,
+        min=0.0,
+        config=True,
+        help="""Seconds a request to the gpuhub service is retried while the service does
+        not answer or answers 502/503/504 (a restart of the service, which JupyterHub notices
+        within 30 s), e.g. ``300``. Lease requests carry an idempotency key, so a retried
+        request never gets a second lease. ``0``: no retries.""",
+    )
     form_timeout = Float(
         5.0,
         config=True,
@@ -195,15 +204,27 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
     # -- configuration ----------------------------------------------------------------
 
     @property
-    def gpuhub(self) -> GpuhubServiceClient:
-        """The client of the gpuhub service."""
+    def gpuhub(self) -> AsyncGpuhubClient:
+        """The client of the gpuhub service (retrying through a restart of the service)."""
         if not (self.gpuhub_url and self.gpuhub_api_token):
             raise GPUSpawnError(
                 500,
                 "the GPU service is not configured: set c.GPUSpawnerMixin.gpuhub_url and "
                 "c.GPUSpawnerMixin.gpuhub_api_token",
             )
-        return GpuhubServiceClient(self.gpuhub_url, self.gpuhub_api_token)
+        return AsyncGpuhubClient(
+            self.gpuhub_url,
+            self.gpuhub_api_token,
+            timeout=20.0,
+            retry=RetryPolicy(budget=self.gpuhub_retry_time),
+            on_retry=self._log_retry,
+            trust_env=False,  # the hub reaches its own service directly, never via a proxy
+        )
+
+    def _log_retry(self, error: GpuhubError, delay: float, retry: int) -> None:
+        self.log.warning(
+            "gpuhub service for %s: %s; retry %d in %.1f s", self._log_name, error, retry, delay
+        )
 
     async def get_profiles(self) -> list[Profile]:
         """The profiles that apply to this spawner's user (the callable is called here)."""
@@ -302,7 +323,7 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
                     notice = "Live GPU availability could not be fetched for every profile."
                     answer = None
                 previews[p.name] = answer
-        except (ServiceError, GPUSpawnError, TimeoutError) as e:
+        except (GpuhubError, GPUSpawnError, TimeoutError) as e:
             self.log.warning("spawn form without live availability for %s: %s", self._log_name, e)
             notice = (
                 "Live GPU availability is not available right now (the gpuhub service did "
