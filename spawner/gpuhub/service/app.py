@@ -17,33 +17,29 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import url_path_join
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Dict, Float, Instance, Type, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Instance, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from .. import __version__
-from ..inventory import FileInventory, InventorySource, NvmlInventory, SimulatedInventory
+from ..inventory import InventorySource, NvmlInventory
 from ..scheduler.core import Scheduler
 from ..scheduler.db import open_engine
 from ..scheduler.quota import QuotaSpec
 from . import handlers as h
+from .base import BaseHandler
+from .body import validation_message
 from .metrics import SchedulerCollector
 from .reconcile import reconcile_servers
 
-INVENTORY_ALIASES = {"simulated": SimulatedInventory, "nvml": NvmlInventory, "files": FileInventory}
-
-
-class _AliasedType(Type):
-    """A ``Type`` trait that also takes a short alias ("nvml", "simulated", "files")."""
-
-    def validate(self, obj, value):
-        if isinstance(value, str) and value in INVENTORY_ALIASES:
-            value = INVENTORY_ALIASES[value]
-        return super().validate(obj, value)
+#: Entry point group naming inventory backends ("nvml", "simulated", "files", ...).
+INVENTORY_ENTRY_POINTS = "gpuhub.inventories"
 
 
 class GpuhubService(Application):
@@ -66,12 +62,15 @@ class GpuhubService(Application):
         help="""Scheduler database (SQLAlchemy URL). SQLite (WAL) by default; for example
         ``postgresql://gpuhub:secret@db/gpuhub`` for PostgreSQL. Migrated at start-up.""",
     )
-    inventory_class = _AliasedType(
+    inventory_class = EntryPointType(
         NvmlInventory,
         klass=InventorySource,
+        entry_point_group=INVENTORY_ENTRY_POINTS,
         config=True,
         help="""Where the GPUs come from: ``"nvml"`` (this machine), ``"simulated"``
-        (``SimulatedInventory.spec``) or ``"files"`` (``FileInventory.paths``), or a class.""",
+        (``SimulatedInventory.spec``) or ``"files"`` (``FileInventory.paths``), another
+        name registered in the ``gpuhub.inventories`` entry point group, or a class (or
+        its import string, e.g. ``"mypackage.MyInventory"``).""",
     )
 
     default_user_quota = Dict(
@@ -84,12 +83,17 @@ class GpuhubService(Application):
 
     @validate("default_user_quota")
     def _check_default_quota(self, proposal):
-        if proposal.value is not None:
-            QuotaSpec.model_validate(proposal.value)
+        if proposal.value:
+            try:
+                QuotaSpec.model_validate(proposal.value)
+            except ValidationError as e:
+                _, problem = validation_message(e)
+                raise TraitError(f"GpuhubService.default_user_quota: {problem}") from e
         return proposal.value
 
-    queue_policy = Unicode(
-        "best-effort",
+    queue_policy = Enum(
+        ["best-effort", "strict"],
+        default_value="best-effort",
         config=True,
         help="""``best-effort``: a request that fits may pass larger ones that wait (backfill).
         ``strict``: nobody passes an older request of higher or equal priority.""",
@@ -189,7 +193,7 @@ class GpuhubService(Application):
             (api + "/me", h.MeHandler),
             (api + "/leases", h.LeasesHandler),
             (api + "/leases/preview", h.LeasePreviewHandler),
-            (api + r"/leases/(\d+)", h.LeaseHandler),
+            (api + r"/leases/([0-9]+)", h.LeaseHandler),
             (api + "/queue", h.QueueHandler),
             (api + "/quotas", h.QuotaListHandler),
             (api + r"/quotas/(users|groups)/([^/]+)", h.QuotaHandler),
@@ -210,7 +214,7 @@ class GpuhubService(Application):
         }
         for _, handler, *_ in routes:
             if isinstance(handler, type) and issubclass(
-                handler, h.BaseHandler | HubOAuthCallbackHandler
+                handler, BaseHandler | HubOAuthCallbackHandler
             ):
                 handler.hub_auth = hub_auth
         return web.Application(routes, **settings)

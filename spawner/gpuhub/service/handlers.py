@@ -3,7 +3,8 @@
 Authentication is JupyterHub's: OAuth cookies for browsers, ``Authorization: token ...``
 for API clients. A user sees and acts on their own leases, queue entries and usage;
 the ``custom:gpuhub:admin`` scope is needed for everyone else's and for quotas.
-Errors are JSON ``{"status", "error", "message", "field"}``, mapped in one place.
+Errors are JSON ``{"status", "error", "message", "field"}``, rendered in one place
+(:mod:`gpuhub.service.base`, :mod:`gpuhub.service.errors`).
 """
 
 from __future__ import annotations
@@ -11,206 +12,21 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 from typing import Any
 
-from jupyterhub.services.auth import HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
-from tornado import web
-from tornado.log import app_log
+from tornado.httpclient import HTTPClientError
 
 from .. import __version__
-from ..scheduler.core import Forbidden, NotFound, Scheduler, SchedulerError, iso
+from ..scheduler.core import iso
+from ..scheduler.errors import Forbidden, NotFound
+from .base import BaseHandler, checked_name
+from .errors import ApiError
 from .hub_api import fetch_user
-from .models import LeaseRequest, QuotaSpec, check_name
+from .models import LeaseRequest, QuotaSpec
 
-ADMIN_SCOPE = "custom:gpuhub:admin"
 QUOTA_KINDS = {"users": "user", "groups": "group"}
-
-
-class ApiError(SchedulerError):
-    """An error raised by a handler itself (bad query argument, missing auth)."""
-
-    def __init__(
-        self, status: int, message: str, *, code: str = "invalid", field: str | None = None
-    ):
-        super().__init__(message, field=field)
-        self.status, self.code = status, code
-
-
-SHAPE_KINDS = ("gpu", "mig", "shared")
-
-
-def _validation_message(e: ValidationError) -> tuple[str | None, str]:
-    err = e.errors()[0]
-    loc = list(err["loc"])
-    if len(loc) > 2 and loc[0] == "shape" and loc[1] in SHAPE_KINDS:
-        del loc[1]  # the union's tag is no field of the body: shape.count, not shape.gpu.count
-    where = ".".join(str(p) for p in loc)
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = f"unknown field {where!r}"
-    elif err["type"] == "missing":
-        msg = f"field {where!r} is required"
-    elif err["type"] == "union_tag_invalid":
-        msg = "shape.kind must be one of 'gpu', 'mig', 'shared'"
-    elif not where:  # a check across fields (model validator): its message names them
-        return None, msg
-    else:
-        msg = f"{where}: {msg}"
-    return where, msg
-
-
-def _checked_name(kind: str, value: str, field: str) -> str:
-    """``check_name`` for names from the URL or query: a 400 naming ``field``, not a 500."""
-    try:
-        return check_name(kind, value)
-    except ValueError as e:
-        raise ApiError(400, str(e), field=field) from e
-
-
-class BaseHandler(HubOAuthenticated, web.RequestHandler):
-    """Authenticates through JupyterHub and turns every refusal into a JSON 4xx."""
-
-    @property
-    def scheduler(self) -> Scheduler:
-        return self.settings["scheduler"]
-
-    async def prepare(self) -> None:
-        # HubOAuth accepts a cookie on POST/PUT/DELETE only with a valid XSRF token
-        self._hub_auth_user_cache = None
-        model = await self.hub_auth.get_user(self, sync=False)
-        if model:
-            try:
-                self._hub_auth_user_cache = self.check_hub_user(model)
-            except Exception as e:  # UserNotAllowed
-                raise ApiError(
-                    403,
-                    f"{model.get('name')} lacks the access:services!service=gpuhub scope",
-                    code="forbidden",
-                ) from e
-        if self.current_user is None and self.requires_auth:
-            if self._browser_get():
-                # a browser without our OAuth cookie: send it through the hub's login
-                self.redirect(self.get_login_url())
-                return
-            raise ApiError(
-                401, "authentication required: log in, or send 'Authorization: token <JupyterHub token>'",
-                code="unauthenticated",
-            )  # fmt: skip
-
-    requires_auth = True
-
-    def _browser_get(self) -> bool:
-        """A page load by a browser (no token; HTML accepted), which OAuth can log in."""
-        r = self.request
-        return (
-            r.method in ("GET", "HEAD")
-            and "Authorization" not in r.headers
-            and "token" not in r.query_arguments
-            and "text/html" in r.headers.get("Accept", "")
-        )
-
-    @property
-    def user_name(self) -> str:
-        return self.current_user["name"]
-
-    @property
-    def is_admin(self) -> bool:
-        return ADMIN_SCOPE in self.current_user.get("scopes", ())
-
-    def require_admin(self, what: str) -> None:
-        if not self.is_admin:
-            raise Forbidden(f"{what} needs the {ADMIN_SCOPE} scope (gpuhub admins)")
-
-    def for_user(self, name: str | None) -> str:
-        """The user a request acts for: oneself, or anyone for admins."""
-        if name is None or name == self.user_name:
-            return self.user_name
-        _checked_name("user", name, "user")
-        if not self.is_admin:
-            raise Forbidden(f"{self.user_name} may not act for user {name}; only admins can")
-        return name
-
-    async def acting_for(self, name: str | None) -> tuple[str, list[str]]:
-        """(user, their JupyterHub groups) a request acts for: oneself, or anyone for admins."""
-        user = self.for_user(name)
-        if user == self.user_name:
-            return user, list(self.current_user.get("groups") or [])
-        return user, await self.settings["hub_groups"](user)
-
-    def body(self, model: type) -> Any:
-        try:
-            data = json.loads(self.request.body or b"null")
-        except json.JSONDecodeError as e:
-            raise ApiError(400, f"the request body is not JSON: {e.msg} at position {e.pos}") from e
-        if not isinstance(data, dict):
-            raise ApiError(400, "the request body must be a JSON object")
-        try:
-            return model.model_validate(data)
-        except ValidationError as e:
-            where, msg = _validation_message(e)
-            raise ApiError(400, msg, field=where) from e
-
-    def arg_time(self, name: str, default: float) -> float:
-        raw = self.get_query_argument(name, None)
-        if raw is None:
-            return default
-        try:
-            t = dt.datetime.fromisoformat(raw)
-        except ValueError as e:
-            raise ApiError(
-                400,
-                f"{name} must be a date or time like 2026-11-01 or 2026-11-01T12:00Z",
-                field=name,
-            ) from e
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        return t.timestamp()
-
-    def write_json(self, data: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self._reason
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(
-            json.dumps({"status": status_code, "error": "http", "message": message, "field": None})
-        )
-
-    def _handle_request_exception(self, e: BaseException) -> None:
-        if isinstance(e, SchedulerError):
-            if self._finished:
-                return
-            self.clear()
-            self.set_status(e.status)
-            self.set_header("Content-Type", "application/json")
-            if e.status == 401:
-                self.set_header("WWW-Authenticate", 'token realm="jupyterhub"')
-            self.finish(
-                json.dumps(
-                    {"status": e.status, "error": e.code, "message": e.message, "field": e.field}
-                )
-            )
-            app_log.info("refused %s %s: %s", self.request.method, self.request.path, e.message)
-            return
-        super()._handle_request_exception(e)
-
-    def lease_view(self, lease) -> dict:
-        return lease.to_dict(self.scheduler.clock(), self.scheduler.position(lease))
-
-    def own_lease(self, lease_id: str):
-        lease = self.scheduler.get(int(lease_id))
-        if lease.user != self.user_name and not self.is_admin:
-            raise NotFound(f"no lease {lease_id}")  # others' leases are not even acknowledged
-        return lease
 
 
 class IndexHandler(BaseHandler):
@@ -288,7 +104,7 @@ class MeHandler(BaseHandler):
 
     async def get(self) -> None:
         s = self.scheduler
-        name, groups = await self.acting_for(self.get_query_argument("user", None))
+        name, groups = await self.acting_for(self.query_name("user", "user"))
         groups = sorted(groups)
         quotas = [s.quota_status("user", name, s.quota_for_user(name))]
         quotas += [
@@ -315,10 +131,10 @@ class LeasesHandler(BaseHandler):
     STATUSES = {"queued", "active", "released", "cancelled", "refused"}
 
     def get(self) -> None:
-        user = self.get_query_argument("user", None)
+        user = self.query_name("user", "user")
         if user is not None or not self.is_admin:
             user = self.for_user(user)
-        statuses = set(self.get_query_arguments("status")) or {"queued", "active"}
+        statuses = set(self.query_list("status")) or {"queued", "active"}
         bad = statuses - self.STATUSES
         if bad:
             raise ApiError(
@@ -326,12 +142,7 @@ class LeasesHandler(BaseHandler):
                 f"unknown status {sorted(bad)[0]!r}; use {', '.join(sorted(self.STATUSES))}",
                 field="status",
             )
-        try:
-            limit = int(self.get_query_argument("limit", "1000"))
-        except ValueError:
-            limit = -1
-        if not 1 <= limit <= 10000:
-            raise ApiError(400, "limit must be a whole number from 1 to 10000", field="limit")
+        limit = self.query_int("limit", 1000, 1, 10000)
         leases = self.scheduler.leases(user=user, status=statuses, limit=limit)
         self.write_json({"leases": [self.lease_view(x) for x in leases]})
 
@@ -409,7 +220,7 @@ class QuotaHandler(BaseHandler):
     """``GET/PUT/DELETE /api/v1/quotas/(users|groups)/{name}``."""
 
     def _target(self, kinds: str, name: str) -> tuple[str, str]:
-        _checked_name(QUOTA_KINDS[kinds], name, "name")
+        checked_name(QUOTA_KINDS[kinds], name, "name")
         return QUOTA_KINDS[kinds], name
 
     def get(self, kinds: str, name: str) -> None:
@@ -456,25 +267,23 @@ class UsageHandler(BaseHandler):
     def get(self) -> None:
         now = self.scheduler.clock()
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-        start = self.arg_time(
+        start = self.query_time(
             "start",
             dt.datetime.combine(today - dt.timedelta(days=30), dt.time(), dt.UTC).timestamp(),
         )
-        end = self.arg_time("end", now)
+        end = self.query_time("end", now)
         if end <= start:
             raise ApiError(400, "end must be after start", field="end")
-        user = self.get_query_argument("user", None)
+        user = self.query_name("user", "user")
         if user is not None or not self.is_admin:
             user = self.for_user(user)
-        group = self.get_query_argument("group", None)
-        if group is not None:
-            _checked_name("group", group, "group")
-        by = tuple(self.get_query_argument("by", "day,user,group").split(","))
+        group = self.query_name("group", "group")
+        by = tuple((self.query("by") or "day,user,group").split(","))
         if not by or any(f not in self.FIELDS for f in by) or len(set(by)) != len(by):
             raise ApiError(
                 400, "by must list some of day, user, group, e.g. by=user,day", field="by"
             )
-        fmt = self.get_query_argument("format", "json")
+        fmt = self.query("format") or "json"
         if fmt not in ("json", "csv"):
             raise ApiError(400, "format must be json or csv", field="format")
         rows = self.scheduler.usage(start, end, user=user, group=group, by=by)
@@ -518,7 +327,13 @@ class NotFoundHandler(BaseHandler):
 
 async def fetch_hub_groups(api_url: str, token: str, user: str) -> list[str]:
     """A user's JupyterHub groups, asked of the hub with the service's own token."""
-    model = await fetch_user(api_url, token, user)
+    try:
+        model = await fetch_user(api_url, token, user)
+    except (HTTPClientError, OSError) as e:  # the hub refused the question, or is away
+        raise ApiError(
+            502, f"JupyterHub did not tell the groups of user {user} ({e}); try again",
+            code="hub_error",
+        ) from e  # fmt: skip
     if model is None:
         raise NotFound(f"JupyterHub has no user {user}")
     return list(model.get("groups") or [])
