@@ -7,8 +7,9 @@ and every request meanwhile gets 503 from the proxy. The hub therefore runs::
 
 This small parent process starts the service, and when the service exits on its own
 (a crash, the kernel's OOM killer) starts it again after a short, growing delay: 0.25 s
-at first, doubling while it keeps dying within ``stable_after`` seconds of starting, at
-most ``max_delay``. SIGTERM and SIGINT (JupyterHub stopping the service) are passed on
+at first, doubling while it keeps dying within ``stable_after`` (10) seconds of starting
+(a crash loop, say a bad configuration), at most ``max_delay``; a service that ran longer
+is started again after 0.25 s. SIGTERM and SIGINT (JupyterHub stopping the service) are passed on
 and the supervisor exits with the service's status. The service dies with the supervisor
 (Linux ``PR_SET_PDEATHSIG``), so a killed supervisor never leaves it holding the port;
 JupyterHub's own poll then restarts both.
@@ -47,7 +48,7 @@ class Supervisor:
         *,
         first_delay: float = 0.25,
         max_delay: float = 30.0,
-        stable_after: float = 60.0,
+        stable_after: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
