@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -296,3 +299,32 @@ def test_errors_are_sentences(server, script) -> None:
     with GpuhubClient(wrong, "t", retry=NO_RETRY) as c, pytest.raises(GpuhubError) as e:
         c.get("pool")
     assert e.value.status == 404 and "is the URL the gpuhub service" in e.value.message
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_cli_retries_through_a_restart_and_says_so(server, script) -> None:
+    url, _ = server
+    script.plan = ["503", "drop"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUHUB_", "JUPYTERHUB_"))}
+    env.update(GPUHUB_URL=url, GPUHUB_TOKEN="secret")
+    r = subprocess.run(
+        [sys.executable, "-m", "gpuhub.cli.main", "request", "--gpus", "1", "--json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == LEASE
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("gpuhub: ") for line in lines)
+    assert lines[0] == "gpuhub: answer 503; retrying in 1 s"
+    assert "retrying in 2 s" in lines[1]
+    assert len(script.seen) == 3
+    assert len({s["headers"][IDEMPOTENCY_HEADER] for s in script.seen}) == 1
+    # a refusal is not retried: one line, exit 1
+    script.plan = ["403"]
+    r = subprocess.run(
+        [sys.executable, "-m", "gpuhub.cli.main", "pool"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stderr == "gpuhub: error: answer 403\n"

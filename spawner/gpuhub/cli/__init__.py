@@ -1,10 +1,7 @@
 """The ``gpuhub`` command line: the pool, quotas, usage, leases and the queue from a terminal.
 
 It talks to the gpuhub service's REST API (``/services/gpuhub/api/v1``) with a JupyterHub
-token, except ``gpuhub inventory``, which reads this machine's GPUs through NVML. See
-``gpuhub --help``; :func:`gpuhub.cli.main.main` is the entry point.
+token through :class:`gpuhub.client.GpuhubClient`, except ``gpuhub inventory``, which
+reads this machine's GPUs through NVML. See ``gpuhub --help``;
+:func:`gpuhub.cli.main.main` is the entry point.
 """
-
-from .client import CliError, GpuhubClient
-
-__all__ = ["CliError", "GpuhubClient"]

@@ -1,0 +1,260 @@
+"""The ``gpuhub`` commands: each calls the gpuhub REST API and prints what it answered.
+
+A command gets the parsed arguments and a :class:`~gpuhub.client.GpuhubClient` (None for
+``inventory``, which needs no server). Read commands print tables for people
+(:mod:`.render`) and, with ``--json``, the API's JSON for scripts. The API's refusals come
+as :class:`~gpuhub.client.GpuhubError`; the command's own as :class:`CliError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..client import GpuhubClient, GpuhubError, quote_name
+from ..terms import LEASE_STATUSES
+from . import render
+
+QUOTA_FIELDS = (
+    "max_units",
+    "gpu_hours",
+    "period",
+    "term_start",
+    "term_end",
+    "allowed_shapes",
+    "allowed_profiles",
+    "priority",
+    "per_user_max_units",
+)
+
+Command = Callable[[argparse.Namespace, GpuhubClient | None], None]
+
+
+class CliError(Exception):
+    """A failure of the command itself (not of the API), reported as one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def emit_json(data: Any) -> None:
+    """Print API data as indented JSON."""
+    print(json.dumps(data, indent=2))
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(API collection, kind, name) of ``--user NAME`` / ``--group NAME``."""
+    if getattr(args, "user", None):
+        return "users", "user", args.user
+    return "groups", "group", args.group
+
+
+def cmd_pool(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub pool``."""
+    assert client is not None
+    data = client.get("pool")
+    if args.json:
+        emit_json(data)
+    else:
+        print(render.pool_table(data))
+
+
+def cmd_quota_show(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub quota show``: mine (``/me``), or one user's or group's."""
+    assert client is not None
+    if args.user or args.group:
+        coll, _, name = _target(args)
+        data = client.get(f"quotas/{coll}/{quote_name(name)}")
+        if args.json:
+            emit_json(data)
+        else:
+            print(render.quota_table([data]))
+        return
+    me = client.get("me")
+    if args.json:
+        emit_json(me)
+        return
+    groups = ", ".join(me.get("groups") or []) or "none"
+    admin = "; gpuhub admin" if me.get("admin") else ""
+    print(f"{me['name']} (groups: {groups}{admin})\n")
+    print(render.quota_table(me.get("quotas", [])))
+
+
+def cmd_quota_list(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub quota list``: every quota (admins)."""
+    assert client is not None
+    data = client.get("quotas")
+    if args.json:
+        emit_json(data)
+        return
+    if data.get("quotas"):
+        print(render.quota_table(data["quotas"]))
+    else:
+        print("no user or group quotas are set")
+    print("\n" + render.default_quota_line(data.get("default_user_quota")))
+
+
+def cmd_quota_set(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub quota set``: change the given fields of a quota, keeping the others."""
+    assert client is not None
+    coll, kind, name = _target(args)
+    changes = {f: getattr(args, f) for f in QUOTA_FIELDS if hasattr(args, f)}
+    if not changes:
+        raise CliError(
+            "nothing to set: give at least one of "
+            + ", ".join("--" + f.replace("_", "-") for f in QUOTA_FIELDS)
+        )
+    path = f"quotas/{coll}/{quote_name(name)}"
+    try:
+        # a user without a quota of their own starts from the default user quota
+        current = dict(client.get(path).get("quota") or {})
+    except GpuhubError as e:
+        if e.status not in (403, 404):
+            raise
+        current = {}  # none yet; or not allowed to read it, and the PUT will say why
+    if kind == "user":
+        current.pop("per_user_max_units", None)
+    spec = {**current, **changes}
+    if "period" in changes and changes["period"] != "term":
+        for f in ("term_start", "term_end"):
+            if f not in changes:
+                spec.pop(f, None)
+    try:
+        data = client.put(path, spec)
+    except GpuhubError as e:
+        if e.field in QUOTA_FIELDS and "--" not in e.message:
+            e.message += f" (--{e.field.replace('_', '-')})"
+            e.args = (e.message,)
+        raise
+    if args.json:
+        emit_json(data)
+        return
+    print(render.quota_set_lines(kind, name, data))
+
+
+def cmd_quota_unset(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub quota unset``: remove a user's or group's quota."""
+    assert client is not None
+    coll, kind, name = _target(args)
+    client.delete(f"quotas/{coll}/{quote_name(name)}")
+    print(render.quota_removed_sentence(kind, name))
+
+
+def cmd_usage(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub usage``: GPU-hours per day, user and group."""
+    assert client is not None
+    params = {
+        k: v
+        for k, v in (
+            ("start", args.start),
+            ("end", args.end),
+            ("user", args.user),
+            ("group", args.group),
+            ("by", args.by),
+        )
+        if v is not None
+    }
+    if args.csv:
+        sys.stdout.write(client.get_text("usage", {**params, "format": "csv"}))
+        return
+    data = client.get("usage", params)
+    if args.json:
+        emit_json(data)
+        return
+    print(render.usage_report(data))
+
+
+def cmd_leases(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub leases``: live leases (mine, or everyone's for admins), or with --status."""
+    assert client is not None
+    params: list[tuple[str, Any]] = []
+    if args.user:
+        params.append(("user", args.user))
+    statuses = LEASE_STATUSES if args.all_statuses else (args.status or ())
+    params += [("status", s) for s in statuses]
+    params.append(("limit", args.limit))
+    data = client.get("leases", params)
+    if args.json:
+        emit_json(data)
+    elif not data.get("leases"):
+        print("no leases")
+    else:
+        print(render.leases_table(data["leases"]))
+
+
+def cmd_queue(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub queue``: waiting requests in the order they will be granted."""
+    assert client is not None
+    data = client.get("queue")
+    if args.json:
+        emit_json(data)
+        return
+    if not data.get("queue"):
+        print("the queue is empty")
+        return
+    print(render.queue_table(data["queue"]))
+
+
+def cmd_request(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub request``: ask for GPUs; granted now or queued."""
+    assert client is not None
+    shape: dict[str, Any]
+    if args.mig:
+        shape = {"kind": "mig", "profile": args.mig}
+    elif args.shared:
+        shape = {"kind": "shared"}
+    else:
+        shape = {"kind": "gpu", "count": args.gpus}
+    if args.model:
+        shape["model"] = args.model
+    body: dict[str, Any] = {"shape": shape, "label": args.label}
+    for key in ("group", "hours", "profile", "user"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    lease = client.request_lease(body)  # one idempotency key, however often it is tried
+    if args.json:
+        emit_json(lease)
+    else:
+        print(render.lease_sentence(lease))
+
+
+def cmd_release(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub release ID``: release an active lease or cancel a queued one."""
+    assert client is not None
+    lease = client.delete(f"leases/{args.id}")
+    if args.json:
+        emit_json(lease)
+    else:
+        print(render.lease_sentence(lease))
+
+
+def cmd_inventory(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub inventory``: this machine's GPUs through NVML, as FileInventory reads them."""
+    from ..inventory import NvmlInventory
+
+    log = logging.getLogger("gpuhub.cli.inventory")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("gpuhub: warning: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.WARNING)
+    kw: dict[str, Any] = {"log": log}
+    if args.node_name:
+        kw["node_name"] = args.node_name
+    try:
+        node = NvmlInventory(**kw).nodes()[0].to_dict()
+    except Exception as e:  # NVML errors of any kind become one line
+        raise CliError(f"cannot read this machine's GPUs through NVML: {e}") from e
+    if args.json:
+        emit_json(node)
+    else:
+        print(render.inventory_table(node))

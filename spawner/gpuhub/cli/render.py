@@ -1,0 +1,293 @@
+"""What the ``gpuhub`` command prints for people: tables and one-line sentences.
+
+Each function takes the API's JSON as it comes and returns text; the commands print it.
+Scripts should use ``--json`` (or ``usage --csv``) instead of parsing this text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..terms import ACTIVE, QUEUED, shape_text
+from . import tables as t
+
+SIMULATED = "simulated"
+
+
+def devices_text(devices: Sequence[Mapping[str, Any]]) -> str | None:
+    """Granted devices: ``GPU 0,1``, ``GPU 4 MIG 1g.5gb``."""
+    if not devices:
+        return None
+    parts = []
+    for d in devices:
+        if d.get("profile"):
+            parts.append(f"GPU {d.get('index')} MIG {d['profile']}")
+        else:
+            parts.append(str(d.get("index")))
+    plain = [p for p in parts if not p.startswith("GPU ")]
+    migs = [p for p in parts if p.startswith("GPU ")]
+    return ", ".join(([f"GPU {','.join(plain)}"] if plain else []) + migs)
+
+
+def _sim(flag: Any) -> str:
+    return SIMULATED if flag else ""
+
+
+# -- pool -------------------------------------------------------------------------------
+
+
+def _holder(h: Mapping[str, Any] | None) -> str | None:
+    if h is None:
+        return None
+    if h.get("user") is None:
+        return "(another user)"
+    group = f"/{h['group']}" if h.get("group") else ""
+    return f"{h['user']}{group} lease {h['lease']}"
+
+
+def pool_table(data: Mapping[str, Any]) -> str:
+    """The pool as a table: one row per GPU, MIG instances indented under their GPU."""
+    rows: list[list[Any]] = []
+    for node in data.get("nodes", []):
+        if not node.get("gpus"):
+            rows.append(
+                [node["name"], None, "(no GPUs)", None, None, None, _sim(node["simulated"])]
+            )
+        for g in node.get("gpus", []):
+            sim = _sim(g.get("simulated") or node.get("simulated"))
+            if g["mode"] == "mig":
+                migs = g.get("mig_instances", [])
+                used = sum(1 for m in migs if m.get("holder"))
+                state = f"{g['state']} {used}/{len(migs)}"
+                rows.append([node["name"], g["index"], g["model"], "mig", state, None, sim])
+                for i, m in enumerate(migs):
+                    rows.append(
+                        [
+                            "",
+                            f"  {g['index']}.{i}",
+                            f"  {m['profile']}",
+                            "mig slice",
+                            "busy" if m.get("holder") else "free",
+                            _holder(m.get("holder")),
+                            sim,
+                        ]
+                    )
+                continue
+            holders = g.get("holders", [])
+            mode, state = g["mode"], g["state"]
+            if g.get("shares", 1) > 1:
+                mode, state = f"shared x{g['shares']}", f"{state} {len(holders)}/{g['shares']}"
+            who = ", ".join(x for x in map(_holder, holders) if x) or None
+            rows.append([node["name"], g["index"], g["model"], mode, state, who, sim])
+    table = t.render(["NODE", "GPU", "MODEL", "MODE", "STATE", "HOLDERS", ""], rows)
+    summary = (
+        f"{t.fmt_number(data.get('units_free'))} of {t.fmt_number(data.get('units_total'))} "
+        f"GPU units free, {data.get('queue_length', 0)} request(s) queued"
+    )
+    if data.get("simulated"):
+        summary += "; this pool is simulated (no real GPUs)"
+    return f"{table}\n\n{summary}"
+
+
+# -- quotas -----------------------------------------------------------------------------
+
+
+def _quota_notes(item: Mapping[str, Any]) -> str | None:
+    q = item.get("quota") or {}
+    notes = []
+    if item.get("quota") is None:
+        notes.append("no quota")
+    if q.get("allowed_shapes") is not None:
+        notes.append("shapes " + (",".join(q["allowed_shapes"]) or "(none)"))
+    if q.get("allowed_profiles") is not None:
+        notes.append("profiles " + (",".join(q["allowed_profiles"]) or "(none)"))
+    if q.get("per_user_max_units") is not None:
+        notes.append(f"per user {t.fmt_number(q['per_user_max_units'])} units")
+    if item.get("default"):
+        notes.append("default user quota")
+    return "; ".join(notes) or None
+
+
+def quota_table(items: Sequence[Mapping[str, Any]]) -> str:
+    """Quotas with their use: units held and queued, GPU-hours used and left."""
+    rows = []
+    for item in items:
+        q = item.get("quota") or {}
+        hours = q.get("gpu_hours")
+        period = item.get("period") or (q.get("period") if q else None)
+        rows.append(
+            [
+                item["kind"],
+                item["name"],
+                t.fmt_limit(q.get("max_units")),
+                t.fmt_number(item.get("units_active")),
+                t.fmt_number(item.get("units_queued")),
+                t.fmt_limit(hours),
+                t.fmt_number(item["gpu_hours_used"]) if "gpu_hours_used" in item else None,
+                t.fmt_number(item["gpu_hours_left"]) if "gpu_hours_left" in item else None,
+                period if hours is not None else None,
+                q.get("priority", 0) if q else None,
+                _quota_notes(item),
+            ]
+        )
+    headers = ["KIND", "NAME", "MAX UNITS", "IN USE", "QUEUED", "GPU-HOURS", "USED", "LEFT"]
+    return t.render([*headers, "PERIOD", "PRIORITY", "NOTES"], rows, right=(2, 3, 4, 5, 6, 7, 9))
+
+
+def _spec_text(q: Mapping[str, Any] | None) -> str:
+    if not q:
+        return "unlimited"
+    parts = [f"max {t.fmt_limit(q.get('max_units'))} units"]
+    if q.get("gpu_hours") is not None:
+        parts.append(f"{t.fmt_number(q['gpu_hours'])} GPU-hours per {q.get('period')}")
+    return ", ".join(parts)
+
+
+def default_quota_line(spec: Mapping[str, Any] | None) -> str:
+    """The line under ``gpuhub quota list`` about the default user quota."""
+    return f"default user quota (users without their own): {_spec_text(spec)}"
+
+
+def quota_set_lines(kind: str, name: str, item: Mapping[str, Any]) -> str:
+    """What ``gpuhub quota set`` says: the new quota with its use."""
+    return f"quota of {kind} {name} set:\n\n{quota_table([item])}"
+
+
+def quota_removed_sentence(kind: str, name: str) -> str:
+    """What ``gpuhub quota unset`` says."""
+    after = (
+        "; the default user quota applies to them again"
+        if kind == "user"
+        else "; its members are limited by their own quotas only"
+    )
+    return f"removed the quota of {kind} {name}{after}"
+
+
+# -- usage ------------------------------------------------------------------------------
+
+
+def usage_report(data: Mapping[str, Any]) -> str:
+    """GPU-hours per row of the API's usage report, and the total."""
+    by = data.get("by", [])
+    span = f"{t.fmt_time(data.get('start'))} to {t.fmt_time(data.get('end'))}"
+    rows = data.get("rows", [])
+    if not rows:
+        return f"no GPU use from {span}"
+    table = t.render(
+        [*(f.upper() for f in by), "GPU-HOURS", "LEASES"],
+        [[r.get(f) for f in by] + [t.fmt_number(r["gpu_hours"]), r["leases"]] for r in rows],
+        right=(len(by), len(by) + 1),
+    )
+    return f"{table}\n\ntotal {t.fmt_number(data.get('total_gpu_hours'))} GPU-hours from {span}"
+
+
+# -- leases and the queue ---------------------------------------------------------------
+
+
+def leases_table(leases: Sequence[Mapping[str, Any]]) -> str:
+    """Leases: who, what shape, where, since when; simulated devices marked."""
+    rows = []
+    for x in leases:
+        status = x["status"]
+        if status == QUEUED and x.get("position"):
+            status = f"queued #{x['position']}"
+        rows.append(
+            [
+                x["id"],
+                x["user"],
+                x.get("group"),
+                status,
+                shape_text(x.get("shape", {})),
+                t.fmt_number(x.get("units")),
+                x.get("node"),
+                devices_text(x.get("devices", [])),
+                t.fmt_number(x.get("gpu_hours")),
+                t.fmt_time(x.get("granted_at") or x.get("requested_at")),
+                _sim(x.get("simulated")),
+            ]
+        )
+    headers = ["ID", "USER", "GROUP", "STATUS", "SHAPE", "UNITS", "NODE", "DEVICES", "GPU-HOURS"]
+    return t.render([*headers, "SINCE", ""], rows, right=(0, 5, 8))
+
+
+def queue_table(queue: Sequence[Mapping[str, Any]]) -> str:
+    """Waiting requests in the order they will be granted."""
+    rows = [
+        [
+            x.get("position"),
+            x.get("id"),
+            x.get("user") or "(another user)",
+            x.get("group"),
+            shape_text(x.get("shape", {})),
+            t.fmt_number(x.get("units")),
+            x.get("priority"),
+            t.fmt_time(x.get("requested_at")),
+        ]
+        for x in queue
+    ]
+    headers = ["POS", "ID", "USER", "GROUP", "SHAPE", "UNITS", "PRIORITY", "REQUESTED"]
+    return t.render(headers, rows, right=(0, 1, 5, 6))
+
+
+def lease_sentence(lease: Mapping[str, Any]) -> str:
+    """One line about a lease just requested or released."""
+    what = shape_text(lease.get("shape", {}))
+    lid, status = lease["id"], lease["status"]
+    if status == ACTIVE:
+        where = f" on {lease.get('node')}"
+        devs = devices_text(lease.get("devices", []))
+        sim = f" ({SIMULATED})" if lease.get("simulated") else ""
+        return f"lease {lid} granted: {what}{where}, {devs}{sim}"
+    if status == QUEUED:
+        return (
+            f"lease {lid} queued at position {lease.get('position')}: {what}; it is granted "
+            f"when devices free up (cancel with: gpuhub release {lid})"
+        )
+    reason = f" ({lease['end_reason']})" if lease.get("end_reason") else ""
+    return f"lease {lid} {status}: {what}{reason}"
+
+
+# -- inventory --------------------------------------------------------------------------
+
+
+def inventory_table(node: Mapping[str, Any]) -> str:
+    """This node's GPUs as NVML reports them, MIG devices indented."""
+    gpus = node.get("gpus", [])
+    sim = _sim(node.get("simulated"))
+    if not gpus:
+        return f"node {node['name']}: no GPUs found (no NVIDIA driver or NVML library here)" + (
+            f" ({sim})" if sim else ""
+        )
+    rows: list[list[Any]] = []
+    for g in gpus:
+        gsim = _sim(g.get("simulated") or node.get("simulated"))
+        mode = "mig" if g.get("mig_enabled") else "exclusive"
+        if not g.get("mig_enabled") and g.get("shares", 1) > 1:
+            mode = f"shared x{g['shares']}"
+        peers = len(g.get("nvlink_peers", []))
+        rows.append(
+            [
+                g["index"],
+                g["model"],
+                t.fmt_memory(g.get("memory_mb")),
+                mode,
+                f"{peers} peer(s)" if peers else None,
+                g["uuid"],
+                gsim,
+            ]
+        )
+        for m in g.get("mig_instances", []):
+            rows.append(
+                [
+                    f"  {g['index']}.{m['index']}",
+                    f"  {m['profile']}",
+                    t.fmt_memory(m.get("memory_mb")),
+                    f"mig slice ({m['slices']}/{g.get('total_slices', 7)})",
+                    None,
+                    m["uuid"],
+                    gsim,
+                ]
+            )
+    table = t.render(["GPU", "MODEL", "MEMORY", "MODE", "NVLINK", "UUID", ""], rows)
+    return f"node {node['name']}: {len(gpus)} GPU(s)\n\n{table}"
