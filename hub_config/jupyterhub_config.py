@@ -16,6 +16,8 @@
 #   GPUHUB_INVENTORY        simulated | nvml | files                        (simulated)
 #   GPUHUB_SIMULATED_SPEC   the simulated pool, e.g. "node-1: 8xH100-80GB[nvlink]"
 #   GPUHUB_ADMIN            admin user name                                 (admin)
+#   GPUHUB_KEEP_SERVERS     1: servers and their leases outlive a hub stop; 0: stopping the
+#                           hub stops them and releases their leases  (docker: 1, local: 0)
 #   GPUHUB_RECONCILE_INTERVAL, GPUHUB_RECONCILE_GRACE  release leases of servers gone
 #                           from the hub: check every N s, leases older than M s (60, 120)
 #
@@ -132,9 +134,21 @@ c.GPUSpawnerMixin.lease_poll_interval = float(env("GPUHUB_POLL_INTERVAL", "2"))
 # A spawn may wait in the GPU queue: allow an hour before JupyterHub gives up (the queued
 # request is then cancelled). The queue position is shown as spawn progress meanwhile.
 c.Spawner.start_timeout = 3600
-# A hub restart leaves servers (and their GPU leases) running; the restarted hub
-# re-adopts them from the spawners' saved state.
-c.JupyterHub.cleanup_servers = False
+# Docker mode (and the compose deployment): stopping or restarting the hub leaves servers
+# and their GPU leases running; the restarted hub re-adopts them from the spawners' saved
+# state. The embedded default (local processes): stopping the hub (Ctrl-C) stops its
+# servers and releases their leases. GPUHUB_KEEP_SERVERS=1 or 0 chooses in either mode.
+keep_servers = env("GPUHUB_KEEP_SERVERS", "1" if spawner_mode == "docker" else "0") == "1"
+c.JupyterHub.cleanup_servers = not keep_servers
+if not keep_servers and not IN_SERVICE:
+    from jupyterhub.app import JupyterHub
+
+    if JupyterHub.initialized():
+        # JupyterHub stops its services before its servers: stop the servers first, so
+        # that their lease releases still reach the gpuhub service
+        from gpuhub.spawners.local import stop_servers_before_services
+
+        stop_servers_before_services(JupyterHub.instance())
 c.Spawner.default_url = "/lab"
 # the server's own token reaches the gpuhub service as its user (least privilege:
 # JupyterHub's server-role scopes plus access to this one service)

@@ -11,6 +11,7 @@ import html
 import os
 import re
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -125,8 +126,11 @@ def run_hub(tmp_path_factory, name: str, env: dict):
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """A hub with the embedded default's simulated pool and local GPU servers."""
-    yield from run_hub(tmp_path_factory, "spawner-local", {})
+    """A hub with the embedded default's simulated pool and local GPU servers.
+
+    Its servers outlive a hub restart (``GPUHUB_KEEP_SERVERS=1``), as in Docker mode.
+    """
+    yield from run_hub(tmp_path_factory, "spawner-local", {"GPUHUB_KEEP_SERVERS": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -364,3 +368,35 @@ def test_hub_restart_readopts_servers_and_their_leases(servers):
     assert servers.lease(before["remy"]["lease_id"])["status"] == "active"
     servers.stop("remy")
     servers.wait_lease(before["remy"]["lease_id"], "released")
+
+
+def test_stopping_the_embedded_default_stops_its_servers_and_releases_their_leases(
+    tmp_path_factory,
+):
+    hub = Hub(tmp_path_factory.mktemp("spawner-ctrl-c"), env=FAST)
+    servers = Servers(hub)
+    try:
+        hub.start()
+        before = {}
+        for name, profile in (("carl", "gpu-1"), ("cleo", "mig-1g.5gb")):
+            hub.add_user(name)
+            assert servers.start(name, {"profile": profile}).status_code in (201, 202)
+        for name in ("carl", "cleo"):
+            before[name] = servers.wait_ready(name)["state"]
+            assert servers.lease(before[name]["lease_id"])["status"] == "active"
+        servers.admin.close()
+        # Ctrl-C in the terminal of scripts/run: SIGINT to the hub's process group (the
+        # gpuhub service and the servers run in sessions of their own)
+        os.killpg(hub.proc.pid, signal.SIGINT)
+        hub.proc.wait(60)
+        ended = {}
+        with sqlite3.connect(hub.state / "gpuhub.sqlite") as db:
+            for name, state in before.items():
+                assert not alive(state["pid"]), name
+                ended[name] = db.execute(
+                    "SELECT status, end_reason FROM leases WHERE id = ?", (state["lease_id"],)
+                ).fetchone()
+        assert all(status == "released" for status, _ in ended.values()), ended
+    finally:
+        hub.stop()
+        servers.kill_leftovers()

@@ -41,6 +41,15 @@ def fmt_hours(h: float) -> str:
     return str(int(h)) if h == int(h) else f"{h:.2f}".rstrip("0").rstrip(".")
 
 
+def fmt_bytes(n: int) -> str:
+    """Sizes for people, in binary units: '64 GB', '1.5 GB', '512 MB'."""
+    for unit, size in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n >= size:
+            v = n / size
+            return f"{v:g} {unit}B" if v == int(v) else f"{v:.1f} {unit}B"
+    return f"{n} B"
+
+
 # -- shapes ----------------------------------------------------------------------------
 
 

@@ -45,6 +45,34 @@ _FORBIDDEN_EXTRAS = {
 }
 
 
+# extra settings the spec sets itself, and what decides them instead
+_LIMIT_NOTE = "; the value here is used only where neither is set"
+_SPEC_HOST_KEYS = {
+    "mem_limit": "memory comes from the profile's mem_limit or c.DockerSpawner.mem_limit"
+    + _LIMIT_NOTE,
+    "memswap_limit": "swap is off: memswap_limit follows the profile's mem_limit or "
+    "c.DockerSpawner.mem_limit" + _LIMIT_NOTE,
+    "nano_cpus": "CPUs come from the profile's cpu_limit or c.DockerSpawner.cpu_limit"
+    + _LIMIT_NOTE,
+    "cpu_quota": "CPUs come from the profile's cpu_limit or c.DockerSpawner.cpu_limit (Docker "
+    "refuses cpu_quota next to them)",
+    "cpu_period": "CPUs come from the profile's cpu_limit or c.DockerSpawner.cpu_limit (Docker "
+    "refuses cpu_period next to them)",
+    "shm_size": "/dev/shm comes from the profile's shm_size; the value here is used only for "
+    "profiles that set none",
+    "cap_drop": "user containers drop every capability (ALL)",
+    "security_opt": "user containers run with no-new-privileges",
+    "init": "user containers always run an init process",
+    "port_bindings": "the port is published from network_name, host_ip and port",
+}
+_SPEC_CREATE_KEYS = {
+    "name": "container names come from c.DockerSpawner.name_template",
+    "working_dir": "the working directory is GPUDockerSpawner.home_dir",
+    "command": "the command comes from c.Spawner.cmd and c.Spawner.args",
+    "ports": "the port comes from network_name and port",
+}
+
+
 class ContainerSpecError(ValueError):
     """Settings that would break an invariant of user containers (root, privileged, socket)."""
 
@@ -125,6 +153,48 @@ def _check_binds(binds: Mapping[str, Any] | list) -> None:
             )
 
 
+def check_extras(
+    extra_host_config: Mapping[str, Any] | None,
+    extra_create_kwargs: Mapping[str, Any] | None,
+    *,
+    network: str,
+) -> None:
+    """Refuse the admin's extra Docker settings that would break an invariant of user
+    containers (:class:`ContainerSpecError`, naming the setting and what replaces it)."""
+    for extras in (extra_host_config or {}, extra_create_kwargs or {}):
+        for key, why in _FORBIDDEN_EXTRAS.items():
+            if key in extras and not (key == "privileged" and extras[key] is False):
+                raise ContainerSpecError(f"{key} cannot be set for user containers: {why}")
+    for key in ("environment", "image", "labels", "host_config"):
+        if key in (extra_create_kwargs or {}):
+            raise ContainerSpecError(
+                f"extra_create_kwargs may not set {key}; it comes from the profile and the lease"
+            )
+    if (extra_host_config or {}).get("network_mode") not in (None, network):
+        raise ContainerSpecError("set the network with network_name, not extra_host_config")
+
+
+def shadowed_extras(
+    extra_host_config: Mapping[str, Any] | None, extra_create_kwargs: Mapping[str, Any] | None
+) -> list[str]:
+    """Sentences for the admin's extra Docker settings that the spec sets itself.
+
+    They are not refused (a deployment keeps working), but they do not apply as given,
+    so the spawner warns about each at start-up.
+    """
+    out = []
+    for setting, extras, known in (
+        ("extra_host_config", extra_host_config or {}, _SPEC_HOST_KEYS),
+        ("extra_create_kwargs", extra_create_kwargs or {}, _SPEC_CREATE_KEYS),
+    ):
+        for key, why in known.items():
+            if key in extras:
+                out.append(
+                    f"c.DockerSpawner.{setting} sets {key}, which does not apply as given: {why}"
+                )
+    return out
+
+
 def build_container_spec(
     profile: Profile,
     lease: Mapping[str, Any],
@@ -142,6 +212,8 @@ def build_container_spec(
     publish_ip: str | None = "127.0.0.1",
     host_cpus: int | None = None,
     extra_binds: Mapping[str, Any] | None = None,
+    extra_mounts: list[Mapping[str, Any]] | None = None,
+    links: Mapping[str, str] | None = None,
     extra_labels: Mapping[str, str] | None = None,
     extra_host_config: Mapping[str, Any] | None = None,
     extra_create_kwargs: Mapping[str, Any] | None = None,
@@ -151,26 +223,21 @@ def build_container_spec(
     ``network`` is ``"host"`` (the server binds a port on the host itself), ``"bridge"``
     (the port is published on ``publish_ip``) or a user-defined network (reached at the
     container's own address; nothing published). ``host_cpus`` (the engine's CPU count)
-    caps ``cpu_limit``, which Docker refuses above it. ``extra_*`` are the admin's additions
-    (DockerSpawner's ``volumes``, ``extra_host_config``, ``extra_create_kwargs``); they may
-    not undo the invariants above (:class:`ContainerSpecError`).
+    caps ``cpu_limit``, which Docker refuses above it. ``extra_*`` and ``links`` are the
+    admin's additions (DockerSpawner's ``volumes``, ``mounts``, ``links``,
+    ``extra_host_config``, ``extra_create_kwargs``); they may not undo the invariants above
+    (:class:`ContainerSpecError`).
     """
     if is_root(container_user):
         raise ContainerSpecError(
             f"user containers must not run as root (container user {container_user!r}); "
             "use a uid such as 1000:100"
         )
-    for extras in (extra_host_config or {}, extra_create_kwargs or {}):
-        for key, why in _FORBIDDEN_EXTRAS.items():
-            if key in extras and not (key == "privileged" and extras[key] is False):
-                raise ContainerSpecError(f"{key} cannot be set for user containers: {why}")
-    for key in ("environment", "image", "labels", "host_config"):
-        if key in (extra_create_kwargs or {}):
-            raise ContainerSpecError(
-                f"extra_create_kwargs may not set {key}; it comes from the profile and the lease"
-            )
-    if (extra_host_config or {}).get("network_mode") not in (None, network):
-        raise ContainerSpecError("set the network with network_name, not extra_host_config")
+    if not profile.image:
+        raise ContainerSpecError(
+            f"profile {profile.name} names no image; give it one or set c.DockerSpawner.image"
+        )
+    check_extras(extra_host_config, extra_create_kwargs, network=network)
 
     home_volume = home_volume or home_volume_name(user)
     extra_hc = dict(extra_host_config or {})
@@ -184,6 +251,11 @@ def build_container_spec(
                 target if isinstance(target, Mapping) else {"bind": target, "mode": "rw"}
             )
     _check_binds(binds)
+    for mount in extra_mounts or ():
+        if _mentions_socket(mount):
+            raise ContainerSpecError(
+                f"mount {dict(mount)!r} would give a user container a container engine socket"
+            )
     for key in ("binds", "mounts", "volumes_from"):
         if key in extra_hc:
             value = extra_hc[key]
@@ -204,6 +276,16 @@ def build_container_spec(
     if profile.cpu_limit:
         cpus = min(profile.cpu_limit, host_cpus) if host_cpus else profile.cpu_limit
         host_config["nano_cpus"] = int(cpus * 1e9)
+        for key in ("cpu_quota", "cpu_period"):
+            if key in extra_hc:  # Docker refuses them next to nano_cpus
+                raise ContainerSpecError(
+                    f"extra_host_config sets {key}, but profile {profile.name} has a cpu_limit; "
+                    "set CPUs with the profile's cpu_limit or c.DockerSpawner.cpu_limit"
+                )
+    if extra_mounts:
+        host_config["mounts"] = [*extra_mounts, *(extra_hc.pop("mounts", None) or ())]
+    if links:
+        host_config["links"] = dict(links)
     if profile.shm_size:
         host_config["shm_size"] = profile.shm_size
     create: dict[str, Any] = {}

@@ -11,9 +11,13 @@ user-defined network (``network_name``; the hub reaches the container's own addr
 or ``host`` (tests, or GPU nodes that want it): the server binds ``host_ip`` on a free
 port chosen here, and that address is what the hub is told.
 
-Limits come from the profile only; DockerSpawner's own ``mem_limit`` and ``cpu_limit``
-are not used. Admins' ``volumes``, ``extra_host_config`` and ``extra_create_kwargs`` are
-added, but may not make a container privileged, root, or hand it devices or a socket.
+DockerSpawner's own settings are read in the profile model
+(:mod:`gpuhub.spawners.docker_settings`): ``image`` is the image of profiles that name
+none, ``cpu_limit``/``mem_limit`` the limits of profiles that set none and a bound on all,
+``allowed_images`` the allow-list of profiles' images; what cannot apply is refused or
+warned about by name. Admins' ``volumes``, ``mounts``, ``links``, ``extra_host_config`` and
+``extra_create_kwargs`` are added, but may not make a container privileged, root, or hand
+it devices or a socket.
 
 Docker API calls run on a thread pool shared by all GPU spawners of the hub
 (``docker_threads``), not on DockerSpawner's single thread, so a spawn storm does not
@@ -29,6 +33,7 @@ taken in turns most are ready much sooner and the last no later.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 import time
 from collections import deque
@@ -49,8 +54,10 @@ from .container import (
     build_container_spec,
     is_root,
 )
-from .mixin import GPUSpawnerMixin, GPUSpawnError
-from .profiles import Selection
+from .docker_settings import DockerSettings, Finding, allowed_image_set, apply_settings, findings
+from .errors import GPUSpawnError
+from .mixin import GPUSpawnerMixin
+from .profiles import Profile, ProfileConfigError, Selection
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -181,6 +188,27 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
         are only reported in the log.""",
     )
 
+    @default("image")
+    def _default_image(self) -> str:
+        # no image of its own: profiles name theirs, c.DockerSpawner.image is their default
+        return ""
+
+    _image_setting: str = ""  # c.DockerSpawner.image; self.image becomes the profile's
+    _reported: ClassVar[set[str]] = set()  # findings already logged by this hub process
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._image_setting = self.image
+        for finding in self.setting_findings():
+            if finding.message not in GPUDockerSpawner._reported:
+                GPUDockerSpawner._reported.add(finding.message)
+                log = self.log.error if finding.refuse else self.log.warning
+                log(
+                    "%s%s",
+                    finding.message,
+                    " GPU servers are refused until then." if finding.refuse else "",
+                )
+
     @default("remove")
     def _default_remove(self) -> bool:
         # each start gets a new container: its environment names the new lease's devices
@@ -242,10 +270,82 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
             self.ip = self.host_ip
             self.port = free_port(self.host_ip)
 
+    # -- DockerSpawner's settings in the profile model ---------------------------------
+
+    def docker_settings(self) -> DockerSettings:
+        """This spawner's DockerSpawner settings, callables evaluated for its user."""
+        configured = {
+            name: getattr(self, name) for name in ("extra_host_config", "extra_create_kwargs")
+        }
+        return DockerSettings(
+            image=self._image_setting or None,
+            cpu_limit=self.cpu_limit,
+            mem_limit=self.mem_limit,
+            allowed_images=allowed_image_set(self._get_allowed_images()),
+            remove=self.remove,
+            custom_options_form=any(
+                getattr(self, name) is not self.trait_defaults(name)
+                for name in ("options_form", "options_from_form")
+            ),
+            mem_guarantee=self.mem_guarantee,
+            cpu_guarantee=self.cpu_guarantee,
+            environment=self.environment,
+            # callables are checked when each container is built
+            extra_host_config=None
+            if callable(configured["extra_host_config"])
+            else configured["extra_host_config"],
+            extra_create_kwargs=None
+            if callable(configured["extra_create_kwargs"])
+            else configured["extra_create_kwargs"],
+            volume_targets=tuple(b["bind"] for b in self.volume_binds.values()),
+            home_dir=self.home_dir,
+            network=self.network_name,
+        )
+
+    def setting_findings(self) -> list[Finding]:
+        """The DockerSpawner settings of this spawner that cannot apply as DockerSpawner's."""
+        return findings(self.docker_settings())
+
+    async def get_profiles(self) -> list[Profile]:
+        """The mixin's profiles with DockerSpawner's ``image``, limits and ``allowed_images``.
+
+        A setting that cannot apply refuses every spawn (HTTP 500 with the sentence), as a
+        misconfigured profile does.
+        """
+        profiles = await super().get_profiles()
+        refusals = [f for f in self.setting_findings() if f.refuse]
+        try:
+            if refusals:
+                raise ProfileConfigError(refusals[0].message)
+            return apply_settings(profiles, self.docker_settings())
+        except ProfileConfigError as e:
+            self.log.error("GPU profiles misconfigured: %s", e)
+            raise GPUSpawnError(500, f"the GPU profiles are misconfigured: {e}") from e
+
     async def check_allowed(self, image: str) -> str:
-        """``user_options.image`` was checked against the profile already; only it is allowed."""
-        if self._selection is None or image != self._selection.image:
-            raise GPUSpawnError(400, f"Invalid server options: image {image!r} is not offered")
+        """The image to run for ``image``, as DockerSpawner's: HTTP 400 if not allowed.
+
+        An ``allowed_images`` name is resolved to its image. While a server starts or
+        runs, only its profile's image is allowed (``user_options.image`` was checked
+        against it); otherwise the image of any profile open to the user.
+        """
+        allowed = self._get_allowed_images()
+        if isinstance(allowed, Mapping) and image in allowed:
+            image = allowed[image]
+        if self._selection is not None:
+            if image != self._selection.image:
+                raise GPUSpawnError(400, f"Invalid server options: image {image!r} is not offered")
+            return image
+        groups = self.user_groups()
+        offered = sorted(
+            {p.image for p in await self.get_profiles() if p.allows(groups) and p.image}
+        )
+        if image not in offered:
+            raise GPUSpawnError(
+                400,
+                f"Invalid server options: image {image!r} is not offered; the images are "
+                f"{', '.join(offered) or 'none'}",
+            )
         return image
 
     async def host_cpus(self) -> int | None:
@@ -300,6 +400,9 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
             if self._turn is not None:
                 await self.wait_for_server(ip, port)
             return ip, port
+        except BaseException:
+            self._selection = None  # no server runs it
+            raise
         finally:
             self._end_turn()
 
@@ -347,11 +450,25 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
         return False
 
     def container_spec(
-        self, command: list[str] | None, *, host_cpus: int | None = None
+        self,
+        command: list[str] | None,
+        *,
+        host_cpus: int | None = None,
+        extra_host_config: dict[str, Any] | None = None,
+        extra_create_kwargs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The ``create_container`` arguments of this server (see :func:`build_container_spec`)."""
+        """The ``create_container`` arguments of this server (see :func:`build_container_spec`).
+
+        ``extra_*``: DockerSpawner's settings already evaluated (they may be async
+        callables); by default they are evaluated here. ``{username}``-style templates in
+        them are rendered as DockerSpawner renders them.
+        """
         if self._selection is None or not self.lease:
             raise RuntimeError(f"{self._log_name}: no profile and lease to build a container from")
+        if extra_host_config is None:
+            extra_host_config = self._eval_if_callable(self.extra_host_config)
+        if extra_create_kwargs is None:
+            extra_create_kwargs = self._eval_if_callable(self.extra_create_kwargs)
         return build_container_spec(
             self._selection.profile,
             self.lease,
@@ -367,13 +484,21 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
             publish_ip=None if (self.use_internal_ip or self.host_network) else self.host_ip,
             host_cpus=host_cpus,
             extra_binds=self.volume_binds,
-            extra_host_config=self._eval_if_callable(self.extra_host_config),
-            extra_create_kwargs=self._eval_if_callable(self.extra_create_kwargs),
+            extra_mounts=self.mount_binds,
+            links=self.links,
+            extra_host_config=self._render_templates(extra_host_config or {}),
+            extra_create_kwargs=self._render_templates(extra_create_kwargs or {}),
         )
 
     async def create_object(self) -> dict[str, Any]:
         """Create the container from :meth:`container_spec`."""
-        spec = self.container_spec(await self.get_command(), host_cpus=await self.host_cpus())
+        extras = {}
+        for name in ("extra_host_config", "extra_create_kwargs"):
+            value = self._eval_if_callable(getattr(self, name))
+            extras[name] = (await value if inspect.isawaitable(value) else value) or {}
+        spec = self.container_spec(
+            await self.get_command(), host_cpus=await self.host_cpus(), **extras
+        )
         host_config = self.client.create_host_config(**spec.pop("host_config"))
         self.log.info(
             "creating container %s for %s: image=%s lease=%s devices=%s",
@@ -381,6 +506,13 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
             spec["environment"].get("CUDA_VISIBLE_DEVICES", ""),
         )  # fmt: skip
         return await self.docker("create_container", host_config=host_config, **spec)
+
+    async def stop(self, now: bool = False) -> None:
+        """Stop as the mixin does; the server no longer runs its profile's image."""
+        try:
+            await super().stop(now=now)
+        finally:
+            self._selection = None
 
     async def get_ip_and_port(self) -> tuple[str, int]:
         """On the host network: ``host_ip`` and the port chosen at start; else DockerSpawner's."""

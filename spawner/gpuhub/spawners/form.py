@@ -4,6 +4,9 @@ Plain functions returning an HTML string; every value from configuration or from
 service is escaped. A profile the user cannot use now is shown disabled with the reason.
 The form's fields (``profile``, ``gpus-<profile>``, ``group``) are turned into
 ``user_options`` by :func:`gpuhub.spawners.profiles.options_from_form`.
+
+The form says what a server of the spawner really is (:class:`ServerKind`): a container
+shows each profile's image and limits; a local process has neither, and says so.
 """
 
 from __future__ import annotations
@@ -13,9 +16,26 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..scheduler.quota import fmt_hours, fmt_units
-from ..scheduler.shapes import describe
+from ..terms import describe, fmt_bytes, fmt_hours, fmt_units
 from .profiles import Profile
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """What a server of a spawner really is, as the form tells the person choosing.
+
+    ``images``: whether a profile's image is what the server runs; ``limits``: whether
+    its CPU, memory and ``/dev/shm`` limits are enforced; ``note``: a sentence shown above
+    the profiles. A spawner says which with its ``server_kind`` attribute.
+    """
+
+    images: bool = True
+    limits: bool = True
+    note: str | None = None
+
+
+#: A container: the profile's image, with its limits (GPUDockerSpawner).
+CONTAINER = ServerKind()
 
 
 @dataclass(frozen=True)
@@ -86,24 +106,17 @@ def quota_groups(me: Mapping[str, Any] | None) -> list[str]:
     )
 
 
-def _shape_text(profile: Profile) -> str:
+def _shape_text(profile: Profile, kind: ServerKind) -> str:
     text = describe(profile.shape)
     bits = [text[0].upper() + text[1:]]
-    if profile.cpu_limit:
-        bits.append(f"{profile.cpu_limit:g} CPUs")
-    if profile.mem_limit:
-        bits.append(f"{_size(profile.mem_limit)} memory")
-    if profile.shm_size:
-        bits.append(f"{_size(profile.shm_size)} /dev/shm")
+    if kind.limits:
+        if profile.cpu_limit:
+            bits.append(f"{profile.cpu_limit:g} CPUs")
+        if profile.mem_limit:
+            bits.append(f"{fmt_bytes(profile.mem_limit)} memory")
+        if profile.shm_size:
+            bits.append(f"{fmt_bytes(profile.shm_size)} /dev/shm")
     return " · ".join(bits)
-
-
-def _size(n: int) -> str:
-    for unit, size in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if n >= size:
-            v = n / size
-            return f"{v:g} {unit}B" if v == int(v) else f"{v:.1f} {unit}B"
-    return f"{n} B"
 
 
 def _count_select(profile: Profile, disabled: bool) -> str:
@@ -121,7 +134,7 @@ def _count_select(profile: Profile, disabled: bool) -> str:
     )
 
 
-def _choice_html(choice: ProfileChoice, checked: bool) -> str:
+def _choice_html(choice: ProfileChoice, checked: bool, kind: ServerKind) -> str:
     p = choice.profile
     pid = escape(p.name)
     disabled = not choice.usable
@@ -139,13 +152,14 @@ def _choice_html(choice: ProfileChoice, checked: bool) -> str:
     description = (
         f'<div class="gpuhub-description">{escape(p.description)}</div>' if p.description else ""
     )
+    image = f" · <code>{escape(p.image)}</code>" if kind.images and p.image else ""
     return (
         f'<div class="gpuhub-profile radio{" disabled" if disabled else ""}">'
         f'<label for="profile-{pid}">'
         f'<input type="radio" name="profile" id="profile-{pid}" value="{pid}"'
         f"{' checked' if checked else ''}{' disabled' if disabled else ''}> "
         f"<strong>{escape(p.display_name)}</strong></label>"
-        f'<div class="gpuhub-shape">{escape(_shape_text(p))} · <code>{escape(p.image)}</code></div>'
+        f'<div class="gpuhub-shape">{escape(_shape_text(p, kind))}{image}</div>'
         f"{description}"
         f'<div class="gpuhub-availability">{" · ".join(notes)}</div>'
         f"{_count_select(p, disabled)}"
@@ -160,12 +174,14 @@ def render_form(
     groups: Sequence[str] = (),
     selected: str | None = None,
     notice: str | None = None,
+    kind: ServerKind = CONTAINER,
 ) -> str:
     """The form's HTML.
 
     ``selected`` is the profile to preselect (the last one used, else the default);
     ``groups`` are offered in a select when there are several to charge; ``notice`` is
-    a line shown on top (for example when live availability could not be fetched).
+    a line shown on top (for example when live availability could not be fetched);
+    ``kind`` is what a server is (images and limits are shown only where they apply).
     """
     usable = [c for c in choices if c.usable]
     names = {c.profile.name for c in usable}
@@ -176,6 +192,8 @@ def render_form(
     parts = ['<div class="gpuhub-form">']
     if notice:
         parts.append(f'<p class="gpuhub-notice text-warning">{escape(notice)}</p>')
+    if kind.note:
+        parts.append(f'<p class="gpuhub-kind text-info">{escape(kind.note)}</p>')
     if quotas:
         parts.append(
             '<ul class="gpuhub-quota">'
@@ -188,7 +206,7 @@ def render_form(
             "now; the reasons are listed below.</p>"
         )
     parts.append('<fieldset class="gpuhub-profiles"><legend>Environment and GPUs</legend>')
-    parts.extend(_choice_html(c, c.profile.name == selected) for c in choices)
+    parts.extend(_choice_html(c, c.profile.name == selected, kind) for c in choices)
     parts.append("</fieldset>")
     if len(groups) > 1:
         options = "".join(f'<option value="{escape(g)}">{escape(g)}</option>' for g in groups)

@@ -9,13 +9,62 @@ Runs ``jupyterhub-singleuser`` as a process of the hub's own OS user (JupyterHub
   ``CUDA_VISIBLE_DEVICES`` keeps a process off other GPUs; every user runs as the same
   OS user. Use it on a laptop, in CI, or for one trusted person; use
   :class:`gpuhub.spawners.docker.GPUDockerSpawner` for anything shared.
+
+The spawn form says so (:data:`LOCAL_PROCESS`). In the embedded default, stopping the hub
+stops these servers and releases their leases (:func:`stop_servers_before_services`).
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
+from .form import ServerKind
 from .mixin import GPUSpawnerMixin
+
+#: What the spawn form says a local server is: no image, no limits; only the GPUs are real.
+LOCAL_PROCESS = ServerKind(
+    images=False,
+    limits=False,
+    note=(
+        "Servers here are processes on this machine: yours runs in the hub's own Python "
+        "environment, with no container image and no CPU or memory limits. What you choose "
+        "below is the GPU shape; your server sees only the GPUs of its lease."
+    ),
+)
+
+
+def stop_servers_before_services(app: Any) -> None:
+    """Make a stopping hub stop its servers while the gpuhub service still answers.
+
+    JupyterHub's ``cleanup()`` (on SIGINT/SIGTERM, e.g. Ctrl-C) stops managed services
+    first and single-user servers after them, so with ``JupyterHub.cleanup_servers`` the
+    servers' lease releases would find the service gone and their leases would stay
+    active. Called from the hub's configuration with the ``JupyterHub`` application,
+    this stops every active server first (each GPU spawner releases its lease as it
+    stops), then runs JupyterHub's own clean-up. Without ``cleanup_servers`` it does
+    nothing more than JupyterHub's.
+    """
+    cleanup = app.cleanup
+
+    async def stop_servers_then_cleanup() -> None:
+        if app.cleanup_servers:
+            stops = [
+                user.stop(name)
+                for user in list(app.users.values())
+                for name, spawner in list(user.spawners.items())
+                if spawner.active
+            ]
+            if stops:
+                app.log.info("Stopping %d single-user server(s) before the services", len(stops))
+            for result in await asyncio.gather(*stops, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    app.log.error("Failed to stop a server: %s", result)
+        await cleanup()
+
+    app.cleanup = stop_servers_then_cleanup
 
 
 class GPULocalProcessSpawner(GPUSpawnerMixin, SimpleLocalProcessSpawner):
@@ -26,3 +75,5 @@ class GPULocalProcessSpawner(GPUSpawnerMixin, SimpleLocalProcessSpawner):
     next to the lease id, so a restarted hub (``JupyterHub.cleanup_servers = False``)
     re-adopts running servers and their leases.
     """
+
+    server_kind = LOCAL_PROCESS

@@ -47,7 +47,15 @@ from ..client import AsyncGpuhubClient, GpuhubError, RetryPolicy
 from ..terms import server_label
 from .container import build_env
 from .errors import GPUSpawnError
-from .form import ProfileChoice, choice_from_preview, quota_groups, quota_lines, render_form
+from .form import (
+    CONTAINER,
+    ProfileChoice,
+    ServerKind,
+    choice_from_preview,
+    quota_groups,
+    quota_lines,
+    render_form,
+)
 from .leasing import LeaseHolder, background
 from .profiles import (
     Profile,
@@ -188,6 +196,8 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
 
     _reconciled: ClassVar[asyncio.Future | None] = None
     _selection: Selection | None = None  # what the running (or starting) server uses
+    #: What a server of this spawner is, as the spawn form says (image and limits or not).
+    server_kind: ClassVar[ServerKind] = CONTAINER
 
     @default("options_form")
     def _default_options_form(self):
@@ -343,6 +353,7 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             groups=quota_groups(me),
             selected=last if isinstance(last, str) else None,
             notice=notice,
+            kind=self.server_kind,
         )
 
     # -- the spawner interface ---------------------------------------------------------

@@ -87,7 +87,12 @@ class Profile(BaseModel):
     name: str = Field(description="Short id, sent as user_options.profile, e.g. 'h100x2'")
     display_name: str = Field("", max_length=200, description="What the form shows")
     description: str = Field("", max_length=2000, description="A line under the name")
-    image: str = Field(min_length=1, max_length=500, description="Container image")
+    image: str | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        description="Container image; None: the spawner's default (c.DockerSpawner.image)",
+    )
     shape: Shape = Field(description="The GPU shape (the scheduler's Shape)")
     gpu_counts: tuple[int, ...] = Field(
         (), description="Whole-GPU counts a user may choose; default: only shape.count"
@@ -110,8 +115,8 @@ class Profile(BaseModel):
 
     @field_validator("image")
     @classmethod
-    def _check_image(cls, v: str) -> str:
-        if v != v.strip() or any(c.isspace() for c in v):
+    def _check_image(cls, v: str | None) -> str | None:
+        if v is not None and v != v.strip() or any(c.isspace() for c in v):
             raise ValueError("must be an image reference without spaces, e.g. 'gpuhub/pytorch:1.0'")
         return v
 
@@ -219,8 +224,8 @@ class Selection:
         return self.profile.shape_for(self.gpus)
 
     @property
-    def image(self) -> str:
-        """The container image."""
+    def image(self) -> str | None:
+        """The container image (None: the profile names none; local processes need none)."""
         return self.profile.image
 
     def lease_body(self, *, user: str, label: str) -> dict[str, Any]:
@@ -318,9 +323,10 @@ def validate_user_options(
         profile = _pick_default(profiles, groups)
 
     if image is not None and image != profile.image:
+        runs = f"({profile.image})" if profile.image else "(it names no image)"
         raise UserOptionsError(
             f"image {image[:100]!r} is not the image of profile {profile.name} "
-            f"({profile.image}); leave image out or pick the profile that runs it",
+            f"{runs}; leave image out or pick the profile that runs it",
             option="image",
         )
 
@@ -363,7 +369,7 @@ def validate_user_options(
 def _image_refusal(image: str, profiles: Sequence[Profile], groups: set[str]) -> str:
     if any(p.image == image for p in profiles):
         return f"image {image[:100]!r} belongs to no profile open to you"
-    images = sorted({p.image for p in profiles if p.allows(groups)})
+    images = sorted({p.image for p in profiles if p.allows(groups) and p.image})
     return (
         f"image {image[:100]!r} is not offered; the images are "
         f"{', '.join(images) or 'none'} (choose a profile instead)"
