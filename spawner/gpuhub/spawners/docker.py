@@ -279,8 +279,8 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
         }
         return DockerSettings(
             image=self._image_setting or None,
-            cpu_limit=self.cpu_limit,
-            mem_limit=self.mem_limit,
+            cpu_limit=self.cpu_limit or None,  # 0 and None: no limit, as DockerSpawner has it
+            mem_limit=self.mem_limit or None,
             allowed_images=allowed_image_set(self._get_allowed_images()),
             remove=self.remove,
             custom_options_form=any(
