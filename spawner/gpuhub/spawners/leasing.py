@@ -105,6 +105,9 @@ class LeaseHolder:
         return lease
 
     async def _post_lease(self, client: AsyncGpuhubClient, body: dict) -> dict:
+        # the client retries this POST through a restart of the service with one
+        # Idempotency-Key, so a request that was applied but never answered is answered
+        # with the same lease, never a second one.
         # shielded: a spawn cancelled while the request is on the wire still learns the
         # lease id and gives the lease back
         task = asyncio.ensure_future(client.request_lease(body))
