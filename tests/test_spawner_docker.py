@@ -51,8 +51,14 @@ PROFILES = [
     {"name": "gpu-2", "display_name": "2 GPUs", "shape": {"kind": "gpu", "count": 2}, **LIMITS},
     {"name": "staff-gpu", "display_name": "Staff GPU", "shape": {"kind": "gpu", "count": 1},
      "groups": ["staff"], **LIMITS},
+    # no image, no limits: DockerSpawner's settings below give them
+    {"name": "plain", "display_name": "Plain", "shape": {"kind": "gpu", "count": 1}},
 ]  # fmt: skip
 EXTRA_CONFIG = f"""
+c.DockerSpawner.image = {IMAGE!r}
+c.DockerSpawner.allowed_images = [{IMAGE!r}]
+c.DockerSpawner.mem_limit = "1G"
+c.DockerSpawner.cpu_limit = 1.0
 c.DockerSpawner.prefix = {PREFIX!r}
 c.Spawner.poll_interval = {POLL}
 c.GPUDockerSpawner.concurrent_boots = {BOOTS}
@@ -313,6 +319,24 @@ def test_crafted_user_options_are_refused_and_nothing_is_created(dk, options, me
     assert dk.leases(name, ALL_STATUSES) == []
     assert dk.containers(name) == []
     assert not dk.volume_exists(f"gpuhub-home-{name}")
+
+
+# -- DockerSpawner's own settings --------------------------------------------------------
+
+
+def test_dockerspawner_image_and_limits_reach_a_profile_that_sets_none(dk):
+    name = user("plato")
+    dk.hub.add_user(name)
+    r = dk.hub.spawn(name, {"profile": "plain"})
+    assert r.status_code in (201, 202), r.text
+    dk.hub.wait_ready(name, timeout=120)
+    c = dk.container(name)
+    assert c["Config"]["Image"] == IMAGE  # c.DockerSpawner.image
+    assert c["Config"]["Labels"]["gpuhub.profile"] == "plain"
+    hc = c["HostConfig"]
+    # c.DockerSpawner.mem_limit and cpu_limit, as docker inspect shows them
+    assert (hc["Memory"], hc["MemorySwap"], hc["NanoCpus"]) == (GIB, GIB, 10**9)
+    dk.hub.stop_server(name)
 
 
 # -- quota -------------------------------------------------------------------------------
