@@ -442,7 +442,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         forbidden = {
             x.id
             for x in old.queue()
-            if old._quota_problem(
+            if old.accounting.quota_problem(
                 x.user, x.group, x.shape, x.profile, x.units, x.hours, now, queued_too=False
             )
         }
@@ -543,7 +543,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
         # white box: the scheduler's cache of GPU-hours of ended leases per budget window
         # (it is filled lazily; reading it here must not fill it)
-        for key, by_start in self.s._closed_hours.items():
+        for key, by_start in self.s.accounting.closed_hours.items():
             for start, cached in by_start.items():
                 truth = sum(
                     r.units_num / r.units_den * (r.ended_at - max(r.granted_at, start)) / 3600

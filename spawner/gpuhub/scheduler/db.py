@@ -70,8 +70,14 @@ class LeaseRow(Base):
     granted_at: Mapped[float | None] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float, index=True)
     end_reason: Mapped[str | None] = mapped_column(String(1024))
+    # the client's key for the request that created the lease, and a digest of that request
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_leases_user_ended", "user", "ended_at"),)
+    __table_args__ = (
+        Index("ix_leases_user_ended", "user", "ended_at"),
+        Index("ix_leases_user_idempotency_key", "user", "idempotency_key", unique=True),
+    )
 
 
 class ClaimRow(Base):

@@ -37,3 +37,9 @@ class NotFound(SchedulerError):
     """No such lease or quota."""
 
     status, code = 404, "not_found"
+
+
+class IdempotencyConflict(SchedulerError):
+    """An idempotency key already used by the same user for a different request."""
+
+    status, code = 422, "idempotency_conflict"

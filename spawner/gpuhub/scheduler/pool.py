@@ -9,8 +9,10 @@ and GPUs first and keeps empty nodes for large requests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from types import MappingProxyType
 
 from ..inventory import Gpu, MigInstance, Node
 from .shapes import MigSlice, SharedGpu, WholeGpus, model_matches
@@ -24,6 +26,34 @@ class Placement:
     slots: tuple[tuple[str, int], ...]  # (device id, slot)
     units: Fraction
     devices: tuple[dict, ...]  # what the holder needs to know about each device
+
+
+@dataclass(frozen=True)
+class GpuView:
+    """A GPU as the pool holds it now: its inventory record, its state, its holders."""
+
+    gpu: Gpu
+    node: str
+    state: str  # free | partial | busy
+    holders: tuple[int, ...]  # lease ids holding its slots, by slot (exclusive or shared mode)
+    mig_holders: Mapping[str, int]  # MIG instance uuid -> lease id holding it (MIG mode)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """A node and its GPUs as the pool holds them now."""
+
+    node: Node
+    gpus: tuple[GpuView, ...]
+
+
+@dataclass(frozen=True)
+class PoolView:
+    """The pool at one moment: every node with its GPUs, and GPU units in all and free."""
+
+    nodes: tuple[NodeView, ...]
+    units_total: Fraction
+    units_free: Fraction
 
 
 @dataclass
@@ -314,6 +344,27 @@ class Pool:
         )
 
     # -- views -----------------------------------------------------------------------
+
+    def view(self) -> PoolView:
+        """Every node and GPU with its state and holders, copied (safe to keep and pass on)."""
+        cap = self.capacity()
+        nodes = tuple(
+            NodeView(
+                node=ns.node,
+                gpus=tuple(
+                    GpuView(
+                        gpu=gs.gpu,
+                        node=ns.node.name,
+                        state=gs.state,
+                        holders=tuple(lid for _, lid in sorted(gs.holders.items())),
+                        mig_holders=MappingProxyType(dict(gs.mig_holders)),
+                    )
+                    for gs in ns.gpus.values()
+                ),
+            )
+            for ns in self.nodes.values()
+        )
+        return PoolView(nodes=nodes, units_total=cap["total"], units_free=cap["free"])
 
     def capacity(self) -> dict[str, Fraction]:
         """Total and free GPU units of the pool."""

@@ -9,6 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..terms import fmt_hours, fmt_units
+
+__all__ = ["QuotaSpec", "fmt_hours", "fmt_units", "period_phrase", "period_window"]
+
 UTC = dt.UTC
 
 
@@ -105,14 +109,3 @@ def period_phrase(spec: QuotaSpec, now: float) -> str:
     if spec.period == "month":
         return f"this month (resets {e:%Y-%m-%d} 00:00 UTC)"
     return f"this term ({spec.term_start} to {spec.term_end})"
-
-
-def fmt_units(u: Fraction | float) -> str:
-    """GPU units for people: '2', '0.5', '0.14'."""
-    f = float(u)
-    return str(int(f)) if f == int(f) else f"{f:.2f}".rstrip("0")
-
-
-def fmt_hours(h: float) -> str:
-    """GPU-hours for people: '0.4', '20'."""
-    return str(int(h)) if h == int(h) else f"{h:.2f}".rstrip("0").rstrip(".")

@@ -8,6 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..terms import describe
+
+__all__ = ["MigSlice", "Shape", "SharedGpu", "WholeGpus", "describe", "model_matches"]
+
 _PROFILE = re.compile(r"^(\d+c\.)?\d+g\.\d+gb$")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.*?\-]{0,63}$")
 
@@ -95,13 +99,3 @@ def model_matches(model: str, wanted: str | None) -> bool:
     if any(c in w for c in "*?"):
         return fnmatch(m, w)
     return w in m or w.replace("-", " ") in m.replace("-", " ")
-
-
-def describe(shape: WholeGpus | MigSlice | SharedGpu) -> str:
-    """A short phrase for messages: '2 whole H100 GPUs', 'a MIG 1g.10gb slice'."""
-    of = f" {shape.model}" if shape.model else ""
-    if isinstance(shape, WholeGpus):
-        return f"{shape.count} whole{of} GPU{'s' if shape.count > 1 else ''}"
-    if isinstance(shape, MigSlice):
-        return f"a MIG {shape.profile} slice{' of ' + shape.model if shape.model else ''}"
-    return f"a shared{of} GPU"

@@ -1,0 +1,208 @@
+"""What each user, group and group member holds and has used, checked against quotas.
+
+A *principal* is whom a lease is charged to: ``("user", name)``, ``("group", name)`` or
+``("member", group, user)``. :class:`Accounting` keeps, in memory, the GPU units each
+principal holds (queued + active) and has active, and the GPU-hours its ended leases
+used per budget window (read once from the ledger, then kept up to date), so that a
+quota check costs no query on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from ..terms import ACTIVE, describe, fmt_hours, fmt_units
+from .lease import Lease, iso
+from .quota import QuotaSpec, period_phrase, period_window
+from .shapes import MigSlice, SharedGpu, WholeGpus
+from .store import LEASES, Store
+
+
+class Accounting:
+    """Units held and GPU-hours used per principal, and the quota checks built on them.
+
+    ``live`` and ``quotas`` are the scheduler's own dicts (live leases by id, quotas by
+    (kind, name)): accounting reads them, the scheduler writes them.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        live: dict[int, Lease],
+        quotas: dict[tuple[str, str], QuotaSpec],
+        default_user_quota: QuotaSpec | None,
+    ) -> None:
+        self.store = store
+        self.live = live
+        self.quotas = quotas
+        self.default_user_quota = default_user_quota
+        self.held: dict[tuple, Fraction] = defaultdict(Fraction)  # queued + active units
+        self.active: dict[tuple, Fraction] = defaultdict(Fraction)
+        self.by_principal: dict[tuple, set[int]] = defaultdict(set)
+        # principal -> budget window start -> GPU-hours of its ended leases since then
+        self.closed_hours: dict[tuple, dict[float, float]] = defaultdict(dict)
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def add(self, lease: Lease) -> None:
+        """Count a live lease (new, or loaded after a restart)."""
+        for p in lease.principals():
+            self.held[p] += lease.units
+            self.by_principal[p].add(lease.id)
+            if lease.status == ACTIVE:
+                self.active[p] += lease.units
+
+    def granted(self, lease: Lease, queued_units: Fraction) -> None:
+        """Count a queued lease as active; the estimate charged while queued
+        (``queued_units``) may exceed the slice actually granted."""
+        for p in lease.principals():
+            self.held[p] += lease.units - queued_units
+            self.active[p] += lease.units
+
+    def remove(self, lease: Lease, was: str) -> None:
+        """Stop counting a lease that ended; ``was`` is its status before it ended."""
+        for p in lease.principals():
+            self.held[p] -= lease.units
+            self.by_principal[p].discard(lease.id)
+            if was == ACTIVE:
+                self.active[p] -= lease.units
+                for ws in self.closed_hours.get(p, {}):
+                    self.closed_hours[p][ws] += lease.overlap_hours(ws, lease.ended_at or 0)
+
+    # -- quotas ----------------------------------------------------------------------
+
+    def quota_for_user(self, user: str) -> QuotaSpec | None:
+        """The user's own quota, or the configured default; None means unlimited."""
+        return self.quotas.get(("user", user), self.default_user_quota)
+
+    def priority(self, user: str, group: str | None) -> int:
+        """The priority a request gets: the highest of its user's and group's quotas."""
+        specs = [self.quota_for_user(user), self.quotas.get(("group", group)) if group else None]
+        return max((s.priority for s in specs if s is not None), default=0)
+
+    def quota_problem(
+        self,
+        user: str,
+        group: str | None,
+        shape: WholeGpus | MigSlice | SharedGpu,
+        profile: str | None,
+        units: Fraction,
+        hours: float | None,
+        now: float,
+        *,
+        queued_too: bool,
+        conn: Connection | None = None,
+    ) -> str | None:
+        """None if quotas allow the request, else a sentence naming the quota that forbids it.
+
+        ``queued_too`` counts queued requests as held (admission) rather than only active
+        ones (dispatch). ``conn`` is the open transaction when called while writing
+        (dispatch), so that leases it just ended are read as ended.
+        """
+        checks: list[tuple[tuple, str, QuotaSpec]] = []
+        spec = self.quota_for_user(user)
+        if spec is not None:
+            checks.append((("user", user), f"user {user}", spec))
+        gspec = self.quotas.get(("group", group)) if group else None
+        if gspec is not None:
+            checks.append((("group", group), f"group {group}", gspec))
+        counts = self.held if queued_too else self.active
+        for key, who, spec in checks:
+            if not spec.allows_shape(shape.label):
+                return f"{who} may not use {describe(shape)} (allowed: {', '.join(spec.allowed_shapes or [])})"
+            if not spec.allows_profile(profile):
+                return (
+                    f"{who} may not use profile {profile or '(none)'} "
+                    f"(allowed: {', '.join(spec.allowed_profiles or [])})"
+                )
+            limit = spec.max_units_exact
+            if limit is not None and counts[key] + units > limit:
+                return self._units_message(who, key, limit, units)
+            if key[0] == "group" and spec.per_user_exact is not None:
+                mkey = ("member", group, user)
+                if counts[mkey] + units > spec.per_user_exact:
+                    return (
+                        f"{user} uses {fmt_units(self.active[mkey])} of the "
+                        f"{fmt_units(spec.per_user_exact)} GPU units each member of group {group} "
+                        f"may hold; this request needs {fmt_units(units)}"
+                    )
+            if spec.gpu_hours is not None:
+                start, end = period_window(spec, now)
+                if not start <= now < end:
+                    return (
+                        f"{who}'s GPU-hour term runs {spec.term_start} to {spec.term_end}; "
+                        "no GPU-hours can be used outside it"
+                    )
+                left = spec.gpu_hours - self.hours_used(key, start, now, conn)
+                need = float(units) * hours if hours else 0.0
+                if left <= 1e-9 or left + 1e-9 < need:
+                    msg = (
+                        f"{who[len('user ') :] if key[0] == 'user' else who} has "
+                        f"{fmt_hours(max(left, 0.0))} of {fmt_hours(spec.gpu_hours)} GPU-hours left "
+                        f"{period_phrase(spec, now)}"
+                    )
+                    return msg + (f"; this request needs {fmt_hours(need)}" if need else "")
+        return None
+
+    def _units_message(self, who: str, key: tuple, limit: Fraction, units: Fraction) -> str:
+        active, held = self.active[key], self.held[key]
+        queued = f" (and {fmt_units(held - active)} more queued)" if held > active else ""
+        return (
+            f"{who} uses {fmt_units(active)} of {'their' if key[0] == 'user' else 'its'} "
+            f"{fmt_units(limit)} GPU units{queued}; "
+            f"this request needs {fmt_units(units)}. Ask an admin, or wait for a lease to end"
+        )
+
+    # -- GPU-hours ---------------------------------------------------------------------
+
+    def hours_used(
+        self, key: tuple, start: float, now: float, conn: Connection | None = None
+    ) -> float:
+        """GPU-hours charged to a principal since ``start``: ended leases + live ones so far."""
+        cache = self.closed_hours[key]
+        if start not in cache:
+            t = LEASES.c
+            col = t.user if key[0] == "user" else t.group_name
+            # live leases have no ended_at; cancelled and refused ones no granted_at
+            q = select(t.granted_at, t.ended_at, t.units_num, t.units_den).where(
+                col == key[1], t.granted_at.is_not(None), t.ended_at > start
+            )
+            cache[start] = sum(
+                num / den * (ended - max(granted, start)) / 3600
+                for granted, ended, num, den in self.store.rows(q, conn)
+            )
+        live = sum(
+            self.live[i].overlap_hours(start, now)
+            for i in self.by_principal.get(key, ())
+            if self.live[i].status == ACTIVE
+        )
+        return cache[start] + live
+
+    def quota_status(
+        self, kind: str, name: str, spec: QuotaSpec | None, now: float
+    ) -> dict[str, Any]:
+        """A quota with what is in use and left at ``now`` (for ``me`` and the quota API)."""
+        key = (kind, name)
+        out: dict[str, Any] = {
+            "kind": kind,
+            "name": name,
+            "quota": spec.model_dump(mode="json") if spec else None,
+            "units_active": float(self.active[key]),
+            "units_queued": float(self.held[key] - self.active[key]),
+        }
+        if spec is not None and spec.gpu_hours is not None:
+            start, end = period_window(spec, now)
+            used = self.hours_used(key, start, now) if start <= now else 0.0
+            out.update(
+                gpu_hours_used=round(used, 6),
+                gpu_hours_left=round(max(spec.gpu_hours - used, 0.0), 6),
+                period_start=iso(start),
+                period_end=iso(end),
+                period=period_phrase(spec, now),
+            )
+        return out

@@ -1,0 +1,86 @@
+"""Reports from the ledger (the ``leases`` table): GPU-hours per day, user and group.
+
+Reports only read, each on a connection of its own, and need nothing of the scheduler's
+memory (a lease is written before anyone is told of it, so the table knows every running
+lease too). So they can run in a worker thread while the scheduler grants on its own;
+the time they report up to (``now``) is taken by the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.engine import Engine
+
+from .lease import lease_from_row
+from .store import LEASES
+
+UTC = dt.UTC
+
+
+class Ledger:
+    """Read-only reports over the scheduler database; safe to call from any thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def usage(
+        self,
+        start: float,
+        end: float,
+        *,
+        now: float,
+        user: str | None = None,
+        group: str | None = None,
+        by: tuple[str, ...] = ("day", "user", "group"),
+    ) -> list[dict[str, Any]]:
+        """GPU-hours per ``by`` (some of day, user, group) between ``start`` and ``end``,
+        counting running leases up to ``now``."""
+        end = min(end, now)
+        q = select(LEASES).where(
+            LEASES.c.granted_at.is_not(None),
+            LEASES.c.granted_at < end,
+            or_(LEASES.c.ended_at.is_(None), LEASES.c.ended_at > start),
+        )
+        if user is not None:
+            q = q.where(LEASES.c.user == user)
+        if group is not None:
+            q = q.where(LEASES.c.group_name == group)
+        totals: dict[tuple, list] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                lease = lease_from_row(r)
+                a = max(lease.granted_at or 0.0, start)
+                b = min(lease.ended_at if lease.ended_at is not None else now, end)
+                while a < b:  # split at UTC midnights: one row per day
+                    day = dt.datetime.fromtimestamp(a, UTC).date()
+                    day_end = dt.datetime.combine(
+                        day + dt.timedelta(days=1), dt.time(), UTC
+                    ).timestamp()
+                    cut = min(b, day_end)
+                    values = {"day": day.isoformat(), "user": lease.user, "group": lease.group}
+                    k = tuple(values[f] for f in by)
+                    t = totals.setdefault(k, [0.0, set()])
+                    t[0] += float(lease.units) * (cut - a) / 3600
+                    t[1].add(lease.id)
+                    a = cut
+        return [
+            {**dict(zip(by, k, strict=True)), "gpu_hours": round(v[0], 6), "leases": len(v[1])}
+            for k, v in sorted(totals.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
+        ]
+
+    def total_gpu_hours(self, now: float) -> float:
+        """GPU-hours booked up to ``now``: every ended lease, and running ones so far.
+
+        One statement, so it reads one consistent state: a lease that ends meanwhile is
+        counted once, as running or as ended.
+        """
+        t = LEASES.c
+        end = case((t.ended_at.is_(None), now), else_=t.ended_at)
+        q = select(
+            func.coalesce(func.sum((end - t.granted_at) * t.units_num / t.units_den), 0.0)
+        ).where(t.granted_at.is_not(None), t.granted_at <= now)
+        with self.engine.connect() as conn:
+            return float(conn.execute(q).scalar() or 0.0) / 3600

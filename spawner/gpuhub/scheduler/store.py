@@ -1,0 +1,227 @@
+"""The scheduler's SQL: prebuilt statements, the guarded transaction, loading and lookups.
+
+Decisions are made in memory (:mod:`.core`) and written here in one transaction each. On
+PostgreSQL with psycopg the transaction runs in the driver's pipeline mode (BEGIN, the
+writes and COMMIT in one round trip), where SQLAlchemy cannot read results: reads inside
+a transaction go through :meth:`Store.select`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from ..inventory import Node
+from ..terms import ACTIVE, LIVE_STATUSES
+from .db import ClaimRow, DeviceRow, LeaseRow, QuotaRow
+from .errors import SchedulerError
+from .lease import Lease, lease_from_row
+from .quota import QuotaSpec
+
+log = logging.getLogger("gpuhub.scheduler")
+
+LEASES = LeaseRow.__table__
+CLAIMS = ClaimRow.__table__
+QUOTAS = QuotaRow.__table__
+
+try:  # in psycopg's pipeline mode a refused write surfaces as the driver's own error
+    from psycopg import IntegrityError as _PgIntegrityError
+
+    INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, _PgIntegrityError)
+except ImportError:  # pragma: no cover - PostgreSQL support not installed
+    INTEGRITY_ERRORS = (IntegrityError,)
+
+# Built once: the hot path only binds parameters (no statement building per decision).
+INSERT_LEASE = insert(LEASES)
+INSERT_CLAIM = insert(CLAIMS)
+GRANT_LEASE = (
+    update(LEASES)
+    .where(LEASES.c.id == bindparam("lid"))
+    .values(
+        status=ACTIVE,
+        granted_at=bindparam("granted_at"),
+        node=bindparam("node"),
+        devices=bindparam("devices", type_=LEASES.c.devices.type),
+        units_num=bindparam("units_num"),
+        units_den=bindparam("units_den"),
+    )
+)
+END_LEASE = (
+    update(LEASES)
+    .where(LEASES.c.id == bindparam("lid"), LEASES.c.status == bindparam("was"))
+    .values(
+        status=bindparam("status"),
+        ended_at=bindparam("ended_at"),
+        end_reason=bindparam("end_reason"),
+    )
+)
+DELETE_CLAIMS = delete(CLAIMS).where(CLAIMS.c.lease_id == bindparam("lid"))
+
+
+def claim_rows(lease: Lease) -> list[dict]:
+    """The ``claims`` rows of an active lease's slots."""
+    return [{"device_id": d, "slot": s, "lease_id": lease.id} for d, s in lease.slots]
+
+
+class Store:
+    """The scheduler database: one engine, one writer (the scheduler's thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pipeline = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+
+    # -- writing ---------------------------------------------------------------------
+
+    def guarded(self, fn: Callable[[Connection], Any], resync: Callable[[], None]) -> Any:
+        """Run ``fn`` in one transaction; on any failure call ``resync`` and re-raise.
+
+        ``resync`` rebuilds memory from the database, which the failed transaction left
+        as it was. A write the database refuses (a slot claimed twice) becomes a
+        :class:`SchedulerError` asking the client to try again.
+        """
+        try:
+            if not self.pipeline:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            # PostgreSQL: BEGIN, the writes and COMMIT go out together, one round trip
+            with self.engine.connect() as conn, conn.connection.driver_connection.pipeline():
+                with conn.begin():
+                    return fn(conn)
+        except SchedulerError:
+            resync()
+            raise
+        except INTEGRITY_ERRORS as e:
+            log.error("database refused a scheduler write, reloading state: %s", e)
+            resync()
+            raise SchedulerError("the pool changed under this request; try again") from e
+        except Exception:
+            resync()
+            raise
+
+    def select(self, conn: Connection, query: Any) -> list[tuple]:
+        """Rows of ``query`` inside the current transaction (also in psycopg's pipeline mode,
+        where SQLAlchemy cannot read results: there the driver's cursor fetches them)."""
+        if not self.pipeline:
+            return [tuple(r) for r in conn.execute(query)]
+        compiled = query.compile(dialect=self.engine.dialect)
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.execute(str(compiled), compiled.params)
+            return cur.fetchall()
+
+    def rows(self, query: Any, conn: Connection | None = None) -> list[tuple]:
+        """Rows of ``query``: inside the open transaction ``conn``, else on a connection of
+        its own (so that a write in progress reads what it has written)."""
+        if conn is not None:
+            return self.select(conn, query)
+        with self.engine.connect() as c:
+            return [tuple(r) for r in c.execute(query)]
+
+    @staticmethod
+    def write_quota(conn: Connection, kind: str, name: str, row: dict, *, exists: bool) -> None:
+        """Insert or replace the quota of a user or group."""
+        if exists:
+            conn.execute(
+                update(QuotaRow).where(QuotaRow.kind == kind, QuotaRow.name == name).values(**row)
+            )
+        else:
+            conn.execute(insert(QuotaRow).values(kind=kind, name=name, **row))
+
+    @staticmethod
+    def delete_quota(conn: Connection, kind: str, name: str) -> None:
+        """Remove the quota of a user or group."""
+        conn.execute(delete(QuotaRow).where(QuotaRow.kind == kind, QuotaRow.name == name))
+
+    # -- loading ---------------------------------------------------------------------
+
+    @contextmanager
+    def loading(self) -> Iterator[Connection]:
+        """The transaction in which the scheduler reloads its picture (and dispatches)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @staticmethod
+    def sync_devices(conn: Connection, nodes: Iterable[Node], now: float) -> None:
+        """Record the inventory in ``devices``: present ones updated, gone ones marked."""
+        conn.execute(update(DeviceRow).values(present=False))
+        known = set(conn.execute(select(DeviceRow.id)).scalars())
+        rows = []
+        for node in nodes:
+            for g in node.gpus:
+                base = {"node": node.name, "model": g.model, "index": g.index,
+                        "simulated": g.simulated}  # fmt: skip
+                rows.append({
+                    **base, "id": g.uuid, "kind": "gpu", "parent": None, "profile": None,
+                    "memory_mb": g.memory_mb, "mode": g.mode, "shares": g.shares,
+                })  # fmt: skip
+                for m in g.mig_instances:
+                    rows.append({
+                        **base, "id": m.uuid, "kind": "mig", "parent": g.uuid,
+                        "profile": m.profile, "memory_mb": m.memory_mb, "mode": "mig",
+                        "shares": 1,
+                    })  # fmt: skip
+        for r in rows:
+            r.update(present=True, seen_at=now)
+            if r["id"] in known:
+                conn.execute(update(DeviceRow).where(DeviceRow.id == r["id"]).values(**r))
+            else:
+                conn.execute(insert(DeviceRow).values(**r))
+
+    @staticmethod
+    def load_quotas(conn: Connection) -> dict[tuple[str, str], QuotaSpec]:
+        """Every quota, by (kind, name)."""
+        return {
+            (q.kind, q.name): QuotaSpec.model_validate(q.spec) for q in conn.execute(select(QUOTAS))
+        }
+
+    @staticmethod
+    def next_lease_id(conn: Connection) -> int:
+        """The id the next lease gets (ids are never reused)."""
+        top = conn.execute(select(LeaseRow.id).order_by(LeaseRow.id.desc())).scalar()
+        return (top or 0) + 1
+
+    @staticmethod
+    def load_live(conn: Connection) -> list[Lease]:
+        """Queued and active leases, oldest first."""
+        rows = conn.execute(
+            select(LEASES).where(LEASES.c.status.in_(LIVE_STATUSES)).order_by(LEASES.c.id)
+        )
+        return [lease_from_row(r) for r in rows]
+
+    @staticmethod
+    def load_claims(conn: Connection) -> list[Any]:
+        """Every held slot: rows with ``device_id``, ``slot``, ``lease_id``."""
+        return list(conn.execute(select(CLAIMS)))
+
+    # -- lookups (outside any transaction) ---------------------------------------------
+
+    def lease(self, lease_id: int) -> Lease | None:
+        """A lease from the table, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(LEASES).where(LEASES.c.id == lease_id)).first()
+        return None if row is None else lease_from_row(row)
+
+    def lease_by_key(self, user: str, key: str) -> Lease | None:
+        """The lease ``user`` created with idempotency key ``key``, or None."""
+        q = select(LEASES).where(LEASES.c.user == user, LEASES.c.idempotency_key == key)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else lease_from_row(row)
+
+    def leases(self, statuses: Iterable[str], *, user: str | None, limit: int) -> list[Lease]:
+        """Leases in ``statuses`` from the table, newest first."""
+        q = (
+            select(LEASES)
+            .where(LEASES.c.status.in_(list(statuses)))
+            .order_by(LEASES.c.id.desc())
+            .limit(limit)
+        )
+        if user is not None:
+            q = q.where(LEASES.c.user == user)
+        with self.engine.connect() as conn:
+            return [lease_from_row(r) for r in conn.execute(q)]
