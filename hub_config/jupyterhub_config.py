@@ -253,12 +253,18 @@ if not IN_SERVICE and not env("GPUHUB_QUIET"):
         if env("GPUHUB_INVENTORY", "simulated") == "simulated"
         else ""
     )
+    stop_note = (
+        "Ctrl-C stops the hub; users' servers keep running with their GPU leases."
+        if keep_servers
+        else "Ctrl-C stops the hub and users' servers, and releases their GPU leases."
+    )
     print(
         f"""
   gpuhub is starting on {public}
     admin:  user '{credentials["admin_user"]}', password {credentials["admin_password"]}
     users:  any user name, password {credentials["user_password"]}
   (credentials are kept in {credentials_file}){simulated_note}
+  {stop_note}
 """,
         file=sys.stderr,
         flush=True,
