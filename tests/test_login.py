@@ -90,6 +90,8 @@ def test_startup_prints_where_and_how_to_log_in(hub):
     assert f"users:  any user name, password {creds['user_password']}" in log
     assert f"(credentials are kept in {path})" in log
     assert "The GPU pool is simulated." in log
+    # the embedded default (local servers): Ctrl-C stops them too
+    assert "Ctrl-C stops the hub and users' servers, and releases their GPU leases." in log
 
 
 def test_admin_logs_in_with_the_generated_password(hub, browser):
