@@ -294,6 +294,7 @@ async def test_form_of_the_local_spawner_says_what_a_local_server_is():
     assert "no container image and no CPU or memory limits" in html
     assert IMAGE not in html and "CPUs" not in html and "memory ·" not in html
     assert "/dev/shm" not in html and "64 GB" not in html
+    assert "<legend>GPUs</legend>" in html
     assert re.findall(r'name="profile"[^>]*value="([^"]+)"', html) == ["big", "plain", "staff"]
     assert "1 whole GPU" in html or "1 GPU" in html
 
@@ -304,3 +305,4 @@ async def test_form_of_the_docker_spawner_shows_images_and_limits():
     assert f"<code>{IMAGE}</code>" in html and "<code>gpuhub/base:latest</code>" in html
     assert "8 CPUs · 64 GB memory · 8 GB /dev/shm" in html
     assert "processes on this machine" not in html
+    assert "<legend>Environment and GPUs</legend>" in html

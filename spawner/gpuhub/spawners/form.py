@@ -205,7 +205,8 @@ def render_form(
             '<p class="gpuhub-none text-danger">None of the GPU profiles is available to you '
             "now; the reasons are listed below.</p>"
         )
-    parts.append('<fieldset class="gpuhub-profiles"><legend>Environment and GPUs</legend>')
+    legend = "Environment and GPUs" if kind.images else "GPUs"  # no environment to choose
+    parts.append(f'<fieldset class="gpuhub-profiles"><legend>{legend}</legend>')
     parts.extend(_choice_html(c, c.profile.name == selected, kind) for c in choices)
     parts.append("</fieldset>")
     if len(groups) > 1:

@@ -71,6 +71,10 @@ def parse_bytes(value: int | float | str) -> int:
 class Profile(BaseModel):
     """One spawn choice an admin offers: image × GPU shape × limits × groups.
 
+    ``image``, ``cpu_limit`` and ``mem_limit`` may be left out: the Docker spawner fills
+    them in from ``c.DockerSpawner.image``, ``cpu_limit`` and ``mem_limit``; local
+    processes have no image and no limits.
+
     Example (in ``jupyterhub_config.py``)::
 
         c.GPUSpawnerMixin.profiles = [
