@@ -37,3 +37,67 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(db_url):
         assert set(inspect(plain).get_table_names()) <= {"alembic_version"}
     finally:
         plain.dispose()
+
+
+def test_upgrade_from_0001_keeps_leases_and_adds_idempotency_keys(db_url):
+    """A database made by 0001, with live and ended leases, upgrades and works on."""
+    from gpuhub.inventory.simulated import parse_spec
+    from gpuhub.scheduler.core import Scheduler
+    from gpuhub.scheduler.shapes import WholeGpus
+    from sqlalchemy import text
+
+    url = db_url.replace("postgresql://", "postgresql+psycopg://")
+    cfg = alembic_config(db_url)
+    old = create_engine(url)
+    try:
+        with old.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+        lease = {
+            "user": "alice", "group_name": None, "shape": '{"kind": "gpu", "count": 1}',
+            "profile": None, "label": "server:alice/", "priority": 0, "units_num": 1,
+            "units_den": 1, "hours": None, "requested_at": 1000.0, "end_reason": None,
+        }  # fmt: skip
+        with old.begin() as conn:
+            insert = text(
+                'INSERT INTO leases (id, "user", group_name, status, shape, profile, label,'
+                " priority, units_num, units_den, hours, node, devices, requested_at,"
+                " granted_at, ended_at, end_reason) VALUES (:id, :user, :group_name, :status,"
+                " :shape, :profile, :label, :priority, :units_num, :units_den, :hours, :node,"
+                " :devices, :requested_at, :granted_at, :ended_at, :end_reason)"
+            )
+            device = '[{"uuid": "GPU-sim-n-0", "index": 0, "model": "H100-80GB", "memory_mb": 81920, "simulated": true}]'
+            conn.execute(insert, {**lease, "id": 1, "status": "released", "node": "n",
+                                  "devices": device, "granted_at": 1000.0, "ended_at": 4600.0})  # fmt: skip
+            conn.execute(insert, {**lease, "id": 2, "status": "active", "node": "n",
+                                  "devices": device, "granted_at": 5000.0, "ended_at": None})  # fmt: skip
+            conn.execute(
+                text("INSERT INTO claims (device_id, slot, lease_id) VALUES ('GPU-sim-n-0', 0, 2)")
+            )
+    finally:
+        old.dispose()
+
+    engine = open_engine(db_url)  # upgrades to head
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT id, status, idempotency_key, request_digest FROM leases ORDER BY id")
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, "released", None, None), (2, "active", None, None)]
+        indexes = {i["name"]: i for i in inspect(engine).get_indexes("leases")}
+        key_index = indexes["ix_leases_user_idempotency_key"]
+        assert key_index["unique"] and key_index["column_names"] == ["user", "idempotency_key"]
+
+        s = Scheduler(engine, parse_spec("n: 2xH100-80GB"), clock=lambda: 9000.0)
+        assert s.get(2).status == "active" and s.get(2).devices[0]["uuid"] == "GPU-sim-n-0"
+        assert s.get(1).gpu_hours(9000.0) == 1.0
+        lease, replayed = s.request_once(
+            idempotency_key="k1", user="alice", user_groups=[], shape=WholeGpus(count=1)
+        )
+        assert not replayed and lease.id == 3 and lease.devices[0]["uuid"] == "GPU-sim-n-1"
+        assert s.request_once(
+            idempotency_key="k1", user="alice", user_groups=[], shape=WholeGpus(count=1)
+        ) == (lease, True)
+        assert s.request(user="alice", user_groups=[], shape=WholeGpus()).status == "queued"
+    finally:
+        engine.dispose()

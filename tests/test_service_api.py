@@ -527,3 +527,49 @@ def test_quota_refusals_leave_the_queue_alone(w):
     assert quota_says(data, "user bob uses 4 of", "8 GPU units (and 4 more queued)")
     assert snapshot(w) == before
     assert w.bob.get(f"/leases/{queued['id']}").json()["position"] == 1
+
+
+# -- idempotency keys --------------------------------------------------------------------
+
+
+@ONCE
+def test_a_retried_lease_request_with_an_idempotency_key_gets_the_same_lease(w):
+    key = {"Idempotency-Key": "spawn-7f3a:alice.1"}
+    first = w.alice.post("/leases", json=gpu(label="server:alice/"), headers=key)
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    lease = first.json()
+
+    again = w.alice.post("/leases", json=gpu(label="server:alice/"), headers=key)
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"]
+    assert again.json()["id"] == lease["id"] and again.json()["devices"] == lease["devices"]
+    assert [x["id"] for x in w.alice.get("/leases").json()["leases"]] == [lease["id"]]
+
+    # the same key for another request: refused, naming the key and the lease
+    other = w.alice.post("/leases", json=gpu(2, label="server:alice/"), headers=key)
+    error = is_json_error(other, 422)
+    assert error["error"] == "idempotency_conflict", error
+    assert "spawn-7f3a:alice.1" in error["message"] and str(lease["id"]) in error["message"]
+
+    # another user's same key is their own
+    bobs = w.bob.post("/leases", json=gpu(label="server:alice/"), headers=key)
+    assert bobs.status_code == 201, bobs.text
+    assert bobs.json()["id"] != lease["id"] and bobs.json()["user"] == "bob"
+
+    # a retry after the lease ended gets it as it is now
+    assert w.alice.delete(f"/leases/{lease['id']}").status_code == 200
+    late = w.alice.post("/leases", json=gpu(label="server:alice/"), headers=key)
+    assert late.status_code == 200, late.text
+    assert late.json()["id"] == lease["id"] and late.json()["status"] == "released"
+
+
+@ONCE
+@pytest.mark.parametrize("bad", ["", "has space", "x" * 129, "é", "a/b", "a,b"])
+def test_a_malformed_idempotency_key_is_400_naming_the_header(w, bad):
+    before = snapshot(w)
+    r = w.alice.post("/leases", json=gpu(), headers={"Idempotency-Key": bad.encode("utf-8")})
+    error = is_json_error(r, 400)
+    assert error["field"] == "Idempotency-Key" and "Idempotency-Key" in error["message"], error
+    assert snapshot(w) == before

@@ -174,7 +174,7 @@ class GpuhubService(Application):
         self.log.info(
             "gpuhub service %s: %d node(s), %d GPU(s)%s, database %s, %d live lease(s)",
             __version__, len(nodes), gpus, " (simulated)" if self.simulated else "",
-            engine.url.render_as_string(hide_password=True), len(self.scheduler.live),
+            engine.url.render_as_string(hide_password=True), len(self.scheduler.live_leases()),
         )  # fmt: skip
 
     def make_app(self) -> web.Application:
@@ -182,7 +182,8 @@ class GpuhubService(Application):
         prefix = self.service_prefix
         api = url_path_join(prefix, "api/v1")
         registry = CollectorRegistry()
-        registry.register(SchedulerCollector(self.scheduler))
+        metrics = SchedulerCollector(self.scheduler)
+        registry.register(metrics)
         hub_auth = HubOAuth.instance(parent=self)
         api_url = os.environ.get("JUPYTERHUB_API_URL", "")
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
@@ -206,6 +207,7 @@ class GpuhubService(Application):
             "scheduler": self.scheduler,
             "simulated": self.simulated,
             "registry": registry,
+            "metrics": metrics,  # refreshed on the loop before each scrape
             "authenticate_metrics": self.authenticate_metrics,
             "hub_groups": partial(h.fetch_hub_groups, api_url, token),
             "cookie_secret": self._cookie_secret(),

@@ -9,9 +9,11 @@ Errors are JSON ``{"status", "error", "message", "field"}``, rendered in one pla
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
+import re
 from typing import Any
 
 from jupyterhub.utils import url_path_join
@@ -27,6 +29,8 @@ from .hub_api import fetch_user
 from .models import LeaseRequest, QuotaSpec
 
 QUOTA_KINDS = {"users": "user", "groups": "group"}
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 
 
 class IndexHandler(BaseHandler):
@@ -49,11 +53,11 @@ class PoolHandler(BaseHandler):
     """``GET /api/v1/pool``: every node and device and its state. Holders: own or admin."""
 
     def get(self) -> None:
-        s = self.scheduler
+        view = self.scheduler.pool_view()
         nodes = []
-        for ns in s.pool.nodes.values():
+        for nv in view.nodes:
             gpus = []
-            for gs in ns.gpus.values():
+            for gs in nv.gpus:
                 g = gs.gpu
                 item: dict[str, Any] = {
                     "uuid": g.uuid, "index": g.index, "model": g.model, "memory_mb": g.memory_mb,
@@ -67,17 +71,16 @@ class PoolHandler(BaseHandler):
                         for m in g.mig_instances
                     ]  # fmt: skip
                 else:
-                    item["holders"] = [self._holder(lid) for _, lid in sorted(gs.holders.items())]
+                    item["holders"] = [self._holder(lid) for lid in gs.holders]
                 item["state"] = gs.state
                 gpus.append(item)
-            nodes.append({"name": ns.node.name, "simulated": ns.node.simulated, "gpus": gpus})
-        cap = s.pool.capacity()
+            nodes.append({"name": nv.node.name, "simulated": nv.node.simulated, "gpus": gpus})
         self.write_json(
             {
                 "simulated": self.settings["simulated"],
-                "units_total": float(cap["total"]),
-                "units_free": float(cap["free"]),
-                "queue_length": sum(1 for x in s.live.values() if x.status == "queued"),
+                "units_total": float(view.units_total),
+                "units_free": float(view.units_free),
+                "queue_length": self.scheduler.queue_length(),
                 "nodes": nodes,
             }
         )
@@ -85,7 +88,9 @@ class PoolHandler(BaseHandler):
     def _holder(self, lease_id: int | None) -> dict | None:
         if lease_id is None:
             return None
-        lease = self.scheduler.live[lease_id]
+        lease = self.scheduler.live_lease(lease_id)
+        if lease is None:  # a slot kept out of use: claimed in the database by no live lease
+            return {"lease": None, "user": None, "group": None, "units": 0.0}
         if lease.user == self.user_name or self.is_admin:
             return {
                 "lease": lease.id,
@@ -108,9 +113,9 @@ class MeHandler(BaseHandler):
         groups = sorted(groups)
         quotas = [s.quota_status("user", name, s.quota_for_user(name))]
         quotas += [
-            s.quota_status("group", g, s.quotas[("group", g)])
+            s.quota_status("group", g, spec)
             for g in groups
-            if ("group", g) in s.quotas
+            if (spec := s.quota("group", g)) is not None
         ]
         leases = [self.lease_view(x) for x in s.leases(user=name)]
         self.write_json(
@@ -147,14 +152,34 @@ class LeasesHandler(BaseHandler):
         self.write_json({"leases": [self.lease_view(x) for x in leases]})
 
     async def post(self) -> None:
+        key = self.idempotency_key()
         req: LeaseRequest = self.body(LeaseRequest)
         user, groups = await self.acting_for(req.user)
-        lease = self.scheduler.request(
+        asked = dict(
             user=user, user_groups=groups, shape=req.shape, group=req.group,
             profile=req.profile, label=req.label, hours=req.hours,
         )  # fmt: skip
+        replayed = False
+        if key is None:
+            lease = self.scheduler.request(**asked)
+        else:  # a retry of a request already made gets its lease, as it is now
+            lease, replayed = self.scheduler.request_once(idempotency_key=key, **asked)
         self.set_header("Location", url_path_join(self.request.path, str(lease.id)))
-        self.write_json(self.lease_view(lease), status=201)
+        if replayed:
+            self.set_header("Idempotent-Replayed", "true")
+        self.write_json(self.lease_view(lease), status=200 if replayed else 201)
+
+    def idempotency_key(self) -> str | None:
+        """The ``Idempotency-Key`` header (1-128 of ``A-Za-z0-9._:-``), or None if not sent."""
+        key = self.request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
+            raise ApiError(
+                400,
+                f"the {IDEMPOTENCY_HEADER} header must be 1-128 characters from "
+                "A-Z, a-z, 0-9 and . _ : - (one per request)",
+                field=IDEMPOTENCY_HEADER,
+            )
+        return key
 
 
 class LeasePreviewHandler(BaseHandler):
@@ -204,9 +229,7 @@ class QuotaListHandler(BaseHandler):
     def get(self) -> None:
         self.require_admin("listing quotas")
         s = self.scheduler
-        items = [
-            s.quota_status(kind, name, spec) for (kind, name), spec in sorted(s.quotas.items())
-        ]
+        items = [s.quota_status(kind, name, spec) for (kind, name), spec in s.all_quotas().items()]
         default = s.default_user_quota
         self.write_json(
             {
@@ -233,11 +256,11 @@ class QuotaHandler(BaseHandler):
                 f"{self.user_name} may read only their own quota and their groups' quotas"
             )
         s = self.scheduler
-        spec = s.quota_for_user(name) if kind == "user" else s.quotas.get((kind, name))
+        spec = s.quota_for_user(name) if kind == "user" else s.quota(kind, name)
         if spec is None and kind == "group":
             raise NotFound(f"group {name} has no quota")
         out = s.quota_status(kind, name, spec)
-        out["default"] = kind == "user" and ("user", name) not in s.quotas
+        out["default"] = kind == "user" and s.quota("user", name) is None
         self.write_json(out)
 
     def put(self, kinds: str, name: str) -> None:
@@ -264,7 +287,7 @@ class UsageHandler(BaseHandler):
 
     FIELDS = ("day", "user", "group")
 
-    def get(self) -> None:
+    async def get(self) -> None:
         now = self.scheduler.clock()
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
         start = self.query_time(
@@ -286,7 +309,11 @@ class UsageHandler(BaseHandler):
         fmt = self.query("format") or "json"
         if fmt not in ("json", "csv"):
             raise ApiError(400, "format must be json or csv", field="format")
-        rows = self.scheduler.usage(start, end, user=user, group=group, by=by)
+        # a report only reads: on a connection of its own in a worker thread, so that a
+        # long one does not hold up grants on the event loop
+        rows = await asyncio.to_thread(
+            self.scheduler.ledger.usage, start, end, now=now, user=user, group=group, by=by
+        )
         if fmt == "csv":
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=[*by, "gpu_hours", "leases"], lineterminator="\n")
@@ -309,9 +336,10 @@ class MetricsHandler(BaseHandler):
     def requires_auth(self) -> bool:  # type: ignore[override]
         return self.settings["authenticate_metrics"]
 
-    def get(self) -> None:
+    async def get(self) -> None:
         if self.settings["authenticate_metrics"]:
             self.require_admin("reading metrics")
+        await self.settings["metrics"].refresh()
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(self.settings["registry"]))
 

@@ -1,14 +1,35 @@
-"""Prometheus metrics of the pool, read from the scheduler at scrape time."""
+"""Prometheus metrics of the pool, from the scheduler's read API.
+
+A scrape takes the pool's numbers on the event loop (the scheduler's thread) with
+:meth:`SchedulerCollector.refresh`, and the ledger's GPU-hour total in a worker thread, so
+that neither a slow database read blocks grants nor another thread walks the scheduler's
+state. :meth:`~SchedulerCollector.collect` then only reads that snapshot.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..scheduler.core import Scheduler
+from ..terms import ACTIVE
+
+
+@dataclass(frozen=True)
+class PoolNumbers:
+    """What one scrape reports, taken at one moment."""
+
+    devices: dict[tuple[str, str, str, str], int]  # (model, mode, state, simulated) -> GPUs
+    queue_length: int
+    leases_active: int
+    units_total: float
+    units_in_use: float
+    gpu_hours: float
 
 
 class SchedulerCollector(Collector):
@@ -16,41 +37,52 @@ class SchedulerCollector(Collector):
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
+        self.numbers: PoolNumbers | None = None
+
+    async def refresh(self) -> None:
+        """Take the numbers for the next :meth:`collect`; call on the scheduler's loop."""
+        s = self.scheduler
+        view = s.pool_view()
+        devices: Counter = Counter()
+        for node in view.nodes:
+            for g in node.gpus:
+                devices[(g.gpu.model, g.gpu.mode, g.state, str(g.gpu.simulated).lower())] += 1
+        queue_length = s.queue_length()
+        active = len(s.live_leases(ACTIVE))
+        now = s.clock()
+        hours = await asyncio.to_thread(s.ledger.total_gpu_hours, now)
+        self.numbers = PoolNumbers(
+            devices=dict(devices),
+            queue_length=queue_length,
+            leases_active=active,
+            units_total=float(view.units_total),
+            units_in_use=float(view.units_total - view.units_free),
+            gpu_hours=hours,
+        )
 
     def collect(self) -> Iterator:
-        """Yield the metric families (called by the registry on each scrape)."""
-        s = self.scheduler
+        """Yield the metric families of the last :meth:`refresh` (none before the first)."""
+        n = self.numbers
+        if n is None:
+            return
         devices = GaugeMetricFamily(
             "gpuhub_devices",
             "GPUs by model, grant mode and state (free, partial, busy)",
             labels=["model", "mode", "state", "simulated"],
         )
-        counts: Counter = Counter()
-        for ns in s.pool.nodes.values():
-            for gs in ns.gpus.values():
-                g = gs.gpu
-                counts[(g.model, g.mode, gs.state, str(g.simulated).lower())] += 1
-        for labels, n in sorted(counts.items()):
-            devices.add_metric(list(labels), n)
+        for labels, count in sorted(n.devices.items()):
+            devices.add_metric(list(labels), count)
         yield devices
-
-        queue = s.queue()
         yield GaugeMetricFamily(
-            "gpuhub_queue_length", "Requests waiting for GPUs", value=len(queue)
+            "gpuhub_queue_length", "Requests waiting for GPUs", value=n.queue_length
         )
-        active = [x for x in s.live.values() if x.status == "active"]
-        yield GaugeMetricFamily("gpuhub_leases_active", "Active leases", value=len(active))
-        cap = s.pool.capacity()
+        yield GaugeMetricFamily("gpuhub_leases_active", "Active leases", value=n.leases_active)
+        yield GaugeMetricFamily("gpuhub_units_total", "GPU units in the pool", value=n.units_total)
         yield GaugeMetricFamily(
-            "gpuhub_units_total", "GPU units in the pool", value=float(cap["total"])
-        )
-        yield GaugeMetricFamily(
-            "gpuhub_units_in_use",
-            "GPU units held by active leases",
-            value=float(cap["total"] - cap["free"]),
+            "gpuhub_units_in_use", "GPU units held by active leases", value=n.units_in_use
         )
         hours = CounterMetricFamily(
             "gpuhub_gpu_hours", "GPU-hours booked to the ledger (ended and running leases)"
         )
-        hours.add_metric([], s.total_gpu_hours())
+        hours.add_metric([], n.gpu_hours)
         yield hours

@@ -12,19 +12,10 @@ import logging
 from collections import defaultdict
 
 from ..scheduler.core import Scheduler
+from ..terms import server_of
 from .hub_api import fetch_user
 
 log = logging.getLogger("gpuhub.reconcile")
-
-SERVER_LABEL = "server:"
-
-
-def server_of(label: str) -> tuple[str, str] | None:
-    """``"server:alice/gpu"`` → ``("alice", "gpu")``; None for other labels."""
-    if not label.startswith(SERVER_LABEL):
-        return None
-    user, _, name = label[len(SERVER_LABEL) :].partition("/")
-    return (user, name) if user else None
 
 
 async def hub_servers(api_url: str, token: str, user: str) -> set[str] | None:
@@ -41,7 +32,7 @@ async def reconcile_servers(scheduler: Scheduler, api_url: str, token: str, grac
     """
     now = scheduler.clock()
     held: dict[str, list] = defaultdict(list)
-    for lease in list(scheduler.live.values()):
+    for lease in scheduler.live_leases():
         owner = server_of(lease.label)
         if owner and now - lease.requested_at >= grace:
             held[owner[0]].append((owner[1], lease.id))
@@ -53,7 +44,8 @@ async def reconcile_servers(scheduler: Scheduler, api_url: str, token: str, grac
             log.warning("cannot ask the hub for %s's servers: %s", user, e)
             continue
         for name, lease_id in leases:
-            if lease_id in scheduler.live and (servers is None or name not in servers):
+            # the lease may have ended while the hub was asked
+            if scheduler.live_lease(lease_id) and (servers is None or name not in servers):
                 what = f"{user}/{name}" if name else f"{user}'s default server"
                 scheduler.release(lease_id, reason=f"server {what} is gone (reconciled)")
                 log.warning("released lease %s: server %s is gone from the hub", lease_id, what)
