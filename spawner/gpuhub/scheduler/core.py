@@ -37,7 +37,7 @@ from .lease import Lease, iso, lease_row, request_digest
 from .ledger import Ledger
 from .pool import Placement, Pool, PoolView
 from .quota import QuotaSpec
-from .shapes import MigSlice, SharedGpu, WholeGpus, model_matches
+from .shapes import MigSlice, SharedGpu, WholeGpus
 from .store import DELETE_CLAIMS, END_LEASE, GRANT_LEASE, INSERT_CLAIM, INSERT_LEASE, Store
 from .store import claim_rows as _claim_rows
 
@@ -105,7 +105,6 @@ class Scheduler:
     def load(self) -> None:
         """(Re)build the in-memory picture from the database; grant what now fits."""
         self.pool = Pool(self.inventory)
-        self._estimates: dict[tuple, Fraction] = {}
         self.live: dict[int, Lease] = {}
         self._by_key: dict[tuple[str, str], int] = {}  # (user, idempotency key) -> live lease
         self._buckets: dict[tuple, list] = defaultdict(list)  # shape bucket -> heap of order keys
@@ -295,7 +294,7 @@ class Scheduler:
         why = self.pool.feasible(shape)
         if why:
             raise Unsatisfiable(why, field="shape")
-        units = self._units_estimate(shape)
+        units = self.pool.max_units(shape)
         now = self.clock()
         problem = self.accounting.quota_problem(
             user, group, shape, profile, units, hours, now, queued_too=True
@@ -443,31 +442,6 @@ class Scheduler:
             log.info(
                 "lease %s granted from queue: user=%s node=%s", lease.id, lease.user, lease.node
             )
-
-    def _units_estimate(self, shape: WholeGpus | MigSlice | SharedGpu) -> Fraction:
-        """Units a queued request is charged: the most any fitting device would cost."""
-        key = shape.bucket
-        if key not in self._estimates:
-            self._estimates[key] = self._max_units(shape)
-        return self._estimates[key]
-
-    def _max_units(self, shape: WholeGpus | MigSlice | SharedGpu) -> Fraction:
-        if isinstance(shape, WholeGpus):
-            return Fraction(shape.count)
-        gpus = [
-            g
-            for ns in self.pool.nodes.values()
-            for g in ns.node.gpus
-            if model_matches(g.model, shape.model)
-        ]
-        if isinstance(shape, MigSlice):
-            return max(
-                g.slice_units(m)
-                for g in gpus
-                for m in g.mig_instances
-                if m.profile == shape.profile
-            )
-        return max(Fraction(1, g.shares) for g in gpus if g.shares > 1)
 
     def _ahead_of(self, lease: Lease) -> bool:
         return any(q.status == QUEUED and q.order < lease.order for q in self.live.values())

@@ -109,6 +109,7 @@ class Pool:
         self._mig: dict[str, MigInstance] = {}
         self._matches: dict[tuple[str, str | None], bool] = {}
         self._feasible: dict[tuple, str | None] = {}  # depends on the inventory only
+        self._max_units: dict[tuple, Fraction] = {}  # so does this
         for node in nodes:
             gpus = {g.uuid: _GpuState(g, node.name) for g in node.gpus}
             self.nodes[node.name] = _NodeState(node, gpus)
@@ -231,6 +232,32 @@ class Pool:
         if key not in self._feasible:
             self._feasible[key] = self._why_infeasible(shape)
         return self._feasible[key]
+
+    def max_units(self, shape: WholeGpus | MigSlice | SharedGpu) -> Fraction:
+        """The most GPU units any device that fits ``shape`` costs: what a queued request is
+        charged until it is granted (its slice or seat is known only then)."""
+        key = shape.bucket
+        if key not in self._max_units:
+            self._max_units[key] = self._most_units(shape)
+        return self._max_units[key]
+
+    def _most_units(self, shape: WholeGpus | MigSlice | SharedGpu) -> Fraction:
+        if isinstance(shape, WholeGpus):
+            return Fraction(shape.count)
+        gpus = [
+            g
+            for ns in self.nodes.values()
+            for g in ns.node.gpus
+            if model_matches(g.model, shape.model)
+        ]
+        if isinstance(shape, MigSlice):
+            return max(
+                g.slice_units(m)
+                for g in gpus
+                for m in g.mig_instances
+                if m.profile == shape.profile
+            )
+        return max(Fraction(1, g.shares) for g in gpus if g.shares > 1)
 
     def _why_infeasible(self, shape: WholeGpus | MigSlice | SharedGpu) -> str | None:
         want = f" {shape.model}" if shape.model else ""
