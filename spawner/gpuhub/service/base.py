@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from tornado import web
 
 from ..scheduler.core import Scheduler
-from ..scheduler.errors import Forbidden, NotFound
+from ..scheduler.errors import Forbidden, NotFound, SchedulerError
 from .body import MAX_BODY_BYTES, parse_body, too_large
 from .errors import ApiError, error_answer, is_refusal
 from .models import check_name
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("gpuhub.service")
 
 ADMIN_SCOPE = "custom:gpuhub:admin"
+#: Bodies up to this size are read (and dropped) before a refusal is answered, so that
+#: the answer reaches the client through the proxy; larger ones are answered at once.
+DRAIN_BYTES = 4 * 1024 * 1024
 #: The largest lease id the database can hold (PostgreSQL ``integer``).
 MAX_LEASE_ID = 2**31 - 1
 #: Times outside these years cannot be written back as ISO dates in every time zone.
@@ -66,11 +69,22 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     # -- the request -----------------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Refuse an over-long body unread, then authenticate."""
+        """Admit the request (size, login), or refuse it once its body has been read."""
         self._body = bytearray()
-        length = self.request.headers.get("Content-Length")
-        if length is not None and re.fullmatch(r"[0-9]+", length) and int(length) > MAX_BODY_BYTES:
-            raise too_large()
+        self._received = 0
+        self._refusal: BaseException | None = None
+        try:
+            if self._declared_length() > MAX_BODY_BYTES:
+                raise too_large()
+            await self.admit()
+        except (ApiError, SchedulerError) as e:
+            if not self._body_expected() or self._declared_length() > DRAIN_BYTES:
+                raise  # answered now; the connection closes (see write_error)
+            self._refuse_after_body(e)
+        self._prepared = True
+
+    async def admit(self) -> None:
+        """Authenticate through JupyterHub; raise a refusal, or redirect a browser to log in."""
         # HubOAuth accepts a cookie on POST/PUT/DELETE only with a valid XSRF token
         self._hub_auth_user_cache = None
         model = await self.hub_auth.get_user(self, sync=False)
@@ -93,25 +107,47 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 401, "authentication required: log in, or send 'Authorization: token <JupyterHub token>'",
                 code="unauthenticated",
             )  # fmt: skip
-        self._prepared = True
 
     def data_received(self, chunk: bytes) -> None:
-        """Keep the body up to the limit; past it, answer 413 without reading the rest."""
+        """Keep the body up to the limit; past it, drop it and refuse with 413."""
         if self._finished:
             return
-        if len(self._body) + len(chunk) > MAX_BODY_BYTES:
+        self._received += len(chunk)
+        if self._refusal is None and self._received > MAX_BODY_BYTES:
+            self._refuse_after_body(too_large())
+        if self._refusal is None:
+            self._body += chunk
+        elif self._received > DRAIN_BYTES:  # not worth reading on: answer now and close
             self._body_refused = True
-            error = too_large()
+            error = self._refusal
             self.log_exception(type(error), error, None)
-            self.send_error(error.status, exc_info=(type(error), error, None))
-            return
-        self._body += chunk
+            self.send_error(400, exc_info=(type(error), error, None))
+
+    def _declared_length(self) -> int:
+        length = self.request.headers.get("Content-Length", "0")
+        return int(length) if re.fullmatch(r"[0-9]{1,30}", length) else 0
+
+    def _body_expected(self) -> bool:
+        chunked = "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
+        return chunked or self._declared_length() > 0
+
+    def _refuse_after_body(self, error: BaseException) -> None:
+        # Answering before the body is read makes tornado close the connection with data
+        # unread, and the proxy then reports the reset as a 503 instead of our answer. So
+        # the body is read and dropped, and the method this request would call raises.
+        self._refusal = error
+        self._body = bytearray()
+
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise error
+
+        setattr(self, self.request.method.lower(), refuse)
 
     def _refuse_body_unread(self) -> None:
-        # An answer before the body is read (an error in prepare, a body over the limit):
-        # tornado then closes the connection, so say so to the proxy, which would otherwise
-        # reuse it ("socket hang up", 503); and the rest of the body must not be checked
-        # against the server's own size limit (a bare "400 Bad Request" after our answer).
+        # An answer before the body is read (no body, or one too large to read): tornado
+        # then closes the connection, so say so to the proxy, which would otherwise reuse
+        # it ("socket hang up", 503); and the rest of the body must not be checked against
+        # the server's own size limit (a bare "400 Bad Request" after our answer).
         self.set_header("Connection", "close")
         if self.request.connection is not None:
             self.request.connection.set_max_body_size(sys.maxsize)
@@ -138,6 +174,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if len(values) > 1:
             raise ApiError(400, f"give {name} once, not {len(values)} times", field=name)
         return self._decoded(name, values[0])
+
+    def query_default(self, name: str, default: str) -> str:
+        """A query argument given at most once, or ``default`` when absent (not when empty)."""
+        value = self.query(name)
+        return default if value is None else value
 
     def query_list(self, name: str) -> list[str]:
         """Every value of a repeatable query argument."""

@@ -301,12 +301,12 @@ class UsageHandler(BaseHandler):
         if user is not None or not self.is_admin:
             user = self.for_user(user)
         group = self.query_name("group", "group")
-        by = tuple((self.query("by") or "day,user,group").split(","))
+        by = tuple(self.query_default("by", "day,user,group").split(","))
         if not by or any(f not in self.FIELDS for f in by) or len(set(by)) != len(by):
             raise ApiError(
                 400, "by must list some of day, user, group, e.g. by=user,day", field="by"
             )
-        fmt = self.query("format") or "json"
+        fmt = self.query_default("format", "json")
         if fmt not in ("json", "csv"):
             raise ApiError(400, "format must be json or csv", field="format")
         # a report only reads: on a connection of its own in a worker thread, so that a
@@ -349,7 +349,8 @@ class NotFoundHandler(BaseHandler):
 
     requires_auth = False
 
-    def prepare(self) -> None:
+    async def admit(self) -> None:
+        """Refuse whatever the method: there is nothing here."""
         raise ApiError(404, f"no such endpoint: {self.request.path}", code="not_found")
 
 
