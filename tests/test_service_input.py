@@ -21,7 +21,7 @@ import pytest
 from gpuhub.scheduler import errors as scheduler_errors
 from gpuhub.service.base import BaseHandler
 from gpuhub.service.body import MAX_BODY_BYTES, parse_body
-from gpuhub.service.errors import ApiError
+from gpuhub.service.errors import STATUS_OF_ERROR, ApiError
 from gpuhub.service.models import LeaseRequest, QuotaSpec
 from hub import Hub
 from test_login import log_in
@@ -436,3 +436,14 @@ def test_the_parser_names_the_field(raw, field, words):
         parse_body(raw, QuotaSpec)
     assert info.value.status == 400 and info.value.field == field
     assert words in info.value.message
+
+
+def test_scheduler_errors_know_nothing_of_http():
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    for cls in (scheduler_errors.SchedulerError, *subclasses(scheduler_errors.SchedulerError)):
+        assert not hasattr(cls, "status"), cls
+        assert cls in STATUS_OF_ERROR, f"{cls.__name__} has no HTTP status in service/errors.py"

@@ -1,12 +1,15 @@
-"""Requests the scheduler refuses: each error carries a ``code``, a sentence and a ``field``."""
+"""Requests the scheduler refuses: each error carries a ``code``, a sentence and a ``field``.
+
+They know nothing of HTTP: the service maps their classes to statuses in one place
+(``gpuhub.service.errors``).
+"""
 
 from __future__ import annotations
 
 
 class SchedulerError(Exception):
-    """A request the scheduler refuses; ``status`` is the HTTP status it maps to."""
+    """A request the scheduler refuses: ``code`` says which kind, ``message`` for people."""
 
-    status = 400
     code = "invalid"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -18,28 +21,28 @@ class SchedulerError(Exception):
 class Forbidden(SchedulerError):
     """The caller may not do this (acting for another user, a group they are not in)."""
 
-    status, code = 403, "forbidden"
+    code = "forbidden"
 
 
 class QuotaExceeded(SchedulerError):
     """A quota forbids the request; the message names the quota and what is left."""
 
-    status, code = 403, "quota_exceeded"
+    code = "quota_exceeded"
 
 
 class Unsatisfiable(SchedulerError):
     """The pool could never meet the request, however long it waited."""
 
-    status, code = 422, "unsatisfiable"
+    code = "unsatisfiable"
 
 
 class NotFound(SchedulerError):
     """No such lease or quota."""
 
-    status, code = 404, "not_found"
+    code = "not_found"
 
 
 class IdempotencyConflict(SchedulerError):
     """An idempotency key already used by the same user for a different request."""
 
-    status, code = 422, "idempotency_conflict"
+    code = "idempotency_conflict"

@@ -15,8 +15,14 @@ from typing import Any
 
 from tornado import web
 
-from ..scheduler import errors as scheduler_errors
-from ..scheduler.errors import Forbidden, NotFound, QuotaExceeded, SchedulerError, Unsatisfiable
+from ..scheduler.errors import (
+    Forbidden,
+    IdempotencyConflict,
+    NotFound,
+    QuotaExceeded,
+    SchedulerError,
+    Unsatisfiable,
+)
 
 #: HTTP status of each scheduler error class; a subclass not listed gets its parent's.
 STATUS_OF_ERROR: dict[type[SchedulerError], int] = {
@@ -25,10 +31,8 @@ STATUS_OF_ERROR: dict[type[SchedulerError], int] = {
     QuotaExceeded: 403,
     NotFound: 404,
     Unsatisfiable: 422,
+    IdempotencyConflict: 422,  # well-formed, but the key already stands for another request
 }
-# A request that reuses an idempotency key for something else: well-formed, not doable.
-if hasattr(scheduler_errors, "IdempotencyConflict"):
-    STATUS_OF_ERROR[scheduler_errors.IdempotencyConflict] = 422
 
 INTERNAL_MESSAGE = (
     "the gpuhub service failed on this request; nothing may have changed, or the change may "
