@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -118,21 +117,6 @@ def test_quotas_live_leases_and_the_queue_through_the_read_api(make):
     assert s.live_lease(active.id) is active
     s.release(active.id)
     assert s.live_lease(active.id) is None and s.queue_length() == 0
-
-
-def test_nothing_outside_the_scheduler_reads_its_internals():
-    internal = re.compile(
-        r"\b(?:scheduler|sched|s)\.(?:pool|live|quotas|accounting|store|_\w+)\b"
-        r"|\.(?:_gpu_of|_mig)\b"
-    )
-    found = [
-        f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
-        for path in PACKAGE.rglob("*.py")
-        if "scheduler" not in path.relative_to(PACKAGE).parts
-        for n, line in enumerate(path.read_text().splitlines(), 1)
-        if internal.search(line)
-    ]
-    assert found == []
 
 
 # -- reports off the loop --------------------------------------------------------------
