@@ -196,7 +196,7 @@ c.JupyterHub.services = [
             "gpuhub.service",
             "--config",
             _top_config_file(),
-        ],  # fmt: skip
+        ],
         "display": True,
         "oauth_no_confirm": True,  # the hub's own service: no "Authorize access" page
         "oauth_client_allowed_scopes": ["custom:gpuhub:admin"],

@@ -47,6 +47,8 @@ from dockerspawner import DockerSpawner
 from jupyterhub.utils import fetch, make_ssl_context
 from traitlets import Bool, Integer, TraitError, Unicode, default, validate
 
+from ..client import GpuhubError
+from ..terms import LIVE_STATUSES
 from .container import (
     DEFAULT_CONTAINER_USER,
     DEFAULT_HOME,
@@ -529,17 +531,10 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
         was granted, so one that a spawn creates meanwhile is never taken for an orphan.
         """
         containers = await self.docker("containers", filters={"label": LABEL_LEASE})
-        delay = 1.0
-        for _ in range(20):  # the service starts after the hub's first polls
-            try:
-                leases = await self.gpuhub.leases(status=("active", "queued"))
-                break
-            except Exception as e:  # noqa: BLE001 - any failure: the service is not up yet
-                self.log.info("reconciliation waits for the gpuhub service: %s", e)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        else:
-            self.log.error("reconciliation skipped: the gpuhub service did not answer")
+        try:  # the client retries while the service starts (gpuhub_retry_time)
+            leases = await self.gpuhub.leases(status=LIVE_STATUSES)
+        except GpuhubError as e:
+            self.log.error("reconciliation skipped: the gpuhub service did not answer: %s", e)
             return
         orphans = orphan_containers(containers, (x["id"] for x in leases))
         for c in orphans:
