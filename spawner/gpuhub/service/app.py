@@ -67,10 +67,11 @@ class GpuhubService(Application):
         klass=InventorySource,
         entry_point_group=INVENTORY_ENTRY_POINTS,
         config=True,
-        help="""Where the GPUs come from: ``"nvml"`` (this machine), ``"simulated"``
-        (``SimulatedInventory.spec``) or ``"files"`` (``FileInventory.paths``), another
-        name registered in the ``gpuhub.inventories`` entry point group, or a class (or
-        its import string, e.g. ``"mypackage.MyInventory"``).""",
+        # one paragraph without indentation: EntryPointType appends the installed names
+        help='Where the GPUs come from: ``"nvml"`` (this machine), ``"simulated"`` '
+        '(``SimulatedInventory.spec``) or ``"files"`` (``FileInventory.paths``), another '
+        "name registered in the ``gpuhub.inventories`` entry point group, or a class (or "
+        'its import string, e.g. ``"mypackage.MyInventory"``).',
     )
 
     default_user_quota = Dict(
