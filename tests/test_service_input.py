@@ -271,6 +271,12 @@ def test_names_must_match_whole(w, unchanged):
     ):
         data = is_json_error(w.admin.post("/leases", json=body), 400, field)
         assert "is not a valid name" in data["message"]
+    for shape, field in (
+        ({"kind": "gpu", "model": "H100\n"}, "shape.model"),
+        ({"kind": "mig", "profile": "1g.5gb\n"}, "shape.profile"),
+        ({"kind": "mig", "profile": "\u0661g.5gb"}, "shape.profile"),  # an Arabic-Indic 1
+    ):
+        is_json_error(w.admin.post("/leases", json={"shape": shape}), 400, field)
     for path in ("/quotas/users/u18%0A", "/quotas/groups/cs101%0A", "/quotas/users/a%00"):
         is_json_error(w.admin.put(path, json={"max_units": 1}), 400, "name")
         is_json_error(w.admin.get(path), 400, "name")

@@ -12,8 +12,9 @@ from ..terms import describe
 
 __all__ = ["MigSlice", "Shape", "SharedGpu", "WholeGpus", "describe", "model_matches"]
 
-_PROFILE = re.compile(r"^(\d+c\.)?\d+g\.\d+gb$")
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.*?\-]{0,63}$")
+# matched whole (fullmatch: "$" would also match before a trailing newline), ASCII digits
+_PROFILE = re.compile(r"([0-9]+c\.)?[0-9]+g\.[0-9]+gb")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.*?\-]{0,63}")
 
 
 class _Shape(BaseModel):
@@ -26,7 +27,7 @@ class _Shape(BaseModel):
     @field_validator("model")
     @classmethod
     def _check_model(cls, v: str | None) -> str | None:
-        if v is not None and not _MODEL.match(v):
+        if v is not None and not _MODEL.fullmatch(v):
             raise ValueError("must be 1-64 letters, digits, spaces or '._-*?', e.g. 'H100'")
         return v
 
@@ -57,7 +58,7 @@ class MigSlice(_Shape):
     @field_validator("profile")
     @classmethod
     def _check_profile(cls, v: str) -> str:
-        if not _PROFILE.match(v):
+        if not _PROFILE.fullmatch(v):
             raise ValueError("must be a MIG profile such as '1g.10gb' or '1c.3g.40gb'")
         return v
 
