@@ -23,6 +23,7 @@ from gpuhub.scheduler.core import (
 from gpuhub.scheduler.db import ClaimRow, LeaseRow, QuotaRow, open_engine
 from gpuhub.scheduler.quota import QuotaSpec
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
+from gpuhub.service.errors import status_of  # the HTTP status the service answers with
 from sqlalchemy import func, select
 
 HOUR = 3600.0
@@ -287,7 +288,11 @@ def test_unsatisfiable_writes_nothing(make, engine, shape, message):
     with pytest.raises(Unsatisfiable) as info:
         ask(s, "alice", shape)
     assert message in info.value.message
-    assert (info.value.status, info.value.code, info.value.field) == (422, "unsatisfiable", "shape")
+    assert (status_of(info.value), info.value.code, info.value.field) == (
+        422,
+        "unsatisfiable",
+        "shape",
+    )
     assert counts(engine) == before == (0, 0)
     assert s.live == {}
     assert ask(s, "alice", gpu(4)).status == "active"  # lease ids were not burnt
@@ -418,7 +423,7 @@ def test_user_max_units(make, engine):
         "user alice uses 2 of their 2 GPU units; this request needs 1. "
         "Ask an admin, or wait for a lease to end"
     )
-    assert (info.value.status, info.value.code) == (403, "quota_exceeded")
+    assert (status_of(info.value), info.value.code) == (403, "quota_exceeded")
     assert counts(engine) == before
     assert ask(s, "bob", gpu(2)).status == "active"  # others are not limited
 
@@ -591,7 +596,7 @@ def test_membership_is_required(make, engine):
     with pytest.raises(Forbidden) as info:
         ask(s, "alice", groups=["ml"], group="cs101")
     assert info.value.message == "alice is not a member of group cs101"
-    assert (info.value.status, info.value.code, info.value.field) == (403, "forbidden", "group")
+    assert (status_of(info.value), info.value.code, info.value.field) == (403, "forbidden", "group")
     assert counts(engine) == (0, 0)
 
 
@@ -604,7 +609,7 @@ def test_ambiguous_group(make, engine):
     assert info.value.message == (
         "alice is in groups cs101, ml which have GPU quotas; say which group this request is for"
     )
-    assert (info.value.status, info.value.field) == (400, "group")
+    assert (status_of(info.value), info.value.field) == (400, "group")
     assert counts(engine) == (0, 0)
     lease = ask(s, "alice", groups=["ml", "cs101"], group="ml")
     assert lease.group == "ml"
