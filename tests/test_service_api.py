@@ -573,3 +573,12 @@ def test_a_malformed_idempotency_key_is_400_naming_the_header(w, bad):
     error = is_json_error(r, 400)
     assert error["field"] == "Idempotency-Key" and "Idempotency-Key" in error["message"], error
     assert snapshot(w) == before
+
+
+def test_lease_ids_beyond_the_databases_integer_are_not_found(w):
+    before = snapshot(w)
+    for lease_id in ("2147483647", "2147483648", "99999999999999999999999"):
+        for method in ("GET", "DELETE"):
+            data = is_json_error(w.admin.request(method, f"/leases/{lease_id}"), 404)
+            assert data["error"] == "not_found"
+    assert snapshot(w) == before
