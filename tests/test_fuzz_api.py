@@ -69,7 +69,9 @@ def fuzz(hub: Hub, token: str, report: Path, seconds: int, examples: int) -> dic
         "--report", "json", "--report-json-path", str(report),
         "--output-truncate", "true",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    proc = subprocess.run(  # in the test's folder: schemathesis keeps a cache where it runs
+        cmd, capture_output=True, text=True, timeout=seconds + 60, cwd=report.parent
+    )
     result = json.loads(report.read_text())
     served = len(SERVED.findall(hub.log_path.read_text(errors="replace"))) - served_before
     result["served"] = served
