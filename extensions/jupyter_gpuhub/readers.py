@@ -1,0 +1,296 @@
+"""Where the sampler's samples come from: NVML for real devices, this server's CPU time
+for simulated ones.
+
+A reader's :meth:`~Reader.read` runs in the sampler's worker thread, never on the event
+loop. It returns one :class:`Reading`: a sample per device it could read, and a sentence
+per device (or for the whole of NVML) it could not. A value NVML does not support on a
+device (utilization of most MIG slices, temperature of a slice) is ``None``, never 0.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+_MB = 2**20
+
+
+@dataclass
+class Device:
+    """One device of the lease as the API describes it (besides its samples)."""
+
+    uuid: str
+    index: int
+    name: str
+    kind: str  # "gpu" | "mig"
+    profile: str | None = None
+    simulated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The device's fields of the ``devices`` answer."""
+        return {
+            "uuid": self.uuid,
+            "index": self.index,
+            "name": self.name,
+            "kind": self.kind,
+            "profile": self.profile,
+            "simulated": self.simulated,
+        }
+
+
+@dataclass
+class Reading:
+    """What one read found: samples by device UUID, and what went wrong."""
+
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+class Reader:
+    """The base of the readers: the lease's devices and a blocking :meth:`read`."""
+
+    simulated = False
+
+    def __init__(self, devices: list[Device]) -> None:
+        self.devices = devices
+
+    def read(self) -> Reading:  # pragma: no cover - abstract
+        """One sample of every device (blocking; runs in a worker thread)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the reader holds (NVML)."""
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def kind_of(uuid: str) -> str:
+    """``"mig"`` for a ``MIG-...`` UUID, else ``"gpu"``."""
+    return "mig" if uuid.startswith("MIG-") else "gpu"
+
+
+def process_name(pid: int) -> str:
+    """The command name of ``pid`` (``"?"`` when this container cannot see it)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+class NvmlReader(Reader):
+    """Samples the lease's devices through NVML, found by UUID (``GPU-...``/``MIG-...``).
+
+    NVML is initialised on the first read and again after a failure that concerns the
+    whole of NVML (driver gone, GPU lost), so the sampler recovers when NVML answers again.
+    """
+
+    def __init__(self, devices: list[Device], nvml: ModuleType | None = None) -> None:
+        super().__init__(devices)
+        if nvml is None:
+            import pynvml as nvml
+        self.nvml = nvml
+        self._ready = False
+        self._handles: dict[str, Any] = {}
+
+    def close(self) -> None:
+        """Shut NVML down if it was initialised."""
+        if self._ready:
+            self._ready = False
+            self._handles.clear()
+            try:
+                self.nvml.nvmlShutdown()
+            except self.nvml.NVMLError:
+                pass  # NVML already gone: nothing to release
+
+    def read(self) -> Reading:
+        """One sample per device; NVML failures become sentences in ``errors``."""
+        nvml = self.nvml
+        reading = Reading()
+        if not self._ready:
+            try:
+                nvml.nvmlInit()
+            except (OSError, nvml.NVMLError) as e:
+                reading.errors.append(f"NVML is not available: {e}")
+                return reading
+            self._ready = True
+        for device in self.devices:
+            try:
+                reading.samples[device.uuid] = self._sample(device)
+            except nvml.NVMLError as e:
+                reading.errors.append(f"NVML could not read {device.uuid}: {e}")
+                self._handles.pop(device.uuid, None)
+                if e.value in (
+                    nvml.NVML_ERROR_GPU_IS_LOST,
+                    nvml.NVML_ERROR_DRIVER_NOT_LOADED,
+                    nvml.NVML_ERROR_UNINITIALIZED,
+                    nvml.NVML_ERROR_LIBRARY_NOT_FOUND,
+                    nvml.NVML_ERROR_UNKNOWN,
+                ):
+                    self.close()  # start NVML afresh next time
+                    break
+        return reading
+
+    def _handle(self, device: Device) -> Any:
+        handle = self._handles.get(device.uuid)
+        if handle is None:
+            handle = self.nvml.nvmlDeviceGetHandleByUUID(device.uuid)
+            self._handles[device.uuid] = handle
+            self._describe(device, handle)
+        return handle
+
+    def _describe(self, device: Device, handle: Any) -> None:
+        """Fill in the device's name (and a slice's profile) from NVML."""
+        nvml = self.nvml
+        name = _text(nvml.nvmlDeviceGetName(handle))
+        if device.kind == "mig":
+            parent_name = None
+            try:
+                parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
+                parent_name = _text(nvml.nvmlDeviceGetName(parent))
+            except nvml.NVMLError:
+                pass  # the slice's own name still says enough
+            profile = name.rsplit("MIG", 1)[-1].strip() if "MIG" in name else name
+            device.profile = profile
+            device.name = f"{profile} slice of {parent_name}" if parent_name else name
+        else:
+            device.name = name
+
+    def _optional(self, call: Any, *args: Any) -> Any:
+        """``call(*args)``, or None when NVML does not support it on this device."""
+        nvml = self.nvml
+        try:
+            return call(*args)
+        except (nvml.NVMLError_NotSupported, nvml.NVMLError_NoPermission):
+            return None
+
+    def _sample(self, device: Device) -> dict[str, Any]:
+        nvml = self.nvml
+        handle = self._handle(device)
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+        rates = self._optional(nvml.nvmlDeviceGetUtilizationRates, handle)
+        temperature = self._optional(
+            nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU
+        )
+        power = self._optional(nvml.nvmlDeviceGetPowerUsage, handle)
+        limit = self._optional(nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+        clock = self._optional(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM)
+        procs = self._optional(nvml.nvmlDeviceGetComputeRunningProcesses, handle) or []
+        return {
+            "t": time.time(),
+            "utilization_pct": float(rates.gpu) if rates is not None else None,
+            "memory_used_mb": memory.used / _MB,
+            "memory_total_mb": memory.total / _MB,
+            "temperature_c": float(temperature) if temperature is not None else None,
+            "power_w": power / 1000 if power is not None else None,
+            "power_limit_w": limit / 1000 if limit is not None else None,
+            "sm_clock_mhz": float(clock) if clock is not None else None,
+            "processes": [
+                {
+                    "pid": int(p.pid),
+                    "name": process_name(int(p.pid)),
+                    "memory_mb": (p.usedGpuMemory or 0) / _MB,
+                }
+                for p in procs
+            ],
+        }
+
+
+class ProcessTree:
+    """CPU seconds used by a process and all its descendants, read from ``/proc``."""
+
+    def __init__(self, root: int | None = None, proc: Path = Path("/proc")) -> None:
+        self.root = root or os.getpid()
+        self.proc = proc
+        self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def _stats(self) -> dict[int, tuple[int, str, float]]:
+        """pid -> (parent pid, command name, CPU seconds) of every visible process."""
+        stats = {}
+        for entry in self.proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            cpu = (int(fields[11]) + int(fields[12])) / self._ticks  # utime + stime
+            stats[int(entry.name)] = (int(fields[1]), name, cpu)
+        return stats
+
+    def members(self) -> dict[int, tuple[str, float]]:
+        """pid -> (command name, CPU seconds) of the root and its descendants."""
+        if not self.proc.is_dir():
+            times = os.times()
+            return {self.root: ("jupyter-server", times.user + times.system)}
+        stats = self._stats()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        found, todo = {}, [self.root]
+        while todo:
+            pid = todo.pop()
+            if pid in stats and pid not in found:
+                found[pid] = (stats[pid][1], stats[pid][2])
+                todo.extend(children.get(pid, ()))
+        return found
+
+
+class SimulatedReader(Reader):
+    """Synthetic, clearly labelled values for simulated devices that follow this server.
+
+    Utilization is the CPU time this server's process tree (the server and its kernels)
+    used since the last read, as a share of the time that passed; memory rises with that
+    activity and falls back slowly. A simulated MIG slice reports no utilization, like
+    most real slices. The processes are the server's kernels and terminals.
+    """
+
+    simulated = True
+
+    def __init__(
+        self, devices: list[Device], memory_total_mb: dict[str, float], tree: ProcessTree
+    ) -> None:
+        super().__init__(devices)
+        self.memory_total_mb = memory_total_mb
+        self.tree = tree
+        self._last: tuple[float, float] | None = None  # (monotonic time, CPU seconds)
+        self._level = 0.0
+
+    def read(self) -> Reading:
+        """One synthetic sample per device from the CPU time used since the last read."""
+        now = time.monotonic()
+        members = self.tree.members()
+        cpu = sum(c for _, c in members.values())
+        busy = 0.0
+        if self._last is not None and now > self._last[0]:
+            busy = max(0.0, min(1.0, (cpu - self._last[1]) / (now - self._last[0])))
+        self._last = (now, cpu)
+        self._level = max(busy, self._level * 0.98)
+        kernels = [(pid, name) for pid, (name, _) in members.items() if pid != self.tree.root]
+        reading = Reading()
+        for device in self.devices:
+            total = self.memory_total_mb.get(device.uuid) or 16384.0
+            used = total * (0.02 + 0.8 * self._level)
+            share = used / len(kernels) if kernels else 0.0
+            reading.samples[device.uuid] = {
+                "t": time.time(),
+                "utilization_pct": None if device.kind == "mig" else round(busy * 100, 1),
+                "memory_used_mb": round(used, 1),
+                "memory_total_mb": float(total),
+                "temperature_c": round(35 + 40 * busy, 1),
+                "power_w": round(60 + 240 * busy, 1),
+                "power_limit_w": 300.0,
+                "sm_clock_mhz": round(1000 + 800 * busy),
+                "processes": [
+                    {"pid": pid, "name": name, "memory_mb": round(share, 1)}
+                    for pid, name in sorted(kernels)
+                ],
+            }
+        return reading
