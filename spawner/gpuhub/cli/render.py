@@ -34,6 +34,38 @@ def _sim(flag: Any) -> str:
     return SIMULATED if flag else ""
 
 
+# -- GPU activity -----------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
+
+
+def activity_text(a: Mapping[str, Any] | None) -> str:
+    """A lease's (or a held device's) last reported activity for people: ``73% busy``,
+    ``0% busy, idle 42 min``, ``4.1 GB used, idle 3 h`` where utilization is not available
+    (MIG), ``no report`` when its server has sent none."""
+    if a is None:
+        return "no report"
+    util = a.get("utilization_mean_pct")
+    if util is not None:
+        parts = [f"{util:.0f}% busy"]
+    else:
+        parts = [f"{(a.get('memory_used_mb') or 0) / 1000:.1f} GB used"]
+    idle = a.get("idle_s")
+    if idle is None:
+        parts.append("never seen busy")
+    elif idle >= 60:
+        parts.append(f"idle {_duration(idle)}")
+    return ", ".join(parts)
+
+
 # -- pool -------------------------------------------------------------------------------
 
 
@@ -43,7 +75,7 @@ def _holder(h: Mapping[str, Any] | None) -> str | None:
     if h.get("user") is None:
         return "(another user)"
     group = f"/{h['group']}" if h.get("group") else ""
-    return f"{h['user']}{group} lease {h['lease']}"
+    return f"{h['user']}{group} lease {h['lease']} ({activity_text(h.get('activity'))})"
 
 
 def pool_table(data: Mapping[str, Any]) -> str:
@@ -204,11 +236,12 @@ def leases_table(leases: Sequence[Mapping[str, Any]]) -> str:
                 devices_text(x.get("devices", [])),
                 t.fmt_number(x.get("gpu_hours")),
                 t.fmt_time(x.get("granted_at") or x.get("requested_at")),
+                activity_text(x.get("activity")) if x["status"] == ACTIVE else None,
                 _sim(x.get("simulated")),
             ]
         )
     headers = ["ID", "USER", "GROUP", "STATUS", "SHAPE", "UNITS", "NODE", "DEVICES", "GPU-HOURS"]
-    return t.render([*headers, "SINCE", ""], rows, right=(0, 5, 8))
+    return t.render([*headers, "SINCE", "ACTIVITY", ""], rows, right=(0, 5, 8))
 
 
 def queue_table(queue: Sequence[Mapping[str, Any]]) -> str:

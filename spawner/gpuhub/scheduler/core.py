@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..inventory import Node
 from ..terms import ACTIVE, CANCELLED, LIVE_STATUSES, QUEUED, REFUSED, RELEASED
 from .accounting import Accounting
+from .activity import Activity, ActivityBoard, ActivityReport
 from .errors import (
     Forbidden,
     IdempotencyConflict,
@@ -98,6 +99,7 @@ class Scheduler:
         self.queue_policy = queue_policy
         self.store = Store(engine)
         self.ledger = Ledger(engine)
+        self._activity = ActivityBoard()  # latest GPU activity per active lease (memory)
         self.load()
 
     # -- state -----------------------------------------------------------------------
@@ -127,6 +129,7 @@ class Scheduler:
                     )  # fmt: skip
                     self.pool.claim(c.lease_id, "", ((c.device_id, c.slot),), Fraction(0))
             self._dispatch(conn, now)
+        self._activity.keep_only({x.id for x in self.live.values() if x.status == ACTIVE})
 
     def _remember(self, lease: Lease) -> None:
         self.live[lease.id] = lease
@@ -141,6 +144,7 @@ class Scheduler:
     def _forget(self, lease: Lease, was: str) -> None:
         """Drop an ended lease from the live picture; ``was`` is its status before it ended."""
         del self.live[lease.id]
+        self._activity.drop(lease.id)
         self.accounting.remove(lease, was)
         if lease.idempotency_key is not None:
             self._by_key.pop((lease.user, lease.idempotency_key), None)
@@ -548,6 +552,18 @@ class Scheduler:
         return 1 + sum(
             1 for q in self.live.values() if q.status == QUEUED and q.order < lease.order
         )
+
+    def activity(self, lease_id: int) -> Activity | None:
+        """The latest GPU activity an active lease's server reported, or None."""
+        return self._activity.get(lease_id)
+
+    def activities(self) -> list[Activity]:
+        """The latest GPU activity of every active lease that reported, by lease id."""
+        return self._activity.all()
+
+    def report_activity(self, lease_id: int, report: ActivityReport) -> Activity:
+        """Keep a lease's latest activity (memory only); refused unless the lease is active."""
+        return self._activity.report(self.get(lease_id), report, self.clock())
 
     # -- reports (read only; the service runs them in a worker thread via ``ledger``) ---
 

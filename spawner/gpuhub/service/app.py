@@ -196,6 +196,7 @@ class GpuhubService(Application):
             (api + "/leases", h.LeasesHandler),
             (api + "/leases/preview", h.LeasePreviewHandler),
             (api + r"/leases/([0-9]+)", h.LeaseHandler),
+            (api + r"/leases/([0-9]+)/activity", h.LeaseActivityHandler),
             (api + "/queue", h.QueueHandler),
             (api + "/quotas", h.QuotaListHandler),
             (api + r"/quotas/(users|groups)/([^/]+)", h.QuotaHandler),

@@ -309,8 +309,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     # -- leases ------------------------------------------------------------------------
 
     def lease_view(self, lease: Lease) -> dict:
-        """A lease as the API shows it, with its queue position."""
-        return lease.to_dict(self.scheduler.clock(), self.scheduler.position(lease))
+        """A lease as the API shows it, with its queue position and latest GPU activity."""
+        now = self.scheduler.clock()
+        out = lease.to_dict(now, self.scheduler.position(lease))
+        activity = self.scheduler.activity(lease.id)
+        out["activity"] = None if activity is None else activity.to_dict(now)
+        return out
 
     def own_lease(self, lease_id: str) -> Lease:
         """A lease the caller may see; ids beyond the database's range are not found."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from tornado import web
 
+from ..scheduler.activity import LeaseNotActive
 from ..scheduler.errors import (
     Forbidden,
     IdempotencyConflict,
@@ -30,6 +31,7 @@ STATUS_OF_ERROR: dict[type[SchedulerError], int] = {
     Forbidden: 403,
     QuotaExceeded: 403,
     NotFound: 404,
+    LeaseNotActive: 409,  # an activity report for a lease that is queued or has ended
     Unsatisfiable: 422,
     IdempotencyConflict: 422,  # well-formed, but the key already stands for another request
 }

@@ -26,7 +26,7 @@ from ..scheduler.errors import Forbidden, NotFound
 from .base import BaseHandler, checked_name
 from .errors import ApiError
 from .hub_api import fetch_user
-from .models import LeaseRequest, QuotaSpec
+from .models import ActivityReport, LeaseRequest, QuotaSpec
 
 QUOTA_KINDS = {"users": "user", "groups": "group"}
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -67,11 +67,11 @@ class PoolHandler(BaseHandler):
                 if g.mig_enabled:
                     item["mig_instances"] = [
                         {"uuid": m.uuid, "index": m.index, "profile": m.profile, "memory_mb": m.memory_mb, "slices": m.slices,
-                         "holder": self._holder(gs.mig_holders.get(m.uuid))}
+                         "holder": self._holder(gs.mig_holders.get(m.uuid), m.uuid)}
                         for m in g.mig_instances
                     ]  # fmt: skip
                 else:
-                    item["holders"] = [self._holder(lid) for lid in gs.holders]
+                    item["holders"] = [self._holder(lid, g.uuid) for lid in gs.holders]
                 item["state"] = gs.state
                 gpus.append(item)
             nodes.append({"name": nv.node.name, "simulated": nv.node.simulated, "gpus": gpus})
@@ -85,20 +85,27 @@ class PoolHandler(BaseHandler):
             }
         )
 
-    def _holder(self, lease_id: int | None) -> dict | None:
+    def _holder(self, lease_id: int | None, uuid: str) -> dict | None:
+        """Who holds device ``uuid`` (a GPU or MIG instance), with what their server
+        reported of that device; only to the holder and admins."""
         if lease_id is None:
             return None
         lease = self.scheduler.live_lease(lease_id)
         if lease is None:  # a slot kept out of use: claimed in the database by no live lease
-            return {"lease": None, "user": None, "group": None, "units": 0.0}
+            return {"lease": None, "user": None, "group": None, "units": 0.0, "activity": None}
         if lease.user == self.user_name or self.is_admin:
+            activity = self.scheduler.activity(lease.id)
+            now = self.scheduler.clock()
             return {
                 "lease": lease.id,
                 "user": lease.user,
                 "group": lease.group,
                 "units": float(lease.units),
+                "activity": None if activity is None else activity.device_dict(uuid, now),
             }
-        return {"lease": None, "user": None, "group": None, "units": float(lease.units)}
+        return {
+            "lease": None, "user": None, "group": None, "units": float(lease.units), "activity": None,
+        }  # fmt: skip
 
 
 class MeHandler(BaseHandler):
@@ -206,6 +213,20 @@ class LeaseHandler(BaseHandler):
         lease = self.own_lease(lease_id)
         reason = "released by " + self.user_name
         self.write_json(self.lease_view(self.scheduler.release(lease.id, reason=reason)))
+
+
+class LeaseActivityHandler(BaseHandler):
+    """``POST /api/v1/leases/{id}/activity``: the latest GPU activity of an active lease.
+
+    Sent by the lease's own server (its user's token) every so often; admins may too.
+    Others' leases are 404 as everywhere; a lease that is not active is 409.
+    """
+
+    def post(self, lease_id: str) -> None:
+        lease = self.own_lease(lease_id)
+        report: ActivityReport = self.body(ActivityReport)
+        activity = self.scheduler.report_activity(lease.id, report)
+        self.write_json(activity.to_dict(self.scheduler.clock()))
 
 
 class QueueHandler(BaseHandler):

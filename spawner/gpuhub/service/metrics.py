@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..scheduler.activity import Activity
 from ..scheduler.core import Scheduler
 from ..terms import ACTIVE
 
@@ -30,6 +31,8 @@ class PoolNumbers:
     units_total: float
     units_in_use: float
     gpu_hours: float
+    activities: tuple[Activity, ...] = ()
+    now: float = 0.0
 
 
 class SchedulerCollector(Collector):
@@ -58,6 +61,8 @@ class SchedulerCollector(Collector):
             units_total=float(view.units_total),
             units_in_use=float(view.units_total - view.units_free),
             gpu_hours=hours,
+            activities=tuple(s.activities()),
+            now=now,
         )
 
     def collect(self) -> Iterator:
@@ -86,3 +91,52 @@ class SchedulerCollector(Collector):
         )
         hours.add_metric([], n.gpu_hours)
         yield hours
+        yield from activity_metrics(n.activities, n.now)
+
+
+#: Labels of the per-device activity metrics. All stay bounded by the pool: ``gpu`` is the
+#: physical GPU, ``device`` the GPU or its MIG instance, ``slot`` the seat of a shared GPU
+#: (0 otherwise), so each series is one holder's device; no lease ids or user names.
+DEVICE_LABELS = ["node", "gpu", "device", "slot"]
+
+
+def activity_metrics(activities: tuple[Activity, ...], now: float) -> Iterator:
+    """Per held device: what the holder's server last reported, and how long it has idled.
+
+    A device whose utilization is not available (a MIG slice without GPM metrics) has no
+    utilization sample rather than a 0.
+    """
+    util = GaugeMetricFamily(
+        "gpuhub_device_utilization_pct",
+        "Mean GPU utilization (percent) over the last reported window, per held device",
+        labels=DEVICE_LABELS,
+    )
+    memory = GaugeMetricFamily(
+        "gpuhub_device_memory_used_mb",
+        "GPU memory in use (MB) at the last report, per held device",
+        labels=DEVICE_LABELS,
+    )
+    idle = GaugeMetricFamily(
+        "gpuhub_lease_idle_seconds",
+        "Seconds since the lease holding the device was last busy (absent: never seen busy)",
+        labels=DEVICE_LABELS,
+    )
+    age = GaugeMetricFamily(
+        "gpuhub_activity_report_age_seconds",
+        "Seconds since the holder's server last reported the device's activity",
+        labels=DEVICE_LABELS,
+    )
+    for a in activities:
+        idle_s = a.idle_s(now)
+        for d in a.devices:
+            labels = [a.node, d.parent_uuid or d.uuid, d.uuid, str(d.slot)]
+            if d.utilization_mean_pct is not None:
+                util.add_metric(labels, d.utilization_mean_pct)
+            memory.add_metric(labels, d.memory_used_mb)
+            if idle_s is not None:
+                idle.add_metric(labels, idle_s)
+            age.add_metric(labels, max(0.0, now - a.reported_at))
+    yield util
+    yield memory
+    yield idle
+    yield age

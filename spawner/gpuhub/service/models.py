@@ -6,6 +6,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..scheduler.activity import ActivityReport
 from ..scheduler.quota import QuotaSpec
 from ..scheduler.shapes import Shape
 
@@ -46,4 +47,4 @@ class LeaseRequest(BaseModel):
         return None if v is None else check_name(info.field_name, v)
 
 
-__all__ = ["LeaseRequest", "QuotaSpec", "ValidationError", "check_name"]
+__all__ = ["ActivityReport", "LeaseRequest", "QuotaSpec", "ValidationError", "check_name"]
