@@ -1,0 +1,83 @@
+/**
+ * Plain formatting of devices and quotas for the status bar and the panel.
+ */
+import { TranslationBundle } from '@jupyterlab/translation';
+
+import { IDevice, IQuotaStatus } from './types';
+
+/** Megabytes as GB with at most one decimal ("21", "4.1"). */
+export function gb(mb: number): string {
+  const v = mb / 1024;
+  return v >= 10 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1);
+}
+
+/**
+ * A short device name: "H100" for "NVIDIA H100 80GB HBM3", the profile for a MIG slice
+ * ("1g.10gb").
+ */
+export function shortName(device: IDevice): string {
+  if (device.kind === 'mig') {
+    const m = /\b(\d+g\.\d+gb)\b/.exec(device.name);
+    return device.profile ?? (m ? m[1] : device.name);
+  }
+  const words = device.name.replace(/^NVIDIA\s+/i, '').split(/\s+/);
+  return words[0] || device.name;
+}
+
+/** "H100 · 73% · 21/80 GB", or "1g.10gb · 4.1/10 GB" for a MIG slice without utilization. */
+export function deviceSummary(device: IDevice, trans: TranslationBundle): string {
+  const s = device.latest;
+  const name = shortName(device);
+  if (!s) {
+    return trans.__('%1 · no sample yet', name);
+  }
+  const mem = `${gb(s.memory_used_mb)}/${gb(s.memory_total_mb)} GB`;
+  const parts = [name];
+  if (s.utilization_pct !== null) {
+    parts.push(`${Math.round(s.utilization_pct)}%`);
+  } else if (device.kind !== 'mig') {
+    parts.push(trans.__('n/a'));
+  }
+  parts.push(mem);
+  return parts.join(' · ');
+}
+
+/** The quota that binds first on GPU-hours: the one with the fewest hours left. */
+export function bindingHours(quotas: IQuotaStatus[]): IQuotaStatus | null {
+  let best: IQuotaStatus | null = null;
+  for (const q of quotas) {
+    if (typeof q.gpu_hours_left !== 'number') {
+      continue;
+    }
+    if (!best || q.gpu_hours_left < (best.gpu_hours_left as number)) {
+      best = q;
+    }
+  }
+  return best;
+}
+
+/** "3.2 GPU-h left", or null when no quota limits GPU-hours. */
+export function hoursLeft(quotas: IQuotaStatus[], trans: TranslationBundle): string | null {
+  const q = bindingHours(quotas);
+  if (!q) {
+    return null;
+  }
+  return trans.__('%1 GPU-h left', Math.max(0, q.gpu_hours_left as number).toFixed(1));
+}
+
+/** "5 min ago" style age of an ISO time. */
+export function since(iso: string | null, trans: TranslationBundle): string {
+  if (!iso) {
+    return trans.__('not granted yet');
+  }
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) {
+    return iso;
+  }
+  const min = Math.max(0, Math.round((Date.now() - t) / 60000));
+  const when = new Date(t).toLocaleString();
+  if (min < 60) {
+    return trans.__('%1 (%2 min ago)', when, min);
+  }
+  return trans.__('%1 (%2 h ago)', when, (min / 60).toFixed(1));
+}

@@ -1,0 +1,223 @@
+/**
+ * The GPU model: one Lumino `Poll` per browser tab reading the jupyter_gpuhub server
+ * extension. It backs off on errors, stands by while the tab is hidden, and keeps the
+ * last minutes of samples for the charts.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { IDevice, IDevicesReply, ILease, ILeaseReply, IMe, ISample } from './types';
+
+/** What the model knows: loading, the GPUs, or why there are none. */
+export type GpuState =
+  | 'loading' // nothing answered yet
+  | 'ok' // the server holds a lease and sampled its devices
+  | 'no-lease' // the server extension answers, but the server holds no GPU lease
+  | 'missing' // the server extension is not installed or not enabled (404)
+  | 'error'; // the server extension answered with an error, or the server is unreachable
+
+/** Samples older than this are dropped from the charts. */
+const KEEP_S = 10 * 60;
+
+/** The quota (`me`) changes slowly: ask for it every this many ticks. */
+const ME_EVERY = 10;
+
+/** An answer of the server extension that is not 200. */
+class RouteError extends Error {
+  constructor(
+    readonly status: number,
+    message: string
+  ) {
+    super(message);
+  }
+}
+
+/** The GPUs, lease and quota of this server, refreshed by a polite poll. */
+export class GpuModel {
+  /** Start polling every `refreshRate` milliseconds. */
+  constructor(options: GpuModel.IOptions) {
+    this._settings = options.serverSettings ?? ServerConnection.makeSettings();
+    this._poll = new Poll({
+      auto: true,
+      factory: () => this._tick(),
+      frequency: { interval: options.refreshRate, backoff: true, max: 5 * 60 * 1000 },
+      name: '@gpuhub/jupyterlab-gpuhub:GpuModel',
+      standby: 'when-hidden'
+    });
+  }
+
+  /** Emitted after every poll, successful or not. */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** What the model knows now. */
+  get state(): GpuState {
+    return this._state;
+  }
+
+  /** A sentence about the last error (state 'error' or 'missing'), or the extension's own. */
+  get message(): string | null {
+    return this._message;
+  }
+
+  /** The leased devices, each with the history kept for the charts. */
+  get devices(): IDevice[] {
+    return this._devices;
+  }
+
+  /** Whether the devices are simulated. */
+  get simulated(): boolean {
+    return this._simulated;
+  }
+
+  /** The lease this server holds, or null. */
+  get lease(): ILease | null {
+    return this._lease;
+  }
+
+  /** The user's quotas and leases from the gpuhub service, or null when not known. */
+  get me(): IMe | null {
+    return this._me;
+  }
+
+  /** Why `me` is not known (the service did not answer), or null. */
+  get meError(): string | null {
+    return this._meError;
+  }
+
+  /** Change the refresh rate (milliseconds). */
+  set refreshRate(ms: number) {
+    this._poll.frequency = { ...this._poll.frequency, interval: ms };
+  }
+
+  /** Ask again now (e.g. when the panel opens). */
+  refresh(): Promise<void> {
+    return this._poll.refresh();
+  }
+
+  /** Whether the model is disposed. */
+  get isDisposed(): boolean {
+    return this._poll.isDisposed;
+  }
+
+  /** Stop polling. */
+  dispose(): void {
+    this._poll.dispose();
+    Signal.clearData(this);
+  }
+
+  private async _tick(): Promise<void> {
+    try {
+      const since = this._lastT;
+      const devices = await this._get<IDevicesReply>(
+        'devices',
+        since === null ? {} : { since: String(since) }
+      );
+      this._mergeDevices(devices);
+      if (devices.lease_id === null) {
+        this._lease = null;
+      } else if (!this._lease || this._lease.id !== devices.lease_id || this._ticks % ME_EVERY === 0) {
+        this._lease = (await this._get<ILeaseReply>('lease')).lease;
+      }
+      if (this._ticks % ME_EVERY === 0) {
+        await this._fetchMe();
+      }
+      this._ticks++;
+      this._message = devices.error;
+      this._state = devices.lease_id === null ? 'no-lease' : 'ok';
+      this._changed.emit();
+    } catch (err) {
+      this._ticks = 0;
+      if (err instanceof RouteError && err.status === 404) {
+        this._state = 'missing';
+        this._message = null;
+      } else {
+        this._state = 'error';
+        this._message = err instanceof Error ? err.message : String(err);
+      }
+      this._changed.emit();
+      throw err; // the poll backs off
+    }
+  }
+
+  private async _fetchMe(): Promise<void> {
+    try {
+      this._me = await this._get<IMe>('me');
+      this._meError = null;
+    } catch (err) {
+      // The service may be down while NVML works: keep the devices, say why quota is missing.
+      this._meError = err instanceof Error ? err.message : String(err);
+    }
+  }
+
+  private _mergeDevices(reply: IDevicesReply): void {
+    const old = new Map(this._devices.map(d => [d.uuid, d.history]));
+    let newest = this._lastT ?? 0;
+    const cutoff = Date.now() / 1000 - KEEP_S;
+    this._devices = reply.devices.map(d => {
+      const kept = (old.get(d.uuid) ?? []).concat(d.history);
+      const seen = new Set<number>();
+      const history: ISample[] = [];
+      for (const s of kept) {
+        if (s.t >= cutoff && !seen.has(s.t)) {
+          seen.add(s.t);
+          history.push(s);
+        }
+        newest = Math.max(newest, s.t);
+      }
+      history.sort((a, b) => a.t - b.t);
+      return { ...d, history };
+    });
+    this._lastT = this._devices.length ? newest : null;
+    this._simulated = reply.simulated;
+  }
+
+  private async _get<T>(route: string, query: Record<string, string> = {}): Promise<T> {
+    const qs = URLExt.objectToQueryString(query);
+    const url = URLExt.join(this._settings.baseUrl, 'gpuhub', 'api', 'v1', route) + qs;
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(url, {}, this._settings);
+    } catch (err) {
+      throw new ServerConnection.NetworkError(err as TypeError);
+    }
+    let body: any = null;
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+    if (!response.ok) {
+      const said = body && typeof body.message === 'string' ? body.message : response.statusText;
+      throw new RouteError(response.status, said || `HTTP ${response.status}`);
+    }
+    return body as T;
+  }
+
+  private _changed = new Signal<this, void>(this);
+  private _devices: IDevice[] = [];
+  private _lastT: number | null = null;
+  private _lease: ILease | null = null;
+  private _me: IMe | null = null;
+  private _meError: string | null = null;
+  private _message: string | null = null;
+  private _poll: Poll;
+  private _settings: ServerConnection.ISettings;
+  private _simulated = false;
+  private _state: GpuState = 'loading';
+  private _ticks = 0;
+}
+
+/** The GpuModel's options. */
+export namespace GpuModel {
+  /** How to build a model. */
+  export interface IOptions {
+    /** Milliseconds between polls. */
+    refreshRate: number;
+    /** The server to ask; the page's own by default. */
+    serverSettings?: ServerConnection.ISettings;
+  }
+}
