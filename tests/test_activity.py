@@ -13,13 +13,16 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from gpuhub.scheduler.activity import ActivityReport, LeaseNotActive
+import yaml
+from gpuhub.scheduler.activity import ActivityReport, DeviceReport, LeaseNotActive
 from gpuhub.scheduler.errors import SchedulerError
 from gpuhub.scheduler.lease import iso
 from gpuhub.service.metrics import SchedulerCollector
 from hub import Hub
+from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry, generate_latest
 from test_cli import cli_as, ok
+from test_docs import OPENAPI
 from test_scheduler import engine, gpu, make, mig, shared
 
 __all__ = ["engine", "make"]  # fixtures used by the tests below
@@ -319,3 +322,27 @@ def test_mig_and_shared_leases_are_reported_per_lease(w):
     util = [x for x in metrics.text.splitlines() if x.startswith("gpuhub_device_utilization_pct{")]
     assert sorted(float(x.split()[-1]) for x in util if seat in x) == [3.0, 80.0]
     assert not [x for x in util if a["devices"][0]["uuid"] in x]  # MIG: no utilization
+
+
+def test_the_openapi_document_describes_reports_and_answers(make, clock):
+
+    spec = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+    schemas = spec["components"]["schemas"]
+
+    assert set(schemas["ActivityReport"]["properties"]) == set(ActivityReport.model_fields)
+    assert set(schemas["DeviceActivityReport"]["properties"]) == set(DeviceReport.model_fields)
+
+    def valid(name: str, value) -> None:
+        schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+        errors = list(Draft202012Validator(schema).iter_errors(value))
+        assert not errors, errors[0]
+
+    s = make(POOL)
+    a = s.request(user="alice", user_groups=[], shape=mig("1g.5gb"))
+    body = report(as_dict(a), None, last=clock.now)
+    valid("ActivityReport", body)
+    kept = s.report_activity(a.id, parsed(body))
+    valid("Activity", kept.to_dict(clock.now))
+    valid("HolderActivity", kept.device_dict(a.devices[0]["uuid"], clock.now))
+    valid("Lease", {**a.to_dict(clock.now), "activity": kept.to_dict(clock.now)})
+    valid("Lease", {**a.to_dict(clock.now), "activity": None})
