@@ -206,7 +206,9 @@ def test_pool_is_simulated_and_hides_other_users_holders(w):
         (holder,) = device["holders"]
         assert holder["units"] == 1.0
         if who == "bob":  # someone else's lease: anonymised
-            assert holder == {"lease": None, "user": None, "group": None, "units": 1.0}
+            assert holder == {
+                "lease": None, "user": None, "group": None, "units": 1.0, "activity": None,
+            }  # fmt: skip
         else:
             assert holder["lease"] == lease["id"] and holder["user"] == "alice"
             assert holder["group"] is None
