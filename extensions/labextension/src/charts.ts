@@ -92,7 +92,7 @@ export class DeviceCharts {
             type: 'linear',
             min: -600,
             max: 0,
-            ticks: { callback: v => `${Math.round(-Number(v) / 60)}m` }
+            ticks: { stepSize: 120, callback: v => `${Math.round(-Number(v) / 60)}m` }
           },
           y: { type: 'linear', min: 0, max }
         }

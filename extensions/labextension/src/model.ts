@@ -88,6 +88,11 @@ export class GpuModel {
     return this._meError;
   }
 
+  /** Why the lease is not known (the gpuhub service did not answer), or null. */
+  get leaseError(): string | null {
+    return this._leaseError;
+  }
+
   /** Change the refresh rate (milliseconds). */
   set refreshRate(ms: number) {
     this._poll.frequency = { ...this._poll.frequency, interval: ms };
@@ -120,7 +125,7 @@ export class GpuModel {
       if (devices.lease_id === null) {
         this._lease = null;
       } else if (!this._lease || this._lease.id !== devices.lease_id || this._ticks % ME_EVERY === 0) {
-        this._lease = (await this._get<ILeaseReply>('lease')).lease;
+        await this._fetchLease();
       }
       if (this._ticks % ME_EVERY === 0) {
         await this._fetchMe();
@@ -140,6 +145,16 @@ export class GpuModel {
       }
       this._changed.emit();
       throw err; // the poll backs off
+    }
+  }
+
+  private async _fetchLease(): Promise<void> {
+    try {
+      this._lease = (await this._get<ILeaseReply>('lease')).lease;
+      this._leaseError = null;
+    } catch (err) {
+      // The lease comes from the gpuhub service: when it is down, the devices still show.
+      this._leaseError = err instanceof Error ? err.message : String(err);
     }
   }
 
@@ -201,6 +216,7 @@ export class GpuModel {
   private _devices: IDevice[] = [];
   private _lastT: number | null = null;
   private _lease: ILease | null = null;
+  private _leaseError: string | null = null;
   private _me: IMe | null = null;
   private _meError: string | null = null;
   private _message: string | null = null;

@@ -14,7 +14,7 @@ import { IDevice, IQuotaStatus } from './types';
 /** Below this mean utilization over the kept minutes a held device counts as idle. */
 const IDLE_PCT = 5;
 
-/** Held at least this long (seconds) before the idle warning shows. */
+/** Samples must span at least this long (seconds) before the idle warning shows. */
 const IDLE_AFTER_S = 5 * 60;
 
 /** The GPU panel's icon: a chip. */
@@ -55,7 +55,7 @@ function bar(label: string, used: number, max: number, warnAt: number): HTMLElem
 
 /** The side panel of this server's GPUs, lease and quota. */
 export class GpuPanel extends Widget {
-  /** Follow `model`; `warnFraction` of the GPU-hour budget used shows a warning. */
+  /** Follow `model`, rendering only while visible. */
   constructor(
     private readonly _model: GpuModel,
     private readonly _trans: TranslationBundle
@@ -225,6 +225,10 @@ export class GpuPanel extends Widget {
     const trans = this._trans;
     const lease = this._model.lease;
     if (!lease) {
+      const why = this._model.leaseError;
+      if (why) {
+        this._info.appendChild(el('p', 'jp-gpuhub-muted', trans.__('Lease not known: %1', why)));
+      }
       return;
     }
     const box = el('section', 'jp-gpuhub-lease');
@@ -313,19 +317,21 @@ export class GpuPanel extends Widget {
     return node;
   }
 
-  /** Whether every device with utilization has sat idle over the kept minutes. */
+  /**
+   * Whether every device with utilization has sat idle over the kept minutes; only once
+   * the samples span IDLE_AFTER_S, so a freshly opened tab does not cry wolf.
+   */
   private _idle(): boolean {
-    const lease = this._model.lease;
-    if (!lease?.granted_at) {
-      return false;
-    }
-    const heldS = (Date.now() - Date.parse(lease.granted_at)) / 1000;
-    if (!(heldS >= IDLE_AFTER_S)) {
+    if (!this._model.lease) {
       return false;
     }
     let seen = false;
     for (const d of this._model.devices) {
-      const u = d.history.map(s => s.utilization_pct).filter((v): v is number => v !== null);
+      const h = d.history;
+      if (h.length < 2 || h[h.length - 1].t - h[0].t < IDLE_AFTER_S) {
+        return false;
+      }
+      const u = h.map(s => s.utilization_pct).filter((v): v is number => v !== null);
       if (u.length === 0) {
         continue;
       }
