@@ -166,6 +166,16 @@ def test_base_image_has_singleuser_lab_and_gpuhub(images):
     )
 
 
+def test_base_image_has_gpuhub_jupyter_extensions_enabled_and_ok(images):
+    """The image's JupyterLab lists gpuhub's prebuilt labextension and server extension."""
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    lab = ansi.sub("", run_in(image("base"), "sh", "-c", "jupyter labextension list 2>&1"))
+    assert re.search(r"@gpuhub/jupyterlab-gpuhub v\S+ enabled OK \(python, gpuhub\)", lab), lab
+    server = ansi.sub("", run_in(image("base"), "sh", "-c", "jupyter server extension list 2>&1"))
+    assert re.search(r"jupyter_gpuhub\s+enabled", server), server
+    assert re.search(r"jupyter_gpuhub \S+ OK", server), server
+
+
 def test_pytorch_image_computes_with_torch(images):
     out = run_in(
         image("pytorch"),
