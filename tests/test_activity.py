@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 import yaml
+from gpuhub.cli.render import activity_text
 from gpuhub.scheduler.activity import ActivityReport, DeviceReport, LeaseNotActive
 from gpuhub.scheduler.errors import SchedulerError
 from gpuhub.scheduler.lease import iso
@@ -85,7 +86,7 @@ def test_a_report_is_kept_per_lease_with_idle_time_from_the_clock(make, clock):
     assert s.activity(b.id).to_dict(clock.now)["idle_s"] == 600
     assert s.activity(c.id).devices[0].utilization_mean_pct == 90.0
     assert s.activity(c.id).devices[0].slot != s.activity(d.id).devices[0].slot
-    assert s.activity(d.id).to_dict(clock.now)["idle_s"] is None  # never seen busy
+    assert s.activity(d.id).to_dict(clock.now)["idle_s"] is None  # not seen busy
     assert [x.lease_id for x in s.activities()] == [a.id, b.id, c.id, d.id]
     # a newer report replaces the older one: no series is kept
     s.report_activity(c.id, parsed(report(as_dict(c), 10.0, last=clock.now)))
@@ -252,7 +253,7 @@ def test_the_owner_reports_and_everyone_allowed_sees_it(w):
     assert others and all(h["activity"] is None for h in others)
     pool = ok(cli_as(w.hub, w.tokens["alice"], "pool"))
     assert f"alice lease {lease['id']} (73% busy" in pool
-    assert "73% busy, never seen busy" in ok(cli_as(w.hub, w.tokens["alice"], "leases"))
+    assert "73% busy, not seen busy" in ok(cli_as(w.hub, w.tokens["alice"], "leases"))
 
 
 @pytest.mark.hub
@@ -346,3 +347,25 @@ def test_the_openapi_document_describes_reports_and_answers(make, clock):
     valid("HolderActivity", kept.device_dict(a.devices[0]["uuid"], clock.now))
     valid("Lease", {**a.to_dict(clock.now), "activity": kept.to_dict(clock.now)})
     valid("Lease", {**a.to_dict(clock.now), "activity": None})
+
+
+def test_a_rounded_mean_just_above_its_max_is_accepted():
+    body = report({"devices": []}, 33.34)
+    body["utilization_max_pct"] = 33.335
+    assert parsed(body).utilization_mean_pct == 33.34
+
+
+@pytest.mark.parametrize(
+    ("activity", "text"),
+    [
+        (None, "no report"),
+        ({"utilization_mean_pct": 73.4, "idle_s": 5}, "73% busy"),
+        ({"utilization_mean_pct": 0.0, "idle_s": 42 * 60 + 10}, "0% busy, idle 42 min"),
+        ({"utilization_mean_pct": 1.0, "idle_s": 3 * 3600 + 60}, "1% busy, idle 3 h 1 min"),
+        ({"utilization_mean_pct": 2.0, "idle_s": 3 * 86400}, "2% busy, idle 3 days"),
+        ({"utilization_mean_pct": None, "memory_used_mb": 4100, "idle_s": 120}, "4.1 GB used, idle 2 min"),
+        ({"utilization_mean_pct": 5.0, "idle_s": None}, "5% busy, not seen busy"),
+    ],
+)  # fmt: skip
+def test_activity_reads_plainly_in_the_cli(activity, text):
+    assert activity_text(activity) == text

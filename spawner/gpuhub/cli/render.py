@@ -60,7 +60,7 @@ def activity_text(a: Mapping[str, Any] | None) -> str:
         parts = [f"{(a.get('memory_used_mb') or 0) / 1000:.1f} GB used"]
     idle = a.get("idle_s")
     if idle is None:
-        parts.append("never seen busy")
+        parts.append("not seen busy")
     elif idle >= 60:
         parts.append(f"idle {_duration(idle)}")
     return ", ".join(parts)

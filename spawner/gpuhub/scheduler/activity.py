@@ -80,8 +80,12 @@ class ActivityReport(BaseModel):
         return self
 
 
+#: How far a mean may lie above its max (a server rounds the mean, not always the max).
+ROUNDING_PCT = 0.01
+
+
 def _check_mean(mean: float | None, top: float | None, what: str) -> None:
-    if mean is not None and top is not None and mean > top:
+    if mean is not None and top is not None and mean > top + ROUNDING_PCT:
         raise ValueError(
             f"utilization_mean_pct of {what} ({mean:g}) is above its utilization_max_pct ({top:g})"
         )
