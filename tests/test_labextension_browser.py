@@ -1,0 +1,98 @@
+"""The GPU status bar item and panel in a real browser, in a real JupyterLab spawned by a
+real hub (the embedded default: local-process spawner, simulated GPUs).
+
+A person logs in with the generated user password, opens their server's JupyterLab, reads
+their leased device and quota in the status bar, opens the panel and sees its charts. Debian's
+chromium driven by Playwright (never ``playwright install``); screenshots go to
+``$GPUHUB_TEST_ARTIFACTS`` (default: the test's temporary folder) for CI to keep.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hub import Hub
+from playwright.sync_api import Page, expect, sync_playwright
+
+pytestmark = [pytest.mark.hub, pytest.mark.timeout(240)]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+USER = "grace"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """The embedded default with a fast poll, its servers stopped at the end."""
+    h = Hub(
+        tmp_path_factory.mktemp("labext-browser"),
+        env={"GPUHUB_SPAWNER": "local", "GPUHUB_POLL_INTERVAL": "0.2"},
+    )
+    h.start()
+    try:
+        yield h
+    finally:
+        try:
+            if h.server(USER) is not None:
+                h.stop_server(USER)
+        finally:
+            h.stop()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go."""
+    where = os.environ.get("GPUHUB_TEST_ARTIFACTS")
+    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def page(hub: Hub) -> Iterator[Page]:
+    """A logged-in chromium page (the hub's login form, the generated user password)."""
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing; scripts/setup test installs Debian's chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1400, "height": 900})
+            pg.goto(f"{hub.url}/hub/login")
+            pg.fill("input[name=username]", USER)
+            pg.fill("input[name=password]", hub.credentials()["user_password"])
+            pg.click("[type=submit]")
+            pg.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def test_status_bar_and_panel_show_the_leased_gpu_and_quota(
+    hub: Hub, page: Page, artifacts: Path
+) -> None:
+    hub.add_user(USER)
+    r = hub.spawn(USER, {"profile": "gpu-1"})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_ready(USER, timeout=60)
+
+    page.goto(f"{hub.url}/user/{USER}/lab")
+    status = page.locator(".jp-gpuhub-status[data-state=ok]")
+    expect(status).to_be_visible(timeout=60000)
+    # "H100 · 0% · 1/80 GB | ... (simulated)": the device, utilization and memory
+    expect(status).to_contain_text(" GB", timeout=20000)
+    expect(status).to_contain_text("%")
+    expect(status).to_contain_text("(simulated)")
+
+    status.click()
+    panel = page.locator(".jp-gpuhub-panel")
+    expect(panel.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
+    expect(panel).to_contain_text("Lease")
+    expect(panel).to_contain_text("GPU-hours so far")
+    expect(panel).to_contain_text("Quota")
+    expect(panel).to_contain_text("Simulated devices")
+    page.wait_for_timeout(3000)  # a few samples on the charts
+    page.screenshot(path=str(artifacts / "labextension-panel.png"))
