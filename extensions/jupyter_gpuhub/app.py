@@ -94,10 +94,9 @@ class GpuhubExtension(ExtensionApp):
             self.log.info("jupyter_gpuhub: this server holds no GPU lease")
 
     def initialize_handlers(self) -> None:
-        """The routes under ``gpuhub/api/v1/``."""
-        base_url = self.serverapp.base_url
+        """The routes under ``gpuhub/api/v1/`` (jupyter-server prefixes its base_url)."""
         for path, handler in ROUTES:
-            self.handlers.append((url_path_join(base_url, API_PREFIX, path), handler))
+            self.handlers.append((url_path_join("/", API_PREFIX, path), handler))
 
     async def stop_extension(self) -> None:
         """Stop the sampler when the server stops."""

@@ -33,12 +33,17 @@ class GpuhubHandlerMixin:
 
 
 class GpuhubAPIHandler(GpuhubHandlerMixin, APIHandler):
-    """The base of the routes: JSON answers, JSON errors."""
+    """The base of the routes: JSON answers, JSON errors.
+
+    Polling these routes is not activity of the user: it does not move the server's
+    ``last_activity``, so an open GPU panel does not keep an idle server from being culled.
+    """
+
+    _track_activity = False
 
     def write_json(self, body: Any, status: int = 200) -> None:
         """Answer ``body`` as JSON."""
         self.set_status(status)
-        self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
 
 
@@ -163,8 +168,9 @@ class MetricsHandler(GpuhubAPIHandler):
 
     @web.authenticated
     def get(self) -> None:
-        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        self.finish(metrics_text(self.gpuhub))
+        self.finish(
+            metrics_text(self.gpuhub), set_content_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
 
 #: (path below the namespace, handler) of every route.
