@@ -35,9 +35,12 @@ DEFAULT_URL = "http://127.0.0.1:8000/services/gpuhub"
 
 
 def default_url(env: Mapping[str, str] = os.environ) -> str:
-    """$GPUHUB_URL, else $JUPYTERHUB_URL + /services/gpuhub, else the local default."""
+    """$GPUHUB_URL, else $GPUHUB_SERVICE_URL (set inside single-user servers), else
+    $JUPYTERHUB_URL + /services/gpuhub, else the local default."""
     if env.get("GPUHUB_URL"):
         return env["GPUHUB_URL"]
+    if env.get("GPUHUB_SERVICE_URL"):
+        return env["GPUHUB_SERVICE_URL"]
     if env.get("JUPYTERHUB_URL"):
         return env["JUPYTERHUB_URL"].rstrip("/") + "/services/gpuhub"
     return DEFAULT_URL

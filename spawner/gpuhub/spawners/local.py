@@ -17,6 +17,8 @@ stops these servers and releases their leases (:func:`stop_servers_before_servic
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
@@ -77,3 +79,13 @@ class GPULocalProcessSpawner(GPUSpawnerMixin, SimpleLocalProcessSpawner):
     """
 
     server_kind = LOCAL_PROCESS
+
+    def get_env(self) -> dict[str, str]:
+        """The GPU spawner's environment with this Python's ``bin`` first on ``PATH``, so
+        the server's terminals find ``gpuhub`` (and ``jupyter``) of the hub's environment."""
+        env = super().get_env()
+        bin_dir = os.path.dirname(sys.executable)
+        path = env.get("PATH", os.defpath).split(os.pathsep)
+        if bin_dir not in path:
+            env["PATH"] = os.pathsep.join([bin_dir, *path])
+        return env
