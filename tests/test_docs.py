@@ -29,6 +29,7 @@ from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.local import GPULocalProcessSpawner
 from gpuhub.spawners.mixin import GPUSpawnerMixin
 from jsonschema import Draft202012Validator
+from jupyter_gpuhub.app import GpuhubExtension
 from tornado import web
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +45,7 @@ CONFIG_CLASSES = (
     GPUSpawnerMixin,
     GPUDockerSpawner,
     GPULocalProcessSpawner,
+    GpuhubExtension,
 )
 BUILD_TIMEOUT = 240
 

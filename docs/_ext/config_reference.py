@@ -23,6 +23,7 @@ CLASSES = (
     "gpuhub.spawners.mixin:GPUSpawnerMixin",
     "gpuhub.spawners.docker:GPUDockerSpawner",
     "gpuhub.spawners.local:GPULocalProcessSpawner",
+    "jupyter_gpuhub.app:GpuhubExtension",
 )
 
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
@@ -54,7 +55,7 @@ def config_traits(cls: type[Configurable]) -> dict[str, object]:
 
 def is_own(trait) -> bool:
     """Whether gpuhub defines the trait (as opposed to traitlets' own ``Application``)."""
-    return trait.this_class.__module__.startswith("gpuhub")
+    return trait.this_class.__module__.startswith(("gpuhub", "jupyter_gpuhub"))
 
 
 def type_name(trait) -> str:
@@ -125,7 +126,8 @@ def render_class(cls: type[Configurable]) -> str:
             help_markdown(trait.help),
             "",
         ]
-    if inherited and not issubclass(cls, Application):
+    # a jupyter-server extension app's inherited settings belong to jupyter-server
+    if inherited and (not issubclass(cls, Application) or cls.__module__.startswith("jupyter_")):
         bases = sorted(
             {f"`{t.this_class.__module__}.{t.this_class.__name__}`" for t in inherited.values()}
         )
