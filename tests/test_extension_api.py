@@ -146,6 +146,45 @@ def mig_nvml() -> FakeNvml:
     return FakeNvml({SLICE: slice_})
 
 
+class GpmNvml(FakeNvml):
+    """A fake NVML whose GPU has GPM: a MIG slice's SM utilization comes from two samples."""
+
+    def __init__(self, devices: dict[str, FakeDevice], sm_util: float) -> None:
+        super().__init__(devices)
+        self.sm_util = sm_util
+        self.live_samples = 0
+
+    def nvmlGpmQueryDeviceSupport(self, dev: FakeDevice) -> Any:
+        return types.SimpleNamespace(isSupportedDevice=1)
+
+    def nvmlDeviceGetGpuInstanceId(self, dev: FakeDevice) -> int:
+        return 3
+
+    def nvmlGpmSampleAlloc(self) -> Any:
+        self.live_samples += 1
+        return types.SimpleNamespace(taken=None)
+
+    def nvmlGpmSampleFree(self, sample: Any) -> None:
+        self.live_samples -= 1
+
+    def nvmlGpmMigSampleGet(self, dev: FakeDevice, gi: int, sample: Any) -> None:
+        assert gi == 3 and dev.parent is None  # the parent GPU, and the slice's instance
+        sample.taken = time.monotonic()
+
+    def c_nvmlGpmMetricsGet_t(self) -> Any:
+        return types.SimpleNamespace(metrics=[types.SimpleNamespace(metricId=None, value=None)])
+
+    def nvmlGpmMetricsGet(self, query: Any) -> Any:
+        assert query.sample1.taken < query.sample2.taken
+        assert query.metrics[0].metricId == pynvml.NVML_GPM_METRIC_SM_UTIL
+        query.metrics[0].value = self.sm_util
+        return query
+
+
+def gpm_mig_nvml() -> GpmNvml:
+    return GpmNvml(mig_nvml().devices, sm_util=37.5)
+
+
 # -- a stand-in gpuhub service ----------------------------------------------------------
 
 
@@ -503,3 +542,16 @@ def test_lease_and_me_are_proxied_with_the_servers_token(get, run, service, jp_s
     assert status == 502 and "did not answer" in body["message"]
     status, body = get("lease")
     assert status == 502 and body["message"]
+
+
+@pytest.mark.parametrize("env", [{"GPUHUB_LEASE_ID": "8", "CUDA_VISIBLE_DEVICES": SLICE}])
+@pytest.mark.parametrize("make_nvml", [gpm_mig_nvml])
+def test_mig_slice_utilization_from_gpm_where_supported(get, run, nvml):
+    answer = wait_for(
+        run,
+        get,
+        lambda a: a["devices"] and (a["devices"][0]["latest"] or {}).get("utilization_pct"),
+    )
+    latest = answer["devices"][0]["latest"]
+    assert latest["utilization_pct"] == 37.5 and latest["temperature_c"] is None
+    assert nvml.live_samples == 1  # one sample kept for the next read, the rest freed

@@ -97,12 +97,22 @@ class NvmlReader(Reader):
         self.nvml = nvml
         self._ready = False
         self._handles: dict[str, Any] = {}
+        # MIG slices' GPM state: [parent handle, GPU instance id, previous sample], or
+        # False where the GPU has no GPM (utilization stays None)
+        self._gpm: dict[str, list[Any] | bool] = {}
 
     def close(self) -> None:
         """Shut NVML down if it was initialised."""
         if self._ready:
             self._ready = False
             self._handles.clear()
+            for state in self._gpm.values():
+                if isinstance(state, list) and state[2] is not None:
+                    try:
+                        self.nvml.nvmlGpmSampleFree(state[2])
+                    except self.nvml.NVMLError:
+                        pass  # NVML is going anyway
+            self._gpm.clear()
             try:
                 self.nvml.nvmlShutdown()
             except self.nvml.NVMLError:
@@ -181,9 +191,12 @@ class NvmlReader(Reader):
         limit = self._optional(nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
         clock = self._optional(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM)
         procs = self._optional(nvml.nvmlDeviceGetComputeRunningProcesses, handle) or []
+        util = float(rates.gpu) if rates is not None else None
+        if util is None and device.kind == "mig":
+            util = self._mig_utilization(device, handle)
         return {
             "t": time.time(),
-            "utilization_pct": float(rates.gpu) if rates is not None else None,
+            "utilization_pct": util,
             "memory_used_mb": memory.used / _MB,
             "memory_total_mb": memory.total / _MB,
             "temperature_c": float(temperature) if temperature is not None else None,
@@ -199,6 +212,41 @@ class NvmlReader(Reader):
                 for p in procs
             ],
         }
+
+    def _mig_utilization(self, device: Device, handle: Any) -> float | None:
+        """A MIG slice's SM utilization from NVML's GPM metrics (two samples one read
+        apart); None where the GPU has no GPM, and on the first read."""
+        nvml = self.nvml
+        state = self._gpm.get(device.uuid)
+        if state is False:
+            return None
+        try:
+            if state is None:
+                parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
+                if not nvml.nvmlGpmQueryDeviceSupport(parent).isSupportedDevice:
+                    self._gpm[device.uuid] = False
+                    return None
+                state = [parent, nvml.nvmlDeviceGetGpuInstanceId(handle), None]
+                self._gpm[device.uuid] = state
+            sample = nvml.nvmlGpmSampleAlloc()
+            nvml.nvmlGpmMigSampleGet(state[0], state[1], sample)
+            previous, state[2] = state[2], sample
+            if previous is None:
+                return None
+            try:
+                query = nvml.c_nvmlGpmMetricsGet_t()
+                query.version = nvml.NVML_GPM_METRICS_GET_VERSION
+                query.numMetrics = 1
+                query.sample1, query.sample2 = previous, sample
+                query.metrics[0].metricId = nvml.NVML_GPM_METRIC_SM_UTIL
+                nvml.nvmlGpmMetricsGet(query)
+                return float(query.metrics[0].value)
+            finally:
+                nvml.nvmlGpmSampleFree(previous)
+        except (AttributeError, nvml.NVMLError_NotSupported, nvml.NVMLError_NoPermission,
+                nvml.NVMLError_FunctionNotFound):  # fmt: skip
+            self._gpm[device.uuid] = False  # no GPM here (or an older NVML): n/a
+            return None
 
 
 class ProcessTree:
@@ -243,13 +291,22 @@ class ProcessTree:
         return found
 
 
+#: What a MIG slice does not have of its own: these belong to the whole GPU.
+_NO_GPU_VALUES = {
+    "temperature_c": None,
+    "power_w": None,
+    "power_limit_w": None,
+    "sm_clock_mhz": None,
+}
+
+
 class SimulatedReader(Reader):
     """Synthetic, clearly labelled values for simulated devices that follow this server.
 
     Utilization is the CPU time this server's process tree (the server and its kernels)
     used since the last read, as a share of the time that passed; memory rises with that
     activity and falls back slowly. A simulated MIG slice reports no utilization, like
-    most real slices. The processes are the server's kernels and terminals.
+    most real slices, nor temperature, power or clock. The processes are the server's kernels and terminals.
     """
 
     simulated = True
@@ -284,10 +341,16 @@ class SimulatedReader(Reader):
                 "utilization_pct": None if device.kind == "mig" else round(busy * 100, 1),
                 "memory_used_mb": round(used, 1),
                 "memory_total_mb": float(total),
-                "temperature_c": round(35 + 40 * busy, 1),
-                "power_w": round(60 + 240 * busy, 1),
-                "power_limit_w": 300.0,
-                "sm_clock_mhz": round(1000 + 800 * busy),
+                **(
+                    _NO_GPU_VALUES
+                    if device.kind == "mig"
+                    else {
+                        "temperature_c": round(35 + 40 * busy, 1),
+                        "power_w": round(60 + 240 * busy, 1),
+                        "power_limit_w": 300.0,
+                        "sm_clock_mhz": float(round(1000 + 800 * busy)),
+                    }
+                ),
                 "processes": [
                     {"pid": pid, "name": name, "memory_mb": round(share, 1)}
                     for pid, name in sorted(kernels)
