@@ -10,12 +10,17 @@ chromium driven by Playwright (never ``playwright install``); screenshots go to
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from hub import Hub
+from hub import Hub, free_port
 from playwright.sync_api import Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(240)]
@@ -96,3 +101,76 @@ def test_status_bar_and_panel_show_the_leased_gpu_and_quota(
     expect(panel).to_contain_text("Simulated devices")
     page.wait_for_timeout(3000)  # a few samples on the charts
     page.screenshot(path=str(artifacts / "labextension-panel.png"))
+
+
+def test_values_change_after_a_cell_runs(hub: Hub, page: Page) -> None:
+    """A busy cell moves the (simulated) utilization that the status bar shows."""
+    token = hub.add_user(USER)
+    if hub.server(USER) is None:
+        assert hub.spawn(USER, {"profile": "gpu-1"}).status_code in (201, 202)
+    hub.wait_ready(USER, timeout=60)
+    cell = {
+        "cell_type": "code",
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+        "source": "import time\nt = time.time()\nwhile time.time() - t < 8:\n    pass\n'done'",
+    }
+    # a kernelspec in the metadata: no "Select Kernel" dialog over the notebook
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = {"type": "notebook", "content": {"cells": [cell], "metadata": {"kernelspec": kernelspec},
+                                         "nbformat": 4, "nbformat_minor": 5}}  # fmt: skip
+    r = httpx.put(
+        f"{hub.url}/user/{USER}/api/contents/busy.ipynb",
+        json=nb,
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert r.status_code in (200, 201), r.text
+
+    page.goto(f"{hub.url}/user/{USER}/lab/tree/busy.ipynb")
+    status = page.locator(".jp-gpuhub-status[data-state=ok]")
+    expect(status).to_contain_text(" GB", timeout=60000)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_be_attached(
+        timeout=60000
+    )
+    before = status.inner_text()
+    page.locator(".jp-Cell .jp-InputPrompt").first.click()  # command mode on the cell
+    page.keyboard.press("Shift+Enter")
+    expect(status).not_to_have_text(before, timeout=20000)
+    expect(status).not_to_contain_text(" · 0% ·", timeout=20000)
+
+
+def test_a_server_without_a_lease_says_so_plainly(page: Page, tmp_path: Path) -> None:
+    """A JupyterLab whose server holds no GPU lease reads "No GPU lease on this server"."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUHUB_", "JUPYTER"))}
+    env.update(HOME=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1"]
+    cmd += [f"--port={port}", f"--IdentityProvider.token={token}", f"--notebook-dir={tmp_path}"]
+    log = open(tmp_path / "lab.log", "wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        page.goto(f"{url}/lab?token={token}")
+        status = page.locator(".jp-gpuhub-status")
+        expect(status).to_have_text("No GPU lease on this server", timeout=60000)
+        status.click()
+        expect(page.locator(".jp-gpuhub-panel")).to_contain_text("No GPU lease on this server.")
+        expect(page.locator(".jp-gpuhub-device")).to_have_count(0)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
