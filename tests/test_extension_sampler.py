@@ -150,3 +150,26 @@ def test_interval_floor(bad):
 
     with pytest.raises(TraitError):
         GpuhubExtension(interval=bad)
+
+
+async def test_a_hung_read_holds_neither_requests_nor_stop():
+    import threading
+
+    release = threading.Event()
+    reader = ScriptedReader()
+    reader.read = lambda: release.wait(30) and Reading()
+    sampler = Sampler(reader, interval=0.1, read_timeout=0.2)
+    try:
+        sampler.start()
+        await asyncio.sleep(0.5)
+        assert (
+            sampler.error and "did not answer" in sampler.error or "not answered" in sampler.error
+        )
+        assert sampler.reads == 1  # no second read behind the hung one
+        started = time.monotonic()
+        await sampler.stop()
+        assert time.monotonic() - started < 1.0
+        worker = [t for t in threading.enumerate() if t.name == "gpuhub-sampler"]
+        assert worker and all(t.daemon for t in worker)  # cannot hold the server's exit
+    finally:
+        release.set()

@@ -1,6 +1,6 @@
 """One background sampler per server, shared by every client.
 
-The sampler reads the lease's devices every ``interval`` seconds in one worker thread
+The sampler reads the lease's devices every ``interval`` seconds in a worker thread
 (never on the event loop) and keeps the last ``history_s`` seconds of samples per device in
 a ring buffer. Requests only read what it holds, so a slow or hung NVML call never blocks
 one: while a read is outstanding no other is started, and the answer carries an
@@ -14,10 +14,11 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from gpuhub.client import GpuhubError
@@ -30,6 +31,24 @@ Send = Callable[[int, dict[str, Any]], Awaitable[Any]]
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _in_thread(call: Callable[[], Any]) -> Future[Any]:
+    """Run ``call`` in a daemon thread of its own: a driver call that never returns can
+    hold neither the event loop nor the server's exit (executor threads are joined at
+    exit). The sampler runs at most one at a time."""
+    future: Future[Any] = Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(call())
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting coroutine
+            future.set_exception(e)
+
+    threading.Thread(target=work, name="gpuhub-sampler", daemon=True).start()
+    return future
 
 
 class Sampler:
@@ -65,7 +84,6 @@ class Sampler:
         self.reads = 0  # reads started, for the metrics
         self.last_active_at: float | None = None
         self.last_report: dict[str, Any] | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="gpuhub-sampler")
         self._pending: Future[Reading] | None = None
         self._pending_since = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -95,8 +113,8 @@ class Sampler:
             except asyncio.CancelledError:
                 pass  # what cancel() asked for
         self._tasks = []
-        self._executor.submit(self.reader.close)
-        self._executor.shutdown(wait=False, cancel_futures=False)
+        if self._pending is None or self._pending.done():
+            self._pending = _in_thread(self.reader.close)
 
     # -- sampling ------------------------------------------------------------------------
 
@@ -119,7 +137,7 @@ class Sampler:
             )
             return
         self.reads += 1
-        self._pending = self._executor.submit(self.reader.read)
+        self._pending = _in_thread(self.reader.read)
         self._pending_since = time.monotonic()
         try:
             reading = await asyncio.wait_for(
