@@ -89,7 +89,9 @@ class GpuhubExtension(ExtensionApp):
             log=self.log,
         )
         self.settings["jupyter_gpuhub"] = services
-        IOLoop.current().add_callback(services.start)
+        # the server's loop, made before extensions load for background tasks like this one
+        io_loop = getattr(self.serverapp, "io_loop", None) or IOLoop.current()
+        io_loop.add_callback(services.start)
         if services.lease_id is None:
             self.log.info("jupyter_gpuhub: this server holds no GPU lease")
 
