@@ -102,7 +102,8 @@ def _connection_options(*, top: bool) -> argparse.ArgumentParser:
         "--url",
         metavar="URL",
         help="the gpuhub service, e.g. https://hub.example.edu/services/gpuhub "
-        "(default: $GPUHUB_URL, else $JUPYTERHUB_URL/services/gpuhub, else " + DEFAULT_URL + ")",
+        "(default: $GPUHUB_URL, else $GPUHUB_SERVICE_URL, else $JUPYTERHUB_URL/services/gpuhub, "
+        "else " + DEFAULT_URL + ")",
         **kw,
     )
     g.add_argument(
