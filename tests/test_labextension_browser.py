@@ -103,7 +103,7 @@ def test_status_bar_and_panel_show_the_leased_gpu_and_quota(
     page.screenshot(path=str(artifacts / "labextension-panel.png"))
 
 
-def test_values_change_after_a_cell_runs(hub: Hub, page: Page) -> None:
+def test_values_change_after_a_cell_runs(hub: Hub, page: Page, artifacts: Path) -> None:
     """A busy cell moves the (simulated) utilization that the status bar shows."""
     token = hub.add_user(USER)
     if hub.server(USER) is None:
@@ -134,11 +134,17 @@ def test_values_change_after_a_cell_runs(hub: Hub, page: Page) -> None:
     expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_be_attached(
         timeout=60000
     )
-    before = status.inner_text()
-    page.locator(".jp-Cell .jp-InputPrompt").first.click()  # command mode on the cell
+    # the kernel's start-up moves the simulated figures too: wait until they settle
+    expect(status).to_contain_text(" · 0% ·", timeout=60000)
+    page.locator(".jp-Cell").first.locator(".cm-content").click()
     page.keyboard.press("Shift+Enter")
-    expect(status).not_to_have_text(before, timeout=20000)
     expect(status).not_to_contain_text(" · 0% ·", timeout=20000)
+    status.click()
+    expect(page.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(artifacts / "labextension-busy.png"))
+    # and it was the cell: it ran to its end
+    expect(page.locator(".jp-OutputArea-output").first).to_contain_text("done", timeout=30000)
 
 
 def test_a_server_without_a_lease_says_so_plainly(page: Page, tmp_path: Path) -> None:
