@@ -1,5 +1,7 @@
 """The GPU status bar item and panel in a real browser, in a real JupyterLab spawned by a
-real hub (the embedded default: local-process spawner, simulated GPUs).
+real hub on a simulated pool: once with the local-process spawner (the embedded default),
+once in a Docker container of ``gpuhub/base`` (built from ``images/`` by scripts/setup test;
+``GPUHUB_TEST_NO_DOCKER=1`` leaves that one out).
 
 A person logs in with the generated user password, opens their server's JupyterLab, reads
 their leased device and quota in the status bar, opens the panel and sees its charts. Debian's
@@ -23,29 +25,60 @@ import pytest
 from hub import Hub, free_port
 from playwright.sync_api import Page, expect, sync_playwright
 
-pytestmark = [pytest.mark.hub, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-USER = "grace"
+RUN = secrets.token_hex(3)
+USER = f"lb{RUN}-grace"  # its Docker home volume: gpuhub-home-{USER}
+PREFIX = f"gpuhublb{RUN}"  # this module's container names: {PREFIX}-{user}
+IMAGE = "gpuhub/base:latest"
+DOCKER_CONFIG = f"""
+c.DockerSpawner.image = {IMAGE!r}
+c.DockerSpawner.allowed_images = [{IMAGE!r}]
+c.DockerSpawner.prefix = {PREFIX!r}
+c.GPUSpawnerMixin.profiles = [
+    {{"name": "gpu-1", "display_name": "1 GPU", "default": True,
+      "shape": {{"kind": "gpu", "count": 1}}, "image": {IMAGE!r}, "mem_limit": "1G"}},
+]
+"""
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """The embedded default with a fast poll, its servers stopped at the end."""
-    h = Hub(
-        tmp_path_factory.mktemp("labext-browser"),
-        env={"GPUHUB_SPAWNER": "local", "GPUHUB_POLL_INTERVAL": "0.2"},
-    )
-    h.start()
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+
+
+def _remove_docker_leftovers() -> None:
+    """Remove this module's containers and its user's home volume, one by one."""
+    for cid in _docker("ps", "-aq", "--filter", f"name=^{PREFIX}-").stdout.split():
+        _docker("rm", "-f", cid)
+    _docker("volume", "rm", "-f", f"gpuhub-home-{USER}")
+
+
+@pytest.fixture(scope="module", params=["local", "docker"])
+def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A hub on a simulated pool spawning local servers or containers; stopped at the end."""
+    env = {"GPUHUB_SPAWNER": request.param, "GPUHUB_POLL_INTERVAL": "0.2"}
+    extra = ""
+    if request.param == "docker":
+        if os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1":
+            pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
+        if _docker("image", "inspect", IMAGE).returncode:
+            pytest.fail(f"{IMAGE} is missing; `scripts/setup test` builds it", pytrace=False)
+        env["GPUHUB_DOCKER_NETWORK"] = "host"
+        extra = DOCKER_CONFIG
+    h = Hub(tmp_path_factory.mktemp(f"labext-{request.param}"), env=env, extra_config=extra)
     try:
+        h.start()
         yield h
     finally:
         try:
-            if h.server(USER) is not None:
+            if h.proc is not None and h.server(USER) is not None:
                 h.stop_server(USER)
         finally:
             h.stop()
+            if request.param == "docker":
+                _remove_docker_leftovers()
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +91,27 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def page(hub: Hub) -> Iterator[Page]:
-    """A logged-in chromium page (the hub's login form, the generated user password)."""
+def blank() -> Iterator[Page]:
+    """A chromium page (Debian's chromium, driven by Playwright)."""
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing; scripts/setup test installs Debian's chromium")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            pg = browser.new_page(viewport={"width": 1400, "height": 900})
-            pg.goto(f"{hub.url}/hub/login")
-            pg.fill("input[name=username]", USER)
-            pg.fill("input[name=password]", hub.credentials()["user_password"])
-            pg.click("[type=submit]")
-            pg.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
-            yield pg
+            yield browser.new_page(viewport={"width": 1400, "height": 900})
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(hub: Hub, blank: Page) -> Page:
+    """A page logged in to the hub (its login form, the generated user password)."""
+    blank.goto(f"{hub.url}/hub/login")
+    blank.fill("input[name=username]", USER)
+    blank.fill("input[name=password]", hub.credentials()["user_password"])
+    blank.click("[type=submit]")
+    blank.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
+    return blank
 
 
 def test_status_bar_and_panel_show_the_leased_gpu_and_quota(
@@ -100,7 +138,7 @@ def test_status_bar_and_panel_show_the_leased_gpu_and_quota(
     expect(panel).to_contain_text("Quota")
     expect(panel).to_contain_text("Simulated devices")
     page.wait_for_timeout(3000)  # a few samples on the charts
-    page.screenshot(path=str(artifacts / "labextension-panel.png"))
+    page.screenshot(path=str(artifacts / f"labextension-panel-{hub.env['GPUHUB_SPAWNER']}.png"))
 
 
 def test_values_change_after_a_cell_runs(hub: Hub, page: Page, artifacts: Path) -> None:
@@ -142,12 +180,12 @@ def test_values_change_after_a_cell_runs(hub: Hub, page: Page, artifacts: Path) 
     status.click()
     expect(page.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
     page.wait_for_timeout(2000)
-    page.screenshot(path=str(artifacts / "labextension-busy.png"))
+    page.screenshot(path=str(artifacts / f"labextension-busy-{hub.env['GPUHUB_SPAWNER']}.png"))
     # and it was the cell: it ran to its end
     expect(page.locator(".jp-OutputArea-output").first).to_contain_text("done", timeout=30000)
 
 
-def test_a_server_without_a_lease_says_so_plainly(page: Page, tmp_path: Path) -> None:
+def test_a_server_without_a_lease_says_so_plainly(blank: Page, tmp_path: Path) -> None:
     """A JupyterLab whose server holds no GPU lease reads "No GPU lease on this server"."""
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUHUB_", "JUPYTER"))}
@@ -166,6 +204,7 @@ def test_a_server_without_a_lease_says_so_plainly(page: Page, tmp_path: Path) ->
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
+        page = blank
         page.goto(f"{url}/lab?token={token}")
         status = page.locator(".jp-gpuhub-status")
         expect(status).to_have_text("No GPU lease on this server", timeout=60000)
