@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import threading
 import time
@@ -53,6 +54,8 @@ class FakeDevice:
     clock: int | None = 1755
     procs: list[tuple[int, int]] = field(default_factory=list)  # (pid, MiB)
     parent: FakeDevice | None = None
+    # per-process SM utilization (pid -> percent); None: NotSupported
+    proc_util: dict[int, int] | None = field(default_factory=dict)
 
 
 def nvml_error(code: int) -> pynvml.NVMLError:
@@ -132,6 +135,18 @@ class FakeNvml(types.ModuleType):
         self._check()
         return [types.SimpleNamespace(pid=p, usedGpuMemory=m * MB) for p, m in dev.procs]
 
+    def nvmlDeviceGetProcessUtilization(self, dev: FakeDevice, since: int) -> list[Any]:
+        samples = self._value(dev.proc_util)
+        if not samples:
+            raise nvml_error(pynvml.NVML_ERROR_NOT_FOUND)  # no process ran since then
+        now_us = int(time.time() * 1e6)
+        assert since <= now_us
+        return [
+            types.SimpleNamespace(pid=p, timeStamp=now_us, smUtil=u, memUtil=0, encUtil=0,
+                                  decUtil=0)
+            for p, u in samples.items()
+        ]  # fmt: skip
+
 
 def whole_gpu_nvml() -> FakeNvml:
     return FakeNvml({H100: FakeDevice("NVIDIA H100 80GB HBM3", 81559, procs=[(4242, 2048)])})
@@ -183,6 +198,26 @@ class GpmNvml(FakeNvml):
 
 def gpm_mig_nvml() -> GpmNvml:
     return GpmNvml(mig_nvml().devices, sm_util=37.5)
+
+
+#: A process of this server (the tests' own process: the server runs in it) and one of a
+#: neighbour on the same shared GPU (above any pid_max, so no process of ours).
+OURS, NEIGHBOUR = os.getpid(), 4_194_999
+
+
+def shared_gpu_nvml() -> FakeNvml:
+    """One time-sliced H100 with two holders' processes: ours idle, the neighbour busy."""
+    gpu = FakeDevice(
+        "NVIDIA H100 80GB HBM3", 81559, used_mb=22_528, util=95,
+        procs=[(OURS, 2048), (NEIGHBOUR, 20_480)], proc_util={NEIGHBOUR: 95},
+    )  # fmt: skip
+    return FakeNvml({H100: gpu})
+
+
+def shared_gpu_without_process_utilization() -> FakeNvml:
+    fake = shared_gpu_nvml()
+    fake.devices[H100].proc_util = None
+    return fake
 
 
 # -- a stand-in gpuhub service ----------------------------------------------------------
@@ -318,10 +353,28 @@ def get(jp_fetch, run):
     return get
 
 
+#: A lease of one seat of a time-sliced H100 (two seats), as the service answers it.
+SHARED_LEASE = {
+    "id": 9, "status": "active", "user": "ada", "node": "node-1", "simulated": False,
+    "profile": "h100-shared", "shape": {"kind": "shared", "model": "H100"},
+    "granted_at": "2026-12-01T00:00:00+00:00", "gpu_hours": 0.1,
+    "devices": [
+        {"uuid": H100, "index": 0, "model": "NVIDIA H100 80GB HBM3", "memory_mb": 81559,
+         "simulated": False, "shared_by": 2, "slot": 1},
+    ],
+}  # fmt: skip
+
+
 @pytest.fixture
-def service(run):
+def lease() -> dict[str, Any] | None:
+    """The lease the stand-in service answers (None: a simulated MIG lease)."""
+    return None
+
+
+@pytest.fixture
+def service(run, lease):
     """A stand-in gpuhub service on 127.0.0.1 (token ``secret``)."""
-    lease = {
+    lease = lease or {
         "id": 7, "status": "active", "user": "ada", "node": "sim-node", "simulated": True,
         "profile": "h100-1g", "shape": {"kind": "mig", "profile": "1g.10gb", "count": 1},
         "granted_at": "2026-12-01T00:00:00+00:00", "gpu_hours": 0.1,
@@ -382,7 +435,9 @@ def test_whole_gpu(get, run):
     [device] = answer["devices"]
     assert device["uuid"] == H100 and device["index"] == 0 and device["kind"] == "gpu"
     assert device["name"] == "NVIDIA H100 80GB HBM3" and device["profile"] is None
+    assert device["shared"] is False
     latest = device["latest"]
+    assert latest["scope"] == "device"  # a whole GPU: NVML's device values, unchanged
     assert latest["utilization_pct"] == 40.0
     assert latest["memory_used_mb"] == 1024.0 and latest["memory_total_mb"] == 81559.0
     assert latest["temperature_c"] == 50.0 and latest["sm_clock_mhz"] == 1755.0
@@ -555,3 +610,59 @@ def test_mig_slice_utilization_from_gpm_where_supported(get, run, nvml):
     latest = answer["devices"][0]["latest"]
     assert latest["utilization_pct"] == 37.5 and latest["temperature_c"] is None
     assert nvml.live_samples == 1  # one sample kept for the next read, the rest freed
+
+
+SHARED_ENV = {"GPUHUB_LEASE_ID": "9", "CUDA_VISIBLE_DEVICES": H100, **SERVICE}
+
+
+@pytest.mark.parametrize("env", [SHARED_ENV])
+@pytest.mark.parametrize("lease", [SHARED_LEASE])
+@pytest.mark.parametrize("make_nvml", [shared_gpu_nvml])
+def test_shared_gpu_reports_this_servers_processes_only(get, run, nvml, service):
+    answer = wait_for(run, get, lambda a: a["devices"] and len(a["devices"][0]["history"]) >= 2)
+    [device] = answer["devices"]
+    assert device["shared"] is True and device["kind"] == "gpu"
+    idle = device["latest"]
+    # the neighbour is busy at 95% with 20 GiB; ours idles with 2 GiB
+    assert idle["scope"] == "lease"
+    assert idle["utilization_pct"] == 0.0
+    assert idle["memory_used_mb"] == 2048.0 and idle["memory_total_mb"] == 81559.0
+    assert [p["pid"] for p in idle["processes"]] == [OURS]
+    _, text = get("metrics")
+    assert 'scope="lease"' in text
+    assert any(
+        line.startswith("gpuhub_server_device_utilization_pct{") and line.endswith(" 0")
+        for line in text.splitlines()
+    )
+    # the report of the idle window carries our values, not the GPU's
+    deadline = time.monotonic() + 10
+    while not service.reports:
+        assert time.monotonic() < deadline, "no activity report arrived"
+        run(asyncio.sleep(0.2))
+    report = service.reports[-1]
+    assert report["lease"] == 9 and report["utilization_max_pct"] == 0.0
+    assert report["memory_used_mb"] == 2048.0 and report["last_active_at"] is None
+    assert report["devices"][0]["memory_used_mb"] == 2048.0
+
+    nvml.devices[H100].proc_util = {OURS: 80, NEIGHBOUR: 95}
+    busy = wait_for(run, get, lambda a: a["devices"][0]["latest"]["utilization_pct"] == 80.0)
+    assert busy["devices"][0]["latest"]["scope"] == "lease"
+    seen = len(service.reports)
+    deadline = time.monotonic() + 10
+    while len(service.reports) <= seen or service.reports[-1]["utilization_max_pct"] != 80.0:
+        assert time.monotonic() < deadline, f"no busy report; last {service.reports[-1]}"
+        run(asyncio.sleep(0.2))
+    assert service.reports[-1]["last_active_at"] is not None
+
+
+@pytest.mark.parametrize("env", [SHARED_ENV])
+@pytest.mark.parametrize("lease", [SHARED_LEASE])
+@pytest.mark.parametrize("make_nvml", [shared_gpu_without_process_utilization])
+def test_shared_gpu_without_process_utilization_is_not_available(get, run, service):
+    answer = wait_for(run, get, lambda a: a["devices"] and len(a["devices"][0]["history"]) >= 2)
+    latest = answer["devices"][0]["latest"]
+    assert latest["scope"] == "lease"
+    assert latest["utilization_pct"] is None  # n/a, never the whole GPU's 95%
+    assert latest["memory_used_mb"] == 2048.0
+    _, text = get("metrics")
+    assert "gpuhub_server_device_utilization_pct{" not in text

@@ -122,8 +122,16 @@ def _label(value: Any) -> str:
 
 #: (metric, sample field, help) of the per-device gauges.
 GAUGES = (
-    ("utilization_pct", "utilization_pct", "GPU utilization in percent (absent: not available)."),
-    ("memory_used_mb", "memory_used_mb", "GPU memory used in MiB."),
+    (
+        "utilization_pct",
+        "utilization_pct",
+        "GPU utilization in percent (scope lease: this server's processes; absent: n/a).",
+    ),
+    (
+        "memory_used_mb",
+        "memory_used_mb",
+        "GPU memory used in MiB (scope lease: by this server's processes).",
+    ),
     ("memory_total_mb", "memory_total_mb", "GPU memory in MiB."),
     ("temperature_c", "temperature_c", "GPU temperature in degrees Celsius."),
     ("power_w", "power_w", "GPU power draw in watts."),
@@ -145,7 +153,8 @@ def metrics_text(services: GpuhubServices) -> str:
                 continue
             labels = (
                 f'uuid="{_label(device.uuid)}",index="{device.index}",name="{_label(device.name)}",'
-                f'kind="{device.kind}",simulated="{str(device.simulated).lower()}"'
+                f'kind="{device.kind}",simulated="{str(device.simulated).lower()}",'
+                f'scope="{device.scope}"'
             )
             lines.append(f"{name}{{{labels}}} {float(sample[key]):g}")
     name = "gpuhub_server_sampler_reads_total"

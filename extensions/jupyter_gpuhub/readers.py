@@ -5,12 +5,18 @@ A reader's :meth:`~Reader.read` runs in the sampler's worker thread, never on th
 loop. It returns one :class:`Reading`: a sample per device it could read, and a sentence
 per device (or for the whole of NVML) it could not. A value NVML does not support on a
 device (utilization of most MIG slices, temperature of a slice) is ``None``, never 0.
+
+Every sample says whose activity it measures in ``scope``: ``"device"`` for the whole
+device (a whole GPU, a MIG slice), ``"lease"`` for a seat of a shared (time-sliced) GPU,
+where utilization and memory used are those of this server's own processes only: a busy
+neighbour on the same GPU must not make this lease look busy.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +35,12 @@ class Device:
     kind: str  # "gpu" | "mig"
     profile: str | None = None
     simulated: bool = False
+    shared: bool = False  # a seat of a time-sliced GPU that other leases share
+
+    @property
+    def scope(self) -> str:
+        """Whose activity the samples measure: ``"lease"`` on a shared GPU, else ``"device"``."""
+        return "lease" if self.shared else "device"
 
     def to_json(self) -> dict[str, Any]:
         """The device's fields of the ``devices`` answer."""
@@ -39,6 +51,7 @@ class Device:
             "kind": self.kind,
             "profile": self.profile,
             "simulated": self.simulated,
+            "shared": self.shared,
         }
 
 
@@ -88,13 +101,26 @@ class NvmlReader(Reader):
 
     NVML is initialised on the first read and again after a failure that concerns the
     whole of NVML (driver gone, GPU lost), so the sampler recovers when NVML answers again.
+
+    On a shared GPU (``device.shared``) utilization and memory used count only the
+    processes ``own_pids()`` names (this server's process tree by default): utilization
+    is the sum of their SM utilization from ``nvmlDeviceGetProcessUtilization``, or None
+    where the driver does not support it, never the whole GPU's.
     """
 
-    def __init__(self, devices: list[Device], nvml: ModuleType | None = None) -> None:
+    def __init__(
+        self,
+        devices: list[Device],
+        nvml: ModuleType | None = None,
+        own_pids: Callable[[], set[int]] | None = None,
+    ) -> None:
         super().__init__(devices)
         if nvml is None:
             import pynvml as nvml
         self.nvml = nvml
+        self.own_pids = own_pids or (lambda: set(ProcessTree().members()))
+        # shared GPUs: when each was last read (NVML's per-process samples are asked since)
+        self._util_since: dict[str, int] = {}
         self._ready = False
         self._handles: dict[str, Any] = {}
         # MIG slices' GPM state: [parent handle, GPU instance id, previous sample], or
@@ -191,13 +217,21 @@ class NvmlReader(Reader):
         limit = self._optional(nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
         clock = self._optional(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM)
         procs = self._optional(nvml.nvmlDeviceGetComputeRunningProcesses, handle) or []
-        util = float(rates.gpu) if rates is not None else None
+        used_mb = memory.used / _MB
+        if device.shared:
+            ours = self.own_pids()
+            procs = [p for p in procs if int(p.pid) in ours]
+            used_mb = sum((p.usedGpuMemory or 0) for p in procs) / _MB
+            util = self._lease_utilization(device, handle, ours)
+        else:
+            util = float(rates.gpu) if rates is not None else None
         if util is None and device.kind == "mig":
             util = self._mig_utilization(device, handle)
         return {
             "t": time.time(),
+            "scope": device.scope,
             "utilization_pct": util,
-            "memory_used_mb": memory.used / _MB,
+            "memory_used_mb": used_mb,
             "memory_total_mb": memory.total / _MB,
             "temperature_c": float(temperature) if temperature is not None else None,
             "power_w": power / 1000 if power is not None else None,
@@ -212,6 +246,29 @@ class NvmlReader(Reader):
                 for p in procs
             ],
         }
+
+    def _lease_utilization(self, device: Device, handle: Any, ours: set[int]) -> float | None:
+        """The SM utilization of ``ours`` on a shared GPU since the last read: per process
+        the mean of its samples, summed (at most 100); None where NVML cannot say."""
+        nvml = self.nvml
+        now_us = int(time.time() * 1e6)
+        since = self._util_since.get(device.uuid, now_us - 1_000_000)
+        try:
+            samples = nvml.nvmlDeviceGetProcessUtilization(handle, since)
+        except (nvml.NVMLError_NotSupported, nvml.NVMLError_NoPermission,
+                nvml.NVMLError_FunctionNotFound):  # fmt: skip
+            return None
+        except nvml.NVMLError as e:
+            # no process ran since then: NVML says "not found" (pynvml: a bare success)
+            if e.value not in (nvml.NVML_SUCCESS, nvml.NVML_ERROR_NOT_FOUND):
+                raise
+            samples = []
+        self._util_since[device.uuid] = now_us
+        by_pid: dict[int, list[float]] = {}
+        for sample in samples:
+            if int(sample.pid) in ours:
+                by_pid.setdefault(int(sample.pid), []).append(float(sample.smUtil))
+        return min(100.0, sum(sum(u) / len(u) for u in by_pid.values()))
 
     def _mig_utilization(self, device: Device, handle: Any) -> float | None:
         """A MIG slice's SM utilization from NVML's GPM metrics (two samples one read
@@ -338,6 +395,7 @@ class SimulatedReader(Reader):
             share = used / len(kernels) if kernels else 0.0
             reading.samples[device.uuid] = {
                 "t": time.time(),
+                "scope": device.scope,
                 "utilization_pct": None if device.kind == "mig" else round(busy * 100, 1),
                 "memory_used_mb": round(used, 1),
                 "memory_total_mb": float(total),

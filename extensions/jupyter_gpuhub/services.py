@@ -29,6 +29,14 @@ def visible_uuids(env: Mapping[str, str]) -> list[str]:
     return [n for n in names if n.startswith(("GPU-", "MIG-"))]
 
 
+def is_shared(lease: Mapping[str, Any], device: Mapping[str, Any]) -> bool:
+    """Whether the lease holds ``device`` as a seat of a shared (time-sliced) GPU: the
+    service marks such a device ``shared_by`` its number of seats, or the lease's shape
+    ``kind`` is ``"shared"``."""
+    shape = lease.get("shape") or {}
+    return int(device.get("shared_by") or 1) > 1 or shape.get("kind") == "shared"
+
+
 def lease_devices(lease: Mapping[str, Any]) -> list[Device]:
     """The devices of a lease as the service answers it, in lease order."""
     devices = []
@@ -44,6 +52,7 @@ def lease_devices(lease: Mapping[str, Any]) -> list[Device]:
                 kind="mig" if profile else kind_of(uuid),
                 profile=profile,
                 simulated=bool(d.get("simulated")),
+                shared=is_shared(lease, d),
             )
         )
     return devices
@@ -135,9 +144,19 @@ class GpuhubServices:
         self.sampler.start()
 
     async def _reader(self) -> Reader:
-        """NVML on the visible UUIDs, or synthetic values for the lease's simulated devices."""
+        """NVML on the visible UUIDs, or synthetic values for the lease's simulated devices.
+
+        With a service to ask, the lease says which visible devices are seats of a shared
+        GPU (sampled per lease: this server's processes only); without one they count as
+        the lease's own.
+        """
         if self.uuids and not self.simulated:
             devices = [Device(u, i, u, kind_of(u)) for i, u in enumerate(self.uuids)]
+            if self.service_url:
+                lease = await self.lease(max_age=0)
+                shared = {str(d["uuid"]) for d in lease.get("devices") or () if is_shared(lease, d)}
+                for device in devices:
+                    device.shared = device.uuid in shared
             return NvmlReader(devices)
         lease = await self.lease(max_age=0)
         devices = lease_devices(lease)
