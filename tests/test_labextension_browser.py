@@ -11,6 +11,7 @@ chromium driven by Playwright (never ``playwright install``); screenshots go to
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -185,11 +186,30 @@ def test_values_change_after_a_cell_runs(hub: Hub, page: Page, artifacts: Path) 
     expect(page.locator(".jp-OutputArea-output").first).to_contain_text("done", timeout=30000)
 
 
-def test_a_server_without_a_lease_says_so_plainly(blank: Page, tmp_path: Path) -> None:
-    """A JupyterLab whose server holds no GPU lease reads "No GPU lease on this server"."""
+@pytest.mark.parametrize(
+    "state, status_text, panel_text",
+    [
+        ("no-lease", "No GPU lease on this server", "No GPU lease on this server."),
+        (
+            "no-extension",
+            "GPU: gpuhub server extension not installed",
+            "The gpuhub server extension (jupyter_gpuhub) is not installed or not enabled",
+        ),
+    ],
+)
+def test_a_server_without_a_lease_or_extension_says_so_plainly(
+    blank: Page, tmp_path: Path, artifacts: Path, state: str, status_text: str, panel_text: str
+) -> None:
+    """A JupyterLab whose server holds no GPU lease, or lacks the server extension, says
+    which in the status bar and the panel, with no device and no zeros."""
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUHUB_", "JUPYTER"))}
     env.update(HOME=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    if state == "no-extension":
+        (tmp_path / "config").mkdir()
+        (tmp_path / "config" / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_gpuhub": False}}})
+        )
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1"]
     cmd += [f"--port={port}", f"--IdentityProvider.token={token}", f"--notebook-dir={tmp_path}"]
     log = open(tmp_path / "lab.log", "wb")
@@ -207,10 +227,11 @@ def test_a_server_without_a_lease_says_so_plainly(blank: Page, tmp_path: Path) -
         page = blank
         page.goto(f"{url}/lab?token={token}")
         status = page.locator(".jp-gpuhub-status")
-        expect(status).to_have_text("No GPU lease on this server", timeout=60000)
+        expect(status).to_have_text(status_text, timeout=60000)
         status.click()
-        expect(page.locator(".jp-gpuhub-panel")).to_contain_text("No GPU lease on this server.")
+        expect(page.locator(".jp-gpuhub-panel")).to_contain_text(panel_text)
         expect(page.locator(".jp-gpuhub-device")).to_have_count(0)
+        page.screenshot(path=str(artifacts / f"labextension-{state}.png"))
     finally:
         proc.terminate()
         try:
