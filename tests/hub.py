@@ -41,6 +41,17 @@ c.JupyterHub.load_roles.append(
 """
 
 
+def wait_for(what: Callable[[], object], timeout: float = 30.0, step: float = 0.1):
+    """Call ``what()`` until it returns something true; that value. Fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up waiting after {timeout} s"
+        time.sleep(step)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:

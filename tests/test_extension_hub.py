@@ -16,7 +16,7 @@ import time
 
 import httpx
 import pytest
-from hub import Hub
+from hub import Hub, wait_for
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(180)]
 
@@ -52,17 +52,6 @@ def hub(tmp_path_factory):
                     pass
 
 
-def until(what, timeout: float = 30.0, step: float = 0.3):
-    """Call ``what()`` until it returns something true; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(step)
-
-
 def test_a_users_server_shows_its_lease_and_reports_activity(hub):
     token = hub.add_user("ada")
     r = hub.spawn("ada", {"profile": "gpu-2"})
@@ -80,7 +69,7 @@ def test_a_users_server_shows_its_lease_and_reports_activity(hub):
         body = own.get("devices").json()
         return body if len(body["devices"]) == 2 and body["devices"][1]["latest"] else None
 
-    body = until(devices)
+    body = wait_for(devices)
     assert body["lease_id"] == lease_id and body["simulated"] is True and body["error"] is None
     assert all(d["simulated"] and d["kind"] == "gpu" for d in body["devices"])
     lease = own.get("lease").json()
@@ -93,7 +82,7 @@ def test_a_users_server_shows_its_lease_and_reports_activity(hub):
 
     # the activity report reached the service
     admin = hub.client(hub.admin_token)
-    activity = until(lambda: admin.get(f"/leases/{lease_id}").json().get("activity"))
+    activity = wait_for(lambda: admin.get(f"/leases/{lease_id}").json().get("activity"))
     assert {d["uuid"] for d in activity["devices"]} == {d["uuid"] for d in body["devices"]}
     admin.close()
 

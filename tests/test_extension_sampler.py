@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import time
 
 import pytest
 from gpuhub.cli.parser import default_token, default_url
 from gpuhub.client import GpuhubError
-from gpuhub.spawners.local import GPULocalProcessSpawner
-from gpuhub.spawners.mixin import GPUSpawnerMixin
 from jupyter_gpuhub.readers import Device, Reader, Reading
 from jupyter_gpuhub.sampler import Sampler
 
@@ -131,16 +127,6 @@ def test_cli_defaults_inside_a_server():
     assert default_token(env) == "t"
     env |= {"GPUHUB_URL": "http://other/services/gpuhub", "GPUHUB_TOKEN": "mine"}
     assert default_url(env) == "http://other/services/gpuhub" and default_token(env) == "mine"
-
-
-def test_local_servers_find_the_hubs_gpuhub_command(monkeypatch):
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    spawner = GPULocalProcessSpawner()
-    monkeypatch.setattr(GPUSpawnerMixin, "get_env", lambda self: {"PATH": "/usr/bin"})
-    env = spawner.get_env()
-    bin_dir = os.path.dirname(sys.executable)
-    assert env["PATH"].split(os.pathsep)[0] == bin_dir
-    assert os.path.exists(os.path.join(bin_dir, "gpuhub"))
 
 
 @pytest.mark.parametrize("bad", [0.0, 0.05])

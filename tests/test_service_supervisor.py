@@ -12,13 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from gpuhub.service.supervisor import Supervisor
-from hub import Hub, descendants
+from hub import Hub, descendants, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,17 +34,6 @@ if n <= 2:
     sys.exit(3)
 time.sleep(120)
 """
-
-
-def wait_for(what, timeout: float = 20.0, step: float = 0.05):
-    """Poll ``what()`` until it is truthy; its value. Fails after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(step)
 
 
 def children(pid: int) -> list[int]:
@@ -70,7 +58,7 @@ def test_a_service_that_dies_is_started_again_and_signals_are_passed_on(tmp_path
         text=True,
     )
     try:
-        wait_for(lambda: counter.exists() and counter.read_text() == "3")
+        wait_for(lambda: counter.exists() and counter.read_text() == "3", 20, 0.05)
         child = wait_for(lambda: children(proc.pid))[0]
         proc.send_signal(signal.SIGTERM)
         status = proc.wait(20)
