@@ -103,11 +103,16 @@ if spawner_mode == "docker":
     # on a user-defined network the hub reaches containers by their address there
     c.DockerSpawner.use_internal_ip = c.DockerSpawner.network_name not in ("host", "bridge")
     c.Spawner.http_timeout = 120  # a cold image takes a while to start JupyterLab
+    # batch jobs: containers of the user's image with their home volume (no network)
+    c.GpuhubService.job_executor_class = "gpuhub.jobs.docker.DockerExecutor"
 elif spawner_mode == "local":
     c.JupyterHub.spawner_class = "gpu-local"
     c.SimpleLocalProcessSpawner.home_dir_template = str(state / "homes" / "{username}")
-    if os.geteuid() == 0:  # containers and CI run as root; Jupyter refuses that unless told
-        c.SimpleLocalProcessSpawner.args = ["--allow-root"]
+    # batch jobs: local processes, in the same homes as the servers
+    c.GpuhubService.job_executor_class = "gpuhub.jobs.local.LocalProcessExecutor"
+    c.LocalProcessExecutor.home_dir_template = str(state / "homes" / "{username}")
+    # containers and CI run as root; Jupyter refuses that unless told
+    c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []
 else:
     raise ValueError(f"GPUHUB_SPAWNER must be 'local' or 'docker', not {spawner_mode!r}")
 # What users choose from: image x GPU shape x limits (x groups), matching the default

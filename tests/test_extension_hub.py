@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.hub, pytest.mark.timeout(180)]
 
 FAST = {"GPUHUB_SPAWNER": "local", "GPUHUB_POLL_INTERVAL": "0.2"}
 EXTRA = """
-c.Spawner.args = ["--GpuhubExtension.interval=0.2", "--GpuhubExtension.report_interval=1"]
+c.Spawner.args = [*c.Spawner.args, "--GpuhubExtension.interval=0.2",
+                  "--GpuhubExtension.report_interval=1"]
 """
 
 

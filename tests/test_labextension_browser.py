@@ -32,6 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RUN = secrets.token_hex(3)
 USER = f"lb{RUN}-grace"  # its Docker home volume: gpuhub-home-{USER}
+SHARER = f"lb{RUN}-ada"  # on a shared GPU seat
 PREFIX = f"gpuhublb{RUN}"  # this module's container names: {PREFIX}-{user}
 IMAGE = "gpuhub/base:latest"
 DOCKER_CONFIG = f"""
@@ -41,6 +42,8 @@ c.DockerSpawner.prefix = {PREFIX!r}
 c.GPUSpawnerMixin.profiles = [
     {{"name": "gpu-1", "display_name": "1 GPU", "default": True,
       "shape": {{"kind": "gpu", "count": 1}}, "image": {IMAGE!r}, "mem_limit": "1G"}},
+    {{"name": "shared", "display_name": "A shared seat",
+      "shape": {{"kind": "shared"}}, "image": {IMAGE!r}, "mem_limit": "1G"}},
 ]
 """
 
@@ -53,7 +56,8 @@ def _remove_docker_leftovers() -> None:
     """Remove this module's containers and its user's home volume, one by one."""
     for cid in _docker("ps", "-aq", "--filter", f"name=^{PREFIX}-").stdout.split():
         _docker("rm", "-f", cid)
-    _docker("volume", "rm", "-f", f"gpuhub-home-{USER}")
+    for user in (USER, SHARER):
+        _docker("volume", "rm", "-f", f"gpuhub-home-{user}")
 
 
 @pytest.fixture(scope="module", params=["local", "docker"])
@@ -74,8 +78,9 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield h
     finally:
         try:
-            if h.proc is not None and h.server(USER) is not None:
-                h.stop_server(USER)
+            for user in (USER, SHARER):
+                if h.proc is not None and h.server(user) is not None:
+                    h.stop_server(user)
         finally:
             h.stop()
             if request.param == "docker":
@@ -104,25 +109,53 @@ def blank() -> Iterator[Page]:
             browser.close()
 
 
+def _log_in(page: Page, hub: Hub, user: str) -> Page:
+    """Log `user` in through the hub's login form with the generated user password."""
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", hub.credentials()["user_password"])
+    page.click("[type=submit]")
+    page.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
+    return page
+
+
 @pytest.fixture
 def page(hub: Hub, blank: Page) -> Page:
-    """A page logged in to the hub (its login form, the generated user password)."""
-    blank.goto(f"{hub.url}/hub/login")
-    blank.fill("input[name=username]", USER)
-    blank.fill("input[name=password]", hub.credentials()["user_password"])
-    blank.click("[type=submit]")
-    blank.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
-    return blank
+    """A page logged in to the hub as USER."""
+    return _log_in(blank, hub, USER)
+
+
+def _put_notebook(hub: Hub, user: str, token: str, name: str, source: str) -> None:
+    """Save a one-cell Python notebook `name` in `user`'s home through the contents API."""
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+            "source": source}  # fmt: skip
+    # a kernelspec in the metadata: no "Select Kernel" dialog over the notebook
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = {"type": "notebook", "content": {"cells": [cell], "metadata": {"kernelspec": kernelspec},
+                                         "nbformat": 4, "nbformat_minor": 5}}  # fmt: skip
+    r = httpx.put(
+        f"{hub.url}/user/{user}/api/contents/{name}",
+        json=nb,
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert r.status_code in (200, 201), r.text
+
+
+def _running(hub: Hub, user: str, profile: str) -> str:
+    """Start `user`'s server with `profile` unless it runs; the user's API token."""
+    token = hub.add_user(user)
+    if hub.server(user) is None:
+        r = hub.spawn(user, {"profile": profile})
+        assert r.status_code in (201, 202), r.text
+    hub.wait_ready(user, timeout=60)
+    return token
 
 
 def test_status_bar_and_panel_show_the_leased_gpu_and_quota(
     hub: Hub, page: Page, artifacts: Path
 ) -> None:
-    hub.add_user(USER)
-    r = hub.spawn(USER, {"profile": "gpu-1"})
-    assert r.status_code in (201, 202), r.text
-    hub.wait_ready(USER, timeout=60)
-
+    _running(hub, USER, "gpu-1")
     page.goto(f"{hub.url}/user/{USER}/lab")
     status = page.locator(".jp-gpuhub-status[data-state=ok]")
     expect(status).to_be_visible(timeout=60000)
@@ -144,28 +177,9 @@ def test_status_bar_and_panel_show_the_leased_gpu_and_quota(
 
 def test_values_change_after_a_cell_runs(hub: Hub, page: Page, artifacts: Path) -> None:
     """A busy cell moves the (simulated) utilization that the status bar shows."""
-    token = hub.add_user(USER)
-    if hub.server(USER) is None:
-        assert hub.spawn(USER, {"profile": "gpu-1"}).status_code in (201, 202)
-    hub.wait_ready(USER, timeout=60)
-    cell = {
-        "cell_type": "code",
-        "metadata": {},
-        "outputs": [],
-        "execution_count": None,
-        "source": "import time\nt = time.time()\nwhile time.time() - t < 8:\n    pass\n'done'",
-    }
-    # a kernelspec in the metadata: no "Select Kernel" dialog over the notebook
-    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb = {"type": "notebook", "content": {"cells": [cell], "metadata": {"kernelspec": kernelspec},
-                                         "nbformat": 4, "nbformat_minor": 5}}  # fmt: skip
-    r = httpx.put(
-        f"{hub.url}/user/{USER}/api/contents/busy.ipynb",
-        json=nb,
-        headers={"Authorization": f"token {token}"},
-        timeout=30,
-    )
-    assert r.status_code in (200, 201), r.text
+    token = _running(hub, USER, "gpu-1")
+    busy = "import time\nt = time.time()\nwhile time.time() - t < 8:\n    pass\n'done'"
+    _put_notebook(hub, USER, token, "busy.ipynb", busy)
 
     page.goto(f"{hub.url}/user/{USER}/lab/tree/busy.ipynb")
     status = page.locator(".jp-gpuhub-status[data-state=ok]")
@@ -184,6 +198,47 @@ def test_values_change_after_a_cell_runs(hub: Hub, page: Page, artifacts: Path) 
     page.screenshot(path=str(artifacts / f"labextension-busy-{hub.env['GPUHUB_SPAWNER']}.png"))
     # and it was the cell: it ran to its end
     expect(page.locator(".jp-OutputArea-output").first).to_contain_text("done", timeout=30000)
+
+
+def test_notebook_7_shows_the_gpu_in_its_top_bar(hub: Hub, page: Page, artifacts: Path) -> None:
+    """Notebook 7 has no status bar: the same item sits in its top bar and opens the panel,
+    and "GPU" in the View menu opens it too."""
+    token = _running(hub, USER, "gpu-1")
+    _put_notebook(hub, USER, token, "classic.ipynb", "1 + 1")
+    page.goto(f"{hub.url}/user/{USER}/tree")
+    status = page.locator(".jp-gpuhub-status-top[data-state=ok]")
+    expect(status).to_contain_text(" GB", timeout=60000)
+    expect(status).to_contain_text("(simulated)")
+    status.click()
+    panel = page.locator(".jp-gpuhub-panel")
+    expect(panel.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
+    expect(panel).to_contain_text("Quota")
+
+    page.goto(f"{hub.url}/user/{USER}/notebooks/classic.ipynb")
+    expect(page.locator(".jp-gpuhub-status-top[data-state=ok]")).to_contain_text(
+        " GB", timeout=60000
+    )
+    page.locator(".lm-MenuBar-itemLabel", has_text="View").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Show GPUs (gpuhub)").click()
+    expect(panel.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(artifacts / f"notebook7-{hub.env['GPUHUB_SPAWNER']}.png"))
+
+
+def test_a_shared_seat_reads_as_your_own_processes(hub: Hub, blank: Page, artifacts: Path) -> None:
+    """On a shared GPU the figures are the server's own processes, and the UI says so."""
+    _running(hub, SHARER, "shared")
+    page = _log_in(blank, hub, SHARER)
+    page.goto(f"{hub.url}/user/{SHARER}/lab")
+    status = page.locator(".jp-gpuhub-status[data-state=ok]")
+    expect(status).to_contain_text("· yours", timeout=60000)
+    status.click()
+    panel = page.locator(".jp-gpuhub-panel")
+    expect(panel).to_contain_text(
+        "Shared GPU: utilization and memory are those of your processes", timeout=20000
+    )
+    page.screenshot(path=str(artifacts / f"labextension-shared-{hub.env['GPUHUB_SPAWNER']}.png"))
+    hub.stop_server(SHARER)
 
 
 @pytest.mark.parametrize(

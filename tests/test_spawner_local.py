@@ -161,7 +161,7 @@ def test_rest_spawn_gets_the_leased_devices_and_stop_releases(servers):
     env = environ(state["pid"])
     assert env["CUDA_VISIBLE_DEVICES"] == env["NVIDIA_VISIBLE_DEVICES"] == uuids
     assert env["GPUHUB_LEASE_ID"] == str(lease["id"]) and env["GPUHUB_SIMULATED"] == "1"
-    assert env["GPUHUB_NODE"] == lease["node"]
+    assert env["GPUHUB_NODE"] == lease["node"] and env["GPUHUB_PROFILE"] == "gpu-2"
     # no admin credential inside: the server's own token is its only one
     service_token = (hub.state / "gpuhub_service_token").read_text()
     for secret in (service_token, hub.admin_token):

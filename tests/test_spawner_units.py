@@ -345,6 +345,10 @@ def test_env_names_the_leased_devices_and_no_credentials():
     assert sim["GPUHUB_SIMULATED"] == "1" and sim["CUDA_VISIBLE_DEVICES"] == "GPU-sim-n1-0"
     assert "NVIDIA_DRIVER_CAPABILITIES" not in sim
     assert build_env(REAL_MIG, service_url="u")["CUDA_VISIBLE_DEVICES"] == "MIG-aaaa-bbbb"
+    # the spawn profile, so that a job from this server starts in the same environment
+    assert build_env({**REAL_GPUS, "profile": "h100x2"}, service_url="u")["GPUHUB_PROFILE"] == (
+        "h100x2"
+    )
 
 
 def test_device_requests_only_for_real_devices():

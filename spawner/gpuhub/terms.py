@@ -105,3 +105,26 @@ def server_of(label: str) -> tuple[str, str] | None:
     rest = label[len(SERVER_LABEL_PREFIX) :]
     user, _, name = rest.rpartition("/") if "/" in rest else (rest, "", "")
     return (user, name) if user else None
+
+
+# -- job statuses ----------------------------------------------------------------------
+
+JOB_QUEUED = "queued"  # its GPU request waits in the scheduler's queue
+JOB_STARTING = "starting"  # GPUs granted; the executor is starting it
+JOB_RUNNING = "running"
+JOB_SUCCEEDED = "succeeded"
+JOB_FAILED = "failed"
+JOB_CANCELLED = "cancelled"
+JOB_TIMED_OUT = "timed_out"  # stopped at its maximum runtime
+
+#: Statuses of jobs that have not ended.
+JOB_LIVE_STATUSES: tuple[str, ...] = (JOB_QUEUED, JOB_STARTING, JOB_RUNNING)
+#: Statuses of jobs that have ended.
+JOB_ENDED_STATUSES: tuple[str, ...] = (JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT)
+#: Every job status, in the order a job goes through them.
+JOB_STATUSES: tuple[str, ...] = JOB_LIVE_STATUSES + JOB_ENDED_STATUSES
+
+
+def job_label(user: str, job_id: int) -> str:
+    """The label of a job's lease: ``job:USER/ID`` (servers' leases are ``server:USER/NAME``)."""
+    return f"job:{user}/{job_id}"

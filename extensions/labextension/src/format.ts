@@ -24,7 +24,10 @@ export function shortName(device: IDevice): string {
   return words[0] || device.name;
 }
 
-/** "H100 · 73% · 21/80 GB", or "1g.10gb · 4.1/10 GB" for a MIG slice without utilization. */
+/**
+ * "H100 · 73% · 21/80 GB", "1g.10gb · 4.1/10 GB" for a MIG slice without utilization, and
+ * "… · yours" on a shared GPU, where the figures are this server's processes only.
+ */
 export function deviceSummary(device: IDevice, trans: TranslationBundle): string {
   const s = device.latest;
   const name = shortName(device);
@@ -39,6 +42,9 @@ export function deviceSummary(device: IDevice, trans: TranslationBundle): string
     parts.push(trans.__('n/a'));
   }
   parts.push(mem);
+  if (s.scope === 'lease') {
+    parts.push(trans.__('yours'));
+  }
   return parts.join(' · ');
 }
 

@@ -55,16 +55,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     let status: GpuStatus | null = null;
     let showInStatusBar = true;
+    const openPanel = (): void => {
+      void app.commands.execute(CommandIDs.openPanel);
+    };
     if (statusBar) {
-      status = new GpuStatus(model, trans, () => {
-        void app.commands.execute(CommandIDs.openPanel);
-      });
+      status = new GpuStatus(model, trans, openPanel);
       statusBar.registerStatusItem(PLUGIN_ID, {
         item: status,
         align: 'left',
         rank: 900,
         isActive: () => showInStatusBar
       });
+    } else {
+      // Notebook 7 has no status bar: the same one-line item goes in its top bar
+      status = new GpuStatus(model, trans, openPanel);
+      status.addClass('jp-gpuhub-status-top');
+      status.id = 'jp-gpuhub-status-top';
+      app.shell.add(status, 'top', { rank: 900 });
     }
 
     if (settingRegistry) {

@@ -196,6 +196,17 @@ export class GpuPanel extends Widget {
       }
     }
     c.facts.replaceChildren(...facts.map(f => el('span', 'jp-gpuhub-fact', f)));
+    if (s?.scope === 'lease') {
+      c.facts.appendChild(
+        el(
+          'p',
+          'jp-gpuhub-muted jp-gpuhub-scope',
+          trans.__(
+            'Shared GPU: utilization and memory are those of your processes, not of the others on this GPU.'
+          )
+        )
+      );
+    }
     c.charts.update(d);
     c.procs.replaceChildren();
     const procs = s?.processes ?? [];

@@ -13,6 +13,8 @@ export interface IProcess {
 /** One NVML sample of a device (utilization null: not available, e.g. on MIG). */
 export interface ISample {
   t: number;
+  /** Whose activity: the whole device, or (a shared GPU) this server's own processes. */
+  scope: 'device' | 'lease';
   utilization_pct: number | null;
   memory_used_mb: number;
   memory_total_mb: number;

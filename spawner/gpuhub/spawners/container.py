@@ -94,7 +94,8 @@ def build_env(lease: Mapping[str, Any], *, service_url: str) -> dict[str, str]:
     (CUDA accepts ``GPU-...`` and ``MIG-...`` UUIDs), so the order and identity stay right
     whether or not the container runtime renumbers devices. ``GPUHUB_SERVICE_URL`` is where
     the notebook extension reaches the service with the server's own token; no other
-    credential is put here.
+    credential is put here. ``GPUHUB_PROFILE`` names the spawn profile, so that "Run as GPU
+    job" starts in the same environment.
     """
     uuids = ",".join(device_uuids(lease))
     env = {
@@ -105,6 +106,8 @@ def build_env(lease: Mapping[str, Any], *, service_url: str) -> dict[str, str]:
     }
     if lease.get("node"):
         env["GPUHUB_NODE"] = str(lease["node"])
+    if lease.get("profile"):  # the environment a job from this server starts in
+        env["GPUHUB_PROFILE"] = str(lease["profile"])
     if is_simulated(lease):
         env["GPUHUB_SIMULATED"] = "1"
     else:
