@@ -18,8 +18,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import httpx
 
@@ -281,3 +284,38 @@ class Hub:
                         return events
                 assert time.monotonic() < deadline, f"no such event in {events}"
         raise AssertionError(f"the progress stream ended without such an event: {events}")
+
+
+@contextmanager
+def hub_with_users(
+    workdir: Path, *, env: dict[str, str] | None = None, groups: list[str] = ()
+) -> Iterator[SimpleNamespace]:
+    """A started hub with users alice and bob (in ``groups``) and the generated admin.
+
+    Yields a namespace with ``hub``, ``admin_name``, ``tokens`` (name → token) and an API
+    client per user (``alice``, ``bob``, ``admin``). At the end the users' servers are
+    stopped, the clients closed and the hub stopped.
+    """
+    hub = Hub(workdir, env=env)
+    clients: list[httpx.Client] = []
+    try:
+        hub.start()
+        admin = hub.credentials()["admin_user"]
+        tokens = {
+            "alice": hub.add_user("alice", groups=list(groups)),
+            "bob": hub.add_user("bob", groups=list(groups)),
+            "admin": hub.add_user(admin),
+        }
+        ns = SimpleNamespace(hub=hub, admin_name=admin, tokens=tokens)
+        for name, token in tokens.items():
+            clients.append(hub.client(token))
+            setattr(ns, name, clients[-1])
+        yield ns
+    finally:
+        for client in clients:
+            client.close()
+        r = hub.hub_api("GET", "users") if hub.proc else None
+        for user in r.json() if r is not None and r.status_code == 200 else ():
+            if user["servers"]:
+                hub.hub_api("DELETE", f"users/{quote(user['name'], safe='')}/server")
+        hub.stop()

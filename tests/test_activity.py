@@ -9,7 +9,6 @@ and the summary shows in the lease, the pool, ``/me``, ``gpuhub pool`` and ``gpu
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from gpuhub.scheduler.activity import ActivityReport, DeviceReport, LeaseNotActi
 from gpuhub.scheduler.errors import SchedulerError
 from gpuhub.scheduler.lease import iso
 from gpuhub.service.metrics import SchedulerCollector
-from hub import Hub
+from hub import hub_with_users
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry, generate_latest
 from test_cli import cli_as, ok
@@ -183,26 +182,8 @@ def test_metrics_per_held_device_with_bounded_labels(make, clock):
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
     """A hub (default simulated pool) with alice, bob and the admin and their clients."""
-    hub = Hub(tmp_path_factory.mktemp("activity"))
-    clients: list[httpx.Client] = []
-    try:
-        hub.start()
-        admin = hub.credentials()["admin_user"]
-        tokens = {
-            "alice": hub.add_user("alice"),
-            "bob": hub.add_user("bob"),
-            "admin": hub.add_user(admin),
-        }
-        ns = SimpleNamespace(hub=hub, tokens=tokens)
-        for name, token in tokens.items():
-            client = hub.client(token)
-            clients.append(client)
-            setattr(ns, name, client)
+    with hub_with_users(tmp_path_factory.mktemp("activity")) as ns:
         yield ns
-    finally:
-        for client in clients:
-            client.close()
-        hub.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ import json
 import logging
 import socket
 import time
-from types import SimpleNamespace
 from urllib.parse import quote
 
 import httpx
@@ -23,7 +22,7 @@ from gpuhub.service.base import BaseHandler
 from gpuhub.service.body import MAX_BODY_BYTES, parse_body
 from gpuhub.service.errors import STATUS_OF_ERROR, ApiError
 from gpuhub.service.models import LeaseRequest, QuotaSpec
-from hub import Hub
+from hub import hub_with_users
 from test_login import log_in
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
@@ -62,29 +61,8 @@ def w(tmp_path_factory):
         "GPUHUB_RECONCILE_INTERVAL": "1",
         "GPUHUB_RECONCILE_GRACE": "0",
     }
-    hub = Hub(tmp_path_factory.mktemp("input"), env=env)
-    clients: list[httpx.Client] = []
-    try:
-        hub.start()
-        admin = hub.credentials()["admin_user"]
-        tokens = {
-            "alice": hub.add_user("alice", groups=["cs101"]),
-            "bob": hub.add_user("bob", groups=["cs101"]),
-            "admin": hub.add_user(admin),
-        }
-        ns = SimpleNamespace(hub=hub, admin_name=admin, tokens=tokens)
-        for name, token in tokens.items():
-            clients.append(hub.client(token))
-            setattr(ns, name, clients[-1])
+    with hub_with_users(tmp_path_factory.mktemp("input"), env=env, groups=["cs101"]) as ns:
         yield ns
-    finally:
-        for client in clients:
-            client.close()
-        r = hub.hub_api("GET", "users") if hub.proc else None
-        for user in r.json() if r is not None and r.status_code == 200 else ():
-            if user["servers"]:
-                hub.hub_api("DELETE", f"users/{quote(user['name'], safe='')}/server")
-        hub.stop()
 
 
 @pytest.fixture(autouse=True)
