@@ -29,6 +29,8 @@ from hub import free_port
 from tornado import httpserver, ioloop, netutil, web
 
 LEASE = {"id": 7, "status": "active", "node": "node-1", "devices": []}
+#: Collections the server lists, by path, under their key.
+LISTS = {"jobs": "jobs", "job-definitions": "definitions"}
 
 
 class Script:
@@ -75,6 +77,13 @@ class Handler(web.RequestHandler):
         if path == "csv":
             self.finish("a,b\n1,2\n")
             return
+        if self.request.method == "GET" and path in LISTS:
+            self.finish({LISTS[path]: [LEASE]})
+            return
+        if self.request.method == "DELETE" and path.startswith("job-definitions/"):
+            self.set_status(204)
+            self.finish()
+            return
         self.finish(LEASE)
 
     def get(self, path: str) -> None:
@@ -84,6 +93,9 @@ class Handler(web.RequestHandler):
         self._answer(path)
 
     def delete(self, path: str) -> None:
+        self._answer(path)
+
+    def patch(self, path: str) -> None:
         self._answer(path)
 
 
@@ -299,6 +311,102 @@ def test_errors_are_sentences(server, script) -> None:
     with GpuhubClient(wrong, "t", retry=NO_RETRY) as c, pytest.raises(GpuhubError) as e:
         c.get("pool")
     assert e.value.status == 404 and "is the URL the gpuhub service" in e.value.message
+
+
+# -- batch jobs: the same calls in both clients ------------------------------------------
+
+JOB_BODY = {"path": "work/t.py", "script": "print(1)", "parameters": {"lr": 0.01}}
+
+
+def _job_calls(client):
+    """Every job call once, in order; each returns what the client returns."""
+    return [
+        lambda: client.submit_job(JOB_BODY),
+        lambda: client.jobs(),
+        lambda: client.jobs(user="élève/x", status="queued", limit=5),
+        lambda: client.jobs(status=["queued", "running"]),
+        lambda: client.job(12),
+        lambda: client.cancel_job(12),
+        lambda: client.job_log(12, offset=100, limit=10),
+        lambda: client.job_definitions(),
+        lambda: client.create_job_definition({**JOB_BODY, "schedule": "0 2 * * *"}),
+        lambda: client.update_job_definition(3, paused=True),
+        lambda: client.delete_job_definition(3),
+    ]
+
+
+JOB_REQUESTS = [
+    ("POST", "jobs", "", JOB_BODY),
+    ("GET", "jobs", "", None),
+    ("GET", "jobs", "user=%C3%A9l%C3%A8ve%2Fx&limit=5&status=queued", None),
+    ("GET", "jobs", "status=queued&status=running", None),
+    ("GET", "jobs/12", "", None),
+    ("DELETE", "jobs/12", "", None),
+    ("GET", "jobs/12/log", "offset=100&limit=10", None),
+    ("GET", "job-definitions", "", None),
+    ("POST", "job-definitions", "", {**JOB_BODY, "schedule": "0 2 * * *"}),
+    ("PATCH", "job-definitions/3", "", {"paused": True}),
+    ("DELETE", "job-definitions/3", "", None),
+]
+JOB_ANSWERS = [LEASE, [LEASE], [LEASE], [LEASE], LEASE, LEASE, LEASE, [LEASE], LEASE, LEASE, None]
+
+
+def _seen_requests(script: Script) -> list[tuple]:
+    prefix = "/services/gpuhub/api/v1/"
+    return [
+        (s["method"], s["path"].removeprefix(prefix), s["query"],
+         json.loads(s["body"]) if s["body"] else None)
+        for s in script.seen
+    ]  # fmt: skip
+
+
+def test_sync_job_calls(server, script) -> None:
+    url, _ = server
+    with sync_client(url, Clock()) as client:
+        answers = [call() for call in _job_calls(client)]
+    assert answers == JOB_ANSWERS
+    assert _seen_requests(script) == JOB_REQUESTS
+    assert IDEMPOTENCY_HEADER in script.seen[0]["headers"]
+    assert all(IDEMPOTENCY_HEADER not in s["headers"] for s in script.seen[1:])
+
+
+async def test_async_job_calls(server, script) -> None:
+    url, _ = server
+    client = async_client(url, Clock())
+    answers = [await call() for call in _job_calls(client)]
+    assert answers == JOB_ANSWERS
+    assert _seen_requests(script) == JOB_REQUESTS
+
+
+async def test_job_submit_is_retried_with_one_idempotency_key(server, script) -> None:
+    url, _ = server
+    script.plan = ["503", "drop"]
+    clock = Clock()
+    assert await async_client(url, clock).submit_job(JOB_BODY) == LEASE
+    assert len(script.seen) == 3 and clock.slept == [1.0, 2.0]
+    assert len({s["headers"][IDEMPOTENCY_HEADER] for s in script.seen}) == 1
+    script.seen.clear()
+    script.plan = ["503"]
+    with sync_client(url, clock) as client:
+        assert client.submit_job(JOB_BODY, idempotency_key="k-1") == LEASE
+        assert [s["headers"][IDEMPOTENCY_HEADER] for s in script.seen] == ["k-1", "k-1"]
+        # a cancel or a new schedule is not repeated after a 503: the caller decides
+        script.seen.clear()
+        script.plan = ["503"]
+        with pytest.raises(GpuhubError):
+            client.cancel_job(12)
+        script.plan = ["503"]
+        with pytest.raises(GpuhubError):
+            client.create_job_definition(JOB_BODY)
+        assert len(script.seen) == 2
+
+
+def test_job_refusals_keep_their_field(server, script) -> None:
+    url, _ = server
+    script.plan = ["400"]
+    with sync_client(url, Clock()) as client, pytest.raises(GpuhubError) as e:
+        client.submit_job(JOB_BODY)
+    assert (e.value.status, e.value.field) == (400, "shape") and len(script.seen) == 1
 
 
 # -- the command line ---------------------------------------------------------------------

@@ -19,6 +19,9 @@ import pytest
 import yaml
 from gpuhub.cli.main import build_parser
 from gpuhub.inventory import FileInventory, NvmlInventory, SimulatedInventory
+from gpuhub.jobs.docker import DockerExecutor
+from gpuhub.jobs.local import LocalProcessExecutor
+from gpuhub.jobs.manager import JobManager
 from gpuhub.scheduler.core import SchedulerError
 from gpuhub.scheduler.quota import QuotaSpec
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
@@ -45,6 +48,9 @@ CONFIG_CLASSES = (
     GPUSpawnerMixin,
     GPUDockerSpawner,
     GPULocalProcessSpawner,
+    JobManager,
+    LocalProcessExecutor,
+    DockerExecutor,
     GpuhubExtension,
 )
 BUILD_TIMEOUT = 240

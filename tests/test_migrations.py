@@ -6,6 +6,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from gpuhub.jobs import store as job_store  # noqa: F401  (declares the job tables on Base)
 from gpuhub.scheduler.db import Base, alembic_config, open_engine
 from sqlalchemy import create_engine, inspect
 
@@ -101,3 +102,71 @@ def test_upgrade_from_0001_keeps_leases_and_adds_idempotency_keys(db_url):
         assert s.request(user="alice", user_groups=[], shape=WholeGpus()).status == "queued"
     finally:
         engine.dispose()
+
+
+def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
+    """A database made by 0002, with a lease, upgrades to 0003: jobs and job_definitions
+    exist and take rows; downgrading to 0002 removes just them."""
+    from gpuhub.jobs.store import JobStore
+    from sqlalchemy import text
+
+    url = db_url.replace("postgresql://", "postgresql+psycopg://")
+    cfg = alembic_config(db_url)
+    old = create_engine(url)
+    try:
+        with old.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0002")
+        assert "jobs" not in inspect(old).get_table_names()
+        with old.begin() as conn:
+            conn.execute(
+                text(
+                    'INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
+                    " units_den, requested_at, granted_at, ended_at) VALUES (1, 'alice',"
+                    " 'released', '{\"kind\": \"gpu\", \"count\": 1}', 'job:alice/1', 0, 1, 1,"
+                    " 1000.0, 1000.0, 4600.0)"
+                )
+            )
+    finally:
+        old.dispose()
+
+    engine = open_engine(db_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"jobs", "job_definitions", "leases"} <= tables
+        store = JobStore(engine)
+        store.insert_job(
+            {
+                "id": 1, "user": "alice", "name": "t", "path": "t.py", "kind": "script",
+                "status": "succeeded", "shape": {"kind": "gpu", "count": 1}, "limits": {},
+                "parameters": {}, "max_runtime_s": 60, "source": "print(1)\n", "lease_id": 1,
+                "executor": "local", "state": {"pid": 1}, "created_at": 1000.0,
+                "log_tail": b"\xff log", "log_offset": 0, "log_size": 5,
+            }
+        )  # fmt: skip
+        job = store.job(1, full=True)
+        assert job["log_tail"] == b"\xff log" and job["state"] == {"pid": 1}
+        assert store.max_job_id() == 1
+        def_id = store.insert_definition(
+            {
+                "user": "alice", "groups": [], "name": "n", "schedule": "0 2 * * *",
+                "paused": False, "request": "{}", "path": "t.py", "kind": "script",
+                "profile": None, "shape": {"kind": "gpu", "count": 1}, "parameters": {},
+                "max_runtime_s": 60, "next_run_at": 5000.0, "created_at": 1000.0,
+            }
+        )  # fmt: skip
+        assert [d["id"] for d in store.due_definitions(5000.0)] == [def_id]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT label FROM leases")).scalar() == "job:alice/1"
+    finally:
+        engine.dispose()
+
+    down = create_engine(url)
+    try:
+        with down.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0002")
+        tables = set(inspect(down).get_table_names())
+        assert "jobs" not in tables and "job_definitions" not in tables and "leases" in tables
+    finally:
+        down.dispose()

@@ -23,6 +23,9 @@ CLASSES = (
     "gpuhub.spawners.mixin:GPUSpawnerMixin",
     "gpuhub.spawners.docker:GPUDockerSpawner",
     "gpuhub.spawners.local:GPULocalProcessSpawner",
+    "gpuhub.jobs.manager:JobManager",
+    "gpuhub.jobs.local:LocalProcessExecutor",
+    "gpuhub.jobs.docker:DockerExecutor",
     "jupyter_gpuhub.app:GpuhubExtension",
 )
 

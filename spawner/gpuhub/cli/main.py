@@ -3,12 +3,14 @@
 Every command except ``inventory`` calls the gpuhub REST API through
 :class:`~gpuhub.client.GpuhubClient`. While the service restarts (502/503/504, a dropped
 connection) a request that is safe to repeat is tried again for up to
-:data:`CLI_RETRY`'s budget, saying so on stderr; ``gpuhub request`` sends one idempotency
-key with every try, so it never gets two leases. Any failure is one line on stderr,
-``gpuhub: error: <message>``, and exit status 1; usage errors exit 2 (argparse).
+:data:`CLI_RETRY`'s budget, saying so on stderr; ``gpuhub request`` and ``gpuhub job
+submit`` send one idempotency key with every try, so they never get two leases or jobs.
+Any failure is one line on stderr, ``gpuhub: error: <message>``, and exit status 1; usage
+errors exit 2 (argparse).
 
 The parts: :mod:`.parser` (the arguments), :mod:`.commands` (what each command does),
-:mod:`.render` (tables and sentences).
+:mod:`.render` (tables and sentences); the batch-job commands in :mod:`.jobs`, with
+:mod:`.job_input` (the file and arguments, checked on this side) and :mod:`.job_render`.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from .commands import (
     cmd_request,
     cmd_usage,
 )
+from .jobs import add_job_commands
 
 DEFAULT_URL = "http://127.0.0.1:8000/services/gpuhub"
 
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     conn = _connection_options(top=False)
     parser = argparse.ArgumentParser(
         prog="gpuhub",
-        description="GPU pool, quotas, usage and leases of a gpuhub JupyterHub.",
+        description="GPU pool, quotas, usage, leases and batch jobs of a gpuhub JupyterHub.",
         parents=[_connection_options(top=True)],
         epilog="Every read command takes --json. Errors: one line on stderr, exit status 1.",
     )
@@ -246,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("release", cmd_release, "release an active lease or cancel a queued one")
     p.add_argument("id", type=_positive_int, metavar="ID", help="lease id (see gpuhub leases)")
     _json_option(p)
+
+    add_job_commands(sub, conn)
 
     p = command(
         "inventory",

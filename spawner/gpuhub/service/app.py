@@ -24,15 +24,29 @@ from pydantic import ValidationError
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Dict, Enum, Float, Instance, TraitError, Unicode, default, validate
+from traitlets import (
+    Bool,
+    Dict,
+    Enum,
+    Float,
+    Instance,
+    TraitError,
+    Type,
+    Unicode,
+    default,
+    validate,
+)
 from traitlets.config import Application
 
 from .. import __version__
 from ..inventory import InventorySource, NvmlInventory
+from ..jobs.executor import JobExecutor
+from ..jobs.manager import JobManager
 from ..scheduler.core import Scheduler
 from ..scheduler.db import open_engine
 from ..scheduler.quota import QuotaSpec
 from . import handlers as h
+from . import jobs as j
 from .base import BaseHandler
 from .body import validation_message
 from .metrics import SchedulerCollector
@@ -152,7 +166,18 @@ class GpuhubService(Application):
     def _default_service_prefix(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
 
+    job_executor_class = Type(
+        "gpuhub.jobs.local.LocalProcessExecutor",
+        klass=JobExecutor,
+        config=True,
+        help="""How batch jobs run: ``gpuhub.jobs.local.LocalProcessExecutor`` (a process of
+        the service's own Python environment; the embedded default) or
+        ``gpuhub.jobs.docker.DockerExecutor`` (a container of the user's image with their
+        home volume; the default in Docker mode), or another ``JobExecutor`` subclass.""",
+    )
+
     scheduler = Instance(Scheduler, allow_none=True)
+    jobs = Instance(JobManager, allow_none=True)
 
     def initialize(self, argv: list[str] | None = None) -> None:
         """Parse the command line, load the config file, open the database, build the pool."""
@@ -170,6 +195,13 @@ class GpuhubService(Application):
         )
         self.scheduler = Scheduler(
             engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy
+        )
+        profiles = self.config.get("GPUSpawnerMixin", {}).get("profiles", [])
+        self.jobs = JobManager(
+            parent=self,
+            scheduler=self.scheduler,
+            executor=self.job_executor_class(parent=self),
+            profiles=profiles,
         )
         gpus = sum(len(n.gpus) for n in nodes)
         self.log.info(
@@ -201,12 +233,18 @@ class GpuhubService(Application):
             (api + "/quotas", h.QuotaListHandler),
             (api + r"/quotas/(users|groups)/([^/]+)", h.QuotaHandler),
             (api + "/usage", h.UsageHandler),
+            (api + "/jobs", j.JobsHandler),
+            (api + r"/jobs/([0-9]+)", j.JobHandler),
+            (api + r"/jobs/([0-9]+)/log", j.JobLogHandler),
+            (api + "/job-definitions", j.DefinitionsHandler),
+            (api + r"/job-definitions/([0-9]+)", j.DefinitionHandler),
             (url_path_join(prefix, "metrics"), h.MetricsHandler),
             (prefix + "?", web.RedirectHandler, {"url": api}),
             (r".*", h.NotFoundHandler),
         ]
         settings = {
             "scheduler": self.scheduler,
+            "jobs": self.jobs,
             "simulated": self.simulated,
             "registry": registry,
             "metrics": metrics,  # refreshed on the loop before each scrape
@@ -238,6 +276,7 @@ class GpuhubService(Application):
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         if self.reconcile_interval > 0:
             PeriodicCallback(self._reconcile, self.reconcile_interval * 1000).start()
+        self.jobs.start()  # takes up live jobs again, then ticks
         self.log.info(
             "gpuhub service listening on %s (prefix %s)", self.service_url, self.service_prefix
         )
@@ -246,6 +285,7 @@ class GpuhubService(Application):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        await self.jobs.stop()  # running jobs go on; the next start takes them up again
         server.stop()
         self.scheduler.engine.dispose()
         self.log.info("gpuhub service stopped")

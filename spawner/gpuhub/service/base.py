@@ -52,11 +52,19 @@ def checked_name(kind: str, value: str, field: str) -> str:
         raise ApiError(400, str(e), field=field) from e
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+
+
 @web.stream_request_body
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Authenticates through JupyterHub; turns every refusal into a JSON 4xx."""
 
     requires_auth = True
+    #: The largest request body this route reads (bytes); larger ones are refused with 413.
+    max_body_bytes = MAX_BODY_BYTES
+    #: Refused bodies up to this size are read (and dropped) before the answer.
+    drain_bytes = DRAIN_BYTES
     #: Set once ``prepare`` has accepted the request; the body is read only after that.
     _prepared = False
     _body_refused = False
@@ -74,11 +82,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self._received = 0
         self._refusal: BaseException | None = None
         try:
-            if self._declared_length() > MAX_BODY_BYTES:
-                raise too_large()
+            if self._declared_length() > self.max_body_bytes:
+                raise too_large(self.max_body_bytes)
             await self.admit()
         except (ApiError, SchedulerError) as e:
-            if not self._body_expected() or self._declared_length() > DRAIN_BYTES:
+            if not self._body_expected() or self._declared_length() > self.drain_bytes:
                 raise  # answered now; the connection closes (see write_error)
             self._refuse_after_body(e)
         self._prepared = True
@@ -113,11 +121,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if self._finished:
             return
         self._received += len(chunk)
-        if self._refusal is None and self._received > MAX_BODY_BYTES:
-            self._refuse_after_body(too_large())
+        if self._refusal is None and self._received > self.max_body_bytes:
+            self._refuse_after_body(too_large(self.max_body_bytes))
         if self._refusal is None:
             self._body += chunk
-        elif self._received > DRAIN_BYTES:  # not worth reading on: answer now and close
+        elif self._received > self.drain_bytes:  # not worth reading on: answer now and close
             self._body_refused = True
             error = self._refusal
             self.log_exception(type(error), error, None)
@@ -164,7 +172,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def body(self, model: type[M]) -> M:
         """The request body as ``model``, parsed strictly (see :mod:`gpuhub.service.body`)."""
-        return parse_body(bytes(self._body), model)
+        return parse_body(bytes(self._body), model, self.max_body_bytes)
 
     def query(self, name: str) -> str | None:
         """A query argument given at most once, as sent (not stripped); None when absent."""
@@ -219,6 +227,18 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 field=name,
             )
         return t.timestamp()
+
+    def idempotency_key(self) -> str | None:
+        """The ``Idempotency-Key`` header (1-128 of ``A-Za-z0-9._:-``), or None if not sent."""
+        key = self.request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
+            raise ApiError(
+                400,
+                f"the {IDEMPOTENCY_HEADER} header must be 1-128 characters from "
+                "A-Z, a-z, 0-9 and . _ : - (one per request)",
+                field=IDEMPOTENCY_HEADER,
+            )
+        return key
 
     def query_name(self, kind: str, name: str) -> str | None:
         """A user or group name from the query, checked whole; None when absent."""

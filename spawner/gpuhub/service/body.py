@@ -1,6 +1,7 @@
 """Request bodies, parsed strictly: bounded JSON, then a pydantic model in strict mode.
 
-A body must be UTF-8 JSON of at most :data:`MAX_BODY_BYTES`, nested at most
+A body must be UTF-8 JSON of at most :data:`MAX_BODY_BYTES` (:data:`MAX_JOB_BODY_BYTES` on
+the routes that carry a notebook), nested at most
 :data:`MAX_DEPTH` deep, with numbers of at most :data:`MAX_NUMBER_CHARS` characters and
 no NaN or infinities, and strings without NUL or lone surrogates (no database stores
 them). Then the model validates it in pydantic's strict mode, so types are exactly what
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ValidationError
 from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
+#: The limit of routes that carry a notebook or script (``POST /jobs``, ``/job-definitions``).
+MAX_JOB_BODY_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_NUMBER_CHARS = 40
 
@@ -32,13 +35,10 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _SHAPE_KINDS = ("gpu", "mig", "shared")
 
 
-def too_large() -> ApiError:
-    """The refusal of a body over the limit (413)."""
-    return ApiError(
-        413,
-        f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB",
-        code="too_large",
-    )
+def too_large(limit: int = MAX_BODY_BYTES) -> ApiError:
+    """The refusal of a body over ``limit`` bytes (413)."""
+    size = f"{limit // 1024**2} MiB" if limit >= 1024**2 else f"{limit // 1024} KiB"
+    return ApiError(413, f"the request body is larger than {size}", code="too_large")
 
 
 def _number(text: str, convert: type) -> Any:
@@ -86,10 +86,10 @@ def _check_strings(value: Any, where: str = "") -> None:
             _check_strings(item, where)
 
 
-def parse_json(raw: bytes) -> tuple[str, Any]:
+def parse_json(raw: bytes, limit: int = MAX_BODY_BYTES) -> tuple[str, Any]:
     """``(text, value)`` of a JSON body within the limits; an ApiError otherwise."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise too_large()
+    if len(raw) > limit:
+        raise too_large(limit)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -108,9 +108,9 @@ def parse_json(raw: bytes) -> tuple[str, Any]:
     return text, value
 
 
-def parse_body(raw: bytes, model: type[M]) -> M:
+def parse_body(raw: bytes, model: type[M], limit: int = MAX_BODY_BYTES) -> M:
     """The body as ``model``: a JSON object within the limits, of exactly the right types."""
-    text, value = parse_json(raw)
+    text, value = parse_json(raw, limit)
     if not isinstance(value, dict):
         raise ApiError(400, "the request body must be a JSON object")
     try:

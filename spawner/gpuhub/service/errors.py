@@ -15,6 +15,7 @@ from typing import Any
 
 from tornado import web
 
+from ..jobs.errors import JobEnded, JobInvalid
 from ..scheduler.activity import LeaseNotActive
 from ..scheduler.errors import (
     Forbidden,
@@ -34,6 +35,8 @@ STATUS_OF_ERROR: dict[type[SchedulerError], int] = {
     LeaseNotActive: 409,  # an activity report for a lease that is queued or has ended
     Unsatisfiable: 422,
     IdempotencyConflict: 422,  # well-formed, but the key already stands for another request
+    JobEnded: 409,  # cancelling a job that has already ended
+    JobInvalid: 400,  # a job request wrong in a way its schema cannot say
 }
 
 INTERNAL_MESSAGE = (

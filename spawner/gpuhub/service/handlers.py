@@ -13,7 +13,6 @@ import asyncio
 import csv
 import datetime as dt
 import io
-import re
 from typing import Any
 
 from jupyterhub.utils import url_path_join
@@ -29,8 +28,6 @@ from .hub_api import fetch_user
 from .models import ActivityReport, LeaseRequest, QuotaSpec
 
 QUOTA_KINDS = {"users": "user", "groups": "group"}
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-IDEMPOTENCY_KEY = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 
 
 class IndexHandler(BaseHandler):
@@ -175,18 +172,6 @@ class LeasesHandler(BaseHandler):
         if replayed:
             self.set_header("Idempotent-Replayed", "true")
         self.write_json(self.lease_view(lease), status=200 if replayed else 201)
-
-    def idempotency_key(self) -> str | None:
-        """The ``Idempotency-Key`` header (1-128 of ``A-Za-z0-9._:-``), or None if not sent."""
-        key = self.request.headers.get(IDEMPOTENCY_HEADER)
-        if key is not None and not IDEMPOTENCY_KEY.match(key):
-            raise ApiError(
-                400,
-                f"the {IDEMPOTENCY_HEADER} header must be 1-128 characters from "
-                "A-Z, a-z, 0-9 and . _ : - (one per request)",
-                field=IDEMPOTENCY_HEADER,
-            )
-        return key
 
 
 class LeasePreviewHandler(BaseHandler):

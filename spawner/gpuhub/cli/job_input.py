@@ -1,0 +1,207 @@
+"""What ``gpuhub job submit`` reads on the user's side before the service sees anything.
+
+The service never reads users' files: the command snapshots the notebook or script and
+sends its content. So the checks on the path happen here, against ``$HOME``:
+
+* :func:`resolve_in_home`: PATH is taken relative to the current folder, every symlink is
+  resolved, and the real file must lie inside the real home (no ``..`` or symlink escape);
+* :func:`read_source`: only ``.ipynb`` (valid nbformat 4, checked with nbformat) and
+  ``.py`` (UTF-8 text), at most :data:`MAX_SOURCE_BYTES`;
+* :func:`parse_param` (``-p name=value``): the value as JSON when it parses, else a string;
+* :func:`parse_duration` (``--max-runtime``): ``90s``, ``30m``, ``2h``, ``1d`` or seconds.
+
+Refusals are :class:`~gpuhub.cli.commands.CliError` sentences (exit status 1); the
+argument types raise ``argparse.ArgumentTypeError`` (a usage error, exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import keyword
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .commands import CliError
+
+#: The largest notebook or script a job takes (the service's limit on the request body).
+MAX_SOURCE_BYTES = 16 * 1024 * 1024
+#: File kinds a job runs, by suffix.
+KINDS = {".ipynb": "notebook", ".py": "script"}
+#: Seconds per unit of ``--max-runtime``.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The shortest maximum runtime the service accepts, in seconds.
+MIN_RUNTIME_S = 60
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+
+
+@dataclass(frozen=True)
+class JobSource:
+    """A notebook or script as the job will get it."""
+
+    path: str  # relative to the home, POSIX
+    kind: str  # "notebook" | "script"
+    content: Any  # the notebook's JSON (a dict) or the script's text
+
+    def body(self) -> dict[str, Any]:
+        """The ``path`` and ``notebook``/``script`` fields of a job request."""
+        return {"path": self.path, self.kind: self.content}
+
+
+# -- argument types ---------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> int:
+    """``--max-runtime``: ``90s``, ``30m``, ``2h``, ``1d``, ``1.5h`` or plain seconds."""
+    m = _DURATION.fullmatch(text.strip().lower())
+    seconds = float(m.group(1)) * DURATION_UNITS[m.group(2) or "s"] if m else 0.0
+    if not m or not math.isfinite(seconds) or seconds < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration such as 90s, 30m, 2h, 1d or a number of seconds"
+        )
+    return round(seconds)
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as ``--max-runtime`` would take them: ``2h``, ``90m``, ``45s``."""
+    s = round(seconds)
+    for unit in ("d", "h", "m"):
+        if s and s % DURATION_UNITS[unit] == 0:
+            return f"{s // DURATION_UNITS[unit]}{unit}"
+    return f"{s}s"
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(name)  # NaN and Infinity are no JSON values: keep them as text
+
+
+def parse_value(text: str) -> Any:
+    """A parameter's value: JSON when it parses (``0.01``, ``true``, ``[1,2]``, ``"x"``,
+    ``null``), else the text as it is."""
+    try:
+        return json.loads(text, parse_constant=_constant)
+    except ValueError:
+        return text
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``-p name=value``: (name, value); the name must be a Python identifier."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not name=value")
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not a parameter name: names are Python identifiers, such as lr or epochs"
+        )
+    return name, parse_value(value)
+
+
+def parameters(pairs: list[tuple[str, Any]] | None) -> dict[str, Any]:
+    """The ``-p`` pairs as one mapping; a name given twice is refused."""
+    out: dict[str, Any] = {}
+    for name, value in pairs or ():
+        if name in out:
+            raise CliError(f"parameter {name} is given twice (-p {name}=...)")
+        out[name] = value
+    return out
+
+
+# -- the file ---------------------------------------------------------------------------
+
+
+def home_dir(env: dict[str, str] | None = None) -> Path:
+    """The real path of ``$HOME``."""
+    home = (env if env is not None else os.environ).get("HOME") or os.path.expanduser("~")
+    if not home or not os.path.isdir(home):
+        raise CliError("cannot tell your home folder: $HOME is not set to a folder")
+    return Path(os.path.realpath(home))
+
+
+def resolve_in_home(path: str, *, home: Path, cwd: Path | None = None) -> tuple[Path, str]:
+    """(real path, path relative to the home) of ``path``; refused unless inside ``home``.
+
+    ``path`` is taken relative to ``cwd`` (the current folder); ``~`` is the home. Every
+    symlink on the way is resolved, so a link that points out of the home is refused.
+    """
+    if not path or "\0" in path:
+        raise CliError("PATH is empty: give the notebook or script to run")
+    if path == "~" or path.startswith("~/"):
+        path = str(home) + path[1:]
+    given = Path(cwd or os.getcwd()) / os.path.expanduser(path)
+    real = Path(os.path.realpath(given))
+    inside = real != home and os.path.commonpath([str(home), str(real)]) == str(home)
+    if not inside:
+        plain = Path(os.path.normpath(given))
+        linked = plain != real and plain.is_relative_to(home)
+        how = f"links to {real}, which is" if linked else "is"
+        raise CliError(
+            f"{path} {how} outside your home folder {home}: a job runs only notebooks "
+            "and scripts in your home"
+        )
+    return real, PurePosixPath(*real.relative_to(home).parts).as_posix()
+
+
+def read_source(path: str, *, home: Path, cwd: Path | None = None) -> JobSource:
+    """The notebook or script at ``path`` (see :func:`resolve_in_home`), checked and read."""
+    real, rel = resolve_in_home(path, home=home, cwd=cwd)
+    kind = KINDS.get(real.suffix)
+    if kind is None:
+        raise CliError(
+            f"{path} is not a notebook or a script: a job runs a .ipynb notebook or a .py script"
+        )
+    if not real.exists():
+        raise CliError(f"{path}: no such file")
+    if not real.is_file():
+        raise CliError(f"{path} is not a file")
+    size = real.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        raise CliError(
+            f"{path} is {size / 2**20:.1f} MiB, larger than the "
+            f"{MAX_SOURCE_BYTES // 2**20} MiB a job takes; clear its outputs, or keep data in files"
+        )
+    try:
+        data = real.read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror or e}") from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CliError(f"{path} is not UTF-8 text (byte {e.start})") from e
+    if kind == "script":
+        return JobSource(rel, kind, text)
+    return JobSource(rel, kind, check_notebook(text, path))
+
+
+def check_notebook(text: str, path: str) -> dict[str, Any]:
+    """The notebook's JSON if it is a valid nbformat 4 notebook; refused otherwise."""
+    try:
+        import nbformat
+    except ImportError as e:
+        raise CliError(
+            "checking a notebook needs the nbformat package: pip install nbformat"
+        ) from e
+    try:
+        content = json.loads(text)
+    except ValueError as e:
+        raise CliError(f"{path} is not a notebook: it is not JSON ({e})") from e
+    if not isinstance(content, dict) or content.get("nbformat") != 4:
+        found = content.get("nbformat") if isinstance(content, dict) else None
+        raise CliError(
+            f"{path} is not an nbformat 4 notebook (nbformat {found}); "
+            "open and save it in JupyterLab to upgrade it"
+        )
+    try:
+        with warnings.catch_warnings():  # cells without ids (nbformat < 4.5) are fine
+            warnings.simplefilter("ignore")
+            nbformat.validate(nbformat.from_dict(content), version=4)
+    except nbformat.ValidationError as e:
+        detail = " ".join(str(e.message).split())[:200]
+        raise CliError(f"{path} is not a valid notebook: {detail}") from e
+    return content

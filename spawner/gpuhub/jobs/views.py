@@ -1,0 +1,132 @@
+"""Jobs and job definitions as the REST API shows them (built from rows and leases)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..scheduler.lease import Lease, iso
+from ..terms import JOB_ENDED_STATUSES, JOB_FAILED, JOB_SUCCEEDED, shape_text
+from .executor import JOBS_FOLDER, JobExit
+
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def job_folder(job_id: int, name: str) -> str:
+    """The job's folder relative to the home: ``gpuhub-jobs/<id>-<slug of name>``."""
+    slug = _SLUG.sub("-", name).strip("-.")[:40].strip("-.") or "job"
+    return f"{JOBS_FOLDER}/{job_id}-{slug}"
+
+
+def output_name(path: str, kind: str) -> str | None:
+    """The executed notebook's file name in the job's folder (None for scripts)."""
+    if kind != "notebook":
+        return None
+    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return f"{stem}.ipynb" if stem != "input" else "output.ipynb"
+
+
+def job_view(
+    job: dict[str, Any], lease: Lease | None, position: int | None, now: float, executor: str
+) -> dict[str, Any]:
+    """A job row (and its lease) as the API shows it."""
+    ended = job["status"] in JOB_ENDED_STATUSES
+    devices = list(lease.devices) if lease is not None and lease.granted_at is not None else []
+    if ended and job.get("gpu_hours") is not None:
+        gpu_hours = float(job["gpu_hours"])
+    else:
+        gpu_hours = lease.gpu_hours(now) if lease is not None else 0.0
+    started, end = job.get("started_at"), job.get("ended_at")
+    elapsed = None if started is None else max(0.0, (end if end is not None else now) - started)
+    folder = job_folder(job["id"], job["name"])
+    out = output_name(job["path"], job["kind"])
+    return {
+        "id": job["id"],
+        "user": job["user"],
+        "name": job["name"],
+        "path": job["path"],
+        "kind": job["kind"],
+        "status": job["status"],
+        "position": position,
+        "reason": job.get("reason"),
+        "profile": job.get("profile"),
+        "image": job.get("image"),
+        "image_digest": job.get("image_digest"),
+        "shape": job["shape"],
+        "shape_text": shape_text(job["shape"]),
+        "parameters": job["parameters"],
+        "max_runtime_s": job["max_runtime_s"],
+        "lease_id": job.get("lease_id"),
+        "node": lease.node if lease is not None else None,
+        "devices": [str(d["uuid"]) for d in devices],
+        "simulated": any(bool(d.get("simulated")) for d in devices),
+        "created_at": iso(job["created_at"]),
+        "started_at": iso(started),
+        "ended_at": iso(end),
+        "elapsed_s": None if elapsed is None else round(elapsed, 3),
+        "gpu_hours": round(gpu_hours, 6),
+        "exit_code": job.get("exit_code"),
+        "folder": folder,
+        "output_notebook": None if out is None else f"{folder}/{out}",
+        "executor": job.get("executor") or executor,
+        "definition_id": job.get("definition_id"),
+    }
+
+
+def definition_view(d: dict[str, Any]) -> dict[str, Any]:
+    """A job definition row as the API shows it."""
+    return {
+        "id": d["id"],
+        "user": d["user"],
+        "name": d["name"],
+        "schedule": d["schedule"],
+        "paused": bool(d["paused"]),
+        "next_run_at": None if d["paused"] else iso(d.get("next_run_at")),
+        "last_run_at": iso(d.get("last_run_at")),
+        "last_job_id": d.get("last_job_id"),
+        "last_error": d.get("last_error"),
+        "created_at": iso(d["created_at"]),
+        "path": d["path"],
+        "kind": d["kind"],
+        "profile": d.get("profile"),
+        "shape": d["shape"],
+        "parameters": d["parameters"],
+        "max_runtime_s": d["max_runtime_s"],
+    }
+
+
+def source_of(notebook: dict[str, Any] | None, script: str | None) -> str:
+    """The snapshot kept with a job: the notebook's JSON text, or the script's source."""
+    if notebook is not None:
+        return json.dumps(notebook, ensure_ascii=False, indent=1) + "\n"
+    return script or ""
+
+
+def log_answer(offset: int, nxt: int, data: bytes, complete: bool) -> dict[str, Any]:
+    """The answer of ``GET /jobs/{id}/log``: a page of the log from ``offset``."""
+    text = data.decode("utf-8", errors="replace")
+    return {"offset": offset, "next_offset": nxt, "text": text, "complete": complete}
+
+
+def lease_gone(job: dict[str, Any], lease: Lease | None) -> str:
+    """Why a job ends when its lease ended under it (released by someone else)."""
+    if lease is None:
+        return f"its GPU lease {job.get('lease_id')} is gone"
+    why = f": {lease.end_reason}" if lease.end_reason else ""
+    return f"its GPU lease {lease.id} ended ({lease.status}{why})"
+
+
+def outcome(ended: JobExit) -> tuple[str, str]:
+    """A job's status and reason from how its executor saw it end."""
+    if ended.outcome == "succeeded":
+        return JOB_SUCCEEDED, "finished"
+    if ended.outcome == "terminated":
+        why = ended.error or "stopped by a signal"
+        return JOB_FAILED, f"stopped before it finished: {why}"
+    if ended.outcome == "lost":
+        return JOB_FAILED, ended.error or "the job vanished"
+    if ended.error:
+        return JOB_FAILED, ended.error
+    code = f" with exit code {ended.exit_code}" if ended.exit_code is not None else ""
+    return JOB_FAILED, f"failed{code}"
