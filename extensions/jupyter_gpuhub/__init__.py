@@ -3,7 +3,8 @@
 It shows a user's server its own GPUs: one background sampler per server reads the
 devices of the server's lease (NVML, or synthetic values for simulated devices) and
 serves them under ``gpuhub/api/v1/`` (``devices``, ``lease``, ``me``, ``metrics``);
-it reports a short activity summary of the lease to the gpuhub service.
+it reports a short activity summary of the lease to the gpuhub service. Its ``jobs``
+routes turn a notebook or script of the server into a batch job of the service.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from tornado.ioloop import IOLoop
 from traitlets import Float, TraitError, validate
 
 from .handlers import API_PREFIX, ROUTES
+from .jobs import JOB_ROUTES
 from .services import from_environment
 
 #: NVML refreshes utilization no faster than this; a shorter interval is refused.
@@ -97,7 +98,7 @@ class GpuhubExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """The routes under ``gpuhub/api/v1/`` (jupyter-server prefixes its base_url)."""
-        for path, handler in ROUTES:
+        for path, handler in (*ROUTES, *JOB_ROUTES):
             self.handlers.append((url_path_join("/", API_PREFIX, path), handler))
 
     async def stop_extension(self) -> None:

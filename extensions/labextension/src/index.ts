@@ -1,6 +1,7 @@
 /**
  * gpuhub's JupyterLab / Notebook 7 front end: the user's own GPUs, lease and quota in the
- * status bar, and a side panel with charts, processes, lease and quota bars.
+ * status bar, and a side panel with charts, processes, lease and quota bars; notebooks and
+ * scripts run as batch GPU jobs, with a Jobs panel (jobs-plugin.ts).
  */
 import {
   JupyterFrontEnd,
@@ -11,6 +12,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+import { jobsPlugin } from './jobs-plugin';
 import { GpuModel } from './model';
 import { GpuPanel } from './panel';
 import { GpuStatus } from './status';
@@ -97,4 +99,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, jobsPlugin];

@@ -10,6 +10,7 @@ import { DeviceCharts } from './charts';
 import { deviceSummary, gb, since } from './format';
 import { GpuModel } from './model';
 import { IDevice, IQuotaStatus } from './types';
+import { el } from './dom';
 
 /** Below this mean utilization over the kept minutes a held device counts as idle. */
 const IDLE_PCT = 5;
@@ -26,16 +27,6 @@ export const gpuIcon = new LabIcon({
     '2 2h2v2h2v-2h2v2h2v-2h2a2 2 0 0 0 2-2v-2h2v-2h-2v-2h2V9h-2V7a2 2 0 0 0-2-2h-2V3h-2v2h-2V3H9zm-2 ' +
     '4h10v10H7V7zm2 2v6h6V9H9z"/></svg>'
 });
-
-/** Create an element with a class and optional text. */
-function el(tag: string, cls: string, text?: string): HTMLElement {
-  const e = document.createElement(tag);
-  e.className = cls;
-  if (text !== undefined) {
-    e.textContent = text;
-  }
-  return e;
-}
 
 /** A labelled bar: `used` of `max`, red from `warnAt` on. */
 function bar(label: string, used: number, max: number, warnAt: number): HTMLElement {

@@ -1,0 +1,549 @@
+/**
+ * The "Run as GPU job" dialog: a form pre-filled from this server (its profile, the GPU
+ * shapes the quota allows with what is free now and the queue's length), the notebook's
+ * `parameters` as typed fields, a maximum runtime, a name and an optional cron schedule.
+ * Submitting posts the job from inside the dialog: a refusal is shown in the dialog, which
+ * stays open, so nothing typed is lost.
+ */
+import { Dialog } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { Widget } from '@lumino/widgets';
+
+import { JobsAPI, JobsError } from './jobs-api';
+import {
+  IDefinition,
+  IJob,
+  IJobRequest,
+  IParameter,
+  IParametersReply,
+  IShape
+} from './jobs-types';
+import { el } from './dom';
+
+/** The longest maximum runtime the service takes (7 days), and the default (24 h). */
+const MAX_RUNTIME_S = 7 * 24 * 3600;
+const DEFAULT_RUNTIME_S = 24 * 3600;
+
+/** Five cron fields (minute hour day month weekday), loosely: the service checks them. */
+const CRON = /^\s*\S+(\s+\S+){4}\s*$/;
+
+/** One parameter's editor: its input and how to read it back. */
+interface IField {
+  param: IParameter;
+  input: HTMLInputElement | HTMLTextAreaElement;
+  error: HTMLElement;
+  read(): unknown; // throws Error with a sentence when the value is not valid
+}
+
+/** The form of the dialog: its fields, validation and the submission itself. */
+export class JobForm extends Widget {
+  constructor(
+    private readonly _api: JobsAPI,
+    private readonly _info: IParametersReply,
+    private readonly _trans: TranslationBundle,
+    options: { rerun?: IJob } = {}
+  ) {
+    super();
+    this.addClass('jp-gpuhub-job-form');
+    const trans = _trans;
+    const rerun = options.rerun;
+    const d = _info.defaults;
+
+    this.node.appendChild(
+      el(
+        'p',
+        'jp-gpuhub-job-path',
+        _info.kind === 'notebook'
+          ? trans.__('Notebook: %1', _info.path)
+          : trans.__('Script: %1', _info.path)
+      )
+    );
+    if (d.error) {
+      this.node.appendChild(el('p', 'jp-gpuhub-warning', d.error));
+    }
+
+    // the environment and the GPU shape
+    const env = el('div', 'jp-gpuhub-job-row');
+    env.append(
+      el('label', '', trans.__('Environment')),
+      el(
+        'span',
+        'jp-gpuhub-job-profile',
+        rerun && rerun.profile !== d.profile
+          ? trans.__('Profile %1, as job %2', rerun.profile ?? '—', rerun.id)
+          : d.profile
+            ? trans.__('Same as this server (profile %1)', d.profile)
+            : trans.__('Your default profile')
+      )
+    );
+    // a run again keeps the job's environment
+    this._profile = rerun ? rerun.profile : d.profile;
+    this.node.appendChild(env);
+
+    const gpuRow = el('div', 'jp-gpuhub-job-row');
+    const gpuLabel = el('label', '', trans.__('GPUs'));
+    this._shape = el('select', 'jp-mod-styled jp-gpuhub-job-shape');
+    this._shape.name = 'shape';
+    gpuLabel.htmlFor = this._shape.id = 'gpuhub-job-shape';
+    const same = el(
+      'option',
+      '',
+      d.profile ? trans.__('As this server') : trans.__('As your default profile')
+    );
+    same.value = '';
+    const current = d.shapes.find(s => s.current);
+    if (current) {
+      same.textContent += ` (${current.text}${current.message ? ' — ' + current.message : ''})`;
+    }
+    this._shape.appendChild(same);
+    d.shapes.forEach((s, i) => {
+      const o = el('option', '', s.message ? `${s.text} — ${s.message}` : s.text);
+      o.value = String(i);
+      o.disabled = s.outcome === 'refuse';
+      this._shape.appendChild(o);
+    });
+    if (rerun?.shape) {
+      const i = d.shapes.findIndex(s => sameShape(s.shape, rerun.shape));
+      if (i >= 0 && !d.shapes[i].current) {
+        this._shape.value = String(i);
+      }
+    }
+    gpuRow.append(gpuLabel, this._shape);
+    this.node.appendChild(gpuRow);
+    this._shapeNote = el('p', 'jp-gpuhub-muted jp-gpuhub-job-queue');
+    this._showShape();
+    this.node.appendChild(this._shapeNote);
+
+    // parameters
+    const params = el('fieldset', 'jp-gpuhub-job-params');
+    params.appendChild(el('legend', '', trans.__('Parameters')));
+    if (_info.kind === 'script') {
+      params.appendChild(
+        el('p', 'jp-gpuhub-muted', trans.__('A script runs as it is; it has no parameters cell.'))
+      );
+    } else if (!_info.has_parameters_cell) {
+      params.appendChild(
+        el(
+          'p',
+          'jp-gpuhub-muted',
+          trans.__('This notebook has no cell tagged "parameters": it runs with its own values.')
+        )
+      );
+    }
+    const given = rerun?.parameters ?? {};
+    for (const p of _info.parameters) {
+      const value = Object.prototype.hasOwnProperty.call(given, p.name) ? given[p.name] : p.value;
+      const field = this._field(p, value);
+      this._fields.push(field);
+      const row = el('div', 'jp-gpuhub-job-param');
+      const label = el('label', '', p.name);
+      label.htmlFor = field.input.id;
+      label.title = trans.__('%1 (%2)', p.name, p.type);
+      row.append(label, field.input);
+      if (p.help) {
+        row.appendChild(el('span', 'jp-gpuhub-muted jp-gpuhub-job-help', p.help));
+      }
+      row.appendChild(field.error);
+      params.appendChild(row);
+    }
+    if (_info.unsupported.length) {
+      params.appendChild(
+        el(
+          'p',
+          'jp-gpuhub-muted',
+          trans.__('Set by expressions, kept as in the notebook: %1', _info.unsupported.join(', '))
+        )
+      );
+    }
+    this.node.appendChild(params);
+
+    // runtime, name, schedule
+    const runtime = rerun?.max_runtime_s ?? DEFAULT_RUNTIME_S;
+    const rt = el('div', 'jp-gpuhub-job-row');
+    rt.appendChild(el('label', '', trans.__('Maximum runtime')));
+    this._hours = this._number('gpuhub-job-hours', Math.floor(runtime / 3600), 0, 168);
+    this._minutes = this._number('gpuhub-job-minutes', Math.floor((runtime % 3600) / 60), 0, 59);
+    rt.append(
+      this._hours,
+      el('span', '', trans.__('h')),
+      this._minutes,
+      el('span', '', trans.__('min'))
+    );
+    this.node.appendChild(rt);
+    this._runtimeError = el('p', 'jp-gpuhub-job-field-error');
+    this.node.appendChild(this._runtimeError);
+
+    const nameRow = el('div', 'jp-gpuhub-job-row');
+    this._name = el('input', 'jp-mod-styled jp-gpuhub-job-name');
+    this._name.id = 'gpuhub-job-name';
+    this._name.name = 'name';
+    this._name.maxLength = 100;
+    this._name.value = rerun?.name ?? _info.name;
+    const nameLabel = el('label', '', trans.__('Name'));
+    nameLabel.htmlFor = this._name.id;
+    nameRow.append(nameLabel, this._name);
+    this.node.appendChild(nameRow);
+
+    const sched = el('div', 'jp-gpuhub-job-row');
+    this._recurring = el('input', 'jp-gpuhub-job-recurring');
+    this._recurring.type = 'checkbox';
+    this._recurring.id = 'gpuhub-job-recurring';
+    const recurringLabel = el('label', '', trans.__('Repeat (cron, UTC)'));
+    recurringLabel.htmlFor = this._recurring.id;
+    this._schedule = el('input', 'jp-mod-styled jp-gpuhub-job-schedule');
+    this._schedule.name = 'schedule';
+    this._schedule.placeholder = trans.__('0 2 * * *  (every day at 02:00 UTC)');
+    this._schedule.disabled = true;
+    this._recurring.addEventListener('change', () => {
+      this._schedule.disabled = !this._recurring.checked;
+      this.validate();
+      this.validated();
+    });
+    sched.append(this._recurring, recurringLabel, this._schedule);
+    this.node.appendChild(sched);
+    this._scheduleError = el('p', 'jp-gpuhub-job-field-error');
+    this.node.appendChild(this._scheduleError);
+
+    this._error = el('p', 'jp-gpuhub-job-error');
+    this._error.setAttribute('role', 'alert');
+    this.node.appendChild(this._error);
+    this.node.addEventListener('input', () => {
+      this.validate();
+      this.validated();
+    });
+    this.node.addEventListener('change', () => this._showShape());
+  }
+
+  /** What the submission created (the job, or the recurring definition), once done. */
+  get result(): IJob | IDefinition | null {
+    return this._result;
+  }
+
+  /** Called after each check of the fields (the dialog enables its Submit button). */
+  validated: () => void = () => undefined;
+
+  /** Whether a submission is under way. */
+  get busy(): boolean {
+    return this._busy;
+  }
+
+  /** The dialog's value: what was submitted. */
+  getValue(): IJob | IDefinition | null {
+    return this._result;
+  }
+
+  /** Check every field, mark the wrong ones; the request when all are valid, else null. */
+  validate(): IJobRequest | null {
+    const trans = this._trans;
+    let ok = true;
+    const parameters: Record<string, unknown> = {};
+    for (const f of this._fields) {
+      try {
+        parameters[f.param.name] = f.read();
+        this._mark(f.input, f.error, null);
+      } catch (err) {
+        ok = false;
+        this._mark(f.input, f.error, (err as Error).message);
+      }
+    }
+    const h = Number(this._hours.value || '0');
+    const m = Number(this._minutes.value || '0');
+    const runtime = Math.round(h * 3600 + m * 60);
+    let runtimeError: string | null = null;
+    if (!Number.isInteger(h) || !Number.isInteger(m) || h < 0 || m < 0 || m > 59) {
+      runtimeError = trans.__('The maximum runtime is whole hours (0-168) and minutes (0-59).');
+    } else if (runtime < 60 || runtime > MAX_RUNTIME_S) {
+      runtimeError = trans.__('The maximum runtime must be between 1 minute and 168 hours.');
+    }
+    this._mark(this._hours, this._runtimeError, runtimeError);
+    this._minutes.classList.toggle('jp-mod-error', runtimeError !== null);
+    ok = ok && runtimeError === null;
+    let scheduleError: string | null = null;
+    const schedule = this._schedule.value.trim();
+    if (this._recurring.checked && !CRON.test(schedule)) {
+      scheduleError = trans.__(
+        'A schedule is five cron fields in UTC: minute hour day month weekday, e.g. "0 2 * * *".'
+      );
+    }
+    this._mark(this._schedule, this._scheduleError, scheduleError);
+    ok = ok && scheduleError === null;
+    const name = this._name.value.trim();
+    if (!ok) {
+      return null;
+    }
+    const body: IJobRequest = {
+      path: this._info.path,
+      profile: this._profile,
+      parameters,
+      max_runtime_s: runtime,
+      name: name || null
+    };
+    // "as this server": the server's own shape when known (a profile may offer several
+    // GPU counts), else the profile's
+    const shape = this._selectedShape() ?? this._info.defaults.current_shape;
+    if (shape) {
+      body.shape = shape;
+    }
+    if (this._recurring.checked) {
+      body.schedule = schedule;
+    }
+    return body;
+  }
+
+  /** Validate and post the job; false (with the reason shown) when it did not go. */
+  async submit(): Promise<boolean> {
+    const body = this.validate();
+    if (!body) {
+      this._error.textContent = this._trans.__('Correct the fields marked in red first.');
+      return false;
+    }
+    this._busy = true;
+    this.node.classList.add('jp-mod-busy');
+    this._error.textContent = this._trans.__('Submitting…');
+    try {
+      this._result = await this._api.submit(body, this._key);
+      this._error.textContent = '';
+      return true;
+    } catch (err) {
+      const e = err as JobsError;
+      const field = this._fields.find(f => e.field && e.field.endsWith(f.param.name));
+      if (field) {
+        this._mark(field.input, field.error, e.message);
+        this.validated(); // Submit waits until the field is changed
+      }
+      this._error.textContent = e.missing
+        ? this._trans.__(
+            'The gpuhub server extension (jupyter_gpuhub) is not installed or not enabled on this server: jobs cannot be submitted from here.'
+          )
+        : this._trans.__('Not submitted: %1', e.message);
+      return false;
+    } finally {
+      this._busy = false;
+      this.node.classList.remove('jp-mod-busy');
+    }
+  }
+
+  private _selectedShape(): IShape | null {
+    const v = this._shape.value;
+    return v === '' ? null : this._info.defaults.shapes[Number(v)].shape;
+  }
+
+  /** What is free of the chosen shape now, and how long the queue is. */
+  private _showShape(): void {
+    const trans = this._trans;
+    const d = this._info.defaults;
+    const v = this._shape.value;
+    const choice = v === '' ? d.shapes.find(s => s.current) : d.shapes[Number(v)];
+    const parts: string[] = [];
+    if (choice?.message) {
+      parts.push(choice.message);
+    }
+    parts.push(
+      d.queue_length === null
+        ? trans.__('Queue length not known.')
+        : d.queue_length === 1
+          ? trans.__('1 request waits in the queue now.')
+          : trans.__('%1 requests wait in the queue now.', d.queue_length)
+    );
+    this._shapeNote.textContent = parts.join(' · ');
+  }
+
+  private _mark(input: HTMLElement, error: HTMLElement, message: string | null): void {
+    input.classList.toggle('jp-mod-error', message !== null);
+    error.textContent = message ?? '';
+  }
+
+  private _number(id: string, value: number, min: number, max: number): HTMLInputElement {
+    const input = el('input', 'jp-mod-styled jp-gpuhub-job-number');
+    input.type = 'number';
+    input.id = id;
+    input.min = String(min);
+    input.max = String(max);
+    input.step = '1';
+    input.value = String(value);
+    return input;
+  }
+
+  private _field(p: IParameter, value: unknown): IField {
+    const trans = this._trans;
+    const error = el('span', 'jp-gpuhub-job-field-error');
+    const id = `gpuhub-param-${p.name}`;
+    let input: HTMLInputElement | HTMLTextAreaElement;
+    let read: () => unknown;
+    switch (p.type) {
+      case 'bool': {
+        const box = el('input', 'jp-gpuhub-job-bool');
+        box.type = 'checkbox';
+        box.checked = value === true;
+        input = box;
+        read = () => box.checked;
+        break;
+      }
+      case 'int':
+      case 'float': {
+        const num = el('input', 'jp-mod-styled jp-gpuhub-job-number');
+        num.type = 'number';
+        num.step = p.type === 'int' ? '1' : 'any';
+        num.value = typeof value === 'number' ? String(value) : '';
+        input = num;
+        read = () => {
+          const text = num.value.trim();
+          const v = Number(text);
+          if (text === '' || !Number.isFinite(v)) {
+            throw new Error(trans.__('%1 must be a number.', p.name));
+          }
+          if (p.type === 'int' && !Number.isInteger(v)) {
+            throw new Error(trans.__('%1 must be a whole number.', p.name));
+          }
+          return v;
+        };
+        break;
+      }
+      case 'str': {
+        const text = el('input', 'jp-mod-styled jp-gpuhub-job-text');
+        text.type = 'text';
+        text.value = typeof value === 'string' ? value : JSON.stringify(value);
+        input = text;
+        read = () => text.value;
+        break;
+      }
+      default: {
+        // list, dict, None: JSON text
+        const area = el('textarea', 'jp-mod-styled jp-gpuhub-job-json');
+        area.rows = p.type === 'None' ? 1 : 2;
+        area.value = value === null || value === undefined ? 'null' : JSON.stringify(value);
+        input = area;
+        read = () => {
+          let v: unknown;
+          try {
+            v = JSON.parse(area.value);
+          } catch {
+            throw new Error(trans.__('%1 must be JSON (%2).', p.name, p.type));
+          }
+          if (p.type === 'list' && !Array.isArray(v)) {
+            throw new Error(trans.__('%1 must be a JSON list, e.g. [1, 2].', p.name));
+          }
+          if (p.type === 'dict' && (v === null || typeof v !== 'object' || Array.isArray(v))) {
+            throw new Error(trans.__('%1 must be a JSON object, e.g. {"a": 1}.', p.name));
+          }
+          return v;
+        };
+      }
+    }
+    input.id = id;
+    input.name = p.name;
+    input.dataset.type = p.type;
+    return { param: p, input, error, read };
+  }
+
+  /** One Idempotency-Key per dialog: submitting again after a lost answer makes no twin. */
+  private _key = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  private _busy = false;
+  private _profile: string | null;
+  private _error: HTMLElement;
+  private _fields: IField[] = [];
+  private _hours: HTMLInputElement;
+  private _minutes: HTMLInputElement;
+  private _name: HTMLInputElement;
+  private _recurring: HTMLInputElement;
+  private _result: IJob | IDefinition | null = null;
+  private _runtimeError: HTMLElement;
+  private _schedule: HTMLInputElement;
+  private _scheduleError: HTMLElement;
+  private _shape: HTMLSelectElement;
+  private _shapeNote: HTMLElement;
+}
+
+/** Whether two shapes ask for the same thing. */
+function sameShape(a: IShape | null | undefined, b: IShape | null | undefined): boolean {
+  if (!a || !b || a.kind !== b.kind) {
+    return false;
+  }
+  if (a.kind === 'gpu') {
+    return (a.count ?? 1) === (b.count ?? 1);
+  }
+  return a.kind !== 'mig' || a.profile === b.profile;
+}
+
+/** A dialog whose accept button submits from inside and closes only once it went. */
+class JobDialog extends Dialog<IJob | IDefinition | null> {
+  constructor(
+    private readonly _form: JobForm,
+    trans: TranslationBundle,
+    title: string
+  ) {
+    super({
+      title,
+      body: _form,
+      buttons: [
+        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.okButton({ label: trans.__('Submit') })
+      ],
+      focusNodeSelector: 'select, input'
+    });
+    this.addClass('jp-gpuhub-job-dialog');
+    _form.validated = () => this._checkValidation();
+  }
+
+  /** Submit on the accept button; close only when the submission went. */
+  resolve(index?: number): void {
+    const accept = 1;
+    const i = index ?? accept;
+    if (i !== accept || this._form.result) {
+      super.resolve(i);
+      return;
+    }
+    if (this._form.busy) {
+      return;
+    }
+    void this._form.submit().then(ok => {
+      if (ok) {
+        super.resolve(i);
+      }
+    });
+  }
+}
+
+/**
+ * Ask for the job's settings and submit it: the job (or recurring definition) created,
+ * or null when the dialog was cancelled. `rerun`: pre-fill from a past job.
+ */
+export async function runAsJobDialog(
+  api: JobsAPI,
+  path: string,
+  trans: TranslationBundle,
+  rerun?: IJob
+): Promise<IJob | IDefinition | null> {
+  let info: IParametersReply;
+  try {
+    info = await api.parameters(path);
+  } catch (err) {
+    const e = err as JobsError;
+    const body = e.missing
+      ? trans.__(
+          'The gpuhub server extension (jupyter_gpuhub) is not installed or not enabled on this server, so notebooks cannot run as GPU jobs from here.'
+        )
+      : e.message;
+    await showErrorBody(trans.__('Cannot run %1 as a GPU job', path), body, trans);
+    return null;
+  }
+  const form = new JobForm(api, info, trans, { rerun });
+  const dialog = new JobDialog(form, trans, trans.__('Run as GPU job'));
+  const result = await dialog.launch();
+  return result.button.accept ? form.result : null;
+}
+
+/** A dialog with one sentence and an OK button. */
+export async function showErrorBody(
+  title: string,
+  message: string,
+  trans: TranslationBundle
+): Promise<void> {
+  const body = el('div', 'jp-gpuhub-job-error-body');
+  body.appendChild(el('p', '', message));
+  await new Dialog({
+    title,
+    body: new Widget({ node: body }),
+    buttons: [Dialog.okButton({ label: trans.__('OK') })]
+  }).launch();
+}
