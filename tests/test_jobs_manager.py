@@ -315,17 +315,24 @@ def test_job_ids_and_folders_never_collide(env):
 def test_a_restart_ends_what_a_crash_left_half_done(env):
     """A job ended in its row whose lease is still held (a crash between the two writes)
     gets its lease released; a job caught while starting (no executor state saved) is
-    failed, not started a second time."""
+    started by the restarted service, and runs once even when its runner had started."""
     ended = env.submit(script("print(1)"))
-    starting = env.submit(script("print(2)"))
+    starting = env.submit(script("print('started')"))
+    launched = env.submit(script("import time; time.sleep(1); print('launched')"))
     env.manager.db.update_job(ended["id"], status="failed", reason="crash test")
     env.manager.db.update_job(starting["id"], status="starting", started_at=env.clock())
+    # the runner of this one started, but the crash came before its state was saved
+    spec = env.manager._spec(env.manager.job(launched["id"]))
+    env.manager.executor.before_start(spec)
+    pid = env.manager.executor.start(spec)["pid"]
+    env.manager.db.update_job(launched["id"], status="starting", started_at=env.clock())
     env.manager.scheduler.engine.dispose()
     env.manager = env.new_manager()  # adopt() runs here
     assert env.lease(ended).status == "released"
     assert env.lease(ended).end_reason == f"job {ended['id']} failed"
-    env.tick()
-    job = env.manager.job(starting["id"])
-    assert job["status"] == "failed" and "not started again" in job["reason"]
-    assert env.lease(starting).status == "released"
-    assert not (env.home_root / "alice" / "gpuhub-jobs").exists()
+    for job in (starting, launched):
+        env.wait(job["id"], "succeeded")
+        assert env.lease(job).status == "released"
+    assert env.manager.job(launched["id"])["state"]["pid"] == pid
+    log = asyncio.run(env.manager.read_log(env.manager.job(launched["id"]), 0, 65536))
+    assert log["text"].count("launched") == 1

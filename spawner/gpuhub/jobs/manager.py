@@ -377,12 +377,14 @@ class JobManager(LoggingConfigurable):
                     await self._end(job, JOB_FAILED, lease_gone(job, lease), None)
                 return
             state = job.get("state")
-            if not state:  # the service stopped while starting it: not started twice
-                await self._end(
-                    job, JOB_FAILED,
-                    "the service stopped while the job was starting; it was not started again",
-                    None,
-                )  # fmt: skip
+            if not state:
+                # the service stopped while starting it: finish the start. An executor's
+                # start finds a runner or container it had started already, so the job
+                # runs once either way, and nothing is left running without its lease.
+                if lease is not None and lease.status == ACTIVE:
+                    await self._start(job, lease)
+                else:
+                    await self._end(job, JOB_FAILED, lease_gone(job, lease), None)
                 return
             spec = self._spec(job)
             ended = await asyncio.to_thread(self.executor.poll, spec, state)
@@ -404,8 +406,10 @@ class JobManager(LoggingConfigurable):
         return None if ended is None else ended.exit_code
 
     async def _start(self, job: dict[str, Any], lease: Lease) -> None:
-        now = self.clock()
-        self.db.update_job(job["id"], was=[JOB_QUEUED], status=JOB_STARTING, started_at=now)
+        now = job.get("started_at") or self.clock()  # a start taken up again keeps its time
+        self.db.update_job(
+            job["id"], was=[JOB_QUEUED, JOB_STARTING], status=JOB_STARTING, started_at=now
+        )
         job = {**job, "status": JOB_STARTING, "started_at": now}
         spec = self._spec(job, lease=lease)
         try:
