@@ -20,6 +20,10 @@
 #                           hub stops them and releases their leases  (docker: 1, local: 0)
 #   GPUHUB_RECONCILE_INTERVAL, GPUHUB_RECONCILE_GRACE  release leases of servers gone
 #                           from the hub: check every N s, leases older than M s (60, 120)
+#   GPUHUB_CULL_IDLE_TIMEOUT  stop servers without kernel/terminal/browser activity for
+#                           N s (jupyterhub-idle-culler); 0 turns it off            (3600)
+#   GPUHUB_GPU_IDLE_TIMEOUT, GPUHUB_GPU_IDLE_WARN  GPU-idle reclaim: stop servers whose
+#                           GPUs were idle N s, warning M s before; 0 turns it off (7200, 1800)
 #
 # Anything here can be overridden the JupyterHub way: a config file that calls
 # load_subconfig() on this one and then sets what it needs.
@@ -220,14 +224,21 @@ c.JupyterHub.load_roles = [
     },
     {
         "name": "gpuhub-service",
-        "description": "the gpuhub service reads users' groups and servers; the hub's "
-        "spawners use its token to ask it for leases on users' behalf",
+        "description": "the gpuhub service reads users' groups and servers, and sets up "
+        "cohorts (creates groups and users, changes members); the hub's spawners use its "
+        "token to ask it for leases on users' behalf",
         "scopes": [
             "read:users",
             "list:users",
             "read:groups",
             "list:groups",
+            # cohorts and `quota set --create` (docs/how-to/cohorts.md): create groups and
+            # change their members; create the users of a roster the hub lacks
+            "admin:groups",
+            "admin:users",
             "read:servers",
+            # GPU-idle reclaim stops the servers of leases it reclaims (gpuhub.service.reclaim)
+            "delete:servers",
             "custom:gpuhub:admin",
             "access:services!service=gpuhub",
         ],
@@ -249,6 +260,35 @@ c.SimulatedInventory.spec = env("GPUHUB_SIMULATED_SPEC") or (
 if env("GPUHUB_NOTEBOOK_SERVICE_URL"):  # how user servers reach the gpuhub service
     c.GPUSpawnerMixin.notebook_service_url = env("GPUHUB_NOTEBOOK_SERVICE_URL")
 c.GpuhubService.default_user_quota = {"max_units": 2, "gpu_hours": 40, "period": "week"}
+
+# -- Idle reclaim (docs/how-to/idle-reclaim.md) -----------------------------------------
+# GPU-idle reclaim, in the gpuhub service: warn, then stop servers whose GPUs stay idle.
+# Per group or profile: c.Reclaimer.group_rules / c.Reclaimer.profile_rules.
+c.Reclaimer.default_rule = {
+    "idle_s": float(env("GPUHUB_GPU_IDLE_TIMEOUT", "7200")),
+    "warn_s": float(env("GPUHUB_GPU_IDLE_WARN", "1800")),
+}
+# Kernel-activity culling: jupyterhub-idle-culler stops servers whose kernels, terminals
+# and browser tabs have been quiet for the timeout (JupyterHub's last_activity).
+cull_timeout = int(env("GPUHUB_CULL_IDLE_TIMEOUT", "3600"))
+if cull_timeout > 0:
+    c.JupyterHub.services.append(
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable, "-m", "jupyterhub_idle_culler",
+                f"--timeout={cull_timeout}", f"--cull-every={max(10, min(300, cull_timeout // 2))}",
+            ],
+        }
+    )  # fmt: skip
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "idle-culler",
+            "description": "jupyterhub-idle-culler: find idle servers and stop them",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    )
 
 # -- Tell the person at the terminal how to log in ------------------------------------
 if not IN_SERVICE and not env("GPUHUB_QUIET"):

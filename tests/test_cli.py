@@ -84,7 +84,7 @@ def one_line_error(r: subprocess.CompletedProcess) -> str:
 
 
 def test_group_quota_set_by_admin_is_seen_and_enforced(hub: Hub, admin_token: str) -> None:
-    ok(cli_as(hub, admin_token, "quota", "set", "--group", "cs101", "--max-units", "1"))
+    ok(cli_as(hub, admin_token, "quota", "set", "--group", "cs101", "--max-units", "1", "--create"))
     alice = hub.add_user("alice", groups=["cs101"])
 
     # through the API ...
@@ -117,7 +117,7 @@ def test_group_quota_set_by_admin_is_seen_and_enforced(hub: Hub, admin_token: st
 
 
 def test_quota_set_keeps_fields_not_given(hub: Hub, admin_token: str) -> None:
-    ok(cli_as(hub, admin_token, "quota", "set", "--group", "keep", "--max-units", "4",
+    ok(cli_as(hub, admin_token, "quota", "set", "--group", "keep", "--create", "--max-units", "4",
               "--gpu-hours", "100", "--period", "month", "--allowed-shapes", "gpu,mig:*",
               "--per-user-max-units", "2", "--priority", "5"))  # fmt: skip
     out = ok(cli_as(hub, admin_token, "quota", "set", "--group", "keep", "--max-units", "8"))
@@ -196,8 +196,15 @@ def test_usage_table_csv_and_json(hub: Hub, admin_token: str) -> None:
     assert out.splitlines()[0].split() == ["DAY", "USER", "GROUP", "GPU-HOURS", "LEASES"]
     assert "carol" in out and "total" in out
 
-    msg = one_line_error(cli_as(hub, carol, "usage", "--by", "week"))
-    assert "by" in msg
+    text = ok(cli_as(hub, carol, "usage", "--csv", "--by", "week,user"))
+    assert text.splitlines()[0] == "week,user,gpu_hours,leases"
+    out = ok(cli_as(hub, carol, "usage", "--by", "month"))
+    assert out.splitlines()[0].split() == ["MONTH", "GPU-HOURS", "LEASES"]
+    for bad in ("weeks", "day,week", "user,user"):
+        msg = one_line_error(cli_as(hub, carol, "usage", "--by", bad))
+        assert msg.startswith(f"--by {bad!r}:") and "weeks start Monday" in msg, msg
+    msg = one_line_error(cli_as(hub, carol, "usage", "--start", "yesterday"))
+    assert "(--start)" in msg, msg  # the API's field, named as the flag that set it
     msg = one_line_error(cli_as(hub, carol, "usage", "--user", "alice"))
     assert "carol may not act for user alice" in msg
 
@@ -221,6 +228,11 @@ def test_leases_and_queue_with_a_busy_pool(hub: Hub, admin_token: str) -> None:
         out = ok(cli_as(hub, dave, "queue"))
         assert out.splitlines()[0].split()[:3] == ["POS", "ID", "USER"]
         assert out.splitlines()[1].split()[:3] == ["1", queued_id, "dave"]
+        # why it waits: the reason, the estimate (if any), the shapes free instead
+        assert out.splitlines()[0].split()[-2:] == ["WAITING", "EXPECTED"]
+        assert "pool busy" in out.splitlines()[1]
+        assert f"\nwhy:\n  #1 lease {queued_id}: all 8 GPUs are held; " in out
+        assert "MIG 1g.5gb slices (simulated) free now" in out.split("\n      instead: ")[1]
         data = json.loads(ok(cli_as(hub, dave, "queue", "--json")))
         assert data["length"] == 1 and data["queue"][0]["id"] == int(queued_id)
 
@@ -278,14 +290,14 @@ def test_quota_unset(hub: Hub, admin_token: str) -> None:
     msg = one_line_error(cli_as(hub, admin_token, "quota", "unset", "--user", "frank"))
     assert "user frank has no quota" in msg
 
-    ok(cli_as(hub, admin_token, "quota", "set", "--group", "gone", "--max-units", "1"))
+    ok(cli_as(hub, admin_token, "quota", "set", "--group", "gone", "--max-units", "1", "--create"))
     ok(cli_as(hub, admin_token, "quota", "unset", "--group", "gone"))
     msg = one_line_error(cli_as(hub, admin_token, "quota", "show", "--group", "gone"))
     assert "group gone has no quota" in msg
 
 
 def test_bad_input_names_the_field_and_changes_nothing(hub: Hub, admin_token: str) -> None:
-    ok(cli_as(hub, admin_token, "quota", "set", "--group", "g2", "--max-units", "3"))
+    ok(cli_as(hub, admin_token, "quota", "set", "--group", "g2", "--max-units", "3", "--create"))
     before = httpx.get(
         f"{hub.api}/quotas/groups/g2", headers={"Authorization": f"token {admin_token}"}
     ).json()["quota"]
@@ -361,3 +373,83 @@ def test_inventory_json_without_gpus() -> None:
     if not Path("/dev/nvidiactl").exists():  # this machine has no NVIDIA driver
         assert data["gpus"] == []
         assert "no GPUs found" in ok(run_cli("inventory"))
+
+
+# -- cohorts and group names ----------------------------------------------------------------
+
+
+def test_quota_set_refuses_a_group_the_hub_lacks_unless_create(hub: Hub, admin_token: str) -> None:
+    msg = one_line_error(
+        cli_as(hub, admin_token, "quota", "set", "--group", "cs10l", "--max-units", "1")
+    )
+    assert msg == "JupyterHub has no group cs10l: check the name, or add --create to create it"
+    assert hub.hub_api("GET", "groups/cs10l").status_code == 404
+    with hub.client(admin_token) as c:
+        assert c.get("/quotas/groups/cs10l").status_code == 404  # nothing was set
+    out = ok(cli_as(hub, admin_token, "quota", "set", "--group", "cs10l", "--max-units", "1",
+                    "--create"))  # fmt: skip
+    assert "quota of group cs10l set" in out
+    assert hub.hub_api("GET", "groups/cs10l").status_code == 200
+    msg = one_line_error(
+        cli_as(hub, admin_token, "quota", "set", "--user", "x", "--max-units", "1", "--create")
+    )
+    assert msg.startswith("--create is for --group only")
+
+
+def test_cohort_from_a_roster_in_one_command(hub: Hub, admin_token: str, tmp_path: Path) -> None:
+    hub.add_user("rita")  # already in the hub; the others are not
+    roster = tmp_path / "roster.csv"
+    roster.write_text("email,username\nr@x.edu,rita\n\ns@x.edu,sam\nt@x.edu,tess\n")
+    out = ok(cli_as(hub, admin_token, "cohort", "create", "cs200", "--members", str(roster),
+                    "--max-units", "8", "--per-member", "1", "--gpu-hours", "200",
+                    "--period", "week"))  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0] == "created group cs200"
+    assert lines[1] == "created 2 user(s) JupyterHub did not have: sam, tess"
+    assert lines[2] == "added 3 member(s) to group cs200; 3 in all"
+    assert "per member 1 GPU" in out
+    group = hub.hub_api("GET", "groups/cs200").json()
+    assert sorted(group["users"]) == ["rita", "sam", "tess"]
+    with hub.client(admin_token) as c:
+        q = c.get("/quotas/groups/cs200").json()["quota"]
+    assert (q["max_units"], q["per_user_max_units"], q["gpu_hours"], q["period"]) == (
+        8, 1, 200, "week",
+    )  # fmt: skip
+
+    # the per-member cap holds: sam may not take 2 GPUs of the group's 8
+    sam = hub.add_user("sam")
+    msg = one_line_error(cli_as(hub, sam, "request", "--gpus", "2", "--group", "cs200"))
+    assert "each member of group cs200" in msg
+
+    # add and remove; --no-create-users names who is missing and changes nothing
+    msg = one_line_error(cli_as(hub, admin_token, "cohort", "add", "cs200", "uma", "vic",
+                                "--no-create-users"))  # fmt: skip
+    assert msg == (
+        "JupyterHub has no users uma, vic; fix the roster, or leave out --no-create-users "
+        "to have them created"
+    )
+    assert hub.hub_api("GET", "users/uma").status_code == 404
+    out = ok(cli_as(hub, admin_token, "cohort", "add", "cs200", "uma"))
+    assert "created 1 user(s) JupyterHub did not have: uma" in out and "4 in all" in out
+    out = ok(cli_as(hub, admin_token, "cohort", "remove", "cs200", "tess", "uma"))
+    assert "removed tess from group cs200" in out and "2 member(s) left" in out
+    assert hub.hub_api("GET", "users/tess").status_code == 200  # still in the hub
+
+    out = ok(cli_as(hub, admin_token, "cohort", "show", "cs200"))
+    assert out.splitlines()[0] == "cohort cs200: 2 member(s)"
+    assert "GPU-hours charged to cs200 this week" in out and "sam" in out
+    data = json.loads(ok(cli_as(hub, admin_token, "cohort", "show", "cs200", "--json")))
+    assert data["members"] == ["rita", "sam"] and data["quota"]["quota"]["max_units"] == 8
+
+    # a bad roster line names the file, the line and the flag; nothing is sent
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ann\nbad name\n")
+    msg = one_line_error(cli_as(hub, admin_token, "cohort", "create", "cs201", "--members",
+                                str(bad)))  # fmt: skip
+    assert msg.startswith(f"--members {bad}, line 2: user name 'bad name' is not a valid name")
+    assert hub.hub_api("GET", "groups/cs201").status_code == 404
+    msg = one_line_error(cli_as(hub, admin_token, "cohort", "show", "nope"))
+    assert "JupyterHub has no group nope" in msg
+    erin = hub.add_user("erin2")
+    msg = one_line_error(cli_as(hub, erin, "cohort", "show", "cs200"))
+    assert "custom:gpuhub:admin" in msg

@@ -578,8 +578,9 @@ def test_simulated_values_follow_cpu_activity(get, run, service):
     assert report["lease"] == 7 and 1 <= report["window_s"] <= 3600
     assert set(report) == {
         "lease", "window_s", "utilization_mean_pct", "utilization_max_pct",
-        "memory_used_mb", "last_active_at", "devices",
+        "memory_used_mb", "last_active_at", "devices", "busy_kernels", "terminals",
     }  # fmt: skip
+    assert report["busy_kernels"] == 0  # idle reclaim counts executing kernels as activity
     assert report["devices"][0]["uuid"] == "GPU-sim-0"
     assert set(service.auth) == {"token secret"}
 

@@ -233,9 +233,22 @@ def test_mig_quota_counts_exact_sevenths(make):
     with pytest.raises(QuotaExceeded) as info:
         ask(s, "alice", mig("1g.5gb"))
     assert info.value.message == (
-        "user alice uses 0.43 of their 0.5 GPU units; this request needs 0.14. "
+        "user alice uses 3/7 of their 0.5 GPU units; this request needs 1/7. "
         "Ask an admin, or wait for a lease to end"
     )
+
+
+def test_a_request_larger_than_the_quota_says_waiting_will_not_help(make):
+    s = make("a: 2xA100-40GB")
+    s.set_quota("user", "alice", QuotaSpec(max_units=1), by="admin")
+    with pytest.raises(QuotaExceeded) as info:
+        ask(s, "alice", WholeGpus(count=2))
+    assert info.value.message == (
+        "user alice uses 0 of their 1 GPU units; this request needs 2, which is more "
+        "than the whole quota, so waiting will not help: ask an admin for a larger quota, "
+        "or request at most 1 GPU"
+    )
+    assert "wait for a lease" not in info.value.message
 
 
 def test_shared_gpu_one_kth_and_at_most_k_holders(make, engine):

@@ -8,6 +8,7 @@ JupyterHub tokens. The lease and quota core runs against SQLite and PostgreSQL; 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from types import SimpleNamespace
@@ -390,8 +391,8 @@ def test_lease_lifecycle(w):
 
 def test_queued_lease_shows_its_position_and_can_be_cancelled(w):
     assert w.admin.put("/quotas/users/alice", json={"max_units": 12}).status_code == 200
-    first = created(w.alice, gpu(4))
-    second = created(w.alice, gpu(4))
+    first = created(w.alice, gpu(4, hours=2))
+    second = created(w.alice, gpu(4, hours=3))
     assert first["status"] == second["status"] == "active"  # every whole GPU is taken now
     waiting = created(w.alice, gpu(4))
     assert waiting["status"] == "queued" and waiting["position"] == 1
@@ -406,6 +407,7 @@ def test_queued_lease_shows_its_position_and_can_be_cancelled(w):
     assert queue["queue"][0]["id"] is None and queue["queue"][0]["user"] is None  # anonymised
     assert queue["queue"][1]["id"] == bobs["id"]
     assert [x["id"] for x in w.admin.get("/queue").json()["queue"]] == [waiting["id"], bobs["id"]]
+    _check_why_they_wait(w, first, second, waiting, bobs)
 
     cancelled = w.alice.delete(f"/leases/{waiting['id']}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
@@ -420,6 +422,39 @@ def test_queued_lease_shows_its_position_and_can_be_cancelled(w):
     # the cancelled request never held anything, so it costs nothing
     rows = w.admin.get("/leases", params={"status": "cancelled"}).json()["leases"]
     assert [(x["id"], x["gpu_hours"]) for x in rows] == [(waiting["id"], 0.0)]
+
+
+def _check_why_they_wait(w, first: dict, second: dict, waiting: dict, bobs: dict) -> None:
+    """Queued leases say why they wait, until when, and what is free instead (issue 10 §5)."""
+    why = waiting["waiting"]
+    assert why["reason"] == "pool_busy" and why["position"] == 1
+    assert why["message"].startswith("all 8 GPUs are held"), why
+    # it needs 4 GPUs on one node: the node of alice's first lease frees at its stated hours
+    expected = dt.datetime.fromisoformat(first["granted_at"]) + dt.timedelta(hours=2)
+    assert why["estimate"]["basis"] == "hours"
+    at = dt.datetime.fromisoformat(why["estimate"]["at"])
+    assert abs(at - expected) < dt.timedelta(milliseconds=1)
+    assert "(from running leases' stated hours)" in why["estimate"]["message"]
+    free = {(a["shape"]["kind"], a["free"]) for a in why["alternatives"]}
+    assert ("mig", 7) in free and ("shared", 4) in free, why["alternatives"]
+    assert why["summary"].startswith("Queued at position 1: all 8 GPUs are held; expected by ")
+    assert "Free now: 7 MIG 1g.5gb slices (simulated)" in why["summary"]
+    # bob's GPU comes after alice's queued request: at the latest when her second lease
+    # ends (sooner if the ledger's history says her queued one will be short)
+    bob_why = w.bob.get(f"/leases/{bobs['id']}").json()["waiting"]
+    assert bob_why["estimate"]["basis"] in ("hours", "mixed"), bob_why
+    latest = dt.datetime.fromisoformat(second["granted_at"]) + dt.timedelta(hours=3)
+    bob_at = dt.datetime.fromisoformat(bob_why["estimate"]["at"])
+    assert bob_at <= latest + dt.timedelta(milliseconds=1)
+    assert bob_why["message"] == "all 8 GPUs are held"  # alice's request is another shape
+    # /queue: own entries (all, for admins) are explained; others' are not
+    mine, others = w.bob.get("/queue").json()["queue"][::-1]
+    assert "waiting" not in others
+    assert mine["waiting"]["message"] == bob_why["message"] and mine["waiting"]["position"] == 2
+    assert [x["waiting"]["position"] for x in w.admin.get("/queue").json()["queue"]] == [1, 2]
+    me = w.bob.get("/me").json()
+    assert me["queued"][0]["waiting"]["reason"] == "pool_busy"
+    assert w.alice.get(f"/leases/{first['id']}").json()["waiting"] is None  # active
 
 
 def test_quotas_are_managed_by_admins_and_apply_at_once(w):

@@ -276,7 +276,7 @@ def test_spawn_form_shows_profiles_availability_and_quota(servers):
         assert 'value="gpu-1" checked' in text
         assert re.search(r"\d+ of 8 GPUs free", text), text
         assert "of 7 MIG 1g.5gb slices free" in text and "simulated" in text
-        assert "Your quota: 0 of 2 GPU units in use" in text
+        assert "Your quota: 0 of 2 GPUs in use" in text
         # a crafted form field is refused like a crafted REST request, and nothing starts
         r = browser.post("/hub/spawn", data={"_xsrf": xsrf, "profile": "gpu-1", "cmd": "sh"})
         assert r.status_code == 400 and "unknown option &#39;cmd&#39;" in r.text  # the form again
@@ -317,10 +317,13 @@ def test_queued_spawn_shows_its_position_and_starts_when_a_gpu_frees(small):
             assert time.monotonic() < deadline, small.leases_of(name)
             time.sleep(0.1)
 
+    # why they wait: servers state no hours and no lease has ended yet, so no estimate
     events = small.progress("q4", lambda e: "ahead of you" in e.get("message", ""))
-    assert events[-1]["message"] == "Waiting for a GPU: 1 request ahead of you"
-    events = small.progress("q3", lambda e: "queue" in e.get("message", ""))
-    assert events[-1]["message"] == "Waiting for a GPU: you are next in the queue"
+    assert events[-1]["message"] == (
+        "Queued at position 2: all 2 GPUs are held; 1 request ahead of you; no estimate."
+    )
+    events = small.progress("q3", lambda e: "position 1" in e.get("message", ""))
+    assert events[-1]["message"] == "Queued at position 1: all 2 GPUs are held; no estimate."
 
     small.stop("q1")
     small.wait_lease(first, "released")
@@ -330,8 +333,9 @@ def test_queued_spawn_shows_its_position_and_starts_when_a_gpu_frees(small):
     q3 = small.wait_ready("q3")["state"]
     assert small.lease(q3["lease_id"])["status"] == "active"
     # q4 moved up; then its person gives up: the queued request is cancelled
+    # (q1's ended lease may now give an estimate from its length)
     small.progress(
-        "q4", lambda e: e.get("message") == "Waiting for a GPU: you are next in the queue"
+        "q4", lambda e: e["message"].startswith("Queued at position 1: all 2 GPUs are held; ")
     )
     queued = [x for x in small.leases_of("q4") if x["status"] == "queued"][0]
     small.stop("q4")

@@ -320,9 +320,9 @@ def test_quota_lines_and_groups():
         ]
     }  # fmt: skip
     assert quota_lines(me) == [
-        "Your quota: 1 of 2 GPU units in use; 38.5 of 40 GPU-hours left this week "
+        "Your quota: 1 of 2 GPUs in use; 38.5 of 40 GPU-hours left this week "
         "(resets Monday 00:00 UTC)",
-        "Group cs101: 0.5 of 8 GPU units in use; 1 queued",
+        "Group cs101: 0.5 of 8 GPUs in use; 1 GPU queued",
         "Group lab: no limit",
     ]
     assert quota_groups(me) == ["cs101", "lab"] and quota_lines(None) == []
@@ -492,6 +492,9 @@ def test_queue_and_grant_messages():
     assert queue_message({"position": 2}) == "Waiting for a GPU: 1 request ahead of you"
     assert queue_message({"position": 1}) == "Waiting for a GPU: you are next in the queue"
     assert queue_message({"position": None}) == "Waiting for a GPU in the queue"
+    why = "Queued at position 2: all 4 H100 GPUs are held; no estimate."
+    assert queue_message({"position": 2, "waiting": {"summary": why}}) == why
+    assert queue_message({"position": 2, "waiting": None}).endswith("1 request ahead of you")
     assert granted_message(REAL_GPUS) == "Got 2 × NVIDIA H100 80GB HBM3 on node-1 (lease 7)"
     assert granted_message(SIMULATED) == "Got 1 × H100-80GB (simulated) on node-1 (lease 3)"
     assert "MIG 1g.5gb slice of NVIDIA A100" in granted_message(REAL_MIG)

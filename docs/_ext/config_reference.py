@@ -17,6 +17,7 @@ from traitlets.config import Application, Configurable
 #: The classes documented, in page order.
 CLASSES = (
     "gpuhub.service.app:GpuhubService",
+    "gpuhub.service.reclaim:Reclaimer",
     "gpuhub.inventory:SimulatedInventory",
     "gpuhub.inventory:NvmlInventory",
     "gpuhub.inventory:FileInventory",

@@ -11,7 +11,7 @@ from traitlets import Float, TraitError, validate
 
 from .handlers import API_PREFIX, ROUTES
 from .jobs import JOB_ROUTES
-from .services import from_environment
+from .services import from_environment, notebook_counts
 
 #: NVML refreshes utilization no faster than this; a shorter interval is refused.
 MIN_INTERVAL_S = 0.1
@@ -90,6 +90,10 @@ class GpuhubExtension(ExtensionApp):
             log=self.log,
         )
         self.settings["jupyter_gpuhub"] = services
+        web_settings = self.serverapp.web_app.settings
+        services.notebook = lambda: notebook_counts(
+            getattr(self.serverapp, "kernel_manager", None), web_settings.get("terminal_manager")
+        )
         # the server's loop, made before extensions load for background tasks like this one
         io_loop = getattr(self.serverapp, "io_loop", None) or IOLoop.current()
         io_loop.add_callback(services.start)

@@ -103,6 +103,42 @@ class LeaseHandler(GpuhubAPIHandler):
         self.write_json({"lease": lease, "message": None})
 
 
+class KeepHandler(GpuhubAPIHandler):
+    """``POST lease/keep`` ``{"seconds": 3600}``: keep this server from GPU-idle reclaim.
+
+    Proxied to the gpuhub service's ``POST /leases/{id}/keep`` with the server's token; a
+    refusal comes back with the service's status and sentence.
+    """
+
+    _track_activity = True  # a person clicked "Keep": that is activity
+
+    @web.authenticated
+    async def post(self) -> None:
+        if self.gpuhub.lease_id is None:
+            self.write_json({"message": NO_LEASE}, 409)
+            return
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError:
+            body = None
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= 604800:
+            self.write_json(
+                {"message": 'The body must be {"seconds": N}, N a whole number of seconds.'}, 400
+            )
+            return
+        try:
+            lease = await self.gpuhub.keep(seconds)
+        except GpuhubError as e:
+            status = e.status if e.status is not None and 400 <= e.status < 500 else 502
+            self.write_json({"message": f"The gpuhub service refused: {e}"}, status)
+            return
+        except RuntimeError as e:
+            self.write_json({"message": f"The gpuhub service did not answer: {e}"}, 502)
+            return
+        self.write_json({"lease": lease, "message": None})
+
+
 class MeHandler(GpuhubAPIHandler):
     """``GET me``: the gpuhub service's ``/me`` (quota, usage, leases) for this user."""
 
@@ -186,6 +222,7 @@ class MetricsHandler(GpuhubAPIHandler):
 ROUTES = (
     ("devices", DevicesHandler),
     ("lease", LeaseHandler),
+    ("lease/keep", KeepHandler),
     ("me", MeHandler),
     ("metrics", MetricsHandler),
 )

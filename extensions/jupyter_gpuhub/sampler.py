@@ -66,6 +66,7 @@ class Sampler:
         report_interval: float = 30.0,
         activity_threshold_pct: float = 5.0,
         log: logging.Logger | None = None,
+        notebook: Callable[[], dict[str, int | None]] | None = None,
     ) -> None:
         self.reader = reader
         self.interval = interval
@@ -76,6 +77,7 @@ class Sampler:
         self.report_interval = report_interval
         self.activity_threshold_pct = activity_threshold_pct
         self.log = log or logging.getLogger(__name__)
+        self.notebook = notebook  # busy kernels and open terminals, for the report
         size = math.ceil(history_s / interval) + 1
         self.history: dict[str, deque[dict[str, Any]]] = {
             d.uuid: deque(maxlen=size) for d in reader.devices
@@ -220,7 +222,19 @@ class Sampler:
                 dt.datetime.fromtimestamp(last, dt.UTC).isoformat() if last is not None else None
             ),
             "devices": devices[:64],
+            **self._notebook_counts(),
         }
+
+    def _notebook_counts(self) -> dict[str, int | None]:
+        """``busy_kernels`` and ``terminals`` of the server: idle reclaim counts them as
+        activity. Nothing (unknown) when they cannot be counted."""
+        if self.notebook is None:
+            return {}
+        try:
+            return self.notebook()
+        except Exception as e:  # noqa: BLE001 - a report without them beats no report
+            self.log.warning("gpuhub: cannot count kernels and terminals: %s", e)
+            return {}
 
     async def report_once(self) -> bool:
         """Send the window's summary; failures are logged (True when it was sent)."""

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gpuhub.client import NO_RETRY, AsyncGpuhubClient, GpuhubError
@@ -83,6 +83,8 @@ class GpuhubServices:
         self.activity_threshold_pct = activity_threshold_pct
         self.log = log
         self.sampler: Sampler | None = None
+        #: busy kernels and open terminals of the server (set by the extension app)
+        self.notebook: Callable[[], dict[str, int | None]] | None = None
         self.error: str | None = None  # why there is no sampler yet
         self._lease: tuple[float, dict[str, Any]] | None = None
         self._starting: asyncio.Task[None] | None = None
@@ -109,6 +111,15 @@ class GpuhubServices:
     async def send_activity(self, lease_id: int, body: dict[str, Any]) -> Any:
         """``POST /leases/{id}/activity`` with the server's own token."""
         return await self.client().request("POST", f"leases/{lease_id}/activity", json=body)
+
+    async def keep(self, seconds: int) -> Any:
+        """``POST /leases/{id}/keep``: keep this server's lease from GPU-idle reclaim."""
+        assert self.lease_id is not None
+        lease = await self.client().request(
+            "POST", f"leases/{self.lease_id}/keep", json={"seconds": seconds}
+        )
+        self._lease = (time.monotonic(), lease)
+        return lease
 
     # -- the sampler ---------------------------------------------------------------------
 
@@ -140,6 +151,7 @@ class GpuhubServices:
             report_interval=self.report_interval,
             activity_threshold_pct=self.activity_threshold_pct,
             log=self.log,
+            notebook=self.notebook,
         )
         self.sampler.start()
 
@@ -176,6 +188,20 @@ class GpuhubServices:
             self._starting = None
         if self.sampler is not None:
             await self.sampler.stop()
+
+
+def notebook_counts(kernel_manager: Any, terminal_manager: Any) -> dict[str, int | None]:
+    """Kernels executing code and terminals open on the server (None: not counted here,
+    e.g. no terminal manager). Idle reclaim counts either as activity."""
+    busy = None
+    if kernel_manager is not None:
+        busy = sum(
+            1
+            for kid in kernel_manager.list_kernel_ids()
+            if getattr(kernel_manager.get_kernel(kid), "execution_state", None) == "busy"
+        )
+    terminals = None if terminal_manager is None else len(terminal_manager.terminals)
+    return {"busy_kernels": busy, "terminals": terminals}
 
 
 def from_environment(**kw: Any) -> GpuhubServices:

@@ -30,10 +30,34 @@ LEASE_STATUSES: tuple[str, ...] = LIVE_STATUSES + ENDED_STATUSES
 # -- numbers for people ----------------------------------------------------------------
 
 
+#: Fractions of a GPU are shown as such when their denominator is at most this (MIG has
+#: 7 or 8 slices, shared GPUs a few seats; sums of those stay small).
+_MAX_DENOMINATOR = 64
+
+
 def fmt_units(u: Fraction | float) -> str:
-    """GPU units for people: '2', '0.5', '0.14'."""
-    f = float(u)
-    return str(int(f)) if f == int(f) else f"{f:.2f}".rstrip("0")
+    """GPU units for people: '2', '0.5', '0.15', and fractions of a GPU where a decimal
+    would be rounded: '1/7' (a MIG 1g slice), '3/7', '1/3', '1 3/7'.
+
+    Floats from the API are read back as the small fraction they stand for (0.142857...
+    is 1/7); a value with at most two decimals (as an admin types a limit) stays decimal.
+    """
+    x = float(u)
+    if round(x, 2) == x:
+        return str(int(x)) if x == int(x) else f"{x:.2f}".rstrip("0")
+    f = u if isinstance(u, Fraction) else Fraction(x).limit_denominator(_MAX_DENOMINATOR)
+    if f.denominator > _MAX_DENOMINATOR or abs(float(f) - x) > 1e-6:
+        return f"{x:.2f}".rstrip("0").rstrip(".")
+    whole, rest = divmod(f.numerator, f.denominator)
+    if rest == 0:
+        return str(whole)
+    part = f"{rest}/{f.denominator}"
+    return f"{whole} {part}" if whole else part
+
+
+def fmt_gpus(u: Fraction | float) -> str:
+    """GPU units with their noun: '1/7 GPU', '1 GPU', '2 GPUs', '1 1/2 GPUs'."""
+    return f"{fmt_units(u)} GPU{'s' if float(u) > 1 or float(u) == 0 else ''}"
 
 
 def fmt_hours(h: float) -> str:

@@ -8,7 +8,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IDevice, IDevicesReply, ILease, ILeaseReply, IMe, ISample } from './types';
+import { IDevice, IDevicesReply, IIdleWarning, ILease, ILeaseReply, IMe, ISample } from './types';
 
 /** What the model knows: loading, the GPUs, or why there are none. */
 export type GpuState =
@@ -76,6 +76,24 @@ export class GpuModel {
   /** The lease this server holds, or null. */
   get lease(): ILease | null {
     return this._lease;
+  }
+
+  /** GPU-idle reclaim's warning on this server's lease, or null. */
+  get idleWarning(): IIdleWarning | null {
+    return this._lease?.idle_warning ?? null;
+  }
+
+  /**
+   * Keep this server from GPU-idle reclaim for `seconds` (one of the warning's
+   * `can_keep_for`); rejects with the service's sentence when it refuses.
+   */
+  async keep(seconds: number): Promise<void> {
+    const reply = await this._request<ILeaseReply>('lease/keep', {
+      method: 'POST',
+      body: JSON.stringify({ seconds })
+    });
+    this._lease = reply.lease;
+    this._changed.emit();
   }
 
   /** The user's quotas and leases from the gpuhub service, or null when not known. */
@@ -190,12 +208,15 @@ export class GpuModel {
     this._simulated = reply.simulated;
   }
 
-  private async _get<T>(route: string, query: Record<string, string> = {}): Promise<T> {
-    const qs = URLExt.objectToQueryString(query);
-    const url = URLExt.join(this._settings.baseUrl, 'gpuhub', 'api', 'v1', route) + qs;
+  private _get<T>(route: string, query: Record<string, string> = {}): Promise<T> {
+    return this._request<T>(route + URLExt.objectToQueryString(query), {});
+  }
+
+  private async _request<T>(route: string, init: RequestInit): Promise<T> {
+    const url = URLExt.join(this._settings.baseUrl, 'gpuhub', 'api', 'v1', route);
     let response: Response;
     try {
-      response = await ServerConnection.makeRequest(url, {}, this._settings);
+      response = await ServerConnection.makeRequest(url, init, this._settings);
     } catch (err) {
       throw new ServerConnection.NetworkError(err as TypeError);
     }

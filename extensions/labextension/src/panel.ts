@@ -9,6 +9,7 @@ import { Widget } from '@lumino/widgets';
 import { DeviceCharts } from './charts';
 import { deviceSummary, gb, since } from './format';
 import { GpuModel } from './model';
+import { duration, idleWarningText } from './status';
 import { IDevice, IQuotaStatus } from './types';
 import { el } from './dom';
 
@@ -107,6 +108,7 @@ export class GpuPanel extends Widget {
       this._status.appendChild(el('p', 'jp-gpuhub-plain', plain[m.state]));
       this._syncDevices([]);
       if (m.state === 'no-lease') {
+        this._renderQueued();
         this._renderQuotas();
       }
       return;
@@ -119,6 +121,7 @@ export class GpuPanel extends Widget {
     if (m.message) {
       this._status.appendChild(el('p', 'jp-gpuhub-warning', m.message));
     }
+    this._renderIdleWarning();
     if (this._idle()) {
       this._status.appendChild(
         el(
@@ -132,7 +135,41 @@ export class GpuPanel extends Widget {
     }
     this._syncDevices(m.devices);
     this._renderLease();
+    this._renderQueued();
     this._renderQuotas();
+  }
+
+  /** GPU-idle reclaim's warning with its "Keep for …" buttons. */
+  private _renderIdleWarning(): void {
+    const trans = this._trans;
+    const w = this._model.idleWarning;
+    if (!w) {
+      return;
+    }
+    const box = el('div', 'jp-gpuhub-warning jp-gpuhub-idle-warning');
+    box.appendChild(el('p', '', idleWarningText(w, trans)));
+    const said = el('p', 'jp-gpuhub-muted', this._keepError ?? '');
+    for (const seconds of w.can_keep_for) {
+      const button = el('button', 'jp-Button jp-mod-styled jp-gpuhub-keep');
+      button.textContent = trans.__('Keep for %1', duration(seconds, trans));
+      button.dataset.seconds = String(seconds);
+      button.addEventListener('click', () => {
+        button.disabled = true;
+        this._model.keep(seconds).then(
+          () => {
+            this._keepError = null;
+            this.update();
+          },
+          (err: unknown) => {
+            this._keepError = err instanceof Error ? err.message : String(err);
+            this.update();
+          }
+        );
+      });
+      box.appendChild(button);
+    }
+    box.appendChild(said);
+    this._status.appendChild(box);
   }
 
   private _syncDevices(devices: IDevice[]): void {
@@ -252,6 +289,33 @@ export class GpuPanel extends Widget {
     this._info.appendChild(box);
   }
 
+  /** The user's queued requests (servers and jobs): why each waits, and until when. */
+  private _renderQueued(): void {
+    const trans = this._trans;
+    const queued = (this._model.me?.queued ?? []).filter(x => x.waiting);
+    if (queued.length === 0) {
+      return;
+    }
+    const box = el('section', 'jp-gpuhub-queued');
+    box.appendChild(el('h3', '', trans.__('Queued requests')));
+    for (const lease of queued) {
+      const w = lease.waiting!;
+      const what = lease.label || lease.profile || trans.__('lease %1', lease.id);
+      const line = el(
+        'p',
+        'jp-gpuhub-waiting',
+        trans.__('%1 (#%2) — Waiting: %3 · %4', what, w.position, w.message, w.estimate.message)
+      );
+      line.title = w.summary;
+      box.appendChild(line);
+      if (w.alternatives.length > 0) {
+        const free = w.alternatives.map(a => a.message).join(', ');
+        box.appendChild(el('p', 'jp-gpuhub-muted', trans.__('Instead: %1', free)));
+      }
+    }
+    this._info.appendChild(box);
+  }
+
   private _renderQuotas(): void {
     const trans = this._trans;
     const me = this._model.me;
@@ -346,6 +410,7 @@ export class GpuPanel extends Widget {
   }
 
   private _charts = new Map<string, GpuPanel.IDeviceView>();
+  private _keepError: string | null = null;
   private _devicesNode: HTMLElement;
   private _info: HTMLElement;
   private _status: HTMLElement;

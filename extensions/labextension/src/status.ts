@@ -7,6 +7,40 @@ import { Widget } from '@lumino/widgets';
 
 import { deviceSummary, hoursLeft } from './format';
 import { GpuModel } from './model';
+import { IIdleWarning } from './types';
+
+/** "45 min", "2 h", "1 h 30 min". */
+export function duration(seconds: number, trans: TranslationBundle): string {
+  const minutes = Math.max(0, Math.round(seconds / 60));
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  if (h && m) {
+    return trans.__('%1 h %2 min', h, m);
+  }
+  return h ? trans.__('%1 h', h) : trans.__('%1 min', m);
+}
+
+/** "15:30 UTC" (with the date when it is not today, in UTC). */
+export function utcTime(iso: string, now: Date = new Date()): string {
+  const t = new Date(iso);
+  const hm = t.toISOString().slice(11, 16);
+  const day = t.toISOString().slice(0, 10);
+  return day === now.toISOString().slice(0, 10) ? `${hm} UTC` : `${day} ${hm} UTC`;
+}
+
+/** "GPUs idle for 45 min: this server will be stopped at 15:30 UTC". */
+export function idleWarningText(
+  w: IIdleWarning,
+  trans: TranslationBundle,
+  now: Date = new Date()
+): string {
+  const idle = (now.getTime() - new Date(w.since).getTime()) / 1000;
+  return trans.__(
+    'GPUs idle for %1: this server will be stopped at %2',
+    duration(idle, trans),
+    utcTime(w.reclaim_at, now)
+  );
+}
 
 /** A one-line status of this server's GPUs; clicking it opens the GPU panel. */
 export class GpuStatus extends Widget {
@@ -26,8 +60,11 @@ export class GpuStatus extends Widget {
 
   /** Re-render after every poll. */
   protected onUpdateRequest(): void {
-    this.node.textContent = statusText(this._model, this._trans);
+    const warning = this._model.idleWarning;
+    const text = statusText(this._model, this._trans);
+    this.node.textContent = warning ? `⚠ ${idleWarningText(warning, this._trans)} | ${text}` : text;
     this.node.dataset.state = this._model.state;
+    this.node.dataset.idleWarning = warning ? 'true' : 'false';
   }
 }
 

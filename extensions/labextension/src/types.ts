@@ -59,6 +59,30 @@ export interface ILease {
   simulated: boolean;
   granted_at: string | null;
   gpu_hours: number;
+  /** Set while GPU-idle reclaim has warned that this server will be stopped. */
+  idle_warning?: IIdleWarning | null;
+  /** While queued: why it waits, until when, what is free instead (null otherwise). */
+  waiting?: IWaiting | null;
+}
+
+/** Why a queued lease waits, as the gpuhub service explains it (`waiting`). */
+export interface IWaiting {
+  reason: 'pool_busy' | 'quota_limit' | 'queue_order' | 'reserved';
+  message: string;
+  position: number;
+  estimate: { at: string | null; basis: string; message: string };
+  alternatives: { message: string }[];
+  summary: string;
+}
+
+/** GPU-idle reclaim's warning on a lease (the service's `idle_warning`). */
+export interface IIdleWarning {
+  /** When the GPUs (and kernels and terminals) were last busy. */
+  since: string;
+  /** When the server will be stopped unless it is busy again or kept. */
+  reclaim_at: string;
+  /** Seconds the user may keep it for. */
+  can_keep_for: number[];
 }
 
 /** GET gpuhub/api/v1/lease */

@@ -50,6 +50,14 @@ def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def name_flag(error: GpuhubError, flags: dict[str, str]) -> None:
+    """Say which command-line flag an API error's field came from: ``... (--by)``."""
+    flag = flags.get(error.field or "")
+    if flag and flag not in error.message:
+        error.message += f" ({flag})"
+        error.args = (error.message,)
+
+
 def _target(args: argparse.Namespace) -> tuple[str, str, str]:
     """(API collection, kind, name) of ``--user NAME`` / ``--group NAME``."""
     if getattr(args, "user", None):
@@ -106,6 +114,8 @@ def cmd_quota_set(args: argparse.Namespace, client: GpuhubClient | None) -> None
     """``gpuhub quota set``: change the given fields of a quota, keeping the others."""
     assert client is not None
     coll, kind, name = _target(args)
+    if kind == "user" and getattr(args, "create", False):
+        raise CliError("--create is for --group only: users are not created by quota set")
     changes = {f: getattr(args, f) for f in QUOTA_FIELDS if hasattr(args, f)}
     if not changes:
         raise CliError(
@@ -127,12 +137,15 @@ def cmd_quota_set(args: argparse.Namespace, client: GpuhubClient | None) -> None
         for f in ("term_start", "term_end"):
             if f not in changes:
                 spec.pop(f, None)
+    create = kind == "group" and getattr(args, "create", False)
     try:
-        data = client.put(path, spec)
+        data = client.request("PUT", path, json=spec, params={"create": "true"} if create else None)
     except GpuhubError as e:
-        if e.field in QUOTA_FIELDS and "--" not in e.message:
-            e.message += f" (--{e.field.replace('_', '-')})"
-            e.args = (e.message,)
+        if kind == "group" and e.status == 404 and e.field == "name":
+            raise CliError(
+                f"JupyterHub has no group {name}: check the name, or add --create to create it"
+            ) from None
+        name_flag(e, {f: "--" + f.replace("_", "-") for f in QUOTA_FIELDS})
         raise
     if args.json:
         emit_json(data)
@@ -148,9 +161,28 @@ def cmd_quota_unset(args: argparse.Namespace, client: GpuhubClient | None) -> No
     print(render.quota_removed_sentence(kind, name))
 
 
+USAGE_BY = ("day", "week", "month", "user", "group")
+#: API query fields of ``/usage`` and the flags that set them.
+USAGE_FLAGS = {f: f"--{f}" for f in ("start", "end", "user", "group", "by")}
+
+
+def _check_usage_by(by: str | None) -> None:
+    """Refuse a bad ``--by`` here, naming the flag (the API would name its field)."""
+    if by is None:
+        return
+    fields = by.split(",")
+    times = [f for f in fields if f in ("day", "week", "month")]
+    if any(f not in USAGE_BY for f in fields) or len(set(fields)) != len(fields) or len(times) > 1:
+        raise CliError(
+            f"--by {by!r}: give some of {', '.join(USAGE_BY)}, comma-separated, at most one of "
+            "day, week, month (weeks start Monday 00:00 UTC), e.g. --by week,user"
+        )
+
+
 def cmd_usage(args: argparse.Namespace, client: GpuhubClient | None) -> None:
-    """``gpuhub usage``: GPU-hours per day, user and group."""
+    """``gpuhub usage``: GPU-hours per day, week or month, user and group."""
     assert client is not None
+    _check_usage_by(args.by)
     params = {
         k: v
         for k, v in (
@@ -162,10 +194,14 @@ def cmd_usage(args: argparse.Namespace, client: GpuhubClient | None) -> None:
         )
         if v is not None
     }
-    if args.csv:
-        sys.stdout.write(client.get_text("usage", {**params, "format": "csv"}))
-        return
-    data = client.get("usage", params)
+    try:
+        if args.csv:
+            sys.stdout.write(client.get_text("usage", {**params, "format": "csv"}))
+            return
+        data = client.get("usage", params)
+    except GpuhubError as e:
+        name_flag(e, USAGE_FLAGS)
+        raise
     if args.json:
         emit_json(data)
         return

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import __version__
 from ..terms import LEASE_STATUSES as STATUSES
+from .cohorts import add_cohort_commands
 from .commands import (
     Command,
     cmd_inventory,
@@ -198,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-user-max-units", type=_number, default=s, metavar="X",
         help="groups only: units each member may hold; none: no limit",
     )  # fmt: skip
+    p.add_argument(
+        "--create", action="store_true",
+        help="groups only: create the JupyterHub group if the hub lacks it "
+        "(without it, a group the hub lacks is refused)",
+    )  # fmt: skip
     _json_option(p)
 
     p = quota_command("unset", cmd_quota_unset, "remove a user's or group's quota (admins)")
@@ -205,12 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--user", metavar="NAME")
     who.add_argument("--group", metavar="NAME")
 
-    p = command("usage", cmd_usage, "GPU-hours used per day, user and group")
+    p = command("usage", cmd_usage, "GPU-hours used per day, week or month, user and group")
     p.add_argument("--user", metavar="NAME", help="only this user (yours unless admin)")
     p.add_argument("--group", metavar="NAME", help="only leases charged to this group")
     p.add_argument("--start", metavar="DATE", help="from this date or time (default: 30 days ago)")
     p.add_argument("--end", metavar="DATE", help="until this date or time (default: now)")
-    p.add_argument("--by", metavar="FIELDS", help="group rows by some of day,user,group")
+    p.add_argument(
+        "--by", metavar="FIELDS",
+        help="group rows by some of day|week|month,user,group, e.g. week,user "
+        "(weeks start Monday 00:00 UTC; default day,user,group)",
+    )  # fmt: skip
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="print the API's CSV")
     _json_option(fmt)
@@ -249,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
 
     add_job_commands(sub, conn)
+    add_cohort_commands(sub, conn, _number)
 
     p = command(
         "inventory",

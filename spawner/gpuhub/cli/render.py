@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..terms import ACTIVE, QUEUED, shape_text
+from ..terms import ACTIVE, QUEUED, fmt_gpus, shape_text
 from . import tables as t
 
 SIMULATED = "simulated"
@@ -114,7 +114,7 @@ def pool_table(data: Mapping[str, Any]) -> str:
             rows.append([node["name"], g["index"], g["model"], mode, state, who, sim])
     table = t.render(["NODE", "GPU", "MODEL", "MODE", "STATE", "HOLDERS", ""], rows)
     summary = (
-        f"{t.fmt_number(data.get('units_free'))} of {t.fmt_number(data.get('units_total'))} "
+        f"{t.fmt_units(data.get('units_free'))} of {t.fmt_units(data.get('units_total'))} "
         f"GPU units free, {data.get('queue_length', 0)} request(s) queued"
     )
     if data.get("simulated"):
@@ -135,7 +135,7 @@ def _quota_notes(item: Mapping[str, Any]) -> str | None:
     if q.get("allowed_profiles") is not None:
         notes.append("profiles " + (",".join(q["allowed_profiles"]) or "(none)"))
     if q.get("per_user_max_units") is not None:
-        notes.append(f"per user {t.fmt_number(q['per_user_max_units'])} units")
+        notes.append(f"per member {fmt_gpus(q['per_user_max_units'])}")
     if item.get("default"):
         notes.append("default user quota")
     return "; ".join(notes) or None
@@ -152,9 +152,9 @@ def quota_table(items: Sequence[Mapping[str, Any]]) -> str:
             [
                 item["kind"],
                 item["name"],
-                t.fmt_limit(q.get("max_units")),
-                t.fmt_number(item.get("units_active")),
-                t.fmt_number(item.get("units_queued")),
+                t.fmt_units_limit(q.get("max_units")),
+                t.fmt_units(item.get("units_active")),
+                t.fmt_units(item.get("units_queued")),
                 t.fmt_limit(hours),
                 t.fmt_number(item["gpu_hours_used"]) if "gpu_hours_used" in item else None,
                 t.fmt_number(item["gpu_hours_left"]) if "gpu_hours_left" in item else None,
@@ -170,7 +170,7 @@ def quota_table(items: Sequence[Mapping[str, Any]]) -> str:
 def _spec_text(q: Mapping[str, Any] | None) -> str:
     if not q:
         return "unlimited"
-    parts = [f"max {t.fmt_limit(q.get('max_units'))} units"]
+    parts = [f"max {t.fmt_units_limit(q.get('max_units'))} GPU units"]
     if q.get("gpu_hours") is not None:
         parts.append(f"{t.fmt_number(q['gpu_hours'])} GPU-hours per {q.get('period')}")
     return ", ".join(parts)
@@ -231,7 +231,7 @@ def leases_table(leases: Sequence[Mapping[str, Any]]) -> str:
                 x.get("group"),
                 status,
                 shape_text(x.get("shape", {})),
-                t.fmt_number(x.get("units")),
+                t.fmt_units(x.get("units")),
                 x.get("node"),
                 devices_text(x.get("devices", [])),
                 t.fmt_number(x.get("gpu_hours")),
@@ -244,23 +244,54 @@ def leases_table(leases: Sequence[Mapping[str, Any]]) -> str:
     return t.render([*headers, "SINCE", "ACTIVITY", ""], rows, right=(0, 5, 8))
 
 
+#: The queue table's words for why a request waits (the API's ``waiting.reason``).
+WAIT_REASONS = {
+    "pool_busy": "pool busy",
+    "quota_limit": "quota",
+    "queue_order": "queue order",
+    "reserved": "reserved",
+}
+
+
 def queue_table(queue: Sequence[Mapping[str, Any]]) -> str:
-    """Waiting requests in the order they will be granted."""
-    rows = [
-        [
-            x.get("position"),
-            x.get("id"),
-            x.get("user") or "(another user)",
-            x.get("group"),
-            shape_text(x.get("shape", {})),
-            t.fmt_number(x.get("units")),
-            x.get("priority"),
-            t.fmt_time(x.get("requested_at")),
-        ]
-        for x in queue
-    ]
+    """Waiting requests in the order they will be granted; then, for those the caller may
+    see (their own; all for admins), why each waits, until when, and what is free now."""
+    rows = []
+    for x in queue:
+        why = x.get("waiting") or {}
+        rows.append(
+            [
+                x.get("position"),
+                x.get("id"),
+                x.get("user") or "(another user)",
+                x.get("group"),
+                shape_text(x.get("shape", {})),
+                t.fmt_number(x.get("units")),
+                x.get("priority"),
+                t.fmt_time(x.get("requested_at")),
+                WAIT_REASONS.get(why.get("reason"), why.get("reason")),
+                t.fmt_time((why.get("estimate") or {}).get("at")) if why else None,
+            ]
+        )
     headers = ["POS", "ID", "USER", "GROUP", "SHAPE", "UNITS", "PRIORITY", "REQUESTED"]
-    return t.render(headers, rows, right=(0, 1, 5, 6))
+    table = t.render([*headers, "WAITING", "EXPECTED"], rows, right=(0, 1, 5, 6))
+    why_lines = [line for x in queue for line in waiting_lines(x)]
+    return table + ("\n\nwhy:\n" + "\n".join(why_lines) if why_lines else "")
+
+
+def waiting_lines(lease: Mapping[str, Any]) -> list[str]:
+    """Why a queued lease waits, as the API explains it: '#2 lease 7: all 4 H100 GPUs are
+    held; expected by 14:20 UTC (from ...)' and what is free now; none if not explained."""
+    why = lease.get("waiting")
+    if not why:
+        return []
+    estimate = (why.get("estimate") or {}).get("message") or "no estimate"
+    where = f"  #{lease.get('position')} lease {lease.get('id')}"
+    lines = [f"{where}: {why.get('message')}; {estimate}"]
+    free = [a.get("message", "") for a in why.get("alternatives") or []]
+    if free:
+        lines.append(f"      instead: {', '.join(free)}")
+    return lines
 
 
 def lease_sentence(lease: Mapping[str, Any]) -> str:

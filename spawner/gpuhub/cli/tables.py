@@ -11,6 +11,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from .. import terms
+
 #: What a missing value looks like in a table.
 NONE = "-"
 
@@ -63,6 +65,16 @@ def fmt_number(x: float | int | None) -> str:
 def fmt_limit(x: float | int | None) -> str:
     """A quota limit: the number, or ``unlimited`` for None."""
     return "unlimited" if x is None else fmt_number(x)
+
+
+def fmt_units(x: float | int | None) -> str:
+    """GPU units as fractions of a GPU: ``2``, ``1/7``, ``1 3/7`` (``-`` for None)."""
+    return NONE if x is None else terms.fmt_units(x)
+
+
+def fmt_units_limit(x: float | int | None) -> str:
+    """A limit in GPU units: ``1/2``, or ``unlimited`` for None."""
+    return "unlimited" if x is None else terms.fmt_units(x)
 
 
 def fmt_time(iso: str | None) -> str:

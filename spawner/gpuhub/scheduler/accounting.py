@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from ..terms import ACTIVE, describe, fmt_hours, fmt_units
+from ..terms import ACTIVE, describe, fmt_gpus, fmt_hours, fmt_units
 from .lease import Lease, iso
 from .quota import QuotaSpec, period_phrase, period_window
 from .shapes import MigSlice, SharedGpu, WholeGpus
@@ -152,10 +152,18 @@ class Accounting:
     def _units_message(self, who: str, key: tuple, limit: Fraction, units: Fraction) -> str:
         active, held = self.active[key], self.held[key]
         queued = f" (and {fmt_units(held - active)} more queued)" if held > active else ""
+        if units > limit:  # no lease ending can make room: say so, not "wait"
+            smaller = f", or request at most {fmt_gpus(limit)}" if limit else ""
+            cure = (
+                "which is more than the whole quota, so waiting will not help: ask an admin "
+                f"for a larger quota{smaller}"
+            )
+        else:
+            cure = "Ask an admin, or wait for a lease to end"
         return (
             f"{who} uses {fmt_units(active)} of {'their' if key[0] == 'user' else 'its'} "
             f"{fmt_units(limit)} GPU units{queued}; "
-            f"this request needs {fmt_units(units)}. Ask an admin, or wait for a lease to end"
+            f"this request needs {fmt_units(units)}{', ' if units > limit else '. '}{cure}"
         )
 
     # -- GPU-hours ---------------------------------------------------------------------

@@ -21,6 +21,8 @@ from .errors import SchedulerError
 from .lease import Lease, iso
 
 MAX_DEVICES = 64
+#: Most kernels or terminals a report may count.
+MAX_COUNT = 10000
 #: A report may say the lease was last active at most this far in the future (clock skew).
 CLOCK_SKEW_S = 300.0
 _YEARS = (1970, 9000)
@@ -62,6 +64,9 @@ class ActivityReport(BaseModel):
     memory_used_mb: float = Field(ge=0, le=1e9)
     last_active_at: str | None = Field(None, max_length=64)
     devices: list[DeviceReport] = Field(default_factory=list, max_length=MAX_DEVICES)
+    # what the notebook side does besides the GPUs (absent from older servers: unknown)
+    busy_kernels: int | None = Field(None, ge=0, le=MAX_COUNT)
+    terminals: int | None = Field(None, ge=0, le=MAX_COUNT)
 
     @field_validator("last_active_at")
     @classmethod
@@ -148,6 +153,13 @@ class Activity:
     last_active_at: float | None
     reported_at: float
     devices: tuple[DeviceActivity, ...]
+    busy_kernels: int | None = None
+    terminals: int | None = None
+
+    @property
+    def notebook_busy(self) -> bool:
+        """Whether a kernel was executing or a terminal was open when the server reported."""
+        return bool(self.busy_kernels) or bool(self.terminals)
 
     def idle_s(self, now: float) -> float | None:
         """Seconds since the lease was last active (None: not seen active)."""
@@ -166,6 +178,8 @@ class Activity:
             "last_active_at": iso(self.last_active_at),
             "reported_at": iso(self.reported_at),
             "idle_s": None if idle is None else round(idle, 3),
+            "busy_kernels": self.busy_kernels,
+            "terminals": self.terminals,
             "devices": [d.to_dict() for d in self.devices],
         }
 
@@ -228,6 +242,8 @@ class ActivityBoard:
             last_active_at=None if last is None else min(last, now),
             reported_at=now,
             devices=devices,
+            busy_kernels=report.busy_kernels,
+            terminals=report.terminals,
         )
         self._latest[lease.id] = activity
         return activity

@@ -41,6 +41,7 @@ from .quota import QuotaSpec
 from .shapes import MigSlice, SharedGpu, WholeGpus
 from .store import DELETE_CLAIMS, END_LEASE, GRANT_LEASE, INSERT_CLAIM, INSERT_LEASE, Store
 from .store import claim_rows as _claim_rows
+from .waiting import Waiting
 
 log = logging.getLogger("gpuhub.scheduler")
 
@@ -76,8 +77,11 @@ def _count_noun(shape: WholeGpus | MigSlice | SharedGpu) -> str:
     return f"shared {shape.model + ' ' if shape.model else ''}GPU seats"
 
 
-class Scheduler:
-    """Grants GPU leases under quotas, queues what must wait, and keeps the ledger."""
+class Scheduler(Waiting):
+    """Grants GPU leases under quotas, queues what must wait, and keeps the ledger.
+
+    Why a queued request waits, and until about when, it answers through :class:`Waiting`.
+    """
 
     def __init__(
         self,

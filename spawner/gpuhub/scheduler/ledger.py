@@ -1,4 +1,5 @@
-"""Reports from the ledger (the ``leases`` table): GPU-hours per day, user and group.
+"""Reports from the ledger (the ``leases`` table): GPU-hours per day, week or month,
+user and group.
 
 Reports only read, each on a connection of its own, and need nothing of the scheduler's
 memory (a lease is written before anyone is told of it, so the table knows every running
@@ -18,6 +19,16 @@ from .lease import lease_from_row
 from .store import LEASES
 
 UTC = dt.UTC
+#: The columns a usage report can be grouped by; at most one of the time ones.
+USAGE_FIELDS = ("day", "week", "month", "user", "group")
+TIME_FIELDS = ("day", "week", "month")
+
+
+def period_values(day: dt.date) -> dict[str, str]:
+    """The day, week and month a UTC day falls in, as report values: ``2026-11-25``,
+    ``2026-11-23`` (the week's Monday; weeks start Monday 00:00 UTC) and ``2026-11``."""
+    monday = day - dt.timedelta(days=day.weekday())
+    return {"day": day.isoformat(), "week": monday.isoformat(), "month": f"{day:%Y-%m}"}
 
 
 class Ledger:
@@ -36,8 +47,13 @@ class Ledger:
         group: str | None = None,
         by: tuple[str, ...] = ("day", "user", "group"),
     ) -> list[dict[str, Any]]:
-        """GPU-hours per ``by`` (some of day, user, group) between ``start`` and ``end``,
-        counting running leases up to ``now``."""
+        """GPU-hours per ``by`` (some of day, week, month, user, group; at most one of the
+        first three) between ``start`` and ``end``, counting running leases up to ``now``.
+
+        A lease is split at UTC midnights, and each day's share goes to its day, its week
+        (named by its Monday) and its month (``YYYY-MM``)."""
+        if sum(f in TIME_FIELDS for f in by) > 1:
+            raise ValueError("group by at most one of day, week, month")
         end = min(end, now)
         q = select(LEASES).where(
             LEASES.c.granted_at.is_not(None),
@@ -60,7 +76,7 @@ class Ledger:
                         day + dt.timedelta(days=1), dt.time(), UTC
                     ).timestamp()
                     cut = min(b, day_end)
-                    values = {"day": day.isoformat(), "user": lease.user, "group": lease.group}
+                    values = {**period_values(day), "user": lease.user, "group": lease.group}
                     k = tuple(values[f] for f in by)
                     t = totals.setdefault(k, [0.0, set()])
                     t[0] += float(lease.units) * (cut - a) / 3600

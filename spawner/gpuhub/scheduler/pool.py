@@ -372,6 +372,22 @@ class Pool:
 
     # -- views -----------------------------------------------------------------------
 
+    def copy(self) -> Pool:
+        """An independent copy of the pool as it is now, for what-if questions ("when would
+        this request fit?"): claims and frees on the copy change nothing here."""
+        twin = Pool([ns.node for ns in self.nodes.values()])
+        twin._matches, twin._feasible, twin._max_units = (
+            self._matches, self._feasible, self._max_units,
+        )  # fmt: skip
+        for name, ns in self.nodes.items():
+            tn = twin.nodes[name]
+            tn.used_units, tn.free_whole = ns.used_units, set(ns.free_whole)
+            for uuid, gs in ns.gpus.items():
+                tg = tn.gpus[uuid]
+                tg.holders, tg.mig_holders = dict(gs.holders), dict(gs.mig_holders)
+                tg.used_slices = gs.used_slices
+        return twin
+
     def view(self) -> PoolView:
         """Every node and GPU with its state and holders, copied (safe to keep and pass on)."""
         cap = self.capacity()

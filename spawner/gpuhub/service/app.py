@@ -45,11 +45,15 @@ from ..jobs.manager import JobManager
 from ..scheduler.core import Scheduler
 from ..scheduler.db import open_engine
 from ..scheduler.quota import QuotaSpec
+from . import cohorts as c
 from . import handlers as h
 from . import jobs as j
 from .base import BaseHandler
 from .body import validation_message
+from .hub_api import HubApi
+from .keep import LeaseKeepHandler
 from .metrics import SchedulerCollector
+from .reclaim import Reclaimer
 from .reconcile import reconcile_servers
 
 #: Entry point group naming inventory backends ("nvml", "simulated", "files", ...).
@@ -178,6 +182,7 @@ class GpuhubService(Application):
 
     scheduler = Instance(Scheduler, allow_none=True)
     jobs = Instance(JobManager, allow_none=True)
+    reclaimer = Instance(Reclaimer, allow_none=True)
 
     def initialize(self, argv: list[str] | None = None) -> None:
         """Parse the command line, load the config file, open the database, build the pool."""
@@ -203,6 +208,7 @@ class GpuhubService(Application):
             executor=self.job_executor_class(parent=self),
             profiles=profiles,
         )
+        self.reclaimer = Reclaimer(parent=self, scheduler=self.scheduler)
         gpus = sum(len(n.gpus) for n in nodes)
         self.log.info(
             "gpuhub service %s: %d node(s), %d GPU(s)%s, database %s, %d live lease(s)",
@@ -229,10 +235,14 @@ class GpuhubService(Application):
             (api + "/leases/preview", h.LeasePreviewHandler),
             (api + r"/leases/([0-9]+)", h.LeaseHandler),
             (api + r"/leases/([0-9]+)/activity", h.LeaseActivityHandler),
+            (api + r"/leases/([0-9]+)/keep", LeaseKeepHandler),
             (api + "/queue", h.QueueHandler),
             (api + "/quotas", h.QuotaListHandler),
             (api + r"/quotas/(users|groups)/([^/]+)", h.QuotaHandler),
             (api + "/usage", h.UsageHandler),
+            (api + r"/cohorts/([^/]+)", c.CohortHandler),
+            (api + r"/cohorts/([^/]+)/members", c.CohortMembersHandler),
+            (api + r"/cohorts/([^/]+)/members/([^/]+)", c.CohortMemberHandler),
             (api + "/jobs", j.JobsHandler),
             (api + r"/jobs/([0-9]+)", j.JobHandler),
             (api + r"/jobs/([0-9]+)/log", j.JobLogHandler),
@@ -245,11 +255,13 @@ class GpuhubService(Application):
         settings = {
             "scheduler": self.scheduler,
             "jobs": self.jobs,
+            "reclaimer": self.reclaimer,
             "simulated": self.simulated,
             "registry": registry,
             "metrics": metrics,  # refreshed on the loop before each scrape
             "authenticate_metrics": self.authenticate_metrics,
             "hub_groups": partial(h.fetch_hub_groups, api_url, token),
+            "hub_api": HubApi(api_url, token),
             "cookie_secret": self._cookie_secret(),
             "hub_auth": hub_auth,
             **self.tornado_settings,
@@ -277,6 +289,8 @@ class GpuhubService(Application):
         if self.reconcile_interval > 0:
             PeriodicCallback(self._reconcile, self.reconcile_interval * 1000).start()
         self.jobs.start()  # takes up live jobs again, then ticks
+        if self.reclaimer.interval > 0:  # GPU-idle reclaim (gpuhub.service.reclaim)
+            PeriodicCallback(self.reclaimer.tick, self.reclaimer.interval * 1000).start()
         self.log.info(
             "gpuhub service listening on %s (prefix %s)", self.service_url, self.service_prefix
         )

@@ -328,13 +328,24 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     # -- leases ------------------------------------------------------------------------
 
-    def lease_view(self, lease: Lease) -> dict:
-        """A lease as the API shows it, with its queue position and latest GPU activity."""
+    def lease_view(self, lease: Lease, waits: dict[int, dict] | None = None) -> dict:
+        """A lease as the API shows it, with its queue position, latest GPU activity and,
+        while queued, why it waits (``waits``: :meth:`Scheduler.waiting_all` of a list)."""
         now = self.scheduler.clock()
         out = lease.to_dict(now, self.scheduler.position(lease))
         activity = self.scheduler.activity(lease.id)
         out["activity"] = None if activity is None else activity.to_dict(now)
+        if waits is None:
+            waits = self.scheduler.waiting_all([lease])
+        out["waiting"] = waits.get(lease.id)
+        reclaimer = self.settings.get("reclaimer")
+        out["idle_warning"] = None if reclaimer is None else reclaimer.warning(lease.id)
         return out
+
+    def lease_views(self, leases: list[Lease]) -> list[dict]:
+        """:meth:`lease_view` of each lease; the queued ones explained in one go."""
+        waits = self.scheduler.waiting_all(leases)
+        return [self.lease_view(x, waits) for x in leases]
 
     def own_lease(self, lease_id: str) -> Lease:
         """A lease the caller may see; ids beyond the database's range are not found."""

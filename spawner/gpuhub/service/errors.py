@@ -25,6 +25,7 @@ from ..scheduler.errors import (
     SchedulerError,
     Unsatisfiable,
 )
+from .reclaim import NotReclaimable
 
 #: HTTP status of each scheduler error class; a subclass not listed gets its parent's.
 STATUS_OF_ERROR: dict[type[SchedulerError], int] = {
@@ -33,6 +34,7 @@ STATUS_OF_ERROR: dict[type[SchedulerError], int] = {
     QuotaExceeded: 403,
     NotFound: 404,
     LeaseNotActive: 409,  # an activity report for a lease that is queued or has ended
+    NotReclaimable: 409,  # keeping a job's lease from idle reclaim, which never stops jobs
     Unsatisfiable: 422,
     IdempotencyConflict: 422,  # well-formed, but the key already stands for another request
     JobEnded: 409,  # cancelling a job that has already ended

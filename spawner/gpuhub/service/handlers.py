@@ -22,9 +22,10 @@ from tornado.httpclient import HTTPClientError
 from .. import __version__
 from ..scheduler.core import iso
 from ..scheduler.errors import Forbidden, NotFound
+from ..scheduler.ledger import TIME_FIELDS, USAGE_FIELDS
 from .base import BaseHandler, checked_name
 from .errors import ApiError
-from .hub_api import fetch_user
+from .hub_api import HubApi, fetch_user
 from .models import ActivityReport, LeaseRequest, QuotaSpec
 
 QUOTA_KINDS = {"users": "user", "groups": "group"}
@@ -121,7 +122,7 @@ class MeHandler(BaseHandler):
             for g in groups
             if (spec := s.quota("group", g)) is not None
         ]
-        leases = [self.lease_view(x) for x in s.leases(user=name)]
+        leases = self.lease_views(s.leases(user=name))
         self.write_json(
             {
                 "name": name,
@@ -153,7 +154,7 @@ class LeasesHandler(BaseHandler):
             )
         limit = self.query_int("limit", 1000, 1, 10000)
         leases = self.scheduler.leases(user=user, status=statuses, limit=limit)
-        self.write_json({"leases": [self.lease_view(x) for x in leases]})
+        self.write_json({"leases": self.lease_views(leases)})
 
     async def post(self) -> None:
         key = self.idempotency_key()
@@ -196,7 +197,10 @@ class LeaseHandler(BaseHandler):
 
     def delete(self, lease_id: str) -> None:
         lease = self.own_lease(lease_id)
-        reason = "released by " + self.user_name
+        # a server stopped by idle reclaim: its spawner's release books the reclaim's reason
+        reclaimer = self.settings.get("reclaimer")
+        reclaiming = reclaimer.end_reason(lease.id) if reclaimer is not None else None
+        reason = reclaiming or "released by " + self.user_name
         self.write_json(self.lease_view(self.scheduler.release(lease.id, reason=reason)))
 
 
@@ -215,14 +219,18 @@ class LeaseActivityHandler(BaseHandler):
 
 
 class QueueHandler(BaseHandler):
-    """``GET /api/v1/queue``: the queue in order (others' entries anonymised for non-admins)."""
+    """``GET /api/v1/queue``: the queue in order, with why each request waits (others'
+    entries anonymised, and unexplained, for non-admins)."""
 
     def get(self) -> None:
         now = self.scheduler.clock()
+        queue = self.scheduler.queue()
+        seen = [x for x in queue if x.user == self.user_name or self.is_admin]
+        waits = self.scheduler.waiting_all(seen)  # why each waits: own entries (admins: all)
         out = []
-        for pos, lease in enumerate(self.scheduler.queue(), 1):
+        for pos, lease in enumerate(queue, 1):
             if lease.user == self.user_name or self.is_admin:
-                out.append(lease.to_dict(now, pos))
+                out.append({**lease.to_dict(now, pos), "waiting": waits.get(lease.id)})
             else:
                 out.append({"position": pos, "id": None, "user": None, "units": float(lease.units),
                             "shape": lease.shape.model_dump(exclude_none=True), "requested_at": iso(lease.requested_at)})  # fmt: skip
@@ -269,14 +277,21 @@ class QuotaHandler(BaseHandler):
         out["default"] = kind == "user" and s.quota("user", name) is None
         self.write_json(out)
 
-    def put(self, kinds: str, name: str) -> None:
+    async def put(self, kinds: str, name: str) -> None:
         self.require_admin("setting quotas")
         kind, name = self._target(kinds, name)
+        create = self.query_default("create", "false")
+        if create not in ("true", "false") or (create == "true" and kind != "group"):
+            raise ApiError(
+                400, "create must be true or false, on group quotas only", field="create"
+            )
         spec: QuotaSpec = self.body(QuotaSpec)
         if kind == "user" and spec.per_user_max_units is not None:
             raise ApiError(
                 400, "per_user_max_units applies to group quotas only", field="per_user_max_units"
             )
+        if kind == "group":  # a typo'd group would hold a quota nobody is charged to
+            await ensure_group(self.settings["hub_api"], name, create=create == "true")
         self.scheduler.set_quota(kind, name, spec, by=self.user_name)
         self.write_json(self.scheduler.quota_status(kind, name, spec))
 
@@ -289,9 +304,10 @@ class QuotaHandler(BaseHandler):
 
 
 class UsageHandler(BaseHandler):
-    """``GET /api/v1/usage``: GPU-hours per day, user and group; JSON or ``?format=csv``."""
+    """``GET /api/v1/usage``: GPU-hours per day (or week, month), user and group; JSON or
+    ``?format=csv``."""
 
-    FIELDS = ("day", "user", "group")
+    FIELDS = USAGE_FIELDS
 
     async def get(self) -> None:
         now = self.scheduler.clock()
@@ -308,9 +324,17 @@ class UsageHandler(BaseHandler):
             user = self.for_user(user)
         group = self.query_name("group", "group")
         by = tuple(self.query_default("by", "day,user,group").split(","))
-        if not by or any(f not in self.FIELDS for f in by) or len(set(by)) != len(by):
+        if (
+            not by
+            or any(f not in self.FIELDS for f in by)
+            or len(set(by)) != len(by)
+            or sum(f in TIME_FIELDS for f in by) > 1
+        ):
             raise ApiError(
-                400, "by must list some of day, user, group, e.g. by=user,day", field="by"
+                400,
+                "by must list some of day, week, month, user, group (at most one of day, "
+                "week, month), e.g. by=user,week",
+                field="by",
             )
         fmt = self.query_default("format", "json")
         if fmt not in ("json", "csv"):
@@ -372,3 +396,17 @@ async def fetch_hub_groups(api_url: str, token: str, user: str) -> list[str]:
     if model is None:
         raise NotFound(f"JupyterHub has no user {user}")
     return list(model.get("groups") or [])
+
+
+async def ensure_group(hub: HubApi, name: str, *, create: bool) -> bool:
+    """Make sure JupyterHub has group ``name``: create it when ``create``, else refuse (404)
+    naming it. True if it was created now."""
+    if await hub.group(name) is not None:
+        return False
+    if not create:
+        raise NotFound(
+            f"JupyterHub has no group {name}: check the name, or have it created "
+            "(create=true; gpuhub quota set --create)",
+            field="name",
+        )
+    return await hub.create_group(name)

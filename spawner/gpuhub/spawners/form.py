@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..terms import describe, fmt_bytes, fmt_hours, fmt_units
+from ..terms import describe, fmt_bytes, fmt_gpus, fmt_hours, fmt_units
 from .profiles import Profile
 
 
@@ -85,11 +85,11 @@ def quota_lines(me: Mapping[str, Any] | None) -> list[str]:
         parts = []
         active = fmt_units(q.get("units_active") or 0)
         if spec.get("max_units") is not None:
-            parts.append(f"{active} of {fmt_units(spec['max_units'])} GPU units in use")
+            parts.append(f"{active} of {fmt_gpus(spec['max_units'])} in use")
         else:
-            parts.append(f"{active} GPU units in use")
+            parts.append(f"{fmt_gpus(q.get('units_active') or 0)} in use")
         if q.get("units_queued"):
-            parts.append(f"{fmt_units(q['units_queued'])} queued")
+            parts.append(f"{fmt_gpus(q['units_queued'])} queued")
         if q.get("gpu_hours_left") is not None:
             parts.append(
                 f"{fmt_hours(q['gpu_hours_left'])} of {fmt_hours(spec['gpu_hours'])} GPU-hours "

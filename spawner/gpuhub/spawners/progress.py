@@ -1,4 +1,4 @@
-"""What a spawn shows while it waits for GPUs: the queue position, the grant.
+"""What a spawn shows while it waits for GPUs: why it waits and until when, the grant.
 
 :class:`ProgressLog` keeps the events of one spawn for every browser tab that follows
 it; :func:`queue_message` and :func:`granted_message` are its sentences.
@@ -14,7 +14,13 @@ from .container import is_simulated
 
 
 def queue_message(lease: Mapping[str, Any]) -> str:
-    """The progress line for a queued lease: 'Waiting for a GPU: 2 requests ahead of you'."""
+    """The progress line for a queued lease: why it waits, until when, what is free instead
+    ("Queued at position 2: all 4 H100 GPUs are held; expected by 14:20 UTC (from running
+    leases' stated hours). Free now: 7 MIG 1g.5gb slices"); from a service that does not
+    say why, its place: 'Waiting for a GPU: 2 requests ahead of you'."""
+    waiting = lease.get("waiting")
+    if isinstance(waiting, Mapping) and isinstance(waiting.get("summary"), str):
+        return waiting["summary"]
     position = lease.get("position")
     if not isinstance(position, int) or position < 1:
         return "Waiting for a GPU in the queue"

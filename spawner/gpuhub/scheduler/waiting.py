@@ -1,0 +1,356 @@
+"""Why a queued request waits, until about when, and what is free instead.
+
+Read only, and computed only when someone asks (lease views, the queue, spawn progress):
+the scheduler's decisions never pay for it. For each queued lease it gives
+
+* a ``reason`` code and a sentence: the pool has no room for the shape (``pool_busy``),
+  a quota no longer allows it (``quota_limit``), or requests ahead of it come first
+  (``queue_order``). ``reserved`` (devices reserved for another group) is part of the
+  vocabulary but nothing produces it yet: reservations come later;
+* an ``estimate``: the earliest time it could be granted, found by replaying the queue
+  on a copy of the pool as the running leases end. A lease is expected to end at its
+  stated ``hours`` when it gave them, else after the median length of ended leases of
+  its shape over the last :data:`HISTORY_DAYS` days (those longer than it has already
+  run), else never; the estimate says which of these it rests on, and is null when the
+  request cannot be reached through known ends;
+* ``alternatives``: shapes with devices free now that the user's quota allows (on top of
+  what they already run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from ..inventory import Node
+from ..terms import ACTIVE, QUEUED, RELEASED
+from .accounting import Accounting
+from .lease import SHAPE, Lease, iso
+from .pool import Pool
+from .shapes import MigSlice, SharedGpu, WholeGpus
+from .store import LEASES, Store
+
+#: Days of ended leases whose lengths estimate when running leases without stated hours end.
+HISTORY_DAYS = 14
+#: At most this many recent ended leases are read for those lengths.
+HISTORY_LIMIT = 5000
+#: Seconds those lengths are reused before the ledger is read again.
+HISTORY_TTL = 60.0
+
+POOL_BUSY = "pool_busy"
+QUOTA_LIMIT = "quota_limit"
+QUEUE_ORDER = "queue_order"
+RESERVED = "reserved"  # not produced yet: reservations come later
+#: Every reason code a queued request can carry.
+REASONS = (POOL_BUSY, QUOTA_LIMIT, QUEUE_ORDER, RESERVED)
+
+#: What an estimate rests on, in words.
+BASES = {
+    "hours": "from running leases' stated hours",
+    "history": f"from the lengths of leases of the same shapes in the last {HISTORY_DAYS} days",
+    "mixed": "from running leases' stated hours and the lengths of recent leases",
+}
+
+AnyShape = WholeGpus | MigSlice | SharedGpu
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def word(shape: AnyShape) -> str:
+    """One of what a shape takes: 'H100 GPU', 'MIG 1g.5gb slice', 'shared L4 GPU seat'."""
+    model = f" {shape.model}" if shape.model else ""
+    if isinstance(shape, WholeGpus):
+        return f"{model} GPU".strip()
+    if isinstance(shape, MigSlice):
+        return f"MIG {shape.profile}{model} slice"
+    return f"shared{model} GPU seat"
+
+
+def noun(shape: AnyShape, n: int) -> str:
+    """``n`` of what a shape takes, counted: '4 H100 GPUs', '7 MIG 1g.5gb slices'."""
+    return _plural(n, word(shape))
+
+
+def clock_time(ts: float, now: float) -> str:
+    """'14:20 UTC' today, 'Tue 24 Nov 14:20 UTC' on another day."""
+    t, today = dt.datetime.fromtimestamp(ts, dt.UTC), dt.datetime.fromtimestamp(now, dt.UTC)
+    return f"{t:%H:%M} UTC" if t.date() == today.date() else f"{t:%a %d %b %H:%M} UTC"
+
+
+class _History:
+    """Lengths (seconds) of leases released in the last :data:`HISTORY_DAYS` days, by shape
+    bucket; read from the ledger once, and only if a running lease states no hours."""
+
+    def __init__(self, store: Store, now: float) -> None:
+        self.store, self.now = store, now
+        self._by_bucket: dict[tuple, list[float]] | None = None
+
+    def _load(self) -> dict[tuple, list[float]]:
+        t = LEASES.c
+        q = (
+            select(t.shape, t.granted_at, t.ended_at)
+            .where(
+                t.status == RELEASED,
+                t.granted_at.is_not(None),
+                t.ended_at >= self.now - HISTORY_DAYS * 86400,
+                t.ended_at <= self.now,
+            )
+            .order_by(t.ended_at.desc())
+            .limit(HISTORY_LIMIT)
+        )
+        out: dict[tuple, list[float]] = defaultdict(list)
+        for shape, granted, ended in self.store.rows(q):
+            out[SHAPE.validate_python(shape).bucket].append(ended - granted)
+        return out
+
+    def median_beyond(self, bucket: tuple, elapsed: float) -> float | None:
+        """The median length of recent leases of ``bucket`` longer than ``elapsed``."""
+        if self._by_bucket is None:
+            self._by_bucket = self._load()
+        longer = [d for d in self._by_bucket.get(bucket, ()) if d > elapsed]
+        return statistics.median(longer) if longer else None
+
+
+def _expected_end(lease: Lease, start: float, now: float, history: _History) -> tuple:
+    """(when ``lease``, running since ``start``, is expected to end, its basis), or (None, None)."""
+    if lease.hours and start + lease.hours * 3600 > now:
+        return start + lease.hours * 3600, "hours"
+    length = history.median_beyond(lease.shape.bucket, max(0.0, now - start))
+    if length is not None:
+        return start + length, "history"
+    return None, None
+
+
+class Waiting:
+    """The scheduler's read API about queued requests (mixed into the scheduler).
+
+    :meth:`waiting` answers for one lease; :meth:`waiting_all` for many at once, with one
+    replay of the queue for all of them (what the queue and lease lists use).
+    """
+
+    # the scheduler's own state, read here and never written
+    clock: Callable[[], float]
+    inventory: list[Node]
+    live: dict[int, Lease]
+    pool: Pool
+    accounting: Accounting
+    queue_policy: str
+    store: Store
+    queue: Callable[[], list[Lease]]
+    _history: _History | None = None  # lengths of recent leases, reused for HISTORY_TTL
+
+    def waiting(self, lease: Lease) -> dict[str, Any] | None:
+        """Why ``lease`` waits, when it may be granted and what is free instead; None
+        unless it is queued. Reads only."""
+        return self.waiting_all([lease]).get(lease.id)
+
+    def waiting_all(self, leases: Iterable[Lease]) -> dict[int, dict[str, Any]]:
+        """:meth:`waiting` of each queued lease among ``leases``, by lease id."""
+        targets = [x for x in leases if x.status == QUEUED and x.id in self.live]
+        if not targets:
+            return {}
+        now = self.clock()
+        queue = self.queue()
+        history = self._history
+        if history is None or not 0 <= now - history.now < HISTORY_TTL:
+            history = self._history = _History(self.store, now)
+        problems = {q.id: self._quota_problem(q, now) for q in queue}
+        grants = self._replay(queue, problems, {x.id for x in targets}, now, history)
+        places = {q.id: i for i, q in enumerate(queue, 1)}
+        out = {}
+        for lease in targets:
+            position = places[lease.id]
+            reason, message = self._reason(lease, queue, position, problems[lease.id])
+            estimate = _estimate(grants.get(lease.id), reason, now)
+            alternatives = self._alternatives(lease, queue, now)
+            free = "; ".join(a["message"].removesuffix(" free now") for a in alternatives)
+            summary = f"Queued at position {position}: {message}; {estimate['message']}." + (
+                f" Free now: {free}" if free else ""
+            )
+            out[lease.id] = {
+                "reason": reason, "message": message, "position": position,
+                "estimate": estimate, "alternatives": alternatives, "summary": summary,
+            }  # fmt: skip
+        return out
+
+    # -- reason ------------------------------------------------------------------------
+
+    def _quota_problem(self, lease: Lease, now: float) -> str | None:
+        return self.accounting.quota_problem(
+            lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
+            queued_too=False,
+        )  # fmt: skip
+
+    def _reason(
+        self, lease: Lease, queue: list[Lease], position: int, problem: str | None
+    ) -> tuple[str, str]:
+        if problem:
+            return QUOTA_LIMIT, (
+                f"{problem} (unless that changes, the request is refused when its turn comes)"
+            )
+        strict = self.queue_policy == "strict"
+        ahead = sum(
+            1 for q in queue[: position - 1] if strict or q.shape.bucket == lease.shape.bucket
+        )
+        behind = f"; {_plural(ahead, 'request')} ahead of you" if ahead else ""
+        if self.pool.place(lease.shape) is None:
+            return POOL_BUSY, _busy(lease.shape, *self.pool.count(lease.shape)[:2]) + behind
+        if ahead:
+            return QUEUE_ORDER, (
+                f"the queue is served strictly in order: {_plural(ahead, 'request')} of "
+                "higher priority or older ahead of you"
+            )
+        return QUEUE_ORDER, "you are next; it is granted when the queue is next served"
+
+    # -- estimate ----------------------------------------------------------------------
+
+    def _replay(
+        self,
+        queue: list[Lease],
+        problems: dict[int, str | None],
+        targets: set[int],
+        now: float,
+        history: _History,
+    ) -> dict[int, tuple[float, frozenset[str]]]:
+        """When each target would be granted if running leases end as expected and no
+        new request comes: (time, the bases of the ends it waited for)."""
+        pool = self.pool.copy()
+        ends: list[tuple] = []  # (end, lease id, node, slots, units, basis)
+        for lease in self.live.values():
+            if lease.status == ACTIVE:
+                end, basis = _expected_end(lease, lease.granted_at or now, now, history)
+                if end is not None:
+                    ends.append((end, lease.id, lease.node or "", lease.slots, lease.units, basis))
+        heapq.heapify(ends)
+        # requests a quota would refuse leave the queue when their turn comes
+        waiting = [q for q in queue if not problems[q.id]]
+        grants: dict[int, tuple[float, frozenset[str]]] = {}
+        used: set[str] = set()
+
+        def serve(t: float) -> None:  # the scheduler's dispatch, without quotas
+            blocked: set[tuple] = set()
+            for q in list(waiting):
+                if q.shape.bucket in blocked:
+                    continue
+                placement = pool.place(q.shape)
+                if placement is None:
+                    if self.queue_policy == "strict":
+                        return
+                    blocked.add(q.shape.bucket)
+                    continue
+                waiting.remove(q)
+                pool.claim(q.id, placement.node, placement.slots, placement.units)
+                grants[q.id] = (t, frozenset(used))
+                end, basis = _expected_end(q, t, now, history)
+                if end is not None:
+                    heapq.heappush(
+                        ends, (end, q.id, placement.node, placement.slots, placement.units, basis)
+                    )
+
+        serve(now)
+        while ends and not targets <= grants.keys():
+            t = ends[0][0]
+            while ends and ends[0][0] == t:
+                _, lid, node, slots, units, basis = heapq.heappop(ends)
+                pool.free(lid, node, slots, units)
+                used.add(basis)
+            serve(t)
+        return grants
+
+    # -- alternatives ------------------------------------------------------------------
+
+    def _alternatives(self, lease: Lease, queue: list[Lease], now: float) -> list[dict[str, Any]]:
+        """Shapes free now that the lease's user could take instead under their quotas."""
+        if self.queue_policy == "strict":
+            # a new request would queue behind every other request before it
+            order = (-self.accounting.priority(lease.user, lease.group), now, float("inf"))
+            if any(q.id != lease.id and q.order < order for q in queue):
+                return []
+        out = []
+        for shape in _shapes(self.inventory):
+            if shape.bucket == lease.shape.bucket or self.pool.place(shape) is None:
+                continue
+            units = self.pool.max_units(shape)
+            if self.accounting.quota_problem(
+                lease.user, lease.group, shape, lease.profile, units, lease.hours, now,
+                queued_too=False,
+            ):  # fmt: skip
+                continue
+            free, _, simulated = self.pool.count(shape)
+            out.append(
+                {
+                    "shape": shape.model_dump(exclude_none=True),
+                    "free": free,
+                    "units": float(units),
+                    "simulated": simulated,
+                    "message": f"{noun(shape, free)}{' (simulated)' if simulated else ''} free now",
+                }
+            )
+        return out
+
+
+def _busy(shape: AnyShape, free: int, total: int) -> str:
+    """Why the pool has no room for ``shape`` now, for people."""
+    if free == 0:
+        return (
+            f"all {noun(shape, total)} are held"
+            if total != 1
+            else f"the only {word(shape)} is held"
+        )
+    if not isinstance(shape, WholeGpus):  # only whole GPUs can be free yet not fit
+        return f"no {word(shape)} fits now"
+    if free >= shape.count:
+        return f"{free} of {noun(shape, total)} are free, but no node has {shape.count} of them free together"
+    return f"{free} of {noun(shape, total)} free; this request needs {shape.count} on one node"
+
+
+def _estimate(grant: tuple[float, frozenset[str]] | None, reason: str, now: float) -> dict:
+    if reason == QUOTA_LIMIT:
+        return {
+            "at": None,
+            "basis": "none",
+            "message": "no estimate (a quota holds it, not the pool)",
+        }
+    if grant is None:
+        return {"at": None, "basis": "none", "message": "no estimate"}
+    at, bases = grant
+    basis = "mixed" if len(bases) > 1 else next(iter(bases), "none")
+    words = f" ({BASES[basis]})" if basis in BASES else ""
+    return {"at": iso(at), "basis": basis, "message": f"expected by {clock_time(at, now)}{words}"}
+
+
+def _shapes(nodes: list[Node]) -> list[AnyShape]:
+    """One shape per kind of device the pool has: each whole-GPU model, each MIG profile,
+    each shared model."""
+    whole: dict[str, None] = {}  # dicts as ordered sets
+    migs: dict[str, None] = {}
+    shared: dict[str, None] = {}
+    for node in nodes:
+        for g in node.gpus:
+            if g.mig_enabled:
+                for m in g.mig_instances:
+                    migs.setdefault(m.profile, None)
+            elif g.shares > 1:
+                shared.setdefault(g.model, None)
+            else:
+                whole.setdefault(g.model, None)
+    out: list[AnyShape] = []
+    for make, names in (
+        (lambda m: WholeGpus(count=1, model=m), whole),
+        (lambda p: MigSlice(kind="mig", profile=p), migs),
+        (lambda m: SharedGpu(kind="shared", model=m), shared),
+    ):
+        for name in names:
+            try:
+                out.append(make(name))
+            except ValueError:  # a model name a request could not spell
+                continue
+    return out
