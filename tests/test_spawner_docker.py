@@ -398,10 +398,12 @@ def test_ten_users_on_eight_gpus_get_distinct_devices_and_two_wait_in_the_queue(
         server = hub.server(name)
         assert server["pending"] == "spawn" and not server["ready"], server
         assert dk.containers(name) == []
-    events = hub.progress_events(waiting[0], lambda e: "queue" in e.get("message", ""))
-    assert events[-1]["message"] == "Waiting for a GPU: you are next in the queue"
-    events = hub.progress_events(waiting[1], lambda e: "ahead of you" in e.get("message", ""))
-    assert events[-1]["message"] == "Waiting for a GPU: 1 request ahead of you"
+    # ... and why: "Queued at position 1: all 8 GPUs are held; expected by ..."
+    for position, name in enumerate(waiting, 1):
+        events = hub.progress_events(
+            name, lambda e, p=position: e.get("message", "").startswith(f"Queued at position {p}:")
+        )
+        assert "all 8 GPUs are held" in events[-1]["message"], events[-1]
 
     # two people stop: the two who waited get their GPUs and start (their progress streams,
     # followed from before the stop, end with the grant and the server ready)
@@ -426,7 +428,8 @@ def test_ten_users_on_eight_gpus_get_distinct_devices_and_two_wait_in_the_queue(
         messages = [e["message"] for e in events]
         grant = [m for m in messages if m.startswith("Got 1 × H100-80GB (simulated) on n1")]
         assert len(grant) == 1, messages
-        assert messages.index(grant[0]) > max(i for i, m in enumerate(messages) if "queue" in m)
+        queued = [i for i, m in enumerate(messages) if m.startswith("Queued at position")]
+        assert queued and messages.index(grant[0]) > max(queued), messages
         server = hub.wait_ready(name)
         lease = dk.lease(server["state"]["lease_id"])
         assert lease["status"] == "active"
