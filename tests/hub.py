@@ -319,3 +319,27 @@ def hub_with_users(
             if user["servers"]:
                 hub.hub_api("DELETE", f"users/{quote(user['name'], safe='')}/server")
         hub.stop()
+
+
+def put_notebook(
+    hub: Hub, user: str, token: str, name: str, *sources: str, parameters: str | None = None
+) -> None:
+    """Save a Python notebook ``name`` in ``user``'s home through the server's contents API:
+    a cell tagged ``parameters`` when given, then one code cell per source. Its kernelspec
+    is set, so JupyterLab opens it without a "Select Kernel" dialog."""
+    cells = []
+    if parameters is not None:
+        cells.append({"cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [],
+                      "execution_count": None, "source": parameters})  # fmt: skip
+    cells += [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+               "source": source} for source in sources]  # fmt: skip
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = {"type": "notebook", "content": {"cells": cells, "metadata": {"kernelspec": kernelspec},
+                                         "nbformat": 4, "nbformat_minor": 5}}  # fmt: skip
+    r = httpx.put(
+        f"{hub.url}/user/{user}/api/contents/{name}",
+        json=nb,
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert r.status_code in (200, 201), r.text

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hub import Hub, free_port, wait_for
+from hub import Hub, free_port, put_notebook, wait_for
 from playwright.sync_api import Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(420)]
@@ -91,22 +91,7 @@ def _put_notebook(
     hub: Hub, token: str, name: str, params: str = PARAMETERS, body: str = BODY
 ) -> None:
     """Save a notebook with a ``parameters`` cell and a cell that prints them."""
-    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cells = [
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [],
-         "execution_count": None, "source": params},
-        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": body},
-    ]  # fmt: skip
-    nb = {"type": "notebook", "content": {"cells": cells, "metadata": {"kernelspec": kernelspec},
-                                         "nbformat": 4, "nbformat_minor": 5}}  # fmt: skip
-    r = httpx.put(
-        f"{hub.url}/user/{USER}/api/contents/{name}",
-        json=nb,
-        headers={"Authorization": f"token {token}"},
-        timeout=30,
-    )
-    assert r.status_code in (200, 201), r.text
+    put_notebook(hub, USER, token, name, body, parameters=params)
 
 
 def test_run_as_gpu_job_from_the_notebook_toolbar(hub: Hub, page: Page, artifacts: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hub import Hub, free_port
+from hub import Hub, free_port, put_notebook
 from playwright.sync_api import Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
@@ -125,23 +125,6 @@ def page(hub: Hub, blank: Page) -> Page:
     return _log_in(blank, hub, USER)
 
 
-def _put_notebook(hub: Hub, user: str, token: str, name: str, source: str) -> None:
-    """Save a one-cell Python notebook `name` in `user`'s home through the contents API."""
-    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-            "source": source}  # fmt: skip
-    # a kernelspec in the metadata: no "Select Kernel" dialog over the notebook
-    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb = {"type": "notebook", "content": {"cells": [cell], "metadata": {"kernelspec": kernelspec},
-                                         "nbformat": 4, "nbformat_minor": 5}}  # fmt: skip
-    r = httpx.put(
-        f"{hub.url}/user/{user}/api/contents/{name}",
-        json=nb,
-        headers={"Authorization": f"token {token}"},
-        timeout=30,
-    )
-    assert r.status_code in (200, 201), r.text
-
-
 def _running(hub: Hub, user: str, profile: str) -> str:
     """Start `user`'s server with `profile` unless it runs; the user's API token."""
     token = hub.add_user(user)
@@ -179,7 +162,7 @@ def test_values_change_after_a_cell_runs(hub: Hub, page: Page, artifacts: Path) 
     """A busy cell moves the (simulated) utilization that the status bar shows."""
     token = _running(hub, USER, "gpu-1")
     busy = "import time\nt = time.time()\nwhile time.time() - t < 8:\n    pass\n'done'"
-    _put_notebook(hub, USER, token, "busy.ipynb", busy)
+    put_notebook(hub, USER, token, "busy.ipynb", busy)
 
     page.goto(f"{hub.url}/user/{USER}/lab/tree/busy.ipynb")
     status = page.locator(".jp-gpuhub-status[data-state=ok]")
@@ -204,7 +187,7 @@ def test_notebook_7_shows_the_gpu_in_its_top_bar(hub: Hub, page: Page, artifacts
     """Notebook 7 has no status bar: the same item sits in its top bar and opens the panel,
     and "GPU" in the View menu opens it too."""
     token = _running(hub, USER, "gpu-1")
-    _put_notebook(hub, USER, token, "classic.ipynb", "1 + 1")
+    put_notebook(hub, USER, token, "classic.ipynb", "1 + 1")
     page.goto(f"{hub.url}/user/{USER}/tree")
     status = page.locator(".jp-gpuhub-status-top[data-state=ok]")
     expect(status).to_contain_text(" GB", timeout=60000)
