@@ -23,7 +23,6 @@ from gpuhub.cli import jobs as cli_jobs
 from gpuhub.cli.commands import CliError
 from gpuhub.cli.job_input import (
     MAX_SOURCE_BYTES,
-    duration_text,
     parameters,
     parse_duration,
     parse_param,
@@ -40,6 +39,7 @@ from gpuhub.cli.job_render import (
     submitted_sentence,
 )
 from gpuhub.cli.main import build_parser, main
+from gpuhub.cli.tables import duration_text
 from gpuhub.client import GpuhubError
 from hub import Hub, free_port, wait_for
 

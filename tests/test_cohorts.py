@@ -121,6 +121,47 @@ def test_add_remove_and_show_members(w) -> None:
     assert members(w, "nope") is None
 
 
+def test_list_shows_every_hub_group_with_members_and_quota(w) -> None:
+    assert (
+        w.admin.put("/cohorts/listed", json={"members": ["alice"], "quota": QUOTA}).status_code
+        == 200
+    )
+    assert (
+        w.admin.put("/quotas/groups/orphan?create=true", json={"max_units": 1}).status_code == 200
+    )
+    assert w.hub.hub_api("DELETE", "groups/orphan").status_code == 204  # gone from the hub
+    cohorts = {c["name"]: c for c in w.admin.get("/cohorts").json()["cohorts"]}
+    listed = cohorts["listed"]
+    assert listed["in_hub"] is True and listed["members"] == ["alice"]
+    assert listed["quota"]["quota"]["max_units"] == 8
+    assert cohorts["orphan"] == {
+        "name": "orphan",
+        "in_hub": False,
+        "members": [],
+        "quota": cohorts["orphan"]["quota"],
+    }
+    assert cohorts["orphan"]["quota"]["quota"]["max_units"] == 1
+    assert list(cohorts) == sorted(cohorts)
+    r = w.alice.get("/cohorts")
+    assert r.status_code == 403 and "custom:gpuhub:admin" in r.json()["message"]
+
+
+def test_release_keeps_who_and_why_in_the_ledger(w) -> None:
+    lease = w.alice.post("/leases", json={"shape": {"kind": "gpu"}, "group": "listed"}).json()
+    r = w.admin.delete(f"/leases/{lease['id']}", params={"reason": "x" * 201})
+    assert r.status_code == 400 and r.json()["field"] == "reason"
+    r = w.admin.delete(f"/leases/{lease['id']}", params={"reason": "line\nbreak"})
+    assert r.status_code == 400 and "one line" in r.json()["message"]
+    assert w.alice.get(f"/leases/{lease['id']}").json()["status"] == "active"  # unchanged
+    r = w.admin.delete(f"/leases/{lease['id']}", params={"reason": "  lab starts at 14:00 "})
+    assert r.status_code == 200, r.text
+    ended = w.alice.get(f"/leases/{lease['id']}").json()
+    assert ended["status"] == "released"
+    assert ended["end_reason"] == "released by admin: lab starts at 14:00"
+    lease = w.alice.post("/leases", json={"shape": {"kind": "gpu"}, "group": "listed"}).json()
+    assert w.alice.delete(f"/leases/{lease['id']}").json()["end_reason"] == "released by alice"
+
+
 def test_cohorts_are_for_admins_and_names_are_checked(w) -> None:
     for r in (
         w.alice.get("/cohorts/cs101"),

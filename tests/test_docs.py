@@ -27,6 +27,7 @@ from gpuhub.scheduler.quota import QuotaSpec
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
 from gpuhub.service import handlers as h
 from gpuhub.service.app import GpuhubService
+from gpuhub.service.console import ConsoleHandler, ConsoleStaticHandler
 from gpuhub.service.models import LeaseRequest
 from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.local import GPULocalProcessSpawner
@@ -174,13 +175,14 @@ def _paths_of(pattern: str) -> list[str]:
 
 
 def _served(app: web.Application) -> set[tuple[str, str]]:
-    """(path template, method) of every route the service answers itself."""
-    skip = (h.NotFoundHandler, web.RedirectHandler)
+    """(path template, method) of every API route the service answers itself (the console's
+    HTML pages and static files are no API: docs/how-to/console.md describes them)."""
+    skip = (h.NotFoundHandler, web.RedirectHandler, ConsoleHandler, ConsoleStaticHandler)
     served = set()
     for rule in app.wildcard_router.rules:
         handler = rule.target
         pattern = rule.matcher.regex.pattern
-        if handler in skip or pattern.endswith("oauth_callback$"):
+        if issubclass(handler, skip) or pattern.endswith("oauth_callback$"):
             continue
         methods = [m for m in METHODS if getattr(handler, m) is not getattr(web.RequestHandler, m)]
         assert methods, f"{handler.__name__} implements no method"

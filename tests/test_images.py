@@ -197,6 +197,12 @@ def test_hub_image_runs_jupyterhub_and_the_proxy(images):
     run_in(
         image("hub"), "python", "-c", "import gpuhub.service, dockerspawner, psycopg, sqlalchemy"
     )
+    # the service's web console bundle is in the image (nothing is fetched at run time)
+    run_in(
+        image("hub"), "python", "-c",
+        "import importlib.resources as r; "
+        "assert (r.files('gpuhub.service') / 'static' / 'console.js').is_file()",
+    )  # fmt: skip
     config_file = run_in(image("hub"), "cat", "/srv/gpuhub/hub_config/jupyterhub_config.py")
     assert config_file == (REPO / "hub_config" / "jupyterhub_config.py").read_text()
 

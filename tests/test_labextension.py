@@ -111,6 +111,8 @@ def test_wheel_contains_the_labextension_and_the_server_extension(wheel: Path) -
     assert f"{data}/data/etc/jupyter/jupyter_server_config.d/jupyter_gpuhub.json" in names
     assert "jupyter_gpuhub/__init__.py" in names
     assert "gpuhub/__init__.py" in names
+    # the web console's bundle, served by the gpuhub service (built at wheel build time)
+    assert {f"gpuhub/service/static/console.{x}" for x in ("js", "css")} <= names
     # the build output lives only under share/, not inside the Python package
     assert not any(n.startswith("jupyter_gpuhub/labextension/") for n in names)
 

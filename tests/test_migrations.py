@@ -170,3 +170,55 @@ def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
         assert "jobs" not in tables and "job_definitions" not in tables and "leases" in tables
     finally:
         down.dispose()
+
+
+def test_upgrade_from_0003_adds_reservations_and_lease_groups(db_url):
+    """A database made by 0003, with a queued lease, upgrades to 0004: the lease loads with
+    no groups, reservations can be made; downgrading to 0003 removes just them."""
+    from gpuhub.inventory.simulated import parse_spec
+    from gpuhub.scheduler.core import Scheduler
+    from gpuhub.scheduler.shapes import WholeGpus
+    from sqlalchemy import text
+
+    url = db_url.replace("postgresql://", "postgresql+psycopg://")
+    cfg = alembic_config(db_url)
+    old = create_engine(url)
+    try:
+        with old.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0003")
+        assert "reservations" not in inspect(old).get_table_names()
+        with old.begin() as conn:
+            conn.execute(
+                text(
+                    'INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
+                    " units_den, requested_at) VALUES (1, 'alice', 'queued',"
+                    ' \'{"kind": "gpu", "count": 2}\', \'\', 0, 2, 1, 1000.0)'
+                )
+            )
+    finally:
+        old.dispose()
+
+    engine = open_engine(db_url)
+    try:
+        nodes = parse_spec("n: 1xH100-80GB")
+        s = Scheduler(engine, nodes, clock=lambda: 2000.0)
+        assert s.get(1).status == "queued" and s.get(1).user_groups == []
+        r = s.reserve(group="g", shape=WholeGpus(), count=1, start=3000.0, end=4000.0, by="a")
+        again = Scheduler(engine, nodes, clock=lambda: 2000.0)
+        assert [x.id for x in again.reservations()] == [r.id]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT user_groups FROM leases")).scalar() is None
+    finally:
+        engine.dispose()
+
+    down = create_engine(url)
+    try:
+        with down.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+        tables = set(inspect(down).get_table_names())
+        assert "reservations" not in tables and "leases" in tables
+        assert "user_groups" not in {c["name"] for c in inspect(down).get_columns("leases")}
+    finally:
+        down.dispose()

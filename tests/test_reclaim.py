@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,7 @@ from gpuhub.service.reclaim import (
 from gpuhub.terms import job_label, server_label
 from hub import HUB_CONFIG, Hub, hub_with_users, wait_for
 from playwright.sync_api import expect
+from test_cli import cli_as, ok
 from test_labextension_browser import _log_in, artifacts, blank
 from test_scheduler import engine, gpu, make, mig
 from traitlets import TraitError
@@ -523,6 +525,12 @@ def test_jupyterlab_shows_the_warning_and_keeps_the_server(short_hub, blank, art
     client, lease = _server_with_lease(h, user, "gpu-1")
     assert client.post(f"/leases/{lease['id']}/activity", json=IDLE).status_code == 200
     wait_for(lambda: client.get(f"/leases/{lease['id']}").json()["idle_warning"])
+    # the warning in the command line too, with the command that keeps the server
+    cli = partial(cli_as, h, h.add_user(user))
+    out = ok(cli("leases"))
+    assert f"lease {lease['id']} ({user}) has been idle since " in out, out
+    assert "its server is stopped and its GPUs released at " in out
+    assert f"keep it with: gpuhub keep {lease['id']} --for 1h (or 4h)" in out
 
     page = _log_in(blank, h, user)
     page.goto(f"{h.url}/user/{user}/lab")
@@ -538,6 +546,12 @@ def test_jupyterlab_shows_the_warning_and_keeps_the_server(short_hub, blank, art
     expect(page.locator(".jp-gpuhub-idle-warning")).to_have_count(0, timeout=20000)
     expect(page.locator(".jp-gpuhub-status[data-idle-warning=false]")).to_be_visible()
     assert client.get(f"/leases/{lease['id']}").json()["idle_warning"] is None
+    assert "has been idle" not in ok(cli("leases"))
+    r = cli("keep", str(lease["id"]), "--for", "5h")
+    assert r.returncode == 1 and "--for" in r.stderr and "4 h" in r.stderr, r.stderr
+    assert ok(cli("keep", str(lease["id"]), "--for", "4h")).startswith(
+        f"lease {lease['id']} kept for 4h"
+    )
     client.close()
 
 

@@ -18,9 +18,11 @@ request is tried again: :class:`GpuhubClient` (blocking, for the CLI) and
   :meth:`AsyncGpuhubClient.request_lease` makes one key per lease and sends it on every try.
 * Names in URL paths are quoted whole (:func:`quote_name`): user and group names may be
   any Unicode and may contain ``/``.
-* The batch-job calls (``submit_job``, ``jobs``, ``job_log``, ...) are written once, in
-  :class:`_JobCalls`: each describes its request as an :class:`Op`, which the blocking client
-  sends at once and the asyncio client in a coroutine (so there they are awaited).
+* The batch-job calls (``submit_job``, ``jobs``, ``job_log``, ...) and the reservation
+  calls (``reservations``, ``reserve``, ...) are written once, in
+  :mod:`gpuhub.client_calls`: each describes its request as an :class:`Op`, which the
+  blocking client sends at once and the asyncio client in a coroutine (so there they are
+  awaited).
 """
 
 from __future__ import annotations
@@ -29,14 +31,13 @@ import asyncio
 import functools
 import ssl
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from typing import Any
 
 import httpx
 
+from .client_calls import Op, Params, _JobCalls, _ReservationCalls, new_idempotency_key, quote_name
 from .terms import LIVE_STATUSES
 
 API_PATH = "/api/v1"
@@ -44,8 +45,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Answers of a proxy (or service) that is restarting or overloaded: worth another try.
 RETRY_STATUSES = frozenset({502, 503, 504})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-Params = Any  # a mapping or a list of (name, value) pairs, as httpx takes them
 
 
 class GpuhubError(Exception):
@@ -90,16 +89,6 @@ def hub_root(url: str) -> str:
     return url.split("/services/", 1)[0]
 
 
-def quote_name(name: str) -> str:
-    """A user or group name as one URL path segment (``/`` and non-ASCII quoted)."""
-    return quote(name, safe="")
-
-
-def new_idempotency_key() -> str:
-    """A fresh ``Idempotency-Key`` for one request that creates something."""
-    return str(uuid.uuid4())
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """When a failed request that is safe to repeat is tried again.
@@ -137,95 +126,6 @@ class Call:
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     retryable: bool = False
-
-
-@dataclass(frozen=True)
-class Op:
-    """One API operation as a named call describes it; either client sends it the same way.
-
-    ``key``: the answer is the list under this key of its JSON (``{"jobs": [...]}``).
-    """
-
-    method: str
-    path: str
-    params: Params = None
-    json: Any = None
-    idempotency_key: str | None = None
-    key: str | None = None
-
-    def result(self, answer: Any) -> Any:
-        """What the call returns for the decoded ``answer``."""
-        if self.key is None:
-            return answer
-        return list((answer or {}).get(self.key) or [])
-
-
-def _query(**values: Any) -> list[tuple[str, Any]]:
-    """Query parameters of the values that are not None."""
-    return [(name, v) for name, v in values.items() if v is not None]
-
-
-#: What a call returns in a client: a dict (D), a list (L) or nothing (N) for the blocking
-#: client, awaitables of those for the asyncio one.
-D = TypeVar("D")
-L = TypeVar("L")
-N = TypeVar("N")
-
-
-class _JobCalls(Generic[D, L, N]):
-    """Batch jobs and job definitions (schedules), written once for both clients: a call
-    answers at once in :class:`GpuhubClient` and is awaited in :class:`AsyncGpuhubClient`."""
-
-    def _send(self, op: Op) -> Any:
-        raise NotImplementedError
-
-    def submit_job(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> D:
-        """``POST /jobs`` with one idempotency key for every try: the new Job."""
-        key = idempotency_key or new_idempotency_key()
-        return self._send(Op("POST", "jobs", json=body, idempotency_key=key))
-
-    def jobs(
-        self,
-        *,
-        user: str | None = None,
-        status: str | Iterable[str] | None = None,
-        limit: int | None = None,
-    ) -> L:
-        """``GET /jobs``, newest first: mine (admins: everyone's, or ``user``'s); only
-        those with ``status`` (one, or any of several) when given."""
-        statuses = [status] if isinstance(status, str) else list(status or ())
-        params = _query(user=user, limit=limit) + [("status", s) for s in statuses]
-        return self._send(Op("GET", "jobs", params=params, key="jobs"))
-
-    def job(self, job_id: int) -> D:
-        """``GET /jobs/{id}``."""
-        return self._send(Op("GET", f"jobs/{int(job_id)}"))
-
-    def cancel_job(self, job_id: int) -> D:
-        """``DELETE /jobs/{id}``: cancel a queued job, stop a running one; the Job after."""
-        return self._send(Op("DELETE", f"jobs/{int(job_id)}"))
-
-    def job_log(self, job_id: int, offset: int = 0, limit: int = 65536) -> D:
-        """``GET /jobs/{id}/log``: ``{offset, next_offset, text, complete}``."""
-        params = _query(offset=offset, limit=limit)
-        return self._send(Op("GET", f"jobs/{int(job_id)}/log", params=params))
-
-    def job_definitions(self, *, user: str | None = None) -> L:
-        """``GET /job-definitions``: scheduled (cron) job definitions."""
-        params = _query(user=user)
-        return self._send(Op("GET", "job-definitions", params=params, key="definitions"))
-
-    def create_job_definition(self, body: dict[str, Any]) -> D:
-        """``POST /job-definitions``: a job request with a ``schedule``."""
-        return self._send(Op("POST", "job-definitions", json=body))
-
-    def update_job_definition(self, def_id: int, *, paused: bool) -> D:
-        """``PATCH /job-definitions/{id}``: pause or resume a schedule."""
-        return self._send(Op("PATCH", f"job-definitions/{int(def_id)}", json={"paused": paused}))
-
-    def delete_job_definition(self, def_id: int) -> N:
-        """``DELETE /job-definitions/{id}`` (its past runs stay)."""
-        return self._send(Op("DELETE", f"job-definitions/{int(def_id)}"))
 
 
 @functools.cache
@@ -384,7 +284,11 @@ class _Requests:
         return error
 
 
-class GpuhubClient(_Requests, _JobCalls[dict[str, Any], list[dict[str, Any]], None]):
+class GpuhubClient(
+    _Requests,
+    _JobCalls[dict[str, Any], list[dict[str, Any]], None],
+    _ReservationCalls[dict[str, Any], list[dict[str, Any]], None],
+):
     """The gpuhub REST API, blocking (the CLI). Close it, or use it as a context manager.
 
     ``retry`` is the :class:`RetryPolicy`; ``on_retry(error, delay, retry)`` is told of
@@ -481,6 +385,7 @@ class GpuhubClient(_Requests, _JobCalls[dict[str, Any], list[dict[str, Any]], No
 class AsyncGpuhubClient(
     _Requests,
     _JobCalls[Awaitable[dict[str, Any]], Awaitable[list[dict[str, Any]]], Awaitable[None]],
+    _ReservationCalls[Awaitable[dict[str, Any]], Awaitable[list[dict[str, Any]]], Awaitable[None]],
 ):
     """The gpuhub REST API for asyncio code (the spawners, the notebook extension).
 

@@ -18,6 +18,7 @@ from typing import Any
 from ..client import GpuhubClient, GpuhubError, quote_name
 from ..terms import LEASE_STATUSES
 from . import render
+from . import tables as t
 
 QUOTA_FIELDS = (
     "max_units",
@@ -224,6 +225,9 @@ def cmd_leases(args: argparse.Namespace, client: GpuhubClient | None) -> None:
         print("no leases")
     else:
         print(render.leases_table(data["leases"]))
+        idle = render.idle_lines(data["leases"])
+        if idle:
+            print("\n" + "\n".join(idle))
 
 
 def cmd_queue(args: argparse.Namespace, client: GpuhubClient | None) -> None:
@@ -263,13 +267,31 @@ def cmd_request(args: argparse.Namespace, client: GpuhubClient | None) -> None:
 
 
 def cmd_release(args: argparse.Namespace, client: GpuhubClient | None) -> None:
-    """``gpuhub release ID``: release an active lease or cancel a queued one."""
+    """``gpuhub release ID [--reason TEXT]``: release an active lease or cancel a queued one."""
     assert client is not None
-    lease = client.delete(f"leases/{args.id}")
+    params = {"reason": args.reason} if args.reason else None
+    lease = client.request("DELETE", f"leases/{args.id}", params=params)
     if args.json:
         emit_json(lease)
     else:
         print(render.lease_sentence(lease))
+
+
+def cmd_keep(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub keep ID [--for 1h]``: keep an idle server's lease from reclaim for a while."""
+    assert client is not None
+    try:
+        lease = client.post(f"leases/{args.id}/keep", {"seconds": args.seconds})
+    except GpuhubError as e:
+        name_flag(e, {"seconds": "--for"})
+        raise
+    if args.json:
+        emit_json(lease)
+    else:
+        print(
+            f"lease {lease['id']} kept for {t.duration_text(args.seconds)}: it is not "
+            "reclaimed for idleness before then"
+        )
 
 
 def cmd_inventory(args: argparse.Namespace, client: GpuhubClient | None) -> None:

@@ -28,13 +28,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .commands import CliError
+from .tables import DURATION_UNITS
 
 #: The largest notebook or script a job takes (the service's limit on the request body).
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
 #: File kinds a job runs, by suffix.
 KINDS = {".ipynb": "notebook", ".py": "script"}
-#: Seconds per unit of ``--max-runtime``.
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 #: The shortest maximum runtime the service accepts, in seconds.
 MIN_RUNTIME_S = 60
 
@@ -66,15 +65,6 @@ def parse_duration(text: str) -> int:
             f"{text!r} is not a duration such as 90s, 30m, 2h, 1d or a number of seconds"
         )
     return round(seconds)
-
-
-def duration_text(seconds: float) -> str:
-    """Seconds as ``--max-runtime`` would take them: ``2h``, ``90m``, ``45s``."""
-    s = round(seconds)
-    for unit in ("d", "h", "m"):
-        if s and s % DURATION_UNITS[unit] == 0:
-            return f"{s // DURATION_UNITS[unit]}{unit}"
-    return f"{s}s"
 
 
 def _constant(name: str) -> Any:

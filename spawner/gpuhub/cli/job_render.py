@@ -12,7 +12,7 @@ from typing import Any
 
 from ..terms import JOB_QUEUED, shape_text
 from . import tables as t
-from .job_input import duration_text
+from .tables import duration_text
 
 
 def elapsed_text(seconds: float | None) -> str | None:

@@ -23,13 +23,13 @@ from . import job_render as r
 from .commands import CliError, emit_json
 from .job_input import (
     MIN_RUNTIME_S,
-    duration_text,
     home_dir,
     parameters,
     parse_duration,
     parse_param,
     read_source,
 )
+from .tables import duration_text
 
 #: Seconds between two reads of a log that ``job log --follow`` waits on.
 FOLLOW_INTERVAL = 1.0

@@ -17,6 +17,7 @@ from .cohorts import add_cohort_commands
 from .commands import (
     Command,
     cmd_inventory,
+    cmd_keep,
     cmd_leases,
     cmd_pool,
     cmd_queue,
@@ -28,7 +29,9 @@ from .commands import (
     cmd_request,
     cmd_usage,
 )
+from .job_input import parse_duration
 from .jobs import add_job_commands
+from .reservations import add_reservation_commands
 
 DEFAULT_URL = "http://127.0.0.1:8000/services/gpuhub"
 
@@ -256,10 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("release", cmd_release, "release an active lease or cancel a queued one")
     p.add_argument("id", type=_positive_int, metavar="ID", help="lease id (see gpuhub leases)")
+    p.add_argument(
+        "--reason", metavar="TEXT", help="why (kept in the ledger: 'released by NAME: TEXT')"
+    )
+    _json_option(p)
+
+    p = command(
+        "keep", cmd_keep, "keep an idle server's GPUs from reclaim for a while (after a warning)"
+    )
+    p.add_argument("id", type=_positive_int, metavar="ID", help="lease id (see gpuhub leases)")
+    p.add_argument(
+        "--for", dest="seconds", type=parse_duration, default=3600, metavar="DURATION",
+        help="how long: 1h, 4h, 90m (default 1h; at most what the idle rule allows)",
+    )  # fmt: skip
     _json_option(p)
 
     add_job_commands(sub, conn)
     add_cohort_commands(sub, conn, _number)
+    add_reservation_commands(sub, conn)
 
     p = command(
         "inventory",

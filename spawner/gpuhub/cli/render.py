@@ -244,6 +244,29 @@ def leases_table(leases: Sequence[Mapping[str, Any]]) -> str:
     return t.render([*headers, "SINCE", "ACTIVITY", ""], rows, right=(0, 5, 8))
 
 
+def idle_lines(leases: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Warnings for leases about to be reclaimed as idle, each with the command that keeps
+    it: 'lease 17 has been idle since 13:40 UTC: ... gpuhub keep 17 --for 1h'."""
+    lines = []
+    for x in leases:
+        warn = x.get("idle_warning")
+        if not warn:
+            continue
+        kinds = [t.duration_text(s) for s in warn.get("can_keep_for") or []]
+        keep = (
+            f"; keep it with: gpuhub keep {x['id']} --for {kinds[0]}"
+            + (f" (or {', '.join(kinds[1:])})" if kinds[1:] else "")
+            if kinds
+            else ""
+        )
+        lines.append(
+            f"lease {x['id']} ({x.get('user')}) has been idle since {t.fmt_time(warn.get('since'))}: "
+            f"its server is stopped and its GPUs released at {t.fmt_time(warn.get('reclaim_at'))}"
+            f"{keep}"
+        )
+    return lines
+
+
 #: The queue table's words for why a request waits (the API's ``waiting.reason``).
 WAIT_REASONS = {
     "pool_busy": "pool busy",

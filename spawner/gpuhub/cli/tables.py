@@ -95,3 +95,16 @@ def fmt_memory(mb: int | None) -> str:
     if mb is None:
         return NONE
     return f"{fmt_number(mb / 1024)} GiB" if mb >= 1024 else f"{mb} MiB"
+
+
+#: Seconds per unit of a duration option (``--max-runtime``, ``--for``).
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as a duration option takes them: ``2h``, ``90m``, ``45s``."""
+    s = round(seconds)
+    for unit in ("d", "h", "m"):
+        if s and s % DURATION_UNITS[unit] == 0:
+            return f"{s // DURATION_UNITS[unit]}{unit}"
+    return f"{s}s"

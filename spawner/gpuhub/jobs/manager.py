@@ -300,10 +300,15 @@ class JobManager(LoggingConfigurable):
             position = None
         out = job_view(job, lease, position, self.scheduler.clock(), self.executor.name)
         if position is not None and out["reason"] is None:
-            ahead = position - 1
-            out["reason"] = f"waiting for {describe(job['shape'])}: " + (
-                f"{ahead} request{'s' if ahead != 1 else ''} ahead" if ahead else "next in line"
-            )
+            # why the job's GPU request waits, and until about when (as for servers)
+            waits = self.scheduler.waiting(lease) if lease is not None else None
+            if waits is not None:
+                out["reason"] = waits["summary"]
+            else:
+                ahead = position - 1
+                out["reason"] = f"waiting for {describe(job['shape'])}: " + (
+                    f"{ahead} request{'s' if ahead != 1 else ''} ahead" if ahead else "next in line"
+                )
         return out
 
     async def read_log(self, job: dict[str, Any], offset: int, limit: int) -> dict[str, Any]:

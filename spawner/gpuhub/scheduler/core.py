@@ -23,21 +23,24 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from ..inventory import Node
-from ..terms import ACTIVE, CANCELLED, LIVE_STATUSES, QUEUED, REFUSED, RELEASED
+from ..terms import ACTIVE, CANCELLED, QUEUED, REFUSED, RELEASED
 from .accounting import Accounting
-from .activity import Activity, ActivityBoard, ActivityReport
+from .activity import ActivityBoard
 from .errors import (
     Forbidden,
     IdempotencyConflict,
     NotFound,
     QuotaExceeded,
+    ReservationConflict,
     SchedulerError,
     Unsatisfiable,
 )
 from .lease import Lease, iso, lease_row, request_digest
 from .ledger import Ledger
-from .pool import Placement, Pool, PoolView
+from .pool import Placement, Pool
 from .quota import QuotaSpec
+from .reads import Reads
+from .reservations import RESERVATION_GUARD, Reservation, Reservations
 from .shapes import MigSlice, SharedGpu, WholeGpus
 from .store import DELETE_CLAIMS, END_LEASE, GRANT_LEASE, INSERT_CLAIM, INSERT_LEASE, Store
 from .store import claim_rows as _claim_rows
@@ -51,6 +54,8 @@ __all__ = [
     "Lease",
     "NotFound",
     "QuotaExceeded",
+    "Reservation",
+    "ReservationConflict",
     "Scheduler",
     "SchedulerError",
     "Unsatisfiable",
@@ -77,10 +82,13 @@ def _count_noun(shape: WholeGpus | MigSlice | SharedGpu) -> str:
     return f"shared {shape.model + ' ' if shape.model else ''}GPU seats"
 
 
-class Scheduler(Waiting):
+class Scheduler(Reservations, Reads, Waiting):
     """Grants GPU leases under quotas, queues what must wait, and keeps the ledger.
 
-    Why a queued request waits, and until about when, it answers through :class:`Waiting`.
+    Why a queued request waits, and until about when, it answers through :class:`Waiting`;
+    devices reserved for groups' time windows are :class:`Reservations`; what other parts
+    may read is :class:`Reads`. ``reservation_guard``: seconds a lease that states no
+    hours is expected to run, to keep it off devices whose reserved window comes sooner.
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class Scheduler(Waiting):
         clock: Callable[[], float] = time.time,
         default_user_quota: QuotaSpec | None = None,
         queue_policy: str = "best-effort",
+        reservation_guard: float = RESERVATION_GUARD,
     ) -> None:
         if queue_policy not in QUEUE_POLICIES:
             raise ValueError(
@@ -101,6 +110,9 @@ class Scheduler(Waiting):
         self.clock = clock
         self.default_user_quota = default_user_quota
         self.queue_policy = queue_policy
+        if not 0 <= reservation_guard < float("inf"):
+            raise ValueError(f"reservation_guard must be seconds >= 0, not {reservation_guard!r}")
+        self.reservation_guard = float(reservation_guard)
         self.store = Store(engine)
         self.ledger = Ledger(engine)
         self._activity = ActivityBoard()  # latest GPU activity per active lease (memory)
@@ -132,6 +144,7 @@ class Scheduler(Waiting):
                         "record; keeping it out of use", c.device_id, c.slot, c.lease_id,
                     )  # fmt: skip
                     self.pool.claim(c.lease_id, "", ((c.device_id, c.slot),), Fraction(0))
+            self._load_reservations(conn)
             self._dispatch(conn, now)
         self._activity.keep_only({x.id for x in self.live.values() if x.status == ACTIVE})
 
@@ -235,6 +248,7 @@ class Scheduler(Waiting):
         key: str | None,
         digest: str | None,
     ) -> Lease:
+        user_groups = sorted(set(user_groups))
         group, units, now = self._admit(user, user_groups, shape, group, profile, hours)
         lease = Lease(
             id=self.next_id,
@@ -250,19 +264,22 @@ class Scheduler(Waiting):
             requested_at=now,
             idempotency_key=key,
             request_digest=digest,
+            user_groups=user_groups,
         )
 
         def write(conn: Connection) -> Lease:
             self.next_id += 1
             placement = None
             if self.queue_policy == "best-effort" or not self._ahead_of(lease):
-                placement = self.pool.place(shape)
+                placement = self._place_lease(lease, now)
             if placement is not None:
                 _place(lease, placement, now)
             conn.execute(INSERT_LEASE, lease_row(lease))
             if placement is not None:
                 conn.execute(INSERT_CLAIM, _claim_rows(lease))
             self._remember(lease)
+            if placement is None and self._reservations and self.queue_policy == "strict":
+                self._dispatch(conn, now)  # reserved devices may serve it past the queue
             return lease
 
         lease = self._guarded(write)
@@ -326,6 +343,7 @@ class Scheduler(Waiting):
         ``outcome`` is ``grant``, ``queue`` or ``refuse``; ``message`` says it for people:
         "3 of 8 H100 GPUs free", "2 requests ahead of you", or the refusal's reason.
         """
+        user_groups = sorted(set(user_groups))
         free, total, simulated = self.pool.count(shape)
         out: dict[str, Any] = {
             "free": free, "total": total, "simulated": simulated, "ahead": None, "units": None,
@@ -337,16 +355,21 @@ class Scheduler(Waiting):
         probe = Lease(
             id=self.next_id, user=user, group=group, status=QUEUED, shape=shape, units=units,
             priority=self.accounting.priority(user, group), profile=profile, requested_at=now,
+            hours=hours, user_groups=user_groups,
         )  # fmt: skip
         out.update(group=group, units=float(units))
         noun = _count_noun(shape)
-        if (self.queue_policy == "best-effort" or not self._ahead_of(probe)) and self.pool.place(
-            shape
+        if (self.queue_policy == "best-effort" or not self._ahead_of(probe)) and self._place_lease(
+            probe, now
         ) is not None:
             return {**out, "outcome": "grant", "message": f"{free} of {total} {noun} free"}
         ahead = sum(1 for q in self.live.values() if q.status == QUEUED and q.order < probe.order)
-        if ahead:
-            msg = f"{ahead} request{'s' if ahead > 1 else ''} ahead of you; {free} of {total} {noun} free"
+        behind = f"{ahead} request{'s' if ahead > 1 else ''} ahead of you"
+        held = self._held_back(probe, now)  # free devices reserved for another group
+        if held:
+            msg = f"{held}; {behind}" if ahead else held
+        elif ahead:
+            msg = f"{behind}; {free} of {total} {noun} free"
         else:
             msg = f"all {total} {noun} are in use; you would be next"
         return {**out, "outcome": "queue", "ahead": ahead, "message": msg}
@@ -405,8 +428,22 @@ class Scheduler(Waiting):
         self.pool.claim(lease.id, lease.node or "", lease.slots, lease.units)
 
     def _dispatch(self, conn: Connection, now: float) -> None:
-        """Grant queued requests that fit, in priority-then-age order."""
+        """Grant queued requests that fit, in priority-then-age order.
+
+        Requests of one shape fit exactly when each other fits, so the first that does not
+        blocks its shape; under reservations, its shape for users under the same rules
+        (members and non-members of a reserved group differ), the others set aside.
+        """
         blocked: set[tuple] = set()
+        aside: list[tuple[list, tuple]] = []  # (heap, entry): its shape and rules are blocked
+        try:
+            self._serve(conn, now, blocked, aside)
+        finally:
+            for heap, entry in aside:
+                heapq.heappush(heap, entry)
+
+    def _serve(self, conn: Connection, now: float, blocked: set, aside: list) -> None:
+        members_only = False  # strict: a request that reservations alone hold back came first
         while True:
             best = None
             for bucket, heap in self._buckets.items():
@@ -420,6 +457,10 @@ class Scheduler(Waiting):
                 return
             bucket, heap = best
             lease = self.live[heap[0][1]]
+            rules = self._rules(lease, now) if self._reservations else None
+            if rules is not None and (bucket, rules) in blocked:
+                aside.append((heap, heapq.heappop(heap)))
+                continue
             problem = self.accounting.quota_problem(
                 lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
                 queued_too=False, conn=conn,
@@ -439,11 +480,24 @@ class Scheduler(Waiting):
                 )
                 self._forget(lease, QUEUED)
                 continue
-            placement = self.pool.place(lease.shape)
+            if members_only:  # only onto the devices of its group's open reservations
+                placement = self._place_reserved(lease, now, self.pool)
+            elif rules is None:
+                placement = self.pool.place(lease.shape)
+            else:
+                placement = self.pool.place(lease.shape, *rules)
             if placement is None:
                 if self.queue_policy == "strict":
-                    return
-                blocked.add(bucket)
+                    if not (members_only or self._held_by_rules(lease, now, self.pool)):
+                        return
+                    members_only = True
+                    aside.append((heap, heapq.heappop(heap)))
+                    continue
+                if rules is None:
+                    blocked.add(bucket)
+                else:
+                    blocked.add((bucket, rules))
+                    aside.append((heap, heapq.heappop(heap)))
                 continue
             heapq.heappop(heap)
             self._grant(conn, lease, placement, now)
@@ -489,100 +543,3 @@ class Scheduler(Waiting):
     def quota_status(self, kind: str, name: str, spec: QuotaSpec | None) -> dict[str, Any]:
         """A quota with what is in use and left now (for ``me`` and the quota API)."""
         return self.accounting.quota_status(kind, name, spec, self.clock())
-
-    # -- read API: what other parts may ask (copies and views, never the dicts) ----------
-
-    def pool_view(self) -> PoolView:
-        """Every node and GPU with its state and holding lease ids, and the pool's units."""
-        return self.pool.view()
-
-    def quota(self, kind: str, name: str) -> QuotaSpec | None:
-        """The quota set for user or group ``name`` (``kind`` "user" or "group"), or None.
-
-        A user without one is under the default (see :meth:`quota_for_user`).
-        """
-        return self.quotas.get((kind, name))
-
-    def all_quotas(self) -> dict[tuple[str, str], QuotaSpec]:
-        """Every quota set, by (kind, name), sorted."""
-        return dict(sorted(self.quotas.items()))
-
-    def live_lease(self, lease_id: int) -> Lease | None:
-        """A queued or active lease by id, or None (ended or unknown)."""
-        return self.live.get(lease_id)
-
-    def live_leases(self, status: str | Iterable[str] | None = None) -> list[Lease]:
-        """Queued and active leases (or those of ``status``), oldest first."""
-        if status is None:
-            status = LIVE_STATUSES
-        wanted = {status} if isinstance(status, str) else set(status)
-        return sorted((x for x in self.live.values() if x.status in wanted), key=lambda x: x.id)
-
-    def queue_length(self) -> int:
-        """How many requests wait."""
-        return sum(1 for x in self.live.values() if x.status == QUEUED)
-
-    def get(self, lease_id: int) -> Lease:
-        """A lease by id, live or ended."""
-        if lease_id in self.live:
-            return self.live[lease_id]
-        lease = self.store.lease(lease_id)
-        if lease is None:
-            raise NotFound(f"no lease {lease_id}")
-        return lease
-
-    def leases(
-        self, *, user: str | None = None, status: Iterable[str] | None = None, limit: int = 1000
-    ) -> list[Lease]:
-        """Leases, newest first; live ones come from memory, ended ones from the ledger."""
-        status = set(status or LIVE_STATUSES)
-        out = [
-            lease for lease in self.live.values()
-            if lease.status in status and (user is None or lease.user == user)
-        ]  # fmt: skip
-        ended = status - set(LIVE_STATUSES)
-        if ended:
-            out += self.store.leases(ended, user=user, limit=limit)
-        return sorted(out, key=lambda x: -x.id)[:limit]
-
-    def queue(self) -> list[Lease]:
-        """Queued requests in the order they will be considered."""
-        return sorted((x for x in self.live.values() if x.status == QUEUED), key=lambda x: x.order)
-
-    def position(self, lease: Lease) -> int | None:
-        """1-based place in the queue, or None when the lease is not queued."""
-        if lease.status != QUEUED:
-            return None
-        return 1 + sum(
-            1 for q in self.live.values() if q.status == QUEUED and q.order < lease.order
-        )
-
-    def activity(self, lease_id: int) -> Activity | None:
-        """The latest GPU activity an active lease's server reported, or None."""
-        return self._activity.get(lease_id)
-
-    def activities(self) -> list[Activity]:
-        """The latest GPU activity of every active lease that reported, by lease id."""
-        return self._activity.all()
-
-    def report_activity(self, lease_id: int, report: ActivityReport) -> Activity:
-        """Keep a lease's latest activity (memory only); refused unless the lease is active."""
-        return self._activity.report(self.get(lease_id), report, self.clock())
-
-    # -- reports (read only; the service runs them in a worker thread via ``ledger``) ---
-
-    def total_gpu_hours(self) -> float:
-        """GPU-hours booked so far: every ended lease plus running ones up to now."""
-        return self.ledger.total_gpu_hours(self.clock())
-
-    def usage(
-        self,
-        start: float,
-        end: float,
-        *,
-        user: str | None = None,
-        group: str | None = None,
-        by: tuple[str, ...] = ("day", "user", "group"),
-    ) -> list[dict[str, Any]]:
-        """The ledger: GPU-hours per (day, user, group) between ``start`` and ``end``."""
-        return self.ledger.usage(start, end, now=self.clock(), user=user, group=group, by=by)

@@ -73,6 +73,8 @@ class LeaseRow(Base):
     # the client's key for the request that created the lease, and a digest of that request
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_digest: Mapped[str | None] = mapped_column(String(64))
+    # the user's hub groups when they asked (reservations admit members); null: none known
+    user_groups: Mapped[list | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_leases_user_ended", "user", "ended_at"),
@@ -100,6 +102,27 @@ class QuotaRow(Base):
     spec: Mapped[dict] = mapped_column(JSON)
     updated_at: Mapped[float] = mapped_column(Float)
     updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class ReservationRow(Base):
+    """Devices reserved for a group's members in a time window, once or weekly."""
+
+    __tablename__ = "reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    group: Mapped[str] = mapped_column("group_name", String(255), index=True)
+    shape: Mapped[dict] = mapped_column(JSON)
+    count: Mapped[int] = mapped_column(Integer)
+    devices: Mapped[list] = mapped_column(JSON)  # what each reserved device is (uuid, node, ...)
+    start: Mapped[float] = mapped_column("start_at", Float)  # the first window (POSIX seconds)
+    end: Mapped[float] = mapped_column("end_at", Float)
+    repeat: Mapped[str] = mapped_column(String(8))  # once | weekly
+    timezone: Mapped[str] = mapped_column(String(64))  # weekly windows keep its wall-clock time
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float)
+    deleted_at: Mapped[float | None] = mapped_column(Float, index=True)
+    deleted_by: Mapped[str | None] = mapped_column(String(255))
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -46,3 +46,9 @@ class IdempotencyConflict(SchedulerError):
     """An idempotency key already used by the same user for a different request."""
 
     code = "idempotency_conflict"
+
+
+class ReservationConflict(SchedulerError):
+    """Too few devices are free of reservations whose windows overlap the one asked for."""
+
+    code = "conflict"

@@ -35,7 +35,8 @@ class Lease:
 
     ``idempotency_key`` is the client's key for the request that created the lease (unique
     per user) and ``request_digest`` a digest of that request, so that a retry with the
-    same key is told apart from a different request reusing it.
+    same key is told apart from a different request reusing it. ``user_groups`` are the
+    user's hub groups when they asked: reservations place their groups' members.
     """
 
     id: int
@@ -56,6 +57,7 @@ class Lease:
     end_reason: str | None = None
     idempotency_key: str | None = None
     request_digest: str | None = None
+    user_groups: list[str] = field(default_factory=list)  # the user's hub groups when asked
 
     @property
     def slots(self) -> tuple[tuple[str, int], ...]:
@@ -169,6 +171,7 @@ FIELDS: tuple[LeaseField, ...] = (  # in the order the API shows them
     shown("gpu_hours", lambda lease, now, _pos: round(lease.gpu_hours(now), 6)),
     stored("idempotency_key", show=None),
     stored("request_digest", show=None),
+    stored("user_groups", dump=lambda g: g or None, load=lambda g: list(g or []), show=None),
 )
 
 _TO_ROW = tuple(f.to_row for f in FIELDS if f.to_row is not None)

@@ -10,6 +10,7 @@ and GPUs first and keeps empty nodes for large requests.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
@@ -182,13 +183,39 @@ class Pool:
 
     # -- placement -------------------------------------------------------------------
 
-    def place(self, shape: WholeGpus | MigSlice | SharedGpu) -> Placement | None:
-        """Where ``shape`` fits now, or None when every fitting slot is taken."""
+    def place(
+        self,
+        shape: WholeGpus | MigSlice | SharedGpu,
+        avoid: AbstractSet[str] | None = None,
+        prefer: AbstractSet[str] | None = None,
+    ) -> Placement | None:
+        """Where ``shape`` fits now, or None when every fitting slot is taken.
+
+        ``avoid``: device ids (GPU or MIG uuids) not to use; ``prefer``: device ids to use
+        if the shape fits on them alone, before any other (reservations set both).
+        """
+        if prefer:
+            hit = self.place_within(shape, avoid, prefer)
+            if hit is not None:
+                return hit
         if isinstance(shape, WholeGpus):
-            return self._place_whole(shape)
+            return self._place_whole(shape, avoid, None)
         if isinstance(shape, MigSlice):
-            return self._place_mig(shape)
-        return self._place_shared(shape)
+            return self._place_mig(shape, avoid, None)
+        return self._place_shared(shape, avoid, None)
+
+    def place_within(
+        self,
+        shape: WholeGpus | MigSlice | SharedGpu,
+        avoid: AbstractSet[str] | None,
+        only: AbstractSet[str] | None,
+    ) -> Placement | None:
+        """:meth:`place` on the devices in ``only`` (None: all) that are not in ``avoid``."""
+        if isinstance(shape, WholeGpus):
+            return self._place_whole(shape, avoid, only)
+        if isinstance(shape, MigSlice):
+            return self._place_mig(shape, avoid, only)
+        return self._place_shared(shape, avoid, only)
 
     def count(self, shape: WholeGpus | MigSlice | SharedGpu) -> tuple[int, int, bool]:
         """(free, total, any simulated) of the devices ``shape`` could use: whole GPUs,
@@ -298,7 +325,11 @@ class Pool:
             return f"no{want} GPU in the pool is shared (time-sliced)"
         return None
 
-    def _place_whole(self, shape: WholeGpus) -> Placement | None:
+    def _place_whole(
+        self, shape: WholeGpus, avoid: AbstractSet[str] | None, only: AbstractSet[str] | None
+    ) -> Placement | None:
+        if avoid or only is not None:
+            return self._place_whole_among(shape, avoid, only)
         best: tuple | None = None
         for ns in self.nodes.values():
             if len(ns.free_whole) < shape.count:
@@ -315,12 +346,29 @@ class Pool:
             key = (n_free - shape.count, -ns.used_units, ns.node.name)
             if best is None or key < best[0]:
                 best = (key, ns)
-        if best is None:
-            return None
-        ns = best[1]
-        free = [
-            ns.gpus[u] for u in ns.free_whole if self.matches(ns.gpus[u].gpu.model, shape.model)
-        ]
+        return None if best is None else self._whole_on(best[1], best[1].free_whole, shape)
+
+    def _place_whole_among(
+        self, shape: WholeGpus, avoid: AbstractSet[str] | None, only: AbstractSet[str] | None
+    ) -> Placement | None:
+        """:meth:`_place_whole` on the free GPUs in ``only`` (None: all) not in ``avoid``."""
+        best: tuple | None = None
+        for ns in self.nodes.values():
+            usable = ns.free_whole - avoid if avoid else ns.free_whole
+            if only is not None:
+                usable = usable & only
+            if len(usable) < shape.count:
+                continue
+            n_free = sum(1 for u in usable if self.matches(ns.gpus[u].gpu.model, shape.model))
+            if n_free < shape.count:
+                continue
+            key = (n_free - shape.count, -ns.used_units, ns.node.name)
+            if best is None or key < best[0]:
+                best = (key, ns, usable)
+        return None if best is None else self._whole_on(best[1], best[2], shape)
+
+    def _whole_on(self, ns: _NodeState, usable: AbstractSet[str], shape: WholeGpus) -> Placement:
+        free = [ns.gpus[u] for u in usable if self.matches(ns.gpus[u].gpu.model, shape.model)]
         chosen = _nvlink_set(free, shape.count)
         return Placement(
             node=ns.node.name,
@@ -329,13 +377,20 @@ class Pool:
             devices=tuple(_device_info(g.gpu) for g in chosen),
         )
 
-    def _place_mig(self, shape: MigSlice) -> Placement | None:
+    def _place_mig(
+        self, shape: MigSlice, avoid: AbstractSet[str] | None, only: AbstractSet[str] | None
+    ) -> Placement | None:
         best: tuple | None = None
         for ns, gs in self._mig_gpus:
             if not self.matches(gs.gpu.model, shape.model):
                 continue
             for m in gs.gpu.mig_instances:
-                if m.profile == shape.profile and m.uuid not in gs.mig_holders:
+                if (
+                    m.profile == shape.profile
+                    and m.uuid not in gs.mig_holders
+                    and not (avoid and m.uuid in avoid)
+                    and (only is None or m.uuid in only)
+                ):
                     # pack: the GPU with most slices in use, then the busiest node
                     key = (-gs.used_slices, -ns.used_units, ns.node.name, gs.gpu.index, m.index)
                     if best is None or key < best[0]:
@@ -351,10 +406,14 @@ class Pool:
             devices=(_device_info(gs.gpu, m),),
         )
 
-    def _place_shared(self, shape: SharedGpu) -> Placement | None:
+    def _place_shared(
+        self, shape: SharedGpu, avoid: AbstractSet[str] | None, only: AbstractSet[str] | None
+    ) -> Placement | None:
         best: tuple | None = None
         for ns, gs in self._shared_gpus:
             if len(gs.holders) >= gs.gpu.shares or not self.matches(gs.gpu.model, shape.model):
+                continue
+            if (avoid and gs.gpu.uuid in avoid) or (only is not None and gs.gpu.uuid not in only):
                 continue
             key = (-len(gs.holders), -ns.used_units, ns.node.name, gs.gpu.index)
             if best is None or key < best[0]:

@@ -4,15 +4,16 @@ Read only, and computed only when someone asks (lease views, the queue, spawn pr
 the scheduler's decisions never pay for it. For each queued lease it gives
 
 * a ``reason`` code and a sentence: the pool has no room for the shape (``pool_busy``),
-  a quota no longer allows it (``quota_limit``), or requests ahead of it come first
-  (``queue_order``). ``reserved`` (devices reserved for another group) is part of the
-  vocabulary but nothing produces it yet: reservations come later;
+  a quota no longer allows it (``quota_limit``), devices it would fit on are reserved for
+  another group now or before it would end (``reserved``), or requests ahead of it come
+  first (``queue_order``);
 * an ``estimate``: the earliest time it could be granted, found by replaying the queue
   on a copy of the pool as the running leases end. A lease is expected to end at its
   stated ``hours`` when it gave them, else after the median length of ended leases of
   its shape over the last :data:`HISTORY_DAYS` days (those longer than it has already
-  run), else never; the estimate says which of these it rests on, and is null when the
-  request cannot be reached through known ends;
+  run), else never, and reserved windows open and close as they will; the estimate says
+  which of these it rests on, and is null when the request cannot be reached through
+  known ends;
 * ``alternatives``: shapes with devices free now that the user's quota allows (on top of
   what they already run).
 """
@@ -32,7 +33,7 @@ from ..inventory import Node
 from ..terms import ACTIVE, QUEUED, RELEASED
 from .accounting import Accounting
 from .lease import SHAPE, Lease, iso
-from .pool import Pool
+from .pool import Placement, Pool
 from .shapes import MigSlice, SharedGpu, WholeGpus
 from .store import LEASES, Store
 
@@ -42,14 +43,17 @@ HISTORY_DAYS = 14
 HISTORY_LIMIT = 5000
 #: Seconds those lengths are reused before the ledger is read again.
 HISTORY_TTL = 60.0
+#: How far ahead estimates follow reserved windows opening and closing.
+REPLAY_SPAN = 14 * 86400.0
 
 POOL_BUSY = "pool_busy"
 QUOTA_LIMIT = "quota_limit"
 QUEUE_ORDER = "queue_order"
-RESERVED = "reserved"  # not produced yet: reservations come later
+RESERVED = "reserved"
 #: Every reason code a queued request can carry.
 REASONS = (POOL_BUSY, QUOTA_LIMIT, QUEUE_ORDER, RESERVED)
 
+RESERVATION = "reservation"  # in a replay: a reserved window opened or closed
 #: What an estimate rests on, in words.
 BASES = {
     "hours": "from running leases' stated hours",
@@ -145,6 +149,12 @@ class Waiting:
     queue_policy: str
     store: Store
     queue: Callable[[], list[Lease]]
+    _place_lease: Callable[..., Placement | None]  # placement under the reservations
+    _held_back: Callable[[Lease, float], str | None]
+    _rules: Callable[[Lease, float], tuple | None]
+    _place_reserved: Callable[[Lease, float, Pool], Placement | None]
+    _held_by_rules: Callable[[Lease, float, Pool], bool]
+    _boundaries: Callable[[float, float], list[float]]
     _history: _History | None = None  # lengths of recent leases, reused for HISTORY_TTL
 
     def waiting(self, lease: Lease) -> dict[str, Any] | None:
@@ -168,7 +178,7 @@ class Waiting:
         out = {}
         for lease in targets:
             position = places[lease.id]
-            reason, message = self._reason(lease, queue, position, problems[lease.id])
+            reason, message = self._reason(lease, queue, position, problems[lease.id], now)
             estimate = _estimate(grants.get(lease.id), reason, now)
             alternatives = self._alternatives(lease, queue, now)
             free = "; ".join(a["message"].removesuffix(" free now") for a in alternatives)
@@ -190,7 +200,7 @@ class Waiting:
         )  # fmt: skip
 
     def _reason(
-        self, lease: Lease, queue: list[Lease], position: int, problem: str | None
+        self, lease: Lease, queue: list[Lease], position: int, problem: str | None, now: float
     ) -> tuple[str, str]:
         if problem:
             return QUOTA_LIMIT, (
@@ -201,7 +211,10 @@ class Waiting:
             1 for q in queue[: position - 1] if strict or q.shape.bucket == lease.shape.bucket
         )
         behind = f"; {_plural(ahead, 'request')} ahead of you" if ahead else ""
-        if self.pool.place(lease.shape) is None:
+        if self._place_lease(lease, now) is None:
+            held = self._held_back(lease, now)
+            if held:
+                return RESERVED, held + behind
             return POOL_BUSY, _busy(lease.shape, *self.pool.count(lease.shape)[:2]) + behind
         if ahead:
             return QUEUE_ORDER, (
@@ -229,6 +242,8 @@ class Waiting:
                 end, basis = _expected_end(lease, lease.granted_at or now, now, history)
                 if end is not None:
                     ends.append((end, lease.id, lease.node or "", lease.slots, lease.units, basis))
+        # windows opening and closing change where requests may go: serve the queue then too
+        ends += [(t, -1, "", (), 0, RESERVATION) for t in self._boundaries(now, now + REPLAY_SPAN)]
         heapq.heapify(ends)
         # requests a quota would refuse leave the queue when their turn comes
         waiting = [q for q in queue if not problems[q.id]]
@@ -237,14 +252,22 @@ class Waiting:
 
         def serve(t: float) -> None:  # the scheduler's dispatch, without quotas
             blocked: set[tuple] = set()
+            members_only = False  # as in the scheduler's dispatch (strict, reservations)
             for q in list(waiting):
-                if q.shape.bucket in blocked:
+                key = (q.shape.bucket, self._rules(q, t))  # rules: reservations (or None)
+                if key in blocked:
                     continue
-                placement = pool.place(q.shape)
+                if members_only:
+                    placement = self._place_reserved(q, t, pool)
+                else:
+                    placement = self._place_lease(q, t, pool=pool)
                 if placement is None:
                     if self.queue_policy == "strict":
+                        if members_only or self._held_by_rules(q, t, pool):
+                            members_only = True
+                            continue
                         return
-                    blocked.add(q.shape.bucket)
+                    blocked.add(key)
                     continue
                 waiting.remove(q)
                 pool.claim(q.id, placement.node, placement.slots, placement.units)
@@ -260,8 +283,9 @@ class Waiting:
             t = ends[0][0]
             while ends and ends[0][0] == t:
                 _, lid, node, slots, units, basis = heapq.heappop(ends)
-                pool.free(lid, node, slots, units)
-                used.add(basis)
+                if lid >= 0:
+                    pool.free(lid, node, slots, units)
+                used.add(basis)  # "reservation": a window opened or closed
             serve(t)
         return grants
 
@@ -276,7 +300,10 @@ class Waiting:
                 return []
         out = []
         for shape in _shapes(self.inventory):
-            if shape.bucket == lease.shape.bucket or self.pool.place(shape) is None:
+            if (
+                shape.bucket == lease.shape.bucket
+                or self._place_lease(lease, now, shape=shape) is None
+            ):
                 continue
             units = self.pool.max_units(shape)
             if self.accounting.quota_problem(
@@ -322,8 +349,12 @@ def _estimate(grant: tuple[float, frozenset[str]] | None, reason: str, now: floa
     if grant is None:
         return {"at": None, "basis": "none", "message": "no estimate"}
     at, bases = grant
-    basis = "mixed" if len(bases) > 1 else next(iter(bases), "none")
-    words = f" ({BASES[basis]})" if basis in BASES else ""
+    kinds = bases - {RESERVATION}  # windows opening and closing are no basis of their own
+    basis = "mixed" if len(kinds) > 1 else next(iter(kinds), "none")
+    words = BASES.get(basis, "")
+    if RESERVATION in bases:
+        words = f"{words} and reserved windows" if words else "as reserved windows open and close"
+    words = f" ({words})" if words else ""
     return {"at": iso(at), "basis": basis, "message": f"expected by {clock_time(at, now)}{words}"}
 
 

@@ -48,13 +48,16 @@ from ..scheduler.quota import QuotaSpec
 from . import cohorts as c
 from . import handlers as h
 from . import jobs as j
+from . import reservations as r
 from .base import BaseHandler
 from .body import validation_message
+from .console import console_routes
 from .hub_api import HubApi
 from .keep import LeaseKeepHandler
 from .metrics import SchedulerCollector
 from .reclaim import Reclaimer
 from .reconcile import reconcile_servers
+from .reservations import ReservationTimer, check_time_zone
 
 #: Entry point group naming inventory backends ("nvml", "simulated", "files", ...).
 INVENTORY_ENTRY_POINTS = "gpuhub.inventories"
@@ -141,6 +144,38 @@ class GpuhubService(Application):
         help="Leases younger than this many seconds are left alone by the check (a spawn "
         "may still be registering with the hub).",
     )
+    reservation_timezone = Unicode(
+        "UTC",
+        config=True,
+        help="""Time zone (an IANA name such as ``Europe/Berlin``) of reservations made
+        without one: their start and end without an offset are wall times there, and weekly
+        windows repeat at the same wall-clock time in it (across daylight-saving changes).""",
+    )
+
+    @validate("reservation_timezone")
+    def _check_reservation_timezone(self, proposal):
+        try:
+            return check_time_zone(proposal.value)
+        except ValueError as e:
+            raise TraitError(f"GpuhubService.reservation_timezone: {e}") from e
+
+    reservation_guard = Float(
+        7200,
+        config=True,
+        help="""Seconds a request that states no ``hours`` is expected to run, when deciding
+        whether it may take a reserved device before that device's next window opens: a
+        lease of someone outside the group is not placed on reserved devices if it would
+        still run when the window opens.""",
+    )
+
+    @validate("reservation_guard")
+    def _check_reservation_guard(self, proposal):
+        if not 0 <= proposal.value < float("inf"):
+            raise TraitError(
+                f"GpuhubService.reservation_guard must be seconds >= 0, not {proposal.value!r}"
+            )
+        return proposal.value
+
     cookie_secret_file = Unicode(
         "",
         config=True,
@@ -183,6 +218,7 @@ class GpuhubService(Application):
     scheduler = Instance(Scheduler, allow_none=True)
     jobs = Instance(JobManager, allow_none=True)
     reclaimer = Instance(Reclaimer, allow_none=True)
+    reservation_timer = Instance(ReservationTimer, allow_none=True)
 
     def initialize(self, argv: list[str] | None = None) -> None:
         """Parse the command line, load the config file, open the database, build the pool."""
@@ -199,8 +235,9 @@ class GpuhubService(Application):
             QuotaSpec.model_validate(self.default_user_quota) if self.default_user_quota else None
         )
         self.scheduler = Scheduler(
-            engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy
-        )
+            engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy,
+            reservation_guard=self.reservation_guard,
+        )  # fmt: skip
         profiles = self.config.get("GPUSpawnerMixin", {}).get("profiles", [])
         self.jobs = JobManager(
             parent=self,
@@ -209,6 +246,7 @@ class GpuhubService(Application):
             profiles=profiles,
         )
         self.reclaimer = Reclaimer(parent=self, scheduler=self.scheduler)
+        self.reservation_timer = ReservationTimer(self.scheduler)
         gpus = sum(len(n.gpus) for n in nodes)
         self.log.info(
             "gpuhub service %s: %d node(s), %d GPU(s)%s, database %s, %d live lease(s)",
@@ -240,22 +278,27 @@ class GpuhubService(Application):
             (api + "/quotas", h.QuotaListHandler),
             (api + r"/quotas/(users|groups)/([^/]+)", h.QuotaHandler),
             (api + "/usage", h.UsageHandler),
+            (api + "/cohorts", c.CohortListHandler),
             (api + r"/cohorts/([^/]+)", c.CohortHandler),
             (api + r"/cohorts/([^/]+)/members", c.CohortMembersHandler),
             (api + r"/cohorts/([^/]+)/members/([^/]+)", c.CohortMemberHandler),
+            (api + "/reservations", r.ReservationsHandler),
+            (api + r"/reservations/([0-9]+)", r.ReservationHandler),
             (api + "/jobs", j.JobsHandler),
             (api + r"/jobs/([0-9]+)", j.JobHandler),
             (api + r"/jobs/([0-9]+)/log", j.JobLogHandler),
             (api + "/job-definitions", j.DefinitionsHandler),
             (api + r"/job-definitions/([0-9]+)", j.DefinitionHandler),
             (url_path_join(prefix, "metrics"), h.MetricsHandler),
-            (prefix + "?", web.RedirectHandler, {"url": api}),
+            *console_routes(prefix),  # the web console: P, P console/..., P static/...
             (r".*", h.NotFoundHandler),
         ]
         settings = {
             "scheduler": self.scheduler,
             "jobs": self.jobs,
             "reclaimer": self.reclaimer,
+            "reservation_timezone": self.reservation_timezone,
+            "reservations_changed": self.reservation_timer.changed,
             "simulated": self.simulated,
             "registry": registry,
             "metrics": metrics,  # refreshed on the loop before each scrape
@@ -291,6 +334,7 @@ class GpuhubService(Application):
         self.jobs.start()  # takes up live jobs again, then ticks
         if self.reclaimer.interval > 0:  # GPU-idle reclaim (gpuhub.service.reclaim)
             PeriodicCallback(self.reclaimer.tick, self.reclaimer.interval * 1000).start()
+        self.reservation_timer.start()  # re-dispatch when reservation windows open or close
         self.log.info(
             "gpuhub service listening on %s (prefix %s)", self.service_url, self.service_prefix
         )

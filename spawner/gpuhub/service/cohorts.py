@@ -130,6 +130,29 @@ class _CohortBase(BaseHandler):
         }
 
 
+class CohortListHandler(_CohortBase):
+    """``GET /api/v1/cohorts``: every hub group with its members and quota, and groups that
+    have a quota but are gone from the hub (``in_hub`` false)."""
+
+    async def get(self) -> None:
+        self.require_admin("listing cohorts")
+        s = self.scheduler
+        groups = {g["name"]: sorted(g.get("users") or []) for g in await self.hub.groups()}
+        with_quota = {name for kind, name in s.all_quotas() if kind == "group"}
+        out = []
+        for name in sorted(groups.keys() | with_quota):
+            spec = s.quota("group", name)
+            out.append(
+                {
+                    "name": name,
+                    "in_hub": name in groups,
+                    "members": groups.get(name, []),
+                    "quota": None if spec is None else s.quota_status("group", name, spec),
+                }
+            )
+        self.write_json({"cohorts": out})
+
+
 class CohortHandler(_CohortBase):
     """``GET/PUT /api/v1/cohorts/{name}``: a cohort's members, quota and usage; set it up."""
 

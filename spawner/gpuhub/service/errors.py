@@ -22,6 +22,7 @@ from ..scheduler.errors import (
     IdempotencyConflict,
     NotFound,
     QuotaExceeded,
+    ReservationConflict,
     SchedulerError,
     Unsatisfiable,
 )
@@ -37,6 +38,7 @@ STATUS_OF_ERROR: dict[type[SchedulerError], int] = {
     NotReclaimable: 409,  # keeping a job's lease from idle reclaim, which never stops jobs
     Unsatisfiable: 422,
     IdempotencyConflict: 422,  # well-formed, but the key already stands for another request
+    ReservationConflict: 409,  # too few devices free of reservations with overlapping windows
     JobEnded: 409,  # cancelling a job that has already ended
     JobInvalid: 400,  # a job request wrong in a way its schema cannot say
 }

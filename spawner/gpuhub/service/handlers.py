@@ -29,6 +29,8 @@ from .hub_api import HubApi, fetch_user
 from .models import ActivityReport, LeaseRequest, QuotaSpec
 
 QUOTA_KINDS = {"users": "user", "groups": "group"}
+#: The longest ``reason`` a release may give (characters).
+MAX_REASON = 200
 
 
 class IndexHandler(BaseHandler):
@@ -200,8 +202,23 @@ class LeaseHandler(BaseHandler):
         # a server stopped by idle reclaim: its spawner's release books the reclaim's reason
         reclaimer = self.settings.get("reclaimer")
         reclaiming = reclaimer.end_reason(lease.id) if reclaimer is not None else None
-        reason = reclaiming or "released by " + self.user_name
+        why = self.release_note()
+        reason = reclaiming or f"released by {self.user_name}" + (f": {why}" if why else "")
         self.write_json(self.lease_view(self.scheduler.release(lease.id, reason=reason)))
+
+    def release_note(self) -> str | None:
+        """The optional ``reason`` query argument: one line, at most 200 characters."""
+        why = self.query("reason")
+        if why is None or not why.strip():
+            return None
+        why = why.strip()
+        if len(why) > MAX_REASON or not why.isprintable():
+            raise ApiError(
+                400,
+                f"reason must be one line of at most {MAX_REASON} printable characters",
+                field="reason",
+            )
+        return why
 
 
 class LeaseActivityHandler(BaseHandler):

@@ -20,6 +20,8 @@ from .errors import ApiError
 
 #: What each change needs in the service's role, for the sentence when the hub says 403.
 _SCOPE_OF = {"groups": "admin:groups", "users": "admin:users"}
+#: Groups asked for per page (JupyterHub's default most per page).
+GROUP_PAGE = 200
 
 
 class HubRefused(ApiError):
@@ -123,8 +125,19 @@ class HubApi:
         status, answer = await _call(self.api_url, self.token, "GET", f"groups/{_name(name)}")
         return None if status == 404 else self._read(status, answer, f"group {name}")
 
+    async def groups(self) -> list[dict[str, Any]]:
+        """Every group of the hub (``users`` its members), a page at a time."""
+        out: list[dict[str, Any]] = []
+        while True:
+            path = f"groups?offset={len(out)}&limit={GROUP_PAGE}"
+            status, answer = await _call(self.api_url, self.token, "GET", path)
+            page = self._read(status, answer, "its groups")
+            out += page
+            if len(page) < GROUP_PAGE:
+                return out
+
     @staticmethod
-    def _read(status: int, answer: Any, what: str) -> dict[str, Any]:
+    def _read(status: int, answer: Any, what: str) -> Any:
         if status >= 400:
             raise ApiError(502, f"JupyterHub did not tell {what}: {answer}", code="hub_error")
         return answer

@@ -290,7 +290,8 @@ class Reclaimer(LoggingConfigurable):
         rule = self.rule_for(lease)
         if not MIN_KEEP_S <= seconds <= rule.max_keep_s:
             raise SchedulerError(
-                f"seconds must be between {MIN_KEEP_S} and {rule.max_keep_s:g} (the longest "
+                f"seconds must be between {MIN_KEEP_S} and {rule.max_keep_s:g} ("
+                f"{fmt_duration(MIN_KEEP_S)} to {fmt_duration(rule.max_keep_s)}, the longest "
                 f"the idle rule of lease {lease.id} allows at once), not {seconds:g}",
                 field="seconds",
             )

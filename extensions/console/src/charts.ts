@@ -1,0 +1,49 @@
+/** Charts of the console, drawn with Chart.js (bundled at build time: nothing is fetched). */
+import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip } from 'chart.js';
+
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
+
+/** Colours of series, in order (then repeated). */
+export const COLORS = [
+  '#1565c0', '#2e7d32', '#ef6c00', '#6a1b9a', '#c62828', '#00838f', '#9e9d24', '#4e342e',
+  '#ad1457', '#37474f', '#5c6bc0', '#8d6e63'
+];
+
+/**
+ * Stacked bars: one bar per label (e.g. a day), one stacked part per series (e.g. a
+ * user). The canvas's parent should have a height; the chart fills it. Replaces a chart
+ * drawn earlier on the same canvas.
+ */
+export function stackedBars(
+  canvas: HTMLCanvasElement,
+  labels: string[],
+  series: { label: string; data: number[] }[],
+  yTitle: string
+): Chart {
+  Chart.getChart(canvas)?.destroy();
+  return new Chart(canvas, {
+    type: 'bar',
+    data: {
+      labels,
+      datasets: series.map((s, i) => ({
+        label: s.label,
+        data: s.data,
+        backgroundColor: COLORS[i % COLORS.length],
+        borderWidth: 0
+      }))
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      responsive: true,
+      plugins: {
+        legend: { display: series.length > 1 || series[0]?.label !== '', position: 'bottom' },
+        tooltip: { mode: 'index', intersect: false }
+      },
+      scales: {
+        x: { stacked: true, grid: { display: false } },
+        y: { stacked: true, beginAtZero: true, title: { display: true, text: yTitle } }
+      }
+    }
+  });
+}

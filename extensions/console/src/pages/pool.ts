@@ -1,0 +1,133 @@
+/**
+ * The pool (admins): every node and its devices, who holds each (user, lease, group), the
+ * holder's utilization or "idle 42 min", simulated devices marked, reserved ones marked
+ * (GET /reservations, where the service has it), and a Release button per lease that asks
+ * for a reason (DELETE /leases/{id}?reason=...).
+ */
+import { Ctx, Page } from '../context';
+import { autoRefresh, fmtNumber, h, section, tag } from '../dom';
+import { activityTag, endButton } from '../leases';
+import { Holder, Pool, PoolGpu, Reservation } from '../types';
+
+/** Reservations by device UUID (none when the service has no reservations yet). */
+async function reservations(ctx: Ctx): Promise<Map<string, Reservation>> {
+  const byDevice = new Map<string, Reservation>();
+  try {
+    const answer = await ctx.api.get<{ reservations: Reservation[] }>('/reservations');
+    for (const r of answer.reservations) {
+      if (r.state !== 'ended') {
+        for (const d of r.devices) {
+          byDevice.set(d.uuid, r);
+        }
+      }
+    }
+  } catch {
+    // fail soft: the pool is worth showing without them
+  }
+  return byDevice;
+}
+
+function reservedTag(r: Reservation | undefined): HTMLElement | null {
+  if (!r) {
+    return null;
+  }
+  const until = r.current ? `now, until ${new Date(r.current.end).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })}` : r.next ? `from ${new Date(r.next.start).toLocaleString(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' })}` : '';
+  const el = tag(`reserved for ${r.group}${until ? ' ' + until : ''}`, r.state === 'open' ? 'reserved' : 'reserved-later');
+  el.title = r.message;
+  return el;
+}
+
+function holderLine(
+  ctx: Ctx,
+  label: string,
+  holder: Holder | null,
+  where: HTMLElement,
+  redraw: () => Promise<void>,
+  extra: HTMLElement | null = null
+): HTMLElement {
+  if (!holder) {
+    return h('div', { class: 'gh-slot gh-free' }, h('span', { class: 'gh-slot-name' }, label), h('span', { class: 'gh-muted' }, 'free'), extra);
+  }
+  if (holder.lease === null) {
+    return h('div', { class: 'gh-slot' }, h('span', { class: 'gh-slot-name' }, label), h('span', { class: 'gh-muted' }, 'held (kept out of use)'), extra);
+  }
+  return h(
+    'div',
+    { class: 'gh-slot gh-held', 'data-lease': holder.lease, 'data-user': holder.user },
+    h('span', { class: 'gh-slot-name' }, label),
+    h('span', { class: 'gh-holder' }, h('strong', null, holder.user ?? '?'), ` · lease #${holder.lease}`, holder.group ? ` · ${holder.group}` : ''),
+    activityTag(holder.activity),
+    extra,
+    endButton(ctx, { id: holder.lease, user: holder.user ?? '', status: 'active' }, where, redraw)
+  );
+}
+
+function gpuCard(ctx: Ctx, gpu: PoolGpu, reserved: Map<string, Reservation>, where: HTMLElement, redraw: () => Promise<void>): HTMLElement {
+  const mode = gpu.mode === 'mig' ? 'MIG' : gpu.mode === 'shared' ? `shared by ${gpu.shares}` : null;
+  const slots: HTMLElement[] = [];
+  // held devices one per line; free ones of a kind (not reserved) counted on one line
+  const free = new Map<string, number>();
+  const addFree = (label: string) => free.set(label, (free.get(label) ?? 0) + 1);
+  if (gpu.mig_instances) {
+    for (const m of gpu.mig_instances) {
+      const r = reservedTag(reserved.get(m.uuid));
+      if (!m.holder && !r) {
+        addFree(m.profile);
+        continue;
+      }
+      slots.push(holderLine(ctx, m.profile, m.holder, where, redraw, r));
+    }
+  } else {
+    const holders = gpu.holders ?? [];
+    const seats = gpu.mode === 'shared' ? Math.max(gpu.shares, holders.length) : 1;
+    for (let i = 0; i < seats; i++) {
+      const label = gpu.mode === 'shared' ? 'seat' : 'whole GPU';
+      if (holders[i]) {
+        slots.push(holderLine(ctx, gpu.mode === 'shared' ? `seat ${i + 1}` : label, holders[i], where, redraw));
+      } else {
+        addFree(label);
+      }
+    }
+  }
+  for (const [label, n] of free) {
+    const what = n > 1 ? `${n} × ${label}${label === 'seat' ? 's' : ''}` : label;
+    slots.push(h('div', { class: 'gh-slot gh-free' }, h('span', { class: 'gh-slot-name' }, what), h('span', { class: 'gh-muted' }, 'free')));
+  }
+  return h(
+    'div',
+    { class: `gh-gpu gh-state-${gpu.state}`, 'data-uuid': gpu.uuid },
+    h(
+      'div',
+      { class: 'gh-gpu-head' },
+      h('strong', null, `GPU ${gpu.index}`),
+      h('span', null, `${gpu.model} · ${Math.round(gpu.memory_mb / 1024)} GB`),
+      mode ? tag(mode, 'mode') : null,
+      gpu.simulated ? tag('simulated', 'sim') : null,
+      reservedTag(reserved.get(gpu.uuid))
+    ),
+    ...slots
+  );
+}
+
+export const page: Page = (root, ctx) => {
+  const summary = h('p', { class: 'gh-lead' });
+  const nodes = h('div');
+  root.append(h('h1', null, 'Pool'), summary, nodes);
+  const draw = async (): Promise<void> => {
+    const [pool, reserved] = await Promise.all([ctx.api.get<Pool>('/pool'), reservations(ctx)]);
+    summary.replaceChildren(
+      `${fmtNumber(pool.units_free)} of ${fmtNumber(pool.units_total)} GPUs free · ${pool.queue_length} request${pool.queue_length === 1 ? '' : 's'} queued `,
+      pool.simulated ? tag('simulated pool', 'sim') : ''
+    );
+    nodes.replaceChildren(
+      ...pool.nodes.map(n =>
+        section(
+          `Node ${n.name}`,
+          n.simulated ? h('p', { class: 'gh-muted gh-small' }, 'Simulated devices: no real GPUs behind them.') : null,
+          h('div', { class: 'gh-grid' }, ...n.gpus.map(g => gpuCard(ctx, g, reserved, root, draw)))
+        )
+      )
+    );
+  };
+  autoRefresh(root, draw);
+};

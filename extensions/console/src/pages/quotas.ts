@@ -1,0 +1,286 @@
+/**
+ * Quotas (admins): every user's and group's quota with what is in use and left and when
+ * it resets (`GET /quotas`); a form that sets one (`PUT /quotas/{users|groups}/{name}`,
+ * every QuotaSpec field; a group the hub lacks is refused unless "create" is ticked) and
+ * an unset action (`DELETE`). A refused value shows the service's sentence next to the
+ * form and changes nothing.
+ */
+import { Page } from '../context';
+import { bar, button, empty, fmtHours, fmtNumber, fmtUnits, h, section, showError, table } from '../dom';
+
+export interface QuotaSpec {
+  max_units: number | null;
+  gpu_hours: number | null;
+  period: 'day' | 'week' | 'month' | 'term';
+  term_start: string | null;
+  term_end: string | null;
+  allowed_shapes: string[] | null;
+  allowed_profiles: string[] | null;
+  priority: number;
+  per_user_max_units: number | null;
+}
+
+export interface QuotaStatus {
+  kind: 'user' | 'group';
+  name: string;
+  quota: QuotaSpec | null;
+  units_active: number;
+  units_queued: number;
+  gpu_hours_used?: number;
+  gpu_hours_left?: number;
+  period_start?: string;
+  period_end?: string;
+  period?: string;
+}
+
+interface QuotaList {
+  quotas: QuotaStatus[];
+  default_user_quota: QuotaSpec | null;
+}
+
+/** "2 GPUs", or "no limit". */
+function limit(units: number | null | undefined): string {
+  return units === null || units === undefined ? 'no limit' : fmtUnits(units);
+}
+
+/** The concurrent-units cell: a bar of in use (+ queued) of the limit. */
+export function unitsCell(s: QuotaStatus): Node {
+  const used = s.units_active + s.units_queued;
+  const text = `${fmtNumber(s.units_active)} in use${s.units_queued ? ` + ${fmtNumber(s.units_queued)} queued` : ''} of ${limit(s.quota?.max_units)}`;
+  const max = s.quota?.max_units;
+  return max === null || max === undefined ? document.createTextNode(text) : bar(max ? used / max : used ? 1 : 0, text);
+}
+
+/** The GPU-hours cell: used of the budget, what is left and when it resets. */
+export function hoursCell(s: QuotaStatus): Node {
+  if (s.quota?.gpu_hours === null || s.quota?.gpu_hours === undefined) {
+    return document.createTextNode('no limit');
+  }
+  const used = s.gpu_hours_used ?? 0;
+  const budget = s.quota.gpu_hours;
+  return h(
+    'div',
+    null,
+    bar(budget ? used / budget : 1, `${fmtHours(used)} of ${fmtHours(budget)} h used, ${fmtHours(s.gpu_hours_left ?? 0)} h left`),
+    h('div', { class: 'gh-muted gh-small' }, s.period ?? '')
+  );
+}
+
+/** The other limits in a few words. */
+export function rulesText(q: QuotaSpec | null, kind: 'user' | 'group'): string {
+  if (!q) {
+    return 'unlimited';
+  }
+  const parts: string[] = [];
+  if (kind === 'group' && q.per_user_max_units !== null) {
+    parts.push(`${fmtUnits(q.per_user_max_units)} per member`);
+  }
+  if (q.allowed_shapes) {
+    parts.push(`shapes ${q.allowed_shapes.join(', ') || '(none)'}`);
+  }
+  if (q.allowed_profiles) {
+    parts.push(`profiles ${q.allowed_profiles.join(', ') || '(none)'}`);
+  }
+  if (q.priority) {
+    parts.push(`priority ${q.priority}`);
+  }
+  if (q.period === 'term') {
+    parts.push(`term ${q.term_start} – ${q.term_end}`);
+  }
+  return parts.join('; ') || '—';
+}
+
+function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
+  return h('label', { class: 'gh-field' }, h('span', { class: 'gh-field-label' }, label), input, hint ? h('small', { class: 'gh-muted' }, hint) : null);
+}
+
+/** A number field's value: null when empty, else the number as typed (the service judges it). */
+function numberOrNull(input: HTMLInputElement): number | null {
+  const v = input.value.trim();
+  if (v === '') {
+    return null;
+  }
+  const n = Number(v);
+  if (!Number.isFinite(n)) {
+    throw new Error(`${input.name.replace(/_/g, ' ')}: "${v}" is not a number`);
+  }
+  return n;
+}
+
+/** Globs from a comma-separated field: null when empty (allows all). */
+function listOrNull(input: HTMLInputElement): string[] | null {
+  const v = input.value.trim();
+  return v === '' ? null : v.split(',').map(s => s.trim()).filter(Boolean);
+}
+
+/** The quota form; `submit(kind, name, spec, create)` does the request. */
+function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
+  const kind = h('select', { name: 'kind' }, h('option', { value: 'group' }, 'Group'), h('option', { value: 'user' }, 'User')) as HTMLSelectElement;
+  const name = h('input', { name: 'name', required: true, autocomplete: 'off', placeholder: 'cs101' }) as HTMLInputElement;
+  const num = (n: string, attrs: Record<string, any> = {}) =>
+    h('input', { name: n, type: 'number', step: 'any', inputmode: 'decimal', ...attrs }) as HTMLInputElement;
+  const maxUnits = num('max_units', { placeholder: 'no limit' });
+  const perUser = num('per_user_max_units', { placeholder: 'no limit' });
+  const gpuHours = num('gpu_hours', { placeholder: 'no limit' });
+  const priority = num('priority', { step: '1', value: '0' });
+  const period = h(
+    'select',
+    { name: 'period' },
+    ...['week', 'day', 'month', 'term'].map(p => h('option', { value: p }, p))
+  ) as HTMLSelectElement;
+  const termStart = h('input', { name: 'term_start', type: 'date' }) as HTMLInputElement;
+  const termEnd = h('input', { name: 'term_end', type: 'date' }) as HTMLInputElement;
+  const shapes = h('input', { name: 'allowed_shapes', placeholder: 'all, or e.g. mig:*, shared' }) as HTMLInputElement;
+  const profiles = h('input', { name: 'allowed_profiles', placeholder: 'all, or e.g. gpu-*' }) as HTMLInputElement;
+  const create = h('input', { name: 'create', type: 'checkbox' }) as HTMLInputElement;
+  const errors = h('div', { class: 'gh-form-errors', 'aria-live': 'assertive' });
+  const done = h('p', { class: 'gh-form-done', 'aria-live': 'polite' });
+  const termFields = h('div', { class: 'gh-row' }, field('Term start', termStart), field('Term end', termEnd));
+  const groupOnly = [field('Per member', perUser, 'GPU units each member may hold through the group'), field('Create the group if the hub lacks it', create)];
+
+  const sync = () => {
+    termFields.hidden = period.value !== 'term';
+    for (const el of groupOnly) {
+      el.hidden = kind.value !== 'group';
+    }
+  };
+  kind.addEventListener('change', sync);
+  period.addEventListener('change', sync);
+
+  const submit = h('button', { type: 'submit', class: 'gh-button gh-primary' }, 'Set quota') as HTMLButtonElement;
+  const form = h(
+    'form',
+    { class: 'gh-form gh-quota-form', 'aria-label': 'Set a quota' },
+    h('div', { class: 'gh-row' }, field('For', kind), field('Name', name)),
+    h('div', { class: 'gh-row' }, field('Max GPU units', maxUnits, 'at once, queued included'), groupOnly[0], field('GPU-hours', gpuHours, 'per period'), field('Period', period)),
+    termFields,
+    h('div', { class: 'gh-row' }, field('Allowed shapes', shapes, 'comma-separated globs'), field('Allowed profiles', profiles, 'comma-separated globs'), field('Priority', priority, '-1000 to 1000')),
+    h('div', { class: 'gh-row' }, groupOnly[1]),
+    h('div', { class: 'gh-row' }, submit, done),
+    errors
+  ) as HTMLFormElement;
+  sync();
+
+  form.addEventListener('submit', async (e: Event) => {
+    e.preventDefault();
+    errors.replaceChildren();
+    done.textContent = '';
+    submit.disabled = true;
+    try {
+      const k = kind.value as 'user' | 'group';
+      const who = name.value.trim();
+      if (!who) {
+        throw new Error(`name: give the ${k}'s name`);
+      }
+      const spec: Partial<QuotaSpec> = {
+        max_units: numberOrNull(maxUnits),
+        gpu_hours: numberOrNull(gpuHours),
+        period: period.value as QuotaSpec['period'],
+        allowed_shapes: listOrNull(shapes),
+        allowed_profiles: listOrNull(profiles),
+        priority: numberOrNull(priority) ?? 0
+      };
+      if (period.value === 'term') {
+        spec.term_start = termStart.value || null;
+        spec.term_end = termEnd.value || null;
+      }
+      if (k === 'group') {
+        spec.per_user_max_units = numberOrNull(perUser);
+      }
+      const path = `/quotas/${k}s/${encodeURIComponent(who)}` + (k === 'group' && create.checked ? '?create=true' : '');
+      const status = await ctx.api.put<QuotaStatus>(path, spec);
+      done.textContent = `Set the quota of ${k} ${who}.`;
+      onDone(status);
+    } catch (err) {
+      showError(errors, err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  /** Fill the form with an existing quota (to change it). */
+  const fill = (s: QuotaStatus) => {
+    const q = s.quota;
+    kind.value = s.kind;
+    name.value = s.name;
+    const str = (v: number | null | undefined) => (v === null || v === undefined ? '' : String(v));
+    maxUnits.value = str(q?.max_units);
+    perUser.value = str(q?.per_user_max_units);
+    gpuHours.value = str(q?.gpu_hours);
+    period.value = q?.period ?? 'week';
+    termStart.value = q?.term_start ?? '';
+    termEnd.value = q?.term_end ?? '';
+    shapes.value = q?.allowed_shapes?.join(', ') ?? '';
+    profiles.value = q?.allowed_profiles?.join(', ') ?? '';
+    priority.value = String(q?.priority ?? 0);
+    create.checked = false;
+    errors.replaceChildren();
+    done.textContent = '';
+    sync();
+    form.scrollIntoView({ block: 'nearest' });
+    name.focus();
+  };
+  return { form, fill };
+}
+
+export const page: Page = async (root, ctx) => {
+  const users = h('div', { class: 'gh-quotas-users' });
+  const groups = h('div', { class: 'gh-quotas-groups' });
+  const defaults = h('p', { class: 'gh-muted gh-quotas-default' });
+  const { form, fill } = quotaForm(() => void load(), ctx);
+  root.append(
+    h('h1', null, 'Quotas'),
+    section('Users', defaults, users),
+    section('Groups', groups),
+    section('Set a quota', h('p', { class: 'gh-muted' }, 'Empty fields mean no limit. The quota replaces the one the user or group has, and takes effect at once.'), form)
+  );
+
+  const rows = (list: QuotaStatus[]) =>
+    list.map(s => [
+      h('strong', { class: 'gh-quota-name' }, s.name),
+      unitsCell(s),
+      hoursCell(s),
+      rulesText(s.quota, s.kind),
+      h(
+        'span',
+        { class: 'gh-actions' },
+        h('button', { type: 'button', class: 'gh-button', onclick: () => fill(s) }, 'Edit'),
+        button(
+          'Unset',
+          root,
+          async () => {
+            const what = s.kind === 'user' ? `${s.name} falls back to the default user quota` : `group ${s.name} is then not limited`;
+            if (!window.confirm(`Remove the quota of ${s.kind} ${s.name}? ${what[0].toUpperCase()}${what.slice(1)}.`)) {
+              return;
+            }
+            await ctx.api.delete(`/quotas/${s.kind}s/${encodeURIComponent(s.name)}`);
+            await load();
+          },
+          { class: 'gh-button gh-danger', 'data-action': 'unset' }
+        )
+      )
+    ]);
+
+  async function load(): Promise<void> {
+    try {
+      const data = await ctx.api.get<QuotaList>('/quotas');
+      const d = data.default_user_quota;
+      defaults.textContent = d
+        ? `Users without a quota of their own have the default: ${limit(d.max_units)} at once, ` +
+          `${d.gpu_hours === null ? 'no GPU-hour limit' : `${fmtHours(d.gpu_hours)} GPU-hours per ${d.period}`}` +
+          (rulesText(d, 'user') !== '—' ? `; ${rulesText(d, 'user')}` : '') + '.'
+        : 'Users without a quota of their own are not limited.';
+      const by = (k: string) => data.quotas.filter(q => q.kind === k).sort((a, b) => a.name.localeCompare(b.name));
+      const headers = (who: string) => [who, 'GPUs at once', 'GPU-hours this period', 'Other limits', ''];
+      const u = by('user');
+      const g = by('group');
+      users.replaceChildren(u.length ? table(headers('User'), rows(u)) : empty('No user has a quota of their own.'));
+      groups.replaceChildren(g.length ? table(headers('Group'), rows(g)) : empty('No group has a quota.'));
+      root.querySelector(':scope > .gh-error')?.remove();
+    } catch (e) {
+      showError(root, e);
+    }
+  }
+
+  await load();
+};
