@@ -3,12 +3,14 @@
 Sections are kept apart so that several people can add to this file:
 
 * databases and time: ``postgres``, ``db_url``, ``clock`` (scheduler tests)
+* browsers: ``artifacts``, ``shoot``, ``blank`` (real-browser tests; see ``browser.py``)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -104,3 +106,41 @@ def pytest_runtest_makereport(item, call):
             if isinstance(hub, Hub):
                 report.sections.append((f"hub log ({hub.dir.name})", hub.log_tail(150)))
     return report
+
+
+# =====================================================================================
+# Browsers (real-browser tests; helpers in browser.py)
+# =====================================================================================
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``$GPUHUB_TEST_ARTIFACTS`` (CI keeps it), else a temporary folder."""
+    where = os.environ.get("GPUHUB_TEST_ARTIFACTS")
+    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def shoot(artifacts: Path):
+    """``shoot(page, NAME)``: a full-page screenshot ``NAME.png`` in ``artifacts``, copied
+    to the docs' images when ``GPUHUB_DOC_SCREENSHOTS=1``."""
+    from browser import DOCS_IMAGES
+
+    def save(page, name: str) -> None:
+        page.wait_for_timeout(300)  # charts and fonts settle
+        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+        if os.environ.get("GPUHUB_DOC_SCREENSHOTS") == "1":
+            shutil.copy(artifacts / f"{name}.png", DOCS_IMAGES / f"{name}.png")
+
+    return save
+
+
+@pytest.fixture
+def blank():
+    """A blank chromium page (1400 x 900)."""
+    from browser import chromium, new_page
+
+    with chromium() as browser:
+        yield new_page(browser)

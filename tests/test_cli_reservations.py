@@ -15,9 +15,9 @@ import pytest
 from gpuhub.cli.reservations import fmt_state, fmt_window, reservation_table
 from gpuhub.client import AsyncGpuhubClient, GpuhubClient, GpuhubError
 from hub import Hub
-from test_cli import cli_as, ok, one_line_error
+from test_cli import admin_token, cli_as, hub, ok, one_line_error
 
-ADMIN = "admin"  # in the gpuhub-admin role by hub_config (GPUHUB_ADMIN)
+__all__ = ["admin_token", "hub"]  # the module's hub and admin, as test_cli's
 
 
 # -- rendering, without a hub -------------------------------------------------------------
@@ -44,18 +44,6 @@ def test_windows_print_in_their_own_time_zone() -> None:
 
 
 # -- against a hub -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    h = Hub(tmp_path_factory.mktemp("cli-reservations")).start()
-    yield h
-    h.stop()
-
-
-@pytest.fixture(scope="module")
-def admin_token(hub: Hub) -> str:
-    return hub.add_user(ADMIN)
 
 
 @pytest.fixture(scope="module")

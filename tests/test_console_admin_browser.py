@@ -13,8 +13,6 @@ Screenshots go to ``$GPUHUB_TEST_ARTIFACTS`` (default: a temporary folder) and, 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,23 +20,21 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from browser import chromium, log_in, new_page
 from gpuhub.inventory import SimulatedInventory
 from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import open_engine
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
-from hub import REPO, Hub
-from playwright.sync_api import Page, expect, sync_playwright
+from hub import Hub
+from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SPEC = (
     "sim-node-1: 4xH100-80GB[nvlink], 1xA100-40GB[mig=7x1g.5gb], 1xL4-24GB[shared=4];"
     " sim-node-2: 4xA100-80GB[nvlink]"
 )
 GROUPS = {"alice": "physics", "bob": "physics", "carol": "chem", "dan": "chem"}
-DOCS_IMAGES = REPO / "docs" / "how-to" / "images"
 DAY = 86400.0
 
 
@@ -102,47 +98,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         h.stop()
 
 
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go."""
-    where = os.environ.get("GPUHUB_TEST_ARTIFACTS")
-    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def shoot(artifacts: Path) -> Callable[[Page, str], None]:
-    """Save a full-page screenshot as ``NAME.png`` (and in the docs when asked to)."""
-
-    def save(page: Page, name: str) -> None:
-        page.wait_for_timeout(300)  # charts and fonts settle
-        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
-        if os.environ.get("GPUHUB_DOC_SCREENSHOTS") == "1":
-            shutil.copy(artifacts / f"{name}.png", DOCS_IMAGES / f"{name}.png")
-
-    return save
-
-
 @pytest.fixture
 def page(hub: SimpleNamespace) -> Iterator[Page]:
     """A chromium page logged in to the hub as the generated admin; dialogs (confirm)
     are accepted."""
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing; scripts/setup test installs Debian's chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 1280, "height": 900})
-            pg.on("dialog", lambda d: d.accept())
-            pg.goto(f"{hub.hub.url}/hub/login")
-            pg.fill("input[name=username]", hub.admin_name)
-            pg.fill("input[name=password]", hub.hub.credentials()["admin_password"])
-            pg.click("[type=submit]")
-            pg.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
-            yield pg
-        finally:
-            browser.close()
+    with chromium() as browser:
+        pg = new_page(browser, 1280)
+        pg.on("dialog", lambda d: d.accept())
+        yield log_in(pg, hub.hub, hub.admin_name)
 
 
 def _open(page: Page, hub: SimpleNamespace, name: str) -> None:

@@ -12,9 +12,7 @@ Screenshots go to ``$GPUHUB_TEST_ARTIFACTS`` (default: a temporary folder) and, 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,20 +20,18 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from browser import chromium, log_in, new_page
 from gpuhub.inventory import SimulatedInventory
 from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import open_engine
 from gpuhub.scheduler.shapes import WholeGpus
 from gpuhub.service.console import CSP
-from hub import REPO, Hub
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from hub import Hub
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SPEC = "sim-node-1: 2xH100-80GB[nvlink], 1xA100-40GB[mig=7x1g.5gb]; sim-node-2: 1xL4-24GB[shared=4]"
-DOCS_IMAGES = REPO / "docs" / "how-to" / "images"
 P = "/services/gpuhub/"
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 REASON = "blocking the lab"
@@ -125,57 +121,18 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         h.stop()
 
 
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go."""
-    where = os.environ.get("GPUHUB_TEST_ARTIFACTS")
-    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def shoot(artifacts: Path) -> Callable[[Page, str], None]:
-    """Save a full-page screenshot as ``NAME.png`` (and in the docs when asked to)."""
-
-    def save(page: Page, name: str) -> None:
-        page.wait_for_timeout(300)  # charts and fonts settle
-        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
-        if os.environ.get("GPUHUB_DOC_SCREENSHOTS") == "1":
-            shutil.copy(artifacts / f"{name}.png", DOCS_IMAGES / f"{name}.png")
-
-    return save
-
-
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     """Debian's chromium, driven by Playwright."""
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing; scripts/setup test installs Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture
 def login(w: SimpleNamespace, browser: Browser) -> Callable[[str], Page]:
     """A new browser window logged in to the hub as a user (or the admin)."""
 
-    def log_in(user: str) -> Page:
-        creds = w.hub.credentials()
-        password = creds["admin_password"] if user == w.admin_name else creds["user_password"]
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.goto(f"{w.hub.url}/hub/login")
-        page.fill("input[name=username]", user)
-        page.fill("input[name=password]", password)
-        page.click("[type=submit]")
-        page.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
-        return page
-
-    return log_in
+    return lambda user: log_in(new_page(browser, 1280), w.hub, user)
 
 
 # -- the service's answers, without a browser -----------------------------------------

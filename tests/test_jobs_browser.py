@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,13 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser import chromium, log_in, new_page
 from hub import Hub, free_port, put_notebook, wait_for
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(420)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 USER = f"jb{secrets.token_hex(3)}-hopper"
 PARAMETERS = "epochs = 2  # passes\nmessage = 'hello'\nuse_amp = False\n"
 BODY = "print(f'epochs={epochs} message={message} use_amp={use_amp}')"
@@ -59,32 +57,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             h.stop()
 
 
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go."""
-    where = os.environ.get("GPUHUB_TEST_ARTIFACTS")
-    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 @pytest.fixture
 def page(hub: Hub) -> Iterator[Page]:
     """A chromium page logged in to the hub as USER (its login form, the user password)."""
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing; scripts/setup test installs Debian's chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{hub.url}/hub/login")
-            page.fill("input[name=username]", USER)
-            page.fill("input[name=password]", hub.credentials()["user_password"])
-            page.click("[type=submit]")
-            page.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
-            yield page
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield log_in(new_page(browser), hub, USER)
 
 
 def _put_notebook(
@@ -275,18 +252,14 @@ def test_without_the_service_or_extension_the_panel_says_so(
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(f"{url}/api/status?token={token}"), timeout=60, step=0.25)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.goto(f"{url}/lab?token={token}")
-                page.locator(".lm-MenuBar-itemLabel", has_text="View").click(timeout=60000)
-                page.locator(".lm-Menu-itemLabel", has_text="Show GPU jobs (gpuhub)").click()
-                panel = page.locator(".jp-gpuhub-jobs")
-                expect(panel).to_contain_text(panel_text, timeout=30000)
-                page.screenshot(path=str(artifacts / f"jobs-panel-{state}.png"))
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = new_page(browser)
+            page.goto(f"{url}/lab?token={token}")
+            page.locator(".lm-MenuBar-itemLabel", has_text="View").click(timeout=60000)
+            page.locator(".lm-Menu-itemLabel", has_text="Show GPU jobs (gpuhub)").click()
+            panel = page.locator(".jp-gpuhub-jobs")
+            expect(panel).to_contain_text(panel_text, timeout=30000)
+            page.screenshot(path=str(artifacts / f"jobs-panel-{state}.png"))
     finally:
         proc.terminate()
         try:

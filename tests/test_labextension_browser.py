@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -23,13 +22,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser import log_in
 from hub import Hub, free_port, put_notebook
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RUN = secrets.token_hex(3)
 USER = f"lb{RUN}-grace"  # its Docker home volume: gpuhub-home-{USER}
 SHARER = f"lb{RUN}-ada"  # on a shared GPU seat
@@ -87,42 +85,10 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                 _remove_docker_leftovers()
 
 
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go."""
-    where = os.environ.get("GPUHUB_TEST_ARTIFACTS")
-    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def blank() -> Iterator[Page]:
-    """A chromium page (Debian's chromium, driven by Playwright)."""
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing; scripts/setup test installs Debian's chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 900})
-        finally:
-            browser.close()
-
-
-def _log_in(page: Page, hub: Hub, user: str) -> Page:
-    """Log `user` in through the hub's login form with the generated user password."""
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", hub.credentials()["user_password"])
-    page.click("[type=submit]")
-    page.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
-    return page
-
-
 @pytest.fixture
 def page(hub: Hub, blank: Page) -> Page:
     """A page logged in to the hub as USER."""
-    return _log_in(blank, hub, USER)
+    return log_in(blank, hub, USER)
 
 
 def _running(hub: Hub, user: str, profile: str) -> str:
@@ -211,7 +177,7 @@ def test_notebook_7_shows_the_gpu_in_its_top_bar(hub: Hub, page: Page, artifacts
 def test_a_shared_seat_reads_as_your_own_processes(hub: Hub, blank: Page, artifacts: Path) -> None:
     """On a shared GPU the figures are the server's own processes, and the UI says so."""
     _running(hub, SHARER, "shared")
-    page = _log_in(blank, hub, SHARER)
+    page = log_in(blank, hub, SHARER)
     page.goto(f"{hub.url}/user/{SHARER}/lab")
     status = page.locator(".jp-gpuhub-status[data-state=ok]")
     expect(status).to_contain_text("· yours", timeout=60000)

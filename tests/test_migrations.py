@@ -8,7 +8,31 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from gpuhub.jobs import store as job_store  # noqa: F401  (declares the job tables on Base)
 from gpuhub.scheduler.db import Base, alembic_config, open_engine
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
+
+
+def _migrate(db_url: str, revision: str, *, down: bool = False, sql: str = "") -> tuple[set, set]:
+    """Take the database up (or ``down``) to ``revision`` with Alembic, then run ``sql``;
+    the table names and the ``leases`` columns there."""
+    url = db_url.replace("postgresql://", "postgresql+psycopg://")
+    cfg = alembic_config(db_url)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+        if sql:
+            with engine.begin() as conn:
+                conn.execute(text(sql))
+        tables = set(inspect(engine).get_table_names())
+        columns = (
+            {c["name"] for c in inspect(engine).get_columns("leases")}
+            if "leases" in tables
+            else set()
+        )
+        return tables, columns
+    finally:
+        engine.dispose()
 
 
 def test_upgrade_builds_the_declared_schema(db_url):
@@ -108,27 +132,16 @@ def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
     """A database made by 0002, with a lease, upgrades to 0003: jobs and job_definitions
     exist and take rows; downgrading to 0002 removes just them."""
     from gpuhub.jobs.store import JobStore
-    from sqlalchemy import text
 
-    url = db_url.replace("postgresql://", "postgresql+psycopg://")
-    cfg = alembic_config(db_url)
-    old = create_engine(url)
-    try:
-        with old.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0002")
-        assert "jobs" not in inspect(old).get_table_names()
-        with old.begin() as conn:
-            conn.execute(
-                text(
-                    'INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
-                    " units_den, requested_at, granted_at, ended_at) VALUES (1, 'alice',"
-                    " 'released', '{\"kind\": \"gpu\", \"count\": 1}', 'job:alice/1', 0, 1, 1,"
-                    " 1000.0, 1000.0, 4600.0)"
-                )
-            )
-    finally:
-        old.dispose()
+    tables, _ = _migrate(
+        db_url,
+        "0002",
+        sql='INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
+        " units_den, requested_at, granted_at, ended_at) VALUES (1, 'alice',"
+        " 'released', '{\"kind\": \"gpu\", \"count\": 1}', 'job:alice/1', 0, 1, 1,"
+        " 1000.0, 1000.0, 4600.0)",
+    )
+    assert "jobs" not in tables
 
     engine = open_engine(db_url)
     try:
@@ -161,15 +174,8 @@ def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
     finally:
         engine.dispose()
 
-    down = create_engine(url)
-    try:
-        with down.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0002")
-        tables = set(inspect(down).get_table_names())
-        assert "jobs" not in tables and "job_definitions" not in tables and "leases" in tables
-    finally:
-        down.dispose()
+    tables, _ = _migrate(db_url, "0002", down=True)
+    assert "jobs" not in tables and "job_definitions" not in tables and "leases" in tables
 
 
 def test_upgrade_from_0003_adds_reservations_and_lease_groups(db_url):
@@ -178,26 +184,15 @@ def test_upgrade_from_0003_adds_reservations_and_lease_groups(db_url):
     from gpuhub.inventory.simulated import parse_spec
     from gpuhub.scheduler.core import Scheduler
     from gpuhub.scheduler.shapes import WholeGpus
-    from sqlalchemy import text
 
-    url = db_url.replace("postgresql://", "postgresql+psycopg://")
-    cfg = alembic_config(db_url)
-    old = create_engine(url)
-    try:
-        with old.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0003")
-        assert "reservations" not in inspect(old).get_table_names()
-        with old.begin() as conn:
-            conn.execute(
-                text(
-                    'INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
-                    " units_den, requested_at) VALUES (1, 'alice', 'queued',"
-                    ' \'{"kind": "gpu", "count": 2}\', \'\', 0, 2, 1, 1000.0)'
-                )
-            )
-    finally:
-        old.dispose()
+    tables, _ = _migrate(
+        db_url,
+        "0003",
+        sql='INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
+        " units_den, requested_at) VALUES (1, 'alice', 'queued',"
+        ' \'{"kind": "gpu", "count": 2}\', \'\', 0, 2, 1, 1000.0)',
+    )
+    assert "reservations" not in tables
 
     engine = open_engine(db_url)
     try:
@@ -212,13 +207,6 @@ def test_upgrade_from_0003_adds_reservations_and_lease_groups(db_url):
     finally:
         engine.dispose()
 
-    down = create_engine(url)
-    try:
-        with down.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0003")
-        tables = set(inspect(down).get_table_names())
-        assert "reservations" not in tables and "leases" in tables
-        assert "user_groups" not in {c["name"] for c in inspect(down).get_columns("leases")}
-    finally:
-        down.dispose()
+    tables, columns = _migrate(db_url, "0003", down=True)
+    assert "reservations" not in tables and "leases" in tables
+    assert "user_groups" not in columns

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser import log_in
 from gpuhub.inventory.simulated import parse_spec
 from gpuhub.scheduler.activity import ActivityReport, LeaseNotActive
 from gpuhub.scheduler.core import Scheduler
@@ -41,11 +42,10 @@ from gpuhub.terms import job_label, server_label
 from hub import HUB_CONFIG, Hub, hub_with_users, wait_for
 from playwright.sync_api import expect
 from test_cli import cli_as, ok
-from test_labextension_browser import _log_in, artifacts, blank
 from test_scheduler import engine, gpu, make, mig
 from traitlets import TraitError
 
-__all__ = ["artifacts", "blank", "engine", "make"]  # fixtures used by the tests below
+__all__ = ["engine", "make"]  # fixtures used by the tests below
 
 POOL = "a: 4xH100-80GB, 1xA100-40GB[mig=7x1g.5gb]"
 H = 3600.0
@@ -532,7 +532,7 @@ def test_jupyterlab_shows_the_warning_and_keeps_the_server(short_hub, blank, art
     assert "its server is stopped and its GPUs released at " in out
     assert f"keep it with: gpuhub keep {lease['id']} --for 1h (or 4h)" in out
 
-    page = _log_in(blank, h, user)
+    page = log_in(blank, h, user)
     page.goto(f"{h.url}/user/{user}/lab")
     status = page.locator(".jp-gpuhub-status[data-idle-warning=true]")
     expect(status).to_contain_text("GPUs idle for", timeout=60000)
