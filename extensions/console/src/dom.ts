@@ -108,7 +108,13 @@ export function fmtTime(iso: string | null | undefined): string {
     return iso;
   }
   const now = new Date();
-  const opts: Intl.DateTimeFormatOptions = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' };
+  const opts: Intl.DateTimeFormatOptions = {
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    timeZoneName: 'short' // the browser's zone, said (the service's sentences say UTC)
+  };
   if (t.getFullYear() !== now.getFullYear()) {
     opts.year = 'numeric';
   }
@@ -183,6 +189,23 @@ export function tag(text: string, kind = ''): HTMLElement {
   return h('span', { class: `gh-tag ${kind ? 'gh-tag-' + kind : ''}`.trim() }, text);
 }
 
+/** Run `action` with `control` disabled meanwhile (no second click while a request is
+ * under way); its error becomes a banner in `where`. */
+export async function whileDisabled(
+  control: HTMLButtonElement,
+  where: HTMLElement,
+  action: () => Promise<unknown> | unknown
+): Promise<void> {
+  control.disabled = true;
+  try {
+    await action();
+  } catch (e) {
+    showError(where, e);
+  } finally {
+    control.disabled = false;
+  }
+}
+
 /** A button that runs `action`, disabled meanwhile; errors become a banner in `where`. */
 export function button(
   label: string,
@@ -191,16 +214,7 @@ export function button(
   attrs: Record<string, any> = {}
 ): HTMLButtonElement {
   const b = h('button', { type: 'button', class: 'gh-button', ...attrs }, label) as HTMLButtonElement;
-  b.addEventListener('click', async () => {
-    b.disabled = true;
-    try {
-      await action();
-    } catch (e) {
-      showError(where, e);
-    } finally {
-      b.disabled = false;
-    }
-  });
+  b.addEventListener('click', () => whileDisabled(b, where, action));
   return b;
 }
 

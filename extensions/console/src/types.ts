@@ -79,10 +79,23 @@ export interface Lease {
   waiting?: Waiting | null;
 }
 
+/** What a user or group may hold; null means no limit on that axis. */
+export interface QuotaSpec {
+  max_units: number | null;
+  gpu_hours: number | null;
+  period: 'day' | 'week' | 'month' | 'term';
+  term_start: string | null;
+  term_end: string | null;
+  allowed_shapes: string[] | null;
+  allowed_profiles: string[] | null;
+  priority: number;
+  per_user_max_units: number | null;
+}
+
 export interface QuotaStatus {
   kind: 'user' | 'group';
   name: string;
-  quota: { max_units: number | null; gpu_hours: number | null; period: string } | null;
+  quota: QuotaSpec | null;
   units_active: number;
   units_queued: number;
   gpu_hours_used?: number;
@@ -166,14 +179,27 @@ export interface Usage {
   total_gpu_hours: number;
 }
 
+/** A reservation's window. */
+export interface Span {
+  start: string;
+  end: string;
+}
+
 export interface Reservation {
   id: number;
   group: string;
   shape: Shape;
   count: number;
   devices: { uuid: string; node: string; name?: string }[];
+  repeat: 'once' | 'weekly';
+  timezone: string;
+  start: string;
+  end: string;
   state: 'open' | 'upcoming' | 'ended';
-  current: { start: string; end: string } | null;
-  next: { start: string; end: string } | null;
+  current: Span | null;
+  next: Span | null;
+  note: string;
+  created_by: string;
+  created_at: string;
   message: string;
 }

@@ -289,7 +289,7 @@ def queue_table(queue: Sequence[Mapping[str, Any]]) -> str:
                 x.get("user") or "(another user)",
                 x.get("group"),
                 shape_text(x.get("shape", {})),
-                t.fmt_number(x.get("units")),
+                t.fmt_units(x.get("units")),
                 x.get("priority"),
                 t.fmt_time(x.get("requested_at")),
                 WAIT_REASONS.get(why.get("reason"), why.get("reason")),

@@ -104,7 +104,7 @@ def reservation_report(r: Mapping[str, Any]) -> str:
     lines = [
         f"reservation {r.get('id')}: {what(r)} for group {r.get('group')}",
         f"  when:    {fmt_window(r['start'], r['end'], r.get('timezone'), weekly=weekly)}"
-        f" ({r.get('timezone')})",
+        + (f" ({r.get('timezone')})" if r.get("timezone") != "UTC" else ""),
         f"  state:   {fmt_state(r)}",
         f"  made by: {r.get('created_by')} at {t.fmt_time(r.get('created_at'))}",
     ]

@@ -7,7 +7,9 @@
 import { ApiError } from '../api';
 import { Ctx, Page } from '../context';
 import { button, empty, fmtUnits, h, section, showError, tag } from '../dom';
-import { QuotaStatus, hoursCell, rulesText, unitsCell } from './quotas';
+import { field, formFoot, numberOrNull, onSubmit } from '../forms';
+import { QuotaStatus } from '../types';
+import { hoursCell, rulesText, unitsCell } from './quotas';
 
 interface CohortItem {
   name: string;
@@ -34,22 +36,6 @@ export function names(text: string): string[] {
         .filter(Boolean)
     )
   ];
-}
-
-function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
-  return h('label', { class: 'gh-field' }, h('span', { class: 'gh-field-label' }, label), input, hint ? h('small', { class: 'gh-muted' }, hint) : null);
-}
-
-function numberOrNull(input: HTMLInputElement): number | null {
-  const v = input.value.trim();
-  if (v === '') {
-    return null;
-  }
-  const n = Number(v);
-  if (!Number.isFinite(n)) {
-    throw new Error(`${input.name.replace(/_/g, ' ')}: "${v}" is not a number`);
-  }
-  return n;
 }
 
 /** What a change did, in a sentence. */
@@ -173,46 +159,34 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
   };
   withQuota.addEventListener('change', sync);
   sync();
-  const errors = h('div', { class: 'gh-form-errors', 'aria-live': 'assertive' });
-  const done = h('p', { class: 'gh-form-done', 'aria-live': 'polite' });
-  const submit = h('button', { type: 'submit', class: 'gh-button gh-primary' }, 'Create or update') as HTMLButtonElement;
+  const foot = formFoot('Create or update');
   const form = h(
     'form',
     { class: 'gh-form gh-cohort-form', 'aria-label': 'Create a cohort' },
     h('div', { class: 'gh-row' }, field('Group', name), field('Members', roster, 'one user name per line; members not listed stay')),
     h('div', { class: 'gh-row' }, field('Create users the hub lacks', createUsers), field('Set the group quota', withQuota)),
     quotaFields,
-    h('div', { class: 'gh-row' }, submit, done),
-    errors
+    h('div', { class: 'gh-row' }, foot.submit, foot.done),
+    foot.errors
   ) as HTMLFormElement;
-  form.addEventListener('submit', async e => {
-    e.preventDefault();
-    errors.replaceChildren();
-    done.textContent = '';
-    submit.disabled = true;
-    try {
-      const group = name.value.trim();
-      if (!group) {
-        throw new Error("name: give the group's name");
-      }
-      const body: Record<string, unknown> = { members: names(roster.value), create_users: createUsers.checked };
-      if (withQuota.checked) {
-        body.quota = {
-          max_units: numberOrNull(maxUnits),
-          per_user_max_units: numberOrNull(perUser),
-          gpu_hours: numberOrNull(gpuHours),
-          period: period.value
-        };
-      }
-      const change = await ctx.api.put<CohortChange>(`/cohorts/${encodeURIComponent(group)}`, body);
-      done.textContent = said(change);
-      roster.value = '';
-      await reload();
-    } catch (err) {
-      showError(errors, err);
-    } finally {
-      submit.disabled = false;
+  onSubmit(form, foot, async () => {
+    const group = name.value.trim();
+    if (!group) {
+      throw new Error("name: give the group's name");
     }
+    const body: Record<string, unknown> = { members: names(roster.value), create_users: createUsers.checked };
+    if (withQuota.checked) {
+      body.quota = {
+        max_units: numberOrNull(maxUnits),
+        per_user_max_units: numberOrNull(perUser),
+        gpu_hours: numberOrNull(gpuHours),
+        period: period.value
+      };
+    }
+    const change = await ctx.api.put<CohortChange>(`/cohorts/${encodeURIComponent(group)}`, body);
+    foot.done.textContent = said(change);
+    roster.value = '';
+    await reload();
   });
   return form;
 }

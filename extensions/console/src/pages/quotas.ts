@@ -7,31 +7,8 @@
  */
 import { Page } from '../context';
 import { bar, button, empty, fmtHours, fmtNumber, fmtUnits, h, section, showError, table } from '../dom';
-
-export interface QuotaSpec {
-  max_units: number | null;
-  gpu_hours: number | null;
-  period: 'day' | 'week' | 'month' | 'term';
-  term_start: string | null;
-  term_end: string | null;
-  allowed_shapes: string[] | null;
-  allowed_profiles: string[] | null;
-  priority: number;
-  per_user_max_units: number | null;
-}
-
-export interface QuotaStatus {
-  kind: 'user' | 'group';
-  name: string;
-  quota: QuotaSpec | null;
-  units_active: number;
-  units_queued: number;
-  gpu_hours_used?: number;
-  gpu_hours_left?: number;
-  period_start?: string;
-  period_end?: string;
-  period?: string;
-}
+import { clearFoot, field, formFoot, numberOrNull, onSubmit } from '../forms';
+import { QuotaSpec, QuotaStatus } from '../types';
 
 interface QuotaList {
   quotas: QuotaStatus[];
@@ -90,23 +67,6 @@ export function rulesText(q: QuotaSpec | null, kind: 'user' | 'group'): string {
   return parts.join('; ') || '—';
 }
 
-function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
-  return h('label', { class: 'gh-field' }, h('span', { class: 'gh-field-label' }, label), input, hint ? h('small', { class: 'gh-muted' }, hint) : null);
-}
-
-/** A number field's value: null when empty, else the number as typed (the service judges it). */
-function numberOrNull(input: HTMLInputElement): number | null {
-  const v = input.value.trim();
-  if (v === '') {
-    return null;
-  }
-  const n = Number(v);
-  if (!Number.isFinite(n)) {
-    throw new Error(`${input.name.replace(/_/g, ' ')}: "${v}" is not a number`);
-  }
-  return n;
-}
-
 /** Globs from a comma-separated field: null when empty (allows all). */
 function listOrNull(input: HTMLInputElement): string[] | null {
   const v = input.value.trim();
@@ -133,8 +93,6 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
   const shapes = h('input', { name: 'allowed_shapes', placeholder: 'all, or e.g. mig:*, shared' }) as HTMLInputElement;
   const profiles = h('input', { name: 'allowed_profiles', placeholder: 'all, or e.g. gpu-*' }) as HTMLInputElement;
   const create = h('input', { name: 'create', type: 'checkbox' }) as HTMLInputElement;
-  const errors = h('div', { class: 'gh-form-errors', 'aria-live': 'assertive' });
-  const done = h('p', { class: 'gh-form-done', 'aria-live': 'polite' });
   const termFields = h('div', { class: 'gh-row' }, field('Term start', termStart), field('Term end', termEnd));
   const groupOnly = [field('Per member', perUser, 'GPU units each member may hold through the group'), field('Create the group if the hub lacks it', create)];
 
@@ -147,7 +105,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
   kind.addEventListener('change', sync);
   period.addEventListener('change', sync);
 
-  const submit = h('button', { type: 'submit', class: 'gh-button gh-primary' }, 'Set quota') as HTMLButtonElement;
+  const foot = formFoot('Set quota');
   const form = h(
     'form',
     { class: 'gh-form gh-quota-form', 'aria-label': 'Set a quota' },
@@ -156,46 +114,36 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     termFields,
     h('div', { class: 'gh-row' }, field('Allowed shapes', shapes, 'comma-separated globs'), field('Allowed profiles', profiles, 'comma-separated globs'), field('Priority', priority, '-1000 to 1000')),
     h('div', { class: 'gh-row' }, groupOnly[1]),
-    h('div', { class: 'gh-row' }, submit, done),
-    errors
+    h('div', { class: 'gh-row' }, foot.submit, foot.done),
+    foot.errors
   ) as HTMLFormElement;
   sync();
 
-  form.addEventListener('submit', async (e: Event) => {
-    e.preventDefault();
-    errors.replaceChildren();
-    done.textContent = '';
-    submit.disabled = true;
-    try {
-      const k = kind.value as 'user' | 'group';
-      const who = name.value.trim();
-      if (!who) {
-        throw new Error(`name: give the ${k}'s name`);
-      }
-      const spec: Partial<QuotaSpec> = {
-        max_units: numberOrNull(maxUnits),
-        gpu_hours: numberOrNull(gpuHours),
-        period: period.value as QuotaSpec['period'],
-        allowed_shapes: listOrNull(shapes),
-        allowed_profiles: listOrNull(profiles),
-        priority: numberOrNull(priority) ?? 0
-      };
-      if (period.value === 'term') {
-        spec.term_start = termStart.value || null;
-        spec.term_end = termEnd.value || null;
-      }
-      if (k === 'group') {
-        spec.per_user_max_units = numberOrNull(perUser);
-      }
-      const path = `/quotas/${k}s/${encodeURIComponent(who)}` + (k === 'group' && create.checked ? '?create=true' : '');
-      const status = await ctx.api.put<QuotaStatus>(path, spec);
-      done.textContent = `Set the quota of ${k} ${who}.`;
-      onDone(status);
-    } catch (err) {
-      showError(errors, err);
-    } finally {
-      submit.disabled = false;
+  onSubmit(form, foot, async () => {
+    const k = kind.value as 'user' | 'group';
+    const who = name.value.trim();
+    if (!who) {
+      throw new Error(`name: give the ${k}'s name`);
     }
+    const spec: Partial<QuotaSpec> = {
+      max_units: numberOrNull(maxUnits),
+      gpu_hours: numberOrNull(gpuHours),
+      period: period.value as QuotaSpec['period'],
+      allowed_shapes: listOrNull(shapes),
+      allowed_profiles: listOrNull(profiles),
+      priority: numberOrNull(priority) ?? 0
+    };
+    if (period.value === 'term') {
+      spec.term_start = termStart.value || null;
+      spec.term_end = termEnd.value || null;
+    }
+    if (k === 'group') {
+      spec.per_user_max_units = numberOrNull(perUser);
+    }
+    const path = `/quotas/${k}s/${encodeURIComponent(who)}` + (k === 'group' && create.checked ? '?create=true' : '');
+    const status = await ctx.api.put<QuotaStatus>(path, spec);
+    foot.done.textContent = `Set the quota of ${k} ${who}.`;
+    onDone(status);
   });
 
   /** Fill the form with an existing quota (to change it). */
@@ -214,8 +162,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     profiles.value = q?.allowed_profiles?.join(', ') ?? '';
     priority.value = String(q?.priority ?? 0);
     create.checked = false;
-    errors.replaceChildren();
-    done.textContent = '';
+    clearFoot(foot);
     sync();
     form.scrollIntoView({ block: 'nearest' });
     name.focus();

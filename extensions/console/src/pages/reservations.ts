@@ -5,43 +5,8 @@
  */
 import { Ctx, Page } from '../context';
 import { button, empty, fmtTime, h, section, showError, table, tag } from '../dom';
-
-interface Shape {
-  kind: 'gpu' | 'mig' | 'shared';
-  profile?: string;
-  count?: number;
-  model?: string | null;
-}
-
-interface Span {
-  start: string;
-  end: string;
-}
-
-interface Reservation {
-  id: number;
-  group: string;
-  shape: Shape;
-  count: number;
-  devices: { uuid: string; node: string; name?: string }[];
-  repeat: 'once' | 'weekly';
-  timezone: string;
-  start: string;
-  end: string;
-  state: 'open' | 'upcoming' | 'ended';
-  current: Span | null;
-  next: Span | null;
-  note: string;
-  created_by: string;
-  created_at: string;
-  message: string;
-}
-
-interface PoolGpu {
-  model: string;
-  mode: 'exclusive' | 'mig' | 'shared';
-  mig_instances?: { profile: string }[];
-}
+import { field, formFoot, onSubmit } from '../forms';
+import { Pool, Reservation, Shape } from '../types';
 
 /** "8 MIG 1g.10gb slices", "2 whole GPUs", "1 shared GPU". */
 export function shapeText(shape: Shape, count: number): string {
@@ -68,10 +33,6 @@ function when(r: Reservation): string {
   const w = r.current ?? r.next ?? { start: r.start, end: r.end };
   const sameDay = inZone(w.start, r.timezone).split(',')[0] === inZone(w.end, r.timezone).split(',')[0];
   return `${inZone(w.start, r.timezone)}–${inZone(w.end, r.timezone, !sameDay)}`;
-}
-
-function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
-  return h('label', { class: 'gh-field' }, h('span', { class: 'gh-field-label' }, label), input, hint ? h('small', { class: 'gh-muted' }, hint) : null);
 }
 
 /** A `datetime-local` value of `t` in the browser's zone ("2026-12-08T14:00"). */
@@ -113,7 +74,7 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
 
   // what the pool has, to offer as choices (best effort: the form works without)
   void ctx.api
-    .get<{ nodes: { gpus: PoolGpu[] }[] }>('/pool')
+    .get<Pool>('/pool')
     .then(pool => {
       const gpus = pool.nodes.flatMap(n => n.gpus);
       const seen = new Set(gpus.flatMap(g => (g.mig_instances ?? []).map(i => i.profile)));
@@ -126,9 +87,7 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
     .then(d => groups.replaceChildren(...d.cohorts.map(c => h('option', { value: c.name }))))
     .catch(() => undefined);
 
-  const errors = h('div', { class: 'gh-form-errors', 'aria-live': 'assertive' });
-  const done = h('p', { class: 'gh-form-done', 'aria-live': 'polite' });
-  const submit = h('button', { type: 'submit', class: 'gh-button gh-primary' }, 'Reserve') as HTMLButtonElement;
+  const foot = formFoot('Reserve');
   const form = h(
     'form',
     { class: 'gh-form gh-reservation-form', 'aria-label': 'Reserve devices' },
@@ -142,50 +101,40 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
       field('Time zone', zone, `start and end are wall times there; your browser's: ${browserZone}`)
     ),
     h('div', { class: 'gh-row' }, field('Note', note)),
-    h('div', { class: 'gh-row' }, submit, done),
-    errors,
+    h('div', { class: 'gh-row' }, foot.submit, foot.done),
+    foot.errors,
     groups,
     profiles,
     models,
     zones
   ) as HTMLFormElement;
 
-  form.addEventListener('submit', async e => {
-    e.preventDefault();
-    errors.replaceChildren();
-    done.textContent = '';
-    submit.disabled = true;
-    try {
-      const shape: Shape = { kind: kind.value as Shape['kind'] };
-      if (shape.kind === 'mig') {
-        shape.profile = profile.value.trim();
-      }
-      if (model.value.trim()) {
-        shape.model = model.value.trim();
-      }
-      const n = Number(count.value);
-      const body: Record<string, unknown> = {
-        group: group.value.trim(),
-        shape,
-        count: Number.isInteger(n) ? n : count.value,
-        start: start.value,
-        end: end.value,
-        repeat: repeat.value
-      };
-      if (zone.value.trim()) {
-        body.timezone = zone.value.trim();
-      }
-      if (note.value.trim()) {
-        body.note = note.value.trim();
-      }
-      const r = await ctx.api.post<Reservation>('/reservations', body);
-      done.textContent = r.message;
-      await reload();
-    } catch (err) {
-      showError(errors, err);
-    } finally {
-      submit.disabled = false;
+  onSubmit(form, foot, async () => {
+    const shape: Shape = { kind: kind.value as Shape['kind'] };
+    if (shape.kind === 'mig') {
+      shape.profile = profile.value.trim();
     }
+    if (model.value.trim()) {
+      shape.model = model.value.trim();
+    }
+    const n = Number(count.value);
+    const body: Record<string, unknown> = {
+      group: group.value.trim(),
+      shape,
+      count: Number.isInteger(n) ? n : count.value,
+      start: start.value,
+      end: end.value,
+      repeat: repeat.value
+    };
+    if (zone.value.trim()) {
+      body.timezone = zone.value.trim();
+    }
+    if (note.value.trim()) {
+      body.note = note.value.trim();
+    }
+    const r = await ctx.api.post<Reservation>('/reservations', body);
+    foot.done.textContent = r.message;
+    await reload();
   });
   return form;
 }

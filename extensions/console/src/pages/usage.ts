@@ -6,26 +6,9 @@
 import { stackedBars } from '../charts';
 import { Page } from '../context';
 import { empty, fmtHours, h, section, showError, table } from '../dom';
+import { Usage, UsageRow } from '../types';
 
 type Period = 'day' | 'week' | 'month';
-
-interface UsageRow {
-  day?: string;
-  week?: string;
-  month?: string;
-  user?: string;
-  group?: string | null;
-  gpu_hours: number;
-  leases: number;
-}
-
-interface Usage {
-  start: string;
-  end: string;
-  by: string[];
-  rows: UsageRow[];
-  total_gpu_hours: number;
-}
 
 const DAY_MS = 86400000;
 /** The range shown when a period is picked and the dates were not changed by hand. */
