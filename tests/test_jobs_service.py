@@ -164,6 +164,9 @@ def test_cancel_a_queued_job_behind_a_full_pool(w):
     assert job["status"] == "queued" and job["position"] == 1
     # why it waits, as for a server's spawn: the reason and the estimate
     assert job["reason"].startswith("Queued at position 1: all 2 GPUs are held; "), job["reason"]
+    listed = {j["id"]: j for j in w.alice.get("/jobs").json()["jobs"]}
+    # the list explains it the same way (the estimate's minute may have moved on)
+    assert listed[job["id"]]["reason"].split(";")[0] == job["reason"].split(";")[0]
     time.sleep(0.5)  # a few ticks: still queued
     assert w.alice.get(f"/jobs/{job['id']}").json()["status"] == "queued"
     r = w.alice.delete(f"/jobs/{job['id']}")

@@ -289,21 +289,27 @@ class JobManager(LoggingConfigurable):
 
     def view(self, job: dict[str, Any]) -> dict[str, Any]:
         """A job as the API shows it (queue position and devices from its lease)."""
-        lease = None
-        if job.get("lease_id") is not None:
-            try:
-                lease = self.scheduler.get(job["lease_id"])
-            except NotFound:
-                lease = None
+        return self.views([job])[0]
+
+    def views(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`view` of each job, explaining every queued one with one look at the queue."""
+        leases = {job["id"]: self._lease(job) for job in jobs}
+        queued = [x for j in jobs if j["status"] == JOB_QUEUED and (x := leases.get(j["id"]))]
+        waits = self.scheduler.waiting_all(queued) if queued else {}
+        return [self._view(job, leases.get(job["id"]), waits) for job in jobs]
+
+    def _view(
+        self, job: dict[str, Any], lease: Lease | None, waits: dict[int, dict[str, Any]]
+    ) -> dict[str, Any]:
         position = self.scheduler.position(lease) if lease is not None else None
         if job["status"] != JOB_QUEUED:
             position = None
         out = job_view(job, lease, position, self.scheduler.clock(), self.executor.name)
         if position is not None and out["reason"] is None:
             # why the job's GPU request waits, and until about when (as for servers)
-            waits = self.scheduler.waiting(lease) if lease is not None else None
-            if waits is not None:
-                out["reason"] = waits["summary"]
+            why = waits.get(lease.id) if lease is not None else None
+            if why is not None:
+                out["reason"] = why["summary"]
             else:
                 ahead = position - 1
                 out["reason"] = f"waiting for {describe(job['shape'])}: " + (

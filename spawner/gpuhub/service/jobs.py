@@ -77,7 +77,7 @@ class JobsHandler(JobBaseHandler):
             )
         limit = self.query_int("limit", 1000, 1, 10000)
         rows = self.jobs.jobs(user=user, statuses=statuses or None, limit=limit)
-        self.write_json({"jobs": [self.jobs.view(j) for j in rows]})
+        self.write_json({"jobs": self.jobs.views(rows)})
 
     async def post(self) -> None:
         key = self.idempotency_key()
