@@ -24,6 +24,8 @@
 #                           N s (jupyterhub-idle-culler); 0 turns it off            (3600)
 #   GPUHUB_GPU_IDLE_TIMEOUT, GPUHUB_GPU_IDLE_WARN  GPU-idle reclaim: stop servers whose
 #                           GPUs were idle N s, warning M s before; 0 turns it off (7200, 1800)
+#   GPUHUB_COHORT_CREATE_USERS  1: cohorts may create the roster's users the hub lacks
+#                           (the gpuhub service's role gets admin:users); 0: they may not (1)
 #
 # Anything here can be overridden the JupyterHub way: a config file that calls
 # load_subconfig() on this one and then sets what it needs.
@@ -233,9 +235,10 @@ c.JupyterHub.load_roles = [
             "read:groups",
             "list:groups",
             # cohorts and `quota set --create` (docs/how-to/cohorts.md): create groups and
-            # change their members; create the users of a roster the hub lacks
+            # change their members; create the users of a roster the hub lacks (unless
+            # GPUHUB_COHORT_CREATE_USERS=0: admin:users is a broad scope)
             "admin:groups",
-            "admin:users",
+            *(["admin:users"] if env("GPUHUB_COHORT_CREATE_USERS", "1") != "0" else []),
             "read:servers",
             # GPU-idle reclaim stops the servers of leases it reclaims (gpuhub.service.reclaim)
             "delete:servers",

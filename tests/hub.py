@@ -343,3 +343,23 @@ def put_notebook(
         timeout=30,
     )
     assert r.status_code in (200, 201), r.text
+
+
+_LOAD_CONFIG = """
+import json, sys
+from traitlets.config.loader import PyFileConfigLoader
+c = PyFileConfigLoader(sys.argv[1]).load_config()
+print(json.dumps({"services": c.JupyterHub.services, "roles": c.JupyterHub.load_roles}))
+"""
+
+
+def hub_config_with(state: Path, **switches: str) -> dict:
+    """hub_config's services and roles (by name) under the given GPUHUB_* switches, loaded
+    in a fresh interpreter as JupyterHub loads it."""
+    env = {**os.environ, "GPUHUB_STATE_DIR": str(state), "GPUHUB_QUIET": "1", **switches}
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_CONFIG, str(HUB_CONFIG)],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    return {kind: {x["name"]: x for x in items} for kind, items in loaded.items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from gpuhub.cli.cohorts import read_roster
 from gpuhub.cli.commands import CliError
-from hub import hub_with_users
+from hub import hub_config_with, hub_with_users
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(120)]
 
@@ -208,6 +208,14 @@ def test_usage_by_week_and_month(w) -> None:
 
 
 # -- the roster -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_the_service_may_create_users_unless_turned_off(tmp_path, switch: str) -> None:
+    """GPUHUB_COHORT_CREATE_USERS=0 leaves the broad admin:users scope out of the role."""
+    role = hub_config_with(tmp_path, GPUHUB_COHORT_CREATE_USERS=switch)["roles"]["gpuhub-service"]
+    assert "admin:groups" in role["scopes"]
+    assert ("admin:users" in role["scopes"]) is (switch == "1")
 
 
 def test_roster_one_name_per_line_or_a_username_column(tmp_path) -> None:

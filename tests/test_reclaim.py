@@ -15,10 +15,6 @@ it. Last, the hub configuration runs jupyterhub-idle-culler with its scopes, or 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +35,7 @@ from gpuhub.service.reclaim import (
     fmt_duration,
 )
 from gpuhub.terms import job_label, server_label
-from hub import HUB_CONFIG, Hub, hub_with_users, wait_for
+from hub import Hub, hub_config_with, hub_with_users, wait_for
 from playwright.sync_api import expect
 from test_cli import cli_as, ok
 from test_scheduler import engine, gpu, make, mig
@@ -557,28 +553,14 @@ def test_jupyterlab_shows_the_warning_and_keeps_the_server(short_hub, blank, art
 
 # -- kernel-activity culling in the hub configuration ----------------------------------------
 
-LOAD_CONFIG = """
-import json, sys
-from traitlets.config.loader import PyFileConfigLoader
-c = PyFileConfigLoader(sys.argv[1]).load_config()
-print(json.dumps({"services": [s for s in c.JupyterHub.services if s["name"] == "idle-culler"],
-                  "roles": [r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler"]}))
-"""
-
 
 @pytest.mark.parametrize("timeout", ["600", "0"])
 def test_the_hub_runs_the_idle_culler_unless_turned_off(tmp_path: Path, timeout: str) -> None:
-    env = {**os.environ, "GPUHUB_STATE_DIR": str(tmp_path), "GPUHUB_QUIET": "1",
-           "GPUHUB_CULL_IDLE_TIMEOUT": timeout}  # fmt: skip
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD_CONFIG, str(HUB_CONFIG)],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found = hub_config_with(tmp_path, GPUHUB_CULL_IDLE_TIMEOUT=timeout)
     if timeout == "0":
-        assert found == {"services": [], "roles": []}
+        assert "idle-culler" not in found["services"] and "idle-culler" not in found["roles"]
         return
-    [service], [role] = found["services"], found["roles"]
+    service, role = found["services"]["idle-culler"], found["roles"]["idle-culler"]
     assert service["command"][1:] == [
         "-m", "jupyterhub_idle_culler", "--timeout=600", "--cull-every=300",
     ]  # fmt: skip
