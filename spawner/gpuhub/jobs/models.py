@@ -12,7 +12,6 @@ import re
 import warnings
 from typing import Any
 
-import nbformat
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..scheduler.shapes import Shape
@@ -48,6 +47,8 @@ def check_notebook(nb: dict[str, Any]) -> dict[str, Any]:
     """A valid nbformat 4 notebook, or ValueError with nbformat's reason."""
     if nb.get("nbformat") != 4:
         raise ValueError("must be an nbformat 4 notebook (its 'nbformat' field must be 4)")
+    import nbformat  # here, not at the top: it takes seconds to import (jsonschema's formats)
+
     try:
         node = nbformat.from_dict(json.loads(json.dumps(nb)))  # a copy: validate may repair
         with warnings.catch_warnings():
