@@ -303,3 +303,16 @@ def test_an_admin_sees_the_pool_and_releases_a_lease_with_a_reason(
     # the GPU went to alice's queued request
     granted = page.locator(f".gh-slot[data-lease='{w.queued['id']}']")
     expect(granted).to_contain_text("alice", timeout=20000)
+
+    # a queued request cancelled from the queue page, with a reason
+    wait = w.alice.post("/leases", json={"shape": {"kind": "gpu"}}).json()
+    assert wait["status"] == "queued", wait
+    page.goto(f"{w.hub.url}{P}console/queue")
+    end = page.locator(f".gh-end[data-lease='{wait['id']}']")
+    end.locator("[data-action=end]").click(timeout=20000)
+    end.locator("input[name=reason]").fill("asked twice")
+    end.locator("button[type=submit]").click()
+    expect(page.locator(f".gh-end[data-lease='{wait['id']}']")).to_have_count(0, timeout=20000)
+    cancelled = w.alice.get(f"/leases/{wait['id']}").json()
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["end_reason"] == f"released by {w.admin_name}: asked twice"
