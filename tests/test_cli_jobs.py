@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ from gpuhub.cli.job_render import (
 )
 from gpuhub.cli.main import build_parser, main
 from gpuhub.cli.tables import duration_text
-from gpuhub.client import GpuhubError
+from gpuhub.client import GpuhubClient, GpuhubError
 from hub import Hub, free_port, wait_for
 
 NOTEBOOK = {
@@ -415,87 +416,6 @@ def test_schedules_table_and_sentences() -> None:
     assert definition_sentence(DEFS[1], "paused").endswith("resume it with: gpuhub job resume 4)")
 
 
-# -- commands against a stand-in client -------------------------------------------------
-
-
-class FakeClient:
-    """Answers the job calls from a script of log pages; records the calls."""
-
-    def __init__(self, pages: list[dict | BaseException], *, admin: bool = False) -> None:
-        self.pages = pages
-        self.calls: list[tuple] = []
-        self.admin = admin
-
-    def job_log(self, job_id: int, offset: int = 0, limit: int = 65536) -> dict:
-        self.calls.append(("log", job_id, offset))
-        page = self.pages.pop(0)
-        if isinstance(page, BaseException):
-            raise page
-        return page
-
-    def job(self, job_id: int) -> dict:
-        return job_view(id=job_id, status="succeeded", exit_code=0, elapsed_s=3.0)
-
-    def get(self, path: str, params=None) -> dict:
-        assert path == "me"
-        return {"name": "alice", "admin": self.admin}
-
-    def jobs(self, *, user=None, status=None, limit=None) -> list[dict]:
-        self.calls.append(("jobs", user, status, limit))
-        return JOBS
-
-
-def page(offset: int, text: str, complete: bool = False) -> dict:
-    return {"offset": offset, "next_offset": offset + len(text.encode()), "text": text,
-            "complete": complete}  # fmt: skip
-
-
-def test_log_pages_through_what_there_is(capsys) -> None:
-    client = FakeClient([page(0, "a\n"), page(2, "bé\n"), page(6, "")])
-    assert cli_jobs.print_log(client, 12, follow=False) is False  # still running
-    assert capsys.readouterr().out == "a\nbé\n"
-    assert [c[2] for c in client.calls] == [0, 2, 6]
-    client = FakeClient([page(0, "done\n"), page(5, "", complete=True)])
-    assert cli_jobs.print_log(client, 12, follow=False) is True
-
-
-def test_log_follow_polls_until_complete(monkeypatch, capsys) -> None:
-    slept: list[float] = []
-    monkeypatch.setattr(cli_jobs, "sleep", slept.append)
-    client = FakeClient([page(0, "1\n"), page(2, ""), page(2, ""), page(2, "2\n"),
-                         page(4, "3\n", complete=True)])  # fmt: skip
-    args = argparse.Namespace(id=12, follow=True)
-    cli_jobs.cmd_job_log(args, client)
-    out = capsys.readouterr()
-    assert out.out == "1\n2\n3\n" and slept == [1.0, 1.0]
-    assert out.err == "gpuhub: job 12 succeeded, exit code 0, after 3s\n"
-
-
-def test_log_follow_ends_quietly_on_ctrl_c(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(cli_jobs, "sleep", lambda s: None)
-    client = FakeClient([page(0, "1\n"), page(2, ""), KeyboardInterrupt()])
-    cli_jobs.cmd_job_log(argparse.Namespace(id=12, follow=True), client)
-    out = capsys.readouterr()
-    assert out.out == "1\n" and out.err == "\n" and "Traceback" not in out.err
-
-
-def test_jobs_lists_mine_unless_told(capsys) -> None:
-    parse = build_parser().parse_args
-    admin = FakeClient([], admin=True)
-    cli_jobs.cmd_jobs(parse(["jobs"]), admin)
-    cli_jobs.cmd_jobs(parse(["jobs", "--all", "--status", "queued"]), admin)
-    cli_jobs.cmd_jobs(parse(["jobs", "--user", "bo", "--limit", "5"]), admin)
-    user = FakeClient([])
-    cli_jobs.cmd_jobs(parse(["jobs", "--json"]), user)
-    assert admin.calls == [("jobs", "alice", None, None), ("jobs", None, "queued", None),
-                           ("jobs", "bo", None, 5)]  # fmt: skip
-    assert user.calls == [("jobs", None, None, None)]
-    out = capsys.readouterr().out
-    tables, _, data = out.partition("{")
-    assert tables.count("ID ") == 3 and tables.count("USER") == 2
-    assert json.loads("{" + data) == {"jobs": JOBS}
-
-
 # -- end to end: the command against a real hub, jobs run by the local executor ----------
 
 TINY = "import os\nprint('hello from job', os.environ['GPUHUB_JOB_ID'])\n"
@@ -619,6 +539,55 @@ def test_cancel_a_running_job(hub) -> None:
     assert "ended" in msg or "cancelled" in msg, msg
 
 
+PAGED = "import time\nprint('a', flush=True)\nprint('bé', flush=True)\ntime.sleep(3)\nprint('c')\n"
+
+
+@pytest.mark.hub
+def test_log_pages_through_what_there_is_then_follows_to_the_end(hub, monkeypatch, capsys):
+    """``job log`` prints what the running job wrote so far (a two-byte character across
+    pages intact); ``--follow`` polls every FOLLOW_INTERVAL until the job has ended."""
+    lu = Person(hub, "lu-jobs")
+    (lu.home / "paged.py").write_text(PAGED)
+    job_id = _submitted_id(lu.ok("job", "submit", "paged.py", "--shared"))
+    wait_for(lambda: "bé" in lu.ok("job", "log", str(job_id)), timeout=60, step=0.2)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(cli_jobs, "sleep", sleep)
+    with GpuhubClient(f"{hub.url}/services/gpuhub", lu.token) as client:
+        assert cli_jobs.print_log(client, job_id, follow=False) is False  # still running
+        first = capsys.readouterr().out  # the runner's first line, then the script's
+        assert first.startswith(f"gpuhub: job {job_id}: ") and first.endswith("\na\nbé\n")
+        cli_jobs.cmd_job_log(argparse.Namespace(id=job_id, follow=True), client)
+    out = capsys.readouterr()
+    assert out.out == first + "c\ngpuhub: succeeded (exit code 0)\n"  # the runner's last line
+    assert out.err.startswith(f"gpuhub: job {job_id} succeeded, exit code 0, after "), out.err
+    assert slept and set(slept) == {cli_jobs.FOLLOW_INTERVAL}
+    with GpuhubClient(f"{hub.url}/services/gpuhub", lu.token) as client:
+        assert cli_jobs.print_log(client, job_id, follow=False) is True  # ended: complete
+
+
+@pytest.mark.hub
+def test_log_follow_ends_quietly_on_ctrl_c(hub, monkeypatch, capsys) -> None:
+    mo = Person(hub, "mo-jobs")
+    (mo.home / "slow.py").write_text(SLOW)
+    job_id = _submitted_id(mo.ok("job", "submit", "slow.py", "--shared"))
+    wait_for(lambda: "started" in mo.ok("job", "log", str(job_id)), timeout=60, step=0.2)
+
+    def ctrl_c(seconds: float) -> None:  # the person presses Ctrl-C while it waits
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_jobs, "sleep", ctrl_c)
+    with GpuhubClient(f"{hub.url}/services/gpuhub", mo.token) as client:
+        cli_jobs.cmd_job_log(argparse.Namespace(id=job_id, follow=True), client)
+    out = capsys.readouterr()
+    assert out.out.endswith("\nstarted\n") and out.err == "\n" and "Traceback" not in out.err
+    assert mo.ok("job", "cancel", str(job_id)).startswith(f"job {job_id} cancelled")
+
+
 @pytest.mark.hub
 def test_cancel_a_queued_job_and_what_admins_see(hub) -> None:
     admin = Person(hub, "admin")  # in the gpuhub-admin role by hub_config
@@ -637,6 +606,8 @@ def test_cancel_a_queued_job_and_what_admins_see(hub) -> None:
         assert lines[0].split()[:3] == ["ID", "USER", "NAME"]
         assert any(x.split()[:2] == [str(job_id), "vic-jobs"] for x in lines[1:])
         assert str(job_id) not in admin.ok("jobs")  # an admin's own unless told
+        theirs = json.loads(admin.ok("jobs", "--user", "vic-jobs", "--limit", "5", "--json"))
+        assert [j["id"] for j in theirs["jobs"]] == [job_id]
         assert vic.ok("job", "cancel", str(job_id)).startswith(f"job {job_id} cancelled")
         assert vic.job(job_id)["status"] == "cancelled"
     finally:
