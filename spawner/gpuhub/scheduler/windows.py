@@ -28,11 +28,15 @@ Window = tuple[float, float]
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone ``name``; ValueError when there is none by that name."""
     if not isinstance(name, str) or not name or len(name) > 64 or name != name.strip():
-        raise ValueError(f"{name!r} is not an IANA time zone name such as 'Europe/Berlin'")
+        raise ValueError(
+            f"{name!r} is not a known IANA time zone name, e.g. 'UTC' or 'Europe/Berlin'"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as e:
-        raise ValueError(f"{name!r} is not an IANA time zone name such as 'Europe/Berlin'") from e
+        raise ValueError(
+            f"{name!r} is not a known IANA time zone name, e.g. 'UTC' or 'Europe/Berlin'"
+        ) from e
 
 
 def _shift(ts: float, tz: ZoneInfo, weeks: int) -> float:

@@ -56,6 +56,13 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 
 
+def path_id(raw: str, what: str) -> int:
+    """A numeric id from the URL path; ids beyond the database's range are not found."""
+    if len(raw) > 10 or int(raw) > MAX_LEASE_ID:
+        raise NotFound(f"no {what} {raw}")
+    return int(raw)
+
+
 @web.stream_request_body
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Authenticates through JupyterHub; turns every refusal into a JSON 4xx."""
@@ -349,9 +356,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def own_lease(self, lease_id: str) -> Lease:
         """A lease the caller may see; ids beyond the database's range are not found."""
-        if len(lease_id) > 10 or int(lease_id) > MAX_LEASE_ID:
-            raise NotFound(f"no lease {lease_id}")
-        lease = self.scheduler.get(int(lease_id))
+        lease = self.scheduler.get(path_id(lease_id, "lease"))
         if lease.user != self.user_name and not self.is_admin:
             raise NotFound(f"no lease {lease_id}")  # others' leases are not even acknowledged
         return lease

@@ -16,7 +16,7 @@ from ..jobs.manager import JobManager
 from ..jobs.models import DefinitionPatch, DefinitionRequest, JobRequest
 from ..scheduler.errors import NotFound
 from ..terms import JOB_STATUSES
-from .base import DRAIN_BYTES, BaseHandler
+from .base import DRAIN_BYTES, BaseHandler, path_id
 from .body import MAX_JOB_BODY_BYTES
 from .errors import ApiError
 
@@ -33,14 +33,14 @@ class JobBaseHandler(BaseHandler):
 
     def own_job(self, job_id: str) -> dict[str, Any]:
         """A job the caller may see (others' are not found)."""
-        job = self.jobs.job(_id(job_id, "job"))
+        job = self.jobs.job(path_id(job_id, "job"))
         if job["user"] != self.user_name and not self.is_admin:
             raise NotFound(f"no job {job_id}")
         return job
 
     def own_definition(self, def_id: str) -> dict[str, Any]:
         """A job definition the caller may see (others' are not found)."""
-        d = self.jobs.definition(_id(def_id, "job definition"))
+        d = self.jobs.definition(path_id(def_id, "job definition"))
         if d["user"] != self.user_name and not self.is_admin:
             raise NotFound(f"no job definition {def_id}")
         return d
@@ -51,12 +51,6 @@ class JobBaseHandler(BaseHandler):
         if user is not None or not self.is_admin:
             user = self.for_user(user)
         return user
-
-
-def _id(raw: str, what: str) -> int:
-    if len(raw) > 10 or int(raw) >= 2**31:
-        raise NotFound(f"no {what} {raw}")
-    return int(raw)
 
 
 class JobsHandler(JobBaseHandler):

@@ -15,7 +15,6 @@ after each change.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import re
 import zoneinfo
@@ -28,7 +27,8 @@ from tornado.ioloop import IOLoop
 from ..scheduler.core import Scheduler
 from ..scheduler.errors import NotFound
 from ..scheduler.shapes import Shape
-from .base import MAX_LEASE_ID, BaseHandler
+from ..scheduler.windows import zone
+from .base import BaseHandler, path_id
 from .errors import ApiError
 from .models import check_name
 
@@ -43,18 +43,9 @@ MAX_TIMER_DELAY = 300.0
 _YEARS = (1970, 9000)
 
 
-@functools.cache
-def time_zones() -> frozenset[str]:
-    """The IANA time zone names this machine knows (``zoneinfo``)."""
-    return frozenset(zoneinfo.available_timezones())
-
-
 def check_time_zone(value: str) -> str:
     """``value`` if it is a known IANA time zone name, else ValueError with a sentence."""
-    if value not in time_zones():
-        raise ValueError(
-            f"{value!r} is not a known IANA time zone name, e.g. 'UTC' or 'Europe/Berlin'"
-        )
+    zone(value)  # the scheduler's own check, which it makes again when reserving
     return value
 
 
@@ -166,11 +157,6 @@ class _ReservationBase(BaseHandler):
     def _view(self, reservation) -> dict:
         return reservation.to_dict(self.scheduler.clock())
 
-    def _id(self, rid: str) -> int:
-        if len(rid) > 10 or int(rid) > MAX_LEASE_ID:
-            raise NotFound(f"no reservation {rid}")
-        return int(rid)
-
 
 class ReservationsHandler(_ReservationBase):
     """``GET /api/v1/reservations`` (everyone) and ``POST`` (admins: reserve devices)."""
@@ -212,11 +198,11 @@ class ReservationHandler(_ReservationBase):
     """``GET`` (everyone) or ``DELETE`` (admins) one reservation."""
 
     def get(self, rid: str) -> None:
-        self.write_json(self._view(self.scheduler.reservation(self._id(rid))))
+        self.write_json(self._view(self.scheduler.reservation(path_id(rid, "reservation"))))
 
     def delete(self, rid: str) -> None:
         self.require_admin("deleting reservations")
-        reservation = self.scheduler.unreserve(self._id(rid), by=self.user_name)
+        reservation = self.scheduler.unreserve(path_id(rid, "reservation"), by=self.user_name)
         self._changed()
         self.write_json(self._view(reservation))
 
