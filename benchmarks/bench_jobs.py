@@ -3,7 +3,7 @@
 Both run the same tiny notebook (one cell that prints a number) in one run of this script,
 one system after the other, on this machine:
 
-* **gpuhub**: a real JupyterHub from ``hub_config/jupyterhub_config.py`` (tests/hub.py's
+* **gpuhub**: a real JupyterHub from ``hub_config/jupyterhub_config.py`` (tests/support/hub.py's
   ``Hub``) with the embedded default: simulated pool, local-process job executor. Jobs are
   submitted to the gpuhub service's REST API (``POST /jobs``, the user's token) for a MIG
   1g.5gb slice each, so each job takes a lease from the scheduler, waits in its queue
@@ -46,8 +46,8 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from hub import Hub, free_port  # noqa: E402 - the tests' real-JupyterHub driver, shared
+sys.path.insert(0, str(REPO))  # the tests' support package (tests/support)
+from tests.support.hub import Hub, free_port  # noqa: E402 - the tests' real-JupyterHub driver, shared
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 NOTEBOOK = {

@@ -1,6 +1,6 @@
 """Outage after the gpuhub service dies: JupyterHub's poll alone against the supervisor.
 
-Starts a real JupyterHub from ``hub_config/jupyterhub_config.py`` (through tests/hub.py's
+Starts a real JupyterHub from ``hub_config/jupyterhub_config.py`` (through tests/support/hub.py's
 ``Hub``) twice, one after the other, on the default simulated pool:
 
 * **hub-poll**: the service is JupyterHub's managed service and nothing else; JupyterHub
@@ -36,8 +36,8 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from hub import Hub  # noqa: E402 - the tests' real-JupyterHub driver, shared
+sys.path.insert(0, str(REPO))  # the tests' support package (tests/support)
+from tests.support.hub import Hub  # noqa: E402 - the tests' real-JupyterHub driver, shared
 
 # Appended to the test config: run the service without its supervisor, as before.
 HUB_POLL_CONFIG = """

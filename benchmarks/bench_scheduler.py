@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # tests/pg.py: TemporaryPostgres
+sys.path.insert(0, str(ROOT))  # the tests' support package (tests/support)
 
 from gpuhub.inventory.simulated import parse_spec  # noqa: E402
 from gpuhub.scheduler.core import QuotaExceeded, Scheduler  # noqa: E402
@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pg = None
     if "postgresql" in dbs:
-        import pg as pgmod
+        from tests.support import pg as pgmod
 
         if not pgmod.available():
             print(

@@ -57,12 +57,12 @@ import docker
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from hub import Hub  # noqa: E402 - the tests' real-JupyterHub driver, shared
+sys.path.insert(0, str(REPO))  # the tests' support package (tests/support)
+from tests.support.hub import Hub  # noqa: E402 - the tests' real-JupyterHub driver, shared
 
 KINDS = ("stock", "gpu")
 
-# Appended to tests/hub.py's test config (which load_subconfig()s the hub config); the
+# Appended to tests/support/hub.py's test config (which load_subconfig()s the hub config); the
 # gpuhub service reads the same file, so it sees the GpuhubService overrides.
 COMMON_CONFIG = """
 # added by benchmarks/bench_spawn.py ({kind})

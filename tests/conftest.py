@@ -1,51 +1,102 @@
-"""Shared test fixtures.
+"""Shared test fixtures, and the tiers.
 
-Sections are kept apart so that several people can add to this file:
+The tests live in folders by what they need, and each folder is a marker:
 
-* databases and time: ``postgres``, ``db_url``, ``clock`` (scheduler tests)
-* browsers: ``artifacts``, ``shoot``, ``blank`` (real-browser tests; see ``browser.py``)
+* ``unit``: nothing but this Python (and PostgreSQL): the inner loop, ``scripts/test tests/unit``
+* ``packaging``: builds of the docs and the wheel
+* ``hub``: a real JupyterHub subprocess
+* ``browser``: Debian's chromium against a real hub
+* ``docker``: a real Docker engine and gpuhub's images
+
+Under pytest-xdist (``scripts/test`` runs ``-n 4``) a module's tests stay on one worker,
+so its module-scoped hub starts once, and every test that talks to the Docker engine
+shares one worker, so containers never race for the engine's CPUs or names.
+Helpers are imported from ``tests.support``; fixtures below are in sections:
+
+* tiers and workers: ``pytest_collection_modifyitems``, ``pytest_xdist_make_scheduler``
+* databases and time: ``postgres``, ``db_url``, ``clock``, ``engine``, ``make`` (scheduler tests)
+* browsers: ``artifacts``, ``shoot``, ``blank`` (real-browser tests; see ``support/browser.py``)
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
+import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from gpuhub.inventory.simulated import parse_spec
+from gpuhub.scheduler.core import Scheduler
+from gpuhub.scheduler.db import open_engine
 
-sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import pg`
+from tests.support import pg
+from tests.support.clock import FakeClock
 
-import pg
+# =====================================================================================
+# Tiers and workers
+# =====================================================================================
+
+TESTS = Path(__file__).parent
+TIERS = ("unit", "packaging", "hub", "browser", "docker")
+
+
+#: In a parallel run, the order work is handed out in: the longest groups first.
+RUN_ORDER = ("docker", "browser", "hub", "packaging", "unit")
+_DOCKER_PARAM = re.compile(r"\[(?:[^\]]*-)?docker(?:-[^\]]*)?\]$")
+
+
+def worker_group(nodeid: str) -> str:
+    """The group of tests that one xdist worker runs together: ``docker`` for every test
+    that talks to the Docker engine (the docker tier, and the browser tests' Docker
+    variants, parametrized ``docker``), else the test's module, so that a module-scoped
+    hub starts once."""
+    module = nodeid.split("::", 1)[0]
+    if module.startswith("tests/docker/") or _DOCKER_PARAM.search(nodeid):
+        return "docker"
+    return module
+
+
+def _tier(item: pytest.Item) -> str:
+    tier = item.path.relative_to(TESTS).parts[0]
+    if tier not in TIERS:
+        raise pytest.UsageError(f"{item.nodeid}: tests live in one of {', '.join(TIERS)}")
+    return tier
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier. On an xdist worker, also put the longest
+    groups first (``RUN_ORDER``), the order the scheduler below hands them out in."""
+    for item in items:
+        item.add_marker(getattr(pytest.mark, _tier(item)))
+    if hasattr(config, "workerinput"):
+
+        def rank(item: pytest.Item) -> int:
+            docker = worker_group(item.nodeid) == "docker"
+            return RUN_ORDER.index("docker" if docker else _tier(item))
+
+        items.sort(key=rank)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> object:
+    """xdist's load-by-scope scheduling with ``worker_group`` as the scope, the groups
+    handed out in collection order (see ``pytest_collection_modifyitems``)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    config.option.loadscopereorder = False
+    return ByGroup(config, log)
+
 
 # =====================================================================================
 # Databases and time (scheduler tests)
 # =====================================================================================
 
-#: Monday 2026-11-23 09:00 UTC, where every fake clock starts.
-CLOCK_START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC).timestamp()
-
 NO_POSTGRES = os.environ.get("GPUHUB_TEST_NO_POSTGRES") == "1"
-
-
-class FakeClock:
-    """A clock the test moves by hand; pass it as ``Scheduler(clock=...)``."""
-
-    def __init__(self, now: float = CLOCK_START) -> None:
-        self.now = float(now)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        """Move time forward by ``seconds``; returns the new time."""
-        self.now += seconds
-        return self.now
-
-    def __repr__(self) -> str:
-        return f"FakeClock({dt.datetime.fromtimestamp(self.now, dt.UTC).isoformat()})"
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +132,24 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture
+def engine(db_url):
+    """An engine on the test database (``db_url``), disposed at the end."""
+    eng = open_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def make(engine, clock):
+    """``make(spec, **kwargs)``: a Scheduler over a simulated pool on the test database."""
+
+    def make(spec: str, **kwargs) -> Scheduler:
+        return Scheduler(engine, parse_spec(spec), clock=clock, **kwargs)
+
+    return make
+
+
 def pytest_report_header(config) -> str:
     """Say which databases the scheduler tests use."""
     if NO_POSTGRES:
@@ -97,7 +166,7 @@ def pytest_report_header(config) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """Attach the hub's log tail to the report of a failing test that used a hub."""
-    from hub import Hub
+    from tests.support.hub import Hub
 
     report = yield
     if report.failed:
@@ -126,7 +195,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shoot(artifacts: Path):
     """``shoot(page, NAME)``: a full-page screenshot ``NAME.png`` in ``artifacts``, copied
     to the docs' images when ``GPUHUB_DOC_SCREENSHOTS=1``."""
-    from browser import DOCS_IMAGES
+    from tests.support.browser import DOCS_IMAGES
 
     def save(page, name: str) -> None:
         page.wait_for_timeout(300)  # charts and fonts settle
@@ -140,7 +209,7 @@ def shoot(artifacts: Path):
 @pytest.fixture
 def blank():
     """A blank chromium page (1400 x 900)."""
-    from browser import chromium, new_page
+    from tests.support.browser import chromium, new_page
 
     with chromium() as browser:
         yield new_page(browser)

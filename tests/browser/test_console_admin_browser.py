@@ -1,0 +1,316 @@
+"""The console's admin pages in a real browser against a real hub: usage charts, quotas,
+groups (cohorts) and reservations.
+
+The hub's ledger holds three weeks of history before this week (``tests/support/seed.py``:
+it never spends this week's budgets, whatever the day), plus a lease requested and released through the REST API. An admin logs in with
+the generated admin password and uses each page; every change is checked through the
+REST API. Debian's chromium driven by Playwright (never ``playwright install``).
+Screenshots go to ``$GPUHUB_TEST_ARTIFACTS`` (default: a temporary folder) and, with
+``GPUHUB_DOC_SCREENSHOTS=1``, to docs/how-to/images/ for the docs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import chromium, log_in, new_page
+from tests.support.hub import Hub
+from tests.support.seed import ADMIN_GROUPS, ADMIN_SPEC, seed_admin_history
+
+pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
+
+SPEC = ADMIN_SPEC
+GROUPS = ADMIN_GROUPS
+DAY = 86400.0
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """A hub with users in groups physics and chem, three weeks of ledger history, and a
+    lease requested and released through the API; stopped at the end."""
+    workdir = tmp_path_factory.mktemp("console-admin")
+    h = Hub(workdir, env={"GPUHUB_SIMULATED_SPEC": SPEC, "GPUHUB_POLL_INTERVAL": "0.2"})
+    seed_admin_history(h.state / "gpuhub.sqlite", time.time())
+    clients: list[httpx.Client] = []
+    try:
+        h.start()
+        for user, group in GROUPS.items():
+            h.add_user(user, groups=[group])
+        admin_name = h.credentials()["admin_user"]
+        admin = h.client(h.add_user(admin_name))
+        alice = h.client(h.add_user("alice"))
+        clients += [admin, alice]
+        r = alice.post("/leases", json={"shape": {"kind": "gpu"}, "group": "physics"})
+        assert r.status_code == 201, r.text
+        assert alice.delete(f"/leases/{r.json()['id']}").status_code == 200
+        yield SimpleNamespace(hub=h, admin=admin, admin_name=admin_name)
+    finally:
+        for client in clients:
+            client.close()
+        h.stop()
+
+
+@pytest.fixture
+def page(hub: SimpleNamespace) -> Iterator[Page]:
+    """A chromium page logged in to the hub as the generated admin; dialogs (confirm)
+    are accepted."""
+    with chromium() as browser:
+        pg = new_page(browser, 1280)
+        pg.on("dialog", lambda d: d.accept())
+        yield log_in(pg, hub.hub, hub.admin_name)
+
+
+def _open(page: Page, hub: SimpleNamespace, name: str) -> None:
+    """Open a console page (through the service's OAuth) and wait for it to be drawn."""
+    page.goto(f"{hub.hub.url}/services/gpuhub/console/{name}")
+    expect(page.locator("#gh-main h1")).to_be_visible(timeout=30000)
+
+
+def _chart_drawn(page: Page, selector: str) -> bool:
+    """Whether the canvas shows bars of the first series (its colour, #1565c0, on many
+    pixels): Chart.js drew data, not just axes."""
+    return page.evaluate(
+        """sel => { const c = document.querySelector(sel);
+                    if (!c || !c.width || !c.height) return false;
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let n = 0;
+                    for (let i = 0; i < d.length; i += 4)
+                      if (Math.abs(d[i] - 0x15) < 12 && Math.abs(d[i + 1] - 0x65) < 12
+                          && Math.abs(d[i + 2] - 0xc0) < 12 && d[i + 3] > 200) n++;
+                    return n > 400; }""",
+        selector,
+    )
+
+
+def _hours(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_usage_page_draws_stacked_charts_and_totals_by_period(
+    hub: SimpleNamespace, page: Page, shoot: Callable[[Page, str], None]
+) -> None:
+    _open(page, hub, "usage")
+    main = page.locator("#gh-main")
+    expect(main).to_have_attribute("data-by", "day", timeout=20000)
+    for by in ("user", "group"):
+        canvas = f".gh-usage-chart[data-by={by}] canvas"
+        expect(page.locator(canvas)).to_be_visible()
+        assert _chart_drawn(page, canvas), f"the chart by {by} is empty"
+
+    # the totals are what GET /usage says for the same range
+    start = page.locator("input[name=start]").input_value()
+    last = page.locator("input[name=end]").input_value()
+    end = (dt.date.fromisoformat(last) + dt.timedelta(days=1)).isoformat()
+    for by, users in (("user", ["alice", "bob", "carol", "dan"]), ("group", ["chem", "physics"])):
+        r = hub.admin.get("/usage", params={"by": by, "start": start, "end": end})
+        assert r.status_code == 200, r.text
+        want = {row[by]: row["gpu_hours"] for row in r.json()["rows"]}
+        assert sorted(want) == users
+        rows = page.locator(f".gh-usage-by-{by} tbody tr")
+        expect(rows).to_have_count(len(want))
+        got = {}
+        for i in range(rows.count()):
+            cells = rows.nth(i).locator("td").all_inner_texts()
+            got[cells[0]] = _hours(cells[1])
+        assert got.keys() == want.keys()
+        for name, hours in want.items():
+            assert got[name] == pytest.approx(hours, abs=0.006), name
+    total = float(page.locator("[data-total]").get_attribute("data-total"))
+    assert total == pytest.approx(r.json()["total_gpu_hours"], abs=1e-6)
+    assert total > 100  # three weeks of history, not just seconds
+    shoot(page, "console-usage")
+
+    for period in ("week", "month"):
+        with page.expect_response(lambda r, p=period: f"by={p}%2Cuser" in r.url) as resp:
+            page.click(f"button[data-period={period}]")
+        assert resp.value.status == 200
+        expect(main).to_have_attribute("data-by", period, timeout=20000)
+        expect(page.locator(f"button[data-period={period}]")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        assert _chart_drawn(page, ".gh-usage-chart[data-by=user] canvas")
+        assert _chart_drawn(page, ".gh-usage-chart[data-by=group] canvas")
+
+
+def _quota(hub: SimpleNamespace, kind: str, name: str) -> dict | None:
+    r = hub.admin.get("/quotas")
+    assert r.status_code == 200, r.text
+    found = [q for q in r.json()["quotas"] if q["kind"] == kind and q["name"] == name]
+    return found[0]["quota"] if found else None
+
+
+def _fill_quota(page: Page, kind: str, name: str, **fields: str) -> None:
+    form = page.locator("form.gh-quota-form")
+    form.locator("select[name=kind]").select_option(kind)
+    form.locator("input[name=name]").fill(name)
+    for field, value in fields.items():
+        if field == "period":
+            form.locator("select[name=period]").select_option(value)
+        else:
+            form.locator(f"input[name={field}]").fill(value)
+    form.locator("button[type=submit]").click()
+
+
+def test_quota_form_sets_refuses_in_place_and_unsets(
+    hub: SimpleNamespace, page: Page, shoot: Callable[[Page, str], None]
+) -> None:
+    r = hub.admin.put("/quotas/users/carol", json={"max_units": 1, "gpu_hours": 30})
+    assert r.status_code == 200, r.text
+    _open(page, hub, "quotas")
+    form = page.locator("form.gh-quota-form")
+    groups = page.locator(".gh-quotas-groups")
+    expect(page.locator(".gh-quotas-users")).to_contain_text("carol")
+
+    _fill_quota(page, "group", "physics", max_units="4", per_user_max_units="1",
+                gpu_hours="200", period="week", allowed_shapes="gpu, mig:*")  # fmt: skip
+    expect(form.locator(".gh-form-done")).to_contain_text("physics")
+    expect(groups.locator("tr", has_text="physics")).to_contain_text("of 200 h used")
+    assert _quota(hub, "group", "physics") == {
+        "max_units": 4.0, "per_user_max_units": 1.0, "gpu_hours": 200.0, "period": "week",
+        "term_start": None, "term_end": None, "allowed_shapes": ["gpu", "mig:*"],
+        "allowed_profiles": None, "priority": 0,
+    }  # fmt: skip
+
+    # a negative budget: the service's sentence next to the form, nothing changed
+    before = hub.admin.get("/quotas").json()
+    _fill_quota(page, "group", "physics", gpu_hours="-5")
+    error = form.locator(".gh-form-errors .gh-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("gpu_hours")
+    refusal = hub.admin.put("/quotas/groups/physics", json={"gpu_hours": -5})
+    assert refusal.status_code == 400
+    expect(error).to_contain_text(refusal.json()["message"])
+    assert hub.admin.get("/quotas").json() == before
+
+    # a group the hub lacks is refused, naming it, unless "create" is ticked
+    _fill_quota(page, "group", "physcis", gpu_hours="10")
+    expect(error).to_contain_text("physcis")
+    assert _quota(hub, "group", "physcis") is None
+    assert hub.hub.hub_api("GET", "groups/physcis").status_code == 404
+    shoot(page, "console-quotas")
+
+    form.locator("input[name=create]").check()
+    form.locator("button[type=submit]").click()
+    expect(groups.locator("tr", has_text="physcis")).to_be_visible()
+    assert _quota(hub, "group", "physcis")["gpu_hours"] == 10
+    assert hub.hub.hub_api("GET", "groups/physcis").status_code == 200
+
+    # unset, confirmed
+    for name in ("physcis", "physics"):
+        groups.locator("tr", has_text=name).locator("[data-action=unset]").click()
+        expect(groups.locator("tr", has_text=name)).to_have_count(0)
+        assert _quota(hub, "group", name) is None
+    hub.hub.hub_api("DELETE", "groups/physcis")
+    assert hub.admin.delete("/quotas/users/carol").status_code == 204
+
+
+def _members(hub: SimpleNamespace, name: str) -> list[str]:
+    r = hub.admin.get(f"/cohorts/{name}")
+    assert r.status_code == 200, r.text
+    return r.json()["members"]
+
+
+def test_groups_page_creates_a_cohort_adds_and_removes_members(
+    hub: SimpleNamespace, page: Page, shoot: Callable[[Page, str], None]
+) -> None:
+    _open(page, hub, "groups")
+    expect(page.locator(".gh-cohort[data-cohort=physics]")).to_contain_text("alice")
+    form = page.locator("form.gh-cohort-form")
+    form.locator("input[name=name]").fill("cs101")
+    form.locator("textarea[name=members]").fill("ann\nbo\n")
+    form.locator("input[name=with_quota]").check()
+    form.locator("input[name=max_units]").fill("8")
+    form.locator("input[name=per_user_max_units]").fill("1")
+    form.locator("input[name=gpu_hours]").fill("200")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".gh-form-done")).to_contain_text("Created group cs101")
+    card = page.locator(".gh-cohort[data-cohort=cs101]")
+    expect(card.locator("[data-member]")).to_have_count(2)
+    assert _members(hub, "cs101") == ["ann", "bo"]
+    assert _quota(hub, "group", "cs101")["per_user_max_units"] == 1
+
+    card.locator("input[name=add]").fill("chen")
+    card.locator("[data-action=add]").click()
+    expect(card.locator("[data-member=chen]")).to_be_visible()
+    assert _members(hub, "cs101") == ["ann", "bo", "chen"]
+    shoot(page, "console-groups")
+
+    card.locator("[data-member=ann] [data-action=remove]").click()
+    expect(card.locator("[data-member=ann]")).to_have_count(0)
+    expect(card.locator(".gh-form-done")).to_contain_text("Took ann out of cs101")
+    assert _members(hub, "cs101") == ["bo", "chen"]
+
+    # a refusal is shown in place: adding a name that is no user name
+    card.locator("input[name=add]").fill("Not/AName")
+    card.locator("[data-action=add]").click()
+    expect(card.locator(".gh-error")).to_be_visible()
+    assert _members(hub, "cs101") == ["bo", "chen"]
+    assert hub.admin.delete("/quotas/groups/cs101").status_code == 204
+
+
+def test_reservations_page_creates_and_deletes(
+    hub: SimpleNamespace, page: Page, shoot: Callable[[Page, str], None]
+) -> None:
+    if hub.admin.get("/reservations").status_code == 404:
+        pytest.skip("the service has no /reservations endpoint yet (helper R2's part)")
+    now = dt.datetime.now(dt.UTC)
+    # one open now, made through the API, so that the page shows both states
+    r = hub.admin.post("/reservations", json={
+        "group": "chem", "shape": {"kind": "gpu"}, "count": 1, "timezone": "UTC",
+        "start": (now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        "end": (now + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+    })  # fmt: skip
+    assert r.status_code == 201, r.text
+    opened = r.json()["id"]
+
+    _open(page, hub, "reservations")
+    rows = page.locator(".gh-reservations tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("open")
+    form = page.locator("form.gh-reservation-form")
+    start = (now + dt.timedelta(days=1)).replace(hour=14, minute=0)
+    form.locator("input[name=group]").fill("physics")
+    form.locator("select[name=kind]").select_option("mig")
+    form.locator("input[name=profile]").fill("1g.5gb")
+    form.locator("input[name=count]").fill("3")
+    form.locator("input[name=start]").fill(start.strftime("%Y-%m-%dT%H:%M"))
+    form.locator("input[name=end]").fill((start + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    form.locator("select[name=repeat]").select_option("weekly")
+    form.locator("input[name=timezone]").fill("UTC")
+    form.locator("input[name=note]").fill("CS lab, room 3")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".gh-form-done")).to_contain_text("physics")
+    expect(rows).to_have_count(2)
+    mine = [x for x in hub.admin.get("/reservations").json()["reservations"]
+            if x["group"] == "physics"]  # fmt: skip
+    assert len(mine) == 1
+    made = mine[0]
+    assert (made["shape"]["kind"], made["shape"]["profile"]) == ("mig", "1g.5gb")
+    assert (made["count"], made["repeat"], made["state"]) == (3, "weekly", "upcoming")
+    assert made["start"].startswith(start.strftime("%Y-%m-%dT14:00"))
+    row = rows.filter(has_text="physics")
+    expect(row).to_contain_text("upcoming")
+    expect(row).to_contain_text(made["message"])
+
+    expect(row).to_contain_text(start.strftime("%a %-d %b"))  # in the zone, as en-GB writes it
+    expect(row).to_contain_text("14:00–16:00")
+    shoot(page, "console-reservations")
+
+    # a refusal in place: the end before the start
+    form.locator("input[name=end]").fill(start.strftime("%Y-%m-%dT10:00"))
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".gh-form-errors .gh-error")).to_contain_text("end")
+    expect(rows).to_have_count(2)
+    assert len(hub.admin.get("/reservations").json()["reservations"]) == 2
+
+    row.locator("[data-action=delete]").click()
+    expect(rows).to_have_count(1)
+    assert hub.admin.get(f"/reservations/{made['id']}").status_code == 404
+    assert hub.admin.delete(f"/reservations/{opened}").status_code == 200

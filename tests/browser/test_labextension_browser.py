@@ -1,0 +1,247 @@
+"""The GPU status bar item and panel in a real browser, in a real JupyterLab spawned by a
+real hub on a simulated pool: once with the local-process spawner (the embedded default),
+once in a Docker container of ``gpuhub/base`` (built from ``images/`` by scripts/setup test;
+``GPUHUB_TEST_NO_DOCKER=1`` leaves that one out).
+
+A person logs in with the generated user password, opens their server's JupyterLab, reads
+their leased device and quota in the status bar, opens the panel and sees its charts. Debian's
+chromium driven by Playwright (never ``playwright install``); screenshots go to
+``$GPUHUB_TEST_ARTIFACTS`` (default: the test's temporary folder) for CI to keep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import log_in
+from tests.support.hub import Hub, free_port, put_notebook
+
+pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
+
+RUN = secrets.token_hex(3)
+USER = f"lb{RUN}-grace"  # its Docker home volume: gpuhub-home-{USER}
+SHARER = f"lb{RUN}-ada"  # on a shared GPU seat
+PREFIX = f"gpuhublb{RUN}"  # this module's container names: {PREFIX}-{user}
+IMAGE = "gpuhub/base:latest"
+DOCKER_CONFIG = f"""
+c.DockerSpawner.image = {IMAGE!r}
+c.DockerSpawner.allowed_images = [{IMAGE!r}]
+c.DockerSpawner.prefix = {PREFIX!r}
+c.GPUSpawnerMixin.profiles = [
+    {{"name": "gpu-1", "display_name": "1 GPU", "default": True,
+      "shape": {{"kind": "gpu", "count": 1}}, "image": {IMAGE!r}, "mem_limit": "1G"}},
+    {{"name": "shared", "display_name": "A shared seat",
+      "shape": {{"kind": "shared"}}, "image": {IMAGE!r}, "mem_limit": "1G"}},
+]
+"""
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+
+
+def _remove_docker_leftovers() -> None:
+    """Remove this module's containers and its user's home volume, one by one."""
+    for cid in _docker("ps", "-aq", "--filter", f"name=^{PREFIX}-").stdout.split():
+        _docker("rm", "-f", cid)
+    for user in (USER, SHARER):
+        _docker("volume", "rm", "-f", f"gpuhub-home-{user}")
+
+
+@pytest.fixture(scope="module", params=["local", "docker"])
+def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A hub on a simulated pool spawning local servers or containers; stopped at the end."""
+    env = {"GPUHUB_SPAWNER": request.param, "GPUHUB_POLL_INTERVAL": "0.2"}
+    extra = ""
+    if request.param == "docker":
+        if os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1":
+            pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
+        if _docker("image", "inspect", IMAGE).returncode:
+            pytest.fail(f"{IMAGE} is missing; `scripts/setup test` builds it", pytrace=False)
+        env["GPUHUB_DOCKER_NETWORK"] = "host"
+        extra = DOCKER_CONFIG
+    h = Hub(tmp_path_factory.mktemp(f"labext-{request.param}"), env=env, extra_config=extra)
+    try:
+        h.start()
+        yield h
+    finally:
+        try:
+            for user in (USER, SHARER):
+                if h.proc is not None and h.server(user) is not None:
+                    h.stop_server(user)
+        finally:
+            h.stop()
+            if request.param == "docker":
+                _remove_docker_leftovers()
+
+
+@pytest.fixture
+def page(hub: Hub, blank: Page) -> Page:
+    """A page logged in to the hub as USER."""
+    return log_in(blank, hub, USER)
+
+
+def _running(hub: Hub, user: str, profile: str) -> str:
+    """Start `user`'s server with `profile` unless it runs; the user's API token."""
+    token = hub.add_user(user)
+    if hub.server(user) is None:
+        r = hub.spawn(user, {"profile": profile})
+        assert r.status_code in (201, 202), r.text
+    hub.wait_ready(user, timeout=60)
+    return token
+
+
+def test_status_bar_and_panel_show_the_leased_gpu_and_quota(
+    hub: Hub, page: Page, artifacts: Path
+) -> None:
+    _running(hub, USER, "gpu-1")
+    page.goto(f"{hub.url}/user/{USER}/lab")
+    status = page.locator(".jp-gpuhub-status[data-state=ok]")
+    expect(status).to_be_visible(timeout=60000)
+    # "H100 · 0% · 1/80 GB | ... (simulated)": the device, utilization and memory
+    expect(status).to_contain_text(" GB", timeout=20000)
+    expect(status).to_contain_text("%")
+    expect(status).to_contain_text("(simulated)")
+
+    status.click()
+    panel = page.locator(".jp-gpuhub-panel")
+    expect(panel.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
+    expect(panel).to_contain_text("Lease")
+    expect(panel).to_contain_text("GPU-hours so far")
+    expect(panel).to_contain_text("Quota")
+    expect(panel).to_contain_text("Simulated devices")
+    page.wait_for_timeout(3000)  # a few samples on the charts
+    page.screenshot(path=str(artifacts / f"labextension-panel-{hub.env['GPUHUB_SPAWNER']}.png"))
+
+
+def test_values_change_after_a_cell_runs(hub: Hub, page: Page, artifacts: Path) -> None:
+    """A busy cell moves the (simulated) utilization that the status bar shows."""
+    token = _running(hub, USER, "gpu-1")
+    busy = "import time\nt = time.time()\nwhile time.time() - t < 8:\n    pass\n'done'"
+    put_notebook(hub, USER, token, "busy.ipynb", busy)
+
+    page.goto(f"{hub.url}/user/{USER}/lab/tree/busy.ipynb")
+    status = page.locator(".jp-gpuhub-status[data-state=ok]")
+    expect(status).to_contain_text(" GB", timeout=60000)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_be_attached(
+        timeout=60000
+    )
+    # the kernel's start-up moves the simulated figures too: wait until they settle
+    expect(status).to_contain_text(" · 0% ·", timeout=60000)
+    page.locator(".jp-Cell").first.locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    expect(status).not_to_contain_text(" · 0% ·", timeout=20000)
+    status.click()
+    expect(page.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(artifacts / f"labextension-busy-{hub.env['GPUHUB_SPAWNER']}.png"))
+    # and it was the cell: it ran to its end
+    expect(page.locator(".jp-OutputArea-output").first).to_contain_text("done", timeout=30000)
+
+
+def test_notebook_7_shows_the_gpu_in_its_top_bar(hub: Hub, page: Page, artifacts: Path) -> None:
+    """Notebook 7 has no status bar: the same item sits in its top bar and opens the panel,
+    and "GPU" in the View menu opens it too."""
+    token = _running(hub, USER, "gpu-1")
+    put_notebook(hub, USER, token, "classic.ipynb", "1 + 1")
+    page.goto(f"{hub.url}/user/{USER}/tree")
+    status = page.locator(".jp-gpuhub-status-top[data-state=ok]")
+    expect(status).to_contain_text(" GB", timeout=60000)
+    expect(status).to_contain_text("(simulated)")
+    status.click()
+    panel = page.locator(".jp-gpuhub-panel")
+    expect(panel.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
+    expect(panel).to_contain_text("Quota")
+
+    page.goto(f"{hub.url}/user/{USER}/notebooks/classic.ipynb")
+    expect(page.locator(".jp-gpuhub-status-top[data-state=ok]")).to_contain_text(
+        " GB", timeout=60000
+    )
+    page.locator(".lm-MenuBar-itemLabel", has_text="View").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Show GPUs (gpuhub)").click()
+    expect(panel.locator(".jp-gpuhub-device canvas").first).to_be_visible(timeout=20000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(artifacts / f"notebook7-{hub.env['GPUHUB_SPAWNER']}.png"))
+
+
+def test_a_shared_seat_reads_as_your_own_processes(hub: Hub, blank: Page, artifacts: Path) -> None:
+    """On a shared GPU the figures are the server's own processes, and the UI says so."""
+    _running(hub, SHARER, "shared")
+    page = log_in(blank, hub, SHARER)
+    page.goto(f"{hub.url}/user/{SHARER}/lab")
+    status = page.locator(".jp-gpuhub-status[data-state=ok]")
+    expect(status).to_contain_text("· yours", timeout=60000)
+    status.click()
+    panel = page.locator(".jp-gpuhub-panel")
+    expect(panel).to_contain_text(
+        "Shared GPU: utilization and memory are those of your processes", timeout=20000
+    )
+    page.screenshot(path=str(artifacts / f"labextension-shared-{hub.env['GPUHUB_SPAWNER']}.png"))
+    hub.stop_server(SHARER)
+
+
+@pytest.mark.parametrize(
+    "state, status_text, panel_text",
+    [
+        ("no-lease", "No GPU lease on this server", "No GPU lease on this server."),
+        (
+            "no-extension",
+            "GPU: gpuhub server extension not installed",
+            "The gpuhub server extension (jupyter_gpuhub) is not installed or not enabled",
+        ),
+    ],
+)
+def test_a_server_without_a_lease_or_extension_says_so_plainly(
+    blank: Page, tmp_path: Path, artifacts: Path, state: str, status_text: str, panel_text: str
+) -> None:
+    """A JupyterLab whose server holds no GPU lease, or lacks the server extension, says
+    which in the status bar and the panel, with no device and no zeros."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUHUB_", "JUPYTER"))}
+    env.update(HOME=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    if state == "no-extension":
+        (tmp_path / "config").mkdir()
+        (tmp_path / "config" / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_gpuhub": False}}})
+        )
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1"]
+    cmd += [f"--port={port}", f"--IdentityProvider.token={token}", f"--notebook-dir={tmp_path}"]
+    log = open(tmp_path / "lab.log", "wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        page = blank
+        page.goto(f"{url}/lab?token={token}")
+        status = page.locator(".jp-gpuhub-status")
+        expect(status).to_have_text(status_text, timeout=60000)
+        status.click()
+        expect(page.locator(".jp-gpuhub-panel")).to_contain_text(panel_text)
+        expect(page.locator(".jp-gpuhub-device")).to_have_count(0)
+        page.screenshot(path=str(artifacts / f"labextension-{state}.png"))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()

@@ -1,0 +1,540 @@
+"""The server extension's job routes (``gpuhub/api/v1/jobs...``) against a real jupyter server.
+
+The server runs in this process with the extension loaded (pytest-jupyter, as in
+test_extension_api.py); requests go through ``jp_fetch``. Two services stand behind it:
+
+* a recording stand-in (a small real tornado app) that answers canned views and keeps every
+  request it gets, so the tests can say that a refused path reached nothing;
+* the real gpuhub service of a real hub (tests/hub.py), for a notebook that is submitted
+  through the extension, runs (local-process executor, papermill) and is read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_gpuhub.jobs import home_prefix, parse_parameters, pool_shapes
+from pytest_jupyter.jupyter_core import *  # noqa: F403 (fixtures)
+from pytest_jupyter.jupyter_server import *  # noqa: F403 (fixtures)
+from pytest_jupyter.pytest_tornasync import *  # noqa: F403 (fixtures)
+from tornado import httpclient, httpserver, netutil, web
+
+from tests.support.hub import Hub
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = "/services/gpuhub/api/v1"
+PARAMETERS = """\
+epochs = 3  # passes over the data
+lr = 1e-3
+use_amp: bool = True
+run_name = "baseline"
+layers = [64, 32]
+opts = {"a": 1, "b": [1, 2]}
+seed = None
+neg = -2
+shape = (2, 3)
+data = list(range(3))
+x, y = 1, 2
+epochs = 5
+"""
+
+#: The pool of the stand-in: one node with four whole GPUs, a MIG GPU, a shared GPU.
+POOL = {
+    "simulated": True, "units_total": 6, "units_free": 5, "queue_length": 3,
+    "nodes": [{"name": "sim", "simulated": True, "gpus": [
+        *({"uuid": f"GPU-{i}", "mode": "exclusive", "state": "free"} for i in range(4)),
+        {"uuid": "GPU-m", "mode": "mig", "state": "partial",
+         "mig_instances": [{"uuid": "MIG-1", "profile": "1g.10gb", "holder": None},
+                           {"uuid": "MIG-2", "profile": "3g.40gb", "holder": None}]},
+        {"uuid": "GPU-s", "mode": "shared", "shares": 4, "state": "free"},
+    ]}],
+}  # fmt: skip
+#: Alice's quota: whole GPUs and MIG slices, at most 2 units.
+ME = {
+    "name": "alice", "groups": [], "admin": False, "leases": [], "queued": [],
+    "quotas": [{"kind": "user", "name": "alice", "units_active": 1, "units_queued": 0,
+                "quota": {"max_units": 2, "allowed_shapes": ["gpu", "mig:*"]}}],
+}  # fmt: skip
+LEASE = {
+    "id": 5, "status": "active", "user": "alice", "node": "sim", "simulated": True,
+    "profile": "gpu-1", "shape": {"kind": "gpu", "count": 1}, "gpu_hours": 0.0,
+    "devices": [{"uuid": "GPU-0", "index": 0, "model": "NVIDIA H100 80GB HBM3",
+                 "memory_mb": 81559, "simulated": True, "slot": 0}],
+}  # fmt: skip
+JOB = {"id": 12, "user": "alice", "name": "train", "path": "train.ipynb", "status": "queued",
+       "folder": "gpuhub-jobs/12-train", "output_notebook": None}  # fmt: skip
+#: JOB as the extension answers it when the server's root is the home.
+LOCAL = {**JOB, "local": {"path": "train.ipynb", "output_notebook": None,
+                          "folder": "gpuhub-jobs/12-train"}}  # fmt: skip
+
+
+def notebook(params: str | None = PARAMETERS, body: str = "print(epochs)") -> dict[str, Any]:
+    """A valid nbformat 4 notebook, with a ``parameters``-tagged cell unless None."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    if params is not None:
+        nb.cells.append(nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}))
+    nb.cells.append(nbformat.v4.new_code_cell(body))
+    return json.loads(nbformat.writes(nb))
+
+
+# -- a recording stand-in service ---------------------------------------------------------
+
+
+class Recorder:
+    """A real tornado app at /services/gpuhub/api/v1 that answers canned views and keeps
+    every request: ``(method, path, query, headers, body)``."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answers: dict[tuple[str, str], tuple[int, Any]] = {
+            ("GET", "me"): (200, ME),
+            ("GET", "pool"): (200, POOL),
+            ("GET", "leases/5"): (200, LEASE),
+            ("POST", "jobs"): (201, JOB),
+            ("GET", "jobs"): (200, {"jobs": [JOB]}),
+            ("GET", "jobs/12"): (200, JOB),
+            ("DELETE", "jobs/12"): (200, {**JOB, "status": "cancelled"}),
+            ("GET", "jobs/12/log"): (200, {"offset": 5, "next_offset": 9, "text": "step",
+                                           "complete": False}),
+            ("POST", "job-definitions"): (201, {"id": 3, "schedule": "0 2 * * *"}),
+            ("GET", "job-definitions"): (200, {"definitions": []}),
+            ("DELETE", "job-definitions/3"): (204, None),
+        }  # fmt: skip
+        self.server: httpserver.HTTPServer | None = None
+        self.url = ""
+
+    def calls(self, *, besides: tuple[str, ...] = ("leases/5",)) -> list[tuple[str, str]]:
+        """(method, path) of the requests received, leaving out the sampler's own."""
+        return [
+            (r["method"], r["path"])
+            for r in self.requests
+            if r["path"] not in besides and not r["path"].endswith("/activity")
+        ]
+
+    def app(self) -> web.Application:
+        rec = self
+
+        class Any_(web.RequestHandler):
+            SUPPORTED_METHODS = ("GET", "POST", "DELETE", "PATCH")
+
+            def handle(self, path: str) -> None:
+                req = self.request
+                body = json.loads(req.body) if req.body else None
+                rec.requests.append(
+                    {"method": req.method, "path": path, "query": req.query_arguments,
+                     "headers": dict(req.headers), "body": body}
+                )  # fmt: skip
+                if path.startswith("leases/") and path.endswith("/activity"):
+                    self.finish(body)
+                    return
+                if path == "leases/preview":
+                    shape = body["shape"]
+                    message = f"{shape['kind']} free" if shape.get("count", 1) == 1 else "busy"
+                    self.finish({"outcome": "grant", "message": message, "free": 1, "total": 4,
+                                 "simulated": True, "ahead": 0, "units": 1})  # fmt: skip
+                    return
+                status, answer = rec.answers.get(
+                    (req.method, path),
+                    (404, {"status": 404, "error": "not_found", "message": f"No {path}."}),
+                )
+                self.set_status(status)
+                if answer is None:
+                    self.finish()
+                else:
+                    self.finish(json.dumps(answer))
+
+            get = post = delete = patch = handle
+
+        return web.Application([(rf"{ROOT}/(.*)", Any_)])
+
+    async def start(self) -> None:
+        [sock] = netutil.bind_sockets(0, "127.0.0.1")
+        self.server = httpserver.HTTPServer(self.app())
+        self.server.add_sockets([sock])
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/services/gpuhub"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run(jp_asyncio_loop):
+    """Run a coroutine on the server's loop."""
+    return lambda coro: jp_asyncio_loop.run_until_complete(asyncio.wait_for(coro, 60))
+
+
+@pytest.fixture
+def service(run) -> Iterator[Recorder]:
+    """The recording stand-in on 127.0.0.1."""
+    rec = Recorder()
+    run(rec.start())
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture
+def env(request) -> dict[str, str]:
+    """The server's environment: by default the stand-in with a token, a simulated lease and
+    a profile; ``"none"``: no service; ``"real"``: the real hub's service as user jobber."""
+    which = getattr(request, "param", "stand-in")
+    if which == "none":
+        return {}
+    if which == "real":
+        hub = request.getfixturevalue("real_hub")
+        token = hub.add_user("jobber")
+        return {"GPUHUB_SERVICE_URL": f"{hub.url}/services/gpuhub", "JUPYTERHUB_API_TOKEN": token}
+    service = request.getfixturevalue("service")
+    return {
+        "GPUHUB_SERVICE_URL": service.url, "JUPYTERHUB_API_TOKEN": "secret",
+        "GPUHUB_LEASE_ID": "5", "GPUHUB_SIMULATED": "1", "GPUHUB_PROFILE": "gpu-1",
+    }  # fmt: skip
+
+
+@pytest.fixture
+def jp_server_config(env, monkeypatch) -> dict[str, Any]:
+    """The server's configuration; sets its environment."""
+    for name in ("GPUHUB_LEASE_ID", "GPUHUB_SIMULATED", "GPUHUB_SERVICE_URL", "GPUHUB_PROFILE",
+                 "CUDA_VISIBLE_DEVICES", "JUPYTERHUB_API_TOKEN"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_gpuhub": True}},
+        "GpuhubExtension": {"interval": 0.5, "report_interval": 3600.0},
+    }
+
+
+@pytest.fixture
+def call(jp_fetch, run):
+    """Call a job route: ``call(method, route, body=None, **query)`` -> (status, JSON)."""
+
+    def call(method: str, route: str, body: Any = None, **params: str) -> tuple[int, Any]:
+        async def fetch() -> tuple[int, Any]:
+            kw: dict[str, Any] = {"method": method, "params": params}
+            if body is not None:
+                kw["body"] = body if isinstance(body, str) else json.dumps(body)
+            elif method in ("POST", "PATCH"):
+                kw["body"] = ""
+            try:
+                resp = await jp_fetch("gpuhub", "api", "v1", *route.split("/"), **kw)
+            except httpclient.HTTPClientError as e:
+                return e.code, json.loads(e.response.body)
+            return resp.code, json.loads(resp.body) if resp.body else None
+
+        return run(fetch())
+
+    return call
+
+
+def write_nb(path: Path, nb: dict[str, Any] | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb or notebook()))
+    return path
+
+
+# -- refusals: nothing reaches the service ------------------------------------------------
+
+
+def _refusals(root: Path, tmp_path: Path) -> list[tuple[str, str]]:
+    """(path, words the refusal must contain) for each way a path is refused; makes the files."""
+    outside = write_nb(tmp_path / "outside" / "secret.ipynb")
+    (root / "escape.ipynb").symlink_to(outside)
+    (root / "notes.txt").write_text("hello")
+    (root / "broken.ipynb").write_text("{not json")
+    (root / "v3.ipynb").write_text(json.dumps({"nbformat": 3, "worksheets": []}))
+    bad_cells = notebook()
+    bad_cells["cells"][0]["cell_type"] = "nonsense"
+    (root / "invalid.ipynb").write_text(json.dumps(bad_cells))
+    with open(root / "huge.py", "wb") as f:
+        f.truncate(16 * 2**20 + 1)  # sparse: no 16 MiB written
+    (root / "folder.ipynb").mkdir()
+    return [
+        ("../../etc/passwd", "'..'"),
+        ("../outside/secret.ipynb", "'..'"),
+        ("/etc/passwd", "absolute"),
+        ("~/train.ipynb", "absolute"),
+        ("escape.ipynb", "outside the server's root folder"),
+        ("notes.txt", "not a notebook (.ipynb) or a Python script (.py)"),
+        ("broken.ipynb", "not a valid notebook"),
+        ("v3.ipynb", "not a valid notebook"),
+        ("invalid.ipynb", "not a valid notebook"),
+        ("huge.py", "at most 16 MiB"),
+        ("missing.ipynb", "does not exist"),
+        ("folder.ipynb", "not a file"),
+        ("a//b.ipynb", "empty or '.' segment"),
+        ("a\\b.ipynb", "backslashes"),
+        ("", "must name a notebook"),
+    ]
+
+
+def test_refused_paths_are_400_and_reach_nothing(call, service, jp_root_dir, tmp_path):
+    for path, words in _refusals(jp_root_dir, tmp_path):
+        body = {"path": path, "parameters": {}, "max_runtime_s": 600}
+        status, answer = call("POST", "jobs", body)
+        assert status == 400, (path, answer)
+        assert answer["field"] == "path", (path, answer)
+        assert words in answer["message"], (path, answer)
+        status, answer = call("GET", "jobs/parameters", path=path)
+        assert status == 400, (path, answer)
+        assert words in answer["message"], (path, answer)
+        assert service.calls() == [], path  # nothing reached the service
+
+
+def test_bad_bodies_are_400_and_reach_nothing(call, service, jp_root_dir):
+    write_nb(jp_root_dir / "train.ipynb")
+    for body, field in [
+        ({"path": "train.ipynb", "parameters": {}, "secret": 1}, "secret"),
+        ({"path": "train.ipynb", "parameters": []}, "parameters"),
+        ({"path": "train.ipynb", "parameters": {}, "gpus": True}, "gpus"),
+        ({"path": "train.ipynb", "parameters": {}, "max_runtime_s": "1h"}, "max_runtime_s"),
+        ({"parameters": {}}, "path"),
+        ({"path": "train.ipynb", "paused": True}, "paused"),
+        ("[1, 2]", "body"),
+        ("{not json", "body"),
+    ]:
+        status, answer = call("POST", "jobs", body)
+        assert (status, answer["field"]) == (400, field), (body, answer)
+    assert service.calls() == []
+
+
+# -- submitting and reading through the stand-in --------------------------------------------
+
+
+def test_submit_sends_the_snapshot_with_a_key_and_answers_the_job(call, service, jp_root_dir):
+    nb = notebook()
+    write_nb(jp_root_dir / "work" / "train.ipynb", nb)
+    body = {"path": "work/train.ipynb", "parameters": {"epochs": 7}, "max_runtime_s": 3600,
+            "profile": "gpu-1", "shape": {"kind": "mig", "profile": "1g.10gb"}, "name": None}  # fmt: skip
+    status, job = call("POST", "jobs", body)
+    assert (status, job) == (201, LOCAL)
+    [sent] = [r for r in service.requests if r["path"] == "jobs"]
+    assert sent["method"] == "POST"
+    assert sent["headers"]["Authorization"] == "token secret"
+    assert sent["headers"]["Idempotency-Key"]
+    assert sent["body"] == {
+        "path": "work/train.ipynb", "notebook": nb, "parameters": {"epochs": 7},
+        "max_runtime_s": 3600, "profile": "gpu-1",
+        "shape": {"kind": "mig", "profile": "1g.10gb"},
+    }  # fmt: skip
+
+    # the snapshot: a later edit changes nothing that was sent
+    write_nb(jp_root_dir / "work" / "train.ipynb", notebook(body="print('edited')"))
+    assert sent["body"]["notebook"] == nb
+
+    (jp_root_dir / "run.py").write_text("print('hi')\n")
+    status, _ = call("POST", "jobs", {"path": "run.py", "parameters": {}})
+    assert status == 201
+    assert service.requests[-1]["body"] == {"path": "run.py", "script": "print('hi')\n",
+                                            "parameters": {}}  # fmt: skip
+
+
+def test_a_root_inside_the_home_sends_paths_from_the_home(call, service, jp_root_dir, monkeypatch):
+    """The service takes paths relative to the home; the answers carry them relative to
+    the server's root again (None where outside it)."""
+    monkeypatch.setenv("HOME", str(jp_root_dir.parent))
+    prefix = jp_root_dir.name
+    write_nb(jp_root_dir / "train.ipynb")
+    service.answers[("POST", "jobs")] = (
+        201, {**JOB, "path": f"{prefix}/train.ipynb", "folder": "gpuhub-jobs/12-train",
+              "output_notebook": "gpuhub-jobs/12-train/train.ipynb"},
+    )  # fmt: skip
+    status, job = call("POST", "jobs", {"path": "train.ipynb", "parameters": {}})
+    assert status == 201
+    assert service.requests[-1]["body"]["path"] == f"{prefix}/train.ipynb"
+    assert job["local"] == {"path": "train.ipynb", "output_notebook": None, "folder": None}
+
+
+def test_a_schedule_makes_a_definition(call, service, jp_root_dir):
+    write_nb(jp_root_dir / "nightly.ipynb")
+    body = {"path": "nightly.ipynb", "parameters": {}, "schedule": "0 2 * * *", "paused": False}
+    status, answer = call("POST", "jobs", body)
+    assert (status, answer) == (201, {"id": 3, "schedule": "0 2 * * *"})
+    sent = service.requests[-1]
+    assert (sent["method"], sent["path"]) == ("POST", "job-definitions")
+    assert sent["body"]["schedule"] == "0 2 * * *"
+    assert sent["body"]["paused"] is False
+    assert call("GET", "job-definitions") == (200, {"definitions": []})
+    assert call("DELETE", "job-definitions/3") == (204, None)
+
+
+def test_list_get_cancel_and_log_are_proxied(call, service):
+    assert call("GET", "jobs") == (200, {"jobs": [LOCAL]})
+    assert call("GET", "jobs/12") == (200, LOCAL)
+    assert call("DELETE", "jobs/12") == (200, {**LOCAL, "status": "cancelled"})
+    status, log = call("GET", "jobs/12/log", offset="5", limit="10")
+    assert (status, log["text"]) == (200, "step")
+    assert service.requests[-1]["query"] == {"offset": [b"5"], "limit": [b"10"]}
+    assert call("GET", "jobs/12/log", offset="-1")[0] == 400
+    assert service.calls() == [
+        ("GET", "jobs"), ("GET", "jobs/12"), ("DELETE", "jobs/12"), ("GET", "jobs/12/log"),
+    ]  # fmt: skip
+
+
+def test_service_errors_pass_through_with_their_status(call, service, jp_root_dir):
+    write_nb(jp_root_dir / "train.ipynb")
+    service.answers[("POST", "jobs")] = (
+        400,
+        {"status": 400, "error": "invalid", "field": "parameters",
+         "message": "parameters: 'x y' is not a Python identifier."},
+    )  # fmt: skip
+    status, answer = call("POST", "jobs", {"path": "train.ipynb", "parameters": {"x y": 1}})
+    assert status == 400
+    assert answer["message"] == "parameters: 'x y' is not a Python identifier."
+    assert answer["field"] == "parameters"
+    status, answer = call("GET", "jobs/99")
+    assert (status, answer["message"]) == (404, "No jobs/99.")
+    service.answers[("GET", "jobs")] = (503, "not json")
+    status, answer = call("GET", "jobs")
+    assert status == 502
+    assert answer["message"].startswith("The gpuhub service did not answer")
+
+
+@pytest.mark.parametrize("env", ["none"], indirect=True)
+def test_without_a_service_it_says_so(call, jp_root_dir):
+    write_nb(jp_root_dir / "train.ipynb")
+    status, answer = call("POST", "jobs", {"path": "train.ipynb", "parameters": {}})
+    assert (status, answer["code"]) == (503, "no_service")
+    assert "GPUHUB_SERVICE_URL is not set" in answer["message"]
+    status, answer = call("GET", "jobs/parameters", path="train.ipynb")
+    assert status == 200
+    assert [p["name"] for p in answer["parameters"]][:2] == ["epochs", "lr"]
+    assert "GPUHUB_SERVICE_URL is not set" in answer["defaults"]["error"]
+
+
+# -- parameters and the dialog's defaults -------------------------------------------------------
+
+
+def test_the_parameters_cell_is_read_into_typed_values(call, service, jp_root_dir):
+    write_nb(jp_root_dir / "exp" / "train.ipynb")
+    status, answer = call("GET", "jobs/parameters", path="exp/train.ipynb")
+    assert status == 200, answer
+    assert answer["kind"] == "notebook"
+    assert answer["name"] == "train"
+    assert answer["has_parameters_cell"] is True
+    got = {p["name"]: (p["value"], p["type"]) for p in answer["parameters"]}
+    assert got == {
+        "epochs": (5, "int"),  # the last assignment wins
+        "lr": (0.001, "float"),
+        "use_amp": (True, "bool"),
+        "run_name": ("baseline", "str"),
+        "layers": ([64, 32], "list"),
+        "opts": ({"a": 1, "b": [1, 2]}, "dict"),
+        "seed": (None, "None"),
+        "neg": (-2, "int"),
+        "shape": ([2, 3], "list"),
+    }
+    assert [p["name"] for p in answer["parameters"]][0] == "epochs"  # in the cell's order
+    assert answer["unsupported"] == ["data"]
+    help_of = {p["name"]: p["help"] for p in answer["parameters"]}
+    assert help_of["epochs"] is None and help_of["lr"] is None
+    assert parse_parameters("epochs = 3  # passes over the data\n")[0][0]["help"] == (
+        "passes over the data"
+    )
+
+    d = answer["defaults"]
+    assert d["profile"] == "gpu-1"
+    assert d["current_shape"] == {"kind": "gpu", "count": 1}
+    assert d["queue_length"] == 3
+    assert d["error"] is None
+    # the quota allows whole GPUs (at most 2 units) and MIG slices, not the shared seat
+    assert [s["label"] for s in d["shapes"]] == ["gpu", "gpu", "mig:1g.10gb", "mig:3g.40gb"]
+    assert [s["text"] for s in d["shapes"]] == ["1x GPU", "2x GPU", "MIG 1g.10gb", "MIG 3g.40gb"]
+    assert [s["current"] for s in d["shapes"]] == [True, False, False, False]
+    assert d["shapes"][0]["message"] == "gpu free" and d["shapes"][0]["free"] == 1
+    previews = [r for r in service.requests if r["path"] == "leases/preview"]
+    assert all(r["body"]["profile"] == "gpu-1" for r in previews) and len(previews) == 4
+    assert not [
+        r for r in service.requests if r["method"] != "GET" and r["path"] != "leases/preview"
+    ]
+
+
+def test_a_notebook_without_parameters_and_a_script(call, jp_root_dir):
+    write_nb(jp_root_dir / "plain.ipynb", notebook(params=None))
+    (jp_root_dir / "train.py").write_text("epochs = 3\n")
+    _, answer = call("GET", "jobs/parameters", path="plain.ipynb")
+    assert (answer["has_parameters_cell"], answer["parameters"]) == (False, [])
+    _, answer = call("GET", "jobs/parameters", path="train.py")
+    assert (answer["kind"], answer["parameters"]) == ("script", [])
+
+
+def test_pool_shapes_and_home_prefix(tmp_path):
+    assert pool_shapes(POOL) == [
+        {"kind": "gpu", "count": 1}, {"kind": "gpu", "count": 2}, {"kind": "gpu", "count": 4},
+        {"kind": "mig", "profile": "1g.10gb"}, {"kind": "mig", "profile": "3g.40gb"},
+        {"kind": "shared"},
+    ]  # fmt: skip
+    assert pool_shapes({"nodes": []}) == []
+    (tmp_path / "home" / "work").mkdir(parents=True)
+    home = str(tmp_path / "home")
+    assert home_prefix(home, home) == ""
+    assert home_prefix(str(tmp_path / "home" / "work"), home) == "work"
+    assert home_prefix(str(tmp_path), home) == ""  # not inside the home: as is
+
+
+# -- through the real gpuhub service ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_hub(tmp_path_factory) -> Iterator[Hub]:
+    """A real hub with the gpuhub service (simulated pool, local-process job executor)."""
+    hub = Hub(tmp_path_factory.mktemp("jobs-hub"), env={"GPUHUB_SPAWNER": "local"})
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.mark.hub
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("env", ["real"], indirect=True)
+def test_a_notebook_runs_through_the_real_service(call, run, jp_root_dir):
+    """Submitted through the extension, the job runs to succeeded with the parameter the
+    request gave, and its log and executed notebook are there; a refused path created
+    nothing."""
+    write_nb(jp_root_dir / "nb" / "train.ipynb", notebook(body="print('epochs', epochs)"))
+
+    status, answer = call("POST", "jobs", {"path": "../../etc/passwd", "parameters": {}})
+    assert status == 400
+    status, listed = call("GET", "jobs")
+    assert (status, listed["jobs"]) == (200, [])  # nothing was created
+
+    status, params = call("GET", "jobs/parameters", path="nb/train.ipynb")
+    assert status == 200, params
+    assert params["defaults"]["error"] is None, params["defaults"]
+    assert params["defaults"]["shapes"], params["defaults"]
+
+    body = {"path": "nb/train.ipynb", "parameters": {"epochs": 11}, "max_runtime_s": 600,
+            "shape": {"kind": "gpu", "count": 1}}  # fmt: skip
+    status, job = call("POST", "jobs", body)
+    assert status == 201, job
+    assert job["parameters"] == {"epochs": 11}
+    deadline = time.monotonic() + 180
+    while job["status"] not in ("succeeded", "failed", "cancelled", "timed_out"):
+        assert time.monotonic() < deadline, job
+        run(asyncio.sleep(0.5))
+        status, job = call("GET", f"jobs/{job['id']}")
+        assert status == 200, job
+    status, log = call("GET", f"jobs/{job['id']}/log", offset="0")
+    assert job["status"] == "succeeded", (job, log)
+    assert "epochs 11" in log["text"]
+    assert job["output_notebook"]
+    status, listed = call("GET", "jobs")
+    assert [j["id"] for j in listed["jobs"]] == [job["id"]]

@@ -1,0 +1,1 @@
+"""What the test modules share: a real hub, PostgreSQL, browsers, clocks, seeds."""

@@ -1,0 +1,322 @@
+"""The job manager with the real local executor, on SQLite and PostgreSQL.
+
+Jobs are tiny scripts and notebooks run as real processes by
+:class:`~gpuhub.jobs.local.LocalProcessExecutor`; the manager and the scheduler share a
+fake clock, so GPU-hours and maximum runtimes are exact and nothing sleeps through a
+window (the only waiting is for the tiny processes themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from gpuhub.inventory.simulated import parse_spec
+from gpuhub.jobs.errors import JobEnded, JobInvalid
+from gpuhub.jobs.local import LocalProcessExecutor
+from gpuhub.jobs.manager import JobManager
+from gpuhub.jobs.models import JobRequest
+from gpuhub.scheduler.core import Scheduler
+from gpuhub.scheduler.db import open_engine
+from gpuhub.scheduler.shapes import WholeGpus
+
+from tests.support.clock import FakeClock
+from tests.support.jobs import notebook, script
+
+pytestmark = pytest.mark.timeout(120)
+
+PROFILES = [
+    {"name": "gpu-1", "default": True, "shape": {"kind": "gpu", "count": 1}},
+    {"name": "duo", "shape": {"kind": "gpu", "count": 2}, "gpu_counts": [1, 2]},
+    {"name": "staff", "shape": {"kind": "gpu", "count": 1}, "groups": ["staff"]},
+]
+WAIT_FOR_FLAG = """
+import os, pathlib, time
+flag = pathlib.Path(os.environ["HOME"]) / "go"
+while not flag.exists():
+    time.sleep(0.05)
+print("flag seen, job", os.environ["GPUHUB_JOB_ID"], flush=True)
+"""
+SLEEPER = "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n"
+
+
+class Env:
+    """A scheduler (2 simulated GPUs) and a job manager over one database, one fake clock."""
+
+    def __init__(self, url: str, home_root: Path, clock: FakeClock) -> None:
+        self.url, self.home_root, self.clock = url, home_root, clock
+        self.manager = self.new_manager()
+
+    def new_manager(self) -> JobManager:
+        """A fresh scheduler and manager over the same database (a service restart)."""
+        engine = open_engine(self.url)
+        scheduler = Scheduler(engine, parse_spec("n: 2xH100-80GB"), clock=self.clock)
+        executor = LocalProcessExecutor(home_dir_template=str(self.home_root / "{username}"))
+        m = JobManager(
+            scheduler=scheduler, executor=executor, profiles=PROFILES, clock=self.clock,
+            stop_grace=2.0,
+        )  # fmt: skip
+        m.adopt()
+        return m
+
+    def home(self, user: str = "alice") -> Path:
+        path = self.home_root / user
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def submit(self, body: dict, user: str = "alice", groups=(), **kw) -> dict:
+        req = JobRequest.model_validate(body)
+        job, _ = asyncio.run(self.manager.submit(req, user=user, groups=list(groups), **kw))
+        return job
+
+    def tick(self) -> None:
+        asyncio.run(self.manager.tick())
+
+    def wait(self, job_id: int, *statuses: str, timeout: float = 60) -> dict:
+        """Tick until the job reaches one of ``statuses`` (the processes take real time)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.tick()
+            job = self.manager.job(job_id)
+            if job["status"] in statuses:
+                return job
+            assert time.monotonic() < deadline, f"job {job_id} is {job['status']}: {job}"
+            time.sleep(0.05)
+
+    def lease(self, job: dict):
+        return self.manager.scheduler.get(job["lease_id"])
+
+
+@pytest.fixture
+def env(db_url, tmp_path, clock):
+    e = Env(db_url, tmp_path / "homes", clock)
+    yield e
+    for job in e.manager.db.live_jobs():  # nothing outlives the test
+        if job.get("state"):
+            e.manager.executor.stop(e.manager._spec(job), job["state"], 1.0)
+    e.manager.scheduler.engine.dispose()
+
+
+# -- to the end -------------------------------------------------------------------------
+
+
+def test_a_notebook_job_runs_to_success_and_its_gpu_hours_are_booked_once(env):
+    nb = notebook("print('epochs are', epochs)", parameters="epochs = 1")
+    job = env.submit({"path": "train.ipynb", "notebook": nb, "parameters": {"epochs": 3}})
+    assert job["status"] == "queued" and env.lease(job).status == "active"
+    assert env.lease(job).label == f"job:alice/{job['id']}"
+    env.tick()
+    running = env.manager.job(job["id"])
+    assert running["status"] in ("running", "succeeded") and running["state"]["pid"] > 0
+    env.clock.advance(1800)  # half an hour on one GPU
+    done = env.wait(job["id"], "succeeded")
+    view = env.manager.view(done)
+    assert view["exit_code"] == 0 and view["reason"] == "finished"
+    assert view["gpu_hours"] == 0.5 and view["elapsed_s"] == 1800.0
+    assert view["devices"] == ["GPU-sim-n-0"] and view["simulated"] is True
+    assert view["output_notebook"] == f"gpuhub-jobs/{job['id']}-train/train.ipynb"
+    lease = env.lease(job)
+    assert lease.status == "released" and lease.end_reason == f"job {job['id']} succeeded"
+    usage = env.manager.scheduler.usage(0, env.clock() + 1, by=("user",))
+    assert usage == [{"user": "alice", "gpu_hours": 0.5, "leases": 1}]
+    executed = env.home() / view["output_notebook"]
+    outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
+    assert any("epochs are 3" in "".join(o.get("text", "")) for o in outputs)
+    log = asyncio.run(env.manager.read_log(done, 0, 65536))
+    assert "epochs are 3" in log["text"] and log["complete"] is True
+    assert log["next_offset"] == done["log_size"] > 0
+    page = asyncio.run(env.manager.read_log(done, 5, 10))
+    assert page["offset"] == 5 and page["next_offset"] == 15 and page["complete"] is False
+    env.clock.advance(3600)  # later ticks change nothing: ended and booked once
+    env.tick()
+    assert env.manager.view(env.manager.job(job["id"]))["gpu_hours"] == 0.5
+    assert env.manager.scheduler.usage(0, env.clock(), by=("user",))[0]["gpu_hours"] == 0.5
+
+
+def test_a_failing_script_is_failed_with_its_exit_code_and_log(env):
+    job = env.submit(script("print('about to fail', flush=True)\nraise SystemExit(3)\n"))
+    done = env.wait(job["id"], "failed")
+    assert done["exit_code"] == 3 and "3" in done["reason"]
+    assert "about to fail" in asyncio.run(env.manager.read_log(done, 0, 1000))["text"]
+    assert env.lease(job).status == "released"
+
+
+# -- cancel, maximum runtime, a lease ended by someone else --------------------------------
+
+
+def test_cancel_a_queued_job_withdraws_its_request_and_starts_nothing(env):
+    for _ in range(2):  # bob holds the whole pool
+        env.manager.scheduler.request(user="bob", user_groups=[], shape=WholeGpus(count=1))
+    job = env.submit(script(SLEEPER))
+    view = env.manager.view(job)
+    assert view["status"] == "queued" and view["position"] == 1
+    env.tick()
+    assert env.manager.job(job["id"])["status"] == "queued"
+    cancelled = asyncio.run(env.manager.cancel(job["id"], by="alice"))
+    assert cancelled["status"] == "cancelled" and cancelled["reason"] == "cancelled by alice"
+    assert env.lease(job).status == "cancelled"
+    assert not (env.home_root / "alice" / "gpuhub-jobs").exists()
+    with pytest.raises(JobEnded):
+        asyncio.run(env.manager.cancel(job["id"], by="alice"))
+
+
+def test_cancel_a_running_job_stops_it(env):
+    job = env.submit(script(SLEEPER))
+    env.tick()
+    running = env.manager.job(job["id"])
+    assert running["status"] == "running"
+    pid = running["state"]["pid"]
+    env.clock.advance(600)
+    cancelled = asyncio.run(env.manager.cancel(job["id"], by="admin"))
+    assert cancelled["status"] == "cancelled" and cancelled["reason"] == "cancelled by admin"
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert env.lease(job).status == "released"
+    assert env.manager.view(cancelled)["gpu_hours"] == round(600 / 3600, 6)
+    with pytest.raises(JobEnded):
+        asyncio.run(env.manager.cancel(job["id"], by="admin"))
+
+
+def test_a_job_past_its_maximum_runtime_is_timed_out(env):
+    job = env.submit(script(SLEEPER, max_runtime_s=60))
+    env.tick()
+    assert env.manager.job(job["id"])["status"] == "running"
+    env.clock.advance(59)
+    env.tick()
+    assert env.manager.job(job["id"])["status"] == "running"
+    env.clock.advance(1)
+    env.tick()
+    done = env.manager.job(job["id"])
+    assert done["status"] == "timed_out" and "maximum runtime of 60 s" in done["reason"]
+    assert env.manager.view(done)["gpu_hours"] == round(60 / 3600, 6)
+    assert env.lease(job).status == "released"
+
+
+def test_a_job_whose_lease_someone_released_fails_and_stops(env):
+    job = env.submit(script(SLEEPER))
+    env.tick()
+    assert env.manager.job(job["id"])["status"] == "running"
+    env.manager.scheduler.release(job["lease_id"], reason="released by admin")
+    env.tick()
+    done = env.manager.job(job["id"])
+    assert done["status"] == "failed" and "released by admin" in done["reason"]
+
+
+# -- restart --------------------------------------------------------------------------
+
+
+def test_a_restarted_manager_takes_up_a_running_job_ends_and_books_it_once(env):
+    home = env.home()
+    job = env.submit(script(WAIT_FOR_FLAG))
+    env.tick()
+    first = env.manager.job(job["id"])
+    assert first["status"] == "running"
+    env.clock.advance(900)
+    # the service goes away (no stop of the job); a new one starts over the same database
+    env.manager.scheduler.engine.dispose()
+    env.manager = env.new_manager()
+    env.tick()
+    again = env.manager.job(job["id"])
+    assert again["status"] == "running" and again["state"] == first["state"]  # not restarted
+    env.clock.advance(900)
+    (home / "go").touch()
+    done = env.wait(job["id"], "succeeded")
+    assert done["state"]["pid"] == first["state"]["pid"]
+    assert env.manager.view(done)["gpu_hours"] == 0.5
+    leases = env.manager.scheduler.leases(user="alice", status=["released", "active"])
+    assert [(x.id, x.status) for x in leases] == [(job["lease_id"], "released")]
+    assert env.manager.scheduler.usage(0, env.clock() + 1, by=("user",))[0]["leases"] == 1
+    log = asyncio.run(env.manager.read_log(done, 0, 65536))["text"]
+    assert log.count(f"flag seen, job {job['id']}") == 1  # it ran once
+    env.manager.scheduler.engine.dispose()  # a third start: nothing left to do
+    env.manager = env.new_manager()
+    env.tick()
+    assert env.manager.job(job["id"])["ended_at"] == done["ended_at"]
+
+
+# -- refusals: nothing created ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "groups", "field"),
+    [
+        (script("x", profile="nope"), (), "profile"),
+        (script("x", profile="staff"), (), "profile"),
+        (script("x", profile="duo", gpus=3), (), "gpus"),
+        (script("x", gpus=1, shape={"kind": "gpu", "count": 1}), (), "gpus"),
+        ({"path": "a.ipynb", "script": "x"}, (), "notebook"),
+        ({"path": "a.py", "notebook": notebook("1")}, (), "script"),
+        (script("x", parameters={"a": 1}), (), "parameters"),
+    ],
+)
+def test_refused_requests_create_nothing(env, body, groups, field):
+    with pytest.raises(JobInvalid) as e:
+        env.submit(body, groups=groups)
+    assert e.value.field == field, e.value.message
+    assert env.manager.db.jobs() == [] and env.manager.scheduler.leases() == []
+
+
+def test_the_pool_and_quotas_refuse_as_for_leases_and_nothing_is_created(env):
+    from gpuhub.scheduler.errors import QuotaExceeded, Unsatisfiable
+    from gpuhub.scheduler.quota import QuotaSpec
+
+    with pytest.raises(Unsatisfiable):
+        env.submit(script("x", shape={"kind": "gpu", "count": 8}))
+    env.manager.scheduler.set_quota("user", "alice", QuotaSpec(max_units=0), by="admin")
+    with pytest.raises(QuotaExceeded):
+        env.submit(script("x"))
+    assert env.manager.db.jobs() == [] and env.manager.scheduler.leases() == []
+
+
+def test_idempotency_key_replays_the_job_and_refuses_another_request(env):
+    from gpuhub.scheduler.errors import IdempotencyConflict
+
+    req = JobRequest.model_validate(script(SLEEPER))
+    m = env.manager
+    first, replayed = asyncio.run(m.submit(req, user="alice", groups=[], idempotency_key="k"))
+    again, replayed2 = asyncio.run(m.submit(req, user="alice", groups=[], idempotency_key="k"))
+    assert (replayed, replayed2) == (False, True) and again["id"] == first["id"]
+    other = JobRequest.model_validate(script("print(2)"))
+    with pytest.raises(IdempotencyConflict):
+        asyncio.run(m.submit(other, user="alice", groups=[], idempotency_key="k"))
+    assert len(m.db.jobs()) == 1 and len(m.scheduler.leases()) == 1
+    asyncio.run(m.cancel(first["id"], by="alice"))
+
+
+def test_job_ids_and_folders_never_collide(env):
+    a = env.submit(script("print(1)", name="../x y"))
+    b = env.submit(script("print(2)"))
+    assert a["id"] != b["id"]
+    assert env.manager.view(a)["folder"] == f"gpuhub-jobs/{a['id']}-x-y"
+    env.wait(a["id"], "succeeded")
+    env.wait(b["id"], "succeeded")
+    assert os.path.isdir(env.home() / "gpuhub-jobs" / f"{a['id']}-x-y" / "artifacts")
+
+
+def test_a_restart_ends_what_a_crash_left_half_done(env):
+    """A job ended in its row whose lease is still held (a crash between the two writes)
+    gets its lease released; a job caught while starting (no executor state saved) is
+    started by the restarted service, and runs once even when its runner had started."""
+    ended = env.submit(script("print(1)"))
+    starting = env.submit(script("print('started')"))
+    launched = env.submit(script("import time; time.sleep(1); print('launched')"))
+    env.manager.db.update_job(ended["id"], status="failed", reason="crash test")
+    env.manager.db.update_job(starting["id"], status="starting", started_at=env.clock())
+    # the runner of this one started, but the crash came before its state was saved
+    spec = env.manager._spec(env.manager.job(launched["id"]))
+    env.manager.executor.before_start(spec)
+    pid = env.manager.executor.start(spec)["pid"]
+    env.manager.db.update_job(launched["id"], status="starting", started_at=env.clock())
+    env.manager.scheduler.engine.dispose()
+    env.manager = env.new_manager()  # adopt() runs here
+    assert env.lease(ended).status == "released"
+    assert env.lease(ended).end_reason == f"job {ended['id']} failed"
+    for job in (starting, launched):
+        env.wait(job["id"], "succeeded")
+        assert env.lease(job).status == "released"
+    assert env.manager.job(launched["id"])["state"]["pid"] == pid
+    log = asyncio.run(env.manager.read_log(env.manager.job(launched["id"]), 0, 65536))
+    assert log["text"].count("launched") == 1
