@@ -7,6 +7,7 @@ environment; leases are checked in the service.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import re
@@ -15,9 +16,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 
 import httpx
 import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from tests.support.hub import Hub
 
@@ -375,25 +379,57 @@ def test_hub_restart_readopts_servers_and_their_leases(servers):
     servers.wait_lease(before["remy"]["lease_id"], "released")
 
 
+async def _kernel_with_a_client(hub: Hub, user: str, token: str) -> object:
+    """Start a kernel in ``user``'s server and connect to it as JupyterLab does (a
+    websocket on its channels); the open connection, to close at the end."""
+    headers = {"Authorization": f"token {token}"}
+    base = f"{hub.url}/user/{quote(user)}/api/kernels"
+    r = httpx.post(base, headers=headers, json={"name": "python3"}, timeout=60)
+    assert r.status_code == 201, r.text
+    url = f"{base}/{r.json()['id']}/channels".replace("http://", "ws://")
+    return await websocket_connect(HTTPRequest(url, headers=headers))
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        # Ctrl-C in the terminal of scripts/run: SIGINT to the hub's process group (the
+        # gpuhub service and the servers run in sessions of their own)
+        pytest.param(lambda pid: os.killpg(pid, signal.SIGINT), id="ctrl-c"),
+        # `kill PID`, or a service manager stopping the hub: SIGTERM to the hub alone
+        pytest.param(lambda pid: os.kill(pid, signal.SIGTERM), id="sigterm"),
+    ],
+)
 def test_stopping_the_embedded_default_stops_its_servers_and_releases_their_leases(
-    tmp_path_factory,
+    tmp_path_factory, how
 ):
-    hub = Hub(tmp_path_factory.mktemp("spawner-ctrl-c"), env=FAST)
+    hub = Hub(tmp_path_factory.mktemp("spawner-stop"), env=FAST)
     servers = Servers(hub)
     try:
         hub.start()
-        before = {}
+        before, tokens = {}, {}
         for name, profile in (("carl", "gpu-1"), ("cleo", "mig-1g.5gb")):
-            hub.add_user(name)
+            tokens[name] = hub.add_user(name)
             assert servers.start(name, {"profile": profile}).status_code in (201, 202)
         for name in ("carl", "cleo"):
             before[name] = servers.wait_ready(name)["state"]
             assert servers.lease(before[name]["lease_id"])["status"] == "active"
         servers.admin.close()
-        # Ctrl-C in the terminal of scripts/run: SIGINT to the hub's process group (the
-        # gpuhub service and the servers run in sessions of their own)
-        os.killpg(hub.proc.pid, signal.SIGINT)
-        hub.proc.wait(60)
+
+        async def stop_with_a_kernel_open() -> float:
+            client = await _kernel_with_a_client(hub, "carl", tokens["carl"])
+            try:
+                start = time.monotonic()
+                how(hub.proc.pid)
+                while hub.proc.poll() is None and time.monotonic() - start < 60:
+                    await asyncio.sleep(0.1)
+                return time.monotonic() - start
+            finally:
+                client.close()
+
+        took = asyncio.run(stop_with_a_kernel_open())
+        # everything stops in a few seconds (the servers' own shut-down), not at a timeout
+        assert hub.proc.poll() is not None and took < 20, f"the hub took {took:.1f} s to stop"
         ended = {}
         with sqlite3.connect(hub.state / "gpuhub.sqlite") as db:
             for name, state in before.items():
@@ -402,6 +438,7 @@ def test_stopping_the_embedded_default_stops_its_servers_and_releases_their_leas
                     "SELECT status, end_reason FROM leases WHERE id = ?", (state["lease_id"],)
                 ).fetchone()
         assert all(status == "released" for status, _ in ended.values()), ended
+        stopping = hub.log_tail(400).split("initiating shutdown", 1)[-1]
+        assert "Traceback" not in stopping and "Error" not in stopping, stopping
     finally:
         hub.stop()
-        servers.kill_leftovers()

@@ -106,6 +106,9 @@ def test_notebook_runs_with_parameters_injected(tmp_path: Path) -> None:
     assert code == 0, out
     assert status["outcome"] == "succeeded" and status["exit_code"] == 0
     assert status["error"] is None and status["ended_at"] == pytest.approx(time.time(), abs=60)
+    # the kernel is reached over Unix sockets in a private folder, not TCP, and they go
+    assert "Kernel is running over TCP" not in out
+    assert sorted(p.name for p in work.iterdir()) == []
 
     nb = nbformat.read(folder / "train.ipynb", as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]

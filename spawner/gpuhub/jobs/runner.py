@@ -28,9 +28,11 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -179,6 +181,7 @@ def run_papermill(folder: Path) -> int:
     try:
         import papermill
         from papermill.exceptions import PapermillExecutionError
+        from traitlets.config import Config
     except ImportError:
         (folder / ERROR_FILE).write_text(
             "papermill is not installed in the job's environment; install gpuhub[notebook]"
@@ -194,6 +197,10 @@ def run_papermill(folder: Path) -> int:
     if kernel == "python3" or not language:
         language = "python"  # parameters are written for the kernel that runs them
     print(f"gpuhub: papermill {job['input']} -> {job['output']} (kernel {kernel})", flush=True)
+    # The kernel talks to papermill over Unix sockets in a private folder: TCP would be
+    # open to anyone on the node (and ipykernel starts every log saying so).
+    sockets = tempfile.mkdtemp(prefix="gpuhub-kernel-")
+    transport = Config({"KernelManager": {"transport": "ipc", "ip": f"{sockets}/kernel"}})
     try:
         papermill.execute_notebook(
             str(source),
@@ -205,6 +212,7 @@ def run_papermill(folder: Path) -> int:
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
+            config=transport,
         )
     except PapermillExecutionError as e:
         sentence = f"cell [{e.exec_count}] raised {e.ename}: {_clip(e.evalue)}"
@@ -216,6 +224,8 @@ def run_papermill(folder: Path) -> int:
         print(f"gpuhub: {sentence}", file=sys.stderr, flush=True)
         (folder / ERROR_FILE).write_text(sentence)
         return 1
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     return 0
 
 

@@ -45,13 +45,18 @@ def stop_servers_before_services(app: Any) -> None:
     first and single-user servers after them, so with ``JupyterHub.cleanup_servers`` the
     servers' lease releases would find the service gone and their leases would stay
     active. Called from the hub's configuration with the ``JupyterHub`` application,
-    this stops every active server first (each GPU spawner releases its lease as it
-    stops), then runs JupyterHub's own clean-up. Without ``cleanup_servers`` it does
+    this stops JupyterHub's periodic checks and every active server first (each GPU
+    spawner releases its lease as it stops), then runs JupyterHub's own clean-up. Without ``cleanup_servers`` it does
     nothing more than JupyterHub's.
     """
     cleanup = app.cleanup
 
     async def stop_servers_then_cleanup() -> None:
+        # JupyterHub's periodic checks go on during its clean-up; the services' health
+        # check then reads a stopped service's server and fails with an AttributeError
+        # ('NoneType' object has no attribute 'proto'). Nothing needs them while stopping.
+        for periodic in getattr(app, "_periodic_callbacks", {}).values():
+            periodic.stop()
         if app.cleanup_servers:
             stops = [
                 user.stop(name)
