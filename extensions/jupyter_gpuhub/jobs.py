@@ -30,9 +30,10 @@ from typing import Any
 
 import nbformat
 from gpuhub.client import AsyncGpuhubClient, GpuhubError, RetryPolicy, new_idempotency_key
+from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .handlers import GpuhubAPIHandler
+from .handlers import API_PREFIX, GpuhubAPIHandler
 from .services import GpuhubServices
 
 #: The largest notebook or script that is sent as a job.
@@ -371,11 +372,18 @@ class JobsAPIHandler(GpuhubAPIHandler):
         client.timeout = timeout
         return client
 
-    def refuse(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        """Answer an error in the service's own shape."""
+    def refuse(self, status: int, error: str, message: str, field: str | None = None) -> None:
+        """Answer an error in the service's own shape (``status``, ``error``, ``message``,
+        ``field``), as the docs' OpenAPI document says."""
         self.write_json(
-            {"status": status, "code": code, "message": message, "field": field}, status
+            {"status": status, "error": error, "message": message, "field": field}, status
         )
+
+    def created(self, body: dict[str, Any], kind: str) -> None:
+        """A 201 with ``Location``: this server's route of the new job or definition
+        (``kind`` is ``jobs`` or ``job-definitions``), as the service answers its own."""
+        self.set_header("Location", url_path_join(self.base_url, API_PREFIX, kind, str(body["id"])))
+        self.write_json(body, 201)
 
     @property
     def root(self) -> str:
@@ -383,10 +391,11 @@ class JobsAPIHandler(GpuhubAPIHandler):
         return self.settings.get("server_root_dir") or os.getcwd()
 
     async def proxy(
-        self, method: str, path: str, *, timeout: float = 30.0, status: int = 200, **kw: Any
+        self, method: str, path: str, *, timeout: float = 30.0, created: bool = False, **kw: Any
     ) -> None:
-        """Send one request to the service and answer what it answered (with ``status``;
-        job views with their paths in this server's root, see :func:`localize`)."""
+        """Send one request to the service and answer what it answered (a 201 with its
+        ``Location`` when ``created``; job views with their paths in this server's root,
+        see :func:`localize`)."""
         try:
             answer = localize(
                 await self.client(timeout).request(method, path, **kw), home_prefix(self.root)
@@ -400,8 +409,10 @@ class JobsAPIHandler(GpuhubAPIHandler):
         if answer is None:
             self.set_status(204)
             self.finish()
+        elif created:
+            self.created(answer, path.split("/", 1)[0])
         else:
-            self.write_json(answer, status)
+            self.write_json(answer)
 
     def service_error(self, e: GpuhubError) -> None:
         """The service's refusal as it was, or 502 when it did not answer."""
@@ -440,7 +451,7 @@ class JobsHandler(JobsAPIHandler):
         schedule = body.pop("schedule", None)
         if schedule is not None:
             await self.proxy(
-                "POST", "job-definitions", json={**body, "schedule": schedule}, status=201
+                "POST", "job-definitions", json={**body, "schedule": schedule}, created=True
             )
             return
         if "paused" in body:
@@ -460,7 +471,7 @@ class JobsHandler(JobsAPIHandler):
             self.service_error(e)
             return
         self.log.info("gpuhub: submitted %s as job %s", path, job.get("id"))
-        self.write_json(localize(job, home_prefix(self.root)), 201)
+        self.created(localize(job, home_prefix(self.root)), "jobs")
 
     def job_request(self) -> tuple[dict[str, Any], str]:
         """The service's JobRequest for this request's body: checked fields, the path

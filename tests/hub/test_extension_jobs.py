@@ -235,11 +235,14 @@ def call(jp_fetch, run):
             try:
                 resp = await jp_fetch("gpuhub", "api", "v1", *route.split("/"), **kw)
             except httpclient.HTTPClientError as e:
+                call.headers = e.response.headers
                 return e.code, json.loads(e.response.body)
+            call.headers = resp.headers
             return resp.code, json.loads(resp.body) if resp.body else None
 
         return run(fetch())
 
+    call.headers = None  # the last answer's headers
     return call
 
 
@@ -311,6 +314,9 @@ def test_bad_bodies_are_400_and_reach_nothing(call, service, jp_root_dir):
     ]:
         status, answer = call("POST", "jobs", body)
         assert (status, answer["field"]) == (400, field), (body, answer)
+        # the service's error shape: "error", never "code"
+        assert sorted(answer) == ["error", "field", "message", "status"], answer
+        assert answer["error"] == "invalid"
     assert service.calls() == []
 
 
@@ -324,6 +330,7 @@ def test_submit_sends_the_snapshot_with_a_key_and_answers_the_job(call, service,
             "profile": "gpu-1", "shape": {"kind": "mig", "profile": "1g.10gb"}, "name": None}  # fmt: skip
     status, job = call("POST", "jobs", body)
     assert (status, job) == (201, LOCAL)
+    assert call.headers["Location"].endswith(f"/gpuhub/api/v1/jobs/{LOCAL['id']}")
     [sent] = [r for r in service.requests if r["path"] == "jobs"]
     assert sent["method"] == "POST"
     assert sent["headers"]["Authorization"] == "token secret"
@@ -366,6 +373,7 @@ def test_a_schedule_makes_a_definition(call, service, jp_root_dir):
     body = {"path": "nightly.ipynb", "parameters": {}, "schedule": "0 2 * * *", "paused": False}
     status, answer = call("POST", "jobs", body)
     assert (status, answer) == (201, {"id": 3, "schedule": "0 2 * * *"})
+    assert call.headers["Location"].endswith("/gpuhub/api/v1/job-definitions/3")
     sent = service.requests[-1]
     assert (sent["method"], sent["path"]) == ("POST", "job-definitions")
     assert sent["body"]["schedule"] == "0 2 * * *"
@@ -410,7 +418,7 @@ def test_service_errors_pass_through_with_their_status(call, service, jp_root_di
 def test_without_a_service_it_says_so(call, jp_root_dir):
     write_nb(jp_root_dir / "train.ipynb")
     status, answer = call("POST", "jobs", {"path": "train.ipynb", "parameters": {}})
-    assert (status, answer["code"]) == (503, "no_service")
+    assert (status, answer["error"]) == (503, "no_service")
     assert "GPUHUB_SERVICE_URL is not set" in answer["message"]
     status, answer = call("GET", "jobs/parameters", path="train.ipynb")
     assert status == 200

@@ -116,7 +116,7 @@ export class JobsAPI {
         data && typeof data.message === 'string' && data.message
           ? data.message
           : `${response.status} ${response.statusText}`;
-      const code = data && typeof data.code === 'string' ? data.code : null;
+      const code = data && typeof data.error === 'string' ? data.error : null;
       const field = data && typeof data.field === 'string' ? data.field : null;
       throw new JobsError(response.status, said, field, code);
     }
