@@ -211,8 +211,11 @@ c.JupyterHub.services = [
         "display": True,
         "oauth_no_confirm": True,  # the hub's own service: no "Authorize access" page
         "oauth_client_allowed_scopes": ["custom:gpuhub:admin"],
+        # the service runs jobs on the engine the spawner uses: the same DOCKER_* settings
         "environment": {
-            k: v for k, v in os.environ.items() if k.startswith("GPUHUB_") or k in ("PATH", "HOME")
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("GPUHUB_", "DOCKER_")) or k in ("PATH", "HOME")
         },
     }
 ]

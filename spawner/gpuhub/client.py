@@ -479,6 +479,13 @@ class AsyncGpuhubClient(
         leases and queue."""
         return await self.request("GET", "me", params={"user": user} if user else None)
 
+    async def options(self, user: str | None = None) -> dict[str, Any]:
+        """``GET /me/options`` (``?user=NAME`` with an admin token): the shapes (with their
+        models and what is free), profiles and job limits open to the user now."""
+        return await self.request(
+            "GET", "me/options", params={"user": user} if user else None, retry=True
+        )
+
 
 __all__ = [
     "API_PATH",

@@ -178,20 +178,25 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
         "allowed_profiles": None, "priority": 0,
     }  # fmt: skip
 
-    # a negative budget: the service's sentence next to the form, nothing changed
+    # a negative budget: the service's refusal next to the form in the form's words (the
+    # field's label, not its API name), the field marked; nothing changed
     before = hub.admin.get("/quotas").json()
     _fill_quota(page, "group", "physics", gpu_hours="-5")
     error = form.locator(".gh-form-errors .gh-error")
     expect(error).to_be_visible()
-    expect(error).to_contain_text("gpu_hours")
     refusal = hub.admin.put("/quotas/groups/physics", json={"gpu_hours": -5})
-    assert refusal.status_code == 400
-    expect(error).to_contain_text(refusal.json()["message"])
+    assert refusal.status_code == 400 and refusal.json()["field"] == "gpu_hours"
+    expect(error.locator("span")).to_have_text("GPU-hours per period: must be ≥ 0")
+    expect(form.locator(".gh-invalid input[name=gpu_hours]")).to_have_count(1)
     assert hub.admin.get("/quotas").json() == before
 
-    # a group the hub lacks is refused, naming it, unless "create" is ticked
+    # a group the hub lacks is refused, naming it, unless "create" is ticked: the refusal
+    # names the checkbox, not the API's create=true
     _fill_quota(page, "group", "physcis", gpu_hours="10")
     expect(error).to_contain_text("physcis")
+    expect(error).to_contain_text("tick 'Create the group if the hub lacks it'")
+    expect(error).not_to_contain_text("create=true")
+    expect(form.locator(".gh-invalid")).to_have_count(1)  # the name, not the budget now
     assert _quota(hub, "group", "physcis") is None
     assert hub.hub.hub_api("GET", "groups/physcis").status_code == 404
     shoot(page, "console-quotas")
@@ -199,6 +204,8 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
     form.locator("input[name=create]").check()
     form.locator("button[type=submit]").click()
     expect(groups.locator("tr", has_text="physcis")).to_be_visible()
+    expect(error).to_have_count(0)  # the success took the refusal down
+    expect(form.locator(".gh-invalid")).to_have_count(0)
     assert _quota(hub, "group", "physcis")["gpu_hours"] == 10
     assert hub.hub.hub_api("GET", "groups/physcis").status_code == 200
 
@@ -247,11 +254,31 @@ def test_groups_page_creates_a_cohort_adds_and_removes_members(
     expect(card.locator(".gh-form-done")).to_contain_text("Took ann out of cs101")
     assert _members(hub, "cs101") == ["bo", "chen"]
 
-    # a refusal is shown in place: adding a name that is no user name
+    # a refusal is shown in place, naming the field as the card does: adding a name that
+    # is no user name
     card.locator("input[name=add]").fill("Not/AName")
     card.locator("[data-action=add]").click()
-    expect(card.locator(".gh-error")).to_be_visible()
+    expect(card.locator(".gh-error")).to_contain_text("Add members: user name 'Not/AName'")
     assert _members(hub, "cs101") == ["bo", "chen"]
+
+    # the create form's refusals in its words: a user the hub lacks with "create users"
+    # unticked names the checkbox; a negative budget names the field's label
+    form.locator("input[name=name]").fill("cs101")
+    form.locator("textarea[name=members]").fill("nobody9")
+    form.locator("input[name=create_users]").uncheck()
+    form.locator("button[type=submit]").click()
+    error = form.locator(".gh-form-errors .gh-error")
+    expect(error).to_contain_text("nobody9")
+    expect(error).to_contain_text("tick 'Create users the hub lacks'")
+    expect(error).not_to_contain_text("create_users")
+    form.locator("textarea[name=members]").fill("")
+    form.locator("input[name=gpu_hours]").fill("-1")
+    form.locator("button[type=submit]").click()
+    expect(error).to_contain_text("GPU-hours per period: must be ≥ 0")
+    expect(form.locator(".gh-invalid input[name=gpu_hours]")).to_have_count(1)
+    assert _members(hub, "cs101") == ["bo", "chen"]
+    assert _quota(hub, "group", "cs101")["gpu_hours"] == 200
+    shoot(page, "console-groups-refused")
     assert hub.admin.delete("/quotas/groups/cs101").status_code == 204
 
 
@@ -299,14 +326,16 @@ def test_reservations_page_creates_and_deletes(
     expect(row).to_contain_text("upcoming")
     expect(row).to_contain_text(made["message"])
 
-    expect(row).to_contain_text(start.strftime("%a %-d %b"))  # in the zone, as en-GB writes it
-    expect(row).to_contain_text("14:00–16:00")
+    # in the reservation's zone, as the pool's tags write it too (the year when not this one)
+    year = f" {start.year}" if start.year != now.year else ""
+    expect(row).to_contain_text(start.strftime(f"%a %-d %b{year} 14:00–16:00 UTC"))
     shoot(page, "console-reservations")
 
-    # a refusal in place: the end before the start
+    # a refusal in place, naming the field by its label: the end before the start
     form.locator("input[name=end]").fill(start.strftime("%Y-%m-%dT10:00"))
     form.locator("button[type=submit]").click()
-    expect(form.locator(".gh-form-errors .gh-error")).to_contain_text("end")
+    expect(form.locator(".gh-form-errors .gh-error")).to_contain_text("'End' must be after")
+    expect(form.locator(".gh-invalid input[name=end]")).to_have_count(1)
     expect(rows).to_have_count(2)
     assert len(hub.admin.get("/reservations").json()["reservations"]) == 2
 

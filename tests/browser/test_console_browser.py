@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -184,7 +185,14 @@ def test_a_user_sees_my_gpus_from_the_services_menu(
     mine = main.locator(".gh-quota[data-kind=user]")
     expect(mine).to_contain_text("2 of 2 GPUs (1 of them queued)")
     expect(mine).to_contain_text("resets")
-    expect(main.locator(".gh-quota[data-kind=group][data-name=cs101]")).to_contain_text("of 100 h")
+    group = main.locator(".gh-quota[data-kind=group][data-name=cs101]")
+    expect(group).to_contain_text("of 100 h")
+    # one rounding rule: GPU-hours that are not zero never read "0" (alice's lease began
+    # seconds ago), and at most two decimals
+    hours = lease.locator("td").nth(4).inner_text()
+    assert re.fullmatch(r"< 0\.01|\d+(\.\d\d?)?", hours) and hours != "0", hours
+    used = group.locator(".gh-bar-label").nth(1).inner_text()
+    assert re.fullmatch(r"(< 0\.01|\d+(\.\d\d?)?) of 100 h", used) and used != "0 of 100 h", used
     # the usage chart, drawn by Chart.js from the ledger's history
     expect(main).to_contain_text("GPU-hours in the last 30 days")
     drawn = page.wait_for_function(
@@ -247,10 +255,20 @@ def test_an_admin_sees_the_pool_and_releases_a_lease_with_a_reason(
            "repeat": "weekly"}  # fmt: skip
     r = w.admin.post("/reservations", json=lab)
     assert r.status_code == 201, r.text
+    zone = r.json()["timezone"]
     page.goto(f"{w.hub.url}{P}console/pool")
     expect(page.locator(".gh-nav a")).to_have_count(7)
-    reserved = page.locator(".gh-tag-reserved-later", has_text="reserved for cs101 from")
+    # the window's date, time and zone as the Reservations page writes them
+    local = start.astimezone(ZoneInfo(zone))
+    year = f" {local.year}" if local.year != dt.datetime.now(ZoneInfo(zone)).year else ""
+    at = local.strftime(f"%a %-d %b{year} %H:%M")
+    reserved = page.locator(".gh-tag-reserved-later")
     expect(reserved).to_have_count(2, timeout=20000)
+    expect(reserved.first).to_have_text(f"reserved for cs101 from {at} {zone}")
+    # what is free, in words: every whole GPU is held, one of the seven slices
+    expect(page.locator(".gh-pool-free")).to_have_text(
+        "0 of 2 GPUs, 6 of 7 MIG slices and 4 of 4 shared seats free"
+    )
     busy = page.locator(f".gh-slot[data-lease='{w.busy['id']}']")
     expect(busy).to_contain_text("alice", timeout=20000)
     expect(busy).to_contain_text("73% busy")
@@ -260,10 +278,16 @@ def test_an_admin_sees_the_pool_and_releases_a_lease_with_a_reason(
     expect(page.locator(".gh-lead")).to_contain_text("simulated pool")
     shoot(page, "console-pool")
 
+    # released without a reason: refused in a banner, which the release then takes down
+    # at once (not at the next refresh, ten seconds on)
     busy.locator("[data-action=end]").click()
+    busy.locator("button[type=submit]").click()
+    banner = page.locator("#gh-main > .gh-error")
+    expect(banner).to_contain_text("Give a reason")
     busy.locator("input[name=reason]").fill(REASON)
     busy.locator("button[type=submit]").click()
     expect(page.locator(f".gh-slot[data-lease='{w.busy['id']}']")).to_have_count(0)
+    expect(banner).to_have_count(0, timeout=2000)
     ended = w.admin.get(f"/leases/{w.busy['id']}").json()
     assert ended["status"] == "released"
     assert ended["end_reason"] == f"released by {w.admin_name}: {REASON}"

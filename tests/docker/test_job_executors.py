@@ -29,10 +29,10 @@ from pathlib import Path
 import docker
 import nbformat
 import pytest
+from gpuhub.containers.spec import ContainerSpecError, build_env
 from gpuhub.jobs.docker import DockerExecutor
 from gpuhub.jobs.executor import JobExit, JobSpec
 from gpuhub.jobs.local import LocalProcessExecutor, session_members, start_ticks
-from gpuhub.spawners.container import ContainerSpecError, build_env
 
 from tests.support.hub import wait_for
 from tests.support.paths import REPO

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 import docker
 import httpx
 import pytest
+from gpuhub.containers.engine import Engine
 from gpuhub.spawners.docker import GPUDockerSpawner, free_port
 from jupyterhub.objects import Hub as HubAddress
 
@@ -553,15 +554,11 @@ def test_the_home_volume_outlives_the_container(dk):
 
 
 @pytest.fixture
-def hub_wide(monkeypatch) -> Iterator[None]:
-    """Fresh hub-wide Docker client, thread pool and boot turns, dropped afterwards."""
-    for name in ("_client", "_executor", "_host_cpus", "_turns"):
-        monkeypatch.setattr(GPUDockerSpawner, name, None)
+def hub_wide() -> Iterator[None]:
+    """Fresh Docker engines (client, thread pool, boot turns), closed afterwards."""
+    Engine.close_all()
     yield
-    if GPUDockerSpawner._executor is not None:
-        GPUDockerSpawner._executor.shutdown(wait=False)
-    if GPUDockerSpawner._client is not None:
-        GPUDockerSpawner._client.close()
+    Engine.close_all()
 
 
 def bare_spawner(name: str, **kw) -> GPUDockerSpawner:
@@ -578,7 +575,7 @@ async def test_concurrent_boots_defaults_to_the_engines_cpus(engine, hub_wide):
     assert turns.limit == engine.info()["NCPU"] >= 1
     # one set of turns per hub: a spawner configured otherwise later shares it
     assert await bare_spawner(user("cpus"), concurrent_boots=5).boot_turns() is turns
-    GPUDockerSpawner._turns = None
+    Engine.close_all()  # a new hub process
     assert (await bare_spawner(user("cpus"), concurrent_boots=0).boot_turns()).limit == 0
 
 

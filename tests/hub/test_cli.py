@@ -394,3 +394,17 @@ def test_cohort_from_a_roster_in_one_command(hub: Hub, admin_token: str, tmp_pat
     erin = hub.add_user("erin2")
     msg = one_line_error(cli_as(hub, erin, "cohort", "show", "cs200"))
     assert "custom:gpuhub:admin" in msg
+
+
+def test_options_say_what_i_may_ask_for(hub: Hub) -> None:
+    opal = hub.add_user("opal")
+    out = ok(cli_as(hub, opal, "options"))
+    lines = out.splitlines()
+    one = next(x for x in lines if x.startswith("1 whole GPU"))
+    assert "A100-80GB or H100-80GB" in one and "now" in one
+    four = next(x for x in lines if x.startswith("4 whole GPUs"))
+    assert " no " in four and "2 GPU units" in four  # the default quota's refusal
+    assert "gpu-1" in out and "mig-1g.5gb" in out
+    assert "jobs: --max-runtime from 1m to 7d, 1d when not given" in out
+    data = json.loads(ok(cli_as(hub, opal, "options", "--json")))
+    assert data["user"] == "opal" and data["jobs"]["max_runtime_s"]["default"] == 86400

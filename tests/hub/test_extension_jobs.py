@@ -20,7 +20,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from jupyter_gpuhub.jobs import home_prefix, parse_parameters, pool_shapes
+from jupyter_gpuhub.job_files import home_prefix
+from jupyter_gpuhub.job_parameters import parse_parameters
 from pytest_jupyter.jupyter_core import *  # noqa: F403 (fixtures)
 from pytest_jupyter.jupyter_server import *  # noqa: F403 (fixtures)
 from pytest_jupyter.pytest_tornasync import *  # noqa: F403 (fixtures)
@@ -46,22 +47,25 @@ x, y = 1, 2
 epochs = 5
 """
 
-#: The pool of the stand-in: one node with four whole GPUs, a MIG GPU, a shared GPU.
-POOL = {
-    "simulated": True, "units_total": 6, "units_free": 5, "queue_length": 3,
-    "nodes": [{"name": "sim", "simulated": True, "gpus": [
-        *({"uuid": f"GPU-{i}", "mode": "exclusive", "state": "free"} for i in range(4)),
-        {"uuid": "GPU-m", "mode": "mig", "state": "partial",
-         "mig_instances": [{"uuid": "MIG-1", "profile": "1g.10gb", "holder": None},
-                           {"uuid": "MIG-2", "profile": "3g.40gb", "holder": None}]},
-        {"uuid": "GPU-s", "mode": "shared", "shares": 4, "state": "free"},
-    ]}],
-}  # fmt: skip
-#: Alice's quota: whole GPUs and MIG slices, at most 2 units.
-ME = {
-    "name": "alice", "groups": [], "admin": False, "leases": [], "queued": [],
-    "quotas": [{"kind": "user", "name": "alice", "units_active": 1, "units_queued": 0,
-                "quota": {"max_units": 2, "allowed_shapes": ["gpu", "mig:*"]}}],
+#: What the stand-in's GET me/options answers: shapes with the scheduler's preview of
+#: each (the quota refuses the shared seat), the job limits, the queue's length.
+OPTIONS = {
+    "user": "alice", "profiles": [], "queue_length": 3,
+    "jobs": {"max_runtime_s": {"min": 60, "default": 7200, "max": 86400}, "schedules": True},
+    "shapes": [
+        {"shape": {"kind": "gpu", "count": 1}, "label": "gpu", "text": "1 whole GPU",
+         "models": ["H100-80GB"], "models_text": "H100-80GB", "outcome": "grant",
+         "message": "3 of 4 H100-80GB GPUs free", "free": 3, "total": 4, "ahead": None,
+         "simulated": True},
+        {"shape": {"kind": "gpu", "count": 2}, "label": "gpu", "text": "2 whole GPUs",
+         "models": ["H100-80GB"], "models_text": "H100-80GB", "outcome": "queue",
+         "message": "1 request ahead of you", "free": 1, "total": 2, "ahead": 1,
+         "simulated": True},
+        {"shape": {"kind": "shared"}, "label": "shared", "text": "a shared GPU",
+         "models": ["L4-24GB"], "models_text": "L4-24GB", "outcome": "refuse",
+         "message": "alice may not use a shared GPU (allowed: gpu, mig:*)", "free": 4,
+         "total": 4, "ahead": None, "simulated": True},
+    ],
 }  # fmt: skip
 LEASE = {
     "id": 5, "status": "active", "user": "alice", "node": "sim", "simulated": True,
@@ -100,8 +104,7 @@ class Recorder:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.answers: dict[tuple[str, str], tuple[int, Any]] = {
-            ("GET", "me"): (200, ME),
-            ("GET", "pool"): (200, POOL),
+            ("GET", "me/options"): (200, OPTIONS),
             ("GET", "leases/5"): (200, LEASE),
             ("POST", "jobs"): (201, JOB),
             ("GET", "jobs"): (200, {"jobs": [JOB]}),
@@ -139,12 +142,6 @@ class Recorder:
                 )  # fmt: skip
                 if path.startswith("leases/") and path.endswith("/activity"):
                     self.finish(body)
-                    return
-                if path == "leases/preview":
-                    shape = body["shape"]
-                    message = f"{shape['kind']} free" if shape.get("count", 1) == 1 else "busy"
-                    self.finish({"outcome": "grant", "message": message, "free": 1, "total": 4,
-                                 "simulated": True, "ahead": 0, "units": 1})  # fmt: skip
                     return
                 status, answer = rec.answers.get(
                     (req.method, path),
@@ -278,7 +275,7 @@ def _refusals(root: Path, tmp_path: Path) -> list[tuple[str, str]]:
         ("broken.ipynb", "not a valid notebook"),
         ("v3.ipynb", "not a valid notebook"),
         ("invalid.ipynb", "not a valid notebook"),
-        ("huge.py", "at most 16 MiB"),
+        ("huge.py", "larger than the 16 MiB"),
         ("missing.ipynb", "does not exist"),
         ("folder.ipynb", "not a file"),
         ("a//b.ipynb", "empty or '.' segment"),
@@ -461,16 +458,17 @@ def test_the_parameters_cell_is_read_into_typed_values(call, service, jp_root_di
     assert d["current_shape"] == {"kind": "gpu", "count": 1}
     assert d["queue_length"] == 3
     assert d["error"] is None
-    # the quota allows whole GPUs (at most 2 units) and MIG slices, not the shared seat
-    assert [s["label"] for s in d["shapes"]] == ["gpu", "gpu", "mig:1g.10gb", "mig:3g.40gb"]
-    assert [s["text"] for s in d["shapes"]] == ["1x GPU", "2x GPU", "MIG 1g.10gb", "MIG 3g.40gb"]
-    assert [s["current"] for s in d["shapes"]] == [True, False, False, False]
-    assert d["shapes"][0]["message"] == "gpu free" and d["shapes"][0]["free"] == 1
-    previews = [r for r in service.requests if r["path"] == "leases/preview"]
-    assert all(r["body"]["profile"] == "gpu-1" for r in previews) and len(previews) == 4
-    assert not [
-        r for r in service.requests if r["method"] != "GET" and r["path"] != "leases/preview"
-    ]
+    # the service's own answer (me/options, asked for this server's profile), with which
+    # shape this server has: the extension derives no shape rule and no limit of its own
+    assert d["runtime"] == {"min": 60, "default": 7200, "max": 86400}
+    assert d["schedules"] is True
+    assert [s["label"] for s in d["shapes"]] == ["gpu", "gpu", "shared"]
+    assert [s["current"] for s in d["shapes"]] == [True, False, False]
+    assert [s["outcome"] for s in d["shapes"]] == ["grant", "queue", "refuse"]
+    assert d["shapes"][0]["models_text"] == "H100-80GB"
+    [asked] = [r for r in service.requests if r["path"] == "me/options"]
+    assert asked["query"] == {"profile": [b"gpu-1"]}
+    assert not [r for r in service.requests if r["method"] != "GET"]
 
 
 def test_a_notebook_without_parameters_and_a_script(call, jp_root_dir):
@@ -482,13 +480,7 @@ def test_a_notebook_without_parameters_and_a_script(call, jp_root_dir):
     assert (answer["kind"], answer["parameters"]) == ("script", [])
 
 
-def test_pool_shapes_and_home_prefix(tmp_path):
-    assert pool_shapes(POOL) == [
-        {"kind": "gpu", "count": 1}, {"kind": "gpu", "count": 2}, {"kind": "gpu", "count": 4},
-        {"kind": "mig", "profile": "1g.10gb"}, {"kind": "mig", "profile": "3g.40gb"},
-        {"kind": "shared"},
-    ]  # fmt: skip
-    assert pool_shapes({"nodes": []}) == []
+def test_home_prefix(tmp_path):
     (tmp_path / "home" / "work").mkdir(parents=True)
     home = str(tmp_path / "home")
     assert home_prefix(home, home) == ""

@@ -620,3 +620,43 @@ def test_lease_ids_beyond_the_databases_integer_are_not_found(w):
             data = is_json_error(w.admin.request(method, f"/leases/{lease_id}"), 404)
             assert data["error"] == "not_found"
     assert snapshot(w) == before
+
+
+# -- what I may ask for: GET /me/options ------------------------------------------------
+
+
+def test_options_offer_the_pools_shapes_with_models_and_the_quotas_verdicts(w):
+    r = w.carol.get("/me/options")
+    assert r.status_code == 200, r.text
+    options = r.json()
+    assert options["user"] == "carol"
+    by_text = {s["text"]: s for s in options["shapes"]}
+    assert list(by_text) == [
+        "1 whole GPU", "2 whole GPUs", "4 whole GPUs", "a MIG 1g.5gb slice", "a shared GPU",
+    ]  # fmt: skip
+    assert by_text["1 whole GPU"]["models_text"] == "A100-80GB or H100-80GB"
+    assert by_text["a MIG 1g.5gb slice"]["models"] == ["A100-40GB"]
+    assert by_text["1 whole GPU"]["outcome"] == "grant"
+    # the default user quota holds at most 2 GPU units: the scheduler's own refusal
+    four = by_text["4 whole GPUs"]
+    assert four["outcome"] == "refuse" and "2 GPU units" in four["message"], four
+    # the job limits are c.JobManager's, with the request model's shortest
+    assert options["jobs"] == {
+        "max_runtime_s": {"min": 60, "default": 86400, "max": 604800}, "schedules": True,
+    }  # fmt: skip
+    assert [p["name"] for p in options["profiles"]] == ["gpu-1", "gpu-2", "mig-1g.5gb", "shared"]
+    assert options["profiles"][0]["models_text"] == "A100-80GB or H100-80GB"
+    assert options["profiles"][3]["models"] == ["L4-24GB"]
+
+    # a group quota that allows whole GPUs only: its members see the rest refused
+    r = w.admin.put("/quotas/groups/cs101", json={"allowed_shapes": ["gpu"]})
+    assert r.status_code == 200, r.text
+    shapes = {s["label"]: s for s in w.alice.get("/me/options").json()["shapes"]}
+    assert shapes["mig:1g.5gb"]["outcome"] == "refuse"
+    assert "cs101" in shapes["mig:1g.5gb"]["message"]
+    assert shapes["gpu"]["outcome"] == "grant"
+    # admins ask for others (as spawn forms do); others may not
+    r = w.admin.get("/me/options", params={"user": "alice"})
+    assert r.status_code == 200 and r.json()["user"] == "alice"
+    is_json_error(w.carol.get("/me/options", params={"user": "alice"}), 403)
+    is_json_error(w.carol.get("/me/options", params={"profile": "Not A Name!"}), 400)

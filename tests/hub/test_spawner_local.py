@@ -282,6 +282,9 @@ def test_spawn_form_shows_profiles_availability_and_quota(servers):
         assert re.search(r"\d+ of 8 GPUs free", text), text
         assert "of 7 MIG 1g.5gb slices free" in text and "simulated" in text
         assert "Your quota: 0 of 2 GPUs in use" in text
+        # the models behind each profile's shape (GET /me/options)
+        assert "1 whole GPU · A100-80GB or H100-80GB" in html.unescape(text)
+        assert "A shared GPU · L4-24GB" in html.unescape(text)
         # a crafted form field is refused like a crafted REST request, and nothing starts
         r = browser.post("/hub/spawn", data={"_xsrf": xsrf, "profile": "gpu-1", "cmd": "sh"})
         assert r.status_code == 400 and "unknown option &#39;cmd&#39;" in r.text  # the form again

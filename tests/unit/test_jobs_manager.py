@@ -20,6 +20,7 @@ from gpuhub.jobs.errors import JobEnded, JobInvalid
 from gpuhub.jobs.local import LocalProcessExecutor
 from gpuhub.jobs.manager import JobManager
 from gpuhub.jobs.models import JobRequest
+from gpuhub.jobs.record import Job
 from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import open_engine
 from gpuhub.scheduler.shapes import WholeGpus
@@ -68,27 +69,31 @@ class Env:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def submit(self, body: dict, user: str = "alice", groups=(), **kw) -> dict:
+    def submit(self, body: dict, user: str = "alice", groups=(), *, start=True, **kw) -> Job:
+        """Submit as the service does (a job granted its GPUs at once is started before
+        the answer); ``start=False``: only the intake's part, as a crash right after it
+        would leave the job."""
         req = JobRequest.model_validate(body)
-        job, _ = asyncio.run(self.manager.submit(req, user=user, groups=list(groups), **kw))
+        submit = self.manager.submit if start else self.manager.intake.submit
+        job, _ = asyncio.run(submit(req, user=user, groups=list(groups), **kw))
         return job
 
     def tick(self) -> None:
         asyncio.run(self.manager.tick())
 
-    def wait(self, job_id: int, *statuses: str, timeout: float = 60) -> dict:
+    def wait(self, job_id: int, *statuses: str, timeout: float = 60) -> Job:
         """Tick until the job reaches one of ``statuses`` (the processes take real time)."""
         deadline = time.monotonic() + timeout
         while True:
             self.tick()
             job = self.manager.job(job_id)
-            if job["status"] in statuses:
+            if job.status in statuses:
                 return job
-            assert time.monotonic() < deadline, f"job {job_id} is {job['status']}: {job}"
+            assert time.monotonic() < deadline, f"job {job_id} is {job.status}: {job}"
             time.sleep(0.05)
 
     def lease(self, job: dict):
-        return self.manager.scheduler.get(job["lease_id"])
+        return self.manager.scheduler.get(job.lease_id)
 
 
 @pytest.fixture
@@ -96,8 +101,8 @@ def env(db_url, tmp_path, clock):
     e = Env(db_url, tmp_path / "homes", clock)
     yield e
     for job in e.manager.db.live_jobs():  # nothing outlives the test
-        if job.get("state"):
-            e.manager.executor.stop(e.manager._spec(job), job["state"], 1.0)
+        if job.state:
+            e.manager.executor.stop(e.manager.lifecycle.spec(job), job.state, 1.0)
     e.manager.scheduler.engine.dispose()
 
 
@@ -107,20 +112,21 @@ def env(db_url, tmp_path, clock):
 def test_a_notebook_job_runs_to_success_and_its_gpu_hours_are_booked_once(env):
     nb = notebook("print('epochs are', epochs)", parameters="epochs = 1")
     job = env.submit({"path": "train.ipynb", "notebook": nb, "parameters": {"epochs": 3}})
-    assert job["status"] == "queued" and env.lease(job).status == "active"
-    assert env.lease(job).label == f"job:alice/{job['id']}"
+    # granted at once, so started before the answer: it says the state it is in
+    assert job.status == "running" and env.lease(job).status == "active"
+    assert env.lease(job).label == f"job:alice/{job.id}"
     env.tick()
-    running = env.manager.job(job["id"])
-    assert running["status"] in ("running", "succeeded") and running["state"]["pid"] > 0
+    running = env.manager.job(job.id)
+    assert running.status in ("running", "succeeded") and running.state["pid"] > 0
     env.clock.advance(1800)  # half an hour on one GPU
-    done = env.wait(job["id"], "succeeded")
+    done = env.wait(job.id, "succeeded")
     view = env.manager.view(done)
     assert view["exit_code"] == 0 and view["reason"] == "finished"
     assert view["gpu_hours"] == 0.5 and view["elapsed_s"] == 1800.0
     assert view["devices"] == ["GPU-sim-n-0"] and view["simulated"] is True
-    assert view["output_notebook"] == f"gpuhub-jobs/{job['id']}-train/train.ipynb"
+    assert view["output_notebook"] == f"gpuhub-jobs/{job.id}-train/train.ipynb"
     lease = env.lease(job)
-    assert lease.status == "released" and lease.end_reason == f"job {job['id']} succeeded"
+    assert lease.status == "released" and lease.end_reason == f"job {job.id} succeeded"
     usage = env.manager.scheduler.usage(0, env.clock() + 1, by=("user",))
     assert usage == [{"user": "alice", "gpu_hours": 0.5, "leases": 1}]
     executed = env.home() / view["output_notebook"]
@@ -128,19 +134,19 @@ def test_a_notebook_job_runs_to_success_and_its_gpu_hours_are_booked_once(env):
     assert any("epochs are 3" in "".join(o.get("text", "")) for o in outputs)
     log = asyncio.run(env.manager.read_log(done, 0, 65536))
     assert "epochs are 3" in log["text"] and log["complete"] is True
-    assert log["next_offset"] == done["log_size"] > 0
+    assert log["next_offset"] == done.log_size > 0
     page = asyncio.run(env.manager.read_log(done, 5, 10))
     assert page["offset"] == 5 and page["next_offset"] == 15 and page["complete"] is False
     env.clock.advance(3600)  # later ticks change nothing: ended and booked once
     env.tick()
-    assert env.manager.view(env.manager.job(job["id"]))["gpu_hours"] == 0.5
+    assert env.manager.view(env.manager.job(job.id))["gpu_hours"] == 0.5
     assert env.manager.scheduler.usage(0, env.clock(), by=("user",))[0]["gpu_hours"] == 0.5
 
 
 def test_a_failing_script_is_failed_with_its_exit_code_and_log(env):
     job = env.submit(script("print('about to fail', flush=True)\nraise SystemExit(3)\n"))
-    done = env.wait(job["id"], "failed")
-    assert done["exit_code"] == 3 and "3" in done["reason"]
+    done = env.wait(job.id, "failed")
+    assert done.exit_code == 3 and "3" in done.reason
     assert "about to fail" in asyncio.run(env.manager.read_log(done, 0, 1000))["text"]
     assert env.lease(job).status == "released"
 
@@ -155,42 +161,42 @@ def test_cancel_a_queued_job_withdraws_its_request_and_starts_nothing(env):
     view = env.manager.view(job)
     assert view["status"] == "queued" and view["position"] == 1
     env.tick()
-    assert env.manager.job(job["id"])["status"] == "queued"
-    cancelled = asyncio.run(env.manager.cancel(job["id"], by="alice"))
-    assert cancelled["status"] == "cancelled" and cancelled["reason"] == "cancelled by alice"
+    assert env.manager.job(job.id).status == "queued"
+    cancelled = asyncio.run(env.manager.cancel(job.id, by="alice"))
+    assert cancelled.status == "cancelled" and cancelled.reason == "cancelled by alice"
     assert env.lease(job).status == "cancelled"
     assert not (env.home_root / "alice" / "gpuhub-jobs").exists()
     with pytest.raises(JobEnded):
-        asyncio.run(env.manager.cancel(job["id"], by="alice"))
+        asyncio.run(env.manager.cancel(job.id, by="alice"))
 
 
 def test_cancel_a_running_job_stops_it(env):
     job = env.submit(script(SLEEPER))
     env.tick()
-    running = env.manager.job(job["id"])
-    assert running["status"] == "running"
-    pid = running["state"]["pid"]
+    running = env.manager.job(job.id)
+    assert running.status == "running"
+    pid = running.state["pid"]
     env.clock.advance(600)
-    cancelled = asyncio.run(env.manager.cancel(job["id"], by="admin"))
-    assert cancelled["status"] == "cancelled" and cancelled["reason"] == "cancelled by admin"
+    cancelled = asyncio.run(env.manager.cancel(job.id, by="admin"))
+    assert cancelled.status == "cancelled" and cancelled.reason == "cancelled by admin"
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     assert env.lease(job).status == "released"
     assert env.manager.view(cancelled)["gpu_hours"] == round(600 / 3600, 6)
     with pytest.raises(JobEnded):
-        asyncio.run(env.manager.cancel(job["id"], by="admin"))
+        asyncio.run(env.manager.cancel(job.id, by="admin"))
 
 
 def test_a_job_past_its_maximum_runtime_is_timed_out(env):
     job = env.submit(script(SLEEPER, max_runtime_s=60))
     env.tick()
-    assert env.manager.job(job["id"])["status"] == "running"
+    assert env.manager.job(job.id).status == "running"
     env.clock.advance(59)
     env.tick()
-    assert env.manager.job(job["id"])["status"] == "running"
+    assert env.manager.job(job.id).status == "running"
     env.clock.advance(1)
     env.tick()
-    done = env.manager.job(job["id"])
-    assert done["status"] == "timed_out" and "maximum runtime of 60 s" in done["reason"]
+    done = env.manager.job(job.id)
+    assert done.status == "timed_out" and "maximum runtime of 60 s" in done.reason
     assert env.manager.view(done)["gpu_hours"] == round(60 / 3600, 6)
     assert env.lease(job).status == "released"
 
@@ -198,11 +204,11 @@ def test_a_job_past_its_maximum_runtime_is_timed_out(env):
 def test_a_job_whose_lease_someone_released_fails_and_stops(env):
     job = env.submit(script(SLEEPER))
     env.tick()
-    assert env.manager.job(job["id"])["status"] == "running"
-    env.manager.scheduler.release(job["lease_id"], reason="released by admin")
+    assert env.manager.job(job.id).status == "running"
+    env.manager.scheduler.release(job.lease_id, reason="released by admin")
     env.tick()
-    done = env.manager.job(job["id"])
-    assert done["status"] == "failed" and "released by admin" in done["reason"]
+    done = env.manager.job(job.id)
+    assert done.status == "failed" and "released by admin" in done.reason
 
 
 # -- restart --------------------------------------------------------------------------
@@ -212,29 +218,29 @@ def test_a_restarted_manager_takes_up_a_running_job_ends_and_books_it_once(env):
     home = env.home()
     job = env.submit(script(WAIT_FOR_FLAG))
     env.tick()
-    first = env.manager.job(job["id"])
-    assert first["status"] == "running"
+    first = env.manager.job(job.id)
+    assert first.status == "running"
     env.clock.advance(900)
     # the service goes away (no stop of the job); a new one starts over the same database
     env.manager.scheduler.engine.dispose()
     env.manager = env.new_manager()
     env.tick()
-    again = env.manager.job(job["id"])
-    assert again["status"] == "running" and again["state"] == first["state"]  # not restarted
+    again = env.manager.job(job.id)
+    assert again.status == "running" and again.state == first.state  # not restarted
     env.clock.advance(900)
     (home / "go").touch()
-    done = env.wait(job["id"], "succeeded")
-    assert done["state"]["pid"] == first["state"]["pid"]
+    done = env.wait(job.id, "succeeded")
+    assert done.state["pid"] == first.state["pid"]
     assert env.manager.view(done)["gpu_hours"] == 0.5
     leases = env.manager.scheduler.leases(user="alice", status=["released", "active"])
-    assert [(x.id, x.status) for x in leases] == [(job["lease_id"], "released")]
+    assert [(x.id, x.status) for x in leases] == [(job.lease_id, "released")]
     assert env.manager.scheduler.usage(0, env.clock() + 1, by=("user",))[0]["leases"] == 1
     log = asyncio.run(env.manager.read_log(done, 0, 65536))["text"]
-    assert log.count(f"flag seen, job {job['id']}") == 1  # it ran once
+    assert log.count(f"flag seen, job {job.id}") == 1  # it ran once
     env.manager.scheduler.engine.dispose()  # a third start: nothing left to do
     env.manager = env.new_manager()
     env.tick()
-    assert env.manager.job(job["id"])["ended_at"] == done["ended_at"]
+    assert env.manager.job(job.id).ended_at == done.ended_at
 
 
 # -- refusals: nothing created ---------------------------------------------------------------
@@ -278,45 +284,45 @@ def test_idempotency_key_replays_the_job_and_refuses_another_request(env):
     m = env.manager
     first, replayed = asyncio.run(m.submit(req, user="alice", groups=[], idempotency_key="k"))
     again, replayed2 = asyncio.run(m.submit(req, user="alice", groups=[], idempotency_key="k"))
-    assert (replayed, replayed2) == (False, True) and again["id"] == first["id"]
+    assert (replayed, replayed2) == (False, True) and again.id == first.id
     other = JobRequest.model_validate(script("print(2)"))
     with pytest.raises(IdempotencyConflict):
         asyncio.run(m.submit(other, user="alice", groups=[], idempotency_key="k"))
     assert len(m.db.jobs()) == 1 and len(m.scheduler.leases()) == 1
-    asyncio.run(m.cancel(first["id"], by="alice"))
+    asyncio.run(m.cancel(first.id, by="alice"))
 
 
 def test_job_ids_and_folders_never_collide(env):
     a = env.submit(script("print(1)", name="../x y"))
     b = env.submit(script("print(2)"))
-    assert a["id"] != b["id"]
-    assert env.manager.view(a)["folder"] == f"gpuhub-jobs/{a['id']}-x-y"
-    env.wait(a["id"], "succeeded")
-    env.wait(b["id"], "succeeded")
-    assert os.path.isdir(env.home() / "gpuhub-jobs" / f"{a['id']}-x-y" / "artifacts")
+    assert a.id != b.id
+    assert env.manager.view(a)["folder"] == f"gpuhub-jobs/{a.id}-x-y"
+    env.wait(a.id, "succeeded")
+    env.wait(b.id, "succeeded")
+    assert os.path.isdir(env.home() / "gpuhub-jobs" / f"{a.id}-x-y" / "artifacts")
 
 
 def test_a_restart_ends_what_a_crash_left_half_done(env):
     """A job ended in its row whose lease is still held (a crash between the two writes)
     gets its lease released; a job caught while starting (no executor state saved) is
     started by the restarted service, and runs once even when its runner had started."""
-    ended = env.submit(script("print(1)"))
-    starting = env.submit(script("print('started')"))
-    launched = env.submit(script("import time; time.sleep(1); print('launched')"))
-    env.manager.db.update_job(ended["id"], status="failed", reason="crash test")
-    env.manager.db.update_job(starting["id"], status="starting", started_at=env.clock())
+    ended = env.submit(script("print(1)"), start=False)
+    starting = env.submit(script("print('started')"), start=False)
+    launched = env.submit(script("import time; time.sleep(1); print('launched')"), start=False)
+    env.manager.db.update_job(ended.id, status="failed", reason="crash test")
+    env.manager.db.update_job(starting.id, status="starting", started_at=env.clock())
     # the runner of this one started, but the crash came before its state was saved
-    spec = env.manager._spec(env.manager.job(launched["id"]))
+    spec = env.manager.lifecycle.spec(env.manager.job(launched.id))
     env.manager.executor.before_start(spec)
     pid = env.manager.executor.start(spec)["pid"]
-    env.manager.db.update_job(launched["id"], status="starting", started_at=env.clock())
+    env.manager.db.update_job(launched.id, status="starting", started_at=env.clock())
     env.manager.scheduler.engine.dispose()
     env.manager = env.new_manager()  # adopt() runs here
     assert env.lease(ended).status == "released"
-    assert env.lease(ended).end_reason == f"job {ended['id']} failed"
+    assert env.lease(ended).end_reason == f"job {ended.id} failed"
     for job in (starting, launched):
-        env.wait(job["id"], "succeeded")
+        env.wait(job.id, "succeeded")
         assert env.lease(job).status == "released"
-    assert env.manager.job(launched["id"])["state"]["pid"] == pid
-    log = asyncio.run(env.manager.read_log(env.manager.job(launched["id"]), 0, 65536))
+    assert env.manager.job(launched.id).state["pid"] == pid
+    log = asyncio.run(env.manager.read_log(env.manager.job(launched.id), 0, 65536))
     assert log["text"].count("launched") == 1

@@ -131,6 +131,7 @@ def test_upgrade_from_0001_keeps_leases_and_adds_idempotency_keys(db_url):
 def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
     """A database made by 0002, with a lease, upgrades to 0003: jobs and job_definitions
     exist and take rows; downgrading to 0002 removes just them."""
+    from gpuhub.jobs.record import Job
     from gpuhub.jobs.store import JobStore
 
     tables, _ = _migrate(
@@ -149,16 +150,16 @@ def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
         assert {"jobs", "job_definitions", "leases"} <= tables
         store = JobStore(engine)
         store.insert_job(
-            {
-                "id": 1, "user": "alice", "name": "t", "path": "t.py", "kind": "script",
-                "status": "succeeded", "shape": {"kind": "gpu", "count": 1}, "limits": {},
-                "parameters": {}, "max_runtime_s": 60, "source": "print(1)\n", "lease_id": 1,
-                "executor": "local", "state": {"pid": 1}, "created_at": 1000.0,
-                "log_tail": b"\xff log", "log_offset": 0, "log_size": 5,
-            }
+            Job(
+                id=1, user="alice", name="t", path="t.py", kind="script",
+                status="succeeded", shape={"kind": "gpu", "count": 1}, limits={},
+                parameters={}, max_runtime_s=60, source="print(1)\n", lease_id=1,
+                executor="local", state={"pid": 1}, created_at=1000.0,
+                log_tail=b"\xff log", log_offset=0, log_size=5,
+            )
         )  # fmt: skip
         job = store.job(1, full=True)
-        assert job["log_tail"] == b"\xff log" and job["state"] == {"pid": 1}
+        assert job.log_tail == b"\xff log" and job.state == {"pid": 1}
         assert store.max_job_id() == 1
         def_id = store.insert_definition(
             {

@@ -79,7 +79,7 @@ def test_members_get_reserved_devices_first_and_others_wait_until_the_window_clo
     assert uuids(bo) + uuids(cy) == ["GPU-sim-a-2", "GPU-sim-a-3"]
     dan = ask(s, "dan")
     assert dan.status == "queued"  # a-1 is free but reserved for cs101 now
-    why = s.waiting(dan)
+    why = s.view.waiting(dan)
     assert why["reason"] == "reserved"
     assert why["message"] == "the free GPUs are reserved for cs101 until 12:00 UTC"
     assert why["estimate"] == {  # the window closes (no lease states hours)
@@ -89,13 +89,13 @@ def test_members_get_reserved_devices_first_and_others_wait_until_the_window_clo
     }
     eve = ask(s, "eve", groups=["cs101", "x"])
     assert uuids(eve) == ["GPU-sim-a-1"]  # a member passes the waiting non-member
-    assert s.preview(user="fay", user_groups=CS, shape=gpu())["outcome"] == "queue"
+    assert s.view.preview(user="fay", user_groups=CS, shape=gpu())["outcome"] == "queue"
     clock.advance(HOUR)  # 11:00: ana leaves; her device stays reserved
     s.release(ana.id)
     s.tick()
     assert s.get(dan.id).status == "queued"
-    assert s.preview(user="fay", user_groups=CS, shape=gpu())["outcome"] == "grant"
-    gil = s.preview(user="gil", user_groups=[], shape=gpu())
+    assert s.view.preview(user="fay", user_groups=CS, shape=gpu())["outcome"] == "grant"
+    gil = s.view.preview(user="gil", user_groups=[], shape=gpu())
     assert (gil["outcome"], gil["ahead"]) == ("queue", 1)
     assert gil["message"] == (
         "the free GPUs are reserved for cs101 until 12:00 UTC; 1 request ahead of you"
@@ -106,7 +106,7 @@ def test_members_get_reserved_devices_first_and_others_wait_until_the_window_clo
     assert dan.status == "active" and uuids(dan) == ["GPU-sim-a-0"]
     assert lease_rows(engine)[dan.id]["status"] == "active"
     assert claim_rows(engine)[("GPU-sim-a-0", 0)] == dan.id
-    assert s.next_boundary() is None and s.reservation(r.id).state(clock.now) == "ended"
+    assert s.next_boundary() is None and s.view.reservation(r.id).state(clock.now) == "ended"
     assert_consistent(s)
 
 
@@ -138,7 +138,7 @@ def test_under_the_strict_policy_members_still_get_their_reserved_devices(make, 
     assert (pair.status, y.status) == ("queued", "queued")
     assert (member.status, uuids(member)) == ("active", ["GPU-sim-a-0"])  # past them
     assert s.get(pair.id).status == "queued"  # a-2 stays free for nobody behind the pair
-    assert s.waiting(y)["estimate"]["at"] is None  # the pair needs a-2 and a GPU never freed
+    assert s.view.waiting(y)["estimate"]["at"] is None  # the pair needs a-2 and a GPU never freed
     s.release(member.id)
     member2 = ask(s, "m2", groups=CS)
     assert uuids(member2) == ["GPU-sim-a-0"]
@@ -161,7 +161,7 @@ def test_a_short_request_may_use_reserved_devices_before_the_window_a_long_one_m
     assert uuids(long) == ["GPU-sim-a-1"]
     waits = ask(s, "u3")
     assert waits.status == "queued"
-    why = s.waiting(waits)
+    why = s.view.waiting(waits)
     assert why["reason"] == "reserved"
     assert why["message"] == (
         "the free GPUs are reserved for cs101 from 12:00 UTC until 14:00 UTC"
@@ -226,13 +226,13 @@ def test_weekly_windows_keep_their_wall_clock_time_across_daylight_saving(make, 
         "1 GPU reserved for cs101 on Tuesdays 14:00–16:00 Europe/Berlin; open now until 16:00 CEST"
     )
     assert uuids(ask(s, "x")) == ["GPU-sim-a-1"]
-    why = s.waiting(ask(s, "y"))
+    why = s.view.waiting(ask(s, "y"))
     assert why["reason"] == "reserved"
     assert why["message"] == "the free GPUs are reserved for cs101 until 16:00 CEST"
     assert uuids(ask(s, "m", groups=CS)) == ["GPU-sim-a-0"]
     assert s.next_boundary() == t(30, 14, 3, 2027)  # 16:00 CEST
     clock.now = t(30, 14, 3, 2027)
-    assert s.reservation(r.id).to_dict(clock.now)["state"] == "upcoming"
+    assert s.view.reservation(r.id).to_dict(clock.now)["state"] == "upcoming"
     # the guard before next week's window, 2 hours before 14:00 CEST
     assert s.next_boundary() == t(6, 10, 4, 2027)
 
@@ -267,7 +267,7 @@ def test_a_once_window_and_its_json(make, clock):
     clock.now = t(25, 9)
     kept = [ask(s, f"u{i}", shared()) for i in range(2)]
     assert {x.status for x in kept} == {"queued"}  # every seat of the GPU is reserved
-    assert s.waiting(kept[0])["reason"] == "reserved"
+    assert s.view.waiting(kept[0])["reason"] == "reserved"
     assert ask(s, "m", shared(), groups=["g"]).status == "active"
     # a once window already over is refused
     with pytest.raises(SchedulerError) as e:
@@ -358,7 +358,7 @@ def test_deleting_a_reservation_returns_its_devices_at_once(make, engine, clock)
     with pytest.raises(NotFound):
         s.unreserve(r.id, by="root")
     with pytest.raises(NotFound):
-        s.reservation(r.id)
+        s.view.reservation(r.id)
     s2 = Scheduler(engine, s.inventory, clock=clock)  # deleted ones stay deleted
     assert s2.reservations() == []
     assert (
@@ -386,12 +386,33 @@ def test_a_restart_mid_window_keeps_the_rules(make, engine, clock):
     assert s2.get(member.id).status == "active" and uuids(s2.get(member.id)) == ["GPU-sim-a-0"]
     s2.release(member.id)
     assert s2.get(outsider.id).status == "queued"
-    assert s2.waiting(s2.get(outsider.id))["reason"] == "reserved"
+    assert s2.view.waiting(s2.get(outsider.id))["reason"] == "reserved"
     clock.now = t(23, 12)
     s3 = make("a: 3xH100-80GB")  # restarting after the window closed serves the queue
     assert s3.get(outsider.id).status == "active" and uuids(s3.get(outsider.id)) == ["GPU-sim-a-0"]
     assert lease_rows(engine)[outsider.id]["status"] == "active"
     assert_consistent(s3)
+
+
+def test_tick_says_which_windows_opened_and_closed(make, clock, caplog):
+    """The book's tick: windows that opened or closed since the last tick, logged by the
+    scheduler; a restart mid-window does not report the open window as newly opened."""
+    s = make("a: 3xH100-80GB")
+    r = reserve(s, count=1, repeat="weekly")  # Mondays 10:00-12:00 UTC
+    assert s.book.tick(clock.now) == []
+    clock.now = t(23, 10)
+    with caplog.at_level("INFO", logger="gpuhub.scheduler"):
+        s.tick()
+    assert f"reservation {r.id} for cs101: window opened" in caplog.text
+    assert s.book.tick(clock.now) == []  # once
+    again = make("a: 3xH100-80GB")  # restarted mid-window
+    assert again.book.tick(clock.now) == []
+    clock.now = t(23, 12)
+    assert again.book.tick(clock.now) == [(again.view.reservation(r.id), "closed")]
+    clock.now = t(30, 10)  # next Monday
+    assert [(x.id, what) for x, what in again.book.tick(clock.now)] == [(r.id, "opened")]
+    again.unreserve(r.id, by="admin")
+    assert again.book.tick(clock.now) == []  # a deleted one does not "close"
 
 
 # -- validation ------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The scheduler's read API, its one lease field list, and reports read off the loop.
 
-Other parts of gpuhub ask the scheduler for views (pool, quotas, live leases) and never
-walk its dicts; the ledger's reports run on their own connection in a worker thread.
+Other parts of gpuhub read through the scheduler's read API (``Scheduler.view``, a
+``SchedulerView``: pool, quotas, live leases) and never walk its dicts; the ledger's reports
+run on their own connection in a worker thread.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import threading
 from fractions import Fraction
 
 import pytest
+from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import LeaseRow
 from gpuhub.scheduler.lease import FIELDS, Lease, lease_from_row, lease_row
 from gpuhub.scheduler.quota import QuotaSpec
+from gpuhub.scheduler.reads import SchedulerView
 from gpuhub.service.metrics import SchedulerCollector
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import select
@@ -77,7 +80,7 @@ def test_pool_view_shows_states_holders_and_units_as_a_copy(make):
     whole = s.request(user="alice", user_groups=[], shape=gpu())
     slice_ = s.request(user="bob", user_groups=[], shape=mig("1g.5gb"))
     seat = s.request(user="carol", user_groups=[], shape=shared())
-    view = s.pool_view()
+    view = s.view.pool_view()
     gpus = {g.gpu.uuid: g for n in view.nodes for g in n.gpus}
     assert [n.node.name for n in view.nodes] == ["a", "b"]
     assert gpus[whole.devices[0]["uuid"]].holders == (whole.id,)
@@ -91,7 +94,7 @@ def test_pool_view_shows_states_holders_and_units_as_a_copy(make):
     assert view.units_total == 4 and view.units_free == 4 - 1 - Fraction(1, 7) - Fraction(1, 2)
     s.release(whole.id)  # the view taken before does not change
     assert gpus[whole.devices[0]["uuid"]].holders == (whole.id,)
-    assert {g.gpu.uuid: g.holders for n in s.pool_view().nodes for g in n.gpus}[
+    assert {g.gpu.uuid: g.holders for n in s.view.pool_view().nodes for g in n.gpus}[
         whole.devices[0]["uuid"]
     ] == ()
 
@@ -100,20 +103,45 @@ def test_quotas_live_leases_and_the_queue_through_the_read_api(make):
     s = make("a: 1xH100-80GB", default_user_quota=QuotaSpec(max_units=4))
     s.set_quota("group", "cs", QuotaSpec(max_units=2), by="admin")
     s.set_quota("user", "bob", QuotaSpec(priority=1), by="admin")
-    assert s.quota("group", "cs") == QuotaSpec(max_units=2)
-    assert s.quota("user", "alice") is None and s.quota_for_user("alice").max_units == 4
-    assert list(s.all_quotas()) == [("group", "cs"), ("user", "bob")]
-    s.all_quotas().clear()  # a copy
-    assert s.quota("user", "bob") is not None
+    assert s.view.quota("group", "cs") == QuotaSpec(max_units=2)
+    assert s.view.quota("user", "alice") is None and s.view.quota_for_user("alice").max_units == 4
+    assert list(s.view.all_quotas()) == [("group", "cs"), ("user", "bob")]
+    s.view.all_quotas().clear()  # a copy
+    assert s.view.quota("user", "bob") is not None
 
     active = s.request(user="alice", user_groups=[], shape=gpu())
     waiting = s.request(user="bob", user_groups=[], shape=gpu())
-    assert [x.id for x in s.live_leases()] == [active.id, waiting.id]
-    assert s.live_leases("queued") == [waiting] and s.live_leases(["active"]) == [active]
-    assert s.queue_length() == 1
-    assert s.live_lease(active.id) is active
+    assert [x.id for x in s.view.live_leases()] == [active.id, waiting.id]
+    assert s.view.live_leases("queued") == [waiting] and s.view.live_leases(["active"]) == [active]
+    assert s.view.queue_length() == 1
+    assert s.view.live_lease(active.id) is active
     s.release(active.id)
-    assert s.live_lease(active.id) is None and s.queue_length() == 0
+    assert s.view.live_lease(active.id) is None and s.view.queue_length() == 0
+
+
+def test_the_view_follows_the_scheduler_across_a_reload(make):
+    """``load()`` builds a new pool and live map (after a restart or a failed write); the
+    view handed out before reads the new ones, so the service never holds a stale view."""
+    s = make("a: 1xH100-80GB")
+    view = s.view
+    first = s.request(user="alice", user_groups=[], shape=gpu())
+    old_pool = s.pool
+    s.load()
+    assert s.pool is not old_pool and s.view is view
+    assert view.live_lease(first.id) == first and view.live_lease(first.id) is not first
+    assert view.pool_view().units_free == 0 and view.queue_length() == 0
+
+
+def test_the_scheduler_keeps_some_reads_as_the_views_own(make):
+    """The reads kept on the scheduler (for the parts that hold it to write) are the view's
+    methods, with their docstrings: the read API has one home."""
+    s = make("a: 1xH100-80GB")
+    lease = s.request(user="alice", user_groups=[], shape=gpu())
+    for name in ("get", "live_leases", "position", "quota_status", "usage", "next_boundary"):
+        assert getattr(Scheduler, name).__wrapped__ is getattr(SchedulerView, name)
+        assert getattr(Scheduler, name).__doc__ == getattr(SchedulerView, name).__doc__
+    assert s.get(lease.id) is s.view.get(lease.id) is lease
+    assert s.live_leases("active") == s.view.live_leases("active") == [lease]
 
 
 # -- reports off the loop --------------------------------------------------------------

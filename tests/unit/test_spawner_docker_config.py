@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from dockerspawner import DockerSpawner
+from gpuhub.profiles import ProfileConfigError, load_profiles, validate_user_options
 from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.docker_settings import (
     DockerSettings,
@@ -23,7 +24,6 @@ from gpuhub.spawners.docker_settings import (
 )
 from gpuhub.spawners.errors import GPUSpawnError
 from gpuhub.spawners.local import GPULocalProcessSpawner
-from gpuhub.spawners.profiles import ProfileConfigError, load_profiles, validate_user_options
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 

@@ -10,15 +10,26 @@ from types import SimpleNamespace
 
 import docker
 import pytest
-from gpuhub.spawners.container import (
+from gpuhub.containers.engine import Engine
+from gpuhub.containers.spec import (
     ContainerSpecError,
-    build_container_spec,
     build_env,
     device_requests,
     home_volume_name,
     is_root,
 )
-from gpuhub.spawners.docker import BootTurns, GPUDockerSpawner, free_port, orphan_containers
+from gpuhub.containers.turns import BootTurns
+from gpuhub.profiles import (
+    Profile,
+    ProfileConfigError,
+    UserOptionsError,
+    load_profiles,
+    options_from_form,
+    parse_bytes,
+    validate_user_options,
+)
+from gpuhub.spawners.container import build_container_spec
+from gpuhub.spawners.docker import GPUDockerSpawner, free_port, orphan_containers
 from gpuhub.spawners.errors import GPUSpawnError
 from gpuhub.spawners.form import (
     ProfileChoice,
@@ -28,15 +39,6 @@ from gpuhub.spawners.form import (
     render_form,
 )
 from gpuhub.spawners.local import GPULocalProcessSpawner
-from gpuhub.spawners.profiles import (
-    Profile,
-    ProfileConfigError,
-    UserOptionsError,
-    load_profiles,
-    options_from_form,
-    parse_bytes,
-    validate_user_options,
-)
 from gpuhub.spawners.progress import ProgressLog, granted_message, queue_message
 from gpuhub.spawners.state import STATE_VERSION, lease_id_from_state
 from jupyterhub.objects import Hub
@@ -577,11 +579,12 @@ async def test_bridge_network_keeps_dockerspawner_defaults():
         await s.check_allowed("other/image")
 
 
-def test_docker_spawner_settings(monkeypatch):
-    monkeypatch.setattr(GPUDockerSpawner, "_executor", None)  # made by the first spawner
+def test_docker_spawner_settings():
     s = docker_spawner(docker_threads=5)
     assert s.remove is True and s.prefix == "gpuhub"
-    assert s.executor._max_workers == 5 and s.executor is docker_spawner().executor
+    # spawners configured alike share the process's engine and its threads
+    assert s.engine is docker_spawner(docker_threads=5).engine is Engine.instance(s.engine.settings)
+    assert s.executor is s.engine.thread_pool and s.executor._max_workers == 5
     with pytest.raises(TraitError, match="must not be root"):
         docker_spawner(container_user="root")
 

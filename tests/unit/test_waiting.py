@@ -53,8 +53,8 @@ def test_pool_busy_names_the_shape_and_the_requests_ahead(make, clock):
     assert why[first.id]["message"] == "all 4 H100 GPUs are held"
     assert why[second.id]["message"] == "all 4 H100 GPUs are held; 1 request ahead of you"
     assert why[other.id]["message"] == "all 4 H100 GPUs are held"  # another shape's queue
-    assert s.waiting(first) == why[first.id]
-    assert s.waiting(s.get(1)) is None  # active: nothing to explain
+    assert s.view.waiting(first) == why[first.id]
+    assert s.view.waiting(s.get(1)) is None  # active: nothing to explain
 
 
 def test_several_gpus_wait_for_room_on_one_node(make, clock):
@@ -65,11 +65,11 @@ def test_several_gpus_wait_for_room_on_one_node(make, clock):
     s.release(u2.id)
     assert (u3.node, u4.node) == ("b", "a")  # one GPU free on each node
     pair = ask(s, "ana", gpu(2, "H100"))
-    why = s.waiting(pair)
+    why = s.view.waiting(pair)
     assert why["message"] == ("2 of 4 H100 GPUs are free, but no node has 2 of them free together")
     assert why["estimate"]["at"] == at(clock, 1)  # u3's node frees after its stated hour
     s.release(u4.id)
-    assert s.waiting(pair) is None  # granted on node a
+    assert s.view.waiting(pair) is None  # granted on node a
 
 
 def test_a_quota_that_no_longer_allows_it_is_the_reason(make, clock):
@@ -80,9 +80,9 @@ def test_a_quota_that_no_longer_allows_it_is_the_reason(make, clock):
         ask(s, f"u{i}", hours=5)
     queued = ask(s, "ana")
     assert queued.status == "queued"
-    assert s.waiting(queued)["reason"] == "pool_busy"
+    assert s.view.waiting(queued)["reason"] == "pool_busy"
     clock.advance(HOUR)  # ana's running lease used her whole budget meanwhile
-    why = s.waiting(queued)
+    why = s.view.waiting(queued)
     assert why["reason"] == "quota_limit"
     assert "ana has 0 of 1 GPU-hours left this week" in why["message"]
     assert why["message"].endswith("the request is refused when its turn comes)")
@@ -97,9 +97,9 @@ def test_a_group_quota_lowered_under_a_queued_request_is_the_reason(make):
         ask(s, f"s{i}", groups=["cs101"])
     queued = ask(s, "s9", groups=["cs101"])
     assert queued.status == "queued" and queued.group == "cs101"
-    assert s.waiting(queued)["reason"] == "pool_busy"
+    assert s.view.waiting(queued)["reason"] == "pool_busy"
     s.set_quota("group", "cs101", QuotaSpec(max_units=4), by="admin")
-    why = s.waiting(queued)
+    why = s.view.waiting(queued)
     assert why["reason"] == "quota_limit"
     assert why["message"].startswith("group cs101 uses 4 of its 4 GPU units")
     assert why["alternatives"] == []  # nothing fits in what the group has left
@@ -111,14 +111,14 @@ def test_strict_order_waits_behind_older_requests_though_its_shape_is_free(make,
     pair = ask(s, "ana", gpu(2, "H100"))
     slice_ = ask(s, "bo", mig("1g.5gb"))
     assert big.status == "active" and pair.status == slice_.status == "queued"
-    why = s.waiting(slice_)
+    why = s.view.waiting(slice_)
     assert why["reason"] == "queue_order" and why["position"] == 2
     assert why["message"] == (
         "the queue is served strictly in order: 1 request of higher priority or older ahead of you"
     )
     assert why["estimate"]["at"] == at(clock, 2) and why["estimate"]["basis"] == "hours"
     assert why["alternatives"] == []  # a new request would queue behind the pair too
-    assert s.waiting(pair)["message"] == "all 4 H100 GPUs are held"
+    assert s.view.waiting(pair)["message"] == "all 4 H100 GPUs are held"
 
 
 def test_reserved_is_a_known_reason_nothing_produces_yet():
@@ -150,7 +150,7 @@ def test_estimate_from_stated_hours_replays_the_queue(make, clock):
     clock.advance(1.5 * HOUR)  # u1's lease overran its hour: it is no longer counted on
     s.release(3)  # u2's lease ends early; the first in line gets its GPU
     assert s.get(first.id).status == "active"
-    assert s.waiting(second)["estimate"]["at"] == iso(s.get(1).granted_at + 3 * HOUR)
+    assert s.view.waiting(second)["estimate"]["at"] == iso(s.get(1).granted_at + 3 * HOUR)
 
 
 def test_estimate_from_recent_history_of_the_shape(make, clock):
@@ -166,15 +166,19 @@ def test_estimate_from_recent_history_of_the_shape(make, clock):
     for i in range(4):
         ask(s, f"u{i}")
     queued = ask(s, "ana")
-    est = s.waiting(queued)["estimate"]
+    est = s.view.waiting(queued)["estimate"]
     assert est["at"] == at(clock, 2) and est["basis"] == "history"
     assert est["message"] == (
         "expected by 03:00 UTC (from the lengths of leases of the same shapes in the last 14 days)"
     )
     clock.advance(2.5 * HOUR)  # running longer than the median: the longer ones count
-    assert s.waiting(queued)["estimate"]["at"] == at(clock, 0.5)
+    assert s.view.waiting(queued)["estimate"]["at"] == at(clock, 0.5)
     clock.advance(HOUR)  # longer than any: no estimate
-    assert s.waiting(queued)["estimate"] == {"at": None, "basis": "none", "message": "no estimate"}
+    assert s.view.waiting(queued)["estimate"] == {
+        "at": None,
+        "basis": "none",
+        "message": "no estimate",
+    }
 
 
 def test_history_older_than_the_window_is_not_used(make, clock):
@@ -185,7 +189,7 @@ def test_history_older_than_the_window_is_not_used(make, clock):
     clock.advance((HISTORY_DAYS + 1) * 24 * HOUR)
     for i in range(4):
         ask(s, f"u{i}")
-    assert s.waiting(ask(s, "ana"))["estimate"]["basis"] == "none"
+    assert s.view.waiting(ask(s, "ana"))["estimate"]["basis"] == "none"
 
 
 def test_estimate_from_hours_and_history_is_mixed(make, clock):
@@ -196,7 +200,7 @@ def test_estimate_from_hours_and_history_is_mixed(make, clock):
     ask(s, "u1", hours=1)
     ask(s, "u2")  # expected to run 3 h like the one before
     pair = ask(s, "ana", gpu(2))
-    est = s.waiting(pair)["estimate"]
+    est = s.view.waiting(pair)["estimate"]
     assert est["at"] == at(clock, 3) and est["basis"] == "mixed"
     assert "stated hours and the lengths of recent leases" in est["message"]
 
@@ -205,7 +209,7 @@ def test_no_estimate_without_hours_or_history(make, clock):
     s = make(POOL)
     for i in range(4):
         ask(s, f"u{i}")
-    why = s.waiting(ask(s, "ana"))
+    why = s.view.waiting(ask(s, "ana"))
     assert why["estimate"] == {"at": None, "basis": "none", "message": "no estimate"}
     assert why["summary"].startswith("Queued at position 1: all 4 H100 GPUs are held; no estimate.")
 
@@ -213,7 +217,7 @@ def test_no_estimate_without_hours_or_history(make, clock):
 def test_an_estimate_on_another_day_names_the_day(make, clock):
     s = make("a: 1xH100-80GB")
     ask(s, "u1", hours=20)
-    est = s.waiting(ask(s, "ana"))["estimate"]
+    est = s.view.waiting(ask(s, "ana"))["estimate"]
     assert est["message"].startswith("expected by Tue 24 Nov 05:00 UTC")
     assert dt.datetime.fromisoformat(est["at"]).hour == 5
 
@@ -233,7 +237,7 @@ def test_alternatives_are_free_shapes_with_counts(make):
     for i in range(4):
         ask(s, f"u{i}")
     ask(s, "u9", shared())
-    why = s.waiting(ask(s, "ana"))
+    why = s.view.waiting(ask(s, "ana"))
     alts = _free(why)
     assert set(alts) == {"mig", "shared"}
     assert alts["mig"]["message"] == "7 MIG 1g.5gb slices (simulated) free now"
@@ -253,15 +257,15 @@ def test_alternatives_respect_the_users_and_the_groups_quotas(make):
     s.set_quota("user", "bo", QuotaSpec(max_units=0.5), by="admin")
     bo = ask(s, "bo", mig("1g.5gb"))
     # a whole H100 would exceed bo's 0.5 units; a shared seat (0.5) fits
-    assert set(_free(s.waiting(bo))) == {"shared"}
+    assert set(_free(s.view.waiting(bo))) == {"shared"}
     s.set_quota("user", "bo", QuotaSpec(max_units=0.5, allowed_shapes=["gpu", "mig:*"]), by="a")
-    assert s.waiting(bo)["alternatives"] == []
+    assert s.view.waiting(bo)["alternatives"] == []
     s.set_quota("group", "cs101", QuotaSpec(allowed_shapes=["mig:*", "shared"]), by="admin")
     cy = ask(s, "cy", mig("1g.5gb"), groups=["cs101"])
-    assert set(_free(s.waiting(cy))) == {"shared"}  # the group allows no whole GPU
+    assert set(_free(s.view.waiting(cy))) == {"shared"}  # the group allows no whole GPU
     dee = ask(s, "dee", mig("1g.5gb"))  # no quota of her own beyond none: both
-    assert set(_free(s.waiting(dee))) == {"gpu", "shared"}
-    assert _free(s.waiting(dee))["gpu"]["message"] == "1 H100-80GB GPU (simulated) free now"
+    assert set(_free(s.view.waiting(dee))) == {"gpu", "shared"}
+    assert _free(s.view.waiting(dee))["gpu"]["message"] == "1 H100-80GB GPU (simulated) free now"
 
 
 # -- read only -------------------------------------------------------------------------
@@ -276,7 +280,7 @@ def test_asking_changes_nothing(make, engine, clock):
 
     def state():
         leases = [x.to_dict(clock.now, s.position(x)) for x in s.live_leases()]
-        return database(engine), s.pool_view(), leases, s.quota_status("user", "ana", None)
+        return database(engine), s.view.pool_view(), leases, s.quota_status("user", "ana", None)
 
     before = state()
     assert set(s.waiting_all(s.live_leases())) == {queued[0].id, queued[1].id}

@@ -71,7 +71,12 @@ export class Api {
     return this.base + path + (q ? '?' + q : '');
   }
 
-  private async request<T>(method: string, path: string, params?: Params, body?: unknown): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    params?: Params,
+    body?: unknown
+  ): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     const xsrf = cookie('_xsrf');
     if (xsrf) {

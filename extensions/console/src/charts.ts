@@ -1,18 +1,39 @@
 /** Charts of the console, drawn with Chart.js (bundled at build time: nothing is fetched). */
-import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip } from 'chart.js';
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Legend,
+  LinearScale,
+  Tooltip
+} from 'chart.js';
+
+import { fmtAmount } from './dom';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
 
 /** Colours of series, in order (then repeated). */
 export const COLORS = [
-  '#1565c0', '#2e7d32', '#ef6c00', '#6a1b9a', '#c62828', '#00838f', '#9e9d24', '#4e342e',
-  '#ad1457', '#37474f', '#5c6bc0', '#8d6e63'
+  '#1565c0',
+  '#2e7d32',
+  '#ef6c00',
+  '#6a1b9a',
+  '#c62828',
+  '#00838f',
+  '#9e9d24',
+  '#4e342e',
+  '#ad1457',
+  '#37474f',
+  '#5c6bc0',
+  '#8d6e63'
 ];
 
 /**
  * Stacked bars: one bar per label (e.g. a day), one stacked part per series (e.g. a
  * user). The canvas's parent should have a height; the chart fills it. Replaces a chart
- * drawn earlier on the same canvas.
+ * drawn earlier on the same canvas. Values on the axis and in the tooltips are rounded as
+ * everywhere in the console (fmtAmount).
  */
 export function stackedBars(
   canvas: HTMLCanvasElement,
@@ -38,11 +59,23 @@ export function stackedBars(
       responsive: true,
       plugins: {
         legend: { display: series.length > 1 || series[0]?.label !== '', position: 'bottom' },
-        tooltip: { mode: 'index', intersect: false }
+        tooltip: {
+          mode: 'index',
+          intersect: false,
+          callbacks: {
+            label: item =>
+              `${item.dataset.label ? item.dataset.label + ': ' : ''}${fmtAmount(item.parsed.y ?? 0)}`
+          }
+        }
       },
       scales: {
         x: { stacked: true, grid: { display: false } },
-        y: { stacked: true, beginAtZero: true, title: { display: true, text: yTitle } }
+        y: {
+          stacked: true,
+          beginAtZero: true,
+          title: { display: true, text: yTitle },
+          ticks: { callback: value => fmtAmount(Number(value)) }
+        }
       }
     }
   });

@@ -22,7 +22,11 @@ function append(el: HTMLElement, children: Child[]): void {
  * ("onclick": a function), properties of form fields ("value", "checked", "disabled");
  * null, undefined and false leave an attribute out.
  */
-export function h(tag: string, attrs?: Record<string, any> | null, ...children: Child[]): HTMLElement {
+export function h(
+  tag: string,
+  attrs?: Record<string, any> | null,
+  ...children: Child[]
+): HTMLElement {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs ?? {})) {
     if (v === null || v === undefined || v === false) {
@@ -64,38 +68,62 @@ export function empty(text: string): HTMLElement {
   return h('p', { class: 'gh-empty' }, text);
 }
 
-/** Show an error as a banner at the top of `where` (the service's sentence), replacing
- * an earlier one there. */
-export function showError(where: HTMLElement, err: unknown): void {
-  let text: string;
+/** An error in a sentence for people: the service's own, or what a 401 or 403 means. */
+export function errorText(err: unknown): string {
   if (err instanceof ApiError) {
-    text =
-      err.status === 401
-        ? 'Your login has expired (or you logged out): reload the page to log in again.'
-        : err.status === 403
-          ? `Not allowed: ${err.message}`
-          : err.message;
-  } else if (err instanceof Error) {
-    text = err.message;
-  } else {
-    text = String(err);
+    return err.status === 401
+      ? 'Your login has expired (or you logged out): reload the page to log in again.'
+      : err.status === 403
+        ? `Not allowed: ${err.message}`
+        : err.message;
   }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Show an error as a banner at the top of `where`, replacing an earlier one there. `key`
+ * names what failed (an action, "refresh", "load"): {@link clearError} with the same key
+ * takes it down once that succeeds, and leaves the banners of other failures up.
+ */
+export function showError(where: HTMLElement, err: unknown, key = ''): HTMLElement {
   where.querySelector(':scope > .gh-error')?.remove();
   const banner = h(
     'div',
-    { class: 'gh-error', role: 'alert' },
-    h('span', null, text),
-    h('button', { class: 'gh-link', type: 'button', 'aria-label': 'Dismiss', onclick: () => banner.remove() }, '×')
+    { class: 'gh-error', role: 'alert', 'data-error-of': key },
+    h('span', null, errorText(err)),
+    h(
+      'button',
+      { class: 'gh-link', type: 'button', 'aria-label': 'Dismiss', onclick: () => banner.remove() },
+      '×'
+    )
   );
   where.prepend(banner);
+  return banner;
 }
 
-/** GPU-hours for people: "0.4", "20", "1.25". */
-export function fmtHours(hours: number): string {
-  if (hours === Math.trunc(hours)) {
-    return String(hours);
+/** Take down the banner of `where` that `key` put up (any banner when `key` is left out). */
+export function clearError(where: HTMLElement, key?: string): void {
+  const banner = where.querySelector<HTMLElement>(':scope > .gh-error');
+  if (banner && (key === undefined || banner.dataset.errorOf === key)) {
+    banner.remove();
   }
-  return hours.toFixed(2).replace(/0+$/, '').replace(/\.$/, '');
+}
+
+/**
+ * A quantity for people (GPU-hours, GPU units, chart values), by the console's one
+ * rounding rule: at most two decimals with trailing zeros dropped ("0.4", "20", "1.25"),
+ * and "< 0.01" for a value that is not zero but rounds to it, so that a bar that shows
+ * something never reads "0".
+ */
+export function fmtAmount(x: number): string {
+  if (!Number.isFinite(x)) {
+    return String(x);
+  }
+  const r = Math.round(Math.abs(x) * 100) / 100;
+  if (r === 0) {
+    return x === 0 ? '0' : x > 0 ? '< 0.01' : '> -0.01';
+  }
+  return (x < 0 ? '-' : '') + r.toFixed(2).replace(/\.?0+$/, '');
 }
 
 /** A date and time in the browser's zone, e.g. "Dec 1, 14:05"; "—" for none. */
@@ -119,6 +147,65 @@ export function fmtTime(iso: string | null | undefined): string {
     opts.year = 'numeric';
   }
   return t.toLocaleString(undefined, opts);
+}
+
+/** The parts of `t` on the wall clock of `zone` (weekday, day, month, year, hour, minute). */
+function wallParts(t: Date, zone: string): Record<string, string> {
+  const f = new Intl.DateTimeFormat('en-US', {
+    timeZone: zone,
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23'
+  });
+  return Object.fromEntries(f.formatToParts(t).map(p => [p.type, p.value]));
+}
+
+/**
+ * A time on the wall clock of `zone` (an IANA name), the one way the console writes
+ * reservation times: "Tue 15 Dec 14:00", the year added when it is not this year's, the
+ * date left out with `day: false` ("14:00"), the zone's name added with `zone: true`
+ * ("Tue 15 Dec 14:00 UTC"). A zone the browser does not know: {@link fmtTime}.
+ */
+export function fmtZoned(
+  iso: string,
+  zone: string,
+  { day = true, zone: named = false }: { day?: boolean; zone?: boolean } = {}
+): string {
+  const t = new Date(iso);
+  if (isNaN(t.getTime())) {
+    return iso;
+  }
+  let p: Record<string, string>;
+  let thisYear: string;
+  try {
+    p = wallParts(t, zone);
+    thisYear = wallParts(new Date(), zone).year;
+  } catch {
+    return fmtTime(iso);
+  }
+  const date = `${p.weekday} ${p.day} ${p.month}${p.year === thisYear ? '' : ' ' + p.year}`;
+  return [day ? date : '', `${p.hour}:${p.minute}`, named ? zone : ''].filter(Boolean).join(' ');
+}
+
+/** Whether two times fall on the same day on the wall clock of `zone`. */
+export function sameDay(a: string, b: string, zone: string): boolean {
+  try {
+    const [x, y] = [wallParts(new Date(a), zone), wallParts(new Date(b), zone)];
+    return x.year === y.year && x.month === y.month && x.day === y.day;
+  } catch {
+    return new Date(a).toDateString() === new Date(b).toDateString();
+  }
+}
+
+/** A window on the wall clock of `zone`: "Tue 15 Dec 14:00–16:00 UTC", or with both dates
+ * when it ends on another day ("Tue 15 Dec 22:00–Wed 16 Dec 02:00 UTC"). */
+export function fmtWindow(start: string, end: string, zone: string): string {
+  const to = fmtZoned(end, zone, { day: !sameDay(start, end, zone), zone: true });
+  return `${fmtZoned(start, zone)}–${to}`;
 }
 
 /** A duration in minutes for people: "42 min", "3 h 5 min", "2 d 4 h". */
@@ -151,10 +238,10 @@ export function fmtAgo(iso: string | null | undefined): string {
 }
 
 /** GPU units as a number for people: "2", "0.5", and fractions where decimals would be
- * rounded: "1/7", "1 3/7" (as the CLI shows them). */
+ * rounded: "1/7", "1 3/7" (as the CLI shows them); else {@link fmtAmount}. */
 export function fmtNumber(units: number): string {
   if (Math.round(units * 100) / 100 === units) {
-    return String(units);
+    return fmtAmount(units);
   }
   for (let d = 2; d <= 64; d++) {
     const n = Math.round(units * d);
@@ -164,7 +251,7 @@ export function fmtNumber(units: number): string {
       return whole ? `${whole} ${rest}/${d}` : `${rest}/${d}`;
     }
   }
-  return units.toFixed(2).replace(/0+$/, '').replace(/\.$/, '');
+  return fmtAmount(units);
 }
 
 /** GPU units with their noun: "1/7 GPU", "1 GPU", "2 GPUs". */
@@ -178,7 +265,15 @@ export function bar(fraction: number, label: string, title?: string): HTMLElemen
   const level = f >= 1 ? 'full' : f >= 0.8 ? 'high' : 'ok';
   return h(
     'div',
-    { class: 'gh-bar', title: title ?? label, role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(f * 100), 'aria-label': label },
+    {
+      class: 'gh-bar',
+      title: title ?? label,
+      role: 'meter',
+      'aria-valuemin': 0,
+      'aria-valuemax': 100,
+      'aria-valuenow': Math.round(f * 100),
+      'aria-label': label
+    },
     h('div', { class: `gh-bar-fill gh-bar-${level}`, style: `width: ${(f * 100).toFixed(1)}%` }),
     h('span', { class: 'gh-bar-label' }, label)
   );
@@ -190,31 +285,41 @@ export function tag(text: string, kind = ''): HTMLElement {
 }
 
 /** Run `action` with `control` disabled meanwhile (no second click while a request is
- * under way); its error becomes a banner in `where`. */
+ * under way); its error becomes a banner in `where` under `key`, and a success takes the
+ * banner of an earlier failure of the same action down. */
 export async function whileDisabled(
   control: HTMLButtonElement,
   where: HTMLElement,
-  action: () => Promise<unknown> | unknown
+  action: () => Promise<unknown> | unknown,
+  key = ''
 ): Promise<void> {
   control.disabled = true;
   try {
     await action();
+    clearError(where, key);
   } catch (e) {
-    showError(where, e);
+    showError(where, e, key);
   } finally {
     control.disabled = false;
   }
 }
 
-/** A button that runs `action`, disabled meanwhile; errors become a banner in `where`. */
+/** A button that runs `action`, disabled meanwhile; errors become a banner in `where`
+ * (the action is known by its label and data-* attributes: its success clears its own). */
 export function button(
   label: string,
   where: HTMLElement,
   action: () => Promise<unknown> | unknown,
   attrs: Record<string, any> = {}
 ): HTMLButtonElement {
-  const b = h('button', { type: 'button', class: 'gh-button', ...attrs }, label) as HTMLButtonElement;
-  b.addEventListener('click', () => whileDisabled(b, where, action));
+  const b = h(
+    'button',
+    { type: 'button', class: 'gh-button', ...attrs },
+    label
+  ) as HTMLButtonElement;
+  const data = Object.entries(attrs).filter(([k]) => k.startsWith('data-'));
+  const key = [label, ...data.map(([, v]) => String(v))].join(' ');
+  b.addEventListener('click', () => whileDisabled(b, where, action, key));
   return b;
 }
 
@@ -222,24 +327,30 @@ export function button(
  * Run `draw` now and every `seconds` while the page is visible (paused in hidden tabs,
  * once more on return; skipped while an input in `where` has the focus, or an element of
  * class gh-keep-open or an end-lease form is there); its errors become a banner in
- * `where`. Returns a stop function.
+ * `where`, taken down by its next success (an action's banner stays until that action
+ * succeeds or is dismissed). Returns a stop function.
  */
-export function autoRefresh(where: HTMLElement, draw: () => Promise<void>, seconds = 10): () => void {
+export function autoRefresh(
+  where: HTMLElement,
+  draw: () => Promise<void>,
+  seconds = 10
+): () => void {
   let timer: number | undefined;
   let running = false;
   const run = async () => {
     // not while someone is typing or has a form open: a redraw would throw it away
     const active = document.activeElement;
-    const typing = active !== null && where.contains(active) && active.matches('input, select, textarea');
+    const typing =
+      active !== null && where.contains(active) && active.matches('input, select, textarea');
     if (running || typing || where.querySelector('.gh-end-form, .gh-keep-open')) {
       return;
     }
     running = true;
     try {
       await draw();
-      where.querySelector(':scope > .gh-error')?.remove();
+      clearError(where, 'refresh');
     } catch (e) {
-      showError(where, e);
+      showError(where, e, 'refresh');
     } finally {
       running = false;
     }

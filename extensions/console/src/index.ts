@@ -30,7 +30,15 @@ const NAV: [string, string, string, boolean][] = [
 
 function nav(ctx: Ctx, current: string): HTMLElement {
   const links = NAV.filter(([, , , admin]) => ctx.admin || !admin).map(([name, title, path]) =>
-    h('a', { href: ctx.base + path, class: name === current ? 'active' : null, 'aria-current': name === current ? 'page' : null }, title)
+    h(
+      'a',
+      {
+        href: ctx.base + path,
+        class: name === current ? 'active' : null,
+        'aria-current': name === current ? 'page' : null
+      },
+      title
+    )
   );
   return h(
     'header',

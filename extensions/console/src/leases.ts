@@ -1,7 +1,7 @@
 /** How leases read on the pages: their shape, devices, activity, and an end-with-reason form. */
 import { ApiError } from './api';
 import { Ctx } from './context';
-import { fmtMinutes, fmtUnits, h, showError, tag } from './dom';
+import { clearError, fmtMinutes, fmtUnits, h, showError, tag } from './dom';
 import { Activity, Device, Lease, Shape } from './types';
 
 /** A shape in a few words: "1 GPU", "2 H100 GPUs", "MIG 1g.10gb slice", "shared GPU seat". */
@@ -54,7 +54,8 @@ export function activityTag(activity: Activity | null | undefined): HTMLElement 
 
 /**
  * A button that ends a lease (admins: with a reason): it opens a small form in place,
- * and "Release" sends `DELETE /leases/{id}?reason=...`; `done` runs after.
+ * and "Release" sends `DELETE /leases/{id}?reason=...`; `done` runs after. A refusal is a
+ * banner in `where`, taken down when the lease is then released.
  */
 export function endButton(
   ctx: Ctx,
@@ -63,8 +64,13 @@ export function endButton(
   done: () => Promise<void> | void
 ): HTMLElement {
   const verb = lease.status === 'queued' ? 'Cancel' : 'Release';
+  const key = `end ${lease.id}`;
   const box = h('span', { class: 'gh-end', 'data-lease': lease.id });
-  const open = h('button', { type: 'button', class: 'gh-button gh-danger', 'data-action': 'end' }, verb);
+  const open = h(
+    'button',
+    { type: 'button', class: 'gh-button gh-danger', 'data-action': 'end' },
+    verb
+  );
   box.append(open);
   open.addEventListener('click', () => {
     const reason = h('input', {
@@ -74,24 +80,40 @@ export function endButton(
       placeholder: `why (kept in the ledger)`,
       'aria-label': `Reason to ${verb.toLowerCase()} lease ${lease.id}`
     }) as HTMLInputElement;
-    const confirm = h('button', { type: 'submit', class: 'gh-button gh-danger' }, `${verb} #${lease.id}`);
+    const confirm = h(
+      'button',
+      { type: 'submit', class: 'gh-button gh-danger' },
+      `${verb} #${lease.id}`
+    );
     const back = h('button', { type: 'button', class: 'gh-button' }, 'Keep');
     const form = h('form', { class: 'gh-end-form' }, reason, confirm, back) as HTMLFormElement;
-    back.addEventListener('click', () => form.replaceWith(open));
+    back.addEventListener('click', () => {
+      clearError(where, key); // kept: its refusal is moot
+      form.replaceWith(open);
+    });
     form.addEventListener('submit', async ev => {
       ev.preventDefault();
       const text = reason.value.trim();
       if (ctx.admin && lease.user !== ctx.user && !text) {
-        showError(where, new ApiError(400, `Give a reason to ${verb.toLowerCase()} ${lease.user}'s lease ${lease.id}: it is kept in the ledger and shown to them.`, 'reason'));
+        showError(
+          where,
+          new ApiError(
+            400,
+            `Give a reason to ${verb.toLowerCase()} ${lease.user}'s lease ${lease.id}: it is kept in the ledger and shown to them.`,
+            'reason'
+          ),
+          key
+        );
         reason.focus();
         return;
       }
       (confirm as HTMLButtonElement).disabled = true;
       try {
         await ctx.api.delete(`/leases/${lease.id}`, { reason: text || undefined });
+        clearError(where, key);
         await done();
       } catch (e) {
-        showError(where, e);
+        showError(where, e, key);
         (confirm as HTMLButtonElement).disabled = false;
       }
     });

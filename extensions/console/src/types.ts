@@ -134,7 +134,14 @@ export interface PoolGpu {
   nvlink_peers: string[];
   state: 'free' | 'partial' | 'busy';
   holders?: (Holder | null)[];
-  mig_instances?: { uuid: string; index?: number; profile: string; memory_mb: number; slices: number; holder: Holder | null }[];
+  mig_instances?: {
+    uuid: string;
+    index?: number;
+    profile: string;
+    memory_mb: number;
+    slices: number;
+    holder: Holder | null;
+  }[];
 }
 
 export interface Pool {

@@ -3,10 +3,7 @@
  * status bar, and a side panel with charts, processes, lease and quota bars; notebooks and
  * scripts run as batch GPU jobs, with a Jobs panel (jobs-plugin.ts).
  */
-import {
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';

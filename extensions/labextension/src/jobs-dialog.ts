@@ -16,13 +16,13 @@ import {
   IJobRequest,
   IParameter,
   IParametersReply,
+  IRuntimeLimits,
   IShape
 } from './jobs-types';
 import { el } from './dom';
 
-/** The longest maximum runtime the service takes (7 days), and the default (24 h). */
-const MAX_RUNTIME_S = 7 * 24 * 3600;
-const DEFAULT_RUNTIME_S = 24 * 3600;
+/** The runtime limits when the service did not say (it checks them again). */
+const UNKNOWN_LIMITS = { min: 60, default: null, max: null };
 
 /** Five cron fields (minute hour day month weekday), loosely: the service checks them. */
 const CRON = /^\s*\S+(\s+\S+){4}\s*$/;
@@ -97,7 +97,9 @@ export class JobForm extends Widget {
     }
     this._shape.appendChild(same);
     d.shapes.forEach((s, i) => {
-      const o = el('option', '', s.message ? `${s.text} — ${s.message}` : s.text);
+      // "1 whole GPU (H100-80GB or A100-80GB) — 3 of 8 free": the models behind the shape
+      const text = s.models_text ? `${s.text} (${s.models_text})` : s.text;
+      const o = el('option', '', s.message ? `${text} — ${s.message}` : text);
       o.value = String(i);
       o.disabled = s.outcome === 'refuse';
       this._shape.appendChild(o);
@@ -157,12 +159,24 @@ export class JobForm extends Widget {
     }
     this.node.appendChild(params);
 
-    // runtime, name, schedule
-    const runtime = rerun?.max_runtime_s ?? DEFAULT_RUNTIME_S;
+    // runtime, name, schedule: the limits and the default are the service's (me/options)
+    this._limits = d.runtime ?? UNKNOWN_LIMITS;
+    const runtime = rerun?.max_runtime_s ?? this._limits.default;
+    const maxHours = this._limits.max === null ? 168 : Math.floor(this._limits.max / 3600);
     const rt = el('div', 'jp-gpuhub-job-row');
     rt.appendChild(el('label', '', trans.__('Maximum runtime')));
-    this._hours = this._number('gpuhub-job-hours', Math.floor(runtime / 3600), 0, 168);
-    this._minutes = this._number('gpuhub-job-minutes', Math.floor((runtime % 3600) / 60), 0, 59);
+    this._hours = this._number(
+      'gpuhub-job-hours',
+      runtime === null ? '' : String(Math.floor(runtime / 3600)),
+      0,
+      maxHours
+    );
+    this._minutes = this._number(
+      'gpuhub-job-minutes',
+      runtime === null ? '' : String(Math.floor((runtime % 3600) / 60)),
+      0,
+      59
+    );
     rt.append(
       this._hours,
       el('span', '', trans.__('h')),
@@ -200,6 +214,8 @@ export class JobForm extends Widget {
       this.validated();
     });
     sched.append(this._recurring, recurringLabel, this._schedule);
+    // this site takes no recurring schedules (me/options): the choice is not offered
+    sched.hidden = !d.schedules;
     this.node.appendChild(sched);
     this._scheduleError = el('p', 'jp-gpuhub-job-field-error');
     this.node.appendChild(this._scheduleError);
@@ -246,14 +262,24 @@ export class JobForm extends Widget {
         this._mark(f.input, f.error, (err as Error).message);
       }
     }
+    // both fields empty: the service's default maximum runtime
+    const unset = this._hours.value.trim() === '' && this._minutes.value.trim() === '';
     const h = Number(this._hours.value || '0');
     const m = Number(this._minutes.value || '0');
     const runtime = Math.round(h * 3600 + m * 60);
+    const { min, max } = this._limits;
     let runtimeError: string | null = null;
     if (!Number.isInteger(h) || !Number.isInteger(m) || h < 0 || m < 0 || m > 59) {
-      runtimeError = trans.__('The maximum runtime is whole hours (0-168) and minutes (0-59).');
-    } else if (runtime < 60 || runtime > MAX_RUNTIME_S) {
-      runtimeError = trans.__('The maximum runtime must be between 1 minute and 168 hours.');
+      runtimeError = trans.__('Maximum runtime: whole hours and minutes (0-59).');
+    } else if (!unset && (runtime < min || (max !== null && runtime > max))) {
+      runtimeError =
+        max === null
+          ? trans.__('Maximum runtime: at least %1.', duration(min, trans))
+          : trans.__(
+              'Maximum runtime: between %1 and %2 here.',
+              duration(min, trans),
+              duration(max, trans)
+            );
     }
     this._mark(this._hours, this._runtimeError, runtimeError);
     this._minutes.classList.toggle('jp-mod-error', runtimeError !== null);
@@ -275,9 +301,11 @@ export class JobForm extends Widget {
       path: this._info.path,
       profile: this._profile,
       parameters,
-      max_runtime_s: runtime,
       name: name || null
     };
+    if (!unset) {
+      body.max_runtime_s = runtime;
+    }
     // "as this server": the server's own shape when known (a profile may offer several
     // GPU counts), else the profile's
     const shape = this._selectedShape() ?? this._info.defaults.current_shape;
@@ -306,21 +334,79 @@ export class JobForm extends Widget {
       return true;
     } catch (err) {
       const e = err as JobsError;
+      const message = this._inDialogWords(e);
       const field = this._fields.find(f => e.field && e.field.endsWith(f.param.name));
       if (field) {
-        this._mark(field.input, field.error, e.message);
+        this._mark(field.input, field.error, message);
         this.validated(); // Submit waits until the field is changed
+      } else if (e.field === 'max_runtime_s') {
+        this._mark(this._hours, this._runtimeError, message);
+        this._minutes.classList.add('jp-mod-error');
+      } else if (e.field === 'schedule') {
+        this._mark(this._schedule, this._scheduleError, message);
       }
       this._error.textContent = e.missing
         ? this._trans.__(
             'The gpuhub server extension (jupyter_gpuhub) is not installed or not enabled on this server: jobs cannot be submitted from here.'
           )
-        : this._trans.__('Not submitted: %1', e.message);
+        : this._trans.__('Not submitted: %1', message);
       return false;
     } finally {
       this._busy = false;
       this.node.classList.remove('jp-mod-busy');
     }
+  }
+
+  /**
+   * A refusal in the dialog's words: the field it names by the label the person sees
+   * ("Maximum runtime: at most 24 h here", not "max_runtime_s: at most 86400 seconds
+   * here"), a parameter by its own name, pydantic's "Input should be" as "must be".
+   */
+  private _inDialogWords(e: JobsError): string {
+    const trans = this._trans;
+    const labels: Record<string, string> = {
+      max_runtime_s: trans.__('Maximum runtime'),
+      name: trans.__('Name'),
+      schedule: trans.__('Repeat (cron, UTC)'),
+      shape: trans.__('GPUs'),
+      gpus: trans.__('GPUs'),
+      profile: trans.__('Environment'),
+      parameters: trans.__('Parameters')
+    };
+    let text = e.message;
+    const f = e.field ?? '';
+    const param = f.startsWith('parameters.') ? f.slice('parameters.'.length) : null;
+    const label = param ?? labels[f.split('.')[0]];
+    if (label) {
+      text = text.replace(
+        new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\s*|\\s+)`),
+        (_, sep: string) => (sep.startsWith(':') ? `${label}: ` : `'${label}' `)
+      );
+    }
+    // the runtime named mid-sentence ("the maximum runtime max_runtime_s is above ...")
+    text = text.replace(/\s*\bmax_runtime_s\b/g, '');
+    text = text
+      .replace(/Input should be greater than or equal to /g, 'must be ≥ ')
+      .replace(/Input should be less than or equal to /g, 'must be ≤ ')
+      .replace(/Input should be a valid integer[^;]*/g, 'must be a whole number')
+      .replace(/Input should be /g, 'must be ');
+    if (f === 'max_runtime_s') {
+      // seconds, as the API counts them, in the hours and minutes of the form
+      text = text.replace(/(\d+)( seconds)?/g, (whole, n: string) => {
+        const s = Number(n);
+        if (s < 60) {
+          return whole;
+        }
+        const h = Math.floor(s / 3600);
+        const m = Math.round((s % 3600) / 60);
+        return h && m
+          ? trans.__('%1 h %2 min', h, m)
+          : h
+            ? trans.__('%1 h', h)
+            : trans.__('%1 min', m);
+      });
+    }
+    return text;
   }
 
   private _selectedShape(): IShape | null {
@@ -353,14 +439,14 @@ export class JobForm extends Widget {
     error.textContent = message ?? '';
   }
 
-  private _number(id: string, value: number, min: number, max: number): HTMLInputElement {
+  private _number(id: string, value: string, min: number, max: number): HTMLInputElement {
     const input = el('input', 'jp-mod-styled jp-gpuhub-job-number');
     input.type = 'number';
     input.id = id;
     input.min = String(min);
     input.max = String(max);
     input.step = '1';
-    input.value = String(value);
+    input.value = value;
     return input;
   }
 
@@ -448,6 +534,7 @@ export class JobForm extends Widget {
   private _recurring: HTMLInputElement;
   private _result: IJob | IDefinition | null = null;
   private _runtimeError: HTMLElement;
+  private _limits: IRuntimeLimits;
   private _schedule: HTMLInputElement;
   private _scheduleError: HTMLElement;
   private _shape: HTMLSelectElement;
@@ -455,6 +542,17 @@ export class JobForm extends Widget {
 }
 
 /** Whether two shapes ask for the same thing. */
+/** A runtime limit for people: "1 min", "24 h", "7 d". */
+function duration(seconds: number, trans: TranslationBundle): string {
+  if (seconds % 86400 === 0) {
+    return trans.__('%1 d', seconds / 86400);
+  }
+  if (seconds % 3600 === 0) {
+    return trans.__('%1 h', seconds / 3600);
+  }
+  return trans.__('%1 min', Math.round(seconds / 60));
+}
+
 function sameShape(a: IShape | null | undefined, b: IShape | null | undefined): boolean {
   if (!a || !b || a.kind !== b.kind) {
     return false;

@@ -83,8 +83,8 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
   ): void => {
     const trans: TranslationBundle = (translator ?? nullTranslator).load('jupyterlab_gpuhub');
     const api = new JobsAPI();
-    let panel: JobsPanel;
 
+    // opens the panel declared below (it is made by the time anything calls this)
     const openJobs = (jobId?: number): void => {
       if (!panel.isAttached) {
         app.shell.add(panel, 'left', { rank: 950 });
@@ -97,7 +97,7 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
       }
     };
 
-    panel = new JobsPanel(api, trans, {
+    const panel = new JobsPanel(api, trans, {
       openFile: path => {
         void app.commands.execute('docmanager:open', { path });
       },

@@ -5,13 +5,7 @@
 
 /** A job's state in the gpuhub service. */
 export type JobStatus =
-  | 'queued'
-  | 'starting'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'cancelled'
-  | 'timed_out';
+  'queued' | 'starting' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out';
 
 /** States from which a job goes on. */
 export const LIVE_STATUSES: JobStatus[] = ['queued', 'starting', 'running'];
@@ -92,12 +86,22 @@ export interface IShapeChoice {
   shape: IShape;
   label: string;
   text: string;
+  /** The models behind the shape ("H100-80GB or A100-80GB"). */
+  models: string[];
+  models_text: string;
   current: boolean;
   outcome: 'grant' | 'queue' | 'refuse' | null;
   message: string | null;
   free: number | null;
   total: number | null;
   ahead: number | null;
+}
+
+/** The shortest, default and longest maximum runtime of a job, in seconds. */
+export interface IRuntimeLimits {
+  min: number;
+  default: number | null;
+  max: number | null;
 }
 
 /** GET jobs/parameters?path= */
@@ -113,6 +117,9 @@ export interface IParametersReply {
     current_shape: IShape | null;
     shapes: IShapeChoice[];
     queue_length: number | null;
+    /** The service's limits of a job's maximum runtime (null: it did not answer). */
+    runtime: IRuntimeLimits | null;
+    schedules: boolean;
     error: string | null;
   };
 }
@@ -123,7 +130,7 @@ export interface IJobRequest {
   profile?: string | null;
   shape?: IShape | null;
   parameters: Record<string, unknown>;
-  max_runtime_s: number;
+  max_runtime_s?: number;
   name?: string | null;
   schedule?: string | null;
 }

@@ -142,7 +142,11 @@ export class GpuModel {
       this._mergeDevices(devices);
       if (devices.lease_id === null) {
         this._lease = null;
-      } else if (!this._lease || this._lease.id !== devices.lease_id || this._ticks % ME_EVERY === 0) {
+      } else if (
+        !this._lease ||
+        this._lease.id !== devices.lease_id ||
+        this._ticks % ME_EVERY === 0
+      ) {
         await this._fetchLease();
       }
       if (this._ticks % ME_EVERY === 0) {

@@ -200,7 +200,8 @@ export class GpuPanel extends Widget {
 
   private _renderDevice(d: IDevice, c: GpuPanel.IDeviceView): void {
     const trans = this._trans;
-    c.head.textContent = deviceSummary(d, trans) + (d.simulated ? ' ' + trans.__('(simulated)') : '');
+    c.head.textContent =
+      deviceSummary(d, trans) + (d.simulated ? ' ' + trans.__('(simulated)') : '');
     c.head.title = `${d.name} · ${d.uuid}`;
     const s = d.latest;
     const facts: string[] = [];

@@ -76,6 +76,16 @@ def cmd_pool(args: argparse.Namespace, client: GpuhubClient | None) -> None:
         print(render.pool_table(data))
 
 
+def cmd_options(args: argparse.Namespace, client: GpuhubClient | None) -> None:
+    """``gpuhub options``: what I may ask for now (``/me/options``)."""
+    assert client is not None
+    data = client.get("me/options")
+    if args.json:
+        emit_json(data)
+    else:
+        print(render.options_report(data))
+
+
 def cmd_quota_show(args: argparse.Namespace, client: GpuhubClient | None) -> None:
     """``gpuhub quota show``: mine (``/me``), or one user's or group's."""
     assert client is not None

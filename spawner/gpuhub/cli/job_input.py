@@ -22,20 +22,14 @@ import keyword
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..jobs import snapshot
+from ..jobs.snapshot import MAX_SOURCE_BYTES
 from .commands import CliError
 from .tables import DURATION_UNITS
-
-#: The largest notebook or script a job takes (the service's limit on the request body).
-MAX_SOURCE_BYTES = 16 * 1024 * 1024
-#: File kinds a job runs, by suffix.
-KINDS = {".ipynb": "notebook", ".py": "script"}
-#: The shortest maximum runtime the service accepts, in seconds.
-MIN_RUNTIME_S = 60
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 
@@ -139,10 +133,10 @@ def resolve_in_home(path: str, *, home: Path, cwd: Path | None = None) -> tuple[
 
 
 def read_source(path: str, *, home: Path, cwd: Path | None = None) -> JobSource:
-    """The notebook or script at ``path`` (see :func:`resolve_in_home`), checked and read."""
+    """The notebook or script at ``path`` (see :func:`resolve_in_home`), checked and read
+    as the extension reads it (:mod:`gpuhub.jobs.snapshot`)."""
     real, rel = resolve_in_home(path, home=home, cwd=cwd)
-    kind = KINDS.get(real.suffix)
-    if kind is None:
+    if snapshot.kind_of(real) is None:
         raise CliError(
             f"{path} is not a notebook or a script: a job runs a .ipynb notebook or a .py script"
         )
@@ -152,46 +146,11 @@ def read_source(path: str, *, home: Path, cwd: Path | None = None) -> JobSource:
         raise CliError(f"{path} is not a file")
     size = real.stat().st_size
     if size > MAX_SOURCE_BYTES:
-        raise CliError(
-            f"{path} is {size / 2**20:.1f} MiB, larger than the "
-            f"{MAX_SOURCE_BYTES // 2**20} MiB a job takes; clear its outputs, or keep data in files"
-        )
+        raise CliError(snapshot.too_large(path, size).message)
     try:
-        data = real.read_bytes()
+        kind, content = snapshot.read(real, path)
+    except snapshot.SnapshotError as e:
+        raise CliError(e.message) from None
     except OSError as e:
         raise CliError(f"cannot read {path}: {e.strerror or e}") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CliError(f"{path} is not UTF-8 text (byte {e.start})") from e
-    if kind == "script":
-        return JobSource(rel, kind, text)
-    return JobSource(rel, kind, check_notebook(text, path))
-
-
-def check_notebook(text: str, path: str) -> dict[str, Any]:
-    """The notebook's JSON if it is a valid nbformat 4 notebook; refused otherwise."""
-    try:
-        import nbformat
-    except ImportError as e:
-        raise CliError(
-            "checking a notebook needs the nbformat package: pip install nbformat"
-        ) from e
-    try:
-        content = json.loads(text)
-    except ValueError as e:
-        raise CliError(f"{path} is not a notebook: it is not JSON ({e})") from e
-    if not isinstance(content, dict) or content.get("nbformat") != 4:
-        found = content.get("nbformat") if isinstance(content, dict) else None
-        raise CliError(
-            f"{path} is not an nbformat 4 notebook (nbformat {found}); "
-            "open and save it in JupyterLab to upgrade it"
-        )
-    try:
-        with warnings.catch_warnings():  # cells without ids (nbformat < 4.5) are fine
-            warnings.simplefilter("ignore")
-            nbformat.validate(nbformat.from_dict(content), version=4)
-    except nbformat.ValidationError as e:
-        detail = " ".join(str(e.message).split())[:200]
-        raise CliError(f"{path} is not a valid notebook: {detail}") from e
-    return content
+    return JobSource(rel, kind, content)

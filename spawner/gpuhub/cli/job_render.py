@@ -169,7 +169,9 @@ def definitions_table(defs: Sequence[Mapping[str, Any]], *, users: bool = False)
 def definition_sentence(d: Mapping[str, Any], what: str) -> str:
     """One line about a schedule just created, paused or resumed."""
     did = d.get("id")
-    head = f"schedule {did} ({d.get('name')}) {what}: {d.get('path')} at '{d.get('schedule')}' UTC"
+    schedule = str(d.get("schedule"))
+    zone = "" if schedule.startswith("CRON_TZ=") else " UTC"  # a zoned schedule names its own
+    head = f"schedule {did} ({d.get('name')}) {what}: {d.get('path')} at '{schedule}'{zone}"
     if d.get("paused"):
         return f"{head}; paused (resume it with: gpuhub job resume {did})"
     return f"{head}; next run {t.fmt_time(d.get('next_run_at'))}"

@@ -22,7 +22,6 @@ from ..terms import JOB_STATUSES
 from . import job_render as r
 from .commands import CliError, emit_json
 from .job_input import (
-    MIN_RUNTIME_S,
     home_dir,
     parameters,
     parse_duration,
@@ -116,8 +115,6 @@ def _shape(args: argparse.Namespace) -> dict[str, Any] | None:
 def job_request(args: argparse.Namespace, *, home: Path, cwd: Path | None = None) -> dict:
     """The JobRequest body of ``gpuhub job submit``'s arguments (the file read and checked)."""
     params = parameters(args.param)
-    if args.max_runtime is not None and args.max_runtime < MIN_RUNTIME_S:
-        raise CliError(f"--max-runtime must be at least {MIN_RUNTIME_S}s (one minute)")
     source = read_source(args.path, home=home, cwd=cwd)
     if params and source.kind != "notebook":
         raise CliError("-p: parameters are injected into notebooks only; a script takes none")
@@ -338,8 +335,9 @@ def add_job_commands(sub: Any, conn: argparse.ArgumentParser) -> None:
                    "(default: the service's, 1d)")  # fmt: skip
     p.add_argument("--name", help="the job's name (default: the file's name without .ipynb/.py)")
     p.add_argument("--schedule", metavar="CRON",
-                   help="instead of running now, run on this 5-field cron schedule in UTC, "
-                   "e.g. '0 2 * * *' (a job definition)")  # fmt: skip
+                   help="instead of running now, run on this cron schedule: 5 fields or a "
+                   "macro, in UTC unless it starts with CRON_TZ=ZONE, e.g. '0 2 * * *', "
+                   "'@daily', 'CRON_TZ=Europe/Berlin 0 2 * * mon-fri' (a job definition)")  # fmt: skip
     json_option(p)
 
     p = action("show", cmd_job_show, "everything about one job")

@@ -19,6 +19,7 @@ from .commands import (
     cmd_inventory,
     cmd_keep,
     cmd_leases,
+    cmd_options,
     cmd_pool,
     cmd_queue,
     cmd_quota_list,
@@ -145,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("pool", cmd_pool, "nodes and GPUs, their state and holders")
+    _json_option(p)
+    p = command(
+        "options",
+        cmd_options,
+        "what I may ask for now: GPU shapes (their models, what is free), profiles, job limits",
+    )
     _json_option(p)
 
     # quota show | set | unset | list

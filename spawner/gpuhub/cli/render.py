@@ -122,6 +122,36 @@ def pool_table(data: Mapping[str, Any]) -> str:
     return f"{table}\n\n{summary}"
 
 
+def options_report(data: Mapping[str, Any]) -> str:
+    """``gpuhub options``: the shapes I may ask for (the models behind each and what is free
+    now), the profiles open to me, and the limits of jobs, as the service serves them."""
+    rows = []
+    for s in data.get("shapes", []):
+        verdict = {"grant": "now", "queue": "queued"}.get(s.get("outcome"), "no")
+        rows.append([s["text"], s.get("models_text") or None, verdict, s.get("message")])
+    parts = [t.render(["SHAPE", "MODELS", "GRANTED", "NOW"], rows) if rows else "no GPU shapes"]
+    profiles = data.get("profiles") or []
+    if profiles:
+        parts.append(
+            t.render(
+                ["PROFILE", "NAME", "GPUS"],
+                [[p["name"], p.get("display_name"), p.get("text")] for p in profiles],
+            )
+        )
+    jobs = data.get("jobs") or {}
+    runtime = jobs.get("max_runtime_s") or {}
+    if runtime.get("default") is not None:
+        line = (
+            f"jobs: --max-runtime from {t.duration_text(runtime['min'])} to "
+            f"{t.duration_text(runtime['max'])}, {t.duration_text(runtime['default'])} when not given"
+        )
+        if not jobs.get("schedules", True):
+            line += "; no --schedule here"
+        parts.append(line)
+    parts.append(f"{data.get('queue_length', 0)} request(s) queued")
+    return "\n\n".join(parts)
+
+
 # -- quotas -----------------------------------------------------------------------------
 
 

@@ -2,11 +2,15 @@
 
 The default in Docker mode. A job's container ``<prefix>-<id>`` runs the image recorded
 by digest at submit, with the home volume ``gpuhub-home-<user>`` at ``home_dir``, and is
-built by the same function as users' servers
-(:func:`gpuhub.spawners.container.build_container_spec`), so it keeps their invariants:
-a non-root user, every capability dropped, no-new-privileges, an init process, no engine
-socket, the profile's CPU, memory and shm limits, GPUs only through ``device_requests``
-from the lease (none for simulated devices). It has no network by default.
+built (:func:`gpuhub.containers.job.build_job_spec`) from the same parts as users'
+servers, so it keeps their invariants: a non-root user, every capability dropped,
+no-new-privileges, an init process, no engine socket, the profile's CPU, memory and shm
+limits, GPUs only through ``device_requests`` from the lease (none for simulated
+devices). It has no network by default.
+
+Jobs run on the same Docker engine as users' servers, reached with the same settings:
+the :class:`gpuhub.containers.engine.Engine` of DockerSpawner's ``tls_config``,
+``client_kwargs`` and ``DOCKER_*`` environment, as configured for the hub.
 
 ``before_start`` creates the container (or finds the one already made for this job) and
 puts the snapshot and ``job.json`` into the volume with ``put_archive``, owned by the
@@ -21,7 +25,6 @@ import io
 import json
 import posixpath
 import tarfile
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -30,24 +33,23 @@ from typing import Any
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
-from traitlets import Dict, Float, Unicode
+from traitlets import Dict, Float, Instance, Unicode, default
 
-from ..spawners.container import (
+from ..containers.engine import DEFAULT_TIMEOUT, Engine, EngineSettings
+from ..containers.job import build_job_spec
+from ..containers.spec import (
     DEFAULT_CONTAINER_USER,
     DEFAULT_HOME,
+    LABEL_JOB,
     LABEL_LEASE,
-    LABEL_SERVER,
     LABEL_USER,
-    build_container_spec,
-    device_requests,
+    Limits,
+    home_binds,
     home_volume_name,
 )
-from ..spawners.profiles import Profile
 from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, LOG_FILE, JobExecutor, JobExit, JobSpec
 from .runner import exit_from_status, job_document, job_environment
 
-#: Label naming the job a container runs.
-LABEL_JOB = "gpuhub.job"
 #: Logs of ended jobs kept in memory until cleanup (the manager reads one in pages).
 ENDED_LOGS_KEPT = 8
 
@@ -89,16 +91,25 @@ class DockerExecutor(JobExecutor):
         (``gpuhub.job``, ``gpuhub.user``, ``gpuhub.lease``) cannot be replaced.""",
     )
     docker_timeout = Float(
-        120.0,
+        DEFAULT_TIMEOUT,
         config=True,
         help="""Seconds a call to the Docker engine may take, e.g. ``300`` for a slow engine;
-        ``stop`` waits the job's grace period on top.""",
+        ``stop`` waits the job's grace period on top. Where the hub's spawners run in the
+        same process, they share the engine only while this is the default.""",
     )
+    engine = Instance(
+        Engine,
+        help="""The Docker engine jobs run on. By default this process's engine for the GPU
+        spawner's settings in the configuration (``c.DockerSpawner.tls_config``,
+        ``client_kwargs``, the ``DOCKER_*`` environment): servers and jobs share one engine.""",
+    )
+
+    @default("engine")
+    def _default_engine(self) -> Engine:
+        return Engine.instance(EngineSettings.from_config(self.config, timeout=self.docker_timeout))
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._local = threading.local()  # one engine client per worker thread
-        self._host_cpus: int | None = None
         # logs of ended containers, read once (a log no longer changes): container -> bytes
         self._ended_logs: dict[str, bytes] = {}
 
@@ -106,12 +117,8 @@ class DockerExecutor(JobExecutor):
 
     @property
     def client(self) -> docker.APIClient:
-        """This thread's Docker engine client."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = docker.APIClient(version="auto", timeout=self.docker_timeout)
-            self._local.client = client
-        return client
+        """The engine's Docker API client (shared by the worker threads the hooks run in)."""
+        return self.engine.client
 
     def container_name(self, job: JobSpec) -> str:
         """``<prefix>-<id>``."""
@@ -153,13 +160,10 @@ class DockerExecutor(JobExecutor):
                 "HOME": self.home_dir,
             }
         )
-        if device_requests(job.lease):  # NVML (nvidia-smi) needs 'utility' besides 'compute'
-            env.setdefault("NVIDIA_DRIVER_CAPABILITIES", "compute,utility")
-        lease = dict(job.lease) or {"id": ""}
-        lease.setdefault("id", "")
-        spec = build_container_spec(
-            self._profile(job, image),
-            lease,
+        return build_job_spec(
+            job_id=job.id,
+            image=image,
+            lease=job.lease,
             user=job.user,
             name=self.container_name(job),
             env=env,
@@ -167,19 +171,10 @@ class DockerExecutor(JobExecutor):
             home_dir=self.home_dir,
             container_user=self.container_user,
             network=self.network_mode,
-            publish_ip=None,  # a job serves nothing
-            host_cpus=self._cpus(),
-            extra_labels={**self.extra_labels, LABEL_JOB: str(job.id)},
+            limits=Limits(job.cpu_limit, job.mem_limit, job.shm_size),
+            host_cpus=self.engine.host_cpus(),
+            extra_labels=self.extra_labels,
         )
-        spec["labels"].pop(LABEL_SERVER, None)  # a job is not a server
-        spec["labels"][LABEL_JOB] = str(job.id)
-        spec.pop("ports", None)
-        if self.network_mode == "none":
-            # without a network Docker leaves the hostname unresolvable, and torchrun's
-            # rendezvous (c10d) waits on it for ever
-            spec["hostname"] = spec["name"]
-            spec["host_config"].setdefault("extra_hosts", {spec["name"]: "127.0.0.1"})
-        return spec
 
     def before_start(self, job: JobSpec) -> None:
         """Create the job's container (once) and put its folder into the home volume."""
@@ -284,20 +279,6 @@ class DockerExecutor(JobExecutor):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _profile(self, job: JobSpec, image: str) -> Profile:
-        name = str(job.lease.get("profile") or "job")
-        limits = {"cpu_limit": job.cpu_limit, "mem_limit": job.mem_limit, "shm_size": job.shm_size}
-        shape = {"kind": "gpu", "count": max(1, job.gpus)}
-        try:
-            return Profile(name=name, image=image, shape=shape, **limits)
-        except ValueError:
-            return Profile(name="job", image=image, shape=shape, **limits)
-
-    def _cpus(self) -> int | None:
-        if self._host_cpus is None:
-            self._host_cpus = int(self.client.info().get("NCPU") or 0) or None
-        return self._host_cpus
-
     def _existing(self, job: JobSpec) -> str | None:
         """The id of the container made for this job, if there is one. A container of the
         same name left by another job (an old database) is removed when it has stopped."""
@@ -383,7 +364,7 @@ class DockerExecutor(JobExecutor):
     def _reader(self, job: JobSpec) -> Iterator[str]:
         """A container that is never started, only to read the job's home volume."""
         host_config = self.client.create_host_config(
-            binds={home_volume_name(job.user): {"bind": self.home_dir, "mode": "ro"}},
+            binds=home_binds(home_volume_name(job.user), self.home_dir, mode="ro"),
             network_mode="none",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],

@@ -1,18 +1,26 @@
 """The executor base class: how a job is started, watched, stopped and read.
 
-The service's job manager calls the hooks of one executor (chosen by a ``Type`` trait) in
-a fixed order, each in a worker thread (they may block)::
+The service's job lifecycle (:mod:`gpuhub.jobs.lifecycle`) calls the hooks of one
+executor (chosen by ``c.GpuhubService.job_executor_class``) in a fixed order, each in a
+worker thread (they may block)::
 
-    before_start(job) -> start(job) -> poll(job, state)... -> [stop(job, state, grace)]
-        -> read_log(...) -> cleanup(job, state)
+    resolve_image(image)                       at submit, before anything is created
+    before_start(job) -> start(job) -> state   once the job's GPU lease is granted
+    poll(job, state) ...                       every tick while it runs
+    [stop(job, state, grace) -> poll(...)]     cancelled, timed out, or its lease ended
+    read_log(job, state, ...) ... -> cleanup(job, state)    once, when it has ended
 
 ``start`` returns the executor's *state*: a small JSON-able dict saved with the job, from
 which ``poll``, ``stop``, ``read_log`` and ``cleanup`` find the job again, also in a
-restarted service (re-adoption: a job is never started twice). A job's own folder under
-the user's home holds what it leaves behind (see :class:`JobSpec`); the runner
+restarted service. The lifecycle never calls ``start`` for a job whose state was saved; a
+service that stopped between ``start`` and saving its state calls ``before_start`` and
+``start`` again with the same :class:`JobSpec`, so both must be idempotent: a repeated
+``start`` finds what the first one launched and returns its state. A job's own folder
+under the user's home holds what it leaves behind (see :class:`JobSpec`); the runner
 (``python -m gpuhub.jobs.runner FOLDER``) writes ``exit_status.json`` there when it ends.
 
-A cluster executor (Slurm: ``sbatch``, ``squeue``, ``scancel``) implements the same hooks.
+A cluster executor (Slurm: ``sbatch``, ``squeue``, ``scancel``) implements the same hooks
+from :class:`JobSpec` alone: ``docs/how-to/write-a-job-executor.md`` walks through one.
 """
 
 from __future__ import annotations
@@ -32,23 +40,70 @@ ARTIFACTS = "artifacts"  # $GPUHUB_OUTPUT_DIR
 
 
 @dataclass(frozen=True)
+class JobDevice:
+    """One device of a job's lease: a whole GPU, a MIG instance or a seat on a shared GPU.
+
+    ``uuid`` is what ``CUDA_VISIBLE_DEVICES`` names; ``index`` the GPU's index on its node
+    (of the parent GPU for a MIG instance). ``simulated`` devices do not exist: pass them
+    to no engine (the job sees their uuids, and ``GPUHUB_SIMULATED=1``).
+    """
+
+    uuid: str
+    index: int | None = None
+    model: str | None = None
+    memory_mb: int | None = None
+    simulated: bool = False
+    parent_uuid: str | None = None  # a MIG instance's GPU
+    mig_profile: str | None = None  # a MIG instance's profile, e.g. "1g.10gb"
+    shared_by: int | None = None  # a time-sliced GPU's number of seats
+
+    @classmethod
+    def from_lease(cls, device: dict[str, Any]) -> JobDevice:
+        """A device as the scheduler lists it in a lease (``Lease.devices``)."""
+        index = device.get("index")
+        return cls(
+            uuid=str(device["uuid"]),
+            index=int(index) if index is not None else None,
+            model=device.get("model"),
+            memory_mb=device.get("memory_mb"),
+            simulated=bool(device.get("simulated")),
+            parent_uuid=device.get("parent_uuid"),
+            mig_profile=device.get("profile"),
+            shared_by=device.get("shared_by"),
+        )
+
+
+@dataclass(frozen=True)
 class JobSpec:
-    """Everything an executor needs to know about one job (built by the job manager)."""
+    """Everything an executor needs to know about one job (built by the job lifecycle).
+
+    What to run (``kind``, ``path``, ``source``, ``parameters``), where its output goes
+    (``folder``), on which GPUs (``shape``, ``node``, ``devices``, ``gpus``), in which
+    environment (``image``, ``env``, the limits) and for how long (``max_runtime_s``).
+    Every field has the same value in every hook call for one job, also after a restart,
+    but ``lease`` (the lease's live view: its status and GPU-hours move on) and ``source``
+    (empty in ``read_log`` calls made for readers of a running job's log).
+    """
 
     id: int
     user: str
     name: str
     kind: str  # "notebook" | "script"
     path: str  # the notebook or script, relative to the user's home (POSIX, no "..")
-    #: the job's folder relative to the home, e.g. "gpuhub-jobs/12-train"
+    #: the job's output folder relative to the user's home, e.g. "gpuhub-jobs/12-train":
+    #: the snapshot and job.json go in, the executed notebook, job.log, artifacts/ and
+    #: exit_status.json come out (see the ``*_path`` properties). Where the home is, is the
+    #: executor's business (a local path, a volume, a cluster's shared file system).
     folder: str
     #: the snapshot taken at submit: the notebook's JSON text or the script's source
     source: str
     parameters: dict[str, Any] = field(default_factory=dict)
-    #: the lease as the scheduler shows it (node, devices with uuid/kind/simulated, ...)
+    #: the lease as the scheduler's API shows it (id, node, devices, profile, ...)
     lease: dict[str, Any] = field(default_factory=dict)
-    #: environment of the job: CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES, GPUHUB_LEASE_ID,
-    #: GPUHUB_JOB_ID, GPUHUB_OUTPUT_DIR (absolute, as the job sees it), ...
+    #: the job's own environment: GPUHUB_JOB_ID, and with a lease CUDA_VISIBLE_DEVICES and
+    #: NVIDIA_VISIBLE_DEVICES (the devices' uuids), GPUHUB_LEASE_ID, GPUHUB_SIMULATED=1
+    #: for simulated devices. The executor adds HOME and GPUHUB_OUTPUT_DIR (the artifacts
+    #: folder, absolute, as the job sees it) and filters it with ``job_environment``.
     env: dict[str, str] = field(default_factory=dict)
     image: str | None = None  # image name (Docker); None: the executor's environment
     image_digest: str | None = None  # the image id resolved at submit ("sha256:...")
@@ -56,6 +111,43 @@ class JobSpec:
     mem_limit: int | None = None  # bytes
     shm_size: int | None = None  # bytes
     gpus: int = 0  # whole devices granted (torchrun --nproc-per-node for scripts)
+    #: the job's maximum runtime in seconds; the lifecycle stops the job (``stop``) when it
+    #: has run this long. An engine's own limit (Slurm ``--time``) should be a little longer,
+    #: so gpuhub's stop, which records ``timed_out``, comes first. None: not known.
+    max_runtime_s: int | None = None
+    #: the GPU shape asked for, as the API shows shapes: {"kind": "gpu", "count": 2},
+    #: {"kind": "mig", "profile": "1g.10gb"}, {"kind": "shared"} (+ "model" if asked)
+    shape: dict[str, Any] = field(default_factory=dict)
+    node: str | None = None  # the node the lease's devices are on (None: no lease)
+    devices: tuple[JobDevice, ...] = ()  # the lease's devices, in the lease's order
+    lease_id: int | None = None
+    profile: str | None = None  # the spawner profile the job was submitted with
+    group: str | None = None  # the quota group its GPU-hours are charged to, if any
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the job's devices are simulated (nothing real to hand to an engine)."""
+        return any(d.simulated for d in self.devices)
+
+    @property
+    def log_path(self) -> str:
+        """``job.log`` relative to the home: everything the job printed."""
+        return f"{self.folder}/{LOG_FILE}"
+
+    @property
+    def exit_status_path(self) -> str:
+        """``exit_status.json`` relative to the home: written by the runner when it ends."""
+        return f"{self.folder}/{EXIT_FILE}"
+
+    @property
+    def artifacts_path(self) -> str:
+        """``artifacts/`` relative to the home: ``$GPUHUB_OUTPUT_DIR`` of the job."""
+        return f"{self.folder}/{ARTIFACTS}"
+
+    @property
+    def output_path(self) -> str | None:
+        """The executed notebook relative to the home (None for scripts)."""
+        return None if self.output_name is None else f"{self.folder}/{self.output_name}"
 
     @property
     def input_name(self) -> str:
@@ -85,9 +177,15 @@ class JobExit:
 class JobExecutor(LoggingConfigurable):
     """Base of job executors: start, watch, stop and read jobs somewhere.
 
-    Subclasses set :attr:`name` and implement every hook. Hooks may block (they run in a
-    worker thread) and must be idempotent where said so: the service may call them again
-    after a restart.
+    Subclasses set :attr:`name` and implement every hook but :meth:`resolve_image` (images
+    do not apply) and :meth:`cleanup` (nothing to free). Hooks may block: they run in
+    worker threads, one step of a job at a time (``read_log`` for a reader of the log may
+    come at any time, from another thread). They must be idempotent where said so: the
+    service may call them again after a restart. They know the job only by its
+    :class:`JobSpec` and the state ``start`` returned: an executor never reads the
+    service's database. An exception from ``before_start`` or ``start`` fails the job
+    with its message; one from ``poll`` or ``stop`` is logged and that step is tried again
+    at the next tick.
     """
 
     #: Short name shown in job views ("local", "docker", "slurm").
@@ -104,12 +202,15 @@ class JobExecutor(LoggingConfigurable):
         raise NotImplementedError
 
     def start(self, job: JobSpec) -> dict[str, Any]:
-        """Launch the runner for ``job``; return the state that finds it again."""
+        """Launch the runner for ``job``; return the state that finds it again (a small
+        JSON-able dict, saved with the job). Idempotent: if this job was launched already
+        (a service stopped before it saved the state), find it and return its state."""
         raise NotImplementedError
 
     def poll(self, job: JobSpec, state: dict[str, Any]) -> JobExit | None:
-        """None while the job runs; how it ended once it has (reads ``exit_status.json``
-        where the runner wrote one). Idempotent."""
+        """None while the job runs (or waits in an engine's own queue); how it ended once it
+        has (from ``exit_status.json`` where the runner wrote one; ``lost`` where the job
+        vanished without one). Idempotent: asked again after the end, it answers the same."""
         raise NotImplementedError
 
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:
@@ -118,7 +219,9 @@ class JobExecutor(LoggingConfigurable):
         raise NotImplementedError
 
     def read_log(self, job: JobSpec, state: dict[str, Any], offset: int, limit: int) -> bytes:
-        """Up to ``limit`` bytes of ``job.log`` from ``offset`` (b"" past its end)."""
+        """Up to ``limit`` bytes of ``job.log`` from ``offset`` (b"" past its end or before
+        the log exists). Also after the end, until ``cleanup``: the service keeps the
+        log's tail then."""
         raise NotImplementedError
 
     def cleanup(self, job: JobSpec, state: dict[str, Any]) -> None:

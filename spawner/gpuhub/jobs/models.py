@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..scheduler.shapes import Shape
 from .cron import CronError, CronSchedule
 
+#: The shortest maximum runtime a job may ask for (seconds).
+MIN_RUNTIME_S = 60
+#: The longest any site may allow (7 days); ``c.JobManager.max_runtime`` may lower it.
+MAX_RUNTIME_CAP_S = 7 * 24 * 3600
+
 MAX_PATH = 1024
 MAX_PARAMETERS = 100
 MAX_PARAMETERS_BYTES = 64 * 1024
@@ -86,7 +91,9 @@ class JobRequest(BaseModel):
     gpus: int | None = Field(None, ge=1, le=64, description="GPU count (profiles with counts)")
     shape: Shape | None = Field(None, description="An explicit shape instead of the profile's")
     parameters: dict[str, Any] = Field(default_factory=dict, description="papermill parameters")
-    max_runtime_s: int | None = Field(None, ge=60, le=604800, description="Runtime limit")
+    max_runtime_s: int | None = Field(
+        None, ge=MIN_RUNTIME_S, le=MAX_RUNTIME_CAP_S, description="Runtime limit (seconds)"
+    )
     name: str | None = Field(None, description="A name; default: the path's stem")
     user: str | None = Field(None, description="Submit for this user (admins only)")
 
@@ -147,7 +154,10 @@ class JobRequest(BaseModel):
 class DefinitionRequest(JobRequest):
     """Body of ``POST /api/v1/job-definitions``: a job request and when to run it."""
 
-    schedule: str = Field(description="Five-field cron schedule, UTC")
+    schedule: str = Field(
+        description="Cron schedule: five fields or a macro such as @daily; UTC unless it "
+        "starts with CRON_TZ=<IANA zone>"
+    )
     paused: bool = Field(False, description="Created paused: no runs until resumed")
 
     @field_validator("schedule")

@@ -2,7 +2,8 @@
 
 They live in the scheduler's database, declared on the scheduler's ``Base`` and created by
 Alembic revision 0003. The service's event loop is the one writer: the job manager calls
-these functions there, one short transaction each. Times are POSIX seconds (UTC).
+these functions there, one short transaction each. Times are POSIX seconds (UTC). Jobs go
+in and come out as :class:`~gpuhub.jobs.record.Job` records; definitions as rows (dicts).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..scheduler.db import Base
 from ..terms import JOB_LIVE_STATUSES
+from .record import Job
 
 #: The end of a job's log kept in the database when it ends (logs outlive containers).
 LOG_TAIL_BYTES = 1024 * 1024
@@ -111,6 +113,10 @@ DEFINITIONS = JobDefinitionRow.__table__
 _LIGHT = [c for c in JOBS.c if c.name not in ("source", "log_tail")]  # what views need
 
 
+def _job(row: Any) -> Job | None:
+    return None if row is None else Job.from_row(row._mapping)
+
+
 class JobStore:
     """Reads and writes of the job tables; each call is one short transaction."""
 
@@ -125,30 +131,34 @@ class JobStore:
             return int(conn.execute(select(func.max(JOBS.c.id))).scalar() or 0)
 
     def insert_job(
-        self, row: dict[str, Any], definition: tuple[int, float | None, dict] | None = None
+        self, job: Job, definition: tuple[int, float | None, dict] | None = None
     ) -> None:
         """Insert a job; with ``definition`` = (id, due time, values), update that
         definition in the same transaction, only if it is still due at that time."""
         with self.engine.begin() as conn:
-            conn.execute(insert(JOBS).values(**row))
+            conn.execute(insert(JOBS).values(**job.row()))
             if definition is not None:
                 def_id, due, values = definition
                 if not self._update_definition(conn, def_id, due, values):
                     raise DefinitionMoved(f"job definition {def_id} is no longer due at {due}")
 
-    def job(self, job_id: int, *, full: bool = False) -> dict[str, Any] | None:
+    def job(self, job_id: int, *, full: bool = False) -> Job | None:
         """A job by id (``full``: with its snapshot and log tail), or None."""
         cols = list(JOBS.c) if full else _LIGHT
         with self.engine.connect() as conn:
-            row = conn.execute(select(*cols).where(JOBS.c.id == job_id)).first()
-        return None if row is None else dict(row._mapping)
+            return _job(conn.execute(select(*cols).where(JOBS.c.id == job_id)).first())
 
-    def job_by_key(self, user: str, key: str) -> dict[str, Any] | None:
+    def job_by_key(self, user: str, key: str) -> Job | None:
         """The job ``user`` submitted with idempotency key ``key``, or None."""
         q = select(*_LIGHT).where(JOBS.c.user == user, JOBS.c.idempotency_key == key)
         with self.engine.connect() as conn:
-            row = conn.execute(q).first()
-        return None if row is None else dict(row._mapping)
+            return _job(conn.execute(q).first())
+
+    def source(self, job_id: int) -> str:
+        """A job's snapshot (the notebook's JSON text or the script's source); "" if none."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(JOBS.c.source).where(JOBS.c.id == job_id)).scalar()
+        return value or ""
 
     def jobs(
         self,
@@ -157,7 +167,7 @@ class JobStore:
         statuses: Iterable[str] | None = None,
         limit: int = 1000,
         full: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Job]:
         """Jobs, newest first."""
         q = select(*(list(JOBS.c) if full else _LIGHT)).order_by(JOBS.c.id.desc()).limit(limit)
         if user is not None:
@@ -165,16 +175,17 @@ class JobStore:
         if statuses is not None:
             q = q.where(JOBS.c.status.in_(list(statuses)))
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [Job.from_row(r._mapping) for r in conn.execute(q)]
 
-    def live_jobs(self) -> list[dict[str, Any]]:
+    def live_jobs(self) -> list[Job]:
         """Jobs that have not ended, oldest first."""
         q = select(*_LIGHT).where(JOBS.c.status.in_(JOB_LIVE_STATUSES)).order_by(JOBS.c.id)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [Job.from_row(r._mapping) for r in conn.execute(q)]
 
     def update_job(self, job_id: int, *, was: Iterable[str] | None = None, **values: Any) -> bool:
-        """Update a job (only while its status is in ``was``, when given); whether it was."""
+        """Update a job's columns (only while its status is in ``was``, when given);
+        whether it was: the compare-and-set every step of the lifecycle writes with."""
         q = update(JOBS).where(JOBS.c.id == job_id)
         if was is not None:
             q = q.where(JOBS.c.status.in_(list(was)))

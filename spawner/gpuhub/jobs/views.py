@@ -1,4 +1,4 @@
-"""Jobs and job definitions as the REST API shows them (built from rows and leases)."""
+"""Jobs and job definitions as the REST API shows them (built from records and leases)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import re
 from typing import Any
 
 from ..scheduler.lease import Lease, iso
-from ..terms import JOB_ENDED_STATUSES, JOB_FAILED, JOB_SUCCEEDED, shape_text
+from ..terms import JOB_FAILED, JOB_SUCCEEDED, shape_text
 from .executor import JOBS_FOLDER, JobExit
+from .record import Job
 
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -28,49 +29,48 @@ def output_name(path: str, kind: str) -> str | None:
 
 
 def job_view(
-    job: dict[str, Any], lease: Lease | None, position: int | None, now: float, executor: str
+    job: Job, lease: Lease | None, position: int | None, now: float, executor: str
 ) -> dict[str, Any]:
-    """A job row (and its lease) as the API shows it."""
-    ended = job["status"] in JOB_ENDED_STATUSES
+    """A job (and its lease) as the API shows it."""
     devices = list(lease.devices) if lease is not None and lease.granted_at is not None else []
-    if ended and job.get("gpu_hours") is not None:
-        gpu_hours = float(job["gpu_hours"])
+    if job.ended and job.gpu_hours is not None:
+        gpu_hours = float(job.gpu_hours)
     else:
         gpu_hours = lease.gpu_hours(now) if lease is not None else 0.0
-    started, end = job.get("started_at"), job.get("ended_at")
+    started, end = job.started_at, job.ended_at
     elapsed = None if started is None else max(0.0, (end if end is not None else now) - started)
-    folder = job_folder(job["id"], job["name"])
-    out = output_name(job["path"], job["kind"])
+    folder = job_folder(job.id, job.name)
+    out = output_name(job.path, job.kind)
     return {
-        "id": job["id"],
-        "user": job["user"],
-        "name": job["name"],
-        "path": job["path"],
-        "kind": job["kind"],
-        "status": job["status"],
+        "id": job.id,
+        "user": job.user,
+        "name": job.name,
+        "path": job.path,
+        "kind": job.kind,
+        "status": job.status,
         "position": position,
-        "reason": job.get("reason"),
-        "profile": job.get("profile"),
-        "image": job.get("image"),
-        "image_digest": job.get("image_digest"),
-        "shape": job["shape"],
-        "shape_text": shape_text(job["shape"]),
-        "parameters": job["parameters"],
-        "max_runtime_s": job["max_runtime_s"],
-        "lease_id": job.get("lease_id"),
+        "reason": job.reason,
+        "profile": job.profile,
+        "image": job.image,
+        "image_digest": job.image_digest,
+        "shape": job.shape,
+        "shape_text": shape_text(job.shape),
+        "parameters": job.parameters,
+        "max_runtime_s": job.max_runtime_s,
+        "lease_id": job.lease_id,
         "node": lease.node if lease is not None else None,
         "devices": [str(d["uuid"]) for d in devices],
         "simulated": any(bool(d.get("simulated")) for d in devices),
-        "created_at": iso(job["created_at"]),
+        "created_at": iso(job.created_at),
         "started_at": iso(started),
         "ended_at": iso(end),
         "elapsed_s": None if elapsed is None else round(elapsed, 3),
         "gpu_hours": round(gpu_hours, 6),
-        "exit_code": job.get("exit_code"),
+        "exit_code": job.exit_code,
         "folder": folder,
         "output_notebook": None if out is None else f"{folder}/{out}",
-        "executor": job.get("executor") or executor,
-        "definition_id": job.get("definition_id"),
+        "executor": job.executor or executor,
+        "definition_id": job.definition_id,
     }
 
 
@@ -109,10 +109,10 @@ def log_answer(offset: int, nxt: int, data: bytes, complete: bool) -> dict[str, 
     return {"offset": offset, "next_offset": nxt, "text": text, "complete": complete}
 
 
-def lease_gone(job: dict[str, Any], lease: Lease | None) -> str:
+def lease_gone(job: Job, lease: Lease | None) -> str:
     """Why a job ends when its lease ended under it (released by someone else)."""
     if lease is None:
-        return f"its GPU lease {job.get('lease_id')} is gone"
+        return f"its GPU lease {job.lease_id} is gone"
     why = f": {lease.end_reason}" if lease.end_reason else ""
     return f"its GPU lease {lease.id} ended ({lease.status}{why})"
 

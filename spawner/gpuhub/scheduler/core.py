@@ -5,13 +5,21 @@ of the pool, and is written to the database in one transaction before anyone is 
 The database is the truth: :meth:`Scheduler.load` rebuilds the picture from it after a
 restart, and the ``claims`` primary key refuses a slot held twice.
 
-This module holds the decisions (admit, grant, queue, dispatch, release) and the read API
-other parts use; the lease model is in :mod:`.lease`, the SQL in :mod:`.store`, quota
-accounting in :mod:`.accounting` and the reports in :mod:`.ledger`.
+This module holds the decisions (grant, queue, dispatch, release) and every write. The
+scheduler owns its parts and hands them what they need; none reaches into another:
+
+* ``book`` (:class:`~.reservations.ReservationBook`): the reservations and the placement
+  rule they make; the scheduler calls its writes inside its own transactions;
+* ``view`` (:class:`~.reads.SchedulerView`): the read API other parts are handed, over
+  the scheduler seen as a read-only :class:`~.state.SchedulerState`; it holds the
+  why-waiting explainer (:mod:`.waiting`);
+* the admission checks (:mod:`.admission`), the lease model (:mod:`.lease`), the SQL
+  (:mod:`.store`), quota accounting (:mod:`.accounting`) and the reports (:mod:`.ledger`).
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import time
@@ -25,7 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 from ..inventory import Node
 from ..terms import ACTIVE, CANCELLED, QUEUED, REFUSED, RELEASED
 from .accounting import Accounting
-from .activity import ActivityBoard
+from .activity import Activity, ActivityBoard, ActivityReport
+from .admission import admit
 from .errors import (
     Forbidden,
     IdempotencyConflict,
@@ -39,12 +48,11 @@ from .lease import Lease, iso, lease_row, request_digest
 from .ledger import Ledger
 from .pool import Placement, Pool
 from .quota import QuotaSpec
-from .reads import Reads
-from .reservations import RESERVATION_GUARD, Reservation, Reservations
+from .reads import SchedulerView
+from .reservations import RESERVATION_GUARD, Reservation, ReservationBook
 from .shapes import MigSlice, SharedGpu, WholeGpus
 from .store import DELETE_CLAIMS, END_LEASE, GRANT_LEASE, INSERT_CLAIM, INSERT_LEASE, Store
 from .store import claim_rows as _claim_rows
-from .waiting import Waiting
 
 log = logging.getLogger("gpuhub.scheduler")
 
@@ -58,11 +66,24 @@ __all__ = [
     "ReservationConflict",
     "Scheduler",
     "SchedulerError",
+    "SchedulerView",
     "Unsatisfiable",
     "iso",
 ]
 
 QUEUE_POLICIES = ("best-effort", "strict")
+
+
+def _view_read(name: str) -> Callable[..., Any]:
+    """The scheduler's method ``name``: :class:`SchedulerView`'s read of that name, with
+    its signature and docstring, on the scheduler's view."""
+    read_of_view = getattr(SchedulerView, name)
+
+    @functools.wraps(read_of_view)
+    def read(self: Scheduler, *args: Any, **kwargs: Any) -> Any:
+        return read_of_view(self.view, *args, **kwargs)
+
+    return read
 
 
 def _place(lease: Lease, placement: Placement, now: float) -> None:
@@ -74,20 +95,12 @@ def _place(lease: Lease, placement: Placement, now: float) -> None:
     ]
 
 
-def _count_noun(shape: WholeGpus | MigSlice | SharedGpu) -> str:
-    if isinstance(shape, WholeGpus):
-        return f"{shape.model + ' ' if shape.model else ''}GPUs"
-    if isinstance(shape, MigSlice):
-        return f"MIG {shape.profile} slices"
-    return f"shared {shape.model + ' ' if shape.model else ''}GPU seats"
-
-
-class Scheduler(Reservations, Reads, Waiting):
+class Scheduler:
     """Grants GPU leases under quotas, queues what must wait, and keeps the ledger.
 
-    Why a queued request waits, and until about when, it answers through :class:`Waiting`;
-    devices reserved for groups' time windows are :class:`Reservations`; what other parts
-    may read is :class:`Reads`. ``reservation_guard``: seconds a lease that states no
+    It owns its reservations (``book``, a :class:`ReservationBook`) and offers its reads
+    as ``view`` (a :class:`SchedulerView`), which also says why a queued request waits;
+    its own methods are the writes. ``reservation_guard``: seconds a lease that states no
     hours is expected to run, to keep it off devices whose reserved window comes sooner.
     """
 
@@ -115,7 +128,12 @@ class Scheduler(Reservations, Reads, Waiting):
         self.reservation_guard = float(reservation_guard)
         self.store = Store(engine)
         self.ledger = Ledger(engine)
-        self._activity = ActivityBoard()  # latest GPU activity per active lease (memory)
+        #: The latest GPU activity of each active lease (memory only).
+        self.activity_board = ActivityBoard()
+        #: The reservations and their placement rule (written only through this scheduler).
+        self.book = ReservationBook(nodes, guard=self.reservation_guard)
+        #: The read API: what other parts are handed to read.
+        self.view = SchedulerView(self)
         self.load()
 
     # -- state -----------------------------------------------------------------------
@@ -144,9 +162,9 @@ class Scheduler(Reservations, Reads, Waiting):
                         "record; keeping it out of use", c.device_id, c.slot, c.lease_id,
                     )  # fmt: skip
                     self.pool.claim(c.lease_id, "", ((c.device_id, c.slot),), Fraction(0))
-            self._load_reservations(conn)
+            self.book.load(conn, now)
             self._dispatch(conn, now)
-        self._activity.keep_only({x.id for x in self.live.values() if x.status == ACTIVE})
+        self.activity_board.keep_only({x.id for x in self.live.values() if x.status == ACTIVE})
 
     def _remember(self, lease: Lease) -> None:
         self.live[lease.id] = lease
@@ -161,7 +179,7 @@ class Scheduler(Reservations, Reads, Waiting):
     def _forget(self, lease: Lease, was: str) -> None:
         """Drop an ended lease from the live picture; ``was`` is its status before it ended."""
         del self.live[lease.id]
-        self._activity.drop(lease.id)
+        self.activity_board.drop(lease.id)
         self.accounting.remove(lease, was)
         if lease.idempotency_key is not None:
             self._by_key.pop((lease.user, lease.idempotency_key), None)
@@ -249,7 +267,12 @@ class Scheduler(Reservations, Reads, Waiting):
         digest: str | None,
     ) -> Lease:
         user_groups = sorted(set(user_groups))
-        group, units, now = self._admit(user, user_groups, shape, group, profile, hours)
+        now = self.clock()
+        group, units = admit(
+            pool=self.pool, accounting=self.accounting, quotas=self.quotas, user=user,
+            user_groups=user_groups, shape=shape, group=group, profile=profile, hours=hours,
+            now=now,
+        )  # fmt: skip
         lease = Lease(
             id=self.next_id,
             user=user,
@@ -271,14 +294,14 @@ class Scheduler(Reservations, Reads, Waiting):
             self.next_id += 1
             placement = None
             if self.queue_policy == "best-effort" or not self._ahead_of(lease):
-                placement = self._place_lease(lease, now)
+                placement = self.book.place(lease, now, self.pool)
             if placement is not None:
                 _place(lease, placement, now)
             conn.execute(INSERT_LEASE, lease_row(lease))
             if placement is not None:
                 conn.execute(INSERT_CLAIM, _claim_rows(lease))
             self._remember(lease)
-            if placement is None and self._reservations and self.queue_policy == "strict":
+            if placement is None and len(self.book) and self.queue_policy == "strict":
                 self._dispatch(conn, now)  # reserved devices may serve it past the queue
             return lease
 
@@ -291,94 +314,11 @@ class Scheduler(Reservations, Reads, Waiting):
             )  # fmt: skip
         return lease
 
-    def _admit(
-        self,
-        user: str,
-        user_groups: Iterable[str],
-        shape: WholeGpus | MigSlice | SharedGpu,
-        group: str | None,
-        profile: str | None,
-        hours: float | None,
-    ) -> tuple[str | None, Fraction, float]:
-        """Check a request against membership, the pool and quotas.
-
-        Returns (the group it is charged to, its units, now); raises if it is refused.
-        """
-        user_groups = set(user_groups)
-        if group is not None and group not in user_groups:
-            raise Forbidden(f"{user} is not a member of group {group}", field="group")
-        if group is None:
-            with_quota = sorted(g for g in user_groups if ("group", g) in self.quotas)
-            if len(with_quota) > 1:
-                raise SchedulerError(
-                    f"{user} is in groups {', '.join(with_quota)} which have GPU quotas; "
-                    "say which group this request is for",
-                    field="group",
-                )
-            group = with_quota[0] if with_quota else None
-        why = self.pool.feasible(shape)
-        if why:
-            raise Unsatisfiable(why, field="shape")
-        units = self.pool.max_units(shape)
-        now = self.clock()
-        problem = self.accounting.quota_problem(
-            user, group, shape, profile, units, hours, now, queued_too=True
-        )
-        if problem:
-            raise QuotaExceeded(problem)
-        return group, units, now
-
-    def preview(
-        self,
-        *,
-        user: str,
-        user_groups: Iterable[str],
-        shape: WholeGpus | MigSlice | SharedGpu,
-        group: str | None = None,
-        profile: str | None = None,
-        hours: float | None = None,
-    ) -> dict[str, Any]:
-        """What :meth:`request` would do now, without doing it (for spawn forms).
-
-        ``outcome`` is ``grant``, ``queue`` or ``refuse``; ``message`` says it for people:
-        "3 of 8 H100 GPUs free", "2 requests ahead of you", or the refusal's reason.
-        """
-        user_groups = sorted(set(user_groups))
-        free, total, simulated = self.pool.count(shape)
-        out: dict[str, Any] = {
-            "free": free, "total": total, "simulated": simulated, "ahead": None, "units": None,
-        }  # fmt: skip
-        try:
-            group, units, now = self._admit(user, user_groups, shape, group, profile, hours)
-        except SchedulerError as e:
-            return {**out, "outcome": "refuse", "message": e.message, "error": e.code}
-        probe = Lease(
-            id=self.next_id, user=user, group=group, status=QUEUED, shape=shape, units=units,
-            priority=self.accounting.priority(user, group), profile=profile, requested_at=now,
-            hours=hours, user_groups=user_groups,
-        )  # fmt: skip
-        out.update(group=group, units=float(units))
-        noun = _count_noun(shape)
-        if (self.queue_policy == "best-effort" or not self._ahead_of(probe)) and self._place_lease(
-            probe, now
-        ) is not None:
-            return {**out, "outcome": "grant", "message": f"{free} of {total} {noun} free"}
-        ahead = sum(1 for q in self.live.values() if q.status == QUEUED and q.order < probe.order)
-        behind = f"{ahead} request{'s' if ahead > 1 else ''} ahead of you"
-        held = self._held_back(probe, now)  # free devices reserved for another group
-        if held:
-            msg = f"{held}; {behind}" if ahead else held
-        elif ahead:
-            msg = f"{behind}; {free} of {total} {noun} free"
-        else:
-            msg = f"all {total} {noun} are in use; you would be next"
-        return {**out, "outcome": "queue", "ahead": ahead, "message": msg}
-
     def release(self, lease_id: int, *, reason: str = "released") -> Lease:
         """End a lease (release if active, cancel if queued). Ending an ended lease is a no-op."""
         lease = self.live.get(lease_id)
         if lease is None:
-            return self.get(lease_id)
+            return self.view.get(lease_id)
         now = self.clock()
 
         def write(conn: Connection) -> Lease:
@@ -457,7 +397,7 @@ class Scheduler(Reservations, Reads, Waiting):
                 return
             bucket, heap = best
             lease = self.live[heap[0][1]]
-            rules = self._rules(lease, now) if self._reservations else None
+            rules = self.book.rules(lease, now)  # None without reservations
             if rules is not None and (bucket, rules) in blocked:
                 aside.append((heap, heapq.heappop(heap)))
                 continue
@@ -481,14 +421,14 @@ class Scheduler(Reservations, Reads, Waiting):
                 self._forget(lease, QUEUED)
                 continue
             if members_only:  # only onto the devices of its group's open reservations
-                placement = self._place_reserved(lease, now, self.pool)
+                placement = self.book.place_reserved(lease, now, self.pool)
             elif rules is None:
                 placement = self.pool.place(lease.shape)
             else:
                 placement = self.pool.place(lease.shape, *rules)
             if placement is None:
                 if self.queue_policy == "strict":
-                    if not (members_only or self._held_by_rules(lease, now, self.pool)):
+                    if not (members_only or self.book.blocks(lease, now, self.pool)):
                         return
                     members_only = True
                     aside.append((heap, heapq.heappop(heap)))
@@ -509,10 +449,6 @@ class Scheduler(Reservations, Reads, Waiting):
         return any(q.status == QUEUED and q.order < lease.order for q in self.live.values())
 
     # -- quotas ----------------------------------------------------------------------
-
-    def quota_for_user(self, user: str) -> QuotaSpec | None:
-        """The user's own quota, or the configured default; None means unlimited."""
-        return self.accounting.quota_for_user(user)
 
     def set_quota(self, kind: str, name: str, spec: QuotaSpec, *, by: str) -> QuotaSpec:
         """Create or replace the quota of a user or group; takes effect at once."""
@@ -540,6 +476,83 @@ class Scheduler(Reservations, Reads, Waiting):
         self._guarded(write)
         log.info("quota removed: %s %s by %s", kind, name, by)
 
-    def quota_status(self, kind: str, name: str, spec: QuotaSpec | None) -> dict[str, Any]:
-        """A quota with what is in use and left now (for ``me`` and the quota API)."""
-        return self.accounting.quota_status(kind, name, spec, self.clock())
+    # -- reservations ----------------------------------------------------------------
+
+    def reserve(
+        self,
+        *,
+        group: str,
+        shape: WholeGpus | MigSlice | SharedGpu,
+        count: int,
+        start: float,
+        end: float,
+        repeat: str = "once",
+        timezone: str = "UTC",
+        note: str = "",
+        by: str,
+    ) -> Reservation:
+        """Reserve ``count`` devices of ``shape`` for ``group`` in the windows ``start``-
+        ``end`` (the first), once or weekly at the same wall-clock time in ``timezone``.
+
+        Picks the devices now, among those no reservation with an overlapping window holds.
+        Raises :class:`ReservationConflict` when too few are left, :class:`Unsatisfiable`
+        when the pool does not have them at all, and :class:`SchedulerError` naming the
+        field for a bad value; nothing changes then.
+        """
+        r = self.book.plan(
+            group=group, shape=shape, count=count, start=start, end=end, repeat=repeat,
+            timezone=timezone, note=note, by=by, now=self.clock(),
+        )  # fmt: skip
+        return self._guarded(lambda conn: self.book.add(conn, r))
+
+    def unreserve(self, rid: int, *, by: str) -> Reservation:
+        """Delete a reservation; its devices serve everyone at once (queued requests are
+        granted on them now). Returns it as it was; :class:`NotFound` if there is none."""
+        r = self.book.get(rid)
+        now = self.clock()
+
+        def write(conn: Connection) -> None:
+            self.book.remove(conn, rid, now=now, by=by)
+            self._dispatch(conn, now)
+
+        self._guarded(write)
+        r.deleted_at, r.deleted_by = now, by
+        return r
+
+    def tick(self) -> None:
+        """Serve the queue again: call when a window opens or closes (see
+        :meth:`SchedulerView.next_boundary`). Costs nothing when no request waits."""
+        now = self.clock()
+        for r, change in self.book.tick(now):
+            log.info("reservation %s for %s: window %s", r.id, r.group, change)
+        if not any(self._buckets.values()):
+            return
+        self._guarded(lambda conn: self._dispatch(conn, now))
+
+    # -- GPU activity ------------------------------------------------------------------
+
+    def report_activity(self, lease_id: int, report: ActivityReport) -> Activity:
+        """Keep a lease's latest activity (memory only); refused unless the lease is active."""
+        return self.activity_board.report(self.view.get(lease_id), report, self.clock())
+
+    # -- reads, also here for the parts that hold the scheduler to write --------------
+    # The jobs manager requests and releases leases and reads these beside them, as do
+    # tests and benchmarks; each is the view's method of the same name (one home for the
+    # read API). The service is handed ``view`` and reads only through it.
+
+    pool_view = _view_read("pool_view")
+    get = _view_read("get")
+    live_lease = _view_read("live_lease")
+    live_leases = _view_read("live_leases")
+    leases = _view_read("leases")
+    queue = _view_read("queue")
+    position = _view_read("position")
+    waiting_all = _view_read("waiting_all")
+    quota_for_user = _view_read("quota_for_user")
+    quota_status = _view_read("quota_status")
+    activity = _view_read("activity")
+    activities = _view_read("activities")
+    reservations = _view_read("reservations")
+    next_boundary = _view_read("next_boundary")
+    total_gpu_hours = _view_read("total_gpu_hours")
+    usage = _view_read("usage")

@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
+from ..terms import QUEUED
 from .shapes import MigSlice, Shape, SharedGpu, WholeGpus
 
 SHAPE = TypeAdapter(Shape)
@@ -94,6 +95,11 @@ class Lease:
     def to_dict(self, now: float, position: int | None = None) -> dict[str, Any]:
         """The lease as the REST API shows it (``position``: its place in the queue)."""
         return {f.name: f.show(self, now, position) for f in FIELDS if f.show is not None}
+
+
+def queue_order(leases: Iterable[Lease]) -> list[Lease]:
+    """The queued leases among ``leases``, in the order the scheduler considers them."""
+    return sorted((x for x in leases if x.status == QUEUED), key=lambda x: x.order)
 
 
 # -- the one field list ------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 An admin reserves ``count`` concrete devices of a shape (whole GPUs, MIG instances of a
 profile, or shared GPUs with all their seats) for a hub group. The scheduler places a
-lease with the reservation's rules (:meth:`Reservations._rules`):
+lease with the reservation's rules (:meth:`ReservationBook.rules`):
 
 * while a window is open, only the group's members (the lease's user's groups when they
   asked) are placed on the reserved devices, and members are placed on them first;
@@ -11,15 +11,19 @@ lease with the reservation's rules (:meth:`Reservations._rules`):
   states none) would reach into the next window.
 
 Running leases are never pre-empted: a window that opens only changes where the next
-leases go. Two reservations whose windows overlap never share a device. The scheduler
-stays the one writer: a reservation is written in one transaction with the memory that
-mirrors it, and :meth:`Reservations._load_reservations` rebuilds them after a restart.
+leases go. Two reservations whose windows overlap never share a device.
+
+The scheduler owns one :class:`ReservationBook` (``Scheduler.book``) and stays the one
+writer: it calls the book's writes inside its own transactions, and :meth:`ReservationBook.load`
+rebuilds the book after a restart. The book asks nothing of the scheduler: it is given the
+inventory and the guard when made, and the time and the pool with each question
+(:meth:`~ReservationBook.place`, :meth:`~ReservationBook.held_back`,
+:meth:`~ReservationBook.next_boundary`, :meth:`~ReservationBook.tick`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +36,6 @@ from .errors import NotFound, ReservationConflict, SchedulerError, Unsatisfiable
 from .lease import SHAPE, Lease, iso
 from .pool import Placement, Pool
 from .shapes import MigSlice, SharedGpu, WholeGpus, model_matches
-from .store import Store
 from .waiting import word
 from .windows import REPEATS, WEEK, Windows, describe, local_iso, overlap, wall, zone
 
@@ -169,24 +172,33 @@ def _number(value: Any, name: str) -> float:
     return float(value)
 
 
-class Reservations:
-    """The scheduler's reservations (mixed into the scheduler; it alone writes them)."""
+class ReservationBook:
+    """The scheduler's reservations and the placement rule they make.
 
-    # the scheduler's own state and steps, used here
-    clock: Callable[[], float]
-    inventory: list[Node]
-    pool: Pool
-    store: Store
-    reservation_guard: float
-    _buckets: dict[tuple, list]
-    _guarded: Callable[[Callable[[Connection], Any]], Any]
-    _dispatch: Callable[[Connection, float], None]
-    _reservations: dict[int, Reservation]
-    _next_rid: int = 1
-    _phase_cache: tuple[float, list] | None = None
+    The scheduler owns one, built with the pool's inventory and its ``reservation_guard``,
+    and alone calls its writes (:meth:`load`, :meth:`add`, :meth:`remove`), each inside one
+    of its transactions; everything else here only reads. The book has no clock and no
+    pool of its own: each question takes the time (``now``) and the pool to place on, so
+    that the waiting estimate can ask the same ones of a copy of the pool at a later time.
+    """
 
-    def _load_reservations(self, conn: Connection) -> None:
-        """Rebuild the reservations in memory from the table (at load and after a failure)."""
+    def __init__(self, inventory: list[Node], *, guard: float = RESERVATION_GUARD) -> None:
+        self.inventory = inventory
+        #: Seconds a lease that states no hours is expected to run.
+        self.guard = guard
+        self._reservations: dict[int, Reservation] = {}
+        self._next_rid = 1
+        self._phase_cache: tuple[float, list] | None = None
+        self._open: frozenset[int] = frozenset()  # ids whose window was open at the last tick
+
+    def __len__(self) -> int:
+        """How many reservations there are (not deleted)."""
+        return len(self._reservations)
+
+    # -- the reservations --------------------------------------------------------------
+
+    def load(self, conn: Connection, now: float) -> None:
+        """Rebuild the reservations from the table (at load and after a failure)."""
         t = RESERVATIONS
         self._reservations, self._phase_cache = {}, None
         top = 0
@@ -201,10 +213,9 @@ class Reservations:
                 created_by=row.created_by, created_at=row.created_at,
             )  # fmt: skip
         self._next_rid = top + 1
+        self._open = self._open_at(now)
 
-    # -- the API ---------------------------------------------------------------------
-
-    def reserve(
+    def plan(
         self,
         *,
         group: str,
@@ -212,20 +223,20 @@ class Reservations:
         count: int,
         start: float,
         end: float,
-        repeat: str = "once",
-        timezone: str = "UTC",
-        note: str = "",
+        repeat: str,
+        timezone: str,
+        note: str,
         by: str,
+        now: float,
     ) -> Reservation:
-        """Reserve ``count`` devices of ``shape`` for ``group`` in the windows ``start``-
-        ``end`` (the first), once or weekly at the same wall-clock time in ``timezone``.
+        """The reservation :meth:`Scheduler.reserve <gpuhub.scheduler.core.Scheduler.reserve>`
+        would make at ``now``, its devices picked among those no reservation with an
+        overlapping window holds; changes nothing (:meth:`add` keeps it).
 
-        Picks the devices now, among those no reservation with an overlapping window holds.
         Raises :class:`ReservationConflict` when too few are left, :class:`Unsatisfiable`
         when the pool does not have them at all, and :class:`SchedulerError` naming the
-        field for a bad value; nothing changes then.
+        field for a bad value.
         """
-        now = self.clock()
         if not isinstance(group, str) or not group.strip() or len(group) > 255:
             raise SchedulerError("group must be a hub group name (1-255 characters)", field="group")
         if not isinstance(shape, WholeGpus | MigSlice | SharedGpu):
@@ -276,78 +287,87 @@ class Reservations:
                 f"whose windows overlap this one ({who}); cannot reserve {need}",
                 field="start",
             )
-        r = Reservation(
+        return Reservation(
             id=self._next_rid, group=group, shape=shape, count=count, devices=free[:need],
             start=start, end=end, repeat=repeat, timezone=tz.key, note=note, created_by=by,
             created_at=now,
         )  # fmt: skip
 
-        def write(conn: Connection) -> Reservation:
-            conn.execute(insert(RESERVATIONS), reservation_row(r))
-            self._next_rid = r.id + 1
-            self._reservations[r.id] = r
-            self._phase_cache = None
-            return r
-
-        return self._guarded(write)
-
-    def unreserve(self, rid: int, *, by: str) -> Reservation:
-        """Delete a reservation; its devices serve everyone at once (queued requests are
-        granted on them now). Returns it as it was; :class:`NotFound` if there is none."""
-        r = self.reservation(rid)
-        now = self.clock()
-        t = RESERVATIONS
-
-        def write(conn: Connection) -> Reservation:
-            conn.execute(
-                update(t)
-                .where(t.c.id == rid, t.c.deleted_at.is_(None))
-                .values(deleted_at=now, deleted_by=by)
-            )
-            del self._reservations[rid]
-            self._phase_cache = None
-            self._dispatch(conn, now)
-            return r
-
-        self._guarded(write)
-        r.deleted_at, r.deleted_by = now, by
+    def add(self, conn: Connection, r: Reservation) -> Reservation:
+        """Keep a reservation :meth:`plan` made: its row in ``conn``'s transaction, then memory."""
+        conn.execute(insert(RESERVATIONS), reservation_row(r))
+        self._next_rid = r.id + 1
+        self._reservations[r.id] = r
+        self._phase_cache = None
         return r
 
-    def reservations(self, *, group: str | None = None) -> list[Reservation]:
+    def remove(self, conn: Connection, rid: int, *, now: float, by: str) -> Reservation:
+        """Delete a reservation in ``conn``'s transaction (the row is kept, marked deleted)
+        and from memory; returns it. :class:`NotFound` if there is none."""
+        r = self.get(rid)
+        t = RESERVATIONS
+        conn.execute(
+            update(t)
+            .where(t.c.id == rid, t.c.deleted_at.is_(None))
+            .values(deleted_at=now, deleted_by=by)
+        )
+        del self._reservations[rid]
+        self._phase_cache = None
+        return r
+
+    def all(self, *, group: str | None = None) -> list[Reservation]:
         """Reservations not deleted (of ``group`` if given), by id."""
         return [
             r for _, r in sorted(self._reservations.items()) if group is None or r.group == group
         ]
 
-    def reservation(self, rid: int) -> Reservation:
+    def get(self, rid: int) -> Reservation:
         """A reservation by id; :class:`NotFound` if there is none (or it was deleted)."""
         r = self._reservations.get(rid)
         if r is None:
             raise NotFound(f"no reservation {rid}", field="id")
         return r
 
-    def tick(self) -> None:
-        """Serve the queue again: call when a window opens or closes (see
-        :meth:`next_boundary`). Costs nothing when no request waits."""
-        if not any(self._buckets.values()):
-            return
-        now = self.clock()
-        self._guarded(lambda conn: self._dispatch(conn, now))
+    # -- time --------------------------------------------------------------------------
 
-    def next_boundary(self) -> float | None:
-        """The next time after now at which placement rules change: a window opens or
+    def tick(self, now: float) -> list[tuple[Reservation, str]]:
+        """Open and close windows at ``now``: the reservations whose window ``opened`` or
+        ``closed`` since the last tick, with that word (for the log; the rules themselves
+        follow the time passed to each question)."""
+        now_open = self._open_at(now)
+        changes = [(self._reservations[i], "opened") for i in sorted(now_open - self._open)]
+        changes += [
+            (self._reservations[i], "closed")
+            for i in sorted(self._open - now_open)
+            if i in self._reservations
+        ]
+        self._open = now_open
+        return changes
+
+    def next_boundary(self, now: float) -> float | None:
+        """The next time after ``now`` at which placement rules change: a window opens or
         closes, or the guard before a window starts to keep leases without hours off."""
-        now, guard = self.clock(), self.reservation_guard
         times = []
         for r in self._reservations.values():
             cur, nxt = r.windows.at(now), r.windows.after(now)
             if cur is not None:
                 times.append(cur[1])
             if nxt is not None:
-                times += [nxt[0] - guard, nxt[0], nxt[1]]
+                times += [nxt[0] - self.guard, nxt[0], nxt[1]]
         return min((t for t in times if t > now), default=None)
 
-    # -- placement (used by the scheduler's decisions and by waiting) ---------------------
+    def boundaries(self, now: float, until: float) -> list[float]:
+        """Times after ``now`` up to ``until`` at which placement rules change: windows
+        opening and closing, and guards starting, sorted."""
+        guard = self.guard
+        out: set[float] = set()
+        for r in self._reservations.values():
+            for s, e in r.windows.between(now, until + guard):
+                out.update(t for t in (s - guard, s, e) if now < t <= until)
+        return sorted(out)
+
+    def _open_at(self, now: float) -> frozenset[int]:
+        return frozenset(r.id for r, cur, _ in self._phases(now) if cur is not None)
 
     def _phases(self, now: float) -> list[tuple]:
         """(reservation, its window open now or None, its next window or None), for the
@@ -363,13 +383,15 @@ class Reservations:
         self._phase_cache = (now, out)
         return out
 
-    def _rules(self, lease: Lease, now: float) -> tuple | None:
+    # -- placement: the one rule every grant, preview and estimate uses ------------------
+
+    def rules(self, lease: Lease, now: float) -> tuple | None:
         """(device ids to avoid, device ids to prefer) for placing ``lease`` at ``now``
         (each None when empty); None when there are no reservations at all."""
         if not self._reservations:
             return None
         groups = lease.user_groups
-        horizon = now + (lease.hours * 3600 if lease.hours else self.reservation_guard)
+        horizon = now + (lease.hours * 3600 if lease.hours else self.guard)
         avoid: set[str] = set()
         prefer: set[str] = set()
         for r, cur, nxt in self._phases(now):
@@ -381,45 +403,44 @@ class Reservations:
         prefer -= avoid
         return (frozenset(avoid) or None, frozenset(prefer) or None)
 
-    def _place_lease(
-        self, lease: Lease, now: float, *, pool: Pool | None = None, shape: AnyShape | None = None
+    def place(
+        self, lease: Lease, now: float, pool: Pool, *, shape: AnyShape | None = None
     ) -> Placement | None:
-        """Where ``lease`` (or ``shape`` for its user) goes at ``now`` under the
-        reservations: the one placement rule every grant and every estimate uses."""
-        pool = self.pool if pool is None else pool
+        """Where ``lease`` (or ``shape`` for its user) goes in ``pool`` at ``now`` under
+        the reservations, or None when it does not fit."""
         shape = lease.shape if shape is None else shape
         if not self._reservations:  # the hot path: no reservations, no rules
             return pool.place(shape)
-        return pool.place(shape, *self._rules(lease, now))  # type: ignore[misc]
+        return pool.place(shape, *self.rules(lease, now))  # type: ignore[misc]
 
-    def _held_by_rules(self, lease: Lease, now: float, pool: Pool) -> bool:
-        """Whether only reservations keep ``lease`` from fitting in ``pool`` now."""
-        rules = self._rules(lease, now)
+    def blocks(self, lease: Lease, now: float, pool: Pool) -> bool:
+        """Whether reservations alone keep ``lease`` from fitting in ``pool`` now."""
+        rules = self.rules(lease, now)
         return bool(rules and rules[0]) and pool.place(lease.shape) is not None
 
-    def _place_reserved(self, lease: Lease, now: float, pool: Pool) -> Placement | None:
+    def place_reserved(self, lease: Lease, now: float, pool: Pool) -> Placement | None:
         """Where ``lease`` fits on the devices of its groups' open reservations, or None.
 
         Under the strict policy, once a request that reservations hold back heads the
         queue, these devices are the only ones served past it: they are not its to wait for.
         """
-        rules = self._rules(lease, now)
+        rules = self.rules(lease, now)
         if not rules or rules[1] is None:
             return None
         return pool.place_within(lease.shape, rules[0], rules[1])
 
-    def _held_back(self, lease: Lease, now: float) -> str | None:
-        """Why reservations keep a queued lease off devices it would fit on now, for
-        people; None when they do not (the pool is busy anyway)."""
-        rules = self._rules(lease, now)
-        if rules is None or rules[0] is None or self.pool.place(lease.shape) is None:
+    def held_back(self, lease: Lease, now: float, pool: Pool) -> str | None:
+        """Which reservations keep ``lease`` off devices of ``pool`` it would fit on now,
+        and until when, for people; None when none do (the pool is busy anyway)."""
+        rules = self.rules(lease, now)
+        if rules is None or rules[0] is None or pool.place(lease.shape) is None:
             return None
         avoid = rules[0]
         mine = set(lease.user_groups)
         holding = [(r, cur, nxt) for r, cur, nxt in self._phases(now)
                    if r.group not in mine and r.device_ids & avoid]  # fmt: skip
         decisive = [
-            x for x in holding if self.pool.place(lease.shape, avoid - x[0].device_ids) is not None
+            x for x in holding if pool.place(lease.shape, avoid - x[0].device_ids) is not None
         ]
         parts, guard = [], False
         for r, cur, nxt in decisive or holding:
@@ -436,13 +457,3 @@ class Reservations:
             ask = f"for {lease.hours:g} h" if lease.hours else "stating no hours"
             msg += f" (a request {ask} would still run then)"
         return msg
-
-    def _boundaries(self, now: float, until: float) -> list[float]:
-        """Times after ``now`` up to ``until`` at which placement rules change: windows
-        opening and closing, and guards starting, sorted."""
-        guard = self.reservation_guard
-        out: set[float] = set()
-        for r in self._reservations.values():
-            for s, e in r.windows.between(now, until + guard):
-                out.update(t for t in (s - guard, s, e) if now < t <= until)
-        return sorted(out)

@@ -1,7 +1,11 @@
 """Why a queued request waits, until about when, and what is free instead.
 
 Read only, and computed only when someone asks (lease views, the queue, spawn progress):
-the scheduler's decisions never pay for it. For each queued lease it gives
+the scheduler's decisions never pay for it. :class:`WaitingExplainer` is a reader over the
+scheduler's state (a :class:`~gpuhub.scheduler.state.SchedulerState`); the read API
+(:class:`~gpuhub.scheduler.reads.SchedulerView`) holds one and answers ``waiting`` with
+it. It places requests only through the reservation book's rule, as the scheduler does.
+For each queued lease it gives
 
 * a ``reason`` code and a sentence: the pool has no room for the shape (``pool_busy``),
   a quota no longer allows it (``quota_limit``), devices it would fit on are reserved for
@@ -24,18 +28,19 @@ import datetime as dt
 import heapq
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from ..inventory import Node
 from ..terms import ACTIVE, QUEUED, RELEASED
-from .accounting import Accounting
-from .lease import SHAPE, Lease, iso
-from .pool import Placement, Pool
+from .lease import SHAPE, Lease, iso, queue_order
 from .shapes import MigSlice, SharedGpu, WholeGpus
 from .store import LEASES, Store
+
+if TYPE_CHECKING:
+    from .state import SchedulerState
 
 #: Days of ended leases whose lengths estimate when running leases without stated hours end.
 HISTORY_DAYS = 14
@@ -133,29 +138,18 @@ def _expected_end(lease: Lease, start: float, now: float, history: _History) -> 
     return None, None
 
 
-class Waiting:
-    """The scheduler's read API about queued requests (mixed into the scheduler).
+class WaitingExplainer:
+    """Why queued requests wait: a reader over the scheduler's state (it writes nothing).
 
+    Built with the scheduler seen as a :class:`~gpuhub.scheduler.state.SchedulerState`;
+    places requests only through the reservation book's rule, as the scheduler does.
     :meth:`waiting` answers for one lease; :meth:`waiting_all` for many at once, with one
     replay of the queue for all of them (what the queue and lease lists use).
     """
 
-    # the scheduler's own state, read here and never written
-    clock: Callable[[], float]
-    inventory: list[Node]
-    live: dict[int, Lease]
-    pool: Pool
-    accounting: Accounting
-    queue_policy: str
-    store: Store
-    queue: Callable[[], list[Lease]]
-    _place_lease: Callable[..., Placement | None]  # placement under the reservations
-    _held_back: Callable[[Lease, float], str | None]
-    _rules: Callable[[Lease, float], tuple | None]
-    _place_reserved: Callable[[Lease, float, Pool], Placement | None]
-    _held_by_rules: Callable[[Lease, float, Pool], bool]
-    _boundaries: Callable[[float, float], list[float]]
-    _history: _History | None = None  # lengths of recent leases, reused for HISTORY_TTL
+    def __init__(self, state: SchedulerState) -> None:
+        self._state = state
+        self._history: _History | None = None  # lengths of recent leases, reused for HISTORY_TTL
 
     def waiting(self, lease: Lease) -> dict[str, Any] | None:
         """Why ``lease`` waits, when it may be granted and what is free instead; None
@@ -164,14 +158,15 @@ class Waiting:
 
     def waiting_all(self, leases: Iterable[Lease]) -> dict[int, dict[str, Any]]:
         """:meth:`waiting` of each queued lease among ``leases``, by lease id."""
-        targets = [x for x in leases if x.status == QUEUED and x.id in self.live]
+        state = self._state
+        targets = [x for x in leases if x.status == QUEUED and x.id in state.live]
         if not targets:
             return {}
-        now = self.clock()
-        queue = self.queue()
+        now = state.clock()
+        queue = queue_order(state.live.values())
         history = self._history
         if history is None or not 0 <= now - history.now < HISTORY_TTL:
-            history = self._history = _History(self.store, now)
+            history = self._history = _History(state.store, now)
         problems = {q.id: self._quota_problem(q, now) for q in queue}
         grants = self._replay(queue, problems, {x.id for x in targets}, now, history)
         places = {q.id: i for i, q in enumerate(queue, 1)}
@@ -194,7 +189,7 @@ class Waiting:
     # -- reason ------------------------------------------------------------------------
 
     def _quota_problem(self, lease: Lease, now: float) -> str | None:
-        return self.accounting.quota_problem(
+        return self._state.accounting.quota_problem(
             lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
             queued_too=False,
         )  # fmt: skip
@@ -206,16 +201,17 @@ class Waiting:
             return QUOTA_LIMIT, (
                 f"{problem} (unless that changes, the request is refused when its turn comes)"
             )
-        strict = self.queue_policy == "strict"
+        state = self._state
+        strict = state.queue_policy == "strict"
         ahead = sum(
             1 for q in queue[: position - 1] if strict or q.shape.bucket == lease.shape.bucket
         )
         behind = f"; {_plural(ahead, 'request')} ahead of you" if ahead else ""
-        if self._place_lease(lease, now) is None:
-            held = self._held_back(lease, now)
+        if state.book.place(lease, now, state.pool) is None:
+            held = state.book.held_back(lease, now, state.pool)
             if held:
                 return RESERVED, held + behind
-            return POOL_BUSY, _busy(lease.shape, *self.pool.count(lease.shape)[:2]) + behind
+            return POOL_BUSY, _busy(lease.shape, *state.pool.count(lease.shape)[:2]) + behind
         if ahead:
             return QUEUE_ORDER, (
                 f"the queue is served strictly in order: {_plural(ahead, 'request')} of "
@@ -235,15 +231,16 @@ class Waiting:
     ) -> dict[int, tuple[float, frozenset[str]]]:
         """When each target would be granted if running leases end as expected and no
         new request comes: (time, the bases of the ends it waited for)."""
-        pool = self.pool.copy()
+        state, book = self._state, self._state.book
+        pool = state.pool.copy()
         ends: list[tuple] = []  # (end, lease id, node, slots, units, basis)
-        for lease in self.live.values():
+        for lease in state.live.values():
             if lease.status == ACTIVE:
                 end, basis = _expected_end(lease, lease.granted_at or now, now, history)
                 if end is not None:
                     ends.append((end, lease.id, lease.node or "", lease.slots, lease.units, basis))
         # windows opening and closing change where requests may go: serve the queue then too
-        ends += [(t, -1, "", (), 0, RESERVATION) for t in self._boundaries(now, now + REPLAY_SPAN)]
+        ends += [(t, -1, "", (), 0, RESERVATION) for t in book.boundaries(now, now + REPLAY_SPAN)]
         heapq.heapify(ends)
         # requests a quota would refuse leave the queue when their turn comes
         waiting = [q for q in queue if not problems[q.id]]
@@ -254,16 +251,16 @@ class Waiting:
             blocked: set[tuple] = set()
             members_only = False  # as in the scheduler's dispatch (strict, reservations)
             for q in list(waiting):
-                key = (q.shape.bucket, self._rules(q, t))  # rules: reservations (or None)
+                key = (q.shape.bucket, book.rules(q, t))  # rules: reservations (or None)
                 if key in blocked:
                     continue
                 if members_only:
-                    placement = self._place_reserved(q, t, pool)
+                    placement = book.place_reserved(q, t, pool)
                 else:
-                    placement = self._place_lease(q, t, pool=pool)
+                    placement = book.place(q, t, pool)
                 if placement is None:
-                    if self.queue_policy == "strict":
-                        if members_only or self._held_by_rules(q, t, pool):
+                    if state.queue_policy == "strict":
+                        if members_only or book.blocks(q, t, pool):
                             members_only = True
                             continue
                         return
@@ -293,25 +290,26 @@ class Waiting:
 
     def _alternatives(self, lease: Lease, queue: list[Lease], now: float) -> list[dict[str, Any]]:
         """Shapes free now that the lease's user could take instead under their quotas."""
-        if self.queue_policy == "strict":
+        state = self._state
+        if state.queue_policy == "strict":
             # a new request would queue behind every other request before it
-            order = (-self.accounting.priority(lease.user, lease.group), now, float("inf"))
+            order = (-state.accounting.priority(lease.user, lease.group), now, float("inf"))
             if any(q.id != lease.id and q.order < order for q in queue):
                 return []
         out = []
-        for shape in _shapes(self.inventory):
+        for shape in _shapes(state.inventory):
             if (
                 shape.bucket == lease.shape.bucket
-                or self._place_lease(lease, now, shape=shape) is None
+                or state.book.place(lease, now, state.pool, shape=shape) is None
             ):
                 continue
-            units = self.pool.max_units(shape)
-            if self.accounting.quota_problem(
+            units = state.pool.max_units(shape)
+            if state.accounting.quota_problem(
                 lease.user, lease.group, shape, lease.profile, units, lease.hours, now,
                 queued_too=False,
             ):  # fmt: skip
                 continue
-            free, _, simulated = self.pool.count(shape)
+            free, _, simulated = state.pool.count(shape)
             out.append(
                 {
                     "shape": shape.model_dump(exclude_none=True),

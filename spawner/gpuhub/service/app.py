@@ -48,6 +48,7 @@ from ..scheduler.quota import QuotaSpec
 from . import cohorts as c
 from . import handlers as h
 from . import jobs as j
+from . import options
 from . import reservations as r
 from .base import BaseHandler
 from .body import validation_message
@@ -269,6 +270,7 @@ class GpuhubService(Application):
             (api + "/?", h.IndexHandler),
             (api + "/pool", h.PoolHandler),
             (api + "/me", h.MeHandler),
+            *((api + path, handler) for path, handler in options.default_handlers),
             (api + "/leases", h.LeasesHandler),
             (api + "/leases/preview", h.LeasePreviewHandler),
             (api + r"/leases/([0-9]+)", h.LeaseHandler),

@@ -23,6 +23,7 @@ from tornado import web
 
 from ..scheduler.core import Scheduler
 from ..scheduler.errors import Forbidden, NotFound, SchedulerError
+from ..scheduler.reads import SchedulerView
 from .body import MAX_BODY_BYTES, parse_body, too_large
 from .errors import ApiError, error_answer, is_refusal
 from .models import check_name
@@ -78,8 +79,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     @property
     def scheduler(self) -> Scheduler:
-        """The scheduler the service serves."""
+        """The scheduler the service serves: its methods are the writes."""
         return self.settings["scheduler"]
+
+    @property
+    def view(self) -> SchedulerView:
+        """The scheduler's read API: every read goes through it."""
+        return self.scheduler.view
 
     # -- the request -----------------------------------------------------------------
 
@@ -337,13 +343,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def lease_view(self, lease: Lease, waits: dict[int, dict] | None = None) -> dict:
         """A lease as the API shows it, with its queue position, latest GPU activity and,
-        while queued, why it waits (``waits``: :meth:`Scheduler.waiting_all` of a list)."""
-        now = self.scheduler.clock()
-        out = lease.to_dict(now, self.scheduler.position(lease))
-        activity = self.scheduler.activity(lease.id)
+        while queued, why it waits (``waits``: :meth:`SchedulerView.waiting_all` of a list)."""
+        now = self.view.clock()
+        out = lease.to_dict(now, self.view.position(lease))
+        activity = self.view.activity(lease.id)
         out["activity"] = None if activity is None else activity.to_dict(now)
         if waits is None:
-            waits = self.scheduler.waiting_all([lease])
+            waits = self.view.waiting_all([lease])
         out["waiting"] = waits.get(lease.id)
         reclaimer = self.settings.get("reclaimer")
         out["idle_warning"] = None if reclaimer is None else reclaimer.warning(lease.id)
@@ -351,12 +357,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def lease_views(self, leases: list[Lease]) -> list[dict]:
         """:meth:`lease_view` of each lease; the queued ones explained in one go."""
-        waits = self.scheduler.waiting_all(leases)
+        waits = self.view.waiting_all(leases)
         return [self.lease_view(x, waits) for x in leases]
 
     def own_lease(self, lease_id: str) -> Lease:
         """A lease the caller may see; ids beyond the database's range are not found."""
-        lease = self.scheduler.get(path_id(lease_id, "lease"))
+        lease = self.view.get(path_id(lease_id, "lease"))
         if lease.user != self.user_name and not self.is_admin:
             raise NotFound(f"no lease {lease_id}")  # others' leases are not even acknowledged
         return lease

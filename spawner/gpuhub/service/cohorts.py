@@ -136,7 +136,7 @@ class CohortListHandler(_CohortBase):
 
     async def get(self) -> None:
         self.require_admin("listing cohorts")
-        s = self.scheduler
+        s = self.view
         groups = {g["name"]: sorted(g.get("users") or []) for g in await self.hub.groups()}
         with_quota = {name for kind, name in s.all_quotas() if kind == "group"}
         out = []
@@ -159,7 +159,7 @@ class CohortHandler(_CohortBase):
     async def get(self, name: str) -> None:
         name = self._name(name)
         members = await self._members(name)
-        s = self.scheduler
+        s = self.view
         spec = s.quota("group", name)
         now = s.clock()
         window = spec if spec is not None else QuotaSpec()  # no quota: this week
@@ -195,7 +195,7 @@ class CohortHandler(_CohortBase):
         await self.hub.add_members(name, added)
         if body.quota is not None:
             self.scheduler.set_quota("group", name, body.quota, by=self.user_name)
-        spec = self.scheduler.quota("group", name)
+        spec = self.view.quota("group", name)
         self.write_json(
             {
                 "name": name,
@@ -203,7 +203,7 @@ class CohortHandler(_CohortBase):
                 "users_created": created,
                 "members_added": added,
                 "members": sorted({*members, *added}),
-                "quota": None if spec is None else self.scheduler.quota_status("group", name, spec),
+                "quota": None if spec is None else self.view.quota_status("group", name, spec),
             }
         )
 

@@ -53,7 +53,7 @@ class PoolHandler(BaseHandler):
     """``GET /api/v1/pool``: every node and device and its state. Holders: own or admin."""
 
     def get(self) -> None:
-        view = self.scheduler.pool_view()
+        view = self.view.pool_view()
         nodes = []
         for nv in view.nodes:
             gpus = []
@@ -80,7 +80,7 @@ class PoolHandler(BaseHandler):
                 "simulated": self.settings["simulated"],
                 "units_total": float(view.units_total),
                 "units_free": float(view.units_free),
-                "queue_length": self.scheduler.queue_length(),
+                "queue_length": self.view.queue_length(),
                 "nodes": nodes,
             }
         )
@@ -90,12 +90,12 @@ class PoolHandler(BaseHandler):
         reported of that device; only to the holder and admins."""
         if lease_id is None:
             return None
-        lease = self.scheduler.live_lease(lease_id)
+        lease = self.view.live_lease(lease_id)
         if lease is None:  # a slot kept out of use: claimed in the database by no live lease
             return {"lease": None, "user": None, "group": None, "units": 0.0, "activity": None}
         if lease.user == self.user_name or self.is_admin:
-            activity = self.scheduler.activity(lease.id)
-            now = self.scheduler.clock()
+            activity = self.view.activity(lease.id)
+            now = self.view.clock()
             return {
                 "lease": lease.id,
                 "user": lease.user,
@@ -115,7 +115,7 @@ class MeHandler(BaseHandler):
     """
 
     async def get(self) -> None:
-        s = self.scheduler
+        s = self.view
         name, groups = await self.acting_for(self.query_name("user", "user"))
         groups = sorted(groups)
         quotas = [s.quota_status("user", name, s.quota_for_user(name))]
@@ -155,7 +155,7 @@ class LeasesHandler(BaseHandler):
                 field="status",
             )
         limit = self.query_int("limit", 1000, 1, 10000)
-        leases = self.scheduler.leases(user=user, status=statuses, limit=limit)
+        leases = self.view.leases(user=user, status=statuses, limit=limit)
         self.write_json({"leases": self.lease_views(leases)})
 
     async def post(self) -> None:
@@ -184,7 +184,7 @@ class LeasePreviewHandler(BaseHandler):
         req: LeaseRequest = self.body(LeaseRequest)
         user, groups = await self.acting_for(req.user)
         self.write_json(
-            self.scheduler.preview(
+            self.view.preview(
                 user=user, user_groups=groups, shape=req.shape, group=req.group,
                 profile=req.profile, hours=req.hours,
             )
@@ -232,7 +232,7 @@ class LeaseActivityHandler(BaseHandler):
         lease = self.own_lease(lease_id)
         report: ActivityReport = self.body(ActivityReport)
         activity = self.scheduler.report_activity(lease.id, report)
-        self.write_json(activity.to_dict(self.scheduler.clock()))
+        self.write_json(activity.to_dict(self.view.clock()))
 
 
 class QueueHandler(BaseHandler):
@@ -240,10 +240,10 @@ class QueueHandler(BaseHandler):
     entries anonymised, and unexplained, for non-admins)."""
 
     def get(self) -> None:
-        now = self.scheduler.clock()
-        queue = self.scheduler.queue()
+        now = self.view.clock()
+        queue = self.view.queue()
         seen = [x for x in queue if x.user == self.user_name or self.is_admin]
-        waits = self.scheduler.waiting_all(seen)  # why each waits: own entries (admins: all)
+        waits = self.view.waiting_all(seen)  # why each waits: own entries (admins: all)
         out = []
         for pos, lease in enumerate(queue, 1):
             if lease.user == self.user_name or self.is_admin:
@@ -259,7 +259,7 @@ class QuotaListHandler(BaseHandler):
 
     def get(self) -> None:
         self.require_admin("listing quotas")
-        s = self.scheduler
+        s = self.view
         items = [s.quota_status(kind, name, spec) for (kind, name), spec in s.all_quotas().items()]
         default = s.default_user_quota
         self.write_json(
@@ -286,7 +286,7 @@ class QuotaHandler(BaseHandler):
             raise Forbidden(
                 f"{self.user_name} may read only their own quota and their groups' quotas"
             )
-        s = self.scheduler
+        s = self.view
         spec = s.quota_for_user(name) if kind == "user" else s.quota(kind, name)
         if spec is None and kind == "group":
             raise NotFound(f"group {name} has no quota")
@@ -310,7 +310,7 @@ class QuotaHandler(BaseHandler):
         if kind == "group":  # a typo'd group would hold a quota nobody is charged to
             await ensure_group(self.settings["hub_api"], name, create=create == "true")
         self.scheduler.set_quota(kind, name, spec, by=self.user_name)
-        self.write_json(self.scheduler.quota_status(kind, name, spec))
+        self.write_json(self.view.quota_status(kind, name, spec))
 
     def delete(self, kinds: str, name: str) -> None:
         self.require_admin("removing quotas")
@@ -327,7 +327,7 @@ class UsageHandler(BaseHandler):
     FIELDS = USAGE_FIELDS
 
     async def get(self) -> None:
-        now = self.scheduler.clock()
+        now = self.view.clock()
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
         start = self.query_time(
             "start",
@@ -359,7 +359,7 @@ class UsageHandler(BaseHandler):
         # a report only reads: on a connection of its own in a worker thread, so that a
         # long one does not hold up grants on the event loop
         rows = await asyncio.to_thread(
-            self.scheduler.ledger.usage, start, end, now=now, user=user, group=group, by=by
+            self.view.ledger.usage, start, end, now=now, user=user, group=group, by=by
         )
         if fmt == "csv":
             buf = io.StringIO()

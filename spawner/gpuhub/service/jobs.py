@@ -14,6 +14,7 @@ from jupyterhub.utils import url_path_join
 
 from ..jobs.manager import JobManager
 from ..jobs.models import DefinitionPatch, DefinitionRequest, JobRequest
+from ..jobs.record import Job
 from ..scheduler.errors import NotFound
 from ..terms import JOB_STATUSES
 from .base import DRAIN_BYTES, BaseHandler, path_id
@@ -31,10 +32,10 @@ class JobBaseHandler(BaseHandler):
         """The service's job manager."""
         return self.settings["jobs"]
 
-    def own_job(self, job_id: str) -> dict[str, Any]:
+    def own_job(self, job_id: str) -> Job:
         """A job the caller may see (others' are not found)."""
         job = self.jobs.job(path_id(job_id, "job"))
-        if job["user"] != self.user_name and not self.is_admin:
+        if job.user != self.user_name and not self.is_admin:
             raise NotFound(f"no job {job_id}")
         return job
 
@@ -78,7 +79,7 @@ class JobsHandler(JobBaseHandler):
         req: JobRequest = self.body(JobRequest)
         user, groups = await self.acting_for(req.user)
         job, replayed = await self.jobs.submit(req, user=user, groups=groups, idempotency_key=key)
-        self.set_header("Location", url_path_join(self.request.path, str(job["id"])))
+        self.set_header("Location", url_path_join(self.request.path, str(job.id)))
         if replayed:
             self.set_header("Idempotent-Replayed", "true")
         self.write_json(self.jobs.view(job), status=200 if replayed else 201)
@@ -92,7 +93,7 @@ class JobHandler(JobBaseHandler):
 
     async def delete(self, job_id: str) -> None:
         job = self.own_job(job_id)
-        self.write_json(self.jobs.view(await self.jobs.cancel(job["id"], by=self.user_name)))
+        self.write_json(self.jobs.view(await self.jobs.cancel(job.id, by=self.user_name)))
 
 
 class JobLogHandler(JobBaseHandler):

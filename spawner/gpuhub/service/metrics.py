@@ -39,12 +39,12 @@ class SchedulerCollector(Collector):
     """Devices by model and state, queue length, units in use, GPU-hours booked."""
 
     def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
+        self.view = scheduler.view  # the read API: metrics only read
         self.numbers: PoolNumbers | None = None
 
     async def refresh(self) -> None:
         """Take the numbers for the next :meth:`collect`; call on the scheduler's loop."""
-        s = self.scheduler
+        s = self.view
         view = s.pool_view()
         devices: Counter = Counter()
         for node in view.nodes:

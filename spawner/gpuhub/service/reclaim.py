@@ -219,7 +219,7 @@ class Reclaimer(LoggingConfigurable):
 
     @default("clock")
     def _default_clock(self) -> Callable[[], float]:
-        return self.scheduler.clock
+        return self.scheduler.view.clock
 
     @validate("default_rule")
     def _check_default_rule(self, proposal: Any) -> dict:
@@ -305,7 +305,7 @@ class Reclaimer(LoggingConfigurable):
 
     def _active_since(self, lease: Lease, rule: IdleRule, now: float) -> float | None:
         """The last time the lease counted as busy (or kept), or None when it never reported."""
-        activity = self.scheduler.activity(lease.id)
+        activity = self.scheduler.view.activity(lease.id)
         if activity is None and lease.id not in self._active_at:
             return None
         t = self._active_at.get(lease.id)
@@ -329,7 +329,7 @@ class Reclaimer(LoggingConfigurable):
         rule = self.rule_for(lease)
         since = self._active_since(lease, rule, now)
         idle = None if since is None else max(0.0, now - since)
-        idle_ness = Idleness(lease, self.scheduler.activity(lease.id), idle, rule, now)
+        idle_ness = Idleness(lease, self.scheduler.view.activity(lease.id), idle, rule, now)
         try:
             decision = _callable(self.policy)(idle_ness)
         except Exception:  # a broken policy must not stop the others' judgement
@@ -346,7 +346,7 @@ class Reclaimer(LoggingConfigurable):
         """Look at every watched lease once: warn, drop warnings, reclaim. The ids reclaimed."""
         now = self.clock()
         watched, reclaimed = set(), []
-        for lease in self.scheduler.live_leases(ACTIVE):
+        for lease in self.scheduler.view.live_leases(ACTIVE):
             if not self.watches(lease):
                 continue
             watched.add(lease.id)
@@ -389,7 +389,7 @@ class Reclaimer(LoggingConfigurable):
         went back to the pool; without a hub (no API URL) the lease is only released.
         """
         owner = server_of(lease.label)
-        if self.scheduler.live_lease(lease.id) is None or owner is None:
+        if self.scheduler.view.live_lease(lease.id) is None or owner is None:
             return False
         reason = f"reclaimed: GPUs idle for {fmt_duration(idle_s)}"
         self._reasons[lease.id] = reason
@@ -400,8 +400,8 @@ class Reclaimer(LoggingConfigurable):
             except Exception as e:  # noqa: BLE001 - the hub may be away; try next tick
                 log.warning("cannot stop server %s of lease %s: %s", where, lease.id, e)
                 return False
-        if self.scheduler.live_lease(lease.id) is None:  # its spawner released it meanwhile
-            ended = self.scheduler.get(lease.id).end_reason == reason
+        if self.scheduler.view.live_lease(lease.id) is None:  # its spawner released it meanwhile
+            ended = self.scheduler.view.get(lease.id).end_reason == reason
         else:
             ended = self.scheduler.release(lease.id, reason=reason).end_reason == reason
         self._warnings.pop(lease.id, None)

@@ -30,9 +30,9 @@ async def reconcile_servers(scheduler: Scheduler, api_url: str, token: str, grac
     Leases younger than ``grace`` seconds are left alone: their spawn may still be
     registering with the hub.
     """
-    now = scheduler.clock()
+    now = scheduler.view.clock()
     held: dict[str, list] = defaultdict(list)
-    for lease in scheduler.live_leases():
+    for lease in scheduler.view.live_leases():
         owner = server_of(lease.label)
         if owner and now - lease.requested_at >= grace:
             held[owner[0]].append((owner[1], lease.id))
@@ -45,7 +45,7 @@ async def reconcile_servers(scheduler: Scheduler, api_url: str, token: str, grac
             continue
         for name, lease_id in leases:
             # the lease may have ended while the hub was asked
-            if scheduler.live_lease(lease_id) and (servers is None or name not in servers):
+            if scheduler.view.live_lease(lease_id) and (servers is None or name not in servers):
                 what = f"{user}/{name}" if name else f"{user}'s default server"
                 scheduler.release(lease_id, reason=f"server {what} is gone (reconciled)")
                 log.warning("released lease %s: server %s is gone from the hub", lease_id, what)

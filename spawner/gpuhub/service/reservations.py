@@ -8,8 +8,8 @@ reservation's ``timezone`` (default: ``GpuhubService.reservation_timezone``).
 
 The scheduler re-dispatches its queue when a window opens or closes: the service calls
 :meth:`~gpuhub.scheduler.core.Scheduler.tick` at each
-:meth:`~gpuhub.scheduler.core.Scheduler.next_boundary` (:class:`ReservationTimer`), and
-after each change.
+:meth:`~gpuhub.scheduler.reads.SchedulerView.next_boundary` (:class:`ReservationTimer`),
+and after each change.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class ReservationRequest(BaseModel):
 
 
 class ReservationTimer:
-    """Calls ``scheduler.tick()`` at each ``scheduler.next_boundary()`` (a window opens or
+    """Calls ``scheduler.tick()`` at each ``scheduler.view.next_boundary()`` (a window opens or
     closes) and arms itself again; :meth:`changed` after a reservation is made or deleted."""
 
     def __init__(self, scheduler: Scheduler, *, max_delay: float = MAX_TIMER_DELAY) -> None:
@@ -115,11 +115,11 @@ class ReservationTimer:
             return
         if self._handle is not None:
             self._loop.remove_timeout(self._handle)
-        boundary = self.scheduler.next_boundary()
+        boundary = self.scheduler.view.next_boundary()
         delay = self.max_delay
         if boundary is not None:
             # a hair late: the loop's monotonic clock and the wall clock may differ a little
-            delay = min(max(boundary - self.scheduler.clock(), 0.0) + 0.01, self.max_delay)
+            delay = min(max(boundary - self.scheduler.view.clock(), 0.0) + 0.01, self.max_delay)
         self._handle = self._loop.call_later(delay, self._fire)
 
     def _tick(self) -> None:
@@ -155,7 +155,7 @@ class _ReservationBase(BaseHandler):
             self.scheduler.tick()
 
     def _view(self, reservation) -> dict:
-        return reservation.to_dict(self.scheduler.clock())
+        return reservation.to_dict(self.view.clock())
 
 
 class ReservationsHandler(_ReservationBase):
@@ -163,7 +163,7 @@ class ReservationsHandler(_ReservationBase):
 
     def get(self) -> None:
         group = self.query_name("group", "group")
-        items = self.scheduler.reservations(group=group)
+        items = self.view.reservations(group=group)
         self.write_json({"reservations": [self._view(r) for r in items]})
 
     async def post(self) -> None:
@@ -198,7 +198,7 @@ class ReservationHandler(_ReservationBase):
     """``GET`` (everyone) or ``DELETE`` (admins) one reservation."""
 
     def get(self, rid: str) -> None:
-        self.write_json(self._view(self.scheduler.reservation(path_id(rid, "reservation"))))
+        self.write_json(self._view(self.view.reservation(path_id(rid, "reservation"))))
 
     def delete(self, rid: str) -> None:
         self.require_admin("deleting reservations")

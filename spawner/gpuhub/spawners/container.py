@@ -1,38 +1,51 @@
-"""What a user's server gets: its GPU environment and its Docker container spec.
+"""The Docker container of a user's server: the shared parts, plus what an admin adds.
 
-Plain functions of (profile, lease, settings) → dict, checked exhaustively by unit tests
-without Docker; the spawners only call them. The container spec is the keyword
-arguments of docker-py's ``APIClient.create_container``, with ``host_config`` holding the
-keyword arguments of ``APIClient.create_host_config``.
-
-Invariants every spec keeps, whatever the admin's extra settings say: a non-root user,
-never privileged, no Docker socket, GPUs only through ``device_requests`` built from the
-lease (and none at all for simulated devices), the profile's memory, CPU and shm limits.
+:func:`build_container_spec` assembles a server's ``create_container`` arguments from the
+parts every gpuhub container is made of (:mod:`gpuhub.containers.spec`: the lease's
+devices and environment, the home volume, labels, limits, the hardened host config) and
+adds what is a server's own: the port it serves, and DockerSpawner's ``volumes``,
+``mounts``, ``links``, ``extra_host_config`` and ``extra_create_kwargs`` of the admin,
+which may not undo an invariant (:func:`check_extras`) and are warned about where the spec
+decides instead (:func:`shadowed_extras`). Plain functions of (profile, lease, settings),
+checked exhaustively by unit tests without Docker; the spawner only calls them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from .profiles import Profile
-
-#: Where the home volume is mounted unless configured otherwise (Jupyter docker stacks).
-DEFAULT_HOME = "/home/jovyan"
-#: uid:gid of the notebook user in Jupyter docker stacks (jovyan:users).
-DEFAULT_CONTAINER_USER = "1000:100"
-HOME_VOLUME_PREFIX = "gpuhub-home-"
-LABEL_USER, LABEL_LEASE, LABEL_SERVER, LABEL_PROFILE = (
-    "gpuhub.user",
-    "gpuhub.lease",
-    "gpuhub.server",
-    "gpuhub.profile",
+from ..containers.spec import (
+    DEFAULT_CONTAINER_USER,
+    DEFAULT_HOME,
+    LABEL_SERVER,
+    ContainerSpecError,
+    Limits,
+    build_env,
+    check_binds,
+    check_user,
+    container_spec,
+    device_uuids,
+    gpuhub_labels,
+    hardened_host_config,
+    home_binds,
+    home_volume_name,
+    is_simulated,
+    mentions_socket,
 )
+from ..profiles import Profile
 
-_VOLUME_SAFE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,100}$")
-_SOCKETS = ("docker.sock", "containerd.sock", "podman.sock")
+__all__ = [
+    "build_container_spec",
+    "check_extras",
+    "shadowed_extras",
+    # the shared parts the other spawner modules name through this one
+    "ContainerSpecError",
+    "build_env",
+    "device_uuids",
+    "is_simulated",
+]
+
 # settings that would hand a container GPUs or the host outside its lease
 _FORBIDDEN_EXTRAS = {
     "privileged": "privileged containers can reach every device of the host",
@@ -71,89 +84,6 @@ _SPEC_CREATE_KEYS = {
     "command": "the command comes from c.Spawner.cmd and c.Spawner.args",
     "ports": "the port comes from network_name and port",
 }
-
-
-class ContainerSpecError(ValueError):
-    """Settings that would break an invariant of user containers (root, privileged, socket)."""
-
-
-def device_uuids(lease: Mapping[str, Any]) -> list[str]:
-    """The leased devices' UUIDs in lease order (``GPU-...`` or ``MIG-...``)."""
-    return [str(d["uuid"]) for d in lease.get("devices") or ()]
-
-
-def is_simulated(lease: Mapping[str, Any]) -> bool:
-    """Whether the lease's devices are simulated (no device can be handed to a container)."""
-    return any(bool(d.get("simulated")) for d in lease.get("devices") or ())
-
-
-def build_env(lease: Mapping[str, Any], *, service_url: str) -> dict[str, str]:
-    """The GPU environment of a server (or job) holding ``lease``.
-
-    ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES`` name the leased devices by UUID
-    (CUDA accepts ``GPU-...`` and ``MIG-...`` UUIDs), so the order and identity stay right
-    whether or not the container runtime renumbers devices. ``GPUHUB_SERVICE_URL`` is where
-    the notebook extension reaches the service with the server's own token; no other
-    credential is put here. ``GPUHUB_PROFILE`` names the spawn profile, so that "Run as GPU
-    job" starts in the same environment.
-    """
-    uuids = ",".join(device_uuids(lease))
-    env = {
-        "CUDA_VISIBLE_DEVICES": uuids,
-        "NVIDIA_VISIBLE_DEVICES": uuids,
-        "GPUHUB_LEASE_ID": str(lease["id"]),
-        "GPUHUB_SERVICE_URL": service_url,
-    }
-    if lease.get("node"):
-        env["GPUHUB_NODE"] = str(lease["node"])
-    if lease.get("profile"):  # the environment a job from this server starts in
-        env["GPUHUB_PROFILE"] = str(lease["profile"])
-    if is_simulated(lease):
-        env["GPUHUB_SIMULATED"] = "1"
-    else:
-        # NVML (nvidia-smi, the extension's sampler) needs 'utility' besides 'compute'
-        env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
-    return env
-
-
-def device_requests(lease: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Docker ``DeviceRequests`` for the lease's real devices; none for simulated ones."""
-    uuids = [str(d["uuid"]) for d in lease.get("devices") or () if not d.get("simulated")]
-    if not uuids:
-        return []
-    return [{"Driver": "nvidia", "DeviceIDs": uuids, "Capabilities": [["gpu"]]}]
-
-
-def home_volume_name(user: str) -> str:
-    """The per-user named volume holding the home directory: ``gpuhub-home-<user>``.
-
-    Names Docker would refuse (upper case, ``@``, ...) get a readable slug plus a short
-    hash, so two users never share a volume.
-    """
-    if _VOLUME_SAFE.match(user):
-        return HOME_VOLUME_PREFIX + user
-    slug = re.sub(r"[^a-z0-9_.-]+", "-", user.lower()).strip("-._")[:40] or "user"
-    digest = hashlib.sha256(user.encode()).hexdigest()[:10]
-    return f"{HOME_VOLUME_PREFIX}{slug}-{digest}"
-
-
-def is_root(container_user: str | int) -> bool:
-    """Whether a Docker ``user`` setting means root (``root``, ``0``, ``0:0``, ``root:x``)."""
-    who = str(container_user).strip().split(":", 1)[0]
-    return who in ("", "0", "root")
-
-
-def _mentions_socket(value: Any) -> bool:
-    return any(s in str(value) for s in _SOCKETS)
-
-
-def _check_binds(binds: Mapping[str, Any] | list) -> None:
-    for source in binds:
-        target = binds[source] if isinstance(binds, Mapping) else source
-        if _mentions_socket(source) or _mentions_socket(target):
-            raise ContainerSpecError(
-                f"volume {source!r} would give a user container a container engine socket"
-            )
 
 
 def check_extras(
@@ -228,14 +158,10 @@ def build_container_spec(
     container's own address; nothing published). ``host_cpus`` (the engine's CPU count)
     caps ``cpu_limit``, which Docker refuses above it. ``extra_*`` and ``links`` are the
     admin's additions (DockerSpawner's ``volumes``, ``mounts``, ``links``,
-    ``extra_host_config``, ``extra_create_kwargs``); they may not undo the invariants above
-    (:class:`ContainerSpecError`).
+    ``extra_host_config``, ``extra_create_kwargs``); they may not undo the invariants of
+    :mod:`gpuhub.containers.spec` (:class:`ContainerSpecError`).
     """
-    if is_root(container_user):
-        raise ContainerSpecError(
-            f"user containers must not run as root (container user {container_user!r}); "
-            "use a uid such as 1000:100"
-        )
+    check_user(container_user)
     if not profile.image:
         raise ContainerSpecError(
             f"profile {profile.name} names no image; give it one or set c.DockerSpawner.image"
@@ -244,7 +170,7 @@ def build_container_spec(
 
     home_volume = home_volume or home_volume_name(user)
     extra_hc = dict(extra_host_config or {})
-    binds: dict[str, Any] = {home_volume: {"bind": home_dir, "mode": "rw"}}
+    binds = home_binds(home_volume, home_dir)
     more = dict(extra_binds or {})
     if isinstance(extra_hc.get("binds"), Mapping):
         more.update(extra_hc.pop("binds"))
@@ -253,70 +179,54 @@ def build_container_spec(
             binds[source] = (
                 target if isinstance(target, Mapping) else {"bind": target, "mode": "rw"}
             )
-    _check_binds(binds)
     for mount in extra_mounts or ():
-        if _mentions_socket(mount):
+        if mentions_socket(mount):
             raise ContainerSpecError(
                 f"mount {dict(mount)!r} would give a user container a container engine socket"
             )
     for key in ("binds", "mounts", "volumes_from"):
         if key in extra_hc:
             value = extra_hc[key]
-            _check_binds(value if isinstance(value, Mapping | list) else [value])
-
-    host_config: dict[str, Any] = {
-        "binds": binds,
-        "network_mode": network,
-        "privileged": False,
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "init": True,  # reap the zombies kernels leave behind
-        "device_requests": device_requests(lease),
-    }
-    if profile.mem_limit:
-        host_config["mem_limit"] = profile.mem_limit
-        host_config["memswap_limit"] = profile.mem_limit  # no swap beyond the limit
+            check_binds(value if isinstance(value, Mapping | list) else [value])
     if profile.cpu_limit:
-        cpus = min(profile.cpu_limit, host_cpus) if host_cpus else profile.cpu_limit
-        host_config["nano_cpus"] = int(cpus * 1e9)
         for key in ("cpu_quota", "cpu_period"):
             if key in extra_hc:  # Docker refuses them next to nano_cpus
                 raise ContainerSpecError(
                     f"extra_host_config sets {key}, but profile {profile.name} has a cpu_limit; "
                     "set CPUs with the profile's cpu_limit or c.DockerSpawner.cpu_limit"
                 )
+
+    limits = Limits(profile.cpu_limit, profile.mem_limit, profile.shm_size)
+    host_config = hardened_host_config(
+        lease, binds=binds, network=network, limits=limits, host_cpus=host_cpus
+    )
     if extra_mounts:
         host_config["mounts"] = [*extra_mounts, *(extra_hc.pop("mounts", None) or ())]
     if links:
         host_config["links"] = dict(links)
-    if profile.shm_size:
-        host_config["shm_size"] = profile.shm_size
-    create: dict[str, Any] = {}
+    ports: dict[str, Any] = {}
     if network == "bridge":
-        create["ports"] = {f"{port}/tcp": {}}
+        ports["ports"] = {f"{port}/tcp": {}}
         if publish_ip is not None:
             host_config["port_bindings"] = {port: (publish_ip,)}
     for key, value in extra_hc.items():
         host_config.setdefault(key, value)  # the admin adds; the invariants above stay
 
-    labels = {
-        **(extra_labels or {}),
-        LABEL_USER: user,
-        LABEL_SERVER: server_name,
-        LABEL_LEASE: str(lease["id"]),
-        LABEL_PROFILE: profile.name,
-    }
-    spec: dict[str, Any] = {
-        **dict(extra_create_kwargs or {}),
-        "image": profile.image,
-        "name": name,
-        "user": str(container_user),
-        "environment": {str(k): str(v) for k, v in env.items()},
-        "labels": labels,
-        "working_dir": home_dir,
-        "host_config": host_config,
-        **create,
-    }
-    if command:
-        spec["command"] = list(command)
-    return spec
+    labels = gpuhub_labels(
+        user=user,
+        lease=lease,
+        profile=profile.name,
+        own={LABEL_SERVER: server_name},
+        extra=extra_labels,
+    )
+    spec = container_spec(
+        image=profile.image,
+        name=name,
+        container_user=container_user,
+        env=env,
+        labels=labels,
+        home_dir=home_dir,
+        host_config=host_config,
+        command=command,
+    )
+    return {**dict(extra_create_kwargs or {}), **spec, **ports}

@@ -1,10 +1,11 @@
 """GPU spawner for user containers on a Docker engine (a DockerSpawner subclass).
 
 Each server is a fresh container built by :func:`gpuhub.spawners.container.build_container_spec`
-from the chosen profile and the granted lease: the profile's image and limits, the
-leased devices as Docker ``device_requests`` (none for simulated devices), a non-root
-user, never privileged, no Docker socket, and the per-user named volume
-``gpuhub-home-<user>`` as the home directory, which outlives containers.
+(from the parts of :mod:`gpuhub.containers.spec`) from the chosen profile and the granted
+lease: the profile's image and limits, the leased devices as Docker ``device_requests``
+(none for simulated devices), a non-root user, never privileged, no Docker socket, and the
+per-user named volume ``gpuhub-home-<user>`` as the home directory, which outlives
+containers.
 
 Networking: ``bridge`` (the default; the port is published on ``host_ip``), a
 user-defined network (``network_name``; the hub reaches the container's own address),
@@ -19,15 +20,19 @@ warned about by name. Admins' ``volumes``, ``mounts``, ``links``, ``extra_host_c
 ``extra_create_kwargs`` are added, but may not make a container privileged, root, or hand
 it devices or a socket.
 
-Docker API calls run on a thread pool shared by all GPU spawners of the hub
+The Docker engine is this process's :class:`gpuhub.containers.engine.Engine` for the
+spawner's settings (DockerSpawner's ``tls_config`` and ``client_kwargs``, the ``DOCKER_*``
+environment, ``docker_threads``), the same engine batch jobs reach
+(:class:`gpuhub.jobs.docker.DockerExecutor`). Docker API calls run on its thread pool
 (``docker_threads``), not on DockerSpawner's single thread, so a spawn storm does not
 queue every ``create``/``start``/``inspect`` behind one another.
 
 Boots are taken a few at a time (``concurrent_boots``, by default the engine's CPU
-count): a container is created at once, but started only when fewer than that many are
-booting, and counts as booting until its server answers HTTP. Starting JupyterLab is
-CPU-bound; thirty started together on two cores all become ready late together, while
-taken in turns most are ready much sooner and the last no later.
+count; :class:`gpuhub.containers.turns.BootTurns`): a container is created at once, but
+started only when fewer than that many are booting, and counts as booting until its
+server answers HTTP. Starting JupyterLab is CPU-bound; thirty started together on two
+cores all become ready late together, while taken in turns most are ready much sooner
+and the last no later.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ import asyncio
 import inspect
 import socket
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -48,18 +52,15 @@ from jupyterhub.utils import fetch, make_ssl_context
 from traitlets import Bool, Integer, TraitError, Unicode, default, validate
 
 from ..client import GpuhubError
+from ..containers.engine import DEFAULT_THREADS, Engine, EngineSettings
+from ..containers.spec import DEFAULT_CONTAINER_USER, DEFAULT_HOME, LABEL_LEASE, is_root
+from ..containers.turns import BootTurns
+from ..profiles import Profile, ProfileConfigError, Selection
 from ..terms import LIVE_STATUSES
-from .container import (
-    DEFAULT_CONTAINER_USER,
-    DEFAULT_HOME,
-    LABEL_LEASE,
-    build_container_spec,
-    is_root,
-)
+from .container import build_container_spec
 from .docker_settings import DockerSettings, Finding, allowed_image_set, apply_settings, findings
 from .errors import GPUSpawnError
 from .mixin import GPUSpawnerMixin
-from .profiles import Profile, ProfileConfigError, Selection
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -88,64 +89,14 @@ def orphan_containers(
     return out
 
 
-class BootTurns:
-    """At most ``limit`` boots at once; the others wait for a turn, first come first served.
-
-    One per hub and event loop. ``limit`` 0 means no limit.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.booting = 0
-        self._waiting: deque[asyncio.Future] = deque()
-
-    @property
-    def waiting(self) -> int:
-        """How many boots wait for a turn."""
-        return len(self._waiting)
-
-    def free(self) -> bool:
-        """Whether a boot asking now would start at once."""
-        return not self.limit or (self.booting < self.limit and not self._waiting)
-
-    async def acquire(self) -> None:
-        """Wait for a turn to boot; it is held until :meth:`release`."""
-        if self.free():
-            self.booting += 1
-            return
-        turn = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
-        try:
-            await turn
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                self.release()  # the turn came just as the wait was cancelled: pass it on
-            else:
-                self._waiting.remove(turn)
-            raise
-
-    def release(self) -> None:
-        """End a boot: its turn goes to the longest-waiting boot, if any."""
-        while self._waiting:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)  # the turn passes on; ``booting`` stays
-                return
-        self.booting -= 1
-
-
 class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
     """DockerSpawner with GPU profiles and leases. Select it with ``spawner_class = "gpu-docker"``."""
 
-    # our own class-level pool and client, never DockerSpawner's single thread
-    _executor: ClassVar[ThreadPoolExecutor | None] = None
-    _client: ClassVar[docker.APIClient | None] = None
-    _host_cpus: ClassVar[int | None] = None
-    _turns: ClassVar[tuple[asyncio.AbstractEventLoop, BootTurns] | None] = None
+    _engine: Engine | None = None  # this process's engine for the spawner's settings
     _turn: BootTurns | None = None  # held while this spawner's container boots
 
     docker_threads = Integer(
-        8,
+        DEFAULT_THREADS,
         min=1,
         config=True,
         help="""Threads for Docker API calls, shared by all GPU spawners of this hub
@@ -220,28 +171,38 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
     def _default_prefix(self) -> str:
         return "gpuhub"
 
+    # -- the Docker engine ---------------------------------------------------------------
+
+    def engine_settings(self) -> EngineSettings:
+        """How this spawner reaches the Docker engine: DockerSpawner's ``tls_config`` and
+        ``client_kwargs``, the ``DOCKER_*`` environment and ``docker_threads`` (what
+        :meth:`EngineSettings.from_config` reads for the job executor)."""
+        return EngineSettings(
+            tls_config=dict(self.tls_config),
+            client_kwargs=dict(self.client_kwargs),
+            threads=self.docker_threads,
+        )
+
+    @property
+    def engine(self) -> Engine:
+        """This process's Docker engine for :meth:`engine_settings` (one per hub)."""
+        if self._engine is None:
+            self._engine = Engine.instance(self.engine_settings())
+        return self._engine
+
     @property
     def executor(self) -> ThreadPoolExecutor:
-        """The thread pool of Docker calls (``docker_threads`` threads, one per hub)."""
-        cls = GPUDockerSpawner
-        if cls._executor is None:
-            cls._executor = ThreadPoolExecutor(
-                self.docker_threads, thread_name_prefix="gpuhub-docker"
-            )
-        return cls._executor
+        """The engine's thread pool of Docker calls (``docker_threads`` threads)."""
+        return self.engine.thread_pool
 
     @property
     def client(self) -> docker.APIClient:
-        """One Docker API client per hub, with a connection per thread."""
-        cls = GPUDockerSpawner
-        if cls._client is None:
-            kwargs: dict[str, Any] = {"version": "auto", "max_pool_size": self.docker_threads}
-            if self.tls_config:
-                kwargs["tls"] = docker.tls.TLSConfig(**self.tls_config)
-            kwargs.update(docker.utils.kwargs_from_env())
-            kwargs.update(self.client_kwargs)
-            cls._client = docker.APIClient(**kwargs)
-        return cls._client
+        """The engine's Docker API client, with a connection per thread."""
+        return self.engine.client
+
+    def docker(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future:
+        """Call the Docker client's ``method`` on the engine's threads (as DockerSpawner's)."""
+        return self.engine.call(method, *args, **kwargs)
 
     @property
     def host_network(self) -> bool:
@@ -352,23 +313,11 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
 
     async def host_cpus(self) -> int | None:
         """The engine's CPU count (Docker refuses a CPU limit above it); asked once."""
-        cls = GPUDockerSpawner
-        if cls._host_cpus is None:
-            info = await self.docker("info")
-            cls._host_cpus = int(info.get("NCPU") or 0) or None
-        return cls._host_cpus
+        return await self.engine.run(self.engine.host_cpus)
 
     async def boot_turns(self) -> BootTurns:
-        """The hub's :class:`BootTurns` (``concurrent_boots``, or the engine's CPU count)."""
-        cls = GPUDockerSpawner
-        loop = asyncio.get_running_loop()
-        if cls._turns is None or cls._turns[0] is not loop:
-            limit = self.concurrent_boots
-            if limit is None:
-                limit = await self.host_cpus() or 0
-            if cls._turns is None or cls._turns[0] is not loop:  # not made while we asked
-                cls._turns = (loop, BootTurns(limit))
-        return cls._turns[1]
+        """The engine's :class:`BootTurns` (``concurrent_boots``, or the engine's CPU count)."""
+        return await self.engine.boot_turns(self.concurrent_boots)
 
     async def start_object(self) -> None:
         """Start the created container when it is this server's turn to boot."""

@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..profiles import Profile, ProfileConfigError
 from ..terms import fmt_bytes
 from .container import ContainerSpecError, check_extras, shadowed_extras
-from .profiles import Profile, ProfileConfigError
 
 #: Variables the lease sets in every server; ``c.Spawner.environment`` cannot.
 LEASE_VARIABLES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "GPUHUB_LEASE_ID")

@@ -3,7 +3,7 @@
 Plain functions returning an HTML string; every value from configuration or from the
 service is escaped. A profile the user cannot use now is shown disabled with the reason.
 The form's fields (``profile``, ``gpus-<profile>``, ``group``) are turned into
-``user_options`` by :func:`gpuhub.spawners.profiles.options_from_form`.
+``user_options`` by :func:`gpuhub.profiles.options_from_form`.
 
 The form says what a server of the spawner really is (:class:`ServerKind`): a container
 shows each profile's image and limits; a local process has neither, and says so.
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from ..profiles import Profile
 from ..terms import describe, fmt_bytes, fmt_gpus, fmt_hours, fmt_units
-from .profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class ProfileChoice:
     availability: str | None = None
     outcome: str | None = None
     simulated: bool = False
+    models: str | None = None  # "H100-80GB or A100-80GB": the models behind the shape
 
     @property
     def usable(self) -> bool:
@@ -59,18 +60,21 @@ class ProfileChoice:
         return self.reason is None
 
 
-def choice_from_preview(profile: Profile, preview: Mapping[str, Any] | None) -> ProfileChoice:
-    """A :class:`ProfileChoice` from ``POST /leases/preview``'s answer (None: no answer)."""
+def choice_from_preview(
+    profile: Profile, preview: Mapping[str, Any] | None, models: str | None = None
+) -> ProfileChoice:
+    """A :class:`ProfileChoice` from ``POST /leases/preview``'s answer (None: no answer)
+    and the models behind its shape (``GET /me/options``)."""
     if preview is None:
-        return ProfileChoice(profile)
+        return ProfileChoice(profile, models=models)
     outcome = preview.get("outcome")
     message = str(preview.get("message") or "")
     simulated = bool(preview.get("simulated"))
     if outcome == "refuse":
         return ProfileChoice(profile, reason=message or "not available to you now",
-                             outcome=outcome, simulated=simulated)  # fmt: skip
+                             outcome=outcome, simulated=simulated, models=models)  # fmt: skip
     return ProfileChoice(profile, availability=message or None, outcome=outcome,
-                         simulated=simulated)  # fmt: skip
+                         simulated=simulated, models=models)  # fmt: skip
 
 
 def quota_lines(me: Mapping[str, Any] | None) -> list[str]:
@@ -106,9 +110,11 @@ def quota_groups(me: Mapping[str, Any] | None) -> list[str]:
     )
 
 
-def _shape_text(profile: Profile, kind: ServerKind) -> str:
+def _shape_text(profile: Profile, kind: ServerKind, models: str | None = None) -> str:
     text = describe(profile.shape)
     bits = [text[0].upper() + text[1:]]
+    if models:
+        bits.append(models)
     if kind.limits:
         if profile.cpu_limit:
             bits.append(f"{profile.cpu_limit:g} CPUs")
@@ -159,7 +165,7 @@ def _choice_html(choice: ProfileChoice, checked: bool, kind: ServerKind) -> str:
         f'<input type="radio" name="profile" id="profile-{pid}" value="{pid}"'
         f"{' checked' if checked else ''}{' disabled' if disabled else ''}> "
         f"<strong>{escape(p.display_name)}</strong></label>"
-        f'<div class="gpuhub-shape">{escape(_shape_text(p, kind))}{image}</div>'
+        f'<div class="gpuhub-shape">{escape(_shape_text(p, kind, choice.models))}{image}</div>'
         f"{description}"
         f'<div class="gpuhub-availability">{" · ".join(notes)}</div>'
         f"{_count_select(p, disabled)}"

@@ -23,7 +23,7 @@ from .progress import ProgressLog, granted_message, queue_message
 if TYPE_CHECKING:
     from logging import Logger
 
-    from .profiles import Selection
+    from ..profiles import Selection
 
 # asyncio keeps only weak references to tasks; releases must outlive their spawner object
 _BACKGROUND: set[asyncio.Future] = set()

@@ -44,6 +44,15 @@ from traitlets import (
 from traitlets.config import Configurable
 
 from ..client import AsyncGpuhubClient, GpuhubError, RetryPolicy
+from ..profiles import (
+    Profile,
+    ProfileConfigError,
+    Selection,
+    UserOptionsError,
+    load_profiles,
+    options_from_form,
+    validate_user_options,
+)
 from ..terms import server_label
 from .container import build_env
 from .errors import GPUSpawnError
@@ -57,15 +66,6 @@ from .form import (
     render_form,
 )
 from .leasing import LeaseHolder, background
-from .profiles import (
-    Profile,
-    ProfileConfigError,
-    Selection,
-    UserOptionsError,
-    load_profiles,
-    options_from_form,
-    validate_user_options,
-)
 from .progress import ProgressLog
 from .state import (
     STATE_VERSION,
@@ -111,7 +111,7 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
         config=True,
         help="""The spawn profiles: environment image × GPU shape × limits × groups.
 
-        A list of dicts (see ``gpuhub.spawners.profiles.Profile``), or a callable
+        A list of dicts (see ``gpuhub.profiles.Profile``), or a callable
         ``f(spawner)`` (may be async) returning one, for per-user policy. Example::
 
             c.GPUSpawnerMixin.profiles = [
@@ -307,9 +307,14 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
         notice = None
         me: dict | None = None
         previews: dict[str, dict | None] = {}
+        models: dict[str, str | None] = {}  # the GPU models behind each profile's shape
         try:
             client = self.gpuhub
-            me = await asyncio.wait_for(client.me(self.user.name), self.form_timeout)
+            me, options = await asyncio.wait_for(
+                asyncio.gather(client.me(self.user.name), client.options(self.user.name)),
+                self.form_timeout,
+            )
+            models = {p["name"]: p.get("models_text") for p in options.get("profiles") or ()}
             charge = quota_groups(me)
             group = charge[0] if len(charge) > 1 else None
             usable = [p for p in profiles if p.allows(groups)]
@@ -345,7 +350,7 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             if reason:
                 choices.append(ProfileChoice(p, reason=reason))
             else:
-                choices.append(choice_from_preview(p, previews.get(p.name)))
+                choices.append(choice_from_preview(p, previews.get(p.name), models.get(p.name)))
         last = self.user_options.get("profile") if isinstance(self.user_options, dict) else None
         return render_form(
             choices,

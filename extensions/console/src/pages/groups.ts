@@ -6,8 +6,8 @@
  */
 import { ApiError } from '../api';
 import { Ctx, Page } from '../context';
-import { button, empty, fmtUnits, h, section, showError, tag } from '../dom';
-import { field, formFoot, numberOrNull, onSubmit } from '../forms';
+import { button, clearError, empty, fmtUnits, h, section, showError, tag } from '../dom';
+import { field, FieldError, formFoot, inWords, numberOrNull, onSubmit } from '../forms';
 import { QuotaStatus } from '../types';
 import { hoursCell, rulesText, unitsCell } from './quotas';
 
@@ -38,6 +38,9 @@ export function names(text: string): string[] {
   ];
 }
 
+/** How the add-members field of a card speaks of the API's fields. */
+const ADD_WORDS = { labels: new Map([['users', 'Add members']]) };
+
 /** What a change did, in a sentence. */
 function said(c: CohortChange): string {
   const parts: string[] = [];
@@ -45,7 +48,9 @@ function said(c: CohortChange): string {
     parts.push(`created group ${c.name}`);
   }
   if (c.users_created.length) {
-    parts.push(`created user${c.users_created.length > 1 ? 's' : ''} ${c.users_created.join(', ')}`);
+    parts.push(
+      `created user${c.users_created.length > 1 ? 's' : ''} ${c.users_created.join(', ')}`
+    );
   }
   parts.push(c.members_added.length ? `added ${c.members_added.join(', ')}` : 'no new members');
   const s = parts.join('; ');
@@ -55,7 +60,12 @@ function said(c: CohortChange): string {
 /** One cohort: its quota, its members with a remove button each, and an add field. */
 function cohortCard(c: CohortItem, ctx: Ctx, reload: () => Promise<void>): HTMLElement {
   const card = h('article', { class: 'gh-card gh-cohort', 'data-cohort': c.name });
-  const addInput = h('input', { name: 'add', placeholder: 'user names, comma-separated', 'aria-label': `Add members to ${c.name}`, autocomplete: 'off' }) as HTMLInputElement;
+  const addInput = h('input', {
+    name: 'add',
+    placeholder: 'user names, comma-separated',
+    'aria-label': `Add members to ${c.name}`,
+    autocomplete: 'off'
+  }) as HTMLInputElement;
   const add = button(
     'Add',
     card,
@@ -64,7 +74,11 @@ function cohortCard(c: CohortItem, ctx: Ctx, reload: () => Promise<void>): HTMLE
       if (!users.length) {
         throw new Error('give one or more user names to add');
       }
-      const change = await ctx.api.post<CohortChange>(`/cohorts/${encodeURIComponent(c.name)}/members`, { users });
+      const change = await ctx.api
+        .post<CohortChange>(`/cohorts/${encodeURIComponent(c.name)}/members`, { users })
+        .catch(e => {
+          throw inWords(e, ADD_WORDS);
+        });
       addInput.value = '';
       await reload();
       flash(c.name, said(change));
@@ -93,11 +107,17 @@ function cohortCard(c: CohortItem, ctx: Ctx, reload: () => Promise<void>): HTMLE
                 if (!window.confirm(`Take ${m} out of ${c.name}? The user stays in the hub.`)) {
                   return;
                 }
-                await ctx.api.delete(`/cohorts/${encodeURIComponent(c.name)}/members/${encodeURIComponent(m)}`);
+                await ctx.api.delete(
+                  `/cohorts/${encodeURIComponent(c.name)}/members/${encodeURIComponent(m)}`
+                );
                 await reload();
                 flash(c.name, `Took ${m} out of ${c.name}.`);
               },
-              { class: 'gh-link gh-danger', 'data-action': 'remove', 'aria-label': `Remove ${m} from ${c.name}` }
+              {
+                class: 'gh-link gh-danger',
+                'data-action': 'remove',
+                'aria-label': `Remove ${m} from ${c.name}`
+              }
             )
           )
         )
@@ -109,7 +129,11 @@ function cohortCard(c: CohortItem, ctx: Ctx, reload: () => Promise<void>): HTMLE
       'header',
       { class: 'gh-card-head' },
       h('h3', null, c.name),
-      h('span', { class: 'gh-muted' }, `${c.members.length} member${c.members.length === 1 ? '' : 's'}`),
+      h(
+        'span',
+        { class: 'gh-muted' },
+        `${c.members.length} member${c.members.length === 1 ? '' : 's'}`
+      ),
       c.in_hub === false ? tag('not in the hub: quota only', 'idle') : null
     ),
     q
@@ -137,21 +161,39 @@ function flash(name: string, text: string): void {
 }
 
 function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
-  const name = h('input', { name: 'name', required: true, autocomplete: 'off', placeholder: 'cs101' }) as HTMLInputElement;
-  const roster = h('textarea', { name: 'members', rows: 6, placeholder: 'ann\nbo\nchen' }) as HTMLTextAreaElement;
-  const createUsers = h('input', { name: 'create_users', type: 'checkbox', checked: true }) as HTMLInputElement;
+  const name = h('input', {
+    name: 'name',
+    required: true,
+    autocomplete: 'off',
+    placeholder: 'cs101'
+  }) as HTMLInputElement;
+  const roster = h('textarea', {
+    name: 'members',
+    rows: 6,
+    placeholder: 'ann\nbo\nchen'
+  }) as HTMLTextAreaElement;
+  const createUsers = h('input', {
+    name: 'create_users',
+    type: 'checkbox',
+    checked: true
+  }) as HTMLInputElement;
   const withQuota = h('input', { name: 'with_quota', type: 'checkbox' }) as HTMLInputElement;
-  const num = (n: string, placeholder = 'no limit') => h('input', { name: n, type: 'number', step: 'any', placeholder }) as HTMLInputElement;
+  const num = (n: string, placeholder = 'no limit') =>
+    h('input', { name: n, type: 'number', step: 'any', placeholder }) as HTMLInputElement;
   const maxUnits = num('max_units');
   const perUser = num('per_user_max_units');
   const gpuHours = num('gpu_hours');
-  const period = h('select', { name: 'period' }, ...['week', 'day', 'month'].map(p => h('option', { value: p }, p))) as HTMLSelectElement;
+  const period = h(
+    'select',
+    { name: 'period' },
+    ...['week', 'day', 'month'].map(p => h('option', { value: p }, p))
+  ) as HTMLSelectElement;
   const quotaFields = h(
     'div',
     { class: 'gh-row' },
     field('Max GPU units', maxUnits, 'the whole group at once'),
     field('Per member', perUser, 'GPU units each'),
-    field('GPU-hours', gpuHours, 'per period'),
+    field('GPU-hours per period', gpuHours),
     field('Period', period)
   );
   const sync = () => {
@@ -163,8 +205,18 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
   const form = h(
     'form',
     { class: 'gh-form gh-cohort-form', 'aria-label': 'Create a cohort' },
-    h('div', { class: 'gh-row' }, field('Group', name), field('Members', roster, 'one user name per line; members not listed stay')),
-    h('div', { class: 'gh-row' }, field('Create users the hub lacks', createUsers), field('Set the group quota', withQuota)),
+    h(
+      'div',
+      { class: 'gh-row' },
+      field('Group', name),
+      field('Members', roster, 'one user name per line; members not listed stay')
+    ),
+    h(
+      'div',
+      { class: 'gh-row' },
+      field('Create users the hub lacks', createUsers),
+      field('Set the group quota', withQuota)
+    ),
     quotaFields,
     h('div', { class: 'gh-row' }, foot.submit, foot.done),
     foot.errors
@@ -172,9 +224,12 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
   onSubmit(form, foot, async () => {
     const group = name.value.trim();
     if (!group) {
-      throw new Error("name: give the group's name");
+      throw new FieldError('name', "give the group's name");
     }
-    const body: Record<string, unknown> = { members: names(roster.value), create_users: createUsers.checked };
+    const body: Record<string, unknown> = {
+      members: names(roster.value),
+      create_users: createUsers.checked
+    };
     if (withQuota.checked) {
       body.quota = {
         max_units: numberOrNull(maxUnits),
@@ -193,7 +248,11 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
 
 /** Without `GET /cohorts` (an older service): look one cohort up by name. */
 function lookup(ctx: Ctx, list: HTMLElement): HTMLElement {
-  const name = h('input', { name: 'lookup', placeholder: 'group name', autocomplete: 'off' }) as HTMLInputElement;
+  const name = h('input', {
+    name: 'lookup',
+    placeholder: 'group name',
+    autocomplete: 'off'
+  }) as HTMLInputElement;
   const out = h('div');
   const showIt = async (): Promise<void> => {
     const c = await ctx.api.get<CohortItem>(`/cohorts/${encodeURIComponent(name.value.trim())}`);
@@ -202,7 +261,11 @@ function lookup(ctx: Ctx, list: HTMLElement): HTMLElement {
   return h(
     'div',
     null,
-    h('p', { class: 'gh-muted' }, 'This gpuhub service cannot list groups (no GET /cohorts). Show one by its name:'),
+    h(
+      'p',
+      { class: 'gh-muted' },
+      'This gpuhub service cannot list groups (no GET /cohorts). Show one by its name:'
+    ),
     h('div', { class: 'gh-row' }, name, button('Show', list, showIt)),
     out
   );
@@ -221,16 +284,21 @@ export const page: Page = async (root, ctx) => {
       const units = cohorts.reduce((a, c) => a + (c.quota?.units_active ?? 0), 0);
       summary.textContent =
         `${cohorts.length} group${cohorts.length === 1 ? '' : 's'}, ${people} member${people === 1 ? '' : 's'} in all; ` +
-        `${limited} with a group quota` + (limited ? `, holding ${fmtUnits(units)} now.` : '.');
-      list.replaceChildren(...(cohorts.length ? cohorts.map(c => cohortCard(c, ctx, reload)) : [empty('No groups yet: create one below.')]));
-      root.querySelector(':scope > .gh-error')?.remove();
+        `${limited} with a group quota` +
+        (limited ? `, holding ${fmtUnits(units)} now.` : '.');
+      list.replaceChildren(
+        ...(cohorts.length
+          ? cohorts.map(c => cohortCard(c, ctx, reload))
+          : [empty('No groups yet: create one below.')])
+      );
+      clearError(root, 'load');
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
         fallback ??= lookup(ctx, list);
         list.replaceChildren(fallback);
         return;
       }
-      showError(root, e);
+      showError(root, e, 'load');
     }
   };
   root.append(
@@ -238,7 +306,11 @@ export const page: Page = async (root, ctx) => {
     section('Groups and their members', summary, list),
     section(
       'Create a cohort',
-      h('p', { class: 'gh-muted' }, 'Creates the JupyterHub group if it is new, the users the hub lacks, adds them, and sets the group quota, in one step (like gpuhub cohort create).'),
+      h(
+        'p',
+        { class: 'gh-muted' },
+        'Creates the JupyterHub group if it is new, the users the hub lacks, adds them, and sets the group quota, in one step (like gpuhub cohort create).'
+      ),
       createForm(ctx, reload)
     )
   );

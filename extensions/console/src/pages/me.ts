@@ -5,7 +5,20 @@
  */
 import { stackedBars } from '../charts';
 import { Ctx, Page } from '../context';
-import { autoRefresh, bar, empty, fmtAgo, fmtHours, fmtNumber, fmtTime, fmtUnits, h, section, table, tag } from '../dom';
+import {
+  autoRefresh,
+  bar,
+  empty,
+  fmtAgo,
+  fmtAmount,
+  fmtNumber,
+  fmtTime,
+  fmtUnits,
+  h,
+  section,
+  table,
+  tag
+} from '../dom';
 import { activityTag, deviceText, endButton, shapeText, shapeWithUnits } from '../leases';
 import { Job, Lease, Me, QuotaStatus, Usage } from '../types';
 
@@ -14,7 +27,12 @@ const USAGE_DAYS = 30;
 
 function leaseRows(leases: Lease[]): (Node | string)[][] {
   return leases.map(x => [
-    h('span', { class: 'gh-lease' }, h('strong', null, `#${x.id}`), x.label ? h('span', { class: 'gh-muted' }, ` ${x.label}`) : null),
+    h(
+      'span',
+      { class: 'gh-lease' },
+      h('strong', null, `#${x.id}`),
+      x.label ? h('span', { class: 'gh-muted' }, ` ${x.label}`) : null
+    ),
     h(
       'div',
       null,
@@ -22,20 +40,34 @@ function leaseRows(leases: Lease[]): (Node | string)[][] {
       ...x.devices.map(d => h('div', { class: 'gh-muted gh-small' }, deviceText(d)))
     ),
     h('span', null, x.node ?? '—', x.simulated ? [' ', tag('simulated', 'sim')] : null),
-    h('span', { title: x.granted_at ?? '' }, fmtTime(x.granted_at), h('div', { class: 'gh-muted gh-small' }, fmtAgo(x.granted_at))),
-    fmtHours(Math.round(x.gpu_hours * 100) / 100),
+    h(
+      'span',
+      { title: x.granted_at ?? '' },
+      fmtTime(x.granted_at),
+      h('div', { class: 'gh-muted gh-small' }, fmtAgo(x.granted_at))
+    ),
+    fmtAmount(x.gpu_hours),
     h(
       'div',
       null,
       activityTag(x.activity),
       x.idle_warning
-        ? h('div', { class: 'gh-warn gh-small' }, `idle: stopped at ${fmtTime(x.idle_warning.reclaim_at)} unless used or kept`)
+        ? h(
+            'div',
+            { class: 'gh-warn gh-small' },
+            `idle: stopped at ${fmtTime(x.idle_warning.reclaim_at)} unless used or kept`
+          )
         : null
     )
   ]);
 }
 
-function queuedCard(ctx: Ctx, x: Lease, where: HTMLElement, redraw: () => Promise<void>): HTMLElement {
+function queuedCard(
+  ctx: Ctx,
+  x: Lease,
+  where: HTMLElement,
+  redraw: () => Promise<void>
+): HTMLElement {
   const w = x.waiting;
   return h(
     'div',
@@ -58,7 +90,10 @@ function queuedCard(ctx: Ctx, x: Lease, where: HTMLElement, redraw: () => Promis
           h('dt', null, 'When'),
           h('dd', null, w.estimate.message),
           w.alternatives.length
-            ? [h('dt', null, 'Free now'), h('dd', null, w.alternatives.map(a => a.message).join('; '))]
+            ? [
+                h('dt', null, 'Free now'),
+                h('dd', null, w.alternatives.map(a => a.message).join('; '))
+              ]
             : null
         )
       : h('p', { class: 'gh-muted' }, 'Waiting for its turn.')
@@ -66,7 +101,8 @@ function queuedCard(ctx: Ctx, x: Lease, where: HTMLElement, redraw: () => Promis
 }
 
 function quotaBox(q: QuotaStatus): HTMLElement {
-  const title = q.kind === 'user' ? (q.default ? 'Your quota (the default)' : 'Your quota') : `Group ${q.name}`;
+  const title =
+    q.kind === 'user' ? (q.default ? 'Your quota (the default)' : 'Your quota') : `Group ${q.name}`;
   const parts: Node[] = [];
   const spec = q.quota;
   if (!spec || (spec.max_units === null && spec.gpu_hours === null)) {
@@ -76,25 +112,52 @@ function quotaBox(q: QuotaStatus): HTMLElement {
     const used = q.units_active + q.units_queued;
     const queued = q.units_queued ? ` (${fmtNumber(q.units_queued)} of them queued)` : '';
     parts.push(
-      h('div', { class: 'gh-quota-line' }, h('span', { class: 'gh-quota-what' }, 'GPUs at once'),
-        bar(spec.max_units ? used / spec.max_units : 1, `${fmtNumber(used)} of ${fmtUnits(spec.max_units)}${queued}`))
+      h(
+        'div',
+        { class: 'gh-quota-line' },
+        h('span', { class: 'gh-quota-what' }, 'GPUs at once'),
+        bar(
+          spec.max_units ? used / spec.max_units : 1,
+          `${fmtNumber(used)} of ${fmtUnits(spec.max_units)}${queued}`
+        )
+      )
     );
   }
   if (spec && spec.gpu_hours !== null) {
     const used = q.gpu_hours_used ?? 0;
     parts.push(
-      h('div', { class: 'gh-quota-line' }, h('span', { class: 'gh-quota-what' }, 'GPU-hours'),
-        bar(spec.gpu_hours ? used / spec.gpu_hours : 1, `${fmtHours(Math.round(used * 10) / 10)} of ${fmtHours(spec.gpu_hours)} h`)),
-      h('p', { class: 'gh-muted gh-small' }, q.period ?? `per ${spec.period}${q.period_end ? ', resets ' + fmtTime(q.period_end) : ''}`)
+      h(
+        'div',
+        { class: 'gh-quota-line' },
+        h('span', { class: 'gh-quota-what' }, 'GPU-hours'),
+        bar(
+          spec.gpu_hours ? used / spec.gpu_hours : 1,
+          `${fmtAmount(used)} of ${fmtAmount(spec.gpu_hours)} h`
+        )
+      ),
+      h(
+        'p',
+        { class: 'gh-muted gh-small' },
+        q.period ?? `per ${spec.period}${q.period_end ? ', resets ' + fmtTime(q.period_end) : ''}`
+      )
     );
   }
-  return h('div', { class: 'gh-card gh-quota', 'data-kind': q.kind, 'data-name': q.name }, h('h3', null, title), ...parts);
+  return h(
+    'div',
+    { class: 'gh-card gh-quota', 'data-kind': q.kind, 'data-name': q.name },
+    h('h3', null, title),
+    ...parts
+  );
 }
 
 /** Every day from `days` ago to today (UTC), as YYYY-MM-DD. */
 function lastDays(days: number): string[] {
   const out: string[] = [];
-  const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+  const today = Date.UTC(
+    new Date().getUTCFullYear(),
+    new Date().getUTCMonth(),
+    new Date().getUTCDate()
+  );
   for (let i = days - 1; i >= 0; i--) {
     out.push(new Date(today - i * 86400000).toISOString().slice(0, 10));
   }
@@ -103,15 +166,28 @@ function lastDays(days: number): string[] {
 
 async function drawUsage(ctx: Ctx, canvas: HTMLCanvasElement, note: HTMLElement): Promise<void> {
   const days = lastDays(USAGE_DAYS);
-  const usage = await ctx.api.get<Usage>('/usage', { user: ctx.user, by: 'day,group', start: days[0] });
+  const usage = await ctx.api.get<Usage>('/usage', {
+    user: ctx.user,
+    by: 'day,group',
+    start: days[0]
+  });
   const groups = [...new Set(usage.rows.map(r => r.group ?? ''))].sort();
   const series = groups.map(g => ({
     label: g ? `group ${g}` : 'own quota',
-    data: days.map(d => usage.rows.filter(r => r.day === d && (r.group ?? '') === g).reduce((s, r) => s + r.gpu_hours, 0))
+    data: days.map(d =>
+      usage.rows
+        .filter(r => r.day === d && (r.group ?? '') === g)
+        .reduce((s, r) => s + r.gpu_hours, 0)
+    )
   }));
   const labels = days.map(d => d.slice(5));
-  stackedBars(canvas, labels, series.length ? series : [{ label: '', data: days.map(() => 0) }], 'GPU-hours');
-  note.textContent = `${fmtHours(Math.round(usage.total_gpu_hours * 100) / 100)} GPU-hours in the last ${USAGE_DAYS} days (UTC days; running leases count up to now).`;
+  stackedBars(
+    canvas,
+    labels,
+    series.length ? series : [{ label: '', data: days.map(() => 0) }],
+    'GPU-hours'
+  );
+  note.textContent = `${fmtAmount(usage.total_gpu_hours)} GPU-hours in the last ${USAGE_DAYS} days (UTC days; running leases count up to now).`;
 }
 
 export const page: Page = (root, ctx) => {
@@ -127,7 +203,12 @@ export const page: Page = (root, ctx) => {
     summary,
     section('Leases', leases),
     section('Waiting', queued),
-    h('div', { class: 'gh-columns' }, section('Quotas', quotas), section('My usage', h('div', { class: 'gh-chart' }, canvas), note)),
+    h(
+      'div',
+      { class: 'gh-columns' },
+      section('Quotas', quotas),
+      section('My usage', h('div', { class: 'gh-chart' }, canvas), note)
+    ),
     section('Jobs', jobs)
   );
   root.querySelectorAll('section')[1].classList.add('gh-waiting');
@@ -142,7 +223,9 @@ export const page: Page = (root, ctx) => {
     summary.textContent =
       me.leases.length || me.queued.length
         ? `You hold ${fmtUnits(held)} in ${me.leases.length} lease${me.leases.length === 1 ? '' : 's'}` +
-          (me.queued.length ? `; ${me.queued.length} request${me.queued.length === 1 ? '' : 's'} waiting.` : '.')
+          (me.queued.length
+            ? `; ${me.queued.length} request${me.queued.length === 1 ? '' : 's'} waiting.`
+            : '.')
         : 'You hold no GPUs now. Start a server from the hub, or submit a job from JupyterLab.';
     leases.replaceChildren(
       me.leases.length
@@ -150,7 +233,9 @@ export const page: Page = (root, ctx) => {
         : empty('No active leases.')
     );
     queued.replaceChildren(
-      ...(me.queued.length ? me.queued.map(x => queuedCard(ctx, x, root, draw)) : [empty('Nothing waiting.')])
+      ...(me.queued.length
+        ? me.queued.map(x => queuedCard(ctx, x, root, draw))
+        : [empty('Nothing waiting.')])
     );
     quotas.replaceChildren(...me.quotas.map(quotaBox));
     const recent = [...jobList.jobs].sort((a, b) => b.id - a.id).slice(0, 10);
@@ -164,7 +249,7 @@ export const page: Page = (root, ctx) => {
               j.shape_text,
               j.node ?? '—',
               fmtTime(j.started_at ?? j.created_at),
-              fmtHours(Math.round(j.gpu_hours * 100) / 100),
+              fmtAmount(j.gpu_hours),
               h('span', { class: 'gh-small' }, j.reason ?? '')
             ])
           )

@@ -5,7 +5,7 @@
  * for a reason (DELETE /leases/{id}?reason=...).
  */
 import { Ctx, Page } from '../context';
-import { autoRefresh, fmtNumber, h, section, tag } from '../dom';
+import { autoRefresh, fmtNumber, fmtZoned, h, sameDay, section, tag } from '../dom';
 import { activityTag, endButton } from '../leases';
 import { Holder, Pool, PoolGpu, Reservation } from '../types';
 
@@ -27,14 +27,57 @@ async function reservations(ctx: Ctx): Promise<Map<string, Reservation>> {
   return byDevice;
 }
 
+/** "reserved for chem from Tue 15 Dec 14:00 UTC", "reserved for chem now, until 16:00 UTC":
+ * times on the reservation's own clock, as the Reservations page writes them. */
 function reservedTag(r: Reservation | undefined): HTMLElement | null {
   if (!r) {
     return null;
   }
-  const until = r.current ? `now, until ${new Date(r.current.end).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })}` : r.next ? `from ${new Date(r.next.start).toLocaleString(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' })}` : '';
-  const el = tag(`reserved for ${r.group}${until ? ' ' + until : ''}`, r.state === 'open' ? 'reserved' : 'reserved-later');
+  const now = new Date().toISOString();
+  const until = r.current
+    ? `now, until ${fmtZoned(r.current.end, r.timezone, { day: !sameDay(now, r.current.end, r.timezone), zone: true })}`
+    : r.next
+      ? `from ${fmtZoned(r.next.start, r.timezone, { zone: true })}`
+      : '';
+  const el = tag(
+    `reserved for ${r.group}${until ? ' ' + until : ''}`,
+    r.state === 'open' ? 'reserved' : 'reserved-later'
+  );
   el.title = r.message;
   return el;
+}
+
+/** How much of each kind of device is free: "2 of 4 GPUs, 6 of 7 MIG slices and 3 of 4
+ * shared seats free" (only the kinds the pool has). */
+export function freeText(pool: Pool): string {
+  const count = { gpu: [0, 0], mig: [0, 0], shared: [0, 0] };
+  for (const gpu of pool.nodes.flatMap(n => n.gpus)) {
+    if (gpu.mig_instances) {
+      count.mig[0] += gpu.mig_instances.filter(m => !m.holder).length;
+      count.mig[1] += gpu.mig_instances.length;
+    } else if (gpu.mode === 'shared') {
+      const held = (gpu.holders ?? []).filter(Boolean).length;
+      count.shared[0] += Math.max(0, gpu.shares - held);
+      count.shared[1] += gpu.shares;
+    } else {
+      count.gpu[0] += (gpu.holders ?? []).some(Boolean) ? 0 : 1;
+      count.gpu[1] += 1;
+    }
+  }
+  const nouns: [keyof typeof count, string, string][] = [
+    ['gpu', 'GPU', 'GPUs'],
+    ['mig', 'MIG slice', 'MIG slices'],
+    ['shared', 'shared seat', 'shared seats']
+  ];
+  const parts = nouns
+    .filter(([k]) => count[k][1] > 0)
+    .map(([k, one, many]) => `${count[k][0]} of ${count[k][1]} ${count[k][1] === 1 ? one : many}`);
+  if (!parts.length) {
+    return 'No GPUs in the pool';
+  }
+  const list =
+    parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}` : parts[0];
+  return `${list} free`;
 }
 
 function holderLine(
@@ -46,24 +89,49 @@ function holderLine(
   extra: HTMLElement | null = null
 ): HTMLElement {
   if (!holder) {
-    return h('div', { class: 'gh-slot gh-free' }, h('span', { class: 'gh-slot-name' }, label), h('span', { class: 'gh-muted' }, 'free'), extra);
+    return h(
+      'div',
+      { class: 'gh-slot gh-free' },
+      h('span', { class: 'gh-slot-name' }, label),
+      h('span', { class: 'gh-muted' }, 'free'),
+      extra
+    );
   }
   if (holder.lease === null) {
-    return h('div', { class: 'gh-slot' }, h('span', { class: 'gh-slot-name' }, label), h('span', { class: 'gh-muted' }, 'held (kept out of use)'), extra);
+    return h(
+      'div',
+      { class: 'gh-slot' },
+      h('span', { class: 'gh-slot-name' }, label),
+      h('span', { class: 'gh-muted' }, 'held (kept out of use)'),
+      extra
+    );
   }
   return h(
     'div',
     { class: 'gh-slot gh-held', 'data-lease': holder.lease, 'data-user': holder.user },
     h('span', { class: 'gh-slot-name' }, label),
-    h('span', { class: 'gh-holder' }, h('strong', null, holder.user ?? '?'), ` · lease #${holder.lease}`, holder.group ? ` · ${holder.group}` : ''),
+    h(
+      'span',
+      { class: 'gh-holder' },
+      h('strong', null, holder.user ?? '?'),
+      ` · lease #${holder.lease}`,
+      holder.group ? ` · ${holder.group}` : ''
+    ),
     activityTag(holder.activity),
     extra,
     endButton(ctx, { id: holder.lease, user: holder.user ?? '', status: 'active' }, where, redraw)
   );
 }
 
-function gpuCard(ctx: Ctx, gpu: PoolGpu, reserved: Map<string, Reservation>, where: HTMLElement, redraw: () => Promise<void>): HTMLElement {
-  const mode = gpu.mode === 'mig' ? 'MIG' : gpu.mode === 'shared' ? `shared by ${gpu.shares}` : null;
+function gpuCard(
+  ctx: Ctx,
+  gpu: PoolGpu,
+  reserved: Map<string, Reservation>,
+  where: HTMLElement,
+  redraw: () => Promise<void>
+): HTMLElement {
+  const mode =
+    gpu.mode === 'mig' ? 'MIG' : gpu.mode === 'shared' ? `shared by ${gpu.shares}` : null;
   const slots: HTMLElement[] = [];
   // held devices one per line; free ones of a kind (not reserved) counted on one line
   const free = new Map<string, number>();
@@ -83,7 +151,15 @@ function gpuCard(ctx: Ctx, gpu: PoolGpu, reserved: Map<string, Reservation>, whe
     for (let i = 0; i < seats; i++) {
       const label = gpu.mode === 'shared' ? 'seat' : 'whole GPU';
       if (holders[i]) {
-        slots.push(holderLine(ctx, gpu.mode === 'shared' ? `seat ${i + 1}` : label, holders[i], where, redraw));
+        slots.push(
+          holderLine(
+            ctx,
+            gpu.mode === 'shared' ? `seat ${i + 1}` : label,
+            holders[i],
+            where,
+            redraw
+          )
+        );
       } else {
         addFree(label);
       }
@@ -91,7 +167,14 @@ function gpuCard(ctx: Ctx, gpu: PoolGpu, reserved: Map<string, Reservation>, whe
   }
   for (const [label, n] of free) {
     const what = n > 1 ? `${n} × ${label}${label === 'seat' ? 's' : ''}` : label;
-    slots.push(h('div', { class: 'gh-slot gh-free' }, h('span', { class: 'gh-slot-name' }, what), h('span', { class: 'gh-muted' }, 'free')));
+    slots.push(
+      h(
+        'div',
+        { class: 'gh-slot gh-free' },
+        h('span', { class: 'gh-slot-name' }, what),
+        h('span', { class: 'gh-muted' }, 'free')
+      )
+    );
   }
   return h(
     'div',
@@ -115,15 +198,19 @@ export const page: Page = (root, ctx) => {
   root.append(h('h1', null, 'Pool'), summary, nodes);
   const draw = async (): Promise<void> => {
     const [pool, reserved] = await Promise.all([ctx.api.get<Pool>('/pool'), reservations(ctx)]);
+    summary.title = `${fmtNumber(pool.units_free)} of ${fmtNumber(pool.units_total)} GPU units free`;
     summary.replaceChildren(
-      `${fmtNumber(pool.units_free)} of ${fmtNumber(pool.units_total)} GPUs free · ${pool.queue_length} request${pool.queue_length === 1 ? '' : 's'} queued `,
+      h('span', { class: 'gh-pool-free' }, freeText(pool)),
+      ` · ${pool.queue_length} request${pool.queue_length === 1 ? '' : 's'} queued `,
       pool.simulated ? tag('simulated pool', 'sim') : ''
     );
     nodes.replaceChildren(
       ...pool.nodes.map(n =>
         section(
           `Node ${n.name}`,
-          n.simulated ? h('p', { class: 'gh-muted gh-small' }, 'Simulated devices: no real GPUs behind them.') : null,
+          n.simulated
+            ? h('p', { class: 'gh-muted gh-small' }, 'Simulated devices: no real GPUs behind them.')
+            : null,
           h('div', { class: 'gh-grid' }, ...n.gpus.map(g => gpuCard(ctx, g, reserved, root, draw)))
         )
       )

@@ -3,11 +3,23 @@
  * it resets (`GET /quotas`); a form that sets one (`PUT /quotas/{users|groups}/{name}`,
  * every QuotaSpec field; a group the hub lacks is refused unless "create" is ticked) and
  * an unset action (`DELETE`). A refused value shows the service's sentence next to the
- * form and changes nothing.
+ * form, in the form's words (forms.ts, inFormWords), and changes nothing.
  */
 import { Page } from '../context';
-import { bar, button, empty, fmtHours, fmtNumber, fmtUnits, h, section, showError, table } from '../dom';
-import { clearFoot, field, formFoot, numberOrNull, onSubmit } from '../forms';
+import {
+  bar,
+  button,
+  clearError,
+  empty,
+  fmtAmount,
+  fmtNumber,
+  fmtUnits,
+  h,
+  section,
+  showError,
+  table
+} from '../dom';
+import { clearFoot, field, FieldError, formFoot, numberOrNull, onSubmit } from '../forms';
 import { QuotaSpec, QuotaStatus } from '../types';
 
 interface QuotaList {
@@ -25,7 +37,9 @@ export function unitsCell(s: QuotaStatus): Node {
   const used = s.units_active + s.units_queued;
   const text = `${fmtNumber(s.units_active)} in use${s.units_queued ? ` + ${fmtNumber(s.units_queued)} queued` : ''} of ${limit(s.quota?.max_units)}`;
   const max = s.quota?.max_units;
-  return max === null || max === undefined ? document.createTextNode(text) : bar(max ? used / max : used ? 1 : 0, text);
+  return max === null || max === undefined
+    ? document.createTextNode(text)
+    : bar(max ? used / max : used ? 1 : 0, text);
 }
 
 /** The GPU-hours cell: used of the budget, what is left and when it resets. */
@@ -38,7 +52,10 @@ export function hoursCell(s: QuotaStatus): Node {
   return h(
     'div',
     null,
-    bar(budget ? used / budget : 1, `${fmtHours(used)} of ${fmtHours(budget)} h used, ${fmtHours(s.gpu_hours_left ?? 0)} h left`),
+    bar(
+      budget ? used / budget : 1,
+      `${fmtAmount(used)} of ${fmtAmount(budget)} h used, ${fmtAmount(s.gpu_hours_left ?? 0)} h left`
+    ),
     h('div', { class: 'gh-muted gh-small' }, s.period ?? '')
   );
 }
@@ -70,15 +87,36 @@ export function rulesText(q: QuotaSpec | null, kind: 'user' | 'group'): string {
 /** Globs from a comma-separated field: null when empty (allows all). */
 function listOrNull(input: HTMLInputElement): string[] | null {
   const v = input.value.trim();
-  return v === '' ? null : v.split(',').map(s => s.trim()).filter(Boolean);
+  return v === ''
+    ? null
+    : v
+        .split(',')
+        .map(s => s.trim())
+        .filter(Boolean);
 }
 
 /** The quota form; `submit(kind, name, spec, create)` does the request. */
 function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
-  const kind = h('select', { name: 'kind' }, h('option', { value: 'group' }, 'Group'), h('option', { value: 'user' }, 'User')) as HTMLSelectElement;
-  const name = h('input', { name: 'name', required: true, autocomplete: 'off', placeholder: 'cs101' }) as HTMLInputElement;
+  const kind = h(
+    'select',
+    { name: 'kind' },
+    h('option', { value: 'group' }, 'Group'),
+    h('option', { value: 'user' }, 'User')
+  ) as HTMLSelectElement;
+  const name = h('input', {
+    name: 'name',
+    required: true,
+    autocomplete: 'off',
+    placeholder: 'cs101'
+  }) as HTMLInputElement;
   const num = (n: string, attrs: Record<string, any> = {}) =>
-    h('input', { name: n, type: 'number', step: 'any', inputmode: 'decimal', ...attrs }) as HTMLInputElement;
+    h('input', {
+      name: n,
+      type: 'number',
+      step: 'any',
+      inputmode: 'decimal',
+      ...attrs
+    }) as HTMLInputElement;
   const maxUnits = num('max_units', { placeholder: 'no limit' });
   const perUser = num('per_user_max_units', { placeholder: 'no limit' });
   const gpuHours = num('gpu_hours', { placeholder: 'no limit' });
@@ -90,11 +128,25 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
   ) as HTMLSelectElement;
   const termStart = h('input', { name: 'term_start', type: 'date' }) as HTMLInputElement;
   const termEnd = h('input', { name: 'term_end', type: 'date' }) as HTMLInputElement;
-  const shapes = h('input', { name: 'allowed_shapes', placeholder: 'all, or e.g. mig:*, shared' }) as HTMLInputElement;
-  const profiles = h('input', { name: 'allowed_profiles', placeholder: 'all, or e.g. gpu-*' }) as HTMLInputElement;
+  const shapes = h('input', {
+    name: 'allowed_shapes',
+    placeholder: 'all, or e.g. mig:*, shared'
+  }) as HTMLInputElement;
+  const profiles = h('input', {
+    name: 'allowed_profiles',
+    placeholder: 'all, or e.g. gpu-*'
+  }) as HTMLInputElement;
   const create = h('input', { name: 'create', type: 'checkbox' }) as HTMLInputElement;
-  const termFields = h('div', { class: 'gh-row' }, field('Term start', termStart), field('Term end', termEnd));
-  const groupOnly = [field('Per member', perUser, 'GPU units each member may hold through the group'), field('Create the group if the hub lacks it', create)];
+  const termFields = h(
+    'div',
+    { class: 'gh-row' },
+    field('Term start', termStart),
+    field('Term end', termEnd)
+  );
+  const groupOnly = [
+    field('Per member', perUser, 'GPU units each member may hold through the group'),
+    field('Create the group if the hub lacks it', create)
+  ];
 
   const sync = () => {
     termFields.hidden = period.value !== 'term';
@@ -110,9 +162,22 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     'form',
     { class: 'gh-form gh-quota-form', 'aria-label': 'Set a quota' },
     h('div', { class: 'gh-row' }, field('For', kind), field('Name', name)),
-    h('div', { class: 'gh-row' }, field('Max GPU units', maxUnits, 'at once, queued included'), groupOnly[0], field('GPU-hours', gpuHours, 'per period'), field('Period', period)),
+    h(
+      'div',
+      { class: 'gh-row' },
+      field('Max GPU units', maxUnits, 'at once, queued included'),
+      groupOnly[0],
+      field('GPU-hours per period', gpuHours),
+      field('Period', period)
+    ),
     termFields,
-    h('div', { class: 'gh-row' }, field('Allowed shapes', shapes, 'comma-separated globs'), field('Allowed profiles', profiles, 'comma-separated globs'), field('Priority', priority, '-1000 to 1000')),
+    h(
+      'div',
+      { class: 'gh-row' },
+      field('Allowed shapes', shapes, 'comma-separated globs'),
+      field('Allowed profiles', profiles, 'comma-separated globs'),
+      field('Priority', priority, '-1000 to 1000')
+    ),
     h('div', { class: 'gh-row' }, groupOnly[1]),
     h('div', { class: 'gh-row' }, foot.submit, foot.done),
     foot.errors
@@ -123,7 +188,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     const k = kind.value as 'user' | 'group';
     const who = name.value.trim();
     if (!who) {
-      throw new Error(`name: give the ${k}'s name`);
+      throw new FieldError('name', `give the ${k}'s name`);
     }
     const spec: Partial<QuotaSpec> = {
       max_units: numberOrNull(maxUnits),
@@ -140,7 +205,9 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     if (k === 'group') {
       spec.per_user_max_units = numberOrNull(perUser);
     }
-    const path = `/quotas/${k}s/${encodeURIComponent(who)}` + (k === 'group' && create.checked ? '?create=true' : '');
+    const path =
+      `/quotas/${k}s/${encodeURIComponent(who)}` +
+      (k === 'group' && create.checked ? '?create=true' : '');
     const status = await ctx.api.put<QuotaStatus>(path, spec);
     foot.done.textContent = `Set the quota of ${k} ${who}.`;
     onDone(status);
@@ -179,7 +246,15 @@ export const page: Page = async (root, ctx) => {
     h('h1', null, 'Quotas'),
     section('Users', defaults, users),
     section('Groups', groups),
-    section('Set a quota', h('p', { class: 'gh-muted' }, 'Empty fields mean no limit. The quota replaces the one the user or group has, and takes effect at once.'), form)
+    section(
+      'Set a quota',
+      h(
+        'p',
+        { class: 'gh-muted' },
+        'Empty fields mean no limit. The quota replaces the one the user or group has, and takes effect at once.'
+      ),
+      form
+    )
   );
 
   const rows = (list: QuotaStatus[]) =>
@@ -196,14 +271,25 @@ export const page: Page = async (root, ctx) => {
           'Unset',
           root,
           async () => {
-            const what = s.kind === 'user' ? `${s.name} falls back to the default user quota` : `group ${s.name} is then not limited`;
-            if (!window.confirm(`Remove the quota of ${s.kind} ${s.name}? ${what[0].toUpperCase()}${what.slice(1)}.`)) {
+            const what =
+              s.kind === 'user'
+                ? `${s.name} falls back to the default user quota`
+                : `group ${s.name} is then not limited`;
+            if (
+              !window.confirm(
+                `Remove the quota of ${s.kind} ${s.name}? ${what[0].toUpperCase()}${what.slice(1)}.`
+              )
+            ) {
               return;
             }
             await ctx.api.delete(`/quotas/${s.kind}s/${encodeURIComponent(s.name)}`);
             await load();
           },
-          { class: 'gh-button gh-danger', 'data-action': 'unset' }
+          {
+            class: 'gh-button gh-danger',
+            'data-action': 'unset',
+            'data-name': `${s.kind}:${s.name}`
+          }
         )
       )
     ]);
@@ -214,18 +300,30 @@ export const page: Page = async (root, ctx) => {
       const d = data.default_user_quota;
       defaults.textContent = d
         ? `Users without a quota of their own have the default: ${limit(d.max_units)} at once, ` +
-          `${d.gpu_hours === null ? 'no GPU-hour limit' : `${fmtHours(d.gpu_hours)} GPU-hours per ${d.period}`}` +
-          (rulesText(d, 'user') !== '—' ? `; ${rulesText(d, 'user')}` : '') + '.'
+          `${d.gpu_hours === null ? 'no GPU-hour limit' : `${fmtAmount(d.gpu_hours)} GPU-hours per ${d.period}`}` +
+          (rulesText(d, 'user') !== '—' ? `; ${rulesText(d, 'user')}` : '') +
+          '.'
         : 'Users without a quota of their own are not limited.';
-      const by = (k: string) => data.quotas.filter(q => q.kind === k).sort((a, b) => a.name.localeCompare(b.name));
-      const headers = (who: string) => [who, 'GPUs at once', 'GPU-hours this period', 'Other limits', ''];
+      const by = (k: string) =>
+        data.quotas.filter(q => q.kind === k).sort((a, b) => a.name.localeCompare(b.name));
+      const headers = (who: string) => [
+        who,
+        'GPUs at once',
+        'GPU-hours this period',
+        'Other limits',
+        ''
+      ];
       const u = by('user');
       const g = by('group');
-      users.replaceChildren(u.length ? table(headers('User'), rows(u)) : empty('No user has a quota of their own.'));
-      groups.replaceChildren(g.length ? table(headers('Group'), rows(g)) : empty('No group has a quota.'));
-      root.querySelector(':scope > .gh-error')?.remove();
+      users.replaceChildren(
+        u.length ? table(headers('User'), rows(u)) : empty('No user has a quota of their own.')
+      );
+      groups.replaceChildren(
+        g.length ? table(headers('Group'), rows(g)) : empty('No group has a quota.')
+      );
+      clearError(root, 'load');
     } catch (e) {
-      showError(root, e);
+      showError(root, e, 'load');
     }
   }
 

@@ -4,35 +4,25 @@
  * (`POST /reservations`) and deletes one (`DELETE /reservations/{id}`).
  */
 import { Ctx, Page } from '../context';
-import { button, empty, fmtTime, h, section, showError, table, tag } from '../dom';
+import { button, clearError, empty, fmtWindow, h, section, showError, table, tag } from '../dom';
 import { field, formFoot, onSubmit } from '../forms';
 import { Pool, Reservation, Shape } from '../types';
 
 /** "8 MIG 1g.10gb slices", "2 whole GPUs", "1 shared GPU". */
 export function shapeText(shape: Shape, count: number): string {
-  const what = shape.kind === 'mig' ? `MIG ${shape.profile} slice` : shape.kind === 'shared' ? 'shared GPU' : 'whole GPU';
+  const what =
+    shape.kind === 'mig'
+      ? `MIG ${shape.profile} slice`
+      : shape.kind === 'shared'
+        ? 'shared GPU'
+        : 'whole GPU';
   return `${count} ${what}${count === 1 ? '' : 's'}${shape.model ? ` (${shape.model})` : ''}`;
 }
 
-/** A time in the reservation's own zone: "Wed 2 Dec, 14:00". */
-function inZone(iso: string, zone: string, withDay = true): string {
-  const t = new Date(iso);
-  const opts: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
-  if (withDay) {
-    Object.assign(opts, { weekday: 'short', day: 'numeric', month: 'short' });
-  }
-  try {
-    return t.toLocaleString('en-GB', { ...opts, timeZone: zone });
-  } catch {
-    return fmtTime(iso); // a zone this browser does not know
-  }
-}
-
-/** The current or next window in the reservation's zone: "Wed 2 Dec, 14:00–16:00". */
+/** The current or next window in the reservation's zone: "Wed 2 Dec 14:00–16:00 UTC". */
 function when(r: Reservation): string {
   const w = r.current ?? r.next ?? { start: r.start, end: r.end };
-  const sameDay = inZone(w.start, r.timezone).split(',')[0] === inZone(w.end, r.timezone).split(',')[0];
-  return `${inZone(w.start, r.timezone)}–${inZone(w.end, r.timezone, !sameDay)}`;
+  return fmtWindow(w.start, w.end, r.timezone);
 }
 
 /** A `datetime-local` value of `t` in the browser's zone ("2026-12-08T14:00"). */
@@ -42,7 +32,13 @@ function localInput(t: Date): string {
 }
 
 function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
-  const group = h('input', { name: 'group', required: true, autocomplete: 'off', list: 'gh-groups', placeholder: 'cs101' }) as HTMLInputElement;
+  const group = h('input', {
+    name: 'group',
+    required: true,
+    autocomplete: 'off',
+    list: 'gh-groups',
+    placeholder: 'cs101'
+  }) as HTMLInputElement;
   const groups = h('datalist', { id: 'gh-groups' });
   const kind = h(
     'select',
@@ -51,20 +47,65 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
     h('option', { value: 'mig' }, 'MIG slices'),
     h('option', { value: 'shared' }, 'Shared GPUs')
   ) as HTMLSelectElement;
-  const profile = h('input', { name: 'profile', list: 'gh-profiles', placeholder: '1g.10gb', autocomplete: 'off' }) as HTMLInputElement;
+  const profile = h('input', {
+    name: 'profile',
+    list: 'gh-profiles',
+    placeholder: '1g.10gb',
+    autocomplete: 'off'
+  }) as HTMLInputElement;
   const profiles = h('datalist', { id: 'gh-profiles' });
-  const model = h('input', { name: 'model', placeholder: 'any', autocomplete: 'off', list: 'gh-models' }) as HTMLInputElement;
+  const model = h('input', {
+    name: 'model',
+    placeholder: 'any',
+    autocomplete: 'off',
+    list: 'gh-models'
+  }) as HTMLInputElement;
   const models = h('datalist', { id: 'gh-models' });
-  const count = h('input', { name: 'count', type: 'number', min: 1, step: 1, value: '1', required: true }) as HTMLInputElement;
+  const count = h('input', {
+    name: 'count',
+    type: 'number',
+    min: 1,
+    step: 1,
+    value: '1',
+    required: true
+  }) as HTMLInputElement;
   // next full hour, two hours long
   const t0 = new Date(Math.ceil(Date.now() / 3600000) * 3600000);
-  const start = h('input', { name: 'start', type: 'datetime-local', required: true, value: localInput(t0) }) as HTMLInputElement;
-  const end = h('input', { name: 'end', type: 'datetime-local', required: true, value: localInput(new Date(t0.getTime() + 2 * 3600000)) }) as HTMLInputElement;
-  const repeat = h('select', { name: 'repeat' }, h('option', { value: 'once' }, 'Once'), h('option', { value: 'weekly' }, 'Every week')) as HTMLSelectElement;
+  const start = h('input', {
+    name: 'start',
+    type: 'datetime-local',
+    required: true,
+    value: localInput(t0)
+  }) as HTMLInputElement;
+  const end = h('input', {
+    name: 'end',
+    type: 'datetime-local',
+    required: true,
+    value: localInput(new Date(t0.getTime() + 2 * 3600000))
+  }) as HTMLInputElement;
+  const repeat = h(
+    'select',
+    { name: 'repeat' },
+    h('option', { value: 'once' }, 'Once'),
+    h('option', { value: 'weekly' }, 'Every week')
+  ) as HTMLSelectElement;
   const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  const zone = h('input', { name: 'timezone', placeholder: "the service's default", list: 'gh-zones', autocomplete: 'off' }) as HTMLInputElement;
-  const zones = h('datalist', { id: 'gh-zones' }, ...[...new Set(['UTC', browserZone])].map(z => h('option', { value: z })));
-  const note = h('input', { name: 'note', maxlength: 500, placeholder: 'e.g. Lab 3, CS 101' }) as HTMLInputElement;
+  const zone = h('input', {
+    name: 'timezone',
+    placeholder: "the service's default",
+    list: 'gh-zones',
+    autocomplete: 'off'
+  }) as HTMLInputElement;
+  const zones = h(
+    'datalist',
+    { id: 'gh-zones' },
+    ...[...new Set(['UTC', browserZone])].map(z => h('option', { value: z }))
+  );
+  const note = h('input', {
+    name: 'note',
+    maxlength: 500,
+    placeholder: 'e.g. Lab 3, CS 101'
+  }) as HTMLInputElement;
   const profileField = field('MIG profile', profile);
   const sync = () => {
     profileField.hidden = kind.value !== 'mig';
@@ -79,7 +120,9 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
       const gpus = pool.nodes.flatMap(n => n.gpus);
       const seen = new Set(gpus.flatMap(g => (g.mig_instances ?? []).map(i => i.profile)));
       profiles.replaceChildren(...[...seen].sort().map(p => h('option', { value: p })));
-      models.replaceChildren(...[...new Set(gpus.map(g => g.model))].sort().map(m => h('option', { value: m })));
+      models.replaceChildren(
+        ...[...new Set(gpus.map(g => g.model))].sort().map(m => h('option', { value: m }))
+      );
     })
     .catch(() => undefined);
   void ctx.api
@@ -91,7 +134,15 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
   const form = h(
     'form',
     { class: 'gh-form gh-reservation-form', 'aria-label': 'Reserve devices' },
-    h('div', { class: 'gh-row' }, field('Group', group), field('What', kind), profileField, field('GPU model', model, 'optional'), field('How many', count)),
+    h(
+      'div',
+      { class: 'gh-row' },
+      field('Group', group),
+      field('What', kind),
+      profileField,
+      field('GPU model', model, 'optional'),
+      field('How many', count)
+    ),
     h(
       'div',
       { class: 'gh-row' },
@@ -152,16 +203,46 @@ export const page: Page = async (root, ctx) => {
               items.map(r => [
                 String(r.id),
                 h('strong', null, r.group),
-                h('span', { title: r.devices.map(d => `${d.node}: ${d.name ?? d.uuid}`).join('\n') }, shapeText(r.shape, r.count)),
-                h('span', null, when(r), h('div', { class: 'gh-muted' }, `${r.repeat === 'weekly' ? 'every week' : 'once'}, ${r.timezone}`)),
-                tag(r.state, r.state === 'open' ? 'reserved' : r.state === 'ended' ? 'muted' : 'reserved-later'),
-                h('div', { class: 'gh-reservation-message' }, r.message, r.note ? h('div', { class: 'gh-muted' }, r.note) : null),
+                h(
+                  'span',
+                  { title: r.devices.map(d => `${d.node}: ${d.name ?? d.uuid}`).join('\n') },
+                  shapeText(r.shape, r.count)
+                ),
+                h(
+                  'span',
+                  null,
+                  when(r),
+                  h(
+                    'div',
+                    { class: 'gh-muted' },
+                    r.repeat === 'weekly'
+                      ? `every week, in ${r.timezone}`
+                      : `once, in ${r.timezone}`
+                  )
+                ),
+                tag(
+                  r.state,
+                  r.state === 'open' ? 'reserved' : r.state === 'ended' ? 'muted' : 'reserved-later'
+                ),
+                h(
+                  'div',
+                  { class: 'gh-reservation-message' },
+                  r.message,
+                  r.note ? h('div', { class: 'gh-muted' }, r.note) : null
+                ),
                 button(
                   'Delete',
                   list,
                   async () => {
-                    const open = r.state === 'open' ? ' It is open now: its devices go back to everyone at once.' : '';
-                    if (!window.confirm(`Delete reservation ${r.id} (${shapeText(r.shape, r.count)} for ${r.group})?${open}`)) {
+                    const open =
+                      r.state === 'open'
+                        ? ' It is open now: its devices go back to everyone at once.'
+                        : '';
+                    if (
+                      !window.confirm(
+                        `Delete reservation ${r.id} (${shapeText(r.shape, r.count)} for ${r.group})?${open}`
+                      )
+                    ) {
                       return;
                     }
                     await ctx.api.delete(`/reservations/${r.id}`);
@@ -173,16 +254,20 @@ export const page: Page = async (root, ctx) => {
             )
           : empty('No reservations.')
       );
-      root.querySelector(':scope > .gh-error')?.remove();
+      clearError(root, 'load');
     } catch (e) {
-      showError(root, e);
+      showError(root, e, 'load');
     }
   };
   root.append(
     h('h1', null, 'Reservations'),
     section(
       'Reserved devices',
-      h('p', { class: 'gh-muted' }, "During a window only the group's members get the reserved devices; outside it they serve everyone, but no other lease is placed on them that would still run when the next window opens."),
+      h(
+        'p',
+        { class: 'gh-muted' },
+        "During a window only the group's members get the reserved devices; outside it they serve everyone, but no other lease is placed on them that would still run when the next window opens."
+      ),
       list
     ),
     section('Reserve devices for a group', createForm(ctx, reload))

@@ -5,7 +5,7 @@
  */
 import { stackedBars } from '../charts';
 import { Page } from '../context';
-import { empty, fmtHours, h, section, showError, table } from '../dom';
+import { clearError, empty, fmtAmount, h, section, showError, table } from '../dom';
 import { Usage, UsageRow } from '../types';
 
 type Period = 'day' | 'week' | 'month';
@@ -64,14 +64,18 @@ function series(rows: UsageRow[], by: Period, key: 'user' | 'group', labels: str
   const total = (d: number[]) => d.reduce((a, b) => a + b, 0);
   return [...per.entries()]
     .sort((a, b) => total(b[1]) - total(a[1]) || a[0].localeCompare(b[0]))
-    .map(([label, data]) => ({ label, data: data.map(x => Math.round(x * 1e4) / 1e4) }));
+    .map(([label, data]) => ({ label, data }));
 }
 
 function totalsTable(rows: UsageRow[], key: 'user' | 'group', title: string): HTMLElement {
   const sorted = [...rows].sort((a, b) => b.gpu_hours - a.gpu_hours);
   return table(
     [title, 'GPU-hours', 'Leases'],
-    sorted.map(r => [String((key === 'user' ? r.user : r.group) ?? NO_GROUP), fmtHours(r.gpu_hours), String(r.leases)])
+    sorted.map(r => [
+      String((key === 'user' ? r.user : r.group) ?? NO_GROUP),
+      fmtAmount(r.gpu_hours),
+      String(r.leases)
+    ])
   );
 }
 
@@ -79,8 +83,19 @@ export const page: Page = async (root, ctx) => {
   let by: Period = 'day';
   let touched = false; // the dates were changed by hand: keep them across periods
   const today = ymd(new Date());
-  const startInput = h('input', { type: 'date', name: 'start', 'aria-label': 'From', max: today }) as HTMLInputElement;
-  const endInput = h('input', { type: 'date', name: 'end', 'aria-label': 'To', max: today, value: today }) as HTMLInputElement;
+  const startInput = h('input', {
+    type: 'date',
+    name: 'start',
+    'aria-label': 'From',
+    max: today
+  }) as HTMLInputElement;
+  const endInput = h('input', {
+    type: 'date',
+    name: 'end',
+    'aria-label': 'To',
+    max: today,
+    value: today
+  }) as HTMLInputElement;
   const setDefaultRange = () => {
     startInput.value = ymd(new Date(Date.now() - (DEFAULT_SPAN[by] - 1) * DAY_MS));
     endInput.value = today;
@@ -117,8 +132,14 @@ export const page: Page = async (root, ctx) => {
   }
 
   const status = h('p', { class: 'gh-usage-status', 'aria-live': 'polite' });
-  const userCanvas = h('canvas', { 'aria-label': 'GPU-hours by user', role: 'img' }) as HTMLCanvasElement;
-  const groupCanvas = h('canvas', { 'aria-label': 'GPU-hours by group', role: 'img' }) as HTMLCanvasElement;
+  const userCanvas = h('canvas', {
+    'aria-label': 'GPU-hours by user',
+    role: 'img'
+  }) as HTMLCanvasElement;
+  const groupCanvas = h('canvas', {
+    'aria-label': 'GPU-hours by group',
+    role: 'img'
+  }) as HTMLCanvasElement;
   const totals = h('div', { class: 'gh-usage-totals' });
   root.append(
     h('h1', null, 'Usage'),
@@ -130,13 +151,24 @@ export const page: Page = async (root, ctx) => {
       h('label', null, 'To ', endInput),
       h(
         'a',
-        { class: 'gh-link gh-usage-csv', href: '#', download: 'gpuhub-usage.csv', onclick: (e: Event) => updateCsv(e.currentTarget as HTMLAnchorElement) },
+        {
+          class: 'gh-link gh-usage-csv',
+          href: '#',
+          download: 'gpuhub-usage.csv',
+          onclick: (e: Event) => updateCsv(e.currentTarget as HTMLAnchorElement)
+        },
         'Download CSV'
       )
     ),
     status,
-    section('GPU-hours by user', h('div', { class: 'gh-chart gh-usage-chart', 'data-by': 'user' }, userCanvas)),
-    section('GPU-hours by group', h('div', { class: 'gh-chart gh-usage-chart', 'data-by': 'group' }, groupCanvas)),
+    section(
+      'GPU-hours by user',
+      h('div', { class: 'gh-chart gh-usage-chart', 'data-by': 'user' }, userCanvas)
+    ),
+    section(
+      'GPU-hours by group',
+      h('div', { class: 'gh-chart gh-usage-chart', 'data-by': 'group' }, groupCanvas)
+    ),
     section('Totals', totals)
   );
 
@@ -151,23 +183,30 @@ export const page: Page = async (root, ctx) => {
 
   function updateCsv(a: HTMLAnchorElement): void {
     const { start, end } = range();
-    a.href = ctx.api.url('/usage', { by: `${by},user,group`, start: start || undefined, end, format: 'csv' });
+    a.href = ctx.api.url('/usage', {
+      by: `${by},user,group`,
+      start: start || undefined,
+      end,
+      format: 'csv'
+    });
   }
 
   let seq = 0;
   async function draw(): Promise<void> {
     const mine = ++seq;
     const { start, end, last } = range();
-    root.querySelector(':scope > .gh-error')?.remove();
+    clearError(root, 'load');
     if (start && start > last) {
-      showError(root, new Error('"From" must not be after "To"'));
+      showError(root, new Error('"From" must not be after "To"'), 'load');
       return;
     }
     const q = { start: start || undefined, end };
     status.textContent = 'Loading…';
     try {
       const [byUser, byGroup, users, groups] = await Promise.all(
-        [`${by},user`, `${by},group`, 'user', 'group'].map(b => ctx.api.get<Usage>('/usage', { ...q, by: b }))
+        [`${by},user`, `${by},group`, 'user', 'group'].map(b =>
+          ctx.api.get<Usage>('/usage', { ...q, by: b })
+        )
       );
       if (mine !== seq) {
         return; // a newer draw is under way
@@ -177,7 +216,7 @@ export const page: Page = async (root, ctx) => {
       stackedBars(groupCanvas, labels, series(byGroup.rows, by, 'group', labels), 'GPU-hours');
       root.dataset.by = by;
       status.textContent =
-        `${fmtHours(users.total_gpu_hours)} GPU-hours from ${(start || byUser.start).slice(0, 10)} to ${last} ` +
+        `${fmtAmount(users.total_gpu_hours)} GPU-hours from ${(start || byUser.start).slice(0, 10)} to ${last} ` +
         `(UTC ${by === 'day' ? 'days' : by === 'week' ? 'weeks from Monday' : 'months'}).`;
       totals.replaceChildren(
         users.rows.length
@@ -188,12 +227,22 @@ export const page: Page = async (root, ctx) => {
               h('div', { class: 'gh-usage-by-group' }, totalsTable(groups.rows, 'group', 'Group'))
             )
           : empty('No GPU-hours in this range.'),
-        h('p', { class: 'gh-usage-total' }, 'Total: ', h('strong', { 'data-total': String(users.total_gpu_hours) }, fmtHours(users.total_gpu_hours)), ' GPU-hours')
+        h(
+          'p',
+          { class: 'gh-usage-total' },
+          'Total: ',
+          h(
+            'strong',
+            { 'data-total': String(users.total_gpu_hours) },
+            fmtAmount(users.total_gpu_hours)
+          ),
+          ' GPU-hours'
+        )
       );
     } catch (e) {
       if (mine === seq) {
         status.textContent = '';
-        showError(root, e);
+        showError(root, e, 'load');
       }
     }
   }

@@ -8,6 +8,9 @@ configuration; no GPU model is named anywhere in code.
 (``POST /hub/api/users/NAME/server``) and are untrusted: :func:`validate_user_options`
 checks them against an allow-list and the profiles, and refuses anything else with a
 sentence a person understands (:class:`UserOptionsError`, HTTP 400).
+
+Servers (the spawners) and batch jobs (``gpuhub.jobs``) choose from the same profiles, so
+this module belongs to neither.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..scheduler.shapes import MigSlice, Shape, SharedGpu, WholeGpus, describe
+from .scheduler.shapes import MigSlice, Shape, SharedGpu, WholeGpus, describe
 
 #: The keys ``user_options`` may have; anything else is refused.
 ALLOWED_OPTIONS = ("profile", "gpus", "group", "image")

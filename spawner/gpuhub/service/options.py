@@ -1,0 +1,158 @@
+"""``GET /api/v1/me/options``: what this person may ask for now, in one answer.
+
+The spawn form, the JupyterLab "Run as GPU job" dialog, the CLI (``gpuhub options``) and
+the console read it instead of keeping rules of their own: which GPU shapes the pool can
+give and which of them the user's quotas allow (the scheduler's own admission, as a
+preview: nothing is requested), which models stand behind each shape, what is free of
+each now, the spawn profiles open to the user, and the limits of jobs (maximum runtime:
+shortest, default, longest; whether recurring schedules are taken). A limit lives in its
+one place (the scheduler, ``c.JobManager``, the job request model) and is served here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..jobs.models import MAX_RUNTIME_CAP_S, MIN_RUNTIME_S
+from ..scheduler.shapes import MigSlice, SharedGpu, WholeGpus, describe, model_matches
+from .base import BaseHandler
+
+#: Whole-GPU counts offered (up to the most one node has; that count too).
+GPU_COUNTS = (1, 2, 4, 8)
+
+
+def pool_shapes(view: Any) -> list[WholeGpus | MigSlice | SharedGpu]:
+    """Every shape the pool can give: whole GPUs (1, 2, 4, 8 up to the most one node has,
+    and that most), each MIG profile it has, and a shared seat where it has a shared GPU.
+    ``view`` is the scheduler's ``pool_view()``."""
+    largest, migs, shared = 0, set(), False
+    for nv in view.nodes:
+        whole = 0
+        for gs in nv.gpus:
+            g = gs.gpu
+            if g.mig_enabled:
+                migs.update(m.profile for m in g.mig_instances)
+            elif g.mode == "shared":
+                shared = True
+            else:
+                whole += 1
+        largest = max(largest, whole)
+    counts = [n for n in GPU_COUNTS if n <= largest]
+    if largest and largest not in counts:
+        counts.append(largest)
+    out: list[WholeGpus | MigSlice | SharedGpu] = [WholeGpus(count=n) for n in counts]
+    out += [MigSlice(kind="mig", profile=p) for p in sorted(migs)]
+    if shared:
+        out.append(SharedGpu(kind="shared"))
+    return out
+
+
+def shape_models(view: Any, shape: WholeGpus | MigSlice | SharedGpu) -> list[str]:
+    """The GPU models that can serve ``shape`` (its model filter applied): for whole GPUs
+    those of nodes with enough of them, for a MIG slice those with that profile, for a
+    shared seat the shared GPUs'."""
+    models: set[str] = set()
+    for nv in view.nodes:
+        whole: dict[str, int] = {}
+        for gs in nv.gpus:
+            g = gs.gpu
+            if not model_matches(g.model, shape.model):
+                continue
+            if isinstance(shape, MigSlice):
+                if g.mig_enabled and any(m.profile == shape.profile for m in g.mig_instances):
+                    models.add(g.model)
+            elif isinstance(shape, SharedGpu):
+                if not g.mig_enabled and g.mode == "shared":
+                    models.add(g.model)
+            elif not g.mig_enabled and g.mode != "shared":
+                whole[g.model] = whole.get(g.model, 0) + 1
+        if isinstance(shape, WholeGpus) and sum(whole.values()) >= shape.count:
+            models.update(whole)
+    return sorted(models)
+
+
+def models_text(models: list[str]) -> str:
+    """'H100-80GB or A100-80GB' (the last two joined by 'or')."""
+    if len(models) <= 2:
+        return " or ".join(models)
+    return ", ".join(models[:-1]) + " or " + models[-1]
+
+
+class OptionsHandler(BaseHandler):
+    """``GET /api/v1/me/options``: the shapes, profiles and job limits open to me now.
+
+    Admins may add ``?user=NAME`` to see another person's (spawn forms do).
+    """
+
+    async def get(self) -> None:
+        s = self.view
+        name, groups = await self.acting_for(self.query_name("user", "user"))
+        profile = self.query_name("profile", "profile")
+        pool = s.pool_view()
+        shapes = []
+        for shape in pool_shapes(pool):
+            models = shape_models(pool, shape)
+            p = s.preview(user=name, user_groups=groups, shape=shape, profile=profile)
+            shapes.append(
+                {
+                    "shape": shape.model_dump(mode="json", exclude_none=True),
+                    "label": shape.label,
+                    "text": describe(shape),
+                    "models": models,
+                    "models_text": models_text(models),
+                    "outcome": p["outcome"],
+                    "message": p.get("message"),
+                    "free": p.get("free"),
+                    "total": p.get("total"),
+                    "ahead": p.get("ahead"),
+                    "simulated": p.get("simulated", False),
+                }
+            )
+        jobs = self.settings.get("jobs")
+        self.write_json(
+            {
+                "user": name,
+                "shapes": shapes,
+                "profiles": self._profiles(jobs, pool, name, groups),
+                "jobs": {
+                    "max_runtime_s": {
+                        "min": MIN_RUNTIME_S,
+                        "default": jobs.default_max_runtime if jobs else None,
+                        "max": min(jobs.max_runtime, MAX_RUNTIME_CAP_S) if jobs else None,
+                    },
+                    "schedules": bool(jobs is not None and jobs.allow_schedules),
+                },
+                "queue_length": s.queue_length(),
+            }
+        )
+
+    def _profiles(self, jobs: Any, pool: Any, user: str, groups: list[str]) -> list[dict[str, Any]]:
+        """The spawn profiles open to ``user``: their groups and their quotas allow them."""
+        if jobs is None:
+            return []
+        s = self.view
+        specs = [s.quota_for_user(user), *(s.quota("group", g) for g in groups)]
+        out = []
+        for p in jobs.profiles:
+            if p.groups is not None and not set(p.groups) & set(groups):
+                continue
+            if not all(spec is None or spec.allows_profile(p.name) for spec in specs):
+                continue
+            out.append(
+                {
+                    "name": p.name,
+                    "display_name": p.display_name or p.name,
+                    "description": p.description,
+                    "image": p.image,
+                    "shape": p.shape.model_dump(mode="json", exclude_none=True),
+                    "text": describe(p.shape),
+                    "models": (models := shape_models(pool, p.shape)),
+                    "models_text": models_text(models),
+                    "gpu_counts": list(p.choosable_counts),
+                    "default": p.default,
+                }
+            )
+        return out
+
+
+default_handlers = [(r"/me/options", OptionsHandler)]
