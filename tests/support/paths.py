@@ -9,3 +9,5 @@ DOCS = REPO / "docs"
 OPENAPI = DOCS / "reference" / "openapi.yaml"
 #: The hub-side package's sources.
 PACKAGE = REPO / "spawner" / "gpuhub"
+#: The notebook-side package (the jupyter-server extension) in user images.
+EXTENSION = REPO / "extensions" / "jupyter_gpuhub"

@@ -1,9 +1,11 @@
 """The shape of the code: modules that read top to bottom, one writer with a read API.
 
-Two rules the design keeps (docs/explanation/architecture.md): no module of the package
-grows past 600 lines, and nothing outside ``gpuhub.scheduler`` reaches into the
-scheduler's in-memory picture (its pool, live leases, quotas, a device's holders); other
-parts ask it for views.
+Rules the design keeps (docs/explanation/architecture.md): no module of the hub-side
+package or of the notebook extension grows past 600 lines; nothing outside
+``gpuhub.scheduler`` reaches into the scheduler's in-memory picture (its pool, live
+leases, quotas, a device's holders); jobs share nothing with the spawners but neutral
+modules; the scheduler's parts do not reach into each other; and the notebook extension,
+which runs in users' images, uses of the hub side only its client and the job snapshot.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import PACKAGE
+from tests.support.paths import EXTENSION, PACKAGE
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
+EXTENSION_MODULES = sorted(p for p in EXTENSION.glob("*.py"))
 MAX_LINES = 600
 
 # the scheduler's in-memory picture and its parts, which only scheduler/ reads (the views
@@ -24,14 +27,19 @@ INTERNALS = {"pool", "live", "quotas", "accounting", "store"}
 
 
 def _rel(path: Path) -> str:
-    return str(path.relative_to(PACKAGE.parent))
+    root = PACKAGE if path.is_relative_to(PACKAGE) else EXTENSION
+    return str(path.relative_to(root.parent))
 
 
 def test_the_package_has_modules():
     assert len(MODULES) > 20, MODULES
 
 
-@pytest.mark.parametrize("path", MODULES, ids=_rel)
+def test_the_extension_has_modules():
+    assert len(EXTENSION_MODULES) > 5, EXTENSION_MODULES
+
+
+@pytest.mark.parametrize("path", MODULES + EXTENSION_MODULES, ids=_rel)
 def test_no_module_is_over_600_lines(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{_rel(path)} has {lines} lines; split it by role"
@@ -194,3 +202,59 @@ def test_the_rule_catches_a_mixin_calling_a_siblings_private_method():
     )
     assert _reaches_elsewhere(owned) == []
     assert _reaches_elsewhere("def rows(r):\n    return r._asdict()\n") == []
+
+
+#: What the notebook extension may use of the hub side: the REST client and the job
+#: snapshot (shared with the CLI); the hub's own parts stay out of users' images.
+EXTENSION_MAY_USE = ("gpuhub", "gpuhub.client", "gpuhub.jobs", "gpuhub.jobs.snapshot")
+
+
+@pytest.mark.parametrize("path", EXTENSION_MODULES, ids=_rel)
+def test_the_extension_uses_only_the_client_and_the_snapshot(path):
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] if node.module != "gpuhub" else []
+            names += [f"{node.module}.{a.name}" for a in node.names if node.module == "gpuhub"]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            if (name == "gpuhub" or name.startswith("gpuhub.")) and not (
+                name in EXTENSION_MAY_USE or name == "gpuhub.__version__"
+            ):
+                found.append(f"line {node.lineno}: {name}")
+    assert not found, (
+        f"{_rel(path)} imports hub-side parts ({', '.join(found)}); the extension talks to "
+        "the service through gpuhub.client"
+    )
+
+
+#: What the CLI may import of the package: it speaks REST (the client), with the shared
+#: words and names, reads a job's file as the extension does (the snapshot), and
+#: ``gpuhub inventory`` reads this machine's GPUs itself (no service involved).
+CLI_MAY_USE = (
+    "gpuhub", "gpuhub.__version__", "gpuhub.terms", "gpuhub.client", "gpuhub.names",
+    "gpuhub.jobs", "gpuhub.jobs.snapshot", "gpuhub.inventory",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=_rel)
+def test_the_cli_speaks_rest_only(path):
+    found = sorted(
+        {
+            f"line {line}: {name}"
+            for line, name in _imports(path)
+            if name.startswith("gpuhub.")
+            and not name.startswith("gpuhub.cli")
+            and name not in CLI_MAY_USE  # packages exactly; modules and what is in them
+            and not any(
+                name.startswith(m + ".") for m in CLI_MAY_USE if m.count(".") and m != "gpuhub.jobs"
+            )
+        }
+    )
+    assert not found, (
+        f"{_rel(path)} imports the service's or the scheduler's parts ({', '.join(found)}); "
+        "the CLI asks the service over REST"
+    )

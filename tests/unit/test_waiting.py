@@ -153,6 +153,23 @@ def test_estimate_from_stated_hours_replays_the_queue(make, clock):
     assert s.view.waiting(second)["estimate"]["at"] == iso(s.get(1).granted_at + 3 * HOUR)
 
 
+def test_an_estimate_due_now_says_any_moment(make, clock):
+    """Not "expected by 09:59 UTC" at 09:59: within a minute (or past) it is any moment,
+    and ``at`` is never in the past."""
+    s = make(POOL)
+    for hours in (1, 1, 1, 1):
+        ask(s, "u", hours=hours)
+    waiting = ask(s, "ana")
+    clock.advance(HOUR - 30)
+    estimate = s.view.waiting(waiting)["estimate"]
+    assert estimate["message"] == "expected any moment (from running leases' stated hours)"
+    assert estimate["at"] == at(clock, 30 / HOUR)  # the stated hours end in 30 s
+    clock.advance(120)  # past their hours, the leases are no longer counted on: no time
+    assert s.view.waiting(waiting)["estimate"] == {
+        "at": None, "basis": "none", "message": "no estimate",
+    }  # fmt: skip
+
+
 def test_estimate_from_recent_history_of_the_shape(make, clock):
     s = make(POOL)
     for length in (1, 2, 3):  # the ledger: three H100 leases ended yesterday

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import GpuhubClient, GpuhubError, quote_name
-from ..service.models import check_name
+from ..names import check_name
 from . import render
 from . import tables as t
 from .commands import CliError, emit_json, name_flag

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..client import GpuhubClient, GpuhubError
-from ..service.models import check_name
+from ..names import check_name
 from ..terms import shape_text
 from . import tables as t
 from .commands import CliError, emit_json, name_flag

@@ -14,8 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..names import NAME_PATTERN
 from ..scheduler.shapes import Shape
 from .cron import CronError, CronSchedule
+
+_USER = re.compile(NAME_PATTERN)  # user names as the service checks them
 
 #: The shortest maximum runtime a job may ask for (seconds).
 MIN_RUNTIME_S = 60
@@ -29,7 +32,6 @@ MAX_SCRIPT_BYTES = 16 * 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAME_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,100}")
 _PROFILE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_USER_RE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f/\\?#%&]{1,255}")
 
 
 def check_path(path: str) -> str:
@@ -136,7 +138,7 @@ class JobRequest(BaseModel):
     @field_validator("user")
     @classmethod
     def _user(cls, v: str | None) -> str | None:
-        if v is not None and not _USER_RE.fullmatch(v):
+        if v is not None and not _USER.fullmatch(v):
             raise ValueError("is not a valid user name")
         return v
 

@@ -59,6 +59,8 @@ RESERVED = "reserved"
 REASONS = (POOL_BUSY, QUOTA_LIMIT, QUEUE_ORDER, RESERVED)
 
 RESERVATION = "reservation"  # in a replay: a reserved window opened or closed
+#: An estimate this close (seconds) is "any moment": its clock time would be now's.
+ANY_MOMENT_S = 60.0
 #: What an estimate rests on, in words.
 BASES = {
     "hours": "from running leases' stated hours",
@@ -353,6 +355,8 @@ def _estimate(grant: tuple[float, frozenset[str]] | None, reason: str, now: floa
     if RESERVATION in bases:
         words = f"{words} and reserved windows" if words else "as reserved windows open and close"
     words = f" ({words})" if words else ""
+    if at < now + ANY_MOMENT_S:  # "expected by 15:16" at 15:16, or already past: say so
+        return {"at": iso(max(at, now)), "basis": basis, "message": f"expected any moment{words}"}
     return {"at": iso(at), "basis": basis, "message": f"expected by {clock_time(at, now)}{words}"}
 
 

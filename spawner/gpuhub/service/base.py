@@ -21,12 +21,12 @@ from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
 from pydantic import BaseModel
 from tornado import web
 
+from ..names import check_name
 from ..scheduler.core import Scheduler
 from ..scheduler.errors import Forbidden, NotFound, SchedulerError
 from ..scheduler.reads import SchedulerView
 from .body import MAX_BODY_BYTES, parse_body, too_large
 from .errors import ApiError, error_answer, is_refusal
-from .models import check_name
 
 if TYPE_CHECKING:
     from ..scheduler.core import Lease

@@ -19,13 +19,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..names import check_name
 from ..scheduler.core import iso
 from ..scheduler.errors import NotFound
 from ..scheduler.quota import QuotaSpec, period_phrase, period_window
 from .base import BaseHandler, checked_name
 from .errors import ApiError
 from .hub_api import HubApi
-from .models import check_name
 
 #: The most users one request may name (a roster of a large class fits).
 MAX_MEMBERS = 2000

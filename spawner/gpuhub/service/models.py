@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..names import check_name
 from ..scheduler.activity import ActivityReport
 from ..scheduler.quota import QuotaSpec
 from ..scheduler.shapes import Shape
-
-# JupyterHub allows most characters in names; refuse only what can never be a name here:
-# white space, control characters, and what would change the meaning of a URL. The whole
-# value must match (fullmatch: "$" would also match before a trailing newline).
-NAME_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f/\\?#%&]{1,255}"
-_NAME = re.compile(NAME_PATTERN)
-
-
-def check_name(kind: str, value: str) -> str:
-    """Validate a user or group name from a URL or body; raise ValueError with a sentence."""
-    if not _NAME.fullmatch(value):
-        raise ValueError(
-            f"{kind} name {value!r} is not a valid name "
-            "(1-255 characters, no spaces, control characters or /?#%&)"
-        )
-    return value
 
 
 class LeaseRequest(BaseModel):

@@ -24,13 +24,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tornado.ioloop import IOLoop
 
+from ..names import check_name
 from ..scheduler.core import Scheduler
 from ..scheduler.errors import NotFound
 from ..scheduler.shapes import Shape
 from ..scheduler.windows import zone
 from .base import BaseHandler, path_id
 from .errors import ApiError
-from .models import check_name
 
 log = logging.getLogger("gpuhub.service")
 
