@@ -35,6 +35,8 @@ BODY = "print(f'epochs={epochs} message={message} use_amp={use_amp}')"
 #: lets one person hold a server, a running job and a queued one.
 QUOTA = """
 c.GpuhubService.default_user_quota = {"max_units": 4, "gpu_hours": 40, "period": "week"}
+c.JobManager.default_max_runtime = 2 * 3600 + 30 * 60
+c.JobManager.max_runtime = 12 * 3600
 """
 
 
@@ -98,6 +100,11 @@ def test_run_as_gpu_job_from_the_notebook_toolbar(hub: Hub, page: Page, artifact
     expect(dialog).to_be_visible(timeout=30000)
     expect(dialog).to_contain_text("train.ipynb")
     expect(dialog.locator(".jp-gpuhub-job-shape option").nth(1)).to_contain_text("GPU")
+    # the models behind the shape and the site's runtime limits come from GET /me/options
+    expect(dialog.locator(".jp-gpuhub-job-shape option").nth(1)).to_contain_text("H100-80GB")
+    expect(dialog.locator("#gpuhub-job-hours")).to_have_value("2")
+    expect(dialog.locator("#gpuhub-job-minutes")).to_have_value("30")
+    expect(dialog.locator("#gpuhub-job-hours")).to_have_attribute("max", "12")
     expect(dialog.locator(".jp-gpuhub-job-queue")).to_contain_text("queue")
     epochs = dialog.locator("#gpuhub-param-epochs")
     expect(epochs).to_have_value("2")
