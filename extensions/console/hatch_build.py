@@ -22,12 +22,15 @@ HERE = Path(__file__).resolve().parent
 STATIC = Path("spawner/gpuhub/service/static")
 OUTPUTS = ("console.js", "console.js.map", "console.css")
 SOURCES = ("src", "style", "package.json", "package-lock.json", "tsconfig.json")
+#: The API's types, generated from docs/reference/openapi.yaml and shared with the
+#: JupyterLab extension (relative to the console's folder).
+SHARED_SOURCES = ("../api-types/src",)
 
 
 def newest_source(root: Path = HERE) -> float:
     """The latest modification time of the console's sources."""
     times = []
-    for name in SOURCES:
+    for name in SOURCES + SHARED_SOURCES:
         p = root / name
         files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
         times += [f.stat().st_mtime for f in files]

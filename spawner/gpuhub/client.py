@@ -16,6 +16,8 @@ request is tried again: :class:`GpuhubClient` (blocking, for the CLI) and
   carries an ``Idempotency-Key`` (the service answers a repeat with the lease the first
   one created) and requests the caller marks as free of side effects (the lease preview).
   :meth:`AsyncGpuhubClient.request_lease` makes one key per lease and sends it on every try.
+  These rules live once, in :meth:`_Requests.retry_loop`, a loop that does no I/O: it says
+  :class:`Send` or :class:`Sleep` and is told what came back; each flavour only drives it.
 * Names in URL paths are quoted whole (:func:`quote_name`): user and group names may be
   any Unicode and may contain ``/``.
 * The batch-job calls (``submit_job``, ``jobs``, ``job_log``, ...) and the reservation
@@ -31,7 +33,7 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +130,31 @@ class Call:
     retryable: bool = False
 
 
+@dataclass(frozen=True)
+class Send:
+    """A step of the retry loop: send ``call`` (again) and tell the loop what came back."""
+
+    call: Call
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """A step of the retry loop: wait ``seconds`` before the next try, then resume it."""
+
+    seconds: float
+
+
+#: What a driver tells the retry loop after a :class:`Send`: the answer, or the exception
+#: of a request that got none (an ``httpx.TransportError``, a malformed URL, ...).
+Outcome = httpx.Response | Exception
+#: The retry loop of one call: it yields steps, is sent an :data:`Outcome` after each
+#: :class:`Send` (None after a :class:`Sleep`) and returns the decoded answer or raises
+#: :class:`GpuhubError`.
+RetryLoop = Generator[Send | Sleep, Outcome | None, Any]
+#: Exceptions of sending a request that the retry loop judges (rather than the caller).
+SEND_ERRORS = (httpx.HTTPError, httpx.InvalidURL, ValueError)
+
+
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     # made once: building a context loads the CA bundle, too slow for each request
@@ -135,7 +162,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 class _Requests:
-    """What both flavours share: building requests, decoding answers, the retry policy."""
+    """What both flavours share: building requests, decoding answers, the retry loop."""
 
     def __init__(
         self,
@@ -251,6 +278,35 @@ class _Requests:
         error.__cause__ = exc
         return error
 
+    def retry_loop(self, call: Call, *, text: bool = False) -> RetryLoop:
+        """The tries of ``call`` under the retry policy, free of I/O (see :data:`RetryLoop`).
+
+        Both clients drive it, so which calls, answers and errors are retried, the
+        backoff, the budget, ``on_retry`` and the "tried N times" note live here only.
+        """
+        started, tries = self.clock(), 0
+        while True:
+            tries += 1
+            outcome = yield Send(call)
+            if isinstance(outcome, Exception):
+                exc: Exception | None = outcome
+                error = self.transport_error(outcome)
+            else:
+                exc = None
+                try:
+                    return self.decode(call, outcome, text=text)
+                except GpuhubError as e:
+                    error = e
+            delay = self._retry_delay(call, error, exc, tries, started)
+            if delay is None:
+                if tries > 1:
+                    error.message += f" (tried {tries} times in {self.clock() - started:.0f} s)"
+                    error.args = (error.message,)
+                raise error
+            if self.on_retry is not None:
+                self.on_retry(error, delay, tries)
+            yield Sleep(delay)
+
     def _retry_delay(
         self, call: Call, error: GpuhubError, exc: Exception | None, retry: int, started: float
     ) -> float | None:
@@ -271,17 +327,6 @@ class _Requests:
         if self.clock() - started + delay > policy.budget:
             return None
         return delay
-
-    def _retrying(self, error: GpuhubError, delay: float, retry: int) -> None:
-        if self.on_retry is not None:
-            self.on_retry(error, delay, retry)
-
-    @staticmethod
-    def _gave_up(error: GpuhubError, tries: int, started: float, now: float) -> GpuhubError:
-        if tries > 1:
-            error.message += f" (tried {tries} times in {now - started:.0f} s)"
-            error.args = (error.message,)
-        return error
 
 
 class GpuhubClient(
@@ -332,24 +377,24 @@ class GpuhubClient(
         )
         if self._http is None:
             self._http = httpx.Client(**self._http_options())
-        started, tries = self.clock(), 0
-        while True:
-            tries += 1
-            exc: Exception | None = None
-            try:
-                resp = self._http.request(
-                    call.method, call.url, params=call.params, json=call.json, headers=call.headers
-                )
-                return self.decode(call, resp, text=text)
-            except GpuhubError as e:
-                error = e
-            except (httpx.HTTPError, httpx.InvalidURL, ValueError) as e:
-                exc, error = e, self.transport_error(e)
-            delay = self._retry_delay(call, error, exc, tries, started)
-            if delay is None:
-                raise self._gave_up(error, tries, started, self.clock())
-            self._retrying(error, delay, tries)
-            self.sleep(delay)
+        http, tries = self._http, self.retry_loop(call, text=text)
+        try:
+            step = next(tries)
+            while True:
+                if isinstance(step, Sleep):
+                    self.sleep(step.seconds)
+                    step = tries.send(None)
+                    continue
+                c = step.call
+                try:
+                    outcome: Outcome = http.request(
+                        c.method, c.url, params=c.params, json=c.json, headers=c.headers
+                    )
+                except SEND_ERRORS as e:
+                    outcome = e
+                step = tries.send(outcome)
+        except StopIteration as done:
+            return done.value
 
     def _send(self, op: Op) -> Any:
         answer = self.request(
@@ -415,26 +460,25 @@ class AsyncGpuhubClient(
         call = self.build(
             method, path, params=params, json=json, idempotency_key=idempotency_key, retry=retry
         )
-        started, tries = self.clock(), 0
+        tries = self.retry_loop(call, text=text)
         async with httpx.AsyncClient(**self._http_options()) as http:
-            while True:
-                tries += 1
-                exc: Exception | None = None
-                try:
-                    resp = await http.request(
-                        call.method, call.url, params=call.params, json=call.json,
-                        headers=call.headers,
-                    )  # fmt: skip
-                    return self.decode(call, resp, text=text)
-                except GpuhubError as e:
-                    error = e
-                except (httpx.HTTPError, httpx.InvalidURL, ValueError) as e:
-                    exc, error = e, self.transport_error(e)
-                delay = self._retry_delay(call, error, exc, tries, started)
-                if delay is None:
-                    raise self._gave_up(error, tries, started, self.clock())
-                self._retrying(error, delay, tries)
-                await self.sleep(delay)
+            try:
+                step = next(tries)
+                while True:
+                    if isinstance(step, Sleep):
+                        await self.sleep(step.seconds)
+                        step = tries.send(None)
+                        continue
+                    c = step.call
+                    try:
+                        outcome: Outcome = await http.request(
+                            c.method, c.url, params=c.params, json=c.json, headers=c.headers
+                        )
+                    except SEND_ERRORS as e:
+                        outcome = e
+                    step = tries.send(outcome)
+            except StopIteration as done:
+                return done.value
 
     async def _send(self, op: Op) -> Any:
         answer = await self.request(
@@ -497,7 +541,10 @@ __all__ = [
     "GpuhubClient",
     "GpuhubError",
     "Op",
+    "RetryLoop",
     "RetryPolicy",
+    "Send",
+    "Sleep",
     "api_root",
     "hub_root",
     "new_idempotency_key",

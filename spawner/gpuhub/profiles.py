@@ -35,7 +35,7 @@ from .scheduler.shapes import MigSlice, Shape, SharedGpu, WholeGpus, describe
 #: The keys ``user_options`` may have; anything else is refused.
 ALLOWED_OPTIONS = ("profile", "gpus", "group", "image")
 
-_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SHAPE = TypeAdapter(Shape)
@@ -113,7 +113,7 @@ class Profile(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, v: str) -> str:
-        if not _PROFILE_NAME.match(v):
+        if not _PROFILE_NAME.fullmatch(v):
             raise ValueError(
                 "must be 1-64 lower-case letters, digits or '._-', starting with a letter or "
                 "digit, e.g. 'h100x2'"
@@ -123,7 +123,7 @@ class Profile(BaseModel):
     @field_validator("image")
     @classmethod
     def _check_image(cls, v: str | None) -> str | None:
-        if v is not None and v != v.strip() or any(c.isspace() for c in v):
+        if v is not None and any(c.isspace() for c in v):
             raise ValueError("must be an image reference without spaces, e.g. 'gpuhub/pytorch:1.0'")
         return v
 
@@ -178,6 +178,19 @@ class Profile(BaseModel):
         groups = ", ".join(self.groups or ())
         plural = "s" if len(self.groups or ()) > 1 else ""
         return f"only for members of group{plural} {groups}"
+
+
+def profile_name(text: str, *, max_length: int = 64) -> str:
+    """A valid profile name made from ``text`` (an image reference, a label), e.g.
+    ``"quay.io/jupyter/scipy-notebook:2024-01"`` → ``"scipy-notebook-2024-01"``.
+
+    The last path component of an image, without a ``:latest`` tag or a digest, in lower
+    case with anything but letters, digits and ``._-`` turned into ``-``; ``"image"`` if
+    nothing is left.
+    """
+    base = text.strip().split("@", 1)[0].rstrip("/").rsplit("/", 1)[-1].removesuffix(":latest")
+    slug = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("._-")
+    return slug[:max_length].rstrip("._-") or "image"
 
 
 def load_profiles(items: Sequence[Mapping[str, Any] | Profile]) -> list[Profile]:

@@ -30,6 +30,7 @@ import httpx
 import pytest
 from gpuhub.containers.engine import Engine
 from gpuhub.spawners.docker import GPUDockerSpawner, free_port
+from gpuhub.spawners.errors import GPUSpawnError
 from jupyterhub.objects import Hub as HubAddress
 
 from tests.support.hub import Hub
@@ -594,3 +595,120 @@ async def test_a_boot_whose_container_stops_or_vanishes_ends_its_turn(engine, hu
         engine.remove_container(c["Id"], force=True)
     # and one removed meanwhile (docker rm -f)
     assert await s.wait_for_server("127.0.0.1", free_port()) is False
+
+
+# -- a DockerSpawner configuration as it is, through the spawner -----------------------------
+
+
+class FakeService:
+    """The gpuhub service as a spawner's client sees it: every request granted at once, one
+    simulated device per lease."""
+
+    def __init__(self) -> None:
+        self.granted: dict[int, dict] = {}
+
+    async def request_lease(self, body: dict) -> dict:
+        n = len(self.granted) + 1
+        device = {"uuid": f"GPU-sim-n1-{n}", "index": n, "model": "H100", "simulated": True}
+        lease = {"id": 9000 + n, "status": "active", "node": "n1", "devices": [device],
+                 "profile": body["profile"], "user": body["user"]}  # fmt: skip
+        self.granted[lease["id"]] = lease
+        return lease
+
+    async def lease(self, lease_id: int) -> dict:
+        return self.granted[lease_id]
+
+    async def release(self, lease_id: int) -> dict:
+        self.granted[lease_id]["status"] = "released"
+        return self.granted[lease_id]
+
+    async def leases(self, status=()) -> list[dict]:
+        return [x for x in self.granted.values() if x["status"] in status]
+
+
+class MigratedSpawner(GPUDockerSpawner):
+    """A GPU Docker spawner whose gpuhub service is a :class:`FakeService`."""
+
+    service: FakeService
+
+    @property
+    def gpuhub(self) -> FakeService:
+        return self.service
+
+
+# no hub answers these servers: a stand-in serves HTTP on the server's port instead
+SERVE = ["sh", "-c", 'url="${JUPYTERHUB_SERVICE_URL#*://*:}"; '
+         'exec python3 -m http.server --bind 127.0.0.1 "${url%%/*}"', "serve"]  # fmt: skip
+
+
+def migrated_spawner(name: str, **kw) -> MigratedSpawner:
+    """A spawner of a DockerSpawner configuration (no gpuhub profiles) on the host network."""
+    owner = SimpleNamespace(name=name, groups=[], url=f"/user/{name}/", escaped_name=name)
+    hub = HubAddress(ip="127.0.0.1", port=8081, base_url="/hub/")
+    s = MigratedSpawner(
+        user=owner, hub=hub, prefix=PREFIX, network_name="host", http_timeout=60, cmd=SERVE,
+        image="gpuhub/pytorch:latest", allowed_images={"pytorch": "gpuhub/pytorch:latest",
+                                                        "base": IMAGE}, **kw,
+    )  # fmt: skip
+    s.server = SimpleNamespace(base_url=f"/user/{name}/")
+    s.service = FakeService()
+    return s
+
+
+@pytest.fixture
+def migrant(engine, hub_wide) -> Iterator[str]:
+    """A user name of this run; its containers and home volume are removed afterwards."""
+    name = user(f"migrant{secrets.token_hex(2)}")
+    yield name
+    for c in engine.containers(all=True, filters={"label": f"gpuhub.user={name}"}):
+        engine.remove_container(c["Id"], force=True)
+    try:
+        engine.remove_volume(f"gpuhub-home-{name}", force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+def user_containers(engine: docker.APIClient, name: str) -> list[dict]:
+    found = engine.containers(all=True, filters={"label": f"gpuhub.user={name}"})
+    return [engine.inspect_container(c["Id"]) for c in found]
+
+
+async def test_user_options_image_starts_the_allowed_image_and_refuses_another(engine, migrant):
+    s = migrated_spawner(migrant)
+    # not allowed: HTTP 400 naming it and the allowed images; nothing leased or created
+    s.user_options = {"image": "alpine:latest"}
+    with pytest.raises(GPUSpawnError) as e:
+        await s.start()
+    assert e.value.status_code == 400
+    assert "image 'alpine:latest' is not offered; the images are gpuhub/base:latest, " in str(
+        e.value
+    )
+    assert user_containers(engine, migrant) == [] and s.lease_id is None
+    # DockerSpawner's choice of an allowed image, by its allowed_images name
+    s.user_options = {"image": "base"}
+    ip, port = await s.start()
+    try:
+        (c,) = user_containers(engine, migrant)
+        assert c["State"]["Running"] and c["Config"]["Image"] == IMAGE  # not c.DockerSpawner.image
+        assert c["Config"]["Labels"]["gpuhub.profile"] == "base"
+        assert (ip, port) == ("127.0.0.1", s.port) and c["HostConfig"]["NetworkMode"] == "host"
+    finally:
+        await s.stop()
+    assert user_containers(engine, migrant) == []
+    assert [x["status"] for x in s.service.granted.values()] == ["released"]
+
+
+async def test_remove_false_keeps_the_stopped_container_until_the_next_start(engine, migrant):
+    s = migrated_spawner(migrant, remove=False)
+    await s.start()
+    await s.stop()
+    (kept,) = user_containers(engine, migrant)
+    assert not kept["State"]["Running"]  # its logs and files can still be read
+    await s.start()  # a new lease: a new container replaces the kept one
+    try:
+        (c,) = user_containers(engine, migrant)
+        assert c["Id"] != kept["Id"] and c["State"]["Running"]
+        env = dict(item.split("=", 1) for item in c["Config"]["Env"])
+        assert env["GPUHUB_LEASE_ID"] == str(s.lease_id)
+    finally:
+        await s.stop()

@@ -94,5 +94,7 @@ def test_fuzzing_as_admin_and_as_user_finds_no_5xx_and_nothing_undocumented(hub,
     as_user = fuzz(hub, user, tmp_path / "user.json", seconds=20, examples=25)
     for result in (as_admin, as_user):
         assert result["operations"]["tested"] == result["operations"]["total"] >= 18
-        assert result["served"] > 500, result["served"]  # it really ran
+        # it really ran: a few requests per operation at least (how many fit in the time
+        # depends on the machine's load, so no more than that is asked)
+        assert result["served"] >= 5 * result["operations"]["total"], result["served"]
     assert "Uncaught exception" not in hub.log_path.read_text(errors="replace")

@@ -651,10 +651,10 @@ def test_options_offer_the_pools_shapes_with_models_and_the_quotas_verdicts(w):
     # a group quota that allows whole GPUs only: its members see the rest refused
     r = w.admin.put("/quotas/groups/cs101", json={"allowed_shapes": ["gpu"]})
     assert r.status_code == 200, r.text
-    shapes = {s["label"]: s for s in w.alice.get("/me/options").json()["shapes"]}
-    assert shapes["mig:1g.5gb"]["outcome"] == "refuse"
-    assert "cs101" in shapes["mig:1g.5gb"]["message"]
-    assert shapes["gpu"]["outcome"] == "grant"
+    shapes = {s["text"]: s for s in w.alice.get("/me/options").json()["shapes"]}
+    assert shapes["a MIG 1g.5gb slice"]["outcome"] == "refuse"
+    assert "cs101" in shapes["a MIG 1g.5gb slice"]["message"]
+    assert shapes["1 whole GPU"]["outcome"] == "grant"
     # admins ask for others (as spawn forms do); others may not
     r = w.admin.get("/me/options", params={"user": "alice"})
     assert r.status_code == 200 and r.json()["user"] == "alice"

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from gpuhub.client import (
     IDEMPOTENCY_HEADER,
@@ -21,6 +22,8 @@ from gpuhub.client import (
     GpuhubClient,
     GpuhubError,
     RetryPolicy,
+    Send,
+    Sleep,
     api_root,
     hub_root,
     quote_name,
@@ -272,6 +275,66 @@ async def test_refused_connections() -> None:
     with sync_client(url, clock, policy) as client, pytest.raises(GpuhubError):
         client.get("pool")
     assert clock.slept == []
+
+
+# -- the retry loop itself, without sockets ----------------------------------------------
+
+
+def test_the_retry_loop_is_driven_by_hand() -> None:
+    """The rules both clients share, stepped through one answer at a time: the loop says
+    what to send and how long to wait, and decides with the clock it was given."""
+    clock, told = Clock(), []
+    client = GpuhubClient(
+        "http://h/services/gpuhub", "secret", retry=POLICY, clock=clock,
+        on_retry=lambda e, d, n: told.append((e.status, d, n)),
+    )  # fmt: skip
+    call = client.build("POST", "leases", json={"shape": {"kind": "shared"}}, idempotency_key="k")
+    assert call.retryable and call.headers[IDEMPOTENCY_HEADER] == "k"
+    assert call.url == "http://h/services/gpuhub/api/v1/leases"
+    loop = client.retry_loop(call)
+    assert next(loop) == Send(call)
+    assert loop.send(httpx.Response(503, json={"message": "down", "error": "down"})) == Sleep(1.0)
+    clock.now += 1.0
+    assert loop.send(None) == Send(call)  # the same call, the same key
+    assert loop.send(httpx.ConnectError("refused")) == Sleep(2.0)
+    clock.now += 2.0
+    assert loop.send(None) == Send(call)
+    assert loop.send(httpx.Response(502, text="<html>Bad gateway</html>")) == Sleep(4.0)
+    clock.now += 4.0
+    assert loop.send(None) == Send(call)
+    with pytest.raises(StopIteration) as done:
+        loop.send(httpx.Response(200, json=LEASE))
+    assert done.value.value == LEASE
+    assert told == [(503, 1.0, 1), (None, 2.0, 2), (502, 4.0, 3)]
+
+    # a refusal ends the loop at once; a malformed URL too, even on a retryable call
+    loop = client.retry_loop(call)
+    next(loop)
+    with pytest.raises(GpuhubError) as e:
+        loop.send(httpx.Response(409, json={"message": "no", "error": "conflict", "field": "x"}))
+    assert (e.value.status, e.value.code, e.value.field, e.value.message) == (
+        409, "conflict", "x", "no")  # fmt: skip
+    loop = client.retry_loop(call)
+    next(loop)
+    with pytest.raises(GpuhubError, match="cannot reach gpuhub"):
+        loop.send(httpx.UnsupportedProtocol("no scheme"))
+
+    # a call not safe to repeat is tried once; the budget stops the loop, saying how long
+    loop = client.retry_loop(client.build("DELETE", "leases/7"))
+    next(loop)
+    with pytest.raises(GpuhubError) as e:
+        loop.send(httpx.Response(503))
+    assert "tried" not in e.value.message
+    loop = client.retry_loop(client.build("GET", "pool"), text=True)
+    step, waits = next(loop), []
+    with pytest.raises(GpuhubError) as e:
+        while isinstance(step, Send):
+            step = loop.send(httpx.Response(504))
+            waits.append(step.seconds)
+            clock.now += step.seconds
+            step = loop.send(None)
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0] and e.value.status == 504
+    assert "tried 6 times in 23 s" in e.value.message
 
 
 # -- requests and answers -----------------------------------------------------------------

@@ -22,7 +22,13 @@ OUTPUTS = ("console.js", "console.js.map", "console.css")
 
 def _sources() -> list[Path]:
     files = [CONSOLE / n for n in ("package.json", "package-lock.json", "tsconfig.json")]
-    return files + sorted((CONSOLE / "src").rglob("*.ts")) + [CONSOLE / "style" / "console.css"]
+    shared = sorted((REPO / "extensions" / "api-types" / "src").glob("*.ts"))  # the API's types
+    return (
+        files
+        + sorted((CONSOLE / "src").rglob("*.ts"))
+        + shared
+        + [CONSOLE / "style" / "console.css"]
+    )
 
 
 def test_every_routed_page_has_a_registered_module() -> None:

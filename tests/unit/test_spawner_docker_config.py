@@ -14,17 +14,20 @@ from types import SimpleNamespace
 
 import pytest
 from dockerspawner import DockerSpawner
-from gpuhub.profiles import ProfileConfigError, load_profiles, validate_user_options
+from gpuhub.profiles import ProfileConfigError, load_profiles, shape_of, validate_user_options
 from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.docker_settings import (
     DockerSettings,
     allowed_image_set,
     apply_settings,
+    derive_profiles,
     findings,
 )
 from gpuhub.spawners.errors import GPUSpawnError
 from gpuhub.spawners.local import GPULocalProcessSpawner
 from jupyterhub.objects import Hub
+from tornado import web
+from traitlets import TraitError
 from traitlets.config import Config
 
 from tests.support.paths import DOCS
@@ -101,7 +104,9 @@ def test_allowed_images_as_a_set(value, images):
 @pytest.mark.parametrize(
     "kw, setting, words, refuse",
     [
-        ({"remove": False}, "c.DockerSpawner.remove", "remove = False cannot apply", True),
+        ({"remove": False}, "c.DockerSpawner.remove",
+         "keeps a stopped server's container (its logs and files) only until the server "
+         "starts again", False),
         ({"extra_host_config": {"device_requests": [{"Count": -1}]}},
          "c.DockerSpawner.extra_host_config", "GPUs come from the lease only", True),
         ({"extra_host_config": {"privileged": True}},
@@ -156,20 +161,18 @@ def fresh_reports(monkeypatch):
     monkeypatch.setattr(GPUDockerSpawner, "_reported", set())
 
 
-async def test_dockerspawner_settings_reach_the_profiles_and_the_container():
-    s = spawner(
-        DockerSpawner__image="gpuhub/base:latest",
-        DockerSpawner__mem_limit="2G",
-        Spawner__cpu_limit=8.0,  # JupyterHub's Spawner settings are the same traits
-        DockerSpawner__allowed_images=[IMAGE, "gpuhub/base:latest", "gpuhub/staff:1"],
-    )
-    assert s.docker_settings().mem_limit == 2 * G and s.docker_settings().cpu_limit == 8
-    with pytest.raises(GPUSpawnError) as e:  # profile big sets 64G, above the 2G bound
-        await s.get_profiles()
-    assert e.value.status_code == 500
-    assert (
-        "profile big sets mem_limit 64 GB, above c.DockerSpawner.mem_limit 2 GB" in e.value.message
-    )
+async def test_dockerspawner_settings_reach_the_profiles_and_the_container(caplog):
+    config = {
+        "DockerSpawner__image": "gpuhub/base:latest",
+        "DockerSpawner__mem_limit": "2G",
+        "Spawner__cpu_limit": 8.0,  # JupyterHub's Spawner settings are the same traits
+        "DockerSpawner__allowed_images": [IMAGE, "gpuhub/base:latest", "gpuhub/staff:1"],
+    }
+    # profile big sets 64G, above the 2G bound: said when the spawner is made, not at a spawn
+    with pytest.raises(TraitError) as e:
+        spawner(**config)
+    assert "profile big sets mem_limit 64 GB, above c.DockerSpawner.mem_limit 2 GB" in str(e.value)
+    assert "GPU servers cannot start until then" in caplog.text
 
     s = spawner(DockerSpawner__image="gpuhub/base:latest", DockerSpawner__mem_limit="64G",
                 DockerSpawner__cpu_limit=8)  # fmt: skip
@@ -197,27 +200,38 @@ async def test_callable_limits_are_per_user():
         await bob.get_profiles()
 
 
-async def test_no_image_anywhere_is_refused_by_name():
-    with pytest.raises(GPUSpawnError) as e:
-        await spawner().get_profiles()
-    assert "profile plain names no image and c.DockerSpawner.image is not set" in str(e.value)
+async def test_a_profile_without_an_image_runs_dockerspawners_default_image():
+    s = spawner()
+    assert s.image == DockerSpawner().image  # quay.io/jupyterhub/singleuser:<version>
+    assert {p.name: p.image for p in await s.get_profiles()}["plain"] == s.image
 
 
-async def test_refused_settings_are_logged_when_the_spawner_is_made_and_refuse_spawns(caplog):
+async def test_refused_settings_are_raised_when_the_spawner_is_made(caplog):
+    """A setting that makes every spawn impossible is raised (and logged) when JupyterHub
+    makes the spawner, at its start for running servers; warnings are logged once."""
+    volumes = {"data-{username}": "/home/jovyan"}
     with caplog.at_level(logging.WARNING):
-        s = spawner(DockerSpawner__image=IMAGE, DockerSpawner__remove=False,
-                    Spawner__mem_guarantee="1G")  # fmt: skip
-        spawner(DockerSpawner__image=IMAGE, DockerSpawner__remove=False)  # logged once
-    messages = [r.getMessage() for r in caplog.records]
-    assert sum("c.DockerSpawner.remove = False cannot apply" in m for m in messages) == 1
-    assert any("GPU servers are refused until then" in m for m in messages)
-    assert any(
-        r.levelno == logging.WARNING and "c.Spawner.mem_guarantee is not applied" in r.getMessage()
-        for r in caplog.records
-    )
+        for _ in range(2):
+            with pytest.raises(TraitError) as e:
+                spawner(DockerSpawner__image=IMAGE, DockerSpawner__volumes=volumes)
+        spawner(DockerSpawner__image=IMAGE, Spawner__mem_guarantee="1G")
+        spawner(DockerSpawner__image=IMAGE, Spawner__mem_guarantee="1G")  # logged once
+    assert str(e.value).startswith("GPUDockerSpawner cannot start GPU servers: ")
+    assert "c.DockerSpawner.volumes mounts a volume on /home/jovyan" in str(e.value)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].endswith("GPU servers cannot start until then.")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("c.Spawner.mem_guarantee is not applied" in m for m in warnings) == 1
+
+
+async def test_per_user_settings_are_checked_at_each_spawn_instead():
+    def per_user(spawner) -> str:
+        return "2G"
+
+    s = spawner(DockerSpawner__image=IMAGE, DockerSpawner__mem_limit=per_user)  # no raise
     with pytest.raises(GPUSpawnError) as e:
         await s.get_profiles()
-    assert e.value.status_code == 500 and "remove = False cannot apply" in e.value.message
+    assert e.value.status_code == 500 and "profile big sets mem_limit 64 GB" in e.value.message
 
 
 async def test_check_allowed_outside_a_spawn_works_as_dockerspawners():
@@ -236,10 +250,198 @@ async def test_check_allowed_outside_a_spawn_works_as_dockerspawners():
     # while a server starts or runs, only its profile's image; after it stops, all again
     selection = validate_user_options({"profile": "big"}, await s.get_profiles(), [])
     s._selection = selection
-    with pytest.raises(GPUSpawnError, match="is not offered"):
+    with pytest.raises(
+        GPUSpawnError, match="is not offered for profile big, which runs gpuhub/pytorch:latest"
+    ):
         await s.check_allowed("gpuhub/base:latest")
     s._selection = None
     assert await s.check_allowed("base") == "gpuhub/base:latest"
+
+
+# -- a DockerSpawner configuration as it is: no gpuhub profiles ------------------------------
+
+BASE = "gpuhub/base:latest"
+NAMED = {"PyTorch": IMAGE, "Base": BASE}  # DockerSpawner's allowed_images with names
+
+
+def migrated(**config) -> GPUDockerSpawner:
+    """A spawner of a DockerSpawner configuration that sets no gpuhub profiles."""
+    return spawner(GPUSpawnerMixin__profiles=[], **config)
+
+
+class FakeDocker:
+    """Answers the spawner's Docker calls (``docker(method, ...)``) and records them."""
+
+    def __init__(self, **answers) -> None:
+        self.answers, self.calls = answers, []
+
+    async def __call__(self, method: str, *args, **kwargs):
+        self.calls.append((method, *args))
+        answer = self.answers.get(method)
+        return answer(*args) if callable(answer) else answer
+
+
+@pytest.mark.parametrize(
+    "choices, shapes, names",
+    [
+        ([(IMAGE, IMAGE)], [{"kind": "gpu", "count": 1}], ["pytorch"]),
+        ([("a", "registry:5000/Team/My_Image:V1.2"), ("b", "quay.io/x/scipy@sha256:" + "a" * 64)],
+         [{"kind": "gpu", "count": 1}], ["my_image-v1.2", "scipy"]),
+        ([("a", "a/nb:latest"), ("b", "b/nb"), ("c", "a/nb:latest")],
+         [{"kind": "gpu", "count": 1}], ["nb", "nb-2"]),  # one image under two names: one
+        ([("x", IMAGE)], [{"kind": "gpu", "count": 2, "model": "H100"},
+                          {"kind": "mig", "profile": "1g.5gb"}, {"kind": "shared"}],
+         ["pytorch-gpu2-h100", "pytorch-mig-1g.5gb", "pytorch-shared"]),
+        ([("x", "///")], [{"kind": "gpu", "count": 1}], ["image"]),
+    ],
+)  # fmt: skip
+def test_derived_profiles_have_valid_names_made_from_their_images(choices, shapes, names):
+    profiles = derive_profiles(choices, [shape_of(x) for x in shapes])
+    assert [p.name for p in profiles] == names
+    assert load_profiles(profiles) == profiles  # valid, unique, one default
+    assert [p.default for p in profiles] == [True] + [False] * (len(names) - 1)
+
+
+async def test_without_profiles_each_allowed_image_becomes_a_profile(caplog):
+    with caplog.at_level(logging.INFO):
+        s = migrated(DockerSpawner__image=BASE, DockerSpawner__allowed_images=NAMED,
+                     DockerSpawner__cpu_limit=2, DockerSpawner__mem_limit="4G")  # fmt: skip
+    profiles = await s.get_profiles()
+    assert [(p.name, p.display_name, p.image) for p in profiles] == [
+        ("pytorch", "PyTorch", IMAGE), ("base", "Base", BASE)]  # fmt: skip
+    assert all((p.cpu_limit, p.mem_limit) == (2, 4 * G) for p in profiles)  # the image's limits
+    assert all(p.shape == shape_of({"kind": "gpu", "count": 1}) for p in profiles)
+    assert [p.name for p in profiles if p.default] == ["base"]  # c.DockerSpawner.image
+    assert (await s.selection_from({})).profile.name == "base"
+    # said when the hub makes the spawner
+    assert "profiles derived from DockerSpawner's settings: pytorch (gpuhub/pytorch:latest" in (
+        caplog.text
+    )
+    html = await s.render_options_form()  # the service is not configured: no live availability
+    assert re.findall(r'name="profile"[^>]*value="([^"]+)"', html) == ["pytorch", "base"]
+    # the one image, and the shapes an admin chooses
+    one = migrated(DockerSpawner__image=BASE, GPUDockerSpawner__default_gpu_shapes=[
+        {"kind": "gpu", "count": 2}, {"kind": "mig", "profile": "1g.5gb"}])  # fmt: skip
+    assert [(p.name, p.image, p.display_name) for p in await one.get_profiles()] == [
+        ("base-gpu2", BASE, f"{BASE} · 2 whole GPUs"),
+        ("base-mig-1g.5gb", BASE, f"{BASE} · a MIG 1g.5gb slice"),
+    ]  # fmt: skip
+
+
+def test_no_image_and_no_profiles_is_raised_when_the_spawner_is_made():
+    with pytest.raises(
+        TraitError, match="no GPU profiles are configured and c.DockerSpawner.image"
+    ):
+        migrated(DockerSpawner__image="")
+
+
+def test_default_gpu_shapes_are_checked_when_configured():
+    with pytest.raises(TraitError, match=r"default_gpu_shapes #2 .* is not a GPU shape"):
+        migrated(GPUDockerSpawner__default_gpu_shapes=[{"kind": "gpu"}, {"kind": "tpu"}])
+    with pytest.raises(TraitError):
+        migrated(GPUDockerSpawner__default_gpu_shapes=[])
+
+
+async def started_as_dockerspawner_starts(s: GPUDockerSpawner, user_options: dict) -> str:
+    """The image ``s`` would run for ``user_options``: JupyterHub's apply_user_options step,
+    the mixin's start up to the lease, then DockerSpawner's ``start`` choice of image."""
+    await s.apply_user_options(s, user_options)
+    s.user_options = user_options
+    selection = await s.selection_from(s.user_options)
+    s._selection = selection
+    await s.prepare_server(selection, LEASE)
+    if s.user_options.get("image"):  # as DockerSpawner.start
+        s.image = await s.check_allowed(s.user_options["image"])
+    s.lease = LEASE
+    assert s.container_spec(None)["image"] == s.image
+    return s.image
+
+
+@pytest.mark.parametrize("chosen", [BASE, "Base"])  # an image, or its allowed_images name
+async def test_user_options_image_starts_an_allowed_image(chosen):
+    s = migrated(DockerSpawner__image=IMAGE, DockerSpawner__allowed_images=NAMED)
+    assert await started_as_dockerspawner_starts(s, {"image": chosen}) == BASE
+    assert s._selection.profile.name == "base"
+    # DockerSpawner's own form field
+    s = migrated(DockerSpawner__image=IMAGE, DockerSpawner__allowed_images=NAMED)
+    assert (
+        await started_as_dockerspawner_starts(s, s.options_from_form({"image": [chosen]})) == BASE
+    )
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"image": "alpine"}, "image 'alpine' is not offered; the images are gpuhub/base:latest, "
+                              "gpuhub/pytorch:latest"),
+        ({"profile": "pytorch", "image": BASE}, "image 'gpuhub/base:latest' is not the image of "
+                                                "profile pytorch (gpuhub/pytorch:latest)"),
+        ({"image": ["x"]}, "image must be a non-empty string"),
+    ],
+)  # fmt: skip
+async def test_user_options_image_not_allowed_is_a_400_naming_it(options, message):
+    s = migrated(DockerSpawner__image=IMAGE, DockerSpawner__allowed_images=NAMED)
+    with pytest.raises(GPUSpawnError) as e:
+        await s.apply_user_options(s, options)
+    assert isinstance(e.value, web.HTTPError) and e.value.status_code == 400
+    assert message in e.value.message
+    with pytest.raises(GPUSpawnError) as e:  # DockerSpawner's check, outside a spawn
+        await s.check_allowed("alpine")
+    assert e.value.status_code == 400
+    assert "the images are gpuhub/base:latest, gpuhub/pytorch:latest" in e.value.message
+
+
+async def test_allowed_images_star_runs_the_image_a_user_names():
+    s = migrated(DockerSpawner__image=BASE, DockerSpawner__allowed_images="*",
+                 DockerSpawner__mem_limit="4G")  # fmt: skip
+    assert [p.name for p in await s.get_profiles()] == ["base"]
+    assert await started_as_dockerspawner_starts(s, {"image": IMAGE}) == IMAGE
+    assert (s._selection.profile.name, s._selection.profile.mem_limit) == ("pytorch", 4 * G)
+    s = migrated(DockerSpawner__image=BASE, DockerSpawner__allowed_images="*")
+    assert (await s.selection_from({"image": "x/base"})).profile.name == "base-2"  # base is taken
+    assert await migrated(DockerSpawner__allowed_images="*").check_allowed("any/image:1") == (
+        "any/image:1"
+    )
+    with pytest.raises(GPUSpawnError) as e:
+        await s.apply_user_options(s, {"image": "not an image"})
+    assert e.value.status_code == 400 and "is not an image reference" in e.value.message
+
+
+async def test_image_is_dockerspawners_from_construction():
+    """``self.image`` is c.DockerSpawner.image (or DockerSpawner's default) before any
+    start, as DockerSpawner's own methods expect, and again for the next start."""
+    assert migrated().image == DockerSpawner().image
+    s = migrated(DockerSpawner__image=BASE, DockerSpawner__allowed_images=NAMED,
+                 DockerSpawner__name_template="{prefix}-{imagename}-{username}")  # fmt: skip
+    assert s.image == BASE and s.container_name == "gpuhub-gpuhub-base-latest-alice"
+    assert s.get_env()["JUPYTER_IMAGE_SPEC"] == BASE
+    engine = FakeDocker(inspect_image={"Config": {"Cmd": ["start-notebook.sh"]}})
+    s.docker = engine
+    assert (await s.get_command())[0] == "start-notebook.sh"
+    await s.pull_image(s.image)
+    assert engine.calls == [("inspect_image", BASE), ("inspect_image", BASE)]
+    # a start of another image, then a stop: the next start's default is still BASE
+    assert await started_as_dockerspawner_starts(s, {"image": "PyTorch"}) == IMAGE
+    s._selection = None
+    assert s.docker_settings().image == BASE
+    assert (await s.selection_from({})).image == BASE
+
+
+async def test_remove_false_keeps_a_container_until_the_next_start(caplog):
+    with caplog.at_level(logging.WARNING):
+        s = migrated(DockerSpawner__image=BASE, DockerSpawner__remove=False)  # no refusal
+    assert "c.DockerSpawner.remove = False keeps a stopped server's container" in caplog.text
+    assert s.will_resume is False  # JupyterHub gives each start a new token
+    engine = FakeDocker(inspect_container={"Id": "kept"})
+    s.docker = engine
+    await s.prepare_server(await s.selection_from({}), LEASE)
+    assert engine.calls == [("inspect_container", s.container_name), ("remove_container", "kept")]
+    assert s.object_id == ""
+    # remove = True (gpuhub's default): DockerSpawner's start removes leftovers itself
+    s = migrated(DockerSpawner__image=BASE)
+    s.docker = engine = FakeDocker()
+    await s.prepare_server(await s.selection_from({}), LEASE)
+    assert engine.calls == [] and s.remove is True
 
 
 def test_mounts_links_and_templates_reach_the_container():

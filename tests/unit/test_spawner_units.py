@@ -17,6 +17,7 @@ from gpuhub.containers.spec import (
     device_requests,
     home_volume_name,
     is_root,
+    orphan_containers,
 )
 from gpuhub.containers.turns import BootTurns
 from gpuhub.profiles import (
@@ -29,7 +30,7 @@ from gpuhub.profiles import (
     validate_user_options,
 )
 from gpuhub.spawners.container import build_container_spec
-from gpuhub.spawners.docker import GPUDockerSpawner, free_port, orphan_containers
+from gpuhub.spawners.docker import GPUDockerSpawner, free_port
 from gpuhub.spawners.errors import GPUSpawnError
 from gpuhub.spawners.form import (
     ProfileChoice,

@@ -5,18 +5,39 @@
  * JupyterHub's HubOAuth checks for cookie-authenticated POST, PUT and DELETE.
  */
 
+import type { ErrorBody, ErrorCode } from '../../api-types/src';
+
 type Params = Record<string, string | number | undefined>;
 
-/** A refusal of the service: `message` is its sentence, `field` the field it names. */
+/** A refusal of the service (its `ErrorBody`): `message` is its sentence, `field` the
+ * field it names, `code` its kind of error; status 0 when the service did not answer. */
 export class ApiError extends Error {
   status: number;
   field?: string;
+  code: ErrorCode | null;
 
-  constructor(status: number, message: string, field?: string) {
+  constructor(status: number, message: string, field?: string, code: ErrorCode | null = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.field = field;
+    this.code = code;
+  }
+
+  /** The error of a non-2xx answer with body `data`: the API's own words where it gave
+   * an `ErrorBody`, else what `what` got. */
+  static of(response: Response, data: unknown, what: string): ApiError {
+    const body = (data && typeof data === 'object' ? data : {}) as Partial<ErrorBody>;
+    const message =
+      typeof body.message === 'string' && body.message
+        ? body.message
+        : `${what} failed: ${response.status} ${response.statusText}`;
+    return new ApiError(
+      response.status,
+      message,
+      typeof body.field === 'string' ? body.field : undefined,
+      typeof body.error === 'string' ? body.error : null
+    );
   }
 }
 
@@ -97,7 +118,7 @@ export class Api {
       throw new ApiError(0, `the gpuhub service did not answer (${String(e)}); try again`);
     }
     const text = await response.text();
-    let data: any = null;
+    let data: unknown = null;
     if (text) {
       try {
         data = JSON.parse(text);
@@ -106,11 +127,7 @@ export class Api {
       }
     }
     if (!response.ok) {
-      const message =
-        data && typeof data.message === 'string'
-          ? data.message
-          : `${method} ${path} failed: ${response.status} ${response.statusText}`;
-      throw new ApiError(response.status, message, data?.field ?? undefined);
+      throw ApiError.of(response, data, `${method} ${path}`);
     }
     return data as T;
   }

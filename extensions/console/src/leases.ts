@@ -2,7 +2,7 @@
 import { ApiError } from './api';
 import { Ctx } from './context';
 import { clearError, fmtMinutes, fmtUnits, h, showError, tag } from './dom';
-import { Activity, Device, Lease, Shape } from './types';
+import { Activity, Device, HolderActivity, Lease, Shape } from './types';
 
 /** A shape in a few words: "1 GPU", "2 H100 GPUs", "MIG 1g.10gb slice", "shared GPU seat". */
 export function shapeText(shape: Shape): string {
@@ -35,7 +35,7 @@ export function deviceText(d: Device): string {
 }
 
 /** Activity in a few words, as a tag: "73% busy", "idle 42 min", "no report yet". */
-export function activityTag(activity: Activity | null | undefined): HTMLElement {
+export function activityTag(activity: Activity | HolderActivity | null | undefined): HTMLElement {
   if (!activity) {
     return tag('no report yet', 'muted');
   }

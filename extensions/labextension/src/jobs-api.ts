@@ -1,36 +1,18 @@
 /**
- * Calls to the job routes of the jupyter_gpuhub server extension. Every failure is a
- * `JobsError` with the status and the sentence the extension (or the gpuhub service
- * behind it) answered; 404 on the routes themselves means the extension is missing.
+ * Calls to the job routes of the jupyter_gpuhub server extension. Every failure is an
+ * `ApiError` (see ./request) with the status and the sentence the extension (or the gpuhub
+ * service behind it) answered; 404 on the routes themselves means the extension is missing.
  */
-import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { IDefinition, IJob, IJobLog, IJobRequest, IParametersReply } from './jobs-types';
-
-/** A refused or failed call: `status` 0 when the server did not answer at all. */
-export class JobsError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly field: string | null = null,
-    readonly code: string | null = null
-  ) {
-    super(message);
-  }
-
-  /** Whether the server extension itself is missing (its routes answer 404 with no code). */
-  get missing(): boolean {
-    return this.status === 404 && this.code === null;
-  }
-}
+import { requestAPI } from './request';
 
 /** The job routes of the page's server. */
 export class JobsAPI {
   constructor(settings?: ServerConnection.ISettings) {
     this._settings = settings ?? ServerConnection.makeSettings();
   }
-
   /** GET jobs/parameters?path=: the parameters cell and the dialog's defaults. */
   parameters(path: string): Promise<IParametersReply> {
     return this._call('GET', 'jobs/parameters', { path });
@@ -85,42 +67,14 @@ export class JobsAPI {
     return this._call('PATCH', `job-definitions/${id}`, {}, { paused });
   }
 
-  private async _call<T>(
+  private _call<T>(
     method: string,
     route: string,
     query: Record<string, string> = {},
     body?: unknown,
     headers: Record<string, string> = {}
   ): Promise<T> {
-    const qs = URLExt.objectToQueryString(query);
-    const url = URLExt.join(this._settings.baseUrl, 'gpuhub', 'api', 'v1', route) + qs;
-    const init: RequestInit = { method, headers: { ...headers } };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      init.headers = { ...headers, 'Content-Type': 'application/json' };
-    }
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(url, init, this._settings);
-    } catch (err) {
-      throw new JobsError(0, `The server did not answer: ${(err as Error).message ?? err}`);
-    }
-    let data: any = null;
-    try {
-      data = response.status === 204 ? null : await response.json();
-    } catch {
-      data = null;
-    }
-    if (!response.ok) {
-      const said =
-        data && typeof data.message === 'string' && data.message
-          ? data.message
-          : `${response.status} ${response.statusText}`;
-      const code = data && typeof data.error === 'string' ? data.error : null;
-      const field = data && typeof data.field === 'string' ? data.field : null;
-      throw new JobsError(response.status, said, field, code);
-    }
-    return data as T;
+    return requestAPI<T>(method, route, { query, body, headers, settings: this._settings });
   }
 
   private _settings: ServerConnection.ISettings;

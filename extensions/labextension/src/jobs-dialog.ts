@@ -9,7 +9,8 @@ import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import { JobsAPI, JobsError } from './jobs-api';
+import { JobsAPI } from './jobs-api';
+import { ApiError } from './request';
 import {
   IDefinition,
   IJob,
@@ -333,7 +334,7 @@ export class JobForm extends Widget {
       this._error.textContent = '';
       return true;
     } catch (err) {
-      const e = err as JobsError;
+      const e = err as ApiError;
       const message = this._inDialogWords(e);
       const field = this._fields.find(f => e.field && e.field.endsWith(f.param.name));
       if (field) {
@@ -362,7 +363,7 @@ export class JobForm extends Widget {
    * ("Maximum runtime: at most 24 h here", not "max_runtime_s: at most 86400 seconds
    * here"), a parameter by its own name, pydantic's "Input should be" as "must be".
    */
-  private _inDialogWords(e: JobsError): string {
+  private _inDialogWords(e: ApiError): string {
     const trans = this._trans;
     const labels: Record<string, string> = {
       max_runtime_s: trans.__('Maximum runtime'),
@@ -557,10 +558,13 @@ function sameShape(a: IShape | null | undefined, b: IShape | null | undefined): 
   if (!a || !b || a.kind !== b.kind) {
     return false;
   }
-  if (a.kind === 'gpu') {
+  if (a.kind === 'gpu' && b.kind === 'gpu') {
     return (a.count ?? 1) === (b.count ?? 1);
   }
-  return a.kind !== 'mig' || a.profile === b.profile;
+  if (a.kind === 'mig' && b.kind === 'mig') {
+    return a.profile === b.profile;
+  }
+  return true; // two shared seats
 }
 
 /** A dialog whose accept button submits from inside and closes only once it went. */
@@ -616,7 +620,7 @@ export async function runAsJobDialog(
   try {
     info = await api.parameters(path);
   } catch (err) {
-    const e = err as JobsError;
+    const e = err as ApiError;
     const body = e.missing
       ? trans.__(
           'The gpuhub server extension (jupyter_gpuhub) is not installed or not enabled on this server, so notebooks cannot run as GPU jobs from here.'

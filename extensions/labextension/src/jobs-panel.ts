@@ -12,7 +12,8 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
-import { JobsAPI, JobsError } from './jobs-api';
+import { JobsAPI } from './jobs-api';
+import { ApiError } from './request';
 import { IDefinition, IJob, LIVE_STATUSES } from './jobs-types';
 import { el } from './dom';
 
@@ -164,8 +165,8 @@ export class JobsPanel extends Widget {
         }
       }
     } catch (err) {
-      const e = err as JobsError;
-      this._missing = e instanceof JobsError && e.missing;
+      const e = err as ApiError;
+      this._missing = e instanceof ApiError && e.missing;
       this._error = e.message ?? String(err);
       this._render();
       throw err; // the poll backs off

@@ -1,77 +1,35 @@
 /**
  * The answers of the jupyter_gpuhub server extension's job routes
- * (`gpuhub/api/v1/jobs...`), which pass the gpuhub service's job views through.
+ * (`gpuhub/api/v1/jobs...`), which pass the gpuhub service's job views through: those are
+ * typed by the service's API document (extensions/api-types, generated from
+ * docs/reference/openapi.yaml); the extension's own answers (parameters) are described here.
  */
+import type { Schema } from '../../api-types/src';
 
 /** A job's state in the gpuhub service. */
-export type JobStatus =
-  'queued' | 'starting' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out';
+export type JobStatus = Schema<'JobStatus'>;
 
 /** States from which a job goes on. */
 export const LIVE_STATUSES: JobStatus[] = ['queued', 'starting', 'running'];
 
 /** What a request asks for: whole GPUs, a MIG slice, or a shared seat. */
-export interface IShape {
-  kind: 'gpu' | 'mig' | 'shared';
-  count?: number;
-  profile?: string;
-  model?: string | null;
-}
+export type IShape = Schema<'Shape'>;
 
-/** One job as the gpuhub service shows it. */
-export interface IJob {
-  id: number;
-  user: string;
-  name: string;
-  path: string;
-  kind: 'notebook' | 'script';
-  status: JobStatus;
-  position: number | null;
-  reason: string | null;
-  profile: string | null;
-  image: string | null;
-  shape: IShape | null;
-  shape_text: string | null;
-  parameters: Record<string, unknown>;
-  max_runtime_s: number;
-  created_at: string;
-  started_at: string | null;
-  ended_at: string | null;
-  elapsed_s: number | null;
-  gpu_hours: number;
-  exit_code: number | null;
-  folder: string | null;
-  output_notebook: string | null;
-  simulated?: boolean;
-  definition_id?: number | null;
-  /** Added by the server extension: the paths relative to this server's root folder
-   * (null where outside it). */
+/** One job as the gpuhub service shows it, with what the server extension adds. */
+export type IJob = Schema<'Job'> & {
+  /** The paths relative to this server's root folder (null where outside it). */
   local?: {
     path: string | null;
     output_notebook: string | null;
     folder: string | null;
   };
-}
+};
 
 /** A recurring job definition. */
-export interface IDefinition {
-  id: number;
-  name: string;
-  schedule: string;
-  paused: boolean;
-  next_run_at: string | null;
-  last_run_at: string | null;
-  last_job_id: number | null;
-  path: string;
-}
+export type IDefinition = Schema<'JobDefinition'>;
 
 /** GET jobs/{id}/log */
-export interface IJobLog {
-  offset: number;
-  next_offset: number;
-  text: string;
-  complete: boolean;
-}
+export type IJobLog = Schema<'JobLog'>;
 
 /** One parameter of a notebook's `parameters` cell. */
 export interface IParameter {

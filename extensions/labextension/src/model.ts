@@ -3,11 +3,11 @@
  * extension. It backs off on errors, stands by while the tab is hidden, and keeps the
  * last minutes of samples for the charts.
  */
-import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { ApiError, requestAPI } from './request';
 import { IDevice, IDevicesReply, IIdleWarning, ILease, ILeaseReply, IMe, ISample } from './types';
 
 /** What the model knows: loading, the GPUs, or why there are none. */
@@ -23,16 +23,6 @@ const KEEP_S = 10 * 60;
 
 /** The quota (`me`) changes slowly: ask for it every this many ticks. */
 const ME_EVERY = 10;
-
-/** An answer of the server extension that is not 200. */
-class RouteError extends Error {
-  constructor(
-    readonly status: number,
-    message: string
-  ) {
-    super(message);
-  }
-}
 
 /** The GPUs, lease and quota of this server, refreshed by a polite poll. */
 export class GpuModel {
@@ -88,9 +78,9 @@ export class GpuModel {
    * `can_keep_for`); rejects with the service's sentence when it refuses.
    */
   async keep(seconds: number): Promise<void> {
-    const reply = await this._request<ILeaseReply>('lease/keep', {
-      method: 'POST',
-      body: JSON.stringify({ seconds })
+    const reply = await requestAPI<ILeaseReply>('POST', 'lease/keep', {
+      body: { seconds },
+      settings: this._settings
     });
     this._lease = reply.lease;
     this._changed.emit();
@@ -158,7 +148,7 @@ export class GpuModel {
       this._changed.emit();
     } catch (err) {
       this._ticks = 0;
-      if (err instanceof RouteError && err.status === 404) {
+      if (err instanceof ApiError && err.status === 404) {
         this._state = 'missing';
         this._message = null;
       } else {
@@ -213,28 +203,7 @@ export class GpuModel {
   }
 
   private _get<T>(route: string, query: Record<string, string> = {}): Promise<T> {
-    return this._request<T>(route + URLExt.objectToQueryString(query), {});
-  }
-
-  private async _request<T>(route: string, init: RequestInit): Promise<T> {
-    const url = URLExt.join(this._settings.baseUrl, 'gpuhub', 'api', 'v1', route);
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(url, init, this._settings);
-    } catch (err) {
-      throw new ServerConnection.NetworkError(err as TypeError);
-    }
-    let body: any = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    if (!response.ok) {
-      const said = body && typeof body.message === 'string' ? body.message : response.statusText;
-      throw new RouteError(response.status, said || `HTTP ${response.status}`);
-    }
-    return body as T;
+    return requestAPI<T>('GET', route, { query, settings: this._settings });
   }
 
   private _changed = new Signal<this, void>(this);

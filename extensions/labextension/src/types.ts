@@ -1,7 +1,10 @@
 /**
  * The answers of the jupyter_gpuhub server extension (`gpuhub/api/v1/...`), as the
- * front end reads them. Fields the panel does not show are left out.
+ * front end reads them. What it passes through from the gpuhub service (leases, `me`) is
+ * typed by the service's API document (extensions/api-types, generated from
+ * docs/reference/openapi.yaml); the extension's own routes (devices) are described here.
  */
+import type { Schema } from '../../api-types/src';
 
 /** One process on a device, with its GPU memory. */
 export interface IProcess {
@@ -47,43 +50,13 @@ export interface IDevicesReply {
 }
 
 /** A lease as the gpuhub service answers it. */
-export interface ILease {
-  id: number;
-  user: string;
-  group: string | null;
-  status: string;
-  profile: string | null;
-  label: string;
-  units: number;
-  node: string | null;
-  simulated: boolean;
-  granted_at: string | null;
-  gpu_hours: number;
-  /** Set while GPU-idle reclaim has warned that this server will be stopped. */
-  idle_warning?: IIdleWarning | null;
-  /** While queued: why it waits, until when, what is free instead (null otherwise). */
-  waiting?: IWaiting | null;
-}
+export type ILease = Schema<'Lease'>;
 
 /** Why a queued lease waits, as the gpuhub service explains it (`waiting`). */
-export interface IWaiting {
-  reason: 'pool_busy' | 'quota_limit' | 'queue_order' | 'reserved';
-  message: string;
-  position: number;
-  estimate: { at: string | null; basis: string; message: string };
-  alternatives: { message: string }[];
-  summary: string;
-}
+export type IWaiting = Schema<'Waiting'>;
 
 /** GPU-idle reclaim's warning on a lease (the service's `idle_warning`). */
-export interface IIdleWarning {
-  /** When the GPUs (and kernels and terminals) were last busy. */
-  since: string;
-  /** When the server will be stopped unless it is busy again or kept. */
-  reclaim_at: string;
-  /** Seconds the user may keep it for. */
-  can_keep_for: number[];
-}
+export type IIdleWarning = Schema<'IdleWarning'>;
 
 /** GET gpuhub/api/v1/lease */
 export interface ILeaseReply {
@@ -92,32 +65,10 @@ export interface ILeaseReply {
 }
 
 /** A quota's limits; null fields are unlimited. */
-export interface IQuotaSpec {
-  max_units?: number | null;
-  gpu_hours?: number | null;
-  period?: string;
-}
+export type IQuotaSpec = Schema<'QuotaSpec'>;
 
 /** A quota with what is in use and left now. */
-export interface IQuotaStatus {
-  kind: 'user' | 'group';
-  name: string;
-  quota: IQuotaSpec | null;
-  units_active: number;
-  units_queued: number;
-  gpu_hours_used?: number;
-  gpu_hours_left?: number;
-  period_start?: string;
-  period_end?: string;
-  period?: string;
-}
+export type IQuotaStatus = Schema<'QuotaStatus'>;
 
 /** GET gpuhub/api/v1/me (the gpuhub service's GET /api/v1/me). */
-export interface IMe {
-  name: string;
-  groups: string[];
-  admin: boolean;
-  quotas: IQuotaStatus[];
-  leases: ILease[];
-  queued: ILease[];
-}
+export type IMe = Schema<'Me'>;

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,3 +248,20 @@ def container_spec(
     if command:
         spec["command"] = list(command)
     return spec
+
+
+def orphan_containers(
+    containers: Iterable[Mapping[str, Any]], live_lease_ids: Iterable[int]
+) -> list[Mapping[str, Any]]:
+    """Running containers labelled with a lease that is no longer queued or active.
+
+    ``containers`` are Docker's ``GET /containers/json`` entries (``Id``, ``Names``,
+    ``Labels``); a label that is not a lease number counts as no lease.
+    """
+    live = {int(x) for x in live_lease_ids}
+    out = []
+    for c in containers:
+        label = (c.get("Labels") or {}).get(LABEL_LEASE, "")
+        if not (label.isdigit() and int(label) in live):
+            out.append(c)
+    return out

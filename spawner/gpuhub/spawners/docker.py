@@ -15,10 +15,13 @@ port chosen here, and that address is what the hub is told.
 DockerSpawner's own settings are read in the profile model
 (:mod:`gpuhub.spawners.docker_settings`): ``image`` is the image of profiles that name
 none, ``cpu_limit``/``mem_limit`` the limits of profiles that set none and a bound on all,
-``allowed_images`` the allow-list of profiles' images; what cannot apply is refused or
-warned about by name. Admins' ``volumes``, ``mounts``, ``links``, ``extra_host_config`` and
-``extra_create_kwargs`` are added, but may not make a container privileged, root, or hand
-it devices or a socket.
+``allowed_images`` the allow-list of profiles' images, and ``user_options.image`` (a name of
+``allowed_images`` or an image) picks the profile that runs it. Without gpuhub profiles,
+they are derived from these settings (one per allowed image and ``default_gpu_shapes``).
+What cannot apply is reported when the spawner is made: warned about by name, or, where it
+makes every spawn impossible, raised then. Admins' ``volumes``, ``mounts``, ``links``,
+``extra_host_config`` and ``extra_create_kwargs`` are added, but may not make a container
+privileged, root, or hand it devices or a socket.
 
 The Docker engine is this process's :class:`gpuhub.containers.engine.Engine` for the
 spawner's settings (DockerSpawner's ``tls_config`` and ``client_kwargs``, the ``DOCKER_*``
@@ -41,7 +44,7 @@ import asyncio
 import inspect
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -49,20 +52,38 @@ from urllib.parse import urlparse
 import docker
 from dockerspawner import DockerSpawner
 from jupyterhub.utils import fetch, make_ssl_context
-from traitlets import Bool, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
 
 from ..client import GpuhubError
 from ..containers.engine import DEFAULT_THREADS, Engine, EngineSettings
-from ..containers.spec import DEFAULT_CONTAINER_USER, DEFAULT_HOME, LABEL_LEASE, is_root
+from ..containers.spec import (
+    DEFAULT_CONTAINER_USER,
+    DEFAULT_HOME,
+    LABEL_LEASE,
+    is_root,
+    orphan_containers,
+)
 from ..containers.turns import BootTurns
-from ..profiles import Profile, ProfileConfigError, Selection
+from ..profiles import Profile, ProfileConfigError, Selection, load_profiles, shape_of
 from ..terms import LIVE_STATUSES
 from .container import build_container_spec
-from .docker_settings import DockerSettings, Finding, allowed_image_set, apply_settings, findings
+from .docker_settings import (
+    DockerSettings,
+    Finding,
+    any_image_profiles,
+    apply_settings,
+    derive_profiles,
+    findings,
+    image_choices,
+    settings_at_start,
+    settings_of,
+)
 from .errors import GPUSpawnError
 from .mixin import GPUSpawnerMixin
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# settings whose callables are evaluated per user: checked at each spawn, not at start-up
+_PER_USER = ("mem_limit", "cpu_limit")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -70,23 +91,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def orphan_containers(
-    containers: Iterable[Mapping[str, Any]], live_lease_ids: Iterable[int]
-) -> list[Mapping[str, Any]]:
-    """Running containers labelled with a lease that is no longer queued or active.
-
-    ``containers`` are Docker's ``GET /containers/json`` entries (``Id``, ``Names``,
-    ``Labels``); a label that is not a lease number counts as no lease.
-    """
-    live = {int(x) for x in live_lease_ids}
-    out = []
-    for c in containers:
-        label = (c.get("Labels") or {}).get(LABEL_LEASE, "")
-        if not (label.isdigit() and int(label) in live):
-            out.append(c)
-    return out
 
 
 class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
@@ -141,26 +145,86 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
         are only reported in the log.""",
     )
 
-    @default("image")
-    def _default_image(self) -> str:
-        # no image of its own: profiles name theirs, c.DockerSpawner.image is their default
-        return ""
+    default_gpu_shapes = List(
+        Dict(),
+        default_value=[{"kind": "gpu", "count": 1}],
+        minlen=1,
+        config=True,
+        help="""The GPU shapes of the profiles derived from DockerSpawner's settings when
+        ``c.GPUSpawnerMixin.profiles`` is empty: one profile per allowed image (or the one
+        ``c.DockerSpawner.image``) and shape. Shapes as in a profile, e.g.
+        ``[{"kind": "gpu", "count": 1}, {"kind": "mig", "profile": "1g.5gb"}]``.
+        Default: one whole GPU.""",
+    )
+
+    @validate("default_gpu_shapes")
+    def _check_shapes(self, proposal):
+        for i, item in enumerate(proposal.value):
+            try:
+                shape_of(item)
+            except ValueError as e:  # pydantic's ValidationError is a ValueError
+                raise TraitError(
+                    f"GPUDockerSpawner.default_gpu_shapes #{i + 1} {item!r} is not a GPU shape "
+                    "such as {'kind': 'gpu', 'count': 1}: " + str(e).splitlines()[-1].strip()
+                ) from e
+        return proposal.value
 
     _image_setting: str = ""  # c.DockerSpawner.image; self.image becomes the profile's
-    _reported: ClassVar[set[str]] = set()  # findings already logged by this hub process
+    _reported: ClassVar[set[str]] = set()  # start-up reports already logged by this process
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._image_setting = self.image
-        for finding in self.setting_findings():
-            if finding.message not in GPUDockerSpawner._reported:
-                GPUDockerSpawner._reported.add(finding.message)
-                log = self.log.error if finding.refuse else self.log.warning
-                log(
-                    "%s%s",
-                    finding.message,
-                    " GPU servers are refused until then." if finding.refuse else "",
-                )
+        self.check_settings()
+
+    def _report(self, log, message: str, *args: Any) -> None:
+        text = message % args if args else message
+        if text not in GPUDockerSpawner._reported:
+            GPUDockerSpawner._reported.add(text)
+            log("%s", text)
+
+    def check_settings(self) -> None:
+        """Report what this configuration does to GPU servers, when the spawner is made.
+
+        JupyterHub makes the spawners of running servers when it starts, and the others
+        at a user's first request. Settings that cannot apply are warned about once per
+        process; those that make every spawn impossible (a refused setting, profiles
+        outside ``cpu_limit``/``mem_limit``/``allowed_images``) are logged and raised as
+        :class:`TraitError` here, not on a user's first spawn. Per-user callables
+        (``profiles``, ``allowed_images``, limits) are checked at each spawn instead.
+        """
+        per_user = self._per_user_profiles()
+        notes = settings_at_start(
+            self.setting_findings(),
+            None if per_user else lambda: load_profiles(self.profiles),
+            self.derived_profiles,
+            self.docker_settings(),
+        )
+        for level, message in notes:
+            if level == "error":
+                self._report(self.log.error, "%s GPU servers cannot start until then.", message)
+            else:
+                self._report(getattr(self.log, level), message)
+        refusals = [message for level, message in notes if level == "error"]
+        if refusals:
+            raise TraitError(f"GPUDockerSpawner cannot start GPU servers: {refusals[0]}")
+
+    def _per_user_profiles(self) -> bool:
+        """Whether the profiles depend on the user: a callable among their settings."""
+        if callable(self.profiles) or callable(self.allowed_images):
+            return True
+        sections = [c.__name__ for c in type(self).mro()]
+        return any(
+            callable(self.config[section].get(name))
+            for section in sections
+            if section in self.config
+            for name in _PER_USER
+        )
+
+    @property
+    def will_resume(self) -> bool:
+        """False: every start is a new container (see ``remove``), with a new API token."""
+        return False
 
     @default("remove")
     def _default_remove(self) -> bool:
@@ -227,53 +291,82 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
     # -- start ------------------------------------------------------------------------
 
     async def prepare_server(self, selection: Selection, lease: dict[str, Any]) -> None:
-        """Take the profile's image; on the host network, bind ``host_ip`` on a free port."""
+        """Take the profile's image; on the host network, bind ``host_ip`` on a free port.
+
+        With ``remove = False``, the container kept from the server's last run is removed
+        here: its environment and devices are an old lease's, and Docker cannot change them.
+        """
         self.image = selection.image
         if self.host_network:
             self.ip = self.host_ip
             self.port = free_port(self.host_ip)
+        if not self.remove and await self.get_object() is not None:
+            self.log.info(
+                "removing container %s kept from the last run of %s (remove = False): "
+                "lease %s needs a new container",
+                self.object_name, self._log_name, lease.get("id"),
+            )  # fmt: skip
+            await self.remove_object()
+            self.object_id = ""
 
     # -- DockerSpawner's settings in the profile model ---------------------------------
 
     def docker_settings(self) -> DockerSettings:
         """This spawner's DockerSpawner settings, callables evaluated for its user."""
-        configured = {
-            name: getattr(self, name) for name in ("extra_host_config", "extra_create_kwargs")
-        }
-        return DockerSettings(
-            image=self._image_setting or None,
-            cpu_limit=self.cpu_limit or None,  # 0 and None: no limit, as DockerSpawner has it
-            mem_limit=self.mem_limit or None,
-            allowed_images=allowed_image_set(self._get_allowed_images()),
-            remove=self.remove,
-            custom_options_form=any(
-                getattr(self, name) is not self.trait_defaults(name)
-                for name in ("options_form", "options_from_form")
-            ),
-            mem_guarantee=self.mem_guarantee,
-            cpu_guarantee=self.cpu_guarantee,
-            environment=self.environment,
-            # callables are checked when each container is built
-            extra_host_config=None
-            if callable(configured["extra_host_config"])
-            else configured["extra_host_config"],
-            extra_create_kwargs=None
-            if callable(configured["extra_create_kwargs"])
-            else configured["extra_create_kwargs"],
-            volume_targets=tuple(b["bind"] for b in self.volume_binds.values()),
-            home_dir=self.home_dir,
-            network=self.network_name,
-        )
+        return settings_of(self, self._image_setting, self._get_allowed_images())
 
     def setting_findings(self) -> list[Finding]:
         """The DockerSpawner settings of this spawner that cannot apply as DockerSpawner's."""
         return findings(self.docker_settings())
 
+    def derived_profiles(self) -> list[Profile]:
+        """Without gpuhub profiles: one per allowed image (or ``image``) and default shape."""
+        return derive_profiles(
+            image_choices(self._get_allowed_images(), self._image_setting),
+            [shape_of(s) for s in self.default_gpu_shapes],
+            default_image=self._image_setting,
+        )
+
+    def image_option(self, image: Any) -> Any:
+        """``user_options.image`` as an image: an ``allowed_images`` name is resolved."""
+        allowed = self._get_allowed_images()
+        if isinstance(image, str) and isinstance(allowed, Mapping) and image in allowed:
+            return allowed[image]
+        return image
+
+    async def selection_from(self, user_options: Any) -> Selection:
+        """As the mixin's, with an ``allowed_images`` name in ``image`` resolved first."""
+        if isinstance(user_options, Mapping) and "image" in user_options:
+            user_options = {**user_options, "image": self.image_option(user_options["image"])}
+        return await super().selection_from(user_options)
+
+    async def profiles_for(self, user_options: Any) -> list[Profile]:
+        """The profiles; with ``allowed_images = "*"`` and derived profiles, one for any
+        image the user names, as DockerSpawner runs any image then."""
+        profiles = await self.get_profiles()
+        image = user_options.get("image") if isinstance(user_options, Mapping) else None
+        if (
+            not isinstance(image, str)
+            or self.profiles
+            or self._get_allowed_images() != "*"
+            or any(p.image == image for p in profiles)
+        ):
+            return profiles
+        try:
+            extra = any_image_profiles(
+                image, [shape_of(s) for s in self.default_gpu_shapes], profiles,
+                self.docker_settings(),
+            )  # fmt: skip
+        except ValueError as e:
+            raise GPUSpawnError(400, f"Invalid server options: {e}") from None
+        return profiles + extra
+
     async def get_profiles(self) -> list[Profile]:
         """The mixin's profiles with DockerSpawner's ``image``, limits and ``allowed_images``.
 
         A setting that cannot apply refuses every spawn (HTTP 500 with the sentence), as a
-        misconfigured profile does.
+        misconfigured profile does; :meth:`check_settings` raises it when the spawner is
+        made, unless it depends on the user.
         """
         profiles = await super().get_profiles()
         refusals = [f for f in self.setting_findings() if f.refuse]
@@ -290,19 +383,21 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
 
         An ``allowed_images`` name is resolved to its image. While a server starts or
         runs, only its profile's image is allowed (``user_options.image`` was checked
-        against it); otherwise the image of any profile open to the user.
+        against it); otherwise the image of any profile open to the user (with
+        ``allowed_images = "*"`` and derived profiles: any image).
         """
-        allowed = self._get_allowed_images()
-        if isinstance(allowed, Mapping) and image in allowed:
-            image = allowed[image]
+        image = self.image_option(image)
         if self._selection is not None:
             if image != self._selection.image:
-                raise GPUSpawnError(400, f"Invalid server options: image {image!r} is not offered")
+                raise GPUSpawnError(
+                    400,
+                    f"Invalid server options: image {image!r} is not offered for profile "
+                    f"{self._selection.profile.name}, which runs {self._selection.image}",
+                )
             return image
         groups = self.user_groups()
-        offered = sorted(
-            {p.image for p in await self.get_profiles() if p.allows(groups) and p.image}
-        )
+        profiles = await self.profiles_for({"image": image})
+        offered = sorted({p.image for p in profiles if p.allows(groups) and p.image})
         if image not in offered:
             raise GPUSpawnError(
                 400,

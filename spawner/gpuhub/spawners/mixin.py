@@ -244,7 +244,7 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             if inspect.isawaitable(value):
                 value = await value
         try:
-            profiles = load_profiles(value)
+            profiles = load_profiles(value) or self.derived_profiles()
         except ProfileConfigError as e:
             self.log.error("GPU profiles misconfigured: %s", e)
             raise GPUSpawnError(500, f"the GPU profiles are misconfigured: {e}") from e
@@ -253,6 +253,17 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
                 500, "no GPU profiles are configured: an admin must set c.GPUSpawnerMixin.profiles"
             )
         return profiles
+
+    def derived_profiles(self) -> list[Profile]:
+        """Hook: the profiles to offer when none are configured (none: spawns are refused).
+
+        May raise :class:`ProfileConfigError`.
+        """
+        return []
+
+    async def profiles_for(self, user_options: Any) -> list[Profile]:
+        """Hook: the profiles ``user_options`` are checked against (:meth:`get_profiles`)."""
+        return await self.get_profiles()
 
     def user_groups(self) -> list[str]:
         """Names of the user's JupyterHub groups."""
@@ -277,7 +288,7 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
 
     async def selection_from(self, user_options: Any) -> Selection:
         """Validate untrusted ``user_options``; HTTP 400 with the reason if they are refused."""
-        profiles = await self.get_profiles()
+        profiles = await self.profiles_for(user_options)
         try:
             return validate_user_options(user_options, profiles, self.user_groups())
         except UserOptionsError as e:

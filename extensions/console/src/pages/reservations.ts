@@ -161,10 +161,11 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
   ) as HTMLFormElement;
 
   onSubmit(form, foot, async () => {
-    const shape: Shape = { kind: kind.value as Shape['kind'] };
-    if (shape.kind === 'mig') {
-      shape.profile = profile.value.trim();
-    }
+    // the reservation's `count` says how many: a GPU shape names none of its own
+    const shape: Shape =
+      kind.value === 'mig'
+        ? { kind: 'mig', profile: profile.value.trim() }
+        : ({ kind: kind.value } as Shape);
     if (model.value.trim()) {
       shape.model = model.value.trim();
     }
