@@ -18,6 +18,8 @@ export type Lease = Schema<'Lease'>;
 export type QuotaSpec = Schema<'QuotaSpec'>;
 export type QuotaStatus = Schema<'QuotaStatus'>;
 export type Me = Schema<'Me'>;
+/** What a user may ask for now (GET /me/options). */
+export type Options = Schema<'Options'>;
 export type Holder = Schema<'Holder'>;
 export type PoolGpu = Schema<'PoolGpu'>;
 export type Pool = Schema<'Pool'>;

@@ -1,7 +1,9 @@
 /**
  * My GPUs (everyone): the user's leases (what, where, since, GPU-hours, activity), queued
  * requests with position, estimate, reason and what is free instead, jobs, quota bars with
- * their reset time, and the user's own GPU-hours per day. From GET /me, /jobs and /usage.
+ * their reset time, the user's own GPU-hours per day, and what they may ask for now (each
+ * shape with the models behind it, and the scheduler's answer). From GET /me, /jobs,
+ * /usage and /me/options.
  */
 import { stackedBars } from '../charts';
 import { Ctx, Page } from '../context';
@@ -20,7 +22,7 @@ import {
   tag
 } from '../dom';
 import { activityTag, deviceText, endButton, shapeText, shapeWithUnits } from '../leases';
-import { Job, Lease, Me, QuotaStatus, Usage } from '../types';
+import { Job, Lease, Me, Options, QuotaStatus, Usage } from '../types';
 
 /** Days shown in the usage chart. */
 const USAGE_DAYS = 30;
@@ -190,12 +192,28 @@ async function drawUsage(ctx: Ctx, canvas: HTMLCanvasElement, note: HTMLElement)
   note.textContent = `${fmtAmount(usage.total_gpu_hours)} GPU-hours in the last ${USAGE_DAYS} days (UTC days; running leases count up to now).`;
 }
 
+/** The shapes the user may ask for now: the models behind each, and what asking would
+ * get (granted now, queued, or the quota's refusal), as the scheduler answers it. */
+function optionsTable(options: Options): Node {
+  const verdict = { grant: 'now', queue: 'queued', refuse: 'no' } as const;
+  return table(
+    ['GPUs', 'Models', 'Granted', 'Now'],
+    options.shapes.map(s => [
+      s.text,
+      s.models_text || '—',
+      tag(verdict[s.outcome], s.outcome),
+      h('span', { class: 'gh-small' }, s.message ?? '')
+    ])
+  );
+}
+
 export const page: Page = (root, ctx) => {
   const summary = h('p', { class: 'gh-lead' });
   const leases = h('div');
   const queued = h('div');
   const jobs = h('div');
   const quotas = h('div', { class: 'gh-cards' });
+  const offered = h('div', { class: 'gh-options' });
   const canvas = h('canvas', { 'aria-label': 'Your GPU-hours per day' }) as HTMLCanvasElement;
   const note = h('p', { class: 'gh-muted gh-small' });
   root.append(
@@ -209,16 +227,19 @@ export const page: Page = (root, ctx) => {
       section('Quotas', quotas),
       section('My usage', h('div', { class: 'gh-chart' }, canvas), note)
     ),
-    section('Jobs', jobs)
+    section('Jobs', jobs),
+    section('What you may ask for', offered)
   );
   root.querySelectorAll('section')[1].classList.add('gh-waiting');
 
   let round = 0;
   const draw = async (): Promise<void> => {
-    const [me, jobList] = await Promise.all([
+    const [me, jobList, options] = await Promise.all([
       ctx.api.get<Me>('/me'),
-      ctx.api.get<{ jobs: Job[] }>('/jobs', { user: ctx.user, limit: 200 })
+      ctx.api.get<{ jobs: Job[] }>('/jobs', { user: ctx.user, limit: 200 }),
+      ctx.api.get<Options>('/me/options')
     ]);
+    offered.replaceChildren(optionsTable(options));
     const held = me.leases.reduce((s, x) => s + x.units, 0);
     summary.textContent =
       me.leases.length || me.queued.length
