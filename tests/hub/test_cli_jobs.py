@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -541,7 +542,13 @@ def test_cancel_a_running_job(hub) -> None:
     assert "ended" in msg or "cancelled" in msg, msg
 
 
-PAGED = "import time\nprint('a', flush=True)\nprint('bé', flush=True)\ntime.sleep(3)\nprint('c')\n"
+#: Writes two lines, then waits for the test's go (a file in the home) before the third:
+#: the test reads the log while the job surely runs, however slow the machine is.
+PAGED = (
+    "import os, pathlib, time\nprint('a', flush=True)\nprint('bé', flush=True)\n"
+    "go = pathlib.Path(os.environ['HOME']) / 'go-paged'\n"
+    "while not go.exists():\n    time.sleep(0.05)\nprint('c')\n"
+)
 
 
 @pytest.mark.hub
@@ -563,6 +570,7 @@ def test_log_pages_through_what_there_is_then_follows_to_the_end(hub, monkeypatc
         assert cli_jobs.print_log(client, job_id, follow=False) is False  # still running
         first = capsys.readouterr().out  # the runner's first line, then the script's
         assert first.startswith(f"gpuhub: job {job_id}: ") and first.endswith("\na\nbé\n")
+        threading.Timer(2.0, (lu.home / "go-paged").touch).start()  # while --follow polls
         cli_jobs.cmd_job_log(argparse.Namespace(id=job_id, follow=True), client)
     out = capsys.readouterr()
     assert out.out == first + "c\ngpuhub: succeeded (exit code 0)\n"  # the runner's last line

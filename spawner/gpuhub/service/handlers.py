@@ -17,7 +17,6 @@ from typing import Any
 
 from jupyterhub.utils import url_path_join
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from tornado.httpclient import HTTPClientError
 
 from .. import __version__
 from ..scheduler.core import iso
@@ -25,7 +24,7 @@ from ..scheduler.errors import Forbidden, NotFound
 from ..scheduler.ledger import TIME_FIELDS, USAGE_FIELDS
 from .base import BaseHandler, checked_name
 from .errors import ApiError
-from .hub_api import HubApi, fetch_user
+from .hub_api import HubApi
 from .models import ActivityReport, LeaseRequest, QuotaSpec
 
 QUOTA_KINDS = {"users": "user", "groups": "group"}
@@ -402,14 +401,9 @@ class NotFoundHandler(BaseHandler):
 
 
 async def fetch_hub_groups(api_url: str, token: str, user: str) -> list[str]:
-    """A user's JupyterHub groups, asked of the hub with the service's own token."""
-    try:
-        model = await fetch_user(api_url, token, user)
-    except (HTTPClientError, OSError) as e:  # the hub refused the question, or is away
-        raise ApiError(
-            502, f"JupyterHub did not tell the groups of user {user} ({e}); try again",
-            code="hub_error",
-        ) from e  # fmt: skip
+    """A user's JupyterHub groups, asked of the hub with the service's own token (a 502
+    naming the hub when it does not answer)."""
+    model = await HubApi(api_url, token).user(user)
     if model is None:
         raise NotFound(f"JupyterHub has no user {user}")
     return list(model.get("groups") or [])

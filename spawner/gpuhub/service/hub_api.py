@@ -42,7 +42,7 @@ def _hub_message(e: HTTPClientError) -> str:
 
 
 async def _call(
-    api_url: str, token: str, method: str, path: str, body: Any = None
+    api_url: str, token: str, method: str, path: str, body: Any = None, timeout: float = 10
 ) -> tuple[int, Any]:
     """(status, decoded JSON or None) of one hub API call; 4xx answers are returned, not
     raised; a hub that does not answer is a 502 naming it."""
@@ -52,7 +52,7 @@ async def _call(
         headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
         body=None if body is None and method != "POST" else json.dumps(body or {}),
         allow_nonstandard_methods=True,  # DELETE with a body (group members)
-        request_timeout=10,
+        request_timeout=timeout,
     )
     try:
         resp = await AsyncHTTPClient().fetch(req)
@@ -69,47 +69,43 @@ async def _call(
     return resp.code, json.loads(resp.body) if resp.body else None
 
 
+def _scope_of(path: str) -> str:
+    """The scope a change of ``path`` needs."""
+    return "admin:servers" if "/server" in path else _SCOPE_OF[path.split("/")[0]]
+
+
 def _name(name: str) -> str:
     return quote(name, safe="")
 
 
-async def fetch_user(api_url: str, token: str, user: str) -> dict[str, Any] | None:
-    """The hub's model of ``user`` (groups, servers, ...), or None if there is no such user.
-
-    The name is quoted whole (``/`` included): names may be any Unicode JupyterHub accepts.
-    """
-    req = HTTPRequest(
-        url_path_join(api_url, "users", _name(user)),
-        headers={"Authorization": f"token {token}"},
-        request_timeout=10,
-    )
-    try:
-        resp = await AsyncHTTPClient().fetch(req)
-    except HTTPClientError as e:
-        if e.code == 404:
-            return None
-        raise
-    return json.loads(resp.body)
-
-
 class HubApi:
-    """The hub's users and groups as the gpuhub service may read and change them."""
+    """The hub's users, groups and servers as the gpuhub service may read and change them:
+    the one caller of JupyterHub's REST API in the service (requests, the quoting of names,
+    what an answer of the hub means). Names are quoted whole (``/`` included): names may
+    be any Unicode JupyterHub accepts."""
 
     def __init__(self, api_url: str, token: str) -> None:
         self.api_url, self.token = api_url, token
 
     async def _change(
-        self, what: str, method: str, path: str, body: Any = None, *, allow: int = 0
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        allow: int = 0,
+        timeout: float = 10,
     ) -> int:
         """Send a change; its status (``allow`` is a 4xx status that is no refusal)."""
-        status, answer = await _call(self.api_url, self.token, method, path, body)
+        status, answer = await _call(self.api_url, self.token, method, path, body, timeout)
         if status == allow:
             return status
         if status == 403:
             raise HubRefused(
                 403,
                 f"JupyterHub refused to change {what}: the gpuhub service's role needs the "
-                f"{_SCOPE_OF[path.split('/')[0]]} scope (see docs/how-to/cohorts.md)",
+                f"{_scope_of(path)} scope (see docs/how-to/cohorts.md)",
             )
         if status >= 400:
             raise HubRefused(status, f"JupyterHub refused to change {what}: {answer}")
@@ -141,6 +137,13 @@ class HubApi:
         if status >= 400:
             raise ApiError(502, f"JupyterHub did not tell {what}: {answer}", code="hub_error")
         return answer
+
+    async def stop_server(self, user: str, server: str = "") -> None:
+        """Stop a user's server (``server`` "" is the default one); one already gone is
+        fine. The hub answers once the stop is under way."""
+        path = f"users/{_name(user)}/" + (f"servers/{_name(server)}" if server else "server")
+        what = f"the server {user}/{server}" if server else f"{user}'s default server"
+        await self._change(what, "DELETE", path, allow=404, timeout=30)
 
     async def create_group(self, name: str) -> bool:
         """Create an empty group; False if it existed already."""

@@ -25,10 +25,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote
 
-from jupyterhub.utils import url_path_join
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Any as AnyTrait
 from traitlets import Dict, Float, Instance, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
@@ -418,16 +415,6 @@ class Reclaimer(LoggingConfigurable):
         """``DELETE`` the user's server through the hub API; a server already gone is fine."""
         if not self.hub_api_url:
             raise RuntimeError("no hub API URL (JUPYTERHUB_API_URL) to stop servers with")
-        path = ["users", quote(user, safe="")]
-        path += ["servers", quote(server, safe="")] if server else ["server"]
-        req = HTTPRequest(
-            url_path_join(self.hub_api_url, *path),
-            method="DELETE",
-            headers={"Authorization": f"token {self.hub_api_token}"},
-            request_timeout=30,
-        )
-        try:
-            await AsyncHTTPClient().fetch(req)
-        except HTTPClientError as e:
-            if e.code != 404:  # 404: no such server (any more)
-                raise
+        from .hub_api import HubApi  # here, not above: the service's errors import this module
+
+        await HubApi(self.hub_api_url, self.hub_api_token).stop_server(user, server)

@@ -13,14 +13,14 @@ from collections import defaultdict
 
 from ..scheduler.core import Scheduler
 from ..terms import server_of
-from .hub_api import fetch_user
+from .hub_api import HubApi
 
 log = logging.getLogger("gpuhub.reconcile")
 
 
 async def hub_servers(api_url: str, token: str, user: str) -> set[str] | None:
     """Names of the user's servers the hub knows (running or pending); None if no such user."""
-    model = await fetch_user(api_url, token, user)
+    model = await HubApi(api_url, token).user(user)
     return None if model is None else set((model.get("servers") or {}).keys())
 
 
