@@ -35,7 +35,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the tests' support package (tests/support)
+from tests.support.ports import free_port  # noqa: E402 - ports outside the ephemeral range
+
 UUID = "GPU-5e1f0c2a-7b3d-4e8f-9a61-0c2d4b6e8f10"
 TOKEN = "bench-extension-token"
 PROBE_S = 0.05
@@ -160,12 +162,6 @@ def serve(state_path: Path, server_args: list[str]) -> None:
 
 
 # -- the benchmark side ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -123,6 +123,9 @@ else:
     raise ValueError(f"GPUHUB_SPAWNER must be 'local' or 'docker', not {spawner_mode!r}")
 # What users choose from: image x GPU shape x limits (x groups), matching the default
 # simulated pool. In local mode the image is ignored and limits are not enforced.
+# "cpu" has no GPU shape: its servers hold no GPU and use no quota (open to everyone);
+# "Run as GPU job" there sends a notebook to the GPU pool. "gpu-1" stays the default; a
+# teaching site whose students mostly edit and read can make "cpu" the default instead.
 c.GPUSpawnerMixin.profiles = [
     {"name": "gpu-1", "display_name": "1 GPU", "default": True,
      "description": "A whole GPU for training and inference.",
@@ -140,6 +143,11 @@ c.GPUSpawnerMixin.profiles = [
      "description": "A time-sliced GPU shared with up to three others.",
      "image": "gpuhub/pytorch:latest", "shape": {"kind": "shared"},
      "cpu_limit": 2, "mem_limit": "16G", "shm_size": "2G"},
+    {"name": "cpu", "display_name": "No GPU (CPU only)",
+     "description": "For editing code, reading data and teaching. To train on a GPU, "
+                    "\"Run as GPU job\" sends a notebook to the GPU pool.",
+     "image": "gpuhub/pytorch:latest", "shape": None,
+     "cpu_limit": 2, "mem_limit": "8G", "shm_size": "1G"},
 ]  # fmt: skip
 c.GPUSpawnerMixin.lease_poll_interval = float(env("GPUHUB_POLL_INTERVAL", "2"))
 # A spawn may wait in the GPU queue: allow an hour before JupyterHub gives up (the queued

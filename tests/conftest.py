@@ -101,7 +101,8 @@ NO_POSTGRES = os.environ.get("GPUHUB_TEST_NO_POSTGRES") == "1"
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A throwaway PostgreSQL server for the whole session (``create_database()`` per test)."""
+    """A throwaway PostgreSQL server for the whole session (``create_database()`` per test),
+    with a template database at the newest schema."""
     if NO_POSTGRES:
         pytest.skip("GPUHUB_TEST_NO_POSTGRES=1: PostgreSQL tests are off")
     if not pg.available():
@@ -111,19 +112,40 @@ def postgres():
             "to leave the PostgreSQL tests out.",
             pytrace=False,
         )
-    server = pg.TemporaryPostgres().start()
+    server = pg.TemporaryPostgres(fsync=False).start()
     try:
+        open_engine(server.create_database(pg.TEMPLATE)).dispose()
         yield server
     finally:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite scheduler database at the newest schema, for tests to copy."""
+    path = tmp_path_factory.mktemp("template") / "gpuhub.sqlite"
+    open_engine(f"sqlite:///{path}").dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path) -> str:
-    """A fresh, empty scheduler database: a SQLite file, then a PostgreSQL database."""
+def empty_db_url(request, tmp_path) -> str:
+    """A fresh, empty database: a SQLite file, then a PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'gpuhub.sqlite'}"
     return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> str:
+    """A fresh scheduler database at the newest schema, with nothing in it: a SQLite
+    file, then a PostgreSQL database, each a copy of a template, not a migration run
+    (tests/unit/test_migrations.py migrates empty ones: ``empty_db_url``)."""
+    if request.param == "sqlite":
+        path = tmp_path / "gpuhub.sqlite"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    return request.getfixturevalue("postgres").create_database(template=pg.TEMPLATE)
 
 
 @pytest.fixture

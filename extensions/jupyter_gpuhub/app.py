@@ -22,7 +22,8 @@ class GpuhubExtension(ExtensionApp):
 
     The lease and the service come from the environment the gpuhub spawners set
     (``GPUHUB_LEASE_ID``, ``CUDA_VISIBLE_DEVICES``, ``GPUHUB_SERVICE_URL``,
-    ``GPUHUB_SIMULATED``); the only credential used is the server's own
+    ``GPUHUB_SIMULATED``, ``GPUHUB_PROFILE``, and ``GPUHUB_NO_GPU`` on a server of a
+    CPU-only profile); the only credential used is the server's own
     ``JUPYTERHUB_API_TOKEN``.
     """
 
@@ -98,7 +99,7 @@ class GpuhubExtension(ExtensionApp):
         io_loop = getattr(self.serverapp, "io_loop", None) or IOLoop.current()
         io_loop.add_callback(services.start)
         if services.lease_id is None:
-            self.log.info("jupyter_gpuhub: this server holds no GPU lease")
+            self.log.info("jupyter_gpuhub: %s", services.no_lease_message)
 
     def initialize_handlers(self) -> None:
         """The routes under ``gpuhub/api/v1/`` (jupyter-server prefixes its base_url)."""

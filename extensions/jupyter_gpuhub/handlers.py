@@ -15,7 +15,7 @@ from gpuhub.client import GpuhubError
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from .services import NO_LEASE, GpuhubServices
+from .services import GpuhubServices
 
 #: The routes' namespace below the server's base_url.
 API_PREFIX = "gpuhub/api/v1"
@@ -48,7 +48,8 @@ class GpuhubAPIHandler(GpuhubHandlerMixin, APIHandler):
 
 
 class DevicesHandler(GpuhubAPIHandler):
-    """``GET devices``: the lease's devices, their latest samples and history."""
+    """``GET devices``: the lease's devices, their latest samples and history; ``no_gpu``
+    is true for a server whose profile has no GPU (CPU only), with ``profile`` naming it."""
 
     @web.authenticated
     def get(self) -> None:
@@ -77,6 +78,8 @@ class DevicesHandler(GpuhubAPIHandler):
         self.write_json(
             {
                 "lease_id": services.lease_id,
+                "no_gpu": services.no_gpu,
+                "profile": services.profile,
                 "simulated": sampler.reader.simulated
                 if sampler is not None
                 else services.simulated,
@@ -93,7 +96,7 @@ class LeaseHandler(GpuhubAPIHandler):
     @web.authenticated
     async def get(self) -> None:
         if self.gpuhub.lease_id is None:
-            self.write_json({"lease": None, "message": NO_LEASE})
+            self.write_json({"lease": None, "message": self.gpuhub.no_lease_message})
             return
         try:
             lease = await self.gpuhub.lease()
@@ -115,7 +118,7 @@ class KeepHandler(GpuhubAPIHandler):
     @web.authenticated
     async def post(self) -> None:
         if self.gpuhub.lease_id is None:
-            self.write_json({"message": NO_LEASE}, 409)
+            self.write_json({"message": self.gpuhub.no_lease_message}, 409)
             return
         try:
             body = json.loads(self.request.body or b"null")

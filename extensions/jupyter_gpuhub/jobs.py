@@ -6,7 +6,8 @@ is a 400 naming the problem); the service's own errors pass through with their s
 ``error``, message and field. ``GET jobs/parameters?path=`` reads the notebook's cell
 tagged ``parameters`` (:mod:`.job_parameters`) with what the dialog needs to pre-fill
 itself: this server's profile, the GPU shapes the user's quotas allow, what is free of
-each now, and the queue's length.
+each now, and the queue's length. From a CPU-only server the job goes to the pool on the
+default GPU profile (:func:`gpu_profile_of`), not on the server's own.
 """
 
 from __future__ import annotations
@@ -56,20 +57,38 @@ def same_shape(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
     return b["kind"] != "mig" or a.get("profile") == b.get("profile")
 
 
+def gpu_profile_of(options: dict[str, Any]) -> dict[str, Any] | None:
+    """The profile a job from a CPU-only server runs on: among the profiles of
+    ``GET me/options`` that have a GPU, the default one, else the first; None if none has."""
+    gpu = [p for p in options.get("profiles") or () if p.get("shape")]
+    return next((p for p in gpu if p.get("default")), gpu[0] if gpu else None)
+
+
 async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -> dict[str, Any]:
     """What the dialog pre-fills, from the service's ``GET me/options`` (the one place the
     shapes, what is free of each, and the job limits come from): this server's profile and
     shape, the shapes with the scheduler's preview of each, the limits of the maximum
-    runtime, whether schedules are taken, the queue's length."""
-    profile = os.environ.get("GPUHUB_PROFILE") or None
+    runtime, whether schedules are taken, the queue's length.
+
+    A CPU-only server (``no_gpu``) sends its jobs to the pool: ``profile`` and
+    ``current_shape`` are then those of the default GPU profile (None: the service
+    picks it), and ``server_profile`` is the server's own."""
+    profile = services.profile
     out: dict[str, Any] = {
-        "profile": profile, "current_shape": None, "shapes": [], "queue_length": None,
-        "runtime": None, "schedules": True, "error": None,
+        "profile": None if services.no_gpu else profile, "current_shape": None, "shapes": [],
+        "queue_length": None, "runtime": None, "schedules": True, "error": None,
+        "no_gpu": services.no_gpu, "server_profile": profile,
     }  # fmt: skip
     try:
         options = await client.request(
             "GET", "me/options", params={"profile": profile} if profile else None, retry=True
         )
+        if services.no_gpu and (gpu := gpu_profile_of(options)) is not None:
+            out.update(profile=gpu["name"], current_shape=gpu["shape"])
+            # the shapes as a job of that profile asks for them (its quotas' allowed_profiles)
+            options = await client.request(
+                "GET", "me/options", params={"profile": gpu["name"]}, retry=True
+            )
         if services.lease_id is not None:
             out["current_shape"] = (await services.lease()).get("shape")
     except (GpuhubError, RuntimeError) as e:
@@ -278,9 +297,11 @@ class JobParametersHandler(JobsAPIHandler):
         except RuntimeError:
             client = None
         if client is None:
+            services = self.gpuhub
             defaults: dict[str, Any] = {
-                "profile": os.environ.get("GPUHUB_PROFILE") or None, "current_shape": None,
+                "profile": None if services.no_gpu else services.profile, "current_shape": None,
                 "shapes": [], "queue_length": None, "quotas": [], "error": NO_SERVICE,
+                "no_gpu": services.no_gpu, "server_profile": services.profile,
             }  # fmt: skip
         else:
             defaults = await dialog_defaults(self.gpuhub, client)

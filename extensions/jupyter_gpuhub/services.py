@@ -4,6 +4,8 @@
 (``CUDA_VISIBLE_DEVICES`` UUIDs, or the lease's devices as the gpuhub service lists
 them), the service (``GPUHUB_SERVICE_URL``) and the server's own token
 (``JUPYTERHUB_API_TOKEN``); it owns the one :class:`~.sampler.Sampler` of the server.
+A server of a CPU-only profile (``GPUHUB_NO_GPU=1``) has no GPU by design, which is
+not the same as a lease that is missing: it says so (:meth:`GpuhubServices.no_lease_message`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from .readers import Device, NvmlReader, ProcessTree, Reader, SimulatedReader, k
 from .sampler import Sampler
 
 NO_LEASE = "This server holds no GPU lease."
+
+
+def no_gpu_message(profile: str | None) -> str:
+    """What a server of a CPU-only profile says instead of its GPUs."""
+    of = f"its profile ({profile})" if profile else "its profile"
+    return f"This server has no GPU: {of} is CPU only."
 
 
 def visible_uuids(env: Mapping[str, str]) -> list[str]:
@@ -74,6 +82,9 @@ class GpuhubServices:
         lease_id = env.get("GPUHUB_LEASE_ID", "").strip()
         self.lease_id: int | None = int(lease_id) if lease_id.isdigit() else None
         self.simulated = env.get("GPUHUB_SIMULATED") == "1"
+        #: the server's spawn profile, and whether it is CPU only (no GPU by design)
+        self.profile = env.get("GPUHUB_PROFILE") or None
+        self.no_gpu = env.get("GPUHUB_NO_GPU") == "1" and self.lease_id is None
         self.service_url = env.get("GPUHUB_SERVICE_URL") or None
         self._token = env.get("JUPYTERHUB_API_TOKEN") or None
         self.uuids = visible_uuids(env)
@@ -88,6 +99,11 @@ class GpuhubServices:
         self.error: str | None = None  # why there is no sampler yet
         self._lease: tuple[float, dict[str, Any]] | None = None
         self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def no_lease_message(self) -> str:
+        """Why this server has no lease: CPU only by its profile, or no lease at all."""
+        return no_gpu_message(self.profile) if self.no_gpu else NO_LEASE
 
     def client(self) -> AsyncGpuhubClient:
         """A client of the gpuhub service with the server's own token."""

@@ -278,6 +278,40 @@ class _Requests:
         error.__cause__ = exc
         return error
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+        retry: bool | None = None,
+        text: bool = False,
+    ) -> Any:
+        """Send one request (retrying as the policy allows); the decoded answer, awaited
+        in :class:`AsyncGpuhubClient`."""
+        call = self.build(
+            method, path, params=params, json=json, idempotency_key=idempotency_key, retry=retry
+        )
+        return self._drive(self.retry_loop(call, text=text))
+
+    def _send(self, op: Op) -> Any:
+        """Send a named call's operation; its result (awaited in the asyncio client)."""
+        call = self.build(
+            op.method, op.path, params=op.params, json=op.json, idempotency_key=op.idempotency_key
+        )
+        return self._drive(self._result_of(op, self.retry_loop(call)))
+
+    @staticmethod
+    def _result_of(op: Op, tries: RetryLoop) -> RetryLoop:
+        return op.result((yield from tries))
+
+    def _drive(self, tries: RetryLoop) -> Any:
+        """Hook: run the tries of a call, sending and sleeping as they ask; the answer
+        (a coroutine of it in the asyncio client)."""
+        raise NotImplementedError
+
     def retry_loop(self, call: Call, *, text: bool = False) -> RetryLoop:
         """The tries of ``call`` under the retry policy, free of I/O (see :data:`RetryLoop`).
 
@@ -360,24 +394,11 @@ class GpuhubClient(
             self._http.close()
             self._http = None
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params = None,
-        json: Any = None,
-        idempotency_key: str | None = None,
-        retry: bool | None = None,
-        text: bool = False,
-    ) -> Any:
-        """Send one request (retrying as the policy allows); the decoded answer."""
-        call = self.build(
-            method, path, params=params, json=json, idempotency_key=idempotency_key, retry=retry
-        )
+    def _drive(self, tries: RetryLoop) -> Any:
+        """Run ``tries``: send each request on the kept connections, sleep as it asks."""
         if self._http is None:
             self._http = httpx.Client(**self._http_options())
-        http, tries = self._http, self.retry_loop(call, text=text)
+        http = self._http
         try:
             step = next(tries)
             while True:
@@ -395,12 +416,6 @@ class GpuhubClient(
                 step = tries.send(outcome)
         except StopIteration as done:
             return done.value
-
-    def _send(self, op: Op) -> Any:
-        answer = self.request(
-            op.method, op.path, params=op.params, json=op.json, idempotency_key=op.idempotency_key
-        )
-        return op.result(answer)
 
     def get(self, path: str, params: Params = None) -> Any:
         """``GET`` and decode the JSON answer."""
@@ -445,22 +460,8 @@ class AsyncGpuhubClient(
         super().__init__(url, token, **kw)
         self.sleep = sleep
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params = None,
-        json: Any = None,
-        idempotency_key: str | None = None,
-        retry: bool | None = None,
-        text: bool = False,
-    ) -> Any:
-        """Send one request (retrying as the policy allows); the decoded answer."""
-        call = self.build(
-            method, path, params=params, json=json, idempotency_key=idempotency_key, retry=retry
-        )
-        tries = self.retry_loop(call, text=text)
+    async def _drive(self, tries: RetryLoop) -> Any:
+        """Run ``tries``: send each request on connections of this call, sleep as it asks."""
         async with httpx.AsyncClient(**self._http_options()) as http:
             try:
                 step = next(tries)
@@ -479,12 +480,6 @@ class AsyncGpuhubClient(
                     step = tries.send(outcome)
             except StopIteration as done:
                 return done.value
-
-    async def _send(self, op: Op) -> Any:
-        answer = await self.request(
-            op.method, op.path, params=op.params, json=op.json, idempotency_key=op.idempotency_key
-        )
-        return op.result(answer)
 
     # -- the calls the spawners make ---------------------------------------------------
 

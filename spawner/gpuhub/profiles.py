@@ -2,7 +2,9 @@
 
 A *profile* is what an admin offers: an environment image × a GPU shape × limits
 (CPU, memory, ``/dev/shm``) × which JupyterHub groups may use it. Profiles are plain
-configuration; no GPU model is named anywhere in code.
+configuration; no GPU model is named anywhere in code. A profile whose shape is None is
+CPU-only: its servers ask the scheduler for nothing (no lease, no queue, no quota) and see
+no GPU; batch jobs, which need one, take a GPU profile instead.
 
 ``user_options`` come from the spawn form or straight from the REST API
 (``POST /hub/api/users/NAME/server``) and are untrusted: :func:`validate_user_options`
@@ -31,6 +33,9 @@ from pydantic import (
 )
 
 from .scheduler.shapes import MigSlice, Shape, SharedGpu, WholeGpus, describe
+
+#: What a selection asks the scheduler for: a GPU shape, or None (a CPU-only profile).
+GpuShape = WholeGpus | MigSlice | SharedGpu
 
 #: The keys ``user_options`` may have; anything else is refused.
 ALLOWED_OPTIONS = ("profile", "gpus", "group", "image")
@@ -86,7 +91,12 @@ class Profile(BaseModel):
              "shape": {"kind": "gpu", "count": 2, "model": "H100"},
              "gpu_counts": [1, 2], "cpu_limit": 16, "mem_limit": "128G", "shm_size": "16G",
              "groups": ["research"]},
+            {"name": "cpu", "display_name": "No GPU (CPU only)", "shape": None,
+             "cpu_limit": 2, "mem_limit": "8G"},
         ]
+
+    ``"shape": None`` makes a CPU-only profile (it must be said: a forgotten shape is an
+    error, not a server without GPUs).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -100,7 +110,9 @@ class Profile(BaseModel):
         max_length=500,
         description="Container image; None: the spawner's default (c.DockerSpawner.image)",
     )
-    shape: Shape = Field(description="The GPU shape (the scheduler's Shape)")
+    shape: Shape | None = Field(
+        description="The GPU shape (the scheduler's Shape); None: no GPU (CPU only, quota-free)"
+    )
     gpu_counts: tuple[int, ...] = Field(
         (), description="Whole-GPU counts a user may choose; default: only shape.count"
     )
@@ -136,6 +148,10 @@ class Profile(BaseModel):
     def _check_counts(self) -> Profile:
         if not self.display_name:
             object.__setattr__(self, "display_name", self.name)
+        if self.shape is None:
+            if self.gpu_counts:
+                raise ValueError("gpu_counts is only for whole-GPU shapes; this profile has no GPU")
+            return self
         if not isinstance(self.shape, WholeGpus):
             if self.gpu_counts and tuple(self.gpu_counts) != (1,):
                 raise ValueError(
@@ -150,6 +166,11 @@ class Profile(BaseModel):
         return self
 
     @property
+    def has_gpu(self) -> bool:
+        """Whether servers of this profile get a GPU (False: CPU only, no lease, no quota)."""
+        return self.shape is not None
+
+    @property
     def choosable_counts(self) -> tuple[int, ...]:
         """The GPU counts a person picks from (empty for MIG slices and shared GPUs)."""
         return self.gpu_counts
@@ -161,8 +182,9 @@ class Profile(BaseModel):
             return None
         return self.shape.count if self.shape.count in self.gpu_counts else self.gpu_counts[0]
 
-    def shape_for(self, gpus: int | None) -> WholeGpus | MigSlice | SharedGpu:
-        """The shape to request for ``gpus`` whole GPUs (the profile's own for other kinds)."""
+    def shape_for(self, gpus: int | None) -> GpuShape | None:
+        """The shape to request for ``gpus`` whole GPUs (the profile's own for other kinds;
+        None for a CPU-only profile)."""
         if isinstance(self.shape, WholeGpus) and gpus is not None:
             return self.shape.model_copy(update={"count": gpus})
         return self.shape
@@ -239,9 +261,14 @@ class Selection:
     group: str | None = None
 
     @property
-    def shape(self) -> WholeGpus | MigSlice | SharedGpu:
-        """The shape to ask the scheduler for."""
+    def shape(self) -> GpuShape | None:
+        """The shape to ask the scheduler for (None: a CPU-only profile asks for nothing)."""
         return self.profile.shape_for(self.gpus)
+
+    @property
+    def needs_lease(self) -> bool:
+        """Whether a server of this selection needs a GPU lease (False: CPU only)."""
+        return self.profile.has_gpu
 
     @property
     def image(self) -> str | None:
@@ -250,6 +277,10 @@ class Selection:
 
     def lease_body(self, *, user: str, label: str) -> dict[str, Any]:
         """The body of ``POST /api/v1/leases`` for this selection, on behalf of ``user``."""
+        if self.shape is None:
+            raise ValueError(
+                f"profile {self.profile.name} has no GPU: there is no lease to ask for"
+            )
         return {
             "shape": self.shape.model_dump(exclude_none=True),
             "group": self.group,
@@ -267,6 +298,15 @@ def _pick_default(profiles: Sequence[Profile], user_groups: set[str]) -> Profile
             option="profile",
         )
     return next((p for p in usable if p.default), usable[0])
+
+
+def default_gpu_profile(profiles: Sequence[Profile], user_groups: Iterable[str]) -> Profile | None:
+    """The profile with a GPU that work sent to the pool takes when none is named (a job,
+    "Run as GPU job" from a CPU-only server): the default profile if it has a GPU, else
+    the first open to the user that has one; None if none has."""
+    groups = set(user_groups)
+    usable = [p for p in profiles if p.has_gpu and p.allows(groups)]
+    return next((p for p in usable if p.default), usable[0] if usable else None)
 
 
 def _as_count(value: Any) -> int:
@@ -353,7 +393,14 @@ def validate_user_options(
     gpus = profile.default_count
     if options.get("gpus") is not None:
         count = _as_count(options["gpus"])
-        if not isinstance(profile.shape, WholeGpus):
+        if profile.shape is None:
+            if count != 0:
+                raise UserOptionsError(
+                    f"profile {profile.name} has no GPU (CPU only); leave gpus out or choose "
+                    "a profile with GPUs",
+                    option="gpus",
+                )
+        elif not isinstance(profile.shape, WholeGpus):
             if count != 1:
                 raise UserOptionsError(
                     f"profile {profile.name} gives {describe(profile.shape)}; it has no GPU count "

@@ -83,8 +83,15 @@ def _get(shape: Any, key: str, default: Any = None) -> Any:
     return getattr(shape, key, default)
 
 
+#: What a profile without a GPU shape gives (a CPU-only server), in messages and tables.
+NO_GPU = "no GPU"
+
+
 def describe(shape: Any) -> str:
-    """A short phrase for messages: '2 whole H100 GPUs', 'a MIG 1g.10gb slice'."""
+    """A short phrase for messages: '2 whole H100 GPUs', 'a MIG 1g.10gb slice'; 'no GPU'
+    for None (a CPU-only profile)."""
+    if shape is None:
+        return NO_GPU
     model = _get(shape, "model")
     of = f" {model}" if model else ""
     kind = _get(shape, "kind", "gpu")
@@ -97,7 +104,10 @@ def describe(shape: Any) -> str:
 
 
 def shape_text(shape: Any) -> str:
-    """A shape in a few words for tables: ``2x GPU H100``, ``MIG 1g.5gb``, ``shared GPU``."""
+    """A shape in a few words for tables: ``2x GPU H100``, ``MIG 1g.5gb``, ``shared GPU``;
+    ``no GPU`` for None (a CPU-only profile)."""
+    if shape is None:
+        return NO_GPU
     model = _get(shape, "model")
     of = f" {model}" if model else ""
     kind = _get(shape, "kind", "gpu")

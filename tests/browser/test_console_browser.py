@@ -195,10 +195,14 @@ def test_a_user_sees_my_gpus_from_the_services_menu(
     assert re.fullmatch(r"(< 0\.01|\d+(\.\d\d?)?) of 100 h", used) and used != "0 of 100 h", used
     # what alice may ask for now (GET /me/options): the models behind each shape, and the
     # scheduler's answer for each
-    offered = main.locator(".gh-options tbody tr")
+    offered = main.locator(".gh-options .gh-shapes tbody tr")
     expect(offered.filter(has_text="1 whole GPU")).to_contain_text("H100-80GB")
     expect(offered.filter(has_text="a MIG 1g.5gb slice")).to_contain_text("A100-40GB")
     expect(offered.filter(has_text="a shared GPU")).to_contain_text("L4-24GB")
+    # and the server profiles open to her: the CPU-only one says it has no GPU and is free
+    profiles = main.locator(".gh-options .gh-profiles tbody tr")
+    expect(profiles.filter(has_text="1 GPU")).to_contain_text("1 whole GPU (H100-80GB)")
+    expect(profiles.filter(has_text="No GPU (CPU only)")).to_contain_text("quota-free")
     # the usage chart, drawn by Chart.js from the ledger's history
     expect(main).to_contain_text("GPU-hours in the last 30 days")
     drawn = page.wait_for_function(

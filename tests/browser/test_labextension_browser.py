@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 RUN = secrets.token_hex(3)
 USER = f"lb{RUN}-grace"  # its Docker home volume: gpuhub-home-{USER}
 SHARER = f"lb{RUN}-ada"  # on a shared GPU seat
+CPU_USER = f"lb{RUN}-lovelace"  # on the CPU-only profile
 PREFIX = f"gpuhublb{RUN}"  # this module's container names: {PREFIX}-{user}
 IMAGE = "gpuhub/base:latest"
 DOCKER_CONFIG = f"""
@@ -43,6 +45,8 @@ c.GPUSpawnerMixin.profiles = [
       "shape": {{"kind": "gpu", "count": 1}}, "image": {IMAGE!r}, "mem_limit": "1G"}},
     {{"name": "shared", "display_name": "A shared seat",
       "shape": {{"kind": "shared"}}, "image": {IMAGE!r}, "mem_limit": "1G"}},
+    {{"name": "cpu", "display_name": "No GPU (CPU only)",
+      "shape": None, "image": {IMAGE!r}, "mem_limit": "1G"}},
 ]
 """
 
@@ -55,7 +59,7 @@ def _remove_docker_leftovers() -> None:
     """Remove this module's containers and its user's home volume, one by one."""
     for cid in _docker("ps", "-aq", "--filter", f"name=^{PREFIX}-").stdout.split():
         _docker("rm", "-f", cid)
-    for user in (USER, SHARER):
+    for user in (USER, SHARER, CPU_USER):
         _docker("volume", "rm", "-f", f"gpuhub-home-{user}")
 
 
@@ -77,7 +81,7 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield h
     finally:
         try:
-            for user in (USER, SHARER):  # (a user whose test did not run is not there)
+            for user in (USER, SHARER, CPU_USER):  # (a user whose test did not run is not there)
                 known = h.proc is not None and h.hub_api("GET", f"users/{user}").status_code == 200
                 if known and h.server(user) is not None:
                     h.stop_server(user)
@@ -200,6 +204,81 @@ def test_a_shared_seat_reads_as_your_own_processes(hub: Hub, blank: Page, artifa
     )
     page.screenshot(path=str(artifacts / f"labextension-shared-{hub.env['GPUHUB_SPAWNER']}.png"))
     hub.stop_server(SHARER)
+
+
+def test_a_cpu_only_server_says_no_gpu_and_its_jobs_go_to_a_gpu_profile(
+    hub: Hub, blank: Page, artifacts: Path
+) -> None:
+    """A person picks "No GPU (CPU only)" in the spawn form; JupyterLab says "No GPU" (not
+    an error, not a missing lease), and "Run as GPU job" sends the notebook to the pool on
+    the default GPU profile. Its schedule field takes what the service takes."""
+    mode = hub.env["GPUHUB_SPAWNER"]
+    token = hub.add_user(CPU_USER)
+    page = log_in(blank, hub, CPU_USER)
+    page.goto(f"{hub.url}/hub/spawn")
+    choice = page.locator(".gpuhub-profile", has=page.locator("#profile-cpu"))
+    expect(choice).to_contain_text("No GPU (CPU only)", timeout=30000)
+    expect(choice).to_contain_text("No GPU · quota-free")
+    page.locator("#profile-cpu").check()
+    page.screenshot(path=str(artifacts / f"spawn-form-cpu-{mode}.png"), full_page=True)
+    page.locator("form [type=submit]").click()
+    page.wait_for_url(f"**/user/{CPU_USER}/lab**", timeout=90000)
+    hub.wait_ready(CPU_USER, timeout=60)
+    if mode == "docker":  # a container with no device, no GPU to see, no lease label
+        name = f"name=^{PREFIX}-"
+        [cid] = _docker(
+            "ps", "-q", "--filter", name, "--filter", f"label=gpuhub.user={CPU_USER}"
+        ).stdout.split()
+        info = json.loads(_docker("inspect", cid).stdout)[0]
+        env = dict(item.split("=", 1) for item in info["Config"]["Env"])
+        assert (env["CUDA_VISIBLE_DEVICES"], env["NVIDIA_VISIBLE_DEVICES"]) == ("", "void")
+        assert env["GPUHUB_NO_GPU"] == "1" and "NVIDIA_DRIVER_CAPABILITIES" not in env
+        assert not info["HostConfig"].get("DeviceRequests")
+        assert "gpuhub.lease" not in info["Config"]["Labels"]
+
+    status = page.locator(".jp-gpuhub-status")
+    expect(status).to_have_text("No GPU (CPU-only server)", timeout=60000)
+    expect(status).to_have_attribute("data-state", "no-gpu")
+    page.screenshot(path=str(artifacts / f"labextension-no-gpu-{mode}.png"))
+    status.click()
+    panel = page.locator(".jp-gpuhub-panel")
+    expect(panel).to_contain_text("No GPU: this server was started CPU only (profile cpu).")
+    expect(panel).to_contain_text("Run as GPU job")
+    expect(panel).to_contain_text("Quota", timeout=20000)
+    expect(page.locator(".jp-gpuhub-device")).to_have_count(0)
+    page.screenshot(path=str(artifacts / f"labextension-no-gpu-panel-{mode}.png"))
+
+    put_notebook(hub, CPU_USER, token, "train.ipynb", "print(epochs)", parameters="epochs = 1")
+    page.goto(f"{hub.url}/user/{CPU_USER}/lab/tree/train.ipynb")
+    button = page.locator(".jp-NotebookPanel-toolbar [data-command='gpuhub:run-as-job']")
+    expect(button).to_be_visible(timeout=60000)
+    button.click()
+    dialog = page.locator(".jp-gpuhub-job-dialog")
+    expect(dialog.locator(".jp-gpuhub-job-profile")).to_have_text(
+        "Profile gpu-1: this server has no GPU", timeout=30000
+    )
+    expect(dialog.locator(".jp-gpuhub-job-shape option").first).to_contain_text(
+        "As profile gpu-1 (1 whole GPU"
+    )
+    # the schedule is the service's to check: macros, names and a zone are not refused here
+    dialog.locator("#gpuhub-job-recurring").check()
+    schedule = dialog.locator(".jp-gpuhub-job-schedule")
+    submit = dialog.locator(".jp-Dialog-button.jp-mod-accept")
+    for text in ("@daily", "CRON_TZ=Europe/Berlin 30 7 * * MON-FRI", "0 2 * * *"):
+        schedule.fill(text)
+        expect(schedule).not_to_have_class(re.compile("jp-mod-error"))
+        expect(submit).to_be_enabled()
+    # ...and its refusal is shown under the field, the dialog staying open
+    schedule.fill("61 * * * *")
+    submit.click()
+    expect(schedule).to_have_class(re.compile("jp-mod-error"), timeout=30000)
+    expect(dialog.locator(".jp-gpuhub-job-field-error").last).to_contain_text("minute")
+    expect(dialog).to_be_visible()
+    page.screenshot(path=str(artifacts / f"jobs-dialog-no-gpu-{mode}.png"))
+    dialog.locator(".jp-Dialog-button.jp-mod-reject").click()
+    with hub.client(token) as client:
+        assert client.get("/job-definitions").json()["definitions"] == []
+    hub.stop_server(CPU_USER)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ import pytest
 import yaml
 
 from tests.support.paths import REPO
+from tests.support.ports import free_port
 
 DEBIAN_BASE = "gpuhub/debian-base:bookworm"
 IMAGES = ("base", "pytorch", "hub", "postgres")
@@ -337,12 +337,6 @@ def compose_command() -> list[str]:
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     pytest.fail("neither docker-compose nor `docker compose` is installed", pytrace=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Deployment:

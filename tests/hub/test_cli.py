@@ -405,6 +405,8 @@ def test_options_say_what_i_may_ask_for(hub: Hub) -> None:
     four = next(x for x in lines if x.startswith("4 whole GPUs"))
     assert " no " in four and "2 GPU units" in four  # the default quota's refusal
     assert "gpu-1" in out and "mig-1g.5gb" in out
+    cpu = next(x for x in lines if x.startswith("cpu "))
+    assert "No GPU (CPU only)" in cpu and cpu.endswith("no GPU (quota-free)")
     assert "jobs: --max-runtime from 1m to 7d, 1d when not given" in out
     data = json.loads(ok(cli_as(hub, opal, "options", "--json")))
     assert data["user"] == "opal" and data["jobs"]["max_runtime_s"]["default"] == 86400

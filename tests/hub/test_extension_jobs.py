@@ -189,10 +189,15 @@ def service(run) -> Iterator[Recorder]:
 @pytest.fixture
 def env(request) -> dict[str, str]:
     """The server's environment: by default the stand-in with a token, a simulated lease and
-    a profile; ``"none"``: no service; ``"real"``: the real hub's service as user jobber."""
+    a profile; ``"cpu"``: the stand-in, no lease, a CPU-only profile; ``"none"``: no
+    service; ``"real"``: the real hub's service as user jobber."""
     which = getattr(request, "param", "stand-in")
     if which == "none":
         return {}
+    if which == "cpu":
+        service = request.getfixturevalue("service")
+        return {"GPUHUB_SERVICE_URL": service.url, "JUPYTERHUB_API_TOKEN": "secret",
+                "GPUHUB_NO_GPU": "1", "GPUHUB_PROFILE": "cpu", "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
     if which == "real":
         hub = request.getfixturevalue("real_hub")
         token = hub.add_user("jobber")
@@ -208,7 +213,7 @@ def env(request) -> dict[str, str]:
 def jp_server_config(env, monkeypatch) -> dict[str, Any]:
     """The server's configuration; sets its environment."""
     for name in ("GPUHUB_LEASE_ID", "GPUHUB_SIMULATED", "GPUHUB_SERVICE_URL", "GPUHUB_PROFILE",
-                 "CUDA_VISIBLE_DEVICES", "JUPYTERHUB_API_TOKEN"):  # fmt: skip
+                 "GPUHUB_NO_GPU", "CUDA_VISIBLE_DEVICES", "JUPYTERHUB_API_TOKEN"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -469,6 +474,37 @@ def test_the_parameters_cell_is_read_into_typed_values(call, service, jp_root_di
     [asked] = [r for r in service.requests if r["path"] == "me/options"]
     assert asked["query"] == {"profile": [b"gpu-1"]}
     assert not [r for r in service.requests if r["method"] != "GET"]
+
+
+@pytest.mark.parametrize("env", ["cpu"], indirect=True)
+def test_a_cpu_only_server_sends_its_jobs_to_a_gpu_profile(call, service, jp_root_dir):
+    """A server without a GPU (its profile has none) pre-fills the dialog with the profile
+    a job runs on: the default GPU profile (here none is the default: the first)."""
+    profiles = [
+        {"name": "cpu", "shape": None, "default": True},
+        {"name": "duo", "shape": {"kind": "gpu", "count": 2}, "default": False},
+        {"name": "gpu-1", "shape": {"kind": "gpu", "count": 1}, "default": False},
+    ]
+    service.answers[("GET", "me/options")] = (200, {**OPTIONS, "profiles": profiles})
+    write_nb(jp_root_dir / "train.ipynb")
+    status, answer = call("GET", "jobs/parameters", path="train.ipynb")
+    assert status == 200, answer
+    d = answer["defaults"]
+    assert (d["profile"], d["server_profile"], d["no_gpu"]) == ("duo", "cpu", True)
+    assert d["current_shape"] == {"kind": "gpu", "count": 2} and d["error"] is None
+    assert [s["current"] for s in d["shapes"]] == [False, True, False]
+    # the shapes are previewed as a job of the GPU profile asks for them
+    asked = [r["query"] for r in service.requests if r["path"] == "me/options"]
+    assert asked == [{"profile": [b"cpu"]}, {"profile": [b"duo"]}]
+    assert not [r for r in service.requests if r["path"].startswith("leases/")]
+    # the GPU routes say "no GPU", which is not a missing lease
+    status, devices = call("GET", "devices")
+    assert (status, devices["lease_id"], devices["devices"]) == (200, None, [])
+    assert (devices["no_gpu"], devices["profile"]) == (True, "cpu")
+    status, lease = call("GET", "lease")
+    assert lease["message"] == "This server has no GPU: its profile (cpu) is CPU only."
+    status, kept = call("POST", "lease/keep", {"seconds": 60})
+    assert status == 409 and "has no GPU" in kept["message"]
 
 
 def test_a_notebook_without_parameters_and_a_script(call, jp_root_dir):

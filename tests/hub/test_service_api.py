@@ -644,9 +644,14 @@ def test_options_offer_the_pools_shapes_with_models_and_the_quotas_verdicts(w):
     assert options["jobs"] == {
         "max_runtime_s": {"min": 60, "default": 86400, "max": 604800}, "schedules": True,
     }  # fmt: skip
-    assert [p["name"] for p in options["profiles"]] == ["gpu-1", "gpu-2", "mig-1g.5gb", "shared"]
+    assert [p["name"] for p in options["profiles"]] == [
+        "gpu-1", "gpu-2", "mig-1g.5gb", "shared", "cpu",
+    ]  # fmt: skip
     assert options["profiles"][0]["models_text"] == "A100-80GB or H100-80GB"
     assert options["profiles"][3]["models"] == ["L4-24GB"]
+    # the CPU-only profile: no shape, no models, nothing to preview
+    cpu = options["profiles"][4]
+    assert (cpu["shape"], cpu["text"], cpu["models"], cpu["gpu_counts"]) == (None, "no GPU", [], [])
 
     # a group quota that allows whole GPUs only: its members see the rest refused
     r = w.admin.put("/quotas/groups/cs101", json={"allowed_shapes": ["gpu"]})

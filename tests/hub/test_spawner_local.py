@@ -23,7 +23,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.support.hub import Hub
+from tests.support.hub import Hub, put_notebook
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(180)]
 
@@ -195,6 +195,7 @@ def test_rest_spawn_gets_the_leased_devices_and_stop_releases(servers):
         ({"profile": "gpu-2", "gpus": 8}, "profile gpu-2 offers 2 GPUs, not 8"),
         ({"profile": "mig-1g.5gb", "gpus": 3}, "it has no GPU count to choose"),
         ({"profile": "gpu-1", "group": "staff"}, "you are not a member of group 'staff'"),
+        ({"profile": "cpu", "gpus": 1}, "profile cpu has no GPU (CPU only); leave gpus out"),
     ],
 )  # fmt: skip
 def test_crafted_user_options_are_refused_before_anything_starts(servers, options, message):
@@ -276,8 +277,11 @@ def test_spawn_form_shows_profiles_availability_and_quota(servers):
         text = form.text
         xsrf = re.search(r'xsrf_token: "([^"]+)"', text).group(1)
         assert re.findall(r'name="profile"[^>]*value="([^"]+)"', text) == [
-            "gpu-1", "gpu-2", "mig-1g.5gb", "shared",
+            "gpu-1", "gpu-2", "mig-1g.5gb", "shared", "cpu",
         ]  # fmt: skip
+        # the CPU-only profile says plainly that it has no GPU and costs no quota
+        assert '<div class="gpuhub-shape">No GPU · quota-free</div>' in html.unescape(text)
+        assert "Starts at once: no GPU is requested" in text
         assert 'value="gpu-1" checked' in text
         assert re.search(r"\d+ of 8 GPUs free", text), text
         assert "of 7 MIG 1g.5gb slices free" in text and "simulated" in text
@@ -296,6 +300,63 @@ def test_spawn_form_shows_profiles_availability_and_quota(servers):
     assert lease["profile"] == "shared" and lease["devices"][0]["shared_by"] == 4
     servers.stop("fiona")
     servers.wait_lease(lease["id"], "released")
+
+
+def test_a_cpu_server_starts_without_quota_holds_no_lease_and_sees_no_gpu(servers):
+    hub = servers.hub
+    token = hub.add_user("carla")
+    own = {"Authorization": f"token {token}"}
+    # no GPU unit and no GPU-hour left, and only gpu-1 allowed: every GPU profile is refused
+    quota = {"max_units": 0, "gpu_hours": 0, "allowed_profiles": ["gpu-1"]}
+    assert servers.admin.put("/quotas/users/carla", json=quota).status_code == 200
+    r = servers.start("carla", {"profile": "gpu-1"})
+    assert r.status_code == 403 and "user carla" in r.json()["message"], r.text
+    # the CPU-only profile asks the scheduler for nothing, so no quota can refuse it
+    r = servers.start("carla", {"profile": "cpu"})
+    assert r.status_code in (201, 202), r.text
+    state = servers.wait_ready("carla")["state"]
+    assert "lease_id" not in state and servers.leases_of("carla") == []
+    env = environ(state["pid"])
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["NVIDIA_VISIBLE_DEVICES"] == "void"
+    assert env["GPUHUB_NO_GPU"] == "1" and env["GPUHUB_PROFILE"] == "cpu"
+    assert "GPUHUB_LEASE_ID" not in env and env["GPUHUB_SERVICE_URL"]
+
+    # the server extension's GPU routes say "no GPU", not "no lease" and not an error
+    ext = f"{hub.url}/user/carla/gpuhub/api/v1"
+    devices = httpx.get(f"{ext}/devices", headers=own, timeout=10).json()
+    assert (devices["lease_id"], devices["devices"], devices["error"]) == (None, [], None)
+    assert devices["no_gpu"] is True and devices["profile"] == "cpu"
+    lease = httpx.get(f"{ext}/lease", headers=own, timeout=10).json()
+    assert lease == {
+        "lease": None,
+        "message": "This server has no GPU: its profile (cpu) is CPU only.",
+    }
+    me = httpx.get(f"{ext}/me", headers=own, timeout=10)
+    assert me.status_code == 200 and me.json()["leases"] == [], me.text
+
+    # /me/options lists it without a shape, whatever the quota's allowed_profiles say
+    with hub.client(token) as client:
+        options = client.get("/me/options").json()
+    by_name = {p["name"]: p for p in options["profiles"]}
+    assert set(by_name) == {"gpu-1", "cpu"}
+    assert (by_name["cpu"]["shape"], by_name["cpu"]["text"]) == (None, "no GPU")
+
+    # "Run as GPU job" from here goes to the pool: the dialog defaults to the GPU profile
+    put_notebook(hub, "carla", token, "train.ipynb", "print(epochs)", parameters="epochs = 1")
+    r = httpx.get(f"{ext}/jobs/parameters", params={"path": "train.ipynb"}, headers=own, timeout=30)
+    d = r.json()["defaults"]
+    assert (d["profile"], d["server_profile"], d["no_gpu"]) == ("gpu-1", "cpu", True), d
+    assert d["current_shape"] == {"kind": "gpu", "count": 1} and d["error"] is None
+    assert [s["current"] for s in d["shapes"]].count(True) == 1
+    # a job on the CPU profile itself is refused with a sentence, and nothing is created
+    body = {"path": "train.ipynb", "profile": "cpu", "parameters": {}}
+    r = httpx.post(f"{ext}/jobs", json=body, headers=own, timeout=30)
+    assert r.status_code == 400 and r.json()["field"] == "profile", r.text
+    assert r.json()["message"].startswith("profile cpu has no GPU, and a job runs on one")
+    assert servers.leases_of("carla") == []
+
+    servers.stop("carla")
+    assert not alive(state["pid"]) and servers.leases_of("carla") == []
 
 
 # -- the queue -------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from gpuhub.jobs.manager import JobManager
 from gpuhub.scheduler.core import SchedulerError
 from gpuhub.scheduler.quota import QuotaSpec
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
-from gpuhub.service import handlers as h
 from gpuhub.service.app import GpuhubService
+from gpuhub.service.base import NotFoundHandler
 from gpuhub.service.console import ConsoleHandler, ConsoleStaticHandler
 from gpuhub.service.models import LeaseRequest
 from gpuhub.spawners.docker import GPUDockerSpawner
@@ -176,7 +176,7 @@ def _paths_of(pattern: str) -> list[str]:
 def _served(app: web.Application) -> set[tuple[str, str]]:
     """(path template, method) of every API route the service answers itself (the console's
     HTML pages and static files are no API: docs/how-to/console.md describes them)."""
-    skip = (h.NotFoundHandler, web.RedirectHandler, ConsoleHandler, ConsoleStaticHandler)
+    skip = (NotFoundHandler, web.RedirectHandler, ConsoleHandler, ConsoleStaticHandler)
     served = set()
     for rule in app.wildcard_router.rules:
         handler = rule.target

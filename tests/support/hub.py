@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from tests.support.paths import REPO
+from tests.support.ports import free_port
 
 HUB_CONFIG = REPO / "hub_config" / "jupyterhub_config.py"
 
@@ -56,13 +56,6 @@ def wait_for(what: Callable[[], object], timeout: float = 30.0, step: float = 0.
         time.sleep(step)
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def descendants(root: int) -> list[tuple[int, list[str]]]:
     """(pid, argv) of the live processes below ``root`` (Linux /proc); JupyterHub starts
     its services in sessions of their own, so the process group does not find them."""
@@ -90,6 +83,10 @@ def descendants(root: int) -> list[tuple[int, list[str]]]:
     return out
 
 
+class PortTaken(RuntimeError):
+    """The hub could not bind a port it was given: another process took it meanwhile."""
+
+
 class Hub:
     """One JupyterHub with the gpuhub service, and clients that talk to both."""
 
@@ -100,22 +97,25 @@ class Hub:
         self.extra_config = extra_config
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state = self.dir / "state"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = secrets.token_hex(24)
         self.log_path = self.dir / "hub.log"
         self.env = {
             **os.environ,
             "GPUHUB_STATE_DIR": str(self.state),
-            "GPUHUB_BIND_URL": self.url,
-            "GPUHUB_HUB_PORT": str(free_port()),
-            "GPUHUB_PROXY_API_PORT": str(free_port()),
-            "GPUHUB_SERVICE_PORT": str(free_port()),
             "GPUHUB_QUIET": "1",
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
             **(env or {}),
         }
+        self._choose_ports()
         self.proc: subprocess.Popen | None = None
+
+    def _choose_ports(self) -> None:
+        """The hub's four ports: the public URL's, the hub's, the proxy API's, the service's."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        for name in ("GPUHUB_HUB_PORT", "GPUHUB_PROXY_API_PORT", "GPUHUB_SERVICE_PORT"):
+            self.env[name] = str(free_port())
+        self.env["GPUHUB_BIND_URL"] = self.url
 
     @property
     def api(self) -> str:
@@ -123,7 +123,23 @@ class Hub:
         return f"{self.url}/services/gpuhub/api/v1"
 
     def start(self, timeout: float = 60) -> Hub:
-        """Start the hub and wait until the gpuhub service answers through the proxy."""
+        """Start the hub and wait until the gpuhub service answers through the proxy.
+
+        A first start whose port another process took meanwhile is tried again on new
+        ports; a restart keeps its ports (servers and clients know them).
+        """
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if attempt == 2 or self._started_once:
+                    raise
+                self._choose_ports()
+        raise AssertionError("unreachable")
+
+    _started_once = False
+
+    def _start(self, timeout: float) -> Hub:
         config = self.dir / "test_jupyterhub_config.py"
         text = TEST_CONFIG.format(hub_config=str(HUB_CONFIG), token=self.admin_token)
         config.write_text(text + self.extra_config)
@@ -140,12 +156,15 @@ class Hub:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"JupyterHub exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
+                tail = self.log_tail()
+                code = self.proc.returncode
+                self.stop()
+                error = PortTaken if "Address already in use" in tail else RuntimeError
+                raise error(f"JupyterHub exited with {code}:\n{tail}")
             try:
                 r = httpx.get(self.api, timeout=2)
                 if r.status_code == 200:
+                    self._started_once = True
                     return self
             except httpx.HTTPError:
                 pass

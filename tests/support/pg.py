@@ -2,6 +2,10 @@
 
 Runs ``initdb`` + ``pg_ctl`` in a temporary directory on 127.0.0.1 and a free port;
 ``stop()`` removes everything. Works as root too (the cluster then runs as ``postgres``).
+
+Tests run it without ``fsync`` (``TemporaryPostgres(fsync=False)``: nothing there must
+outlive a crash) and copy each test's database from a template that already has the
+schema; benchmarks keep ``fsync`` on, as a real deployment has it.
 """
 
 from __future__ import annotations
@@ -10,11 +14,17 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+import psycopg
+
+from tests.support.ports import free_port
+
+#: The name tests give their template database (the newest schema, no rows).
+TEMPLATE = "gpuhub_template"
 
 
 def _pg_bin() -> Path | None:
@@ -30,21 +40,16 @@ def available() -> bool:
     return _pg_bin() is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class TemporaryPostgres:
     """A PostgreSQL cluster living in a temp dir for the duration of a test session."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = True) -> None:
+        self.fsync = fsync
         self.bin = _pg_bin()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
         self.dir = Path(tempfile.mkdtemp(prefix="gpuhub-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self._as: list[str] = []
         if os.geteuid() == 0:
             # initdb refuses to run as root
@@ -69,24 +74,29 @@ class TemporaryPostgres:
         )
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w", "-t", "60",
-            "-o", f"-h 127.0.0.1 -p {self.port} -k {self.dir} -c fsync=on", "start",
+            "-o", f"-h 127.0.0.1 -p {self.port} -k {self.dir} {self._durability}", "start",
         )  # fmt: skip
         return self
 
-    def create_database(self, name: str | None = None) -> str:
-        """Create a fresh database and return its SQLAlchemy URL."""
-        name = name or "t_" + uuid.uuid4().hex[:12]
-        self._run(
-            str(self.bin / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-U",
-            "postgres",
-            name,
-        )
+    @property
+    def _durability(self) -> str:
+        if self.fsync:
+            return "-c fsync=on"
+        return "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+    def url(self, name: str) -> str:
+        """The SQLAlchemy URL of database ``name``."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def create_database(self, name: str | None = None, *, template: str | None = None) -> str:
+        """Create a fresh database (a copy of ``template`` if given); its SQLAlchemy URL."""
+        name = name or "t_" + uuid.uuid4().hex[:12]
+        copy = f' TEMPLATE "{template}"' if template else ""
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
+        return self.url(name)
 
     def stop(self) -> None:
         """Stop the server and delete its files."""

@@ -87,10 +87,15 @@ def test_hardened_host_config_and_labels():
         hardened_host_config(
             REAL, binds={"/run/podman.sock": {"bind": "/p"}}, network="none", limits=Limits()
         )
-    labels = gpuhub_labels(user="a", lease={}, profile="p", own={"gpuhub.job": "3"},
+    labels = gpuhub_labels(user="a", lease={"id": 7}, profile="p", own={"gpuhub.job": "3"},
                            extra={"team": "ml", "gpuhub.user": "mallory"})  # fmt: skip
-    assert labels == {"team": "ml", "gpuhub.user": "a", "gpuhub.lease": "",
+    assert labels == {"team": "ml", "gpuhub.user": "a", "gpuhub.lease": "7",
                       "gpuhub.profile": "p", "gpuhub.job": "3"}  # fmt: skip
+    # no lease (a CPU-only server): no lease label, which start-up reconciliation would take
+    # for an orphan's; nor may an admin's extra label claim one
+    labels = gpuhub_labels(user="a", lease={}, profile="cpu", own={"gpuhub.server": ""},
+                           extra={"gpuhub.lease": "9"})  # fmt: skip
+    assert labels == {"gpuhub.user": "a", "gpuhub.profile": "cpu", "gpuhub.server": ""}
 
 
 # -- a job's container -------------------------------------------------------------------------
@@ -131,7 +136,7 @@ def test_job_specs_for_simulated_devices_no_lease_and_other_networks():
     assert "NVIDIA_DRIVER_CAPABILITIES" not in sim["environment"]
     assert sim["labels"]["gpuhub.profile"] == "job" and sim["labels"]["gpuhub.lease"] == "8"
     none = job_spec({}, limits=None)
-    assert none["labels"]["gpuhub.lease"] == "" and none["host_config"]["device_requests"] == []
+    assert "gpuhub.lease" not in none["labels"] and none["host_config"]["device_requests"] == []
     assert "mem_limit" not in none["host_config"] and "nano_cpus" not in none["host_config"]
     bridged = job_spec(network="bridge", home_dir="/home/user", home_volume="vol-x",
                        host_cpus=2, extra_labels={"team": "ml", "gpuhub.job": "99"})  # fmt: skip

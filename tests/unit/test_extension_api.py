@@ -312,8 +312,8 @@ def ext_config() -> dict[str, Any]:
 @pytest.fixture
 def jp_server_config(env, nvml, ext_config, monkeypatch, request) -> dict[str, Any]:
     """The server's configuration; sets its environment (``{service}``: the stand-in's URL)."""
-    for name in ("GPUHUB_LEASE_ID", "GPUHUB_SIMULATED", "GPUHUB_SERVICE_URL",
-                 "CUDA_VISIBLE_DEVICES", "JUPYTERHUB_API_TOKEN"):  # fmt: skip
+    for name in ("GPUHUB_LEASE_ID", "GPUHUB_SIMULATED", "GPUHUB_SERVICE_URL", "GPUHUB_PROFILE",
+                 "GPUHUB_NO_GPU", "CUDA_VISIBLE_DEVICES", "JUPYTERHUB_API_TOKEN"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         if "{service}" in value:
@@ -411,7 +411,8 @@ def test_no_lease_answers_plainly(get):
     status, devices = get("devices")
     assert status == 200
     assert devices == {
-        "lease_id": None, "simulated": False, "interval_s": 0.2, "devices": [], "error": None,
+        "lease_id": None, "no_gpu": False, "profile": None, "simulated": False,
+        "interval_s": 0.2, "devices": [], "error": None,
     }  # fmt: skip
     assert get("lease") == (200, {"lease": None, "message": "This server holds no GPU lease."})
     status, text = get("metrics")

@@ -34,6 +34,7 @@ PROFILES = [
     {"name": "gpu-1", "default": True, "shape": {"kind": "gpu", "count": 1}},
     {"name": "duo", "shape": {"kind": "gpu", "count": 2}, "gpu_counts": [1, 2]},
     {"name": "staff", "shape": {"kind": "gpu", "count": 1}, "groups": ["staff"]},
+    {"name": "cpu", "shape": None},  # CPU only: a job on it needs a shape
 ]
 WAIT_FOR_FLAG = """
 import os, pathlib, time
@@ -252,6 +253,8 @@ def test_a_restarted_manager_takes_up_a_running_job_ends_and_books_it_once(env):
         (script("x", profile="nope"), (), "profile"),
         (script("x", profile="staff"), (), "profile"),
         (script("x", profile="duo", gpus=3), (), "gpus"),
+        (script("x", profile="cpu"), (), "profile"),
+        (script("x", profile="cpu", gpus=1), (), "gpus"),
         (script("x", gpus=1, shape={"kind": "gpu", "count": 1}), (), "gpus"),
         ({"path": "a.ipynb", "script": "x"}, (), "notebook"),
         ({"path": "a.py", "notebook": notebook("1")}, (), "script"),
@@ -263,6 +266,14 @@ def test_refused_requests_create_nothing(env, body, groups, field):
         env.submit(body, groups=groups)
     assert e.value.field == field, e.value.message
     assert env.manager.db.jobs() == [] and env.manager.scheduler.leases() == []
+
+
+def test_a_job_from_a_cpu_profile_asks_for_the_shape_it_names(env):
+    job = env.submit(script("x", profile="cpu", shape={"kind": "gpu", "count": 1}), start=False)
+    lease = env.lease(job)
+    assert (job.profile, job.shape, job.status) == ("cpu", {"kind": "gpu", "count": 1}, "queued")
+    assert (lease.profile, lease.shape, lease.status) == ("cpu", WholeGpus(count=1), "active")
+    asyncio.run(env.manager.cancel(job.id, by="alice"))
 
 
 def test_the_pool_and_quotas_refuse_as_for_leases_and_nothing_is_created(env):

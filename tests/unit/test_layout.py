@@ -4,8 +4,10 @@ Rules the design keeps (docs/explanation/architecture.md): no module of the hub-
 package or of the notebook extension grows past 600 lines; nothing outside
 ``gpuhub.scheduler`` reaches into the scheduler's in-memory picture (its pool, live
 leases, quotas, a device's holders); jobs share nothing with the spawners but neutral
-modules; the scheduler's parts do not reach into each other; and the notebook extension,
-which runs in users' images, uses of the hub side only its client and the job snapshot.
+modules; the scheduler's parts do not reach into each other; the notebook extension,
+which runs in users' images, uses of the hub side only its client and the job snapshot;
+and the service's routes come from its route modules, one per resource, each ending in
+its ``default_handlers``.
 """
 
 from __future__ import annotations
@@ -257,4 +259,80 @@ def test_the_cli_speaks_rest_only(path):
     assert not found, (
         f"{_rel(path)} imports the service's or the scheduler's parts ({', '.join(found)}); "
         "the CLI asks the service over REST"
+    )
+
+
+# -- the service's routes: a module per resource, each ending in its default_handlers ------
+
+SERVICE_MODULES = sorted((PACKAGE / "service").glob("*.py"))
+#: Modules of the service with request handlers but no ``api/v1`` routes: the base class and
+#: the catch-all 404, the web console's HTML pages, and ``/metrics`` (outside ``api/v1``).
+NOT_ROUTE_MODULES = {"base.py", "console.py", "metrics.py"}
+#: The only routes ``make_app`` names itself; every other is a route module's.
+ROUTED_BY_HAND = {"HubOAuthCallbackHandler", "MetricsHandler", "NotFoundHandler"}
+HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
+
+
+def _serving_handlers(tree: ast.Module) -> list[str]:
+    """The classes of a module that answer an HTTP method themselves (not mere bases)."""
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        and any(
+            isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name in HTTP_METHODS
+            for item in node.body
+        )
+    ]
+
+
+def _route_modules() -> list[Path]:
+    return [
+        p
+        for p in SERVICE_MODULES
+        if p.name not in NOT_ROUTE_MODULES and _serving_handlers(ast.parse(p.read_text()))
+    ]
+
+
+def test_the_service_has_route_modules():
+    names = {p.stem for p in _route_modules()}
+    assert {"pool", "me", "options", "leases", "quotas", "usage", "jobs"} <= names, names
+
+
+@pytest.mark.parametrize("path", _route_modules(), ids=_rel)
+def test_each_route_module_ends_in_default_handlers_routing_its_handlers(path):
+    """Habit 24: handlers grouped by resource, each module ending in its
+    ``default_handlers`` (paths relative to ``api/v1``), as JupyterHub's apihandlers."""
+    tree = ast.parse(path.read_text(), str(path))
+    last = tree.body[-1]
+    assert isinstance(last, ast.Assign) and [ast.unparse(t) for t in last.targets] == [
+        "default_handlers"
+    ], f"{_rel(path)} does not end in default_handlers = [(path, Handler), ...]"
+    routed = {ast.unparse(item.elts[1]) for item in last.value.elts}
+    unrouted = set(_serving_handlers(tree)) - routed
+    assert not unrouted, f"{_rel(path)}: {sorted(unrouted)} not in its default_handlers"
+
+
+def test_the_app_gathers_every_route_module_and_routes_nothing_else_by_hand():
+    from gpuhub.service import app
+
+    gathered = {m.__name__.rsplit(".", 1)[-1] for m in app.API_MODULES}
+    assert gathered == {p.stem for p in _route_modules()}, "add the module to API_MODULES"
+    tree = ast.parse((PACKAGE / "service" / "app.py").read_text())
+    lists = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and [ast.unparse(t) for t in node.targets] == ["routes"]
+        and isinstance(node.value, ast.List)
+    ]
+    assert len(lists) == 1, "make_app builds one route list"
+    by_hand = {
+        node.id
+        for node in ast.walk(lists[0])
+        if isinstance(node, ast.Name) and node.id.endswith("Handler")
+    }
+    assert by_hand == ROUTED_BY_HAND, (
+        f"make_app routes {sorted(by_hand - ROUTED_BY_HAND)} by hand; list them in their "
+        "module's default_handlers"
     )

@@ -11,11 +11,13 @@ from gpuhub.scheduler.db import Base, alembic_config, open_engine
 from sqlalchemy import create_engine, inspect, text
 
 
-def _migrate(db_url: str, revision: str, *, down: bool = False, sql: str = "") -> tuple[set, set]:
+def _migrate(
+    empty_db_url: str, revision: str, *, down: bool = False, sql: str = ""
+) -> tuple[set, set]:
     """Take the database up (or ``down``) to ``revision`` with Alembic, then run ``sql``;
     the table names and the ``leases`` columns there."""
-    url = db_url.replace("postgresql://", "postgresql+psycopg://")
-    cfg = alembic_config(db_url)
+    url = empty_db_url.replace("postgresql://", "postgresql+psycopg://")
+    cfg = alembic_config(empty_db_url)
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
@@ -35,25 +37,25 @@ def _migrate(db_url: str, revision: str, *, down: bool = False, sql: str = "") -
         engine.dispose()
 
 
-def test_upgrade_builds_the_declared_schema(db_url):
-    engine = open_engine(db_url)
+def test_upgrade_builds_the_declared_schema(empty_db_url):
+    engine = open_engine(empty_db_url)
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn)
             diff = compare_metadata(ctx, Base.metadata)
-            head = ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
+            head = ScriptDirectory.from_config(alembic_config(empty_db_url)).get_current_head()
             assert ctx.get_current_revision() == head
         assert diff == [], f"models and migrations disagree: {diff}"
     finally:
         engine.dispose()
 
 
-def test_upgrade_is_idempotent_and_downgrade_removes_everything(db_url):
-    open_engine(db_url).dispose()
-    engine = open_engine(db_url)  # a second start finds the schema current
+def test_upgrade_is_idempotent_and_downgrade_removes_everything(empty_db_url):
+    open_engine(empty_db_url).dispose()
+    engine = open_engine(empty_db_url)  # a second start finds the schema current
     engine.dispose()
-    cfg = alembic_config(db_url)
-    url = db_url.replace("postgresql://", "postgresql+psycopg://")
+    cfg = alembic_config(empty_db_url)
+    url = empty_db_url.replace("postgresql://", "postgresql+psycopg://")
     with create_engine(url).begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
@@ -64,15 +66,15 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(db_url):
         plain.dispose()
 
 
-def test_upgrade_from_0001_keeps_leases_and_adds_idempotency_keys(db_url):
+def test_upgrade_from_0001_keeps_leases_and_adds_idempotency_keys(empty_db_url):
     """A database made by 0001, with live and ended leases, upgrades and works on."""
     from gpuhub.inventory.simulated import parse_spec
     from gpuhub.scheduler.core import Scheduler
     from gpuhub.scheduler.shapes import WholeGpus
     from sqlalchemy import text
 
-    url = db_url.replace("postgresql://", "postgresql+psycopg://")
-    cfg = alembic_config(db_url)
+    url = empty_db_url.replace("postgresql://", "postgresql+psycopg://")
+    cfg = alembic_config(empty_db_url)
     old = create_engine(url)
     try:
         with old.begin() as conn:
@@ -102,7 +104,7 @@ def test_upgrade_from_0001_keeps_leases_and_adds_idempotency_keys(db_url):
     finally:
         old.dispose()
 
-    engine = open_engine(db_url)  # upgrades to head
+    engine = open_engine(empty_db_url)  # upgrades to head
     try:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -128,14 +130,14 @@ def test_upgrade_from_0001_keeps_leases_and_adds_idempotency_keys(db_url):
         engine.dispose()
 
 
-def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
+def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(empty_db_url):
     """A database made by 0002, with a lease, upgrades to 0003: jobs and job_definitions
     exist and take rows; downgrading to 0002 removes just them."""
     from gpuhub.jobs.record import Job
     from gpuhub.jobs.store import JobStore
 
     tables, _ = _migrate(
-        db_url,
+        empty_db_url,
         "0002",
         sql='INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
         " units_den, requested_at, granted_at, ended_at) VALUES (1, 'alice',"
@@ -144,7 +146,7 @@ def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
     )
     assert "jobs" not in tables
 
-    engine = open_engine(db_url)
+    engine = open_engine(empty_db_url)
     try:
         tables = set(inspect(engine).get_table_names())
         assert {"jobs", "job_definitions", "leases"} <= tables
@@ -175,11 +177,11 @@ def test_upgrade_from_0002_adds_the_job_tables_and_keeps_leases(db_url):
     finally:
         engine.dispose()
 
-    tables, _ = _migrate(db_url, "0002", down=True)
+    tables, _ = _migrate(empty_db_url, "0002", down=True)
     assert "jobs" not in tables and "job_definitions" not in tables and "leases" in tables
 
 
-def test_upgrade_from_0003_adds_reservations_and_lease_groups(db_url):
+def test_upgrade_from_0003_adds_reservations_and_lease_groups(empty_db_url):
     """A database made by 0003, with a queued lease, upgrades to 0004: the lease loads with
     no groups, reservations can be made; downgrading to 0003 removes just them."""
     from gpuhub.inventory.simulated import parse_spec
@@ -187,7 +189,7 @@ def test_upgrade_from_0003_adds_reservations_and_lease_groups(db_url):
     from gpuhub.scheduler.shapes import WholeGpus
 
     tables, _ = _migrate(
-        db_url,
+        empty_db_url,
         "0003",
         sql='INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
         " units_den, requested_at) VALUES (1, 'alice', 'queued',"
@@ -195,7 +197,7 @@ def test_upgrade_from_0003_adds_reservations_and_lease_groups(db_url):
     )
     assert "reservations" not in tables
 
-    engine = open_engine(db_url)
+    engine = open_engine(empty_db_url)
     try:
         nodes = parse_spec("n: 1xH100-80GB")
         s = Scheduler(engine, nodes, clock=lambda: 2000.0)
@@ -208,6 +210,6 @@ def test_upgrade_from_0003_adds_reservations_and_lease_groups(db_url):
     finally:
         engine.dispose()
 
-    tables, columns = _migrate(db_url, "0003", down=True)
+    tables, columns = _migrate(empty_db_url, "0003", down=True)
     assert "reservations" not in tables and "leases" in tables
     assert "user_groups" not in columns

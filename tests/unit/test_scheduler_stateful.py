@@ -38,6 +38,8 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
+from tests.support import pg
+
 SPEC = (
     "a: 4xH100-80GB[nvlink], 1xA100-40GB[mig=3x1g.10gb+2x2g.20gb]; "
     "b: 2xL4-24GB[shared=3], 2xA100-80GB"
@@ -583,9 +585,10 @@ def _run(machine: type, **kwargs) -> None:
     )
 
 
-def test_scheduler_state_machine_sqlite(clock):
+def test_scheduler_state_machine_sqlite(clock, sqlite_template):
     def new_database():
         d = tempfile.mkdtemp(prefix="gpuhub-sm-")
+        shutil.copyfile(sqlite_template, f"{d}/gpuhub.sqlite")
         return f"sqlite:///{d}/gpuhub.sqlite", lambda: shutil.rmtree(d, ignore_errors=True)
 
     machine = type(
@@ -599,7 +602,7 @@ def test_scheduler_state_machine_sqlite(clock):
 @pytest.mark.postgres
 def test_scheduler_state_machine_postgresql(postgres, clock):
     def new_database():
-        return postgres.create_database(), lambda: None
+        return postgres.create_database(template=pg.TEMPLATE), lambda: None
 
     machine = type(
         "PostgresSchedulerMachine",

@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 f920252fdb25dd91bd25f37bc32e07d695110e6a4c6a2ce38b51209450c6d6ff)
+ * From docs/reference/openapi.yaml (sha256 0eba672491ce8c96bbb1e895d33ce467eea35b41675e3c7159398181ee353283)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -83,7 +83,9 @@ export interface paths {
          *     most on one node, and that most; each MIG profile; a shared seat), each with the
          *     GPU models behind it and the scheduler's preview for the caller (as
          *     `POST /api/v1/leases/preview`: nothing is requested); `profiles` are the spawn
-         *     profiles open to the caller (their groups and quotas allow them); `jobs` the
+         *     profiles open to the caller (their groups and quotas allow them; a CPU-only
+         *     profile, `shape: null`, is open to its groups whatever the quotas say, as its
+         *     servers ask for no GPU); `jobs` the
          *     limits of a job's maximum runtime and whether recurring schedules are taken.
          *     Admins may name another user with `user`.
          */
@@ -550,7 +552,8 @@ export interface paths {
          *     starts with `~`, has a `.` or `..` segment or does not end in `.ipynb` or `.py`; a
          *     notebook nbformat finds invalid; parameters that are not identifiers, more than
          *     100, or over 64 KiB as JSON; a profile that does not exist or is not open to the
-         *     user. Quotas and the pool refuse as on `POST /leases`. This route reads bodies of
+         *     user; a CPU-only profile (no GPU) without a `shape`. Quotas and the pool refuse as
+         *     on `POST /leases`. This route reads bodies of
          *     up to 16 MiB. `Idempotency-Key` works as on `POST /leases`.
          */
         post: operations["submitJob"];
@@ -1236,7 +1239,9 @@ export interface components {
             display_name: string;
             description: string;
             image: string | null;
-            shape: components["schemas"]["Shape"];
+            /** @description The GPU shape; null for a CPU-only profile (no GPU, no lease, no quota). */
+            shape: components["schemas"]["Shape"] | null;
+            /** @description For people, e.g. "1 whole GPU", or "no GPU". */
             text: string;
             models: string[];
             models_text: string;
@@ -1376,7 +1381,7 @@ export interface components {
             notebook?: components["schemas"]["Notebook"];
             /** @description The script's source (at most 16 MiB). */
             script?: string | null;
-            /** @description A spawner profile open to the user; default the user's default profile. It gives the image, limits and shape. */
+            /** @description A spawner profile open to the user; default the user's default profile with a GPU (a CPU-only default is passed over). It gives the image, limits and shape; a CPU-only profile needs a `shape`. */
             profile?: string | null;
             /** @description GPU count, for a profile that offers several (`gpu_counts`). */
             gpus?: number | null;

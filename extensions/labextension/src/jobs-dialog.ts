@@ -2,8 +2,10 @@
  * The "Run as GPU job" dialog: a form pre-filled from this server (its profile, the GPU
  * shapes the quota allows with what is free now and the queue's length), the notebook's
  * `parameters` as typed fields, a maximum runtime, a name and an optional cron schedule.
- * Submitting posts the job from inside the dialog: a refusal is shown in the dialog, which
- * stays open, so nothing typed is lost.
+ * From a CPU-only server the job goes to the pool on the default GPU profile instead of
+ * the server's own. Submitting posts the job from inside the dialog: a refusal is shown in
+ * the dialog, next to the field it names, and the dialog stays open, so nothing typed is
+ * lost. Rules such as cron syntax are the service's: the dialog does not copy them.
  */
 import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
@@ -24,9 +26,6 @@ import { el } from './dom';
 
 /** The runtime limits when the service did not say (it checks them again). */
 const UNKNOWN_LIMITS = { min: 60, default: null, max: null };
-
-/** Five cron fields (minute hour day month weekday), loosely: the service checks them. */
-const CRON = /^\s*\S+(\s+\S+){4}\s*$/;
 
 /** One parameter's editor: its input and how to read it back. */
 interface IField {
@@ -63,7 +62,7 @@ export class JobForm extends Widget {
       this.node.appendChild(el('p', 'jp-gpuhub-warning', d.error));
     }
 
-    // the environment and the GPU shape
+    // the environment and the GPU shape; a CPU-only server sends the job to the GPU pool
     const env = el('div', 'jp-gpuhub-job-row');
     env.append(
       el('label', '', trans.__('Environment')),
@@ -72,9 +71,13 @@ export class JobForm extends Widget {
         'jp-gpuhub-job-profile',
         rerun && rerun.profile !== d.profile
           ? trans.__('Profile %1, as job %2', rerun.profile ?? '—', rerun.id)
-          : d.profile
-            ? trans.__('Same as this server (profile %1)', d.profile)
-            : trans.__('Your default profile')
+          : d.no_gpu
+            ? d.profile
+              ? trans.__('Profile %1: this server has no GPU', d.profile)
+              : trans.__('Your default GPU profile: this server has no GPU')
+            : d.profile
+              ? trans.__('Same as this server (profile %1)', d.profile)
+              : trans.__('Your default profile')
       )
     );
     // a run again keeps the job's environment
@@ -89,7 +92,13 @@ export class JobForm extends Widget {
     const same = el(
       'option',
       '',
-      d.profile ? trans.__('As this server') : trans.__('As your default profile')
+      d.no_gpu
+        ? d.profile
+          ? trans.__('As profile %1', d.profile)
+          : trans.__('As your default GPU profile')
+        : d.profile
+          ? trans.__('As this server')
+          : trans.__('As your default profile')
     );
     same.value = '';
     const current = d.shapes.find(s => s.current);
@@ -285,11 +294,13 @@ export class JobForm extends Widget {
     this._mark(this._hours, this._runtimeError, runtimeError);
     this._minutes.classList.toggle('jp-mod-error', runtimeError !== null);
     ok = ok && runtimeError === null;
+    // the service checks the schedule (cron fields, @daily, CRON_TZ=...): its refusal is
+    // shown under the field; here only an empty one is caught
     let scheduleError: string | null = null;
     const schedule = this._schedule.value.trim();
-    if (this._recurring.checked && !CRON.test(schedule)) {
+    if (this._recurring.checked && schedule === '') {
       scheduleError = trans.__(
-        'A schedule is five cron fields in UTC: minute hour day month weekday, e.g. "0 2 * * *".'
+        'Repeat needs a schedule: cron fields such as "0 2 * * mon-fri", or "@daily".'
       );
     }
     this._mark(this._schedule, this._scheduleError, scheduleError);

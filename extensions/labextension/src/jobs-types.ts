@@ -71,7 +71,12 @@ export interface IParametersReply {
   parameters: IParameter[];
   unsupported: string[];
   defaults: {
+    /** The profile the job runs on: this server's, or on a CPU-only server the default GPU profile. */
     profile: string | null;
+    /** This server has no GPU (CPU-only profile): the job goes to the pool on `profile`. */
+    no_gpu?: boolean;
+    /** This server's own profile. */
+    server_profile?: string | null;
     current_shape: IShape | null;
     shapes: IShapeChoice[];
     queue_length: number | null;

@@ -14,6 +14,7 @@ import { IDevice, IDevicesReply, IIdleWarning, ILease, ILeaseReply, IMe, ISample
 export type GpuState =
   | 'loading' // nothing answered yet
   | 'ok' // the server holds a lease and sampled its devices
+  | 'no-gpu' // the server's profile has no GPU (CPU only): nothing is missing
   | 'no-lease' // the server extension answers, but the server holds no GPU lease
   | 'missing' // the server extension is not installed or not enabled (404)
   | 'error'; // the server extension answered with an error, or the server is unreachable
@@ -61,6 +62,11 @@ export class GpuModel {
   /** Whether the devices are simulated. */
   get simulated(): boolean {
     return this._simulated;
+  }
+
+  /** The server's spawn profile, when the server extension knows it. */
+  get profile(): string | null {
+    return this._profile;
   }
 
   /** The lease this server holds, or null. */
@@ -144,7 +150,8 @@ export class GpuModel {
       }
       this._ticks++;
       this._message = devices.error;
-      this._state = devices.lease_id === null ? 'no-lease' : 'ok';
+      this._profile = devices.profile ?? null;
+      this._state = devices.lease_id !== null ? 'ok' : devices.no_gpu ? 'no-gpu' : 'no-lease';
       this._changed.emit();
     } catch (err) {
       this._ticks = 0;
@@ -215,6 +222,7 @@ export class GpuModel {
   private _meError: string | null = null;
   private _message: string | null = null;
   private _poll: Poll;
+  private _profile: string | null = null;
   private _settings: ServerConnection.ISettings;
   private _simulated = false;
   private _state: GpuState = 'loading';

@@ -102,12 +102,26 @@ export class GpuPanel extends Widget {
         'The gpuhub server extension (jupyter_gpuhub) is not installed or not enabled on this server, so there is nothing to show.'
       ),
       error: trans.__('The server did not answer: %1', m.message ?? ''),
+      'no-gpu': m.profile
+        ? trans.__('No GPU: this server was started CPU only (profile %1).', m.profile)
+        : trans.__('No GPU: this server was started CPU only.'),
       'no-lease': trans.__('No GPU lease on this server.')
     };
     if (m.state !== 'ok') {
       this._status.appendChild(el('p', 'jp-gpuhub-plain', plain[m.state]));
+      if (m.state === 'no-gpu') {
+        this._status.appendChild(
+          el(
+            'p',
+            'jp-gpuhub-muted jp-gpuhub-no-gpu',
+            trans.__(
+              'It uses none of your GPU-hours. To run a notebook on a GPU, click "Run as GPU job" in its toolbar: the job goes to the GPU pool, under the quota below.'
+            )
+          )
+        );
+      }
       this._syncDevices([]);
-      if (m.state === 'no-lease') {
+      if (m.state === 'no-lease' || m.state === 'no-gpu') {
         this._renderQueued();
         this._renderQuotas();
       }

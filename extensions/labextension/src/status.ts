@@ -1,6 +1,7 @@
 /**
  * The status bar item: per leased device "H100 · 73% · 21/80 GB", the GPU-hours left,
- * "simulated" when the devices are; or plainly why there is nothing to show.
+ * "simulated" when the devices are; or plainly why there is nothing to show ("No GPU" on
+ * a CPU-only server, which is not the same as a missing lease or an unreachable service).
  */
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
@@ -77,6 +78,8 @@ export function statusText(model: GpuModel, trans: TranslationBundle): string {
       return trans.__('GPU: gpuhub server extension not installed');
     case 'error':
       return trans.__('GPU: unavailable');
+    case 'no-gpu':
+      return trans.__('No GPU (CPU-only server)');
     case 'no-lease':
       return trans.__('No GPU lease on this server');
   }

@@ -43,6 +43,10 @@ export interface IDevice {
 /** GET gpuhub/api/v1/devices */
 export interface IDevicesReply {
   lease_id: number | null;
+  /** The server's profile has no GPU (CPU only): no lease by design, not a missing one. */
+  no_gpu?: boolean;
+  /** The server's spawn profile, when the spawner said. */
+  profile?: string | null;
   simulated: boolean;
   interval_s: number;
   devices: IDevice[];

@@ -324,8 +324,9 @@ def add_job_commands(sub: Any, conn: argparse.ArgumentParser) -> None:
     shape.add_argument("--mig", metavar="PROFILE", help="one MIG slice, e.g. 1g.10gb")
     shape.add_argument("--shared", action="store_true", help="a seat on a time-sliced GPU")
     p.add_argument("--profile", metavar="P",
-                   help="environment (spawner profile); default: your default profile, whose "
-                   "GPU shape applies unless --gpus, --mig or --shared is given")  # fmt: skip
+                   help="environment (spawner profile); default: your default profile with a "
+                   "GPU, whose GPU shape applies unless --gpus, --mig or --shared is given (a "
+                   "profile without a GPU needs one of them)")  # fmt: skip
     p.add_argument("-p", "--param", dest="param", action="append", type=parse_param,
                    metavar="NAME=VALUE",
                    help="a parameter (papermill); VALUE is JSON if it parses (0.01, true, "

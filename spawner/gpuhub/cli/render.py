@@ -122,6 +122,13 @@ def pool_table(data: Mapping[str, Any]) -> str:
     return f"{table}\n\n{summary}"
 
 
+def _profile_gpus(p: Mapping[str, Any]) -> str | None:
+    """What a profile gives: the service's text, and for a CPU-only one that it is free."""
+    if p.get("shape") is None:
+        return f"{p.get('text') or 'no GPU'} (quota-free)"
+    return p.get("text")
+
+
 def options_report(data: Mapping[str, Any]) -> str:
     """``gpuhub options``: the shapes I may ask for (the models behind each and what is free
     now), the profiles open to me, and the limits of jobs, as the service serves them."""
@@ -135,7 +142,7 @@ def options_report(data: Mapping[str, Any]) -> str:
         parts.append(
             t.render(
                 ["PROFILE", "NAME", "GPUS"],
-                [[p["name"], p.get("display_name"), p.get("text")] for p in profiles],
+                [[p["name"], p.get("display_name"), _profile_gpus(p)] for p in profiles],
             )
         )
     jobs = data.get("jobs") or {}

@@ -101,6 +101,25 @@ def build_env(lease: Mapping[str, Any], *, service_url: str) -> dict[str, str]:
     return env
 
 
+def no_gpu_env(*, profile: str, service_url: str) -> dict[str, str]:
+    """The GPU environment of a server whose profile has no GPU (CPU only, no lease).
+
+    ``CUDA_VISIBLE_DEVICES`` is empty, so CUDA frameworks see no GPU even on a host that has
+    some; ``NVIDIA_VISIBLE_DEVICES=void`` overrides the ``all`` of CUDA base images, so the
+    NVIDIA container runtime hands the container neither devices nor driver libraries.
+    ``GPUHUB_NO_GPU=1`` tells the notebook extension that no GPU is by design (not a lease
+    that is missing); ``GPUHUB_SERVICE_URL`` and ``GPUHUB_PROFILE`` are there as in every
+    server, so quota and "Run as GPU job" work from it.
+    """
+    return {
+        "CUDA_VISIBLE_DEVICES": "",
+        "NVIDIA_VISIBLE_DEVICES": "void",
+        "GPUHUB_NO_GPU": "1",
+        "GPUHUB_PROFILE": profile,
+        "GPUHUB_SERVICE_URL": service_url,
+    }
+
+
 # -- who runs it, and on what ---------------------------------------------------------------
 
 
@@ -194,15 +213,16 @@ def gpuhub_labels(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """A container's labels: ``extra`` (an admin's), then gpuhub's own, which ``extra``
-    cannot replace: ``gpuhub.user``, ``gpuhub.lease``, ``gpuhub.profile``, and ``own``
-    (``gpuhub.server`` for a server, ``gpuhub.job`` for a job)."""
-    return {
-        **(extra or {}),
-        LABEL_USER: user,
-        LABEL_LEASE: str(lease.get("id", "")),
-        LABEL_PROFILE: profile,
-        **(own or {}),
-    }
+    cannot replace: ``gpuhub.user``, ``gpuhub.lease`` (only with a lease: start-up
+    reconciliation takes a labelled container without a live lease for an orphan),
+    ``gpuhub.profile``, and ``own`` (``gpuhub.server`` for a server, ``gpuhub.job`` for a job)."""
+    labels = {**(extra or {})}
+    labels.pop(LABEL_LEASE, None)
+    labels.update({LABEL_USER: user, LABEL_PROFILE: profile})
+    if lease.get("id") is not None:
+        labels[LABEL_LEASE] = str(lease["id"])
+    labels.update(own or {})
+    return labels
 
 
 def check_user(container_user: str | int) -> None:

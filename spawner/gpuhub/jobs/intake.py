@@ -16,7 +16,13 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..profiles import Profile, Selection, UserOptionsError, validate_user_options
+from ..profiles import (
+    Profile,
+    Selection,
+    UserOptionsError,
+    default_gpu_profile,
+    validate_user_options,
+)
 from ..scheduler.core import Scheduler
 from ..scheduler.errors import IdempotencyConflict
 from ..terms import ACTIVE, JOB_QUEUED, job_label, shape_text
@@ -62,14 +68,32 @@ def check_request(req: JobRequest, limits: JobLimits) -> None:
 
 
 def select_profile(req: JobRequest, profiles: list[Profile], groups: list[str]) -> Selection:
-    """The profile (and GPU count) a request asks for, as the spawn form would check it."""
-    options = {"profile": req.profile, "gpus": req.gpus}
+    """The profile (and GPU count) a request asks for, as the spawn form would check it.
+
+    A job runs on the pool's GPUs: without a profile it takes the default profile with a
+    GPU (:func:`default_gpu_profile`), even where a CPU-only profile is the spawn form's
+    default; a CPU-only profile named without a ``shape`` is refused, naming the profiles
+    that have one.
+    """
+    profile = req.profile
+    if profile is None:
+        gpu = default_gpu_profile(profiles, groups)
+        profile = gpu.name if gpu is not None else None
+    options = {"profile": profile, "gpus": req.gpus}
     try:
-        return validate_user_options(
+        selection = validate_user_options(
             {k: v for k, v in options.items() if v is not None}, profiles, groups
         )
     except UserOptionsError as e:
         raise JobInvalid(e.message, field=e.option or "profile") from e
+    if selection.shape is None and req.shape is None:
+        named = [p.name for p in profiles if p.has_gpu and p.allows(groups)]
+        raise JobInvalid(
+            f"profile {selection.profile.name} has no GPU, and a job runs on one: choose a "
+            f"profile with GPUs ({', '.join(named) or 'none is open to you'}) or give a shape",
+            field="profile",
+        )
+    return selection
 
 
 def request_digest(user: str, req: JobRequest) -> str:

@@ -89,7 +89,9 @@ class JobRequest(BaseModel):
     path: str = Field(description="The notebook or script, relative to the user's home")
     notebook: dict[str, Any] | None = Field(None, description="The notebook's JSON (nbformat 4)")
     script: str | None = Field(None, description="The script's source")
-    profile: str | None = Field(None, description="A spawner profile; default: the user's")
+    profile: str | None = Field(
+        None, description="A spawner profile with a GPU; default: the user's default GPU profile"
+    )
     gpus: int | None = Field(None, ge=1, le=64, description="GPU count (profiles with counts)")
     shape: Shape | None = Field(None, description="An explicit shape instead of the profile's")
     parameters: dict[str, Any] = Field(default_factory=dict, description="papermill parameters")

@@ -3,7 +3,9 @@
 JupyterHub starts it (see ``hub_config/jupyterhub_config.py``) with the usual service
 environment (``JUPYTERHUB_SERVICE_URL``, ``JUPYTERHUB_SERVICE_PREFIX``, API token, OAuth
 client). It reads the same configuration file as the hub, for its ``GpuhubService``,
-inventory and scheduler settings.
+inventory and scheduler settings, and the profiles the hub's spawners offer
+(:mod:`gpuhub.service.spawn_profiles`). The REST routes are the ``default_handlers`` of
+the route modules in :data:`API_MODULES`, one per resource.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import logging
 import os
 import signal
-from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,23 +46,23 @@ from ..jobs.manager import JobManager
 from ..scheduler.core import Scheduler
 from ..scheduler.db import open_engine
 from ..scheduler.quota import QuotaSpec
-from . import cohorts as c
-from . import handlers as h
-from . import jobs as j
-from . import options
-from . import reservations as r
-from .base import BaseHandler
+from . import cohorts, jobs, keep, leases, me, options, pool, quotas, reservations, usage
+from .base import BaseHandler, NotFoundHandler
 from .body import validation_message
 from .console import console_routes
 from .hub_api import HubApi
-from .keep import LeaseKeepHandler
-from .metrics import SchedulerCollector
+from .metrics import MetricsHandler, SchedulerCollector
 from .reclaim import Reclaimer
 from .reconcile import reconcile_servers
 from .reservations import ReservationTimer, check_time_zone
+from .spawn_profiles import hub_profiles
 
 #: Entry point group naming inventory backends ("nvml", "simulated", "files", ...).
 INVENTORY_ENTRY_POINTS = "gpuhub.inventories"
+
+#: The route modules of ``api/v1``, each ending in its ``default_handlers`` (paths relative
+#: to ``api/v1``). Tornado takes the first route that matches, in this order.
+API_MODULES = (pool, me, options, leases, keep, quotas, usage, cohorts, reservations, jobs)
 
 
 class GpuhubService(Application):
@@ -239,12 +240,11 @@ class GpuhubService(Application):
             engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy,
             reservation_guard=self.reservation_guard,
         )  # fmt: skip
-        profiles = self.config.get("GPUSpawnerMixin", {}).get("profiles", [])
         self.jobs = JobManager(
             parent=self,
             scheduler=self.scheduler,
             executor=self.job_executor_class(parent=self),
-            profiles=profiles,
+            profiles=hub_profiles(self.config, self.log),  # the hub's spawners' profiles
         )
         self.reclaimer = Reclaimer(parent=self, scheduler=self.scheduler)
         self.reservation_timer = ReservationTimer(self.scheduler)
@@ -263,37 +263,15 @@ class GpuhubService(Application):
         metrics = SchedulerCollector(self.scheduler)
         registry.register(metrics)
         hub_auth = HubOAuth.instance(parent=self)
-        api_url = os.environ.get("JUPYTERHUB_API_URL", "")
-        token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        hub_api = HubApi(
+            os.environ.get("JUPYTERHUB_API_URL", ""), os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        )
         routes = [
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
-            (api + "/?", h.IndexHandler),
-            (api + "/pool", h.PoolHandler),
-            (api + "/me", h.MeHandler),
-            *((api + path, handler) for path, handler in options.default_handlers),
-            (api + "/leases", h.LeasesHandler),
-            (api + "/leases/preview", h.LeasePreviewHandler),
-            (api + r"/leases/([0-9]+)", h.LeaseHandler),
-            (api + r"/leases/([0-9]+)/activity", h.LeaseActivityHandler),
-            (api + r"/leases/([0-9]+)/keep", LeaseKeepHandler),
-            (api + "/queue", h.QueueHandler),
-            (api + "/quotas", h.QuotaListHandler),
-            (api + r"/quotas/(users|groups)/([^/]+)", h.QuotaHandler),
-            (api + "/usage", h.UsageHandler),
-            (api + "/cohorts", c.CohortListHandler),
-            (api + r"/cohorts/([^/]+)", c.CohortHandler),
-            (api + r"/cohorts/([^/]+)/members", c.CohortMembersHandler),
-            (api + r"/cohorts/([^/]+)/members/([^/]+)", c.CohortMemberHandler),
-            (api + "/reservations", r.ReservationsHandler),
-            (api + r"/reservations/([0-9]+)", r.ReservationHandler),
-            (api + "/jobs", j.JobsHandler),
-            (api + r"/jobs/([0-9]+)", j.JobHandler),
-            (api + r"/jobs/([0-9]+)/log", j.JobLogHandler),
-            (api + "/job-definitions", j.DefinitionsHandler),
-            (api + r"/job-definitions/([0-9]+)", j.DefinitionHandler),
-            (url_path_join(prefix, "metrics"), h.MetricsHandler),
+            *((api + path, handler) for m in API_MODULES for path, handler in m.default_handlers),
+            (url_path_join(prefix, "metrics"), MetricsHandler),  # outside api/v1, as the hub's
             *console_routes(prefix),  # the web console: P, P console/..., P static/...
-            (r".*", h.NotFoundHandler),
+            (r".*", NotFoundHandler),  # the catch-all: last
         ]
         settings = {
             "scheduler": self.scheduler,
@@ -305,8 +283,8 @@ class GpuhubService(Application):
             "registry": registry,
             "metrics": metrics,  # refreshed on the loop before each scrape
             "authenticate_metrics": self.authenticate_metrics,
-            "hub_groups": partial(h.fetch_hub_groups, api_url, token),
-            "hub_api": HubApi(api_url, token),
+            "hub_groups": hub_api.user_groups,
+            "hub_api": hub_api,
             "cookie_secret": self._cookie_secret(),
             "hub_auth": hub_auth,
             **self.tornado_settings,

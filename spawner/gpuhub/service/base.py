@@ -4,7 +4,8 @@ Authentication is JupyterHub's: OAuth cookies for browsers, ``Authorization: tok
 for API clients. Bodies are read as a stream so that one over the limit is refused with
 a JSON 413 before it is read (tornado's own limit would answer a bare 400). Every error,
 a scheduler's refusal, the service's own, tornado's (unknown route, method, bad
-encoding) or an unexpected exception, is rendered by :meth:`BaseHandler.write_error`.
+encoding) or an unexpected exception, is rendered by :meth:`BaseHandler.write_error`;
+a path nothing serves is the catch-all :class:`NotFoundHandler`'s (the last route).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -211,6 +213,18 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         except UnicodeDecodeError as e:
             raise ApiError(400, f"{name} is not UTF-8 text", field=name) from e
 
+    def query_statuses(self, allowed: Sequence[str]) -> set[str]:
+        """The ``status`` query arguments (repeatable), each one of ``allowed``."""
+        statuses = set(self.query_list("status"))
+        bad = statuses - set(allowed)
+        if bad:
+            raise ApiError(
+                400,
+                f"unknown status {sorted(bad)[0]!r}; use {', '.join(allowed)}",
+                field="status",
+            )
+        return statuses
+
     def query_int(self, name: str, default: int, low: int, high: int) -> int:
         """A whole-number query argument from ``low`` to ``high`` (digits only)."""
         raw = self.query(name)
@@ -283,6 +297,14 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if not self.is_admin:
             raise Forbidden(f"{self.user_name} may not act for user {name}; only admins can")
         return name
+
+    def listed_user(self) -> str | None:
+        """Whose items a list shows (``?user=``): oneself, or anyone (None: everyone) for
+        admins."""
+        user = self.query_name("user", "user")
+        if user is not None or not self.is_admin:
+            user = self.for_user(user)
+        return user
 
     async def acting_for(self, name: str | None) -> tuple[str, list[str]]:
         """(user, their JupyterHub groups) a request acts for: oneself, or anyone for admins."""
@@ -366,3 +388,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if lease.user != self.user_name and not self.is_admin:
             raise NotFound(f"no lease {lease_id}")  # others' leases are not even acknowledged
         return lease
+
+
+class NotFoundHandler(BaseHandler):
+    """Any other path: a JSON 404."""
+
+    requires_auth = False
+
+    async def admit(self) -> None:
+        """Refuse whatever the method: there is nothing here."""
+        raise ApiError(404, f"no such endpoint: {self.request.path}", code="not_found")

@@ -233,3 +233,11 @@ class CohortMemberHandler(_CohortBase):
         self.write_json(
             {"name": name, "members_removed": [user], "members": sorted(set(members) - {user})}
         )
+
+
+default_handlers = [
+    (r"/cohorts", CohortListHandler),
+    (r"/cohorts/([^/]+)", CohortHandler),
+    (r"/cohorts/([^/]+)/members", CohortMembersHandler),
+    (r"/cohorts/([^/]+)/members/([^/]+)", CohortMemberHandler),
+]

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from jupyterhub.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from ..scheduler.errors import NotFound
 from .errors import ApiError
 
 #: What each change needs in the service's role, for the sentence when the hub says 403.
@@ -115,6 +116,13 @@ class HubApi:
         """The hub's model of a user, or None if the hub has no such user."""
         status, answer = await _call(self.api_url, self.token, "GET", f"users/{_name(name)}")
         return None if status == 404 else self._read(status, answer, f"user {name}")
+
+    async def user_groups(self, name: str) -> list[str]:
+        """A user's JupyterHub groups (404 naming the user if the hub has none such)."""
+        model = await self.user(name)
+        if model is None:
+            raise NotFound(f"JupyterHub has no user {name}")
+        return list(model.get("groups") or [])
 
     async def group(self, name: str) -> dict[str, Any] | None:
         """The hub's model of a group (``users`` its members), or None if there is none."""

@@ -46,13 +46,6 @@ class JobBaseHandler(BaseHandler):
             raise NotFound(f"no job definition {def_id}")
         return d
 
-    def listed_user(self) -> str | None:
-        """``?user=``: oneself, or anyone (None: everyone) for admins."""
-        user = self.query_name("user", "user")
-        if user is not None or not self.is_admin:
-            user = self.for_user(user)
-        return user
-
 
 class JobsHandler(JobBaseHandler):
     """``GET /api/v1/jobs`` (mine, or anyone's for admins) and ``POST`` (submit a job)."""
@@ -62,14 +55,7 @@ class JobsHandler(JobBaseHandler):
 
     def get(self) -> None:
         user = self.listed_user()
-        statuses = set(self.query_list("status"))
-        bad = statuses - set(JOB_STATUSES)
-        if bad:
-            raise ApiError(
-                400,
-                f"unknown status {sorted(bad)[0]!r}; use {', '.join(JOB_STATUSES)}",
-                field="status",
-            )
+        statuses = self.query_statuses(JOB_STATUSES)
         limit = self.query_int("limit", 1000, 1, 10000)
         rows = self.jobs.jobs(user=user, statuses=statuses or None, limit=limit)
         self.write_json({"jobs": self.jobs.views(rows)})
@@ -149,3 +135,12 @@ class DefinitionHandler(JobBaseHandler):
         self.jobs.delete_definition(d["id"])
         self.set_status(204)
         self.finish()
+
+
+default_handlers = [
+    (r"/jobs", JobsHandler),
+    (r"/jobs/([0-9]+)", JobHandler),
+    (r"/jobs/([0-9]+)/log", JobLogHandler),
+    (r"/job-definitions", DefinitionsHandler),
+    (r"/job-definitions/([0-9]+)", DefinitionHandler),
+]

@@ -32,3 +32,6 @@ class LeaseKeepHandler(BaseHandler):
         reclaimer: Reclaimer = self.settings["reclaimer"]
         reclaimer.keep(lease, req.seconds)
         self.write_json(self.lease_view(lease))
+
+
+default_handlers = [(r"/leases/([0-9]+)/keep", LeaseKeepHandler)]

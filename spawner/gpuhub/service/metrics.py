@@ -1,4 +1,4 @@
-"""Prometheus metrics of the pool, from the scheduler's read API.
+"""Prometheus metrics of the pool, from the scheduler's read API, served at ``GET /metrics``.
 
 A scrape takes the pool's numbers on the event loop (the scheduler's thread) with
 :meth:`SchedulerCollector.refresh`, and the ledger's GPU-hour total in a worker thread, so
@@ -13,12 +13,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..scheduler.activity import Activity
 from ..scheduler.core import Scheduler
 from ..terms import ACTIVE
+from .base import BaseHandler
 
 
 @dataclass(frozen=True)
@@ -140,3 +142,18 @@ def activity_metrics(activities: tuple[Activity, ...], now: float) -> Iterator:
     yield memory
     yield idle
     yield age
+
+
+class MetricsHandler(BaseHandler):
+    """``GET /metrics`` in Prometheus text format (admin token unless configured open)."""
+
+    @property
+    def requires_auth(self) -> bool:  # type: ignore[override]
+        return self.settings["authenticate_metrics"]
+
+    async def get(self) -> None:
+        if self.settings["authenticate_metrics"]:
+            self.require_admin("reading metrics")
+        await self.settings["metrics"].refresh()
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.settings["registry"]))

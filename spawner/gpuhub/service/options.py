@@ -7,6 +7,10 @@ preview: nothing is requested), which models stand behind each shape, what is fr
 each now, the spawn profiles open to the user, and the limits of jobs (maximum runtime:
 shortest, default, longest; whether recurring schedules are taken). A limit lives in its
 one place (the scheduler, ``c.JobManager``, the job request model) and is served here.
+
+A CPU-only profile (no shape) is listed with ``shape: null`` and ``text: "no GPU"``: its
+servers ask the scheduler for nothing, so no quota (not even ``allowed_profiles``) and no
+preview applies to it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..jobs.models import MAX_RUNTIME_CAP_S, MIN_RUNTIME_S
+from ..profiles import Profile
 from ..scheduler.shapes import MigSlice, SharedGpu, WholeGpus, describe, model_matches
 from .base import BaseHandler
 
@@ -127,32 +132,38 @@ class OptionsHandler(BaseHandler):
         )
 
     def _profiles(self, jobs: Any, pool: Any, user: str, groups: list[str]) -> list[dict[str, Any]]:
-        """The spawn profiles open to ``user``: their groups and their quotas allow them."""
+        """The spawn profiles open to ``user``: their groups and their quotas allow them
+        (a CPU-only profile: its groups only, as no quota applies to it)."""
         if jobs is None:
             return []
         s = self.view
         specs = [s.quota_for_user(user), *(s.quota("group", g) for g in groups)]
         out = []
         for p in jobs.profiles:
-            if p.groups is not None and not set(p.groups) & set(groups):
+            if not p.allows(groups):
                 continue
-            if not all(spec is None or spec.allows_profile(p.name) for spec in specs):
+            if p.has_gpu and not all(spec is None or spec.allows_profile(p.name) for spec in specs):
                 continue
-            out.append(
-                {
-                    "name": p.name,
-                    "display_name": p.display_name or p.name,
-                    "description": p.description,
-                    "image": p.image,
-                    "shape": p.shape.model_dump(mode="json", exclude_none=True),
-                    "text": describe(p.shape),
-                    "models": (models := shape_models(pool, p.shape)),
-                    "models_text": models_text(models),
-                    "gpu_counts": list(p.choosable_counts),
-                    "default": p.default,
-                }
-            )
+            out.append(profile_option(p, pool))
         return out
+
+
+def profile_option(p: Profile, pool: Any) -> dict[str, Any]:
+    """A profile as ``GET /me/options`` lists it; a CPU-only one has ``shape`` None, its
+    text says "no GPU" and no model stands behind it."""
+    models = shape_models(pool, p.shape) if p.shape is not None else []
+    return {
+        "name": p.name,
+        "display_name": p.display_name or p.name,
+        "description": p.description,
+        "image": p.image,
+        "shape": p.shape.model_dump(mode="json", exclude_none=True) if p.shape else None,
+        "text": describe(p.shape),
+        "models": models,
+        "models_text": models_text(models),
+        "gpu_counts": list(p.choosable_counts),
+        "default": p.default,
+    }
 
 
 default_handlers = [(r"/me/options", OptionsHandler)]

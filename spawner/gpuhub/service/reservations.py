@@ -215,3 +215,9 @@ __all__ = [
     "check_time_zone",
     "parse_time",
 ]
+
+
+default_handlers = [
+    (r"/reservations", ReservationsHandler),
+    (r"/reservations/([0-9]+)", ReservationHandler),
+]

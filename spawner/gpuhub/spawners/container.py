@@ -32,6 +32,7 @@ from ..containers.spec import (
     home_volume_name,
     is_simulated,
     mentions_socket,
+    no_gpu_env,
 )
 from ..profiles import Profile
 
@@ -44,6 +45,7 @@ __all__ = [
     "build_env",
     "device_uuids",
     "is_simulated",
+    "no_gpu_env",
 ]
 
 # settings that would hand a container GPUs or the host outside its lease
@@ -130,7 +132,7 @@ def shadowed_extras(
 
 def build_container_spec(
     profile: Profile,
-    lease: Mapping[str, Any],
+    lease: Mapping[str, Any] | None,
     *,
     user: str,
     name: str,
@@ -151,7 +153,8 @@ def build_container_spec(
     extra_host_config: Mapping[str, Any] | None = None,
     extra_create_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``create_container`` keyword arguments of ``user``'s server holding ``lease``.
+    """The ``create_container`` keyword arguments of ``user``'s server holding ``lease``
+    (None for a CPU-only profile: no devices and no lease label; ``env`` has no GPU).
 
     ``network`` is ``"host"`` (the server binds a port on the host itself), ``"bridge"``
     (the port is published on ``publish_ip``) or a user-defined network (reached at the
@@ -162,6 +165,11 @@ def build_container_spec(
     :mod:`gpuhub.containers.spec` (:class:`ContainerSpecError`).
     """
     check_user(container_user)
+    lease = lease or {}
+    if profile.has_gpu and not lease:
+        raise ContainerSpecError(
+            f"profile {profile.name} has a GPU shape: its server needs a lease"
+        )
     if not profile.image:
         raise ContainerSpecError(
             f"profile {profile.name} names no image; give it one or set c.DockerSpawner.image"

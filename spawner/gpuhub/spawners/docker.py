@@ -72,9 +72,8 @@ from .docker_settings import (
     Finding,
     any_image_profiles,
     apply_settings,
-    derive_profiles,
+    default_profiles,
     findings,
-    image_choices,
     settings_at_start,
     settings_of,
 )
@@ -290,7 +289,7 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
 
     # -- start ------------------------------------------------------------------------
 
-    async def prepare_server(self, selection: Selection, lease: dict[str, Any]) -> None:
+    async def prepare_server(self, selection: Selection, lease: dict[str, Any] | None) -> None:
         """Take the profile's image; on the host network, bind ``host_ip`` on a free port.
 
         With ``remove = False``, the container kept from the server's last run is removed
@@ -304,7 +303,7 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
             self.log.info(
                 "removing container %s kept from the last run of %s (remove = False): "
                 "lease %s needs a new container",
-                self.object_name, self._log_name, lease.get("id"),
+                self.object_name, self._log_name, (lease or {}).get("id", "none (no GPU)"),
             )  # fmt: skip
             await self.remove_object()
             self.object_id = ""
@@ -321,10 +320,8 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
 
     def derived_profiles(self) -> list[Profile]:
         """Without gpuhub profiles: one per allowed image (or ``image``) and default shape."""
-        return derive_profiles(
-            image_choices(self._get_allowed_images(), self._image_setting),
-            [shape_of(s) for s in self.default_gpu_shapes],
-            default_image=self._image_setting,
+        return default_profiles(
+            self._image_setting, self._get_allowed_images(), self.default_gpu_shapes
         )
 
     def image_option(self, image: Any) -> Any:
@@ -509,7 +506,7 @@ class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):
         callables); by default they are evaluated here. ``{username}``-style templates in
         them are rendered as DockerSpawner renders them.
         """
-        if self._selection is None or not self.lease:
+        if self._selection is None or (self._selection.needs_lease and not self.lease):
             raise RuntimeError(f"{self._log_name}: no profile and lease to build a container from")
         if extra_host_config is None:
             extra_host_config = self._eval_if_callable(self.extra_host_config)

@@ -12,10 +12,11 @@ shape × limits), so some of DockerSpawner's settings change meaning:
   a list's items; ``"*"`` or empty: no restriction). Users choose profiles; a
   ``user_options.image`` (a dict's name or an image) picks the profile that runs it.
 
-With no gpuhub profiles configured, :func:`derive_profiles` makes them from these
+With no gpuhub profiles configured, :func:`default_profiles` makes them from these
 settings: one per allowed image (or the one ``image``) and GPU shape
 (``GPUDockerSpawner.default_gpu_shapes``), so a DockerSpawner configuration starts GPU
-servers as it is.
+servers as it is; the gpuhub service derives the same from the same settings, so its
+``GET /me/options`` and batch jobs offer them too.
 
 What cannot apply is refused, or warned about, with a sentence that names the setting and
 what replaces it (:func:`findings`); nothing is ignored silently. Plain functions of
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..profiles import Profile, ProfileConfigError, profile_name
+from ..profiles import Profile, ProfileConfigError, profile_name, shape_of
 from ..scheduler.shapes import MigSlice, SharedGpu, WholeGpus, describe
 from ..terms import fmt_bytes
 from .container import ContainerSpecError, check_extras, shadowed_extras
@@ -92,10 +93,13 @@ def image_choices(allowed: Any, image: str | None) -> list[tuple[str, str]]:
     """The ``(name, image)`` pairs users may choose from, as DockerSpawner offers them.
 
     ``allowed``: DockerSpawner's evaluated ``allowed_images`` (a dict of names to images,
-    ``"*"`` or empty). Empty or ``"*"``: the one ``image`` (none if it is unset).
+    a list of images, each its own name as DockerSpawner makes it, ``"*"`` or empty).
+    Empty or ``"*"``: the one ``image`` (none if it is unset).
     """
     if isinstance(allowed, Mapping) and allowed:
         return [(str(k), str(v)) for k, v in allowed.items()]
+    if isinstance(allowed, list | tuple) and allowed:
+        return [(str(v), str(v)) for v in allowed]
     return [(image, image)] if image else []
 
 
@@ -154,6 +158,32 @@ def derive_profiles(
                 )
             )
     return out
+
+
+def default_profiles(
+    image: str | None, allowed_images: Any, default_gpu_shapes: Sequence[Mapping[str, Any]]
+) -> list[Profile]:
+    """The profiles of a DockerSpawner configuration without gpuhub profiles, from its
+    settings as configured: one per image of ``allowed_images`` (or the one ``image``)
+    and shape of ``GPUDockerSpawner.default_gpu_shapes`` (dicts), the first of ``image``
+    the default (:func:`derive_profiles`).
+
+    The one rule of the spawner (``GPUDockerSpawner.derived_profiles``) and of the
+    gpuhub service, which reads the same settings from the configuration file it shares
+    with the hub (:mod:`gpuhub.service.spawn_profiles`). :class:`ProfileConfigError`
+    naming a shape that is not a GPU shape.
+    """
+    shapes = []
+    for i, item in enumerate(default_gpu_shapes):
+        try:
+            shapes.append(shape_of(item))
+        except ValueError as e:  # pydantic's ValidationError is a ValueError
+            raise ProfileConfigError(
+                f"GPUDockerSpawner.default_gpu_shapes #{i + 1} {item!r} is not a GPU shape "
+                "such as {'kind': 'gpu', 'count': 1}"
+            ) from e
+    choices = image_choices(allowed_images, image or None)
+    return derive_profiles(choices, shapes, default_image=image or None)
 
 
 def _cpus(n: float) -> str:

@@ -1,7 +1,8 @@
 """The spawn form: one radio button per profile with live availability and the user's quota.
 
 Plain functions returning an HTML string; every value from configuration or from the
-service is escaped. A profile the user cannot use now is shown disabled with the reason.
+service is escaped. A profile the user cannot use now is shown disabled with the reason;
+a CPU-only profile says plainly that it has no GPU and uses no quota.
 The form's fields (``profile``, ``gpus-<profile>``, ``group``) are turned into
 ``user_options`` by :func:`gpuhub.profiles.options_from_form`.
 
@@ -77,6 +78,15 @@ def choice_from_preview(
                          simulated=simulated, models=models)  # fmt: skip
 
 
+#: What the form says of a CPU-only profile, where others show what is free.
+STARTS_AT_ONCE = "Starts at once: no GPU is requested, so none of your GPU-hours are used"
+
+
+def cpu_choice(profile: Profile) -> ProfileChoice:
+    """A CPU-only profile as the form offers it: always startable, nothing to preview."""
+    return ProfileChoice(profile, availability=STARTS_AT_ONCE, outcome="grant")
+
+
 def quota_lines(me: Mapping[str, Any] | None) -> list[str]:
     """One sentence per quota from ``GET /me``: what is in use and what is left."""
     lines = []
@@ -111,7 +121,7 @@ def quota_groups(me: Mapping[str, Any] | None) -> list[str]:
 
 
 def _shape_text(profile: Profile, kind: ServerKind, models: str | None = None) -> str:
-    text = describe(profile.shape)
+    text = describe(profile.shape) if profile.has_gpu else "No GPU · quota-free"
     bits = [text[0].upper() + text[1:]]
     if models:
         bits.append(models)

@@ -33,7 +33,8 @@ LOCAL_PROCESS = ServerKind(
     note=(
         "Servers here are processes on this machine: yours runs in the hub's own Python "
         "environment, with no container image and no CPU or memory limits. What you choose "
-        "below is the GPU shape; your server sees only the GPUs of its lease."
+        "below is the GPU shape; your server sees only the GPUs of its lease (none at all "
+        "on a profile without a GPU)."
     ),
 )
 

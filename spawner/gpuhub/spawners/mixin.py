@@ -10,7 +10,8 @@
   the queue, spawn progress shows the position; a refusal ends the spawn with the
   service's sentence (which names the quota). The granted devices reach the server as
   ``CUDA_VISIBLE_DEVICES``/``NVIDIA_VISIBLE_DEVICES`` (and, in containers, Docker
-  ``device_requests``).
+  ``device_requests``). A CPU-only profile (no shape) asks for nothing: no lease, no
+  queue, no quota; its server sees no GPU (:func:`~gpuhub.containers.spec.no_gpu_env`).
 * The lease is released exactly once: on ``stop()``, when ``poll()`` finds the server
   dead, when the state is cleared, or when the spawn fails or is cancelled.
 * ``get_state()`` keeps ``{"gpuhub_state_version": 1, "lease_id": N}`` next to the parent
@@ -54,13 +55,14 @@ from ..profiles import (
     validate_user_options,
 )
 from ..terms import server_label
-from .container import build_env
+from .container import build_env, no_gpu_env
 from .errors import GPUSpawnError
 from .form import (
     CONTAINER,
     ProfileChoice,
     ServerKind,
     choice_from_preview,
+    cpu_choice,
     quota_groups,
     quota_lines,
     render_form,
@@ -125,8 +127,10 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             ]
 
         ``shape`` is the scheduler's shape (``gpu`` with ``count`` and optional ``model``,
-        ``mig`` with ``profile``, ``shared``); ``groups`` (None: everyone) lists the
-        JupyterHub groups that may use the profile. A list is checked when loaded.
+        ``mig`` with ``profile``, ``shared``), or None for a CPU-only profile (no GPU, no
+        lease, no quota), e.g. ``{"name": "cpu", "display_name": "No GPU (CPU only)",
+        "shape": None, "cpu_limit": 2, "mem_limit": "8G"}``; ``groups`` (None: everyone)
+        lists the JupyterHub groups that may use the profile. A list is checked when loaded.
         """,
     )
 
@@ -328,7 +332,7 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             models = {p["name"]: p.get("models_text") for p in options.get("profiles") or ()}
             charge = quota_groups(me)
             group = charge[0] if len(charge) > 1 else None
-            usable = [p for p in profiles if p.allows(groups)]
+            usable = [p for p in profiles if p.has_gpu and p.allows(groups)]  # CPU: no preview
             answers = await asyncio.wait_for(
                 asyncio.gather(
                     *(
@@ -360,6 +364,8 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             reason = p.unusable_reason(groups)
             if reason:
                 choices.append(ProfileChoice(p, reason=reason))
+            elif not p.has_gpu:
+                choices.append(cpu_choice(p))
             else:
                 choices.append(choice_from_preview(p, previews.get(p.name), models.get(p.name)))
         last = self.user_options.get("profile") if isinstance(self.user_options, dict) else None
@@ -382,10 +388,15 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             yield event
 
     def gpu_environment(self) -> dict[str, str]:
-        """The GPU variables of the server: devices, lease id, service URL (no credentials)."""
-        if not self.lease:
-            return {}
-        return build_env(self.lease, service_url=self.service_url_for_server())
+        """The GPU variables of the server: devices, lease id, service URL (no credentials);
+        for a CPU-only profile, no GPU at all (:func:`no_gpu_env`)."""
+        if self.lease:
+            return build_env(self.lease, service_url=self.service_url_for_server())
+        if self._selection is not None and not self._selection.needs_lease:
+            return no_gpu_env(
+                profile=self._selection.profile.name, service_url=self.service_url_for_server()
+            )
+        return {}
 
     def get_env(self) -> dict[str, str]:
         """The parent's environment plus :meth:`gpu_environment`."""
@@ -393,8 +404,9 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
         env.update(self.gpu_environment())
         return env
 
-    async def prepare_server(self, selection: Selection, lease: dict[str, Any]) -> None:
-        """Hook: apply the selection before the parent's ``start()`` (image, ports...)."""
+    async def prepare_server(self, selection: Selection, lease: dict[str, Any] | None) -> None:
+        """Hook: apply the selection before the parent's ``start()`` (image, ports...);
+        ``lease`` is None for a CPU-only profile."""
 
     async def reconcile(self) -> None:
         """Hook: once per hub process, check what outlived the last one (containers...).
@@ -416,13 +428,26 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             self.log.exception("start-up reconciliation failed")
 
     async def start(self):
-        """Validate, lease GPUs (waiting in the queue if need be), then start the server."""
+        """Validate, lease GPUs (waiting in the queue if need be), then start the server.
+
+        A CPU-only profile asks the service for nothing: it starts at once, whatever the
+        quotas say and whether or not the service answers.
+        """
         self._progress = progress = ProgressLog()
         try:
             selection = await self.selection_from(self.user_options)
             self._reconcile_once()
             self._selection = selection
-            lease = await self.acquire_lease(selection)
+            lease = None
+            if selection.needs_lease:
+                lease = await self.acquire_lease(selection)
+            else:
+                self.log.info(
+                    "%s starts without a GPU: profile %s has none (no lease, no quota)",
+                    self._log_name, selection.profile.name,
+                )  # fmt: skip
+                what = f"profile {selection.profile.name} is CPU only; no quota is used"
+                progress.add(f"No GPU requested: {what}", 50)
             await self.prepare_server(selection, lease)
             progress.add("Starting the server", 70)
             return await super().start()

@@ -193,10 +193,11 @@ async function drawUsage(ctx: Ctx, canvas: HTMLCanvasElement, note: HTMLElement)
 }
 
 /** The shapes the user may ask for now: the models behind each, and what asking would
- * get (granted now, queued, or the quota's refusal), as the scheduler answers it. */
+ * get (granted now, queued, or the quota's refusal), as the scheduler answers it; then the
+ * spawn profiles open to the user, a CPU-only one (no shape) said plainly to be free. */
 function optionsTable(options: Options): Node {
   const verdict = { grant: 'now', queue: 'queued', refuse: 'no' } as const;
-  return table(
+  const shapes = table(
     ['GPUs', 'Models', 'Granted', 'Now'],
     options.shapes.map(s => [
       s.text,
@@ -205,6 +206,25 @@ function optionsTable(options: Options): Node {
       h('span', { class: 'gh-small' }, s.message ?? '')
     ])
   );
+  shapes.classList.add('gh-shapes');
+  if (options.profiles.length === 0) {
+    return shapes;
+  }
+  const profiles = table(
+    ['Server profile', 'GPUs', ''],
+    options.profiles.map(p => [
+      h(
+        'span',
+        { title: p.description },
+        p.display_name,
+        h('span', { class: 'gh-muted' }, ` ${p.name}`)
+      ),
+      p.shape ? (p.models_text ? `${p.text} (${p.models_text})` : p.text) : 'No GPU (CPU only)',
+      p.shape ? (p.default ? tag('default') : '') : tag('quota-free', 'grant')
+    ])
+  );
+  profiles.classList.add('gh-profiles');
+  return h('div', null, shapes, profiles);
 }
 
 export const page: Page = (root, ctx) => {
