@@ -46,14 +46,31 @@ RUN_ORDER = ("docker", "browser", "hub", "packaging", "unit")
 _DOCKER_PARAM = re.compile(r"\[(?:[^\]]*-)?docker(?:-[^\]]*)?\]$")
 
 
+#: The modules whose tests share one hub on the default configuration (``shared_hub``),
+#: each test with users and groups of its own; one worker runs them all.
+SHARED_HUB_MODULES = frozenset(
+    f"tests/hub/{name}.py"
+    for name in (
+        "test_activity",
+        "test_cli",
+        "test_cli_jobs",
+        "test_cli_reservations",
+        "test_cohorts",
+        "test_reservations_service",
+    )
+)
+
+
 def worker_group(nodeid: str) -> str:
     """The group of tests that one xdist worker runs together: ``docker`` for every test
     that talks to the Docker engine (the docker tier, and the browser tests' Docker
-    variants, parametrized ``docker``), else the test's module, so that a module-scoped
-    hub starts once."""
+    variants, parametrized ``docker``), ``shared-hub`` for the modules on the shared hub,
+    else the test's module, so that a module-scoped hub starts once."""
     module = nodeid.split("::", 1)[0]
     if module.startswith("tests/docker/") or _DOCKER_PARAM.search(nodeid):
         return "docker"
+    if module in SHARED_HUB_MODULES:
+        return "shared-hub"
     return module
 
 
@@ -69,6 +86,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     groups first (``RUN_ORDER``), the order the scheduler below hands them out in."""
     for item in items:
         item.add_marker(getattr(pytest.mark, _tier(item)))
+        module = item.nodeid.split("::", 1)[0]
+        if "shared_hub" in getattr(item, "fixturenames", ()) and module not in SHARED_HUB_MODULES:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses shared_hub: list {module} in SHARED_HUB_MODULES "
+                "(tests/conftest.py), so that its worker runs the other users of that hub"
+            )
     if hasattr(config, "workerinput"):
 
         def rank(item: pytest.Item) -> int:
@@ -197,6 +220,20 @@ def pytest_runtest_makereport(item, call):
             if isinstance(hub, Hub):
                 report.sections.append((f"hub log ({hub.dir.name})", hub.log_tail(150)))
     return report
+
+
+@pytest.fixture(scope="session")
+def shared_hub(tmp_path_factory):
+    """One hub on the default configuration for the modules in ``SHARED_HUB_MODULES``
+    (a parallel run gives them one worker, so it starts once). Its tests must not meet:
+    each uses users and groups of its own (``tests.support.hub.unique``)."""
+    from tests.support.hub import Hub
+
+    hub = Hub(tmp_path_factory.mktemp("shared-hub")).start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 # =====================================================================================

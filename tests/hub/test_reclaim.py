@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from gpuhub.inventory.simulated import parse_spec
+from gpuhub.profiles import load_profiles
 from gpuhub.scheduler.activity import ActivityReport, LeaseNotActive
 from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import open_engine
@@ -229,6 +230,29 @@ def test_group_and_profile_rules(sched, clock) -> None:
     clock.advance(H)
     assert tick(r) == [other.id]
     assert sched.live_lease(big.id) is not None
+
+
+def test_profile_rules_that_can_never_apply_are_reported(sched, clock, caplog) -> None:
+    profiles = load_profiles(
+        [
+            {"name": "gpu-1", "display_name": "1 GPU", "shape": {"kind": "gpu", "count": 1}},
+            {"name": "cpu", "display_name": "No GPU", "shape": None},
+        ]
+    )
+    r = Reclaimer(
+        scheduler=sched,
+        clock=clock,
+        profile_rules={"gpu-1": {"idle_s": 600}, "cpu": {"idle_s": 600}, "gpu-9": {}},
+    )
+    problems = r.check_profile_rules(profiles)
+    assert problems == [
+        "Reclaimer.profile_rules['cpu'] never applies: profile cpu has no GPU, so its servers "
+        "hold no lease to reclaim (JupyterHub's idle culler stops idle servers)",
+        "Reclaimer.profile_rules['gpu-9'] names no profile (profiles: cpu, gpu-1); it never "
+        "applies",
+    ]
+    assert all(p in caplog.text for p in problems)
+    assert r.check_profile_rules([]) == []  # a per-user profile list: nothing to check
 
 
 def test_the_policy_is_replaceable(sched, clock) -> None:

@@ -45,6 +45,12 @@ c.JupyterHub.load_roles.append(
 """
 
 
+def unique(name: str) -> str:
+    """``name`` with a random suffix (``alice-3f9a1c``): a user or group of one test only,
+    for the tests that share one hub (``shared_hub`` in tests/conftest.py)."""
+    return f"{name}-{secrets.token_hex(3)}"
+
+
 def wait_for(what: Callable[[], object], timeout: float = 30.0, step: float = 0.1):
     """Call ``what()`` until it returns something true; that value. Fails after ``timeout`` s."""
     deadline = time.monotonic() + timeout

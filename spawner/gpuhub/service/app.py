@@ -247,6 +247,7 @@ class GpuhubService(Application):
             profiles=hub_profiles(self.config, self.log),  # the hub's spawners' profiles
         )
         self.reclaimer = Reclaimer(parent=self, scheduler=self.scheduler)
+        self.reclaimer.check_profile_rules(self.jobs.profiles)
         self.reservation_timer = ReservationTimer(self.scheduler)
         gpus = sum(len(n.gpus) for n in nodes)
         self.log.info(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -236,6 +236,31 @@ class Reclaimer(LoggingConfigurable):
         except ValueError as e:
             raise TraitError(str(e)) from e
         return value
+
+    def check_profile_rules(self, profiles: Iterable[Any]) -> list[str]:
+        """Sentences, one per ``profile_rules`` entry that can never apply: a name no
+        profile has, or a profile without a GPU (its servers hold no lease to reclaim;
+        JupyterHub's idle culler stops them). Logged as warnings; an empty list when
+        the profiles are not known here (a per-user profile list)."""
+        known = {p.name: p for p in profiles}
+        if not known:
+            return []
+        problems = []
+        for name in self.profile_rules:
+            if name not in known:
+                problems.append(
+                    f"Reclaimer.profile_rules[{name!r}] names no profile (profiles: "
+                    f"{', '.join(sorted(known))}); it never applies"
+                )
+            elif not known[name].has_gpu:
+                problems.append(
+                    f"Reclaimer.profile_rules[{name!r}] never applies: profile {name} has "
+                    "no GPU, so its servers hold no lease to reclaim (JupyterHub's idle "
+                    "culler stops idle servers)"
+                )
+        for problem in problems:
+            self.log.warning(problem)
+        return problems
 
     @validate("policy")
     def _check_policy(self, proposal: Any) -> Callable[[Idleness], str]:
