@@ -12,10 +12,7 @@ temporary folder) for CI to keep.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +20,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import chromium, log_in, new_page
-from tests.support.hub import Hub, free_port, put_notebook, wait_for
+from tests.support.browser import chromium, log_in, new_page, standalone_lab
+from tests.support.hub import Hub, put_notebook
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(420)]
 
@@ -245,37 +242,14 @@ def test_without_the_service_or_extension_the_panel_says_so(
 ) -> None:
     """A JupyterLab outside the hub (no service), or without the server extension: the
     Jobs panel says which, plainly."""
-    port, token = free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUHUB_", "JUPYTER"))}
-    env.update(HOME=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
-    (tmp_path / "config").mkdir()
-    if state == "no-extension":
-        (tmp_path / "config" / "jupyter_server_config.json").write_text(
-            json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_gpuhub": False}}})
-        )
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1"]
-    cmd += [f"--port={port}", f"--IdentityProvider.token={token}", f"--notebook-dir={tmp_path}"]
-    log = open(tmp_path / "lab.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _answers(f"{url}/api/status?token={token}"), timeout=60, step=0.25)
-        with chromium() as browser:
-            page = new_page(browser)
-            page.goto(f"{url}/lab?token={token}")
-            page.locator(".lm-MenuBar-itemLabel", has_text="View").click(timeout=60000)
-            page.locator(".lm-Menu-itemLabel", has_text="Show GPU jobs (gpuhub)").click()
-            panel = page.locator(".jp-gpuhub-jobs")
-            expect(panel).to_contain_text(panel_text, timeout=30000)
-            page.screenshot(path=str(artifacts / f"jobs-panel-{state}.png"))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+    with standalone_lab(tmp_path, extension=state != "no-extension") as lab, chromium() as b:
+        page = new_page(b)
+        page.goto(lab)
+        page.locator(".lm-MenuBar-itemLabel", has_text="View").click(timeout=60000)
+        page.locator(".lm-Menu-itemLabel", has_text="Show GPU jobs (gpuhub)").click()
+        panel = page.locator(".jp-gpuhub-jobs")
+        expect(panel).to_contain_text(panel_text, timeout=30000)
+        page.screenshot(path=str(artifacts / f"jobs-panel-{state}.png"))
 
 
 def _answers(url: str) -> bool:

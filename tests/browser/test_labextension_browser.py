@@ -16,17 +16,14 @@ import os
 import re
 import secrets
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import log_in
-from tests.support.hub import Hub, free_port, put_notebook
+from tests.support.browser import log_in, standalone_lab
+from tests.support.hub import Hub, put_notebook
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
@@ -297,41 +294,12 @@ def test_a_server_without_a_lease_or_extension_says_so_plainly(
 ) -> None:
     """A JupyterLab whose server holds no GPU lease, or lacks the server extension, says
     which in the status bar and the panel, with no device and no zeros."""
-    port, token = free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUHUB_", "JUPYTER"))}
-    env.update(HOME=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
-    if state == "no-extension":
-        (tmp_path / "config").mkdir()
-        (tmp_path / "config" / "jupyter_server_config.json").write_text(
-            json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_gpuhub": False}}})
-        )
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1"]
-    cmd += [f"--port={port}", f"--IdentityProvider.token={token}", f"--notebook-dir={tmp_path}"]
-    log = open(tmp_path / "lab.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
+    with standalone_lab(tmp_path, extension=state != "no-extension") as lab:
         page = blank
-        page.goto(f"{url}/lab?token={token}")
+        page.goto(lab)
         status = page.locator(".jp-gpuhub-status")
         expect(status).to_have_text(status_text, timeout=60000)
         status.click()
         expect(page.locator(".jp-gpuhub-panel")).to_contain_text(panel_text)
         expect(page.locator(".jp-gpuhub-device")).to_have_count(0)
         page.screenshot(path=str(artifacts / f"labextension-{state}.png"))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import os
 import re
 import secrets
 import socket
@@ -46,11 +45,11 @@ from jupyterhub.httpclient import JupyterHubHTTPClient
 from jupyterhub.objects import Hub as HubAddress
 from traitlets.config import Config
 
+from tests.support.docker import engine_client, remove_leftovers
 from tests.support.hub import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
-NO_DOCKER = os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1"
 SOCKET = "/var/run/docker.sock"
 SERVER_IMAGE = "gpuhub/base:latest"
 JOB_IMAGE = "gpuhub/pytorch:latest"  # has gpuhub's job runner
@@ -262,43 +261,15 @@ class Forwarder:
 # -- fixtures --------------------------------------------------------------------------------------
 
 
-def remove_leftovers(local: docker.APIClient) -> None:
-    """Remove this module's containers and home volumes, one by one."""
-    for c in local.containers(all=True, filters={"name": f"^/{PREFIX}-"}):
-        try:
-            local.remove_container(c["Id"], force=True)
-        except docker.errors.NotFound:
-            pass
-    for v in local.volumes(filters={"name": f"gpuhub-home-{USERS}-"}).get("Volumes") or ():
-        if v["Name"].startswith(f"gpuhub-home-{USERS}-"):
-            local.remove_volume(v["Name"], force=True)
-
-
 @pytest.fixture(scope="module")
 def local() -> Iterator[docker.APIClient]:
     """The engine on its own socket, with both images on it; cleans up this module's
     containers and volumes at the end, whatever happens."""
-    if NO_DOCKER:
-        pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
-    hint = (
-        "Run `scripts/setup test` (it starts dockerd and builds gpuhub's images) or set "
-        "GPUHUB_TEST_NO_DOCKER=1 to leave the Docker tests out."
-    )
-    try:
-        client = docker.APIClient(base_url=f"unix://{SOCKET}", version="auto", timeout=60)
-    except docker.errors.DockerException as e:
-        pytest.fail(f"These tests need a Docker engine, and none answers ({e}). {hint}",
-                    pytrace=False)  # fmt: skip
-    for image in (SERVER_IMAGE, JOB_IMAGE):
-        try:
-            client.inspect_image(image)
-        except docker.errors.ImageNotFound:
-            client.close()
-            pytest.fail(f"The image {image} is missing. {hint}", pytrace=False)
+    client = engine_client(SERVER_IMAGE, JOB_IMAGE, base_url=f"unix://{SOCKET}", timeout=60)
     try:
         yield client
     finally:
-        remove_leftovers(client)
+        remove_leftovers(client, filters={"name": f"^/{PREFIX}-"}, volumes=f"gpuhub-home-{USERS}-")
         client.close()
 
 

@@ -34,6 +34,7 @@ from gpuhub.jobs.docker import DockerExecutor
 from gpuhub.jobs.executor import JobExit, JobSpec
 from gpuhub.jobs.local import LocalProcessExecutor, session_members, start_ticks
 
+from tests.support.docker import engine_client, remove_leftovers
 from tests.support.hub import wait_for
 from tests.support.paths import REPO
 
@@ -254,7 +255,6 @@ def _zombie(pid: int) -> bool | None:
 # DockerExecutor (a real engine, gpuhub/pytorch)
 # =====================================================================================
 
-NO_DOCKER = os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1"
 IMAGE = "gpuhub/pytorch:latest"  # the user image with torch, papermill and gpuhub's runner
 RUN = secrets.token_hex(3)
 PREFIX = f"gpuhub-jobt{RUN}"  # container names: {PREFIX}-{job id}
@@ -266,21 +266,7 @@ HOME = "/home/jovyan"
 def engine() -> Iterator[docker.APIClient]:
     """The Docker engine, with the PyTorch image on it; removes this module's containers
     and volumes at the end, whatever happens."""
-    if NO_DOCKER:
-        pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
-    hint = (
-        "Run `scripts/setup test` (it starts dockerd and builds gpuhub's images) or set "
-        "GPUHUB_TEST_NO_DOCKER=1 to leave the Docker tests out."
-    )
-    try:
-        client = docker.APIClient(version="auto", timeout=120)
-    except docker.errors.DockerException as e:
-        pytest.fail(f"These tests need a Docker engine, and none answers ({e}). {hint}",
-                    pytrace=False)  # fmt: skip
-    try:
-        client.inspect_image(IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"The image {IMAGE} is missing. {hint}", pytrace=False)
+    client = engine_client(IMAGE)
     # the image's runner is this checkout's: a stale image would test old code
     read = "import gpuhub.jobs.runner as r, papermill; print(open(r.__file__).read(), end='')"
     probe = client.create_container(IMAGE, entrypoint=["python", "-c", read], network_disabled=True)
@@ -299,13 +285,15 @@ def engine() -> Iterator[docker.APIClient]:
     try:
         yield client
     finally:
-        for c in client.containers(all=True, filters={"label": "gpuhub.job"}):
-            name = ",".join(c.get("Names") or ())
-            if PREFIX in name or (c.get("Labels") or {}).get("gpuhub.user", "").startswith(USERS):
-                client.remove_container(c["Id"], force=True)
-        for v in client.volumes(filters={"name": f"gpuhub-home-{USERS}-"}).get("Volumes") or ():
-            if v["Name"].startswith(f"gpuhub-home-{USERS}-"):
-                client.remove_volume(v["Name"], force=True)
+        remove_leftovers(
+            client,
+            filters={"label": "gpuhub.job"},
+            keep=lambda c: (
+                PREFIX in ",".join(c.get("Names") or ())
+                or (c.get("Labels") or {}).get("gpuhub.user", "").startswith(USERS)
+            ),
+            volumes=f"gpuhub-home-{USERS}-",
+        )
         client.close()
 
 

@@ -55,8 +55,11 @@ def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 def _job_containers(job_id: int | None = None) -> list[str]:
-    label = f"gpuhub.job={job_id}" if job_id is not None else f"gpuhub.user={USER}"
-    return _docker("ps", "-aq", "--filter", f"label={label}").stdout.split()
+    """This module's user's job containers (of job ``job_id``: another hub's jobs have
+    the same ids)."""
+    labels = [f"gpuhub.user={USER}"] + ([f"gpuhub.job={job_id}"] if job_id is not None else [])
+    filters = [arg for label in labels for arg in ("--filter", f"label={label}")]
+    return _docker("ps", "-aq", *filters).stdout.split()
 
 
 def _read_home(path: str) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import re
 import secrets
 import time
@@ -33,11 +32,11 @@ from gpuhub.spawners.docker import GPUDockerSpawner, free_port
 from gpuhub.spawners.errors import GPUSpawnError
 from jupyterhub.objects import Hub as HubAddress
 
+from tests.support.docker import engine_client, remove_leftovers
 from tests.support.hub import Hub
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
-NO_DOCKER = os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1"
 IMAGE = "gpuhub/base:latest"  # the smallest image with JupyterLab and the gpuhub extension
 RUN = secrets.token_hex(3)
 PREFIX = f"gpuhubdt{RUN}"  # container names: {PREFIX}-{user}
@@ -189,42 +188,21 @@ def most_at_once(spans: list[tuple[datetime.datetime, datetime.datetime]]) -> in
     return top
 
 
-def remove_leftovers(engine: docker.APIClient) -> None:
+def remove_module_leftovers(engine: docker.APIClient) -> None:
     """Remove this run's containers and home volumes, one by one."""
-    ids = {c["Id"] for c in engine.containers(all=True, filters={"name": f"^/{PREFIX}-"})}
-    for c in engine.containers(all=True, filters={"label": "gpuhub.user"}):
-        if c["Labels"].get("gpuhub.user", "").startswith(f"{USERS}-"):
-            ids.add(c["Id"])
-    for cid in ids:
-        try:
-            engine.remove_container(cid, force=True)
-        except docker.errors.NotFound:
-            pass
-    for v in engine.volumes(filters={"name": f"gpuhub-home-{USERS}-"}).get("Volumes") or ():
-        if v["Name"].startswith(f"gpuhub-home-{USERS}-"):
-            engine.remove_volume(v["Name"], force=True)
+    remove_leftovers(engine, filters={"name": f"^/{PREFIX}-"})
+    remove_leftovers(
+        engine,
+        filters={"label": "gpuhub.user"},
+        keep=lambda c: c["Labels"].get("gpuhub.user", "").startswith(f"{USERS}-"),
+        volumes=f"gpuhub-home-{USERS}-",
+    )
 
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[docker.APIClient]:
     """The Docker engine, with gpuhub's base image on it."""
-    if NO_DOCKER:
-        pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
-    hint = (
-        "Run `scripts/setup test` (it starts dockerd and builds gpuhub's images) or set "
-        "GPUHUB_TEST_NO_DOCKER=1 to leave the Docker tests out."
-    )
-    try:
-        client = docker.APIClient(version="auto", timeout=120)  # asks the engine its version
-    except docker.errors.DockerException as e:
-        pytest.fail(
-            f"These tests need a Docker engine, and none answers ({e}). {hint}", pytrace=False
-        )
-    try:
-        client.inspect_image(IMAGE)
-    except docker.errors.ImageNotFound:
-        client.close()
-        pytest.fail(f"The image {IMAGE} is missing. {hint}", pytrace=False)
+    client = engine_client(IMAGE)
     try:
         yield client
     finally:
@@ -249,7 +227,7 @@ def fleet(tmp_path_factory, engine) -> Iterator[Fleet]:
         finally:
             fleet.admin.close()
             hub.stop()
-            remove_leftovers(engine)
+            remove_module_leftovers(engine)
 
 
 @pytest.fixture

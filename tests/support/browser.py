@@ -1,19 +1,26 @@
 """Real-browser helpers: Debian's chromium driven by Playwright (never ``playwright
-install``), and logging in through the hub's login form.
+install``), logging in through the hub's login form, and a JupyterLab outside any hub.
 
 The fixtures built on them (``artifacts``, ``shoot``, ``blank``) are in ``conftest.py``.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support.hub import REPO, Hub
+from tests.support.hub import REPO, Hub, free_port, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -50,3 +57,42 @@ def log_in(page: Page, hub: Hub, user: str) -> Page:
     page.click("[type=submit]")
     page.wait_for_url(lambda url: "/hub/login" not in url, timeout=20000)
     return page
+
+
+@contextmanager
+def standalone_lab(folder: Path, *, extension: bool = True) -> Iterator[str]:
+    """A JupyterLab of this environment outside any hub (no gpuhub service), with the
+    gpuhub server extension turned off unless ``extension``; its URL with the token.
+    Stopped at the end."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUHUB_", "JUPYTER"))}
+    env.update(HOME=str(folder), JUPYTER_CONFIG_DIR=str(folder / "config"))
+    (folder / "config").mkdir(exist_ok=True)
+    if not extension:
+        (folder / "config" / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_gpuhub": False}}})
+        )
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1"]
+    cmd += [f"--port={port}", f"--IdentityProvider.token={token}", f"--notebook-dir={folder}"]
+    log = open(folder / "lab.log", "wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            assert proc.poll() is None, (folder / "lab.log").read_text(errors="replace")[-3000:]
+            try:
+                return httpx.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(answers, timeout=60, step=0.25)
+        yield f"{url}/lab?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
