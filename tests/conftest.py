@@ -7,6 +7,7 @@ The tests live in folders by what they need, and each folder is a marker:
 * ``hub``: a real JupyterHub subprocess
 * ``browser``: Debian's chromium against a real hub
 * ``docker``: a real Docker engine and gpuhub's images
+* ``slurm``: a real multi-node Slurm cluster on this machine (``scripts/slurm``)
 
 Under pytest-xdist (``scripts/test`` runs ``-n 4``) a module's tests stay on one worker,
 so its module-scoped hub starts once, and every test that talks to the Docker engine
@@ -15,6 +16,7 @@ Helpers are imported from ``tests.support``; fixtures below are in sections:
 
 * tiers and workers: ``pytest_collection_modifyitems``, ``pytest_xdist_make_scheduler``
 * databases and time: ``postgres``, ``db_url``, ``clock``, ``engine``, ``make`` (scheduler tests)
+* hubs: ``shared_hub`` (the default configuration, for ``SHARED_HUB_MODULES``)
 * browsers: ``artifacts``, ``shoot``, ``blank`` (real-browser tests; see ``support/browser.py``)
 """
 
@@ -38,11 +40,11 @@ from tests.support.clock import FakeClock
 # =====================================================================================
 
 TESTS = Path(__file__).parent
-TIERS = ("unit", "packaging", "hub", "browser", "docker")
+TIERS = ("unit", "packaging", "hub", "browser", "docker", "slurm")
 
 
 #: In a parallel run, the order work is handed out in: the longest groups first.
-RUN_ORDER = ("docker", "browser", "hub", "packaging", "unit")
+RUN_ORDER = ("docker", "slurm", "browser", "hub", "packaging", "unit")
 _DOCKER_PARAM = re.compile(r"\[(?:[^\]]*-)?docker(?:-[^\]]*)?\]$")
 
 

@@ -2,8 +2,9 @@
 
 The scheduler keeps the latest summary of each active lease in memory (unit tests with
 the fake clock: idle time, MIG and shared GPUs, metrics, a lease that ends). Then end to
-end through a real hub: only the lease's own user reports, bodies are checked strictly,
-and the summary shows in the lease, the pool, ``/me``, ``gpuhub pool`` and ``gpuhub leases``.
+end through a real hub (the shared one, with users of this module's own): only the lease's
+own user reports, bodies are checked strictly, and the summary shows in the lease, the
+pool, ``/me``, ``gpuhub pool`` and ``gpuhub leases``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.support.cli import cli_as, ok
-from tests.support.hub import hub_with_users
+from tests.support.hub import users_on
 from tests.support.paths import OPENAPI
 from tests.support.scheduler import gpu, mig, shared
 
@@ -179,9 +180,10 @@ def test_metrics_per_held_device_with_bounded_labels(make, clock):
 
 
 @pytest.fixture(scope="module")
-def w(tmp_path_factory):
-    """A hub (default simulated pool) with alice, bob and the admin and their clients."""
-    with hub_with_users(tmp_path_factory.mktemp("activity")) as ns:
+def w(shared_hub):
+    """The shared hub (default simulated pool) with alice and bob (names of their own) and
+    the admin, and their clients."""
+    with users_on(shared_hub) as ns:
         yield ns
 
 
@@ -190,8 +192,10 @@ def _clean(request):
     yield
     if "w" in request.fixturenames:
         w = request.getfixturevalue("w")
+        ours = {w.names["alice"], w.names["bob"]}
         for lease in w.admin.get("/leases").json()["leases"]:
-            assert w.admin.delete(f"/leases/{lease['id']}").status_code == 200
+            if lease["user"] in ours:
+                assert w.admin.delete(f"/leases/{lease['id']}").status_code == 200
 
 
 def lease_of(client: httpx.Client, shape: dict) -> dict:
@@ -225,14 +229,15 @@ def test_the_owner_reports_and_everyone_allowed_sees_it(w):
     assert [d["uuid"] for d in kept["devices"]] == [d["uuid"] for d in lease["devices"]]
     assert w.alice.get(f"/leases/{lease['id']}").json()["activity"]["utilization_mean_pct"] == 73
     assert w.alice.get("/me").json()["leases"][0]["activity"]["window_s"] == 30
-    assert w.admin.get("/leases").json()["leases"][0]["activity"] is not None
+    everyone = w.admin.get("/leases").json()["leases"]
+    assert next(x for x in everyone if x["id"] == lease["id"])["activity"] is not None
     mine = holders(w.alice.get("/pool").json())[lease["id"]]
     assert len(mine) == 2 and all(h["activity"]["utilization_mean_pct"] == 73 for h in mine)
     assert len(holders(w.admin.get("/pool").json())[lease["id"]]) == 2
     others = holders(w.bob.get("/pool").json())[None]  # bob sees a holder, not its activity
     assert others and all(h["activity"] is None for h in others)
     pool = ok(cli_as(w.hub, w.tokens["alice"], "pool"))
-    assert f"alice lease {lease['id']} (73% busy" in pool
+    assert f"{w.names['alice']} lease {lease['id']} (73% busy" in pool
     assert "73% busy, not seen busy" in ok(cli_as(w.hub, w.tokens["alice"], "leases"))
 
 
@@ -281,7 +286,7 @@ def test_mig_and_shared_leases_are_reported_per_lease(w):
     r = w.bob.post(f"/leases/{a['id']}/activity", json=report(b, None))
     assert r.status_code == 404
     for lease, util in ((a, None), (b, None), (c, 80.0), (d, 3.0)):
-        client = w.alice if lease["user"] == "alice" else w.bob
+        client = w.alice if lease["user"] == w.names["alice"] else w.bob
         r = client.post(f"/leases/{lease['id']}/activity", json=report(lease, util))
         assert r.status_code == 200, r.text
     pool = holders(w.admin.get("/pool").json())
@@ -290,8 +295,8 @@ def test_mig_and_shared_leases_are_reported_per_lease(w):
     assert pool[c["id"]][0]["activity"]["utilization_mean_pct"] == 80
     assert pool[d["id"]][0]["activity"]["utilization_mean_pct"] == 3
     text = ok(cli_as(w.hub, w.tokens["alice"], "pool"))
-    assert f"alice lease {c['id']} (80% busy" in text
-    assert f"alice lease {a['id']} (1.0 GB used" in text
+    assert f"{w.names['alice']} lease {c['id']} (80% busy" in text
+    assert f"{w.names['alice']} lease {a['id']} (1.0 GB used" in text
     assert "3% busy" not in text  # bob's seat: another user, no activity shown
     metrics = httpx.get(
         f"{w.hub.url}/services/gpuhub/metrics",
@@ -300,8 +305,10 @@ def test_mig_and_shared_leases_are_reported_per_lease(w):
     )
     assert metrics.status_code == 200, metrics.text
     seat = f'device="{c["devices"][0]["uuid"]}"'
+    slots = {f'slot="{x["devices"][0]["slot"]}"' for x in (c, d)}  # the seats c and d hold
     util = [x for x in metrics.text.splitlines() if x.startswith("gpuhub_device_utilization_pct{")]
-    assert sorted(float(x.split()[-1]) for x in util if seat in x) == [3.0, 80.0]
+    mine = [x for x in util if seat in x and any(slot in x for slot in slots)]
+    assert sorted(float(x.split()[-1]) for x in mine) == [3.0, 80.0]
     assert not [x for x in util if a["devices"][0]["uuid"] in x]  # MIG: no utilization
 
 

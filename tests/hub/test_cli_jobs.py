@@ -1,5 +1,6 @@
 """``gpuhub jobs`` and ``gpuhub job ...``: what the command does on the user's side, then
-end to end against a real hub whose gpuhub service runs jobs with the local executor.
+end to end against a real hub whose gpuhub service runs jobs with the local executor: the
+shared hub (``shared_hub``), where each test's people have names of their own.
 
 The first part needs no server: the path checks against a temporary ``$HOME`` (``..``,
 absolute paths, a symlink out of the home), reading notebooks and scripts, ``-p`` and
@@ -44,7 +45,7 @@ from gpuhub.cli.main import build_parser, main
 from gpuhub.cli.tables import duration_text
 from gpuhub.client import GpuhubClient, GpuhubError
 
-from tests.support.hub import Hub, free_port, wait_for
+from tests.support.hub import free_port, unique, wait_for
 
 NOTEBOOK = {
     "nbformat": 4,
@@ -425,21 +426,18 @@ TINY = "import os\nprint('hello from job', os.environ['GPUHUB_JOB_ID'])\n"
 SLOW = "import time\nprint('started', flush=True)\ntime.sleep(600)\n"
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    h = Hub(tmp_path_factory.mktemp("cli-jobs")).start()
-    yield h
-    h.stop()
+# ``hub`` is the shared hub (tests/hub/conftest.py).
 
 
 class Person:
     """A hub user who runs ``gpuhub`` in a terminal whose ``$HOME`` is their home as the
-    local executor sees it (the local spawner's ``state/homes/NAME``)."""
+    local executor sees it (the local spawner's ``state/homes/NAME``). The name is the
+    one given with a suffix of its own (``unique``), unless ``exact``."""
 
-    def __init__(self, hub, name: str) -> None:
-        self.hub, self.name = hub, name
-        self.token = hub.add_user(name)
-        self.home = Path(os.path.realpath(hub.state)) / "homes" / name
+    def __init__(self, hub, name: str, *, exact: bool = False) -> None:
+        self.hub, self.name = hub, name if exact else unique(name)
+        self.token = hub.add_user(self.name)
+        self.home = Path(os.path.realpath(hub.state)) / "homes" / self.name
         (self.home / "work").mkdir(parents=True, exist_ok=True)
 
     def run(self, *args: str, cwd: Path | None = None, timeout: float = 90):
@@ -477,7 +475,7 @@ def _submitted_id(out: str) -> int:
 
 @pytest.mark.hub
 def test_submit_follow_list_and_show(hub) -> None:
-    jo = Person(hub, "jo-jobs")
+    jo = Person(hub, "jo")
     (jo.home / "work" / "tiny.py").write_text(TINY)
     out = jo.ok("job", "submit", "tiny.py", "--shared", "--max-runtime", "5m",
                 cwd=jo.home / "work")  # fmt: skip
@@ -512,7 +510,7 @@ def test_submit_follow_list_and_show(hub) -> None:
 
 @pytest.mark.hub
 def test_a_notebook_with_parameters(hub) -> None:
-    uma = Person(hub, "uma-jobs")
+    uma = Person(hub, "uma")
     (uma.home / "work" / "train.ipynb").write_text(json.dumps(NOTEBOOK))
     out = uma.ok("job", "submit", "work/train.ipynb", "-p", "lr=0.5", "--name", "lr-0.5")
     job_id = _submitted_id(out)
@@ -529,7 +527,7 @@ def test_a_notebook_with_parameters(hub) -> None:
 
 @pytest.mark.hub
 def test_cancel_a_running_job(hub) -> None:
-    kim = Person(hub, "kim-jobs")
+    kim = Person(hub, "kim")
     (kim.home / "slow.py").write_text(SLOW)
     job_id = _submitted_id(kim.ok("job", "submit", "slow.py", "--gpus", "1", "--name", "slow"))
     wait_for(lambda: kim.job(job_id)["status"] == "running", timeout=60, step=0.5)
@@ -555,7 +553,7 @@ PAGED = (
 def test_log_pages_through_what_there_is_then_follows_to_the_end(hub, monkeypatch, capsys):
     """``job log`` prints what the running job wrote so far (a two-byte character across
     pages intact); ``--follow`` polls every FOLLOW_INTERVAL until the job has ended."""
-    lu = Person(hub, "lu-jobs")
+    lu = Person(hub, "lu")
     (lu.home / "paged.py").write_text(PAGED)
     job_id = _submitted_id(lu.ok("job", "submit", "paged.py", "--shared"))
     wait_for(lambda: "bé" in lu.ok("job", "log", str(job_id)), timeout=60, step=0.2)
@@ -582,7 +580,7 @@ def test_log_pages_through_what_there_is_then_follows_to_the_end(hub, monkeypatc
 
 @pytest.mark.hub
 def test_log_follow_ends_quietly_on_ctrl_c(hub, monkeypatch, capsys) -> None:
-    mo = Person(hub, "mo-jobs")
+    mo = Person(hub, "mo")
     (mo.home / "slow.py").write_text(SLOW)
     job_id = _submitted_id(mo.ok("job", "submit", "slow.py", "--shared"))
     wait_for(lambda: "started" in mo.ok("job", "log", str(job_id)), timeout=60, step=0.2)
@@ -599,37 +597,30 @@ def test_log_follow_ends_quietly_on_ctrl_c(hub, monkeypatch, capsys) -> None:
 
 
 @pytest.mark.hub
-def test_cancel_a_queued_job_and_what_admins_see(hub) -> None:
-    admin = Person(hub, "admin")  # in the gpuhub-admin role by hub_config
-    vic = Person(hub, "vic-jobs")
+def test_cancel_a_queued_job_and_what_admins_see(hub, busy_pool) -> None:
+    admin = Person(hub, "admin", exact=True)  # in the gpuhub-admin role by hub_config
+    vic = Person(hub, "vic")
     (vic.home / "wait.py").write_text(TINY)
-    admin.ok("quota", "set", "--user", "admin", "--max-units", "100")
-    held = [json.loads(admin.ok("request", "--gpus", "4", "--json")) for _ in range(2)]
-    try:
-        assert [x["status"] for x in held] == ["active", "active"]  # every whole GPU
-        out = vic.ok("job", "submit", "wait.py", "--gpus", "1")
-        job_id = _submitted_id(out)
-        assert "queued at position 1" in out
-        row = next(x for x in vic.ok("jobs").splitlines() if x.split()[0] == str(job_id))
-        assert "queued (#1)" in row
-        lines = admin.ok("jobs", "--all").splitlines()
-        assert lines[0].split()[:3] == ["ID", "USER", "NAME"]
-        assert any(x.split()[:2] == [str(job_id), "vic-jobs"] for x in lines[1:])
-        assert str(job_id) not in admin.ok("jobs")  # an admin's own unless told
-        theirs = json.loads(admin.ok("jobs", "--user", "vic-jobs", "--limit", "5", "--json"))
-        assert [j["id"] for j in theirs["jobs"]] == [job_id]
-        assert vic.ok("job", "cancel", str(job_id)).startswith(f"job {job_id} cancelled")
-        assert vic.job(job_id)["status"] == "cancelled"
-    finally:
-        for x in held:
-            admin.ok("release", str(x["id"]))
-        admin.ok("quota", "unset", "--user", "admin")
+    pos = busy_pool.position  # every whole GPU is held
+    out = vic.ok("job", "submit", "wait.py", "--gpus", "1")
+    job_id = _submitted_id(out)
+    assert f"queued at position {pos}" in out
+    row = next(x for x in vic.ok("jobs").splitlines() if x.split()[0] == str(job_id))
+    assert f"queued (#{pos})" in row
+    lines = admin.ok("jobs", "--all").splitlines()
+    assert lines[0].split()[:3] == ["ID", "USER", "NAME"]
+    assert any(x.split()[:2] == [str(job_id), vic.name] for x in lines[1:])
+    assert str(job_id) not in admin.ok("jobs")  # an admin's own unless told
+    theirs = json.loads(admin.ok("jobs", "--user", vic.name, "--limit", "5", "--json"))
+    assert [j["id"] for j in theirs["jobs"]] == [job_id]
+    assert vic.ok("job", "cancel", str(job_id)).startswith(f"job {job_id} cancelled")
+    assert vic.job(job_id)["status"] == "cancelled"
 
 
 @pytest.mark.hub
 def test_refusals_are_one_line_and_create_nothing(hub) -> None:
-    lee = Person(hub, "lee-jobs")
-    other = Person(hub, "max-jobs")
+    lee = Person(hub, "lee")
+    other = Person(hub, "max")
     (lee.home / "ok.py").write_text(TINY)
     (lee.home / "notes.txt").write_text("x")
     (lee.home / "escape.py").symlink_to(
@@ -638,7 +629,7 @@ def test_refusals_are_one_line_and_create_nothing(hub) -> None:
     (other.home / "theirs.py").write_text(TINY)
     their_job = _submitted_id(other.ok("job", "submit", "theirs.py", "--shared"))
 
-    assert "outside your home folder" in lee.refused("job", "submit", "../max-jobs/theirs.py")
+    assert "outside your home folder" in lee.refused("job", "submit", f"../{other.name}/theirs.py")
     assert "outside your home folder" in lee.refused("job", "submit", "/etc/passwd")
     msg = lee.refused("job", "submit", "escape.py")
     assert "links to" in msg and "outside your home folder" in msg
@@ -659,12 +650,12 @@ def test_refusals_are_one_line_and_create_nothing(hub) -> None:
     assert lee.job_ids() == []
     assert lee.ok("jobs").strip() == "no jobs"
     assert "no schedules" in lee.ok("job", "schedules")
-    other.run("job", "cancel", str(their_job))
+    other.run("job", "cancel", str(their_job))  # (it may have ended already)
 
 
 @pytest.mark.hub
 def test_schedules(hub) -> None:
-    ned = Person(hub, "ned-jobs")
+    ned = Person(hub, "ned")
     (ned.home / "work" / "nightly.py").write_text(TINY)
     out = ned.ok("job", "submit", "work/nightly.py", "--shared", "--name", "nightly",
                  "--schedule", "0 2 * * *")  # fmt: skip

@@ -9,6 +9,10 @@ when the window closes, grants it. The windows here are real time (the service r
 its own process): they are open now, and the one that closes does so a few seconds
 after it is made; the placement rules themselves are tested with an injected clock in
 the scheduler's tests.
+
+The hub is the shared one (``shared_hub``): the module's users and group are its own
+(``unique``), the tests look at the reservations they made (``listed``), and each deletes
+them, and releases its leases, before the next test (of any module) runs.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from gpuhub.service.reservations import ReservationTimer
 from jsonschema import Draft202012Validator
 
 from tests.support.clock import FakeClock
-from tests.support.hub import hub_with_users, wait_for
+from tests.support.hub import unique, users_on, wait_for
 from tests.support.paths import DOCS
 
 pytestmark = pytest.mark.timeout(150)
 
 MIG = {"kind": "mig", "profile": "1g.5gb"}
+CS101 = unique("cs101")  # the module's group: carol is in it
 OPENAPI = DOCS / "reference" / "openapi.yaml"  # the embedded default's A100 has 7 of these
 
 
@@ -93,14 +98,25 @@ def test_the_service_settings_are_checked() -> None:
 
 
 @pytest.fixture(scope="module")
-def w(tmp_path_factory):
-    """alice and bob (in no group), the admin, and carol in group cs101."""
-    with hub_with_users(tmp_path_factory.mktemp("reservations")) as ns:
-        ns.carol = ns.hub.client(ns.hub.add_user("carol", groups=["cs101"]))
+def w(shared_hub):
+    """alice and bob (in no group), the admin, and carol in the module's group ``CS101``:
+    names of their own (``w.names``) on the shared hub."""
+    with users_on(shared_hub) as ns:
+        ns.names["carol"] = unique("carol")
+        ns.carol = ns.hub.client(ns.hub.add_user(ns.names["carol"], groups=[CS101]))
         try:
             yield ns
         finally:
             ns.carol.close()
+
+
+@pytest.fixture(autouse=True)
+def _mine(request):
+    """The reservations there were before the test: ``listed`` leaves them out."""
+    if "w" in request.fixturenames:
+        w = request.getfixturevalue("w")
+        w.before = {r["id"] for r in w.admin.get("/reservations").json()["reservations"]}
+    yield
 
 
 def schema_errors(name: str, value: dict) -> list[str]:
@@ -110,60 +126,74 @@ def schema_errors(name: str, value: dict) -> list[str]:
     return [e.message for e in Draft202012Validator(schema).iter_errors(value)]
 
 
+def mine(w, reservations: list[dict]) -> list[dict]:
+    """The reservations made since the test began (other modules' are not this one's)."""
+    return [r for r in reservations if r["id"] not in w.before]
+
+
 def listed(w) -> list[dict]:
     r = w.admin.get("/reservations")
     assert r.status_code == 200, r.text
-    return r.json()["reservations"]
+    return mine(w, r.json()["reservations"])
 
 
 def release_all(w) -> None:
+    """Release the module's users' leases and delete the reservations the test made."""
+    ours = {w.names["alice"], w.names["bob"], w.names["carol"]}
     for lease in w.admin.get("/leases").json()["leases"]:
-        w.admin.delete(f"/leases/{lease['id']}")
+        if lease["user"] in ours:
+            w.admin.delete(f"/leases/{lease['id']}")
     for r in listed(w):
         w.admin.delete(f"/reservations/{r['id']}")
 
 
 @pytest.mark.hub
 def test_admin_creates_everyone_lists_and_shows_admin_deletes(w) -> None:
-    body = {"group": "cs101", "shape": MIG, "count": 3, **window(), "note": "lab"}
-    r = w.admin.post("/reservations", json=body)
-    assert r.status_code == 201, r.text
-    res = r.json()
-    assert r.headers["Location"].endswith(f"/api/v1/reservations/{res['id']}")
-    assert res["group"] == "cs101" and res["count"] == 3 and len(res["devices"]) == 3
-    assert res["shape"] == MIG and res["repeat"] == "once" and res["timezone"] == "UTC"
-    assert res["state"] == "open" and res["current"] is not None and res["note"] == "lab"
-    assert res["created_by"] == w.admin_name and "cs101" in res["message"]
-    assert schema_errors("Reservation", res) == []
+    try:
+        body = {"group": CS101, "shape": MIG, "count": 3, **window(), "note": "lab"}
+        r = w.admin.post("/reservations", json=body)
+        assert r.status_code == 201, r.text
+        res = r.json()
+        assert r.headers["Location"].endswith(f"/api/v1/reservations/{res['id']}")
+        assert res["group"] == CS101 and res["count"] == 3 and len(res["devices"]) == 3
+        assert res["shape"] == MIG and res["repeat"] == "once" and res["timezone"] == "UTC"
+        assert res["state"] == "open" and res["current"] is not None and res["note"] == "lab"
+        assert res["created_by"] == w.admin_name and CS101 in res["message"]
+        assert schema_errors("Reservation", res) == []
 
-    # everyone may read them: a plain user lists, filters and shows
-    assert [x["id"] for x in w.bob.get("/reservations").json()["reservations"]] == [res["id"]]
-    assert w.bob.get("/reservations", params={"group": "cs101"}).json()["reservations"]
-    assert w.bob.get("/reservations", params={"group": "other"}).json()["reservations"] == []
-    r = w.bob.get("/reservations", params={"group": "bad name"})
-    assert r.status_code == 400 and r.json()["field"] == "group"
-    assert schema_errors("ReservationList", w.bob.get("/reservations").json()) == []
-    shown = w.bob.get(f"/reservations/{res['id']}")
-    assert shown.status_code == 200 and shown.json()["devices"] == res["devices"]
+        # everyone may read them: a plain user lists, filters and shows
+        everyone = w.bob.get("/reservations").json()["reservations"]
+        assert [x["id"] for x in mine(w, everyone)] == [res["id"]]
+        assert w.bob.get("/reservations", params={"group": CS101}).json()["reservations"]
+        other = unique("other")
+        assert w.bob.get("/reservations", params={"group": other}).json()["reservations"] == []
+        r = w.bob.get("/reservations", params={"group": "bad name"})
+        assert r.status_code == 400 and r.json()["field"] == "group"
+        assert schema_errors("ReservationList", w.bob.get("/reservations").json()) == []
+        shown = w.bob.get(f"/reservations/{res['id']}")
+        assert shown.status_code == 200 and shown.json()["devices"] == res["devices"]
 
-    # a plain user may not delete it; the admin does, and gets it back as it was
-    r = w.bob.delete(f"/reservations/{res['id']}")
-    assert r.status_code == 403 and "custom:gpuhub:admin" in r.json()["message"]
-    r = w.admin.delete(f"/reservations/{res['id']}")
-    assert r.status_code == 200, r.text
-    assert r.json()["id"] == res["id"] and r.json()["devices"] == res["devices"]
-    for r in (
-        w.bob.get(f"/reservations/{res['id']}"),
-        w.admin.delete(f"/reservations/{res['id']}"),
-        w.admin.get("/reservations/99999999999"),
-    ):
-        assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
-    assert listed(w) == []
+        # a plain user may not delete it; the admin does, and gets it back as it was
+        r = w.bob.delete(f"/reservations/{res['id']}")
+        assert r.status_code == 403 and "custom:gpuhub:admin" in r.json()["message"]
+        r = w.admin.delete(f"/reservations/{res['id']}")
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == res["id"] and r.json()["devices"] == res["devices"]
+        for r in (
+            w.bob.get(f"/reservations/{res['id']}"),
+            w.admin.delete(f"/reservations/{res['id']}"),
+            w.admin.get("/reservations/99999999999"),
+        ):
+            assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
+        assert listed(w) == []
+
+    finally:
+        release_all(w)
 
 
 @pytest.mark.hub
 def test_a_user_may_not_reserve(w) -> None:
-    r = w.bob.post("/reservations", json={"group": "cs101", "shape": MIG, "count": 1, **window()})
+    r = w.bob.post("/reservations", json={"group": CS101, "shape": MIG, "count": 1, **window()})
     assert r.status_code == 403, r.text
     assert r.json()["message"] == (
         "reserving devices needs the custom:gpuhub:admin scope (gpuhub admins)"
@@ -195,7 +225,7 @@ def test_a_user_may_not_reserve(w) -> None:
     ],
 )
 def test_bad_bodies_name_the_field_and_create_nothing(w, change, field, words) -> None:
-    body = {"group": "cs101", "shape": MIG, "count": 1, **window(), **change}
+    body = {"group": CS101, "shape": MIG, "count": 1, **window(), **change}
     r = w.admin.post("/reservations", json=body)
     assert r.status_code == 400, r.text
     err = r.json()
@@ -208,11 +238,11 @@ def test_bad_bodies_name_the_field_and_create_nothing(w, change, field, words) -
 def test_missing_fields_and_impossible_windows_are_refused(w) -> None:
     now = time.time()
     for body, field in [
-        ({"group": "cs101", "shape": MIG, "count": 1, "end": iso(now + 60)}, "start"),
-        ({"group": "cs101", "shape": MIG, "count": 1, "start": iso(now)}, "end"),
-        ({"group": "cs101", "shape": MIG, "count": 1, "start": iso(now + 60), "end": iso(now)}, "end"),
-        ({"group": "cs101", "shape": MIG, "count": 1, "start": iso(now - 7200), "end": iso(now - 3600)}, "end"),
-        ({"group": "cs101", "shape": MIG, "count": 1, "start": iso(now), "end": iso(now + 8 * 86400)}, "end"),
+        ({"group": CS101, "shape": MIG, "count": 1, "end": iso(now + 60)}, "start"),
+        ({"group": CS101, "shape": MIG, "count": 1, "start": iso(now)}, "end"),
+        ({"group": CS101, "shape": MIG, "count": 1, "start": iso(now + 60), "end": iso(now)}, "end"),
+        ({"group": CS101, "shape": MIG, "count": 1, "start": iso(now - 7200), "end": iso(now - 3600)}, "end"),
+        ({"group": CS101, "shape": MIG, "count": 1, "start": iso(now), "end": iso(now + 8 * 86400)}, "end"),
     ]:  # fmt: skip
         r = w.admin.post("/reservations", json=body)
         assert r.status_code == 400 and r.json()["field"] == field, (body, r.text)
@@ -223,9 +253,11 @@ def test_missing_fields_and_impossible_windows_are_refused(w) -> None:
 
 @pytest.mark.hub
 def test_an_unknown_group_is_404_naming_it(w) -> None:
-    r = w.admin.post("/reservations", json={"group": "cs10l", "shape": MIG, "count": 1, **window()})
+    cs10l = unique("cs10l")
+    r = w.admin.post("/reservations", json={"group": cs10l, "shape": MIG, "count": 1, **window()})
     assert r.status_code == 404, r.text
-    assert r.json()["field"] == "group" and "JupyterHub has no group cs10l" in r.json()["message"]
+    assert r.json()["field"] == "group"
+    assert f"JupyterHub has no group {cs10l}" in r.json()["message"]
     assert listed(w) == []
 
 
@@ -233,15 +265,15 @@ def test_an_unknown_group_is_404_naming_it(w) -> None:
 def test_more_than_the_pool_has_or_than_is_free_of_reservations(w) -> None:
     try:
         r = w.admin.post(
-            "/reservations", json={"group": "cs101", "shape": MIG, "count": 8, **window()}
+            "/reservations", json={"group": CS101, "shape": MIG, "count": 8, **window()}
         )
         assert r.status_code == 422 and r.json()["error"] == "unsatisfiable", r.text
         first = w.admin.post(
-            "/reservations", json={"group": "cs101", "shape": MIG, "count": 5, **window()}
+            "/reservations", json={"group": CS101, "shape": MIG, "count": 5, **window()}
         )
         assert first.status_code == 201, first.text
         r = w.admin.post(
-            "/reservations", json={"group": "cs101", "shape": MIG, "count": 3, **window()}
+            "/reservations", json={"group": CS101, "shape": MIG, "count": 3, **window()}
         )
         assert r.status_code == 409 and r.json()["error"] == "conflict", r.text
         assert [x["id"] for x in listed(w)] == [first.json()["id"]]
@@ -254,7 +286,7 @@ def test_wall_times_are_in_the_reservation_time_zone(w) -> None:
     try:
         r = w.admin.post(
             "/reservations",
-            json={"group": "cs101", "shape": {"kind": "shared"}, "count": 1, "repeat": "weekly",
+            json={"group": CS101, "shape": {"kind": "shared"}, "count": 1, "repeat": "weekly",
                   "start": "2030-01-08T14:00", "end": "2030-01-08T16:00", "timezone": "Europe/Berlin"},
         )  # fmt: skip
         assert r.status_code == 201, r.text
@@ -271,7 +303,7 @@ def test_wall_times_are_in_the_reservation_time_zone(w) -> None:
 def test_the_queue_says_reserved_and_members_get_the_devices(w) -> None:
     try:
         r = w.admin.post(
-            "/reservations", json={"group": "cs101", "shape": MIG, "count": 7, **window()}
+            "/reservations", json={"group": CS101, "shape": MIG, "count": 7, **window()}
         )
         assert r.status_code == 201, r.text
         rid = r.json()["id"]
@@ -280,7 +312,7 @@ def test_the_queue_says_reserved_and_members_get_the_devices(w) -> None:
         queued = r.json()["id"]
         entry = next(x for x in w.bob.get("/queue").json()["queue"] if x["id"] == queued)
         assert entry["waiting"]["reason"] == "reserved", entry
-        assert "reserved for cs101" in entry["waiting"]["message"]
+        assert f"reserved for {CS101}" in entry["waiting"]["message"]
         # a member is granted one of the reserved slices, though bob asked first
         r = w.carol.post("/leases", json={"shape": MIG})
         assert r.status_code == 201 and r.json()["status"] == "active", r.text
@@ -297,7 +329,7 @@ def test_the_queue_says_reserved_and_members_get_the_devices(w) -> None:
 def test_the_timer_grants_a_waiting_request_when_the_window_closes(w) -> None:
     try:
         closes = time.time() + 4
-        body = {"group": "cs101", "shape": MIG, "count": 7, "start": iso(closes - 3600),
+        body = {"group": CS101, "shape": MIG, "count": 7, "start": iso(closes - 3600),
                 "end": dt.datetime.fromtimestamp(closes, dt.UTC).isoformat()}  # fmt: skip
         assert w.admin.post("/reservations", json=body).status_code == 201
         r = w.bob.post("/leases", json={"shape": MIG})
@@ -309,6 +341,6 @@ def test_the_timer_grants_a_waiting_request_when_the_window_closes(w) -> None:
             lambda: w.bob.get(f"/leases/{lease['id']}").json()["status"] == "active", timeout=20
         )
         assert granted and time.time() >= closes
-        assert w.admin.get("/reservations").json()["reservations"][0]["state"] == "ended"
+        assert listed(w)[0]["state"] == "ended"
     finally:
         release_all(w)

@@ -318,25 +318,17 @@ def hub_with_users(
 ) -> Iterator[SimpleNamespace]:
     """A started hub with users alice and bob (in ``groups``) and the generated admin.
 
-    Yields a namespace with ``hub``, ``admin_name``, ``tokens`` (name → token) and an API
-    client per user (``alice``, ``bob``, ``admin``). At the end the users' servers are
-    stopped, the clients closed and the hub stopped.
+    Yields a namespace with ``hub``, ``admin_name``, ``names`` (role → user name, here the
+    plain ``alice`` and ``bob``), ``tokens`` (role → token) and an API client per role
+    (``alice``, ``bob``, ``admin``). At the end the users' servers are stopped, the clients
+    closed and the hub stopped. On the shared hub (``shared_hub``) use :func:`users_on`.
     """
     hub = Hub(workdir, env=env)
     clients: list[httpx.Client] = []
     try:
         hub.start()
-        admin = hub.credentials()["admin_user"]
-        tokens = {
-            "alice": hub.add_user("alice", groups=list(groups)),
-            "bob": hub.add_user("bob", groups=list(groups)),
-            "admin": hub.add_user(admin),
-        }
-        ns = SimpleNamespace(hub=hub, admin_name=admin, tokens=tokens)
-        for name, token in tokens.items():
-            clients.append(hub.client(token))
-            setattr(ns, name, clients[-1])
-        yield ns
+        names = {"alice": "alice", "bob": "bob", "admin": hub.credentials()["admin_user"]}
+        yield _users(hub, names, groups, clients)
     finally:
         for client in clients:
             client.close()
@@ -345,6 +337,46 @@ def hub_with_users(
             if user["servers"]:
                 hub.hub_api("DELETE", f"users/{quote(user['name'], safe='')}/server")
         hub.stop()
+
+
+@contextmanager
+def users_on(hub: Hub, *, groups: list[str] = ()) -> Iterator[SimpleNamespace]:
+    """:func:`hub_with_users`'s namespace on a hub that is already running (``shared_hub``):
+    alice and bob get names of their own (``unique``: ``names["alice"]`` is the user name),
+    in ``groups``; the admin is the generated one. At the end alice's and bob's servers
+    are stopped and the clients closed; the hub keeps running.
+    """
+    clients: list[httpx.Client] = []
+    names = {
+        "alice": unique("alice"),
+        "bob": unique("bob"),
+        "admin": hub.credentials()["admin_user"],
+    }
+    try:
+        yield _users(hub, names, groups, clients)
+    finally:
+        for client in clients:
+            client.close()
+        for name in (names["alice"], names["bob"]):
+            r = hub.hub_api("GET", f"users/{name}") if hub.proc else None
+            if r is not None and r.status_code == 200 and r.json()["servers"]:
+                hub.stop_server(name)
+
+
+def _users(
+    hub: Hub, names: dict[str, str], groups: list[str], clients: list[httpx.Client]
+) -> SimpleNamespace:
+    """Add the users ``names`` (role → name; all but the admin in ``groups``) to ``hub``:
+    the namespace of :func:`hub_with_users`, its clients also appended to ``clients``."""
+    tokens = {
+        role: hub.add_user(name, groups=[] if role == "admin" else list(groups))
+        for role, name in names.items()
+    }
+    ns = SimpleNamespace(hub=hub, admin_name=names["admin"], names=names, tokens=tokens)
+    for role, token in tokens.items():
+        clients.append(hub.client(token))
+        setattr(ns, role, clients[-1])
+    return ns
 
 
 def put_notebook(
