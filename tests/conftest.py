@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -66,11 +67,14 @@ SHARED_HUB_MODULES = frozenset(
 def worker_group(nodeid: str) -> str:
     """The group of tests that one xdist worker runs together: ``docker`` for every test
     that talks to the Docker engine (the docker tier, and the browser tests' Docker
-    variants, parametrized ``docker``), ``shared-hub`` for the modules on the shared hub,
+    variants, parametrized ``docker``), ``slurm`` for the Slurm tier (one local cluster),
+    ``shared-hub`` for the modules on the shared hub,
     else the test's module, so that a module-scoped hub starts once."""
     module = nodeid.split("::", 1)[0]
     if module.startswith("tests/docker/") or _DOCKER_PARAM.search(nodeid):
         return "docker"
+    if module.startswith("tests/slurm/"):
+        return "slurm"  # one local cluster, started and stopped by one worker
     if module in SHARED_HUB_MODULES:
         return "shared-hub"
     return module
@@ -113,8 +117,40 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log) -> object:
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid)
 
+        def _assign_work_unit(self, node) -> None:
+            scope = next(iter(self.workqueue))
+            _TIMELINE.setdefault(node.gateway.id, []).append((scope, time.monotonic()))
+            super()._assign_work_unit(node)
+
     config.option.loadscopereorder = False
     return ByGroup(config, log)
+
+
+#: worker -> [(group, when it was handed out)], and worker -> when it finished
+_TIMELINE: dict[str, list[tuple[str, float]]] = {}
+_FINISHED: dict[str, float] = {}
+_STARTED = time.monotonic()
+
+
+def pytest_testnodedown(node, error) -> None:
+    """Note when each xdist worker finished (for the summary below)."""
+    _FINISHED[node.gateway.id] = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """In a parallel run: each worker's groups, when each began, and when it finished,
+    in seconds since the session began (where the long pole is)."""
+    if not _TIMELINE:
+        return
+    terminalreporter.section("workers: groups handed out (s since start)")
+    for worker in sorted(_TIMELINE):
+        groups = ", ".join(
+            f"{Path(g).stem if g.endswith('.py') else g}@{t - _STARTED:.0f}"
+            for g, t in _TIMELINE[worker]
+        )
+        done = _FINISHED.get(worker)
+        end = f"done at {done - _STARTED:.0f} s" if done else "not finished"
+        terminalreporter.write_line(f"{worker} ({end}): {groups}")
 
 
 # =====================================================================================

@@ -21,6 +21,7 @@ CLASSES = (
     "gpuhub.inventory:SimulatedInventory",
     "gpuhub.inventory:NvmlInventory",
     "gpuhub.inventory:FileInventory",
+    "gpuhub.inventory.slurm:SlurmInventory",
     "gpuhub.spawners.mixin:GPUSpawnerMixin",
     "gpuhub.spawners.docker:GPUDockerSpawner",
     "gpuhub.spawners.local:GPULocalProcessSpawner",

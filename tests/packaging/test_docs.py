@@ -19,6 +19,7 @@ import pytest
 import yaml
 from gpuhub.cli.main import build_parser
 from gpuhub.inventory import FileInventory, NvmlInventory, SimulatedInventory
+from gpuhub.inventory.slurm import SlurmInventory
 from gpuhub.jobs.docker import DockerExecutor
 from gpuhub.jobs.local import LocalProcessExecutor
 from gpuhub.jobs.manager import JobManager
@@ -45,6 +46,7 @@ CONFIG_CLASSES = (
     SimulatedInventory,
     NvmlInventory,
     FileInventory,
+    SlurmInventory,
     GPUSpawnerMixin,
     GPUDockerSpawner,
     GPULocalProcessSpawner,

@@ -1,14 +1,15 @@
 """GPU inventory: which nodes and GPUs exist.
 
 Sources are chosen with a ``Type`` trait on the service (``GpuhubService.inventory_class``):
-NVML on this node, a simulated spec, or JSON files written by ``gpuhub inventory --json``
-on each GPU node.
+NVML on this node, a simulated spec, JSON files written by ``gpuhub inventory --json``
+on each GPU node, or a Slurm cluster's nodes (:mod:`gpuhub.inventory.slurm`).
 """
 
 from __future__ import annotations
 
 import json
 import socket
+from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -120,4 +121,4 @@ def apply_sharing(node: Node, shared: dict[str, int]) -> Node:
         if gpu.mig_enabled:
             k = 1  # a MIG GPU is granted by slice, never time-sliced as a whole
         gpus.append(Gpu(**{**gpu.__dict__, "shares": k}))
-    return Node(name=node.name, gpus=tuple(gpus), simulated=node.simulated, labels=node.labels)
+    return replace(node, gpus=tuple(gpus))

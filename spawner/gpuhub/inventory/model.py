@@ -56,12 +56,19 @@ class Gpu:
 
 @dataclass(frozen=True)
 class Node:
-    """A machine with GPUs that user containers and jobs are placed on."""
+    """A machine with GPUs that user containers and jobs are placed on.
+
+    ``usable`` is False when the node's resource manager takes no new work there (Slurm:
+    the node is down, drained or not responding); ``state`` is that source's own word
+    for it, and why (``"MIXED+DRAIN: disk replacement"``), empty where the source has none.
+    """
 
     name: str
     gpus: tuple[Gpu, ...] = ()
     simulated: bool = False
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    usable: bool = True
+    state: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (the shape the REST API and `gpuhub inventory` use)."""
@@ -81,4 +88,6 @@ class Node:
             gpus=tuple(gpus),
             simulated=bool(data.get("simulated", False)),
             labels=dict(data.get("labels", {})),
+            usable=bool(data.get("usable", True)),
+            state=str(data.get("state", "")),
         )
