@@ -44,8 +44,30 @@ TESTS = Path(__file__).parent
 TIERS = ("unit", "packaging", "hub", "browser", "docker", "slurm")
 
 
-#: In a parallel run, the order work is handed out in: the longest groups first.
+#: In a parallel run, the order work is handed out in: the longest groups first (as a
+#: run's "workers" summary measured them), then the rest by tier.
+LONGEST_FIRST = (
+    "docker",
+    "shared-hub",
+    "tests/hub/test_spawner_local.py",
+    "tests/browser/test_labextension_browser.py",
+    "tests/hub/test_fuzz_api.py",
+    "tests/browser/test_jobs_browser.py",
+    "tests/hub/test_reclaim.py",
+    "tests/hub/test_service_api.py",
+    "tests/hub/test_service_concurrency.py",
+)
 RUN_ORDER = ("docker", "slurm", "browser", "hub", "packaging", "unit")
+#: Within a tier, these modules first (the unit tier's longest, so that the inner loop
+#: does not end waiting on one of them).
+LONGEST_IN_TIER = (
+    "tests/unit/test_scheduler_stateful.py",
+    "tests/unit/test_jobs_manager.py",
+    "tests/unit/test_scheduler.py",
+    "tests/unit/test_reservations.py",
+    "tests/unit/test_job_runner.py",
+    "tests/unit/test_job_executor_contract.py",
+)
 _DOCKER_PARAM = re.compile(r"\[(?:[^\]]*-)?docker(?:-[^\]]*)?\]$")
 
 
@@ -89,7 +111,8 @@ def _tier(item: pytest.Item) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier. On an xdist worker, also put the longest
-    groups first (``RUN_ORDER``), the order the scheduler below hands them out in."""
+    groups first (``LONGEST_FIRST``, then ``RUN_ORDER``), the order the scheduler below
+    hands them out in."""
     for item in items:
         item.add_marker(getattr(pytest.mark, _tier(item)))
         module = item.nodeid.split("::", 1)[0]
@@ -100,9 +123,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
     if hasattr(config, "workerinput"):
 
-        def rank(item: pytest.Item) -> int:
-            docker = worker_group(item.nodeid) == "docker"
-            return RUN_ORDER.index("docker" if docker else _tier(item))
+        def rank(item: pytest.Item) -> tuple[int, int]:
+            group = worker_group(item.nodeid)
+            if group in LONGEST_FIRST:
+                return LONGEST_FIRST.index(group), 0
+            within = LONGEST_IN_TIER.index(group) if group in LONGEST_IN_TIER else 99
+            return len(LONGEST_FIRST) + RUN_ORDER.index(_tier(item)), within
 
         items.sort(key=rank)
 

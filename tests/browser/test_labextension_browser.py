@@ -1,7 +1,7 @@
 """The GPU status bar item and panel in a real browser, in a real JupyterLab spawned by a
 real hub on a simulated pool: once with the local-process spawner (the embedded default),
-once in a Docker container of ``gpuhub/base`` (built from ``images/`` by scripts/setup test;
-``GPUHUB_TEST_NO_DOCKER=1`` leaves that one out).
+once in a Docker container of ``gpuhub/base`` (built from ``images/`` by the first Docker
+test of the run; ``GPUHUB_TEST_NO_DOCKER=1`` leaves that one out).
 
 A person logs in with the generated user password, opens their server's JupyterLab, reads
 their leased device and quota in the status bar, opens the panel and sees its charts. Debian's
@@ -12,7 +12,6 @@ chromium driven by Playwright (never ``playwright install``); screenshots go to
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import log_in, standalone_lab
+from tests.support.docker import engine_client
 from tests.support.hub import Hub, put_notebook
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
@@ -66,10 +66,7 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     env = {"GPUHUB_SPAWNER": request.param, "GPUHUB_POLL_INTERVAL": "0.2"}
     extra = ""
     if request.param == "docker":
-        if os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1":
-            pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
-        if _docker("image", "inspect", IMAGE).returncode:
-            pytest.fail(f"{IMAGE} is missing; `scripts/setup test` builds it", pytrace=False)
+        engine_client(IMAGE).close()  # the images built, the engine answering
         env["GPUHUB_DOCKER_NETWORK"] = "host"
         extra = DOCKER_CONFIG
     h = Hub(tmp_path_factory.mktemp(f"labext-{request.param}"), env=env, extra_config=extra)

@@ -1,8 +1,8 @@
 """gpuhub's container images and its docker-compose deployment, on a real Docker engine.
 
 The images are built by ``scripts/images`` FROM the local debootstrap base, as CI builds
-them (``scripts/setup test`` does it, and the ``images`` fixture again, which takes a second
-or two when nothing changed).
+them: by the first Docker test of the run (``tests.support.docker.ensure_images``; a
+second or two when nothing changed).
 Each image is checked from the inside: who it runs as, what it can run, and that the CA
 bundle handed to the build as a secret left no trace in any layer. Then
 ``docker-compose.yml`` comes up as a project of its own, a person logs in through the real
@@ -33,14 +33,13 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.docker import DEBIAN_BASE, ensure_images
 from tests.support.paths import REPO
 from tests.support.ports import free_port
 
-DEBIAN_BASE = "gpuhub/debian-base:bookworm"
 IMAGES = ("base", "pytorch", "hub", "postgres")
 TAG = os.environ.get("GPUHUB_IMAGE_TAG", "latest")
 BUILD_CA = Path(os.environ.get("GPUHUB_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt"))
-NO_DOCKER = os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1"
 
 PREFIX = "gpuhubtest"  # containers' names, the compose project, the user's name
 TEST_LABEL = "gpuhub.test"
@@ -89,39 +88,10 @@ def remove_test_containers() -> None:
         docker("rm", "-f", cid, check=False)
 
 
-def docker_works() -> str | None:
-    """None when a Docker engine answers, else why not."""
-    if shutil.which("docker") is None:
-        return "there is no docker command"
-    r = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
-    return None if r.returncode == 0 else f"`docker info` failed: {r.stderr.strip()[:500]}"
-
-
 @pytest.fixture(scope="session")
 def images() -> Iterator[dict[str, str]]:
     """gpuhub's four images, built (or found up to date) FROM the local debootstrap base."""
-    if NO_DOCKER:
-        pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
-    why = docker_works()
-    if why:
-        pytest.fail(
-            f"The image and compose tests need a Docker engine, and {why}. Run "
-            "`scripts/setup test` (it installs docker.io and starts dockerd) or set "
-            "GPUHUB_TEST_NO_DOCKER=1 to leave these tests out.",
-            pytrace=False,
-        )
-    # always: a second or two when nothing changed, and never a stale image under test
-    for cmd in (["base"], ["build", "--base", DEBIAN_BASE]):
-        r = subprocess.run(
-            [str(REPO / "scripts" / "images"), *cmd],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=1500,
-            check=False,
-        )
-        if r.returncode:
-            pytest.fail(f"scripts/images {' '.join(cmd)} failed:\n{r.stderr[-4000:]}")
+    ensure_images()  # a second or two when nothing changed, never a stale image
     try:
         yield {n: image(n) for n in IMAGES}
     finally:

@@ -1,5 +1,6 @@
 """Batch jobs end to end: a real hub in Docker mode, a user's server in ``gpuhub/pytorch``
-(built from ``images/`` by scripts/setup test), jobs in containers of the same image.
+(built from ``images/`` by the first Docker test of the run), jobs in containers of the
+same image.
 
 A user spawns, promotes the example training notebook to a job through their server's
 ``gpuhub/api/v1/jobs`` route, and stops the server; the job runs on, finishes, leaves an
@@ -12,7 +13,6 @@ and is booked once. ``GPUHUB_TEST_NO_DOCKER=1`` leaves this module out.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support.docker import engine_client
 from tests.support.hub import Hub, wait_for
 from tests.support.paths import REPO
 
@@ -72,10 +73,7 @@ def _read_home(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    if os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1":
-        pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
-    if _docker("image", "inspect", IMAGE).returncode:
-        pytest.fail(f"{IMAGE} is missing; `scripts/setup test` builds it", pytrace=False)
+    engine_client(IMAGE).close()  # the images built, the engine answering
     env = {"GPUHUB_SPAWNER": "docker", "GPUHUB_DOCKER_NETWORK": "host",
            "GPUHUB_POLL_INTERVAL": "0.2"}  # fmt: skip
     h = Hub(tmp_path_factory.mktemp("jobs-hub"), env=env, extra_config=CONFIG)

@@ -1,5 +1,13 @@
-"""The Docker engine for the tests that use one: a client that fails with the way to get
-an engine and gpuhub's images, and the removal of what a module left on it.
+"""The Docker engine for the tests that use one: gpuhub's images built for this
+checkout, a client that fails with the way to get an engine, and the removal of what a
+module left on it.
+
+The images are built here, by the first Docker test of a session, not by
+``scripts/setup``: a run without Docker tests (the unit tier, the inner loop) never waits
+for them, and a run with them never tests an image older than the checkout. When nothing
+changed the build takes a second or two (Docker's cache). Every test that talks to the
+engine runs on one xdist worker (``worker_group`` in tests/conftest.py), so one build
+serves them all.
 
 ``GPUHUB_TEST_NO_DOCKER=1`` skips those tests (``skip_without_docker``).
 """
@@ -7,17 +15,26 @@ an engine and gpuhub's images, and the removal of what a module left on it.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import docker
 import pytest
 
+from tests.support.paths import REPO
+
 NO_DOCKER = os.environ.get("GPUHUB_TEST_NO_DOCKER") == "1"
 HINT = (
-    "Run `scripts/setup test` (it starts dockerd and builds gpuhub's images) or set "
+    "Run `scripts/setup test` (it starts dockerd and makes the Debian base image) or set "
     "GPUHUB_TEST_NO_DOCKER=1 to leave the Docker tests out."
 )
+
+
+#: The local Debian image (made by ``scripts/images base``) gpuhub's images are built FROM.
+DEBIAN_BASE = "gpuhub/debian-base:bookworm"
+_built: list[bool] = []
 
 
 def skip_without_docker() -> None:
@@ -26,10 +43,42 @@ def skip_without_docker() -> None:
         pytest.skip("GPUHUB_TEST_NO_DOCKER=1: the Docker tests are off")
 
 
-def engine_client(*images: str, timeout: int = 120, **kw: Any) -> docker.APIClient:
-    """A client of the engine (``kw``: ``base_url`` and the like), failing the test with
-    what to do when no engine answers or one of ``images`` is missing."""
+def docker_works() -> str | None:
+    """None when a Docker engine answers, else why not."""
+    if shutil.which("docker") is None:
+        return "there is no docker command"
+    r = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
+    return None if r.returncode == 0 else f"`docker info` failed: {r.stderr.strip()[:500]}"
+
+
+def ensure_images() -> None:
+    """Build gpuhub's four images FROM the local Debian base, once per session (Docker's
+    cache makes it quick when nothing changed); fail with what to do without an engine."""
     skip_without_docker()
+    if _built:
+        return
+    why = docker_works()
+    if why:
+        pytest.fail(f"These tests need a Docker engine, and {why}. {HINT}", pytrace=False)
+    for cmd in (["base"], ["build", "--base", DEBIAN_BASE]):
+        r = subprocess.run(
+            [str(REPO / "scripts" / "images"), *cmd],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+            check=False,
+        )
+        if r.returncode:
+            pytest.fail(f"scripts/images {' '.join(cmd)} failed:\n{r.stderr[-4000:]}")
+    _built.append(True)
+
+
+def engine_client(*images: str, timeout: int = 120, **kw: Any) -> docker.APIClient:
+    """A client of the engine (``kw``: ``base_url`` and the like), gpuhub's images built
+    first, failing the test with what to do when no engine answers or one of ``images``
+    is missing."""
+    ensure_images()
     try:
         client = docker.APIClient(version="auto", timeout=timeout, **kw)  # asks its version
     except docker.errors.DockerException as e:

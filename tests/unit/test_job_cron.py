@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.support.clock import FakeClock
+from tests.support.properties import examples
 
 UTC = dt.UTC
 BERLIN = ZoneInfo(
@@ -307,7 +308,7 @@ def brute_force(
 SCAN_DAYS = 9 * 366
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     schedule=schedules(),
     after=st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2090, 1, 1)),
@@ -333,7 +334,7 @@ def test_next_after_matches_a_brute_force_scan(schedule, after):
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     schedule=schedules(),
     zone=st.sampled_from(ZONES),

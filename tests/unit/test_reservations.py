@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from tests.support.properties import examples
 from tests.support.scheduler import (
     HOUR,
     assert_consistent,
@@ -315,7 +316,7 @@ def _brute_overlap(a: Windows, b: Windows) -> bool:
     return any(s < e2 and s2 < e for s, e in a.between(lo, hi) for s2, e2 in b.between(lo, hi))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.integers(0, 14 * 96), st.integers(1, 96 * 7 - 1), st.sampled_from(["once", "weekly"]),
     st.integers(0, 14 * 96), st.integers(1, 96 * 7 - 1), st.sampled_from(["once", "weekly"]),
@@ -460,7 +461,7 @@ def test_without_reservations_nothing_changes(make, clock):
 # -- a property: whatever happens, nobody is placed against the rules -----------------
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -39,6 +39,7 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 
 from tests.support import pg
+from tests.support.properties import examples
 
 SPEC = (
     "a: 4xH100-80GB[nvlink], 1xA100-40GB[mig=3x1g.10gb+2x2g.20gb]; "
@@ -596,7 +597,7 @@ def test_scheduler_state_machine_sqlite(clock, sqlite_template):
         (SchedulerMachine,),
         {"new_database": staticmethod(new_database), "clock_class": type(clock)},
     )
-    _run(machine, max_examples=60, stateful_step_count=30)
+    _run(machine, max_examples=examples(60), stateful_step_count=30)
 
 
 @pytest.mark.postgres
@@ -609,4 +610,4 @@ def test_scheduler_state_machine_postgresql(postgres, clock):
         (SchedulerMachine,),
         {"new_database": staticmethod(new_database), "clock_class": type(clock)},
     )
-    _run(machine, max_examples=15, stateful_step_count=30)
+    _run(machine, max_examples=examples(15), stateful_step_count=30)
