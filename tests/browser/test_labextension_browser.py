@@ -249,7 +249,7 @@ def test_a_cpu_only_server_says_no_gpu_and_its_jobs_go_to_a_gpu_profile(
     button.click()
     dialog = page.locator(".jp-gpuhub-job-dialog")
     expect(dialog.locator(".jp-gpuhub-job-profile")).to_have_text(
-        "Profile gpu-1: this server has no GPU", timeout=30000
+        "Profile gpu-1 (this server has no GPU; the job gets one)", timeout=30000
     )
     expect(dialog.locator(".jp-gpuhub-job-shape option").first).to_contain_text(
         "As profile gpu-1 (1 whole GPU"
@@ -267,6 +267,10 @@ def test_a_cpu_only_server_says_no_gpu_and_its_jobs_go_to_a_gpu_profile(
     submit.click()
     expect(schedule).to_have_class(re.compile("jp-mod-error"), timeout=30000)
     expect(dialog.locator(".jp-gpuhub-job-field-error").last).to_contain_text("minute")
+    # said once, under the field; the dialog's own line points there
+    expect(dialog.locator(".jp-gpuhub-job-error")).to_have_text(
+        "Not submitted: see the field marked above."
+    )
     expect(dialog).to_be_visible()
     page.screenshot(path=str(artifacts / f"jobs-dialog-no-gpu-{mode}.png"))
     dialog.locator(".jp-Dialog-button.jp-mod-reject").click()

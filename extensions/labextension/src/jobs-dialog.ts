@@ -73,8 +73,8 @@ export class JobForm extends Widget {
           ? trans.__('Profile %1, as job %2', rerun.profile ?? '—', rerun.id)
           : d.no_gpu
             ? d.profile
-              ? trans.__('Profile %1: this server has no GPU', d.profile)
-              : trans.__('Your default GPU profile: this server has no GPU')
+              ? trans.__('Profile %1 (this server has no GPU; the job gets one)', d.profile)
+              : trans.__('Your default GPU profile (this server has no GPU)')
             : d.profile
               ? trans.__('Same as this server (profile %1)', d.profile)
               : trans.__('Your default profile')
@@ -348,6 +348,7 @@ export class JobForm extends Widget {
       const e = err as ApiError;
       const message = this._inDialogWords(e);
       const field = this._fields.find(f => e.field && e.field.endsWith(f.param.name));
+      let marked = true;
       if (field) {
         this._mark(field.input, field.error, message);
         this.validated(); // Submit waits until the field is changed
@@ -356,12 +357,16 @@ export class JobForm extends Widget {
         this._minutes.classList.add('jp-mod-error');
       } else if (e.field === 'schedule') {
         this._mark(this._schedule, this._scheduleError, message);
+      } else {
+        marked = false;
       }
       this._error.textContent = e.missing
         ? this._trans.__(
             'The gpuhub server extension (jupyter_gpuhub) is not installed or not enabled on this server: jobs cannot be submitted from here.'
           )
-        : this._trans.__('Not submitted: %1', message);
+        : marked
+          ? this._trans.__('Not submitted: see the field marked above.')
+          : this._trans.__('Not submitted: %1', message);
       return false;
     } finally {
       this._busy = false;
