@@ -28,6 +28,7 @@ CLASSES = (
     "gpuhub.jobs.manager:JobManager",
     "gpuhub.jobs.local:LocalProcessExecutor",
     "gpuhub.jobs.docker:DockerExecutor",
+    "gpuhub.jobs.slurm:SlurmExecutor",
     "jupyter_gpuhub.app:GpuhubExtension",
 )
 

@@ -109,6 +109,19 @@ def run_command(
     return done.stdout
 
 
+def command_runner(slurm_conf: str, timeout: float) -> Runner:
+    """A runner of Slurm commands: :func:`run_command` with ``SLURM_CONF`` set to
+    ``slurm_conf`` (when given) and ``timeout``."""
+
+    def run(argv: Sequence[str]) -> str:
+        env = dict(os.environ)
+        if slurm_conf:
+            env["SLURM_CONF"] = slurm_conf
+        return run_command(argv, timeout=timeout, env=env)
+
+    return run
+
+
 # ------------------------------------------------------------------------------------
 # Parsing scontrol's one-line records
 # ------------------------------------------------------------------------------------
@@ -475,13 +488,7 @@ class SlurmInventory(InventorySource):
 
     @default("runner")
     def _default_runner(self) -> Runner:
-        def run(argv: Sequence[str]) -> str:
-            env = dict(os.environ)
-            if self.slurm_conf:
-                env["SLURM_CONF"] = self.slurm_conf
-            return run_command(argv, timeout=self.command_timeout, env=env)
-
-        return run
+        return command_runner(self.slurm_conf, self.command_timeout)
 
     def slurm_nodes(self) -> list[SlurmNode]:
         """The cluster's nodes (of :attr:`partition`) as Slurm describes them."""

@@ -115,13 +115,7 @@ class LocalProcessExecutor(JobExecutor):
 
     def before_start(self, job: JobSpec) -> None:
         """Create the job's folder and ``artifacts/``; write the snapshot and ``job.json``."""
-        folder = self.folder(job)
-        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.mkdir(exist_ok=True)
-        (folder / ARTIFACTS).mkdir(exist_ok=True)
-        _write(folder / job.input_name, job.source)
-        document = job_document(job, str(self.home(job.user)))
-        _write(folder / JOB_FILE, json.dumps(document, indent=1) + "\n")
+        prepare_folder(job, self.folder(job), self.home(job.user))
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         """Start the runner in a session of its own. A job is started once: a start repeated
@@ -180,12 +174,7 @@ class LocalProcessExecutor(JobExecutor):
     def read_log(self, job: JobSpec, state: dict[str, Any], offset: int, limit: int) -> bytes:
         """Bytes of the job's ``job.log`` (b"" before it exists or past its end)."""
         folder = Path(state["folder"]) if state.get("folder") else self.folder(job)
-        try:
-            with open(folder / LOG_FILE, "rb") as f:
-                f.seek(offset)
-                return f.read(limit)
-        except FileNotFoundError:
-            return b""
+        return read_log_file(folder, offset, limit)
 
     def cleanup(self, job: JobSpec, state: dict[str, Any]) -> None:
         """Nothing is held once the runner has ended; forget it."""
@@ -234,6 +223,29 @@ class LocalProcessExecutor(JobExecutor):
             }
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def prepare_folder(job: JobSpec, folder: Path, home: Path) -> None:
+    """Create ``folder`` (the job's, in ``home``) with ``artifacts/``; write the snapshot and
+    ``job.json`` for the runner. Idempotent: executors whose jobs see the same paths as the
+    service (a local home, a cluster's shared file system) share it."""
+    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
+    (folder / ARTIFACTS).mkdir(exist_ok=True)
+    _write(folder / job.input_name, job.source)
+    document = job_document(job, str(home))
+    _write(folder / JOB_FILE, json.dumps(document, indent=1) + "\n")
+
+
+def read_log_file(folder: Path, offset: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``job.log`` in ``folder`` from ``offset`` (b"" before it
+    exists or past its end)."""
+    try:
+        with open(folder / LOG_FILE, "rb") as f:
+            f.seek(offset)
+            return f.read(limit)
+    except FileNotFoundError:
+        return b""
 
 
 def read_exit_status(folder: Path) -> JobExit:

@@ -214,7 +214,8 @@ class GpuhubService(Application):
         help="""How batch jobs run: ``gpuhub.jobs.local.LocalProcessExecutor`` (a process of
         the service's own Python environment; the embedded default) or
         ``gpuhub.jobs.docker.DockerExecutor`` (a container of the user's image with their
-        home volume; the default in Docker mode), or another ``JobExecutor`` subclass.""",
+        home volume; the default in Docker mode), ``gpuhub.jobs.slurm.SlurmExecutor`` (a
+        Slurm batch job on the node gpuhub chose), or another ``JobExecutor`` subclass.""",
     )
 
     scheduler = Instance(Scheduler, allow_none=True)

@@ -1,0 +1,499 @@
+"""The Slurm executor: each job is a Slurm batch job, pinned to the node and GPUs gpuhub chose.
+
+gpuhub admits the job (quota, queue, reservations) and picks the node; :class:`SlurmExecutor`
+hands it to Slurm with ``sbatch``, and Slurm starts, isolates and accounts it there. What
+goes to ``sbatch`` (see :meth:`SlurmExecutor.sbatch_command`):
+
+* ``--nodelist=NODE`` and ``--gres=gpu[:TYPE]:N``: the lease's node and its number of whole
+  GPUs, the GRES type being the model's (the inverse of ``SlurmInventory.models``). Slurm
+  chooses the device indices and sets ``CUDA_VISIBLE_DEVICES`` itself, so gpuhub's own
+  device variables are left out of the job's environment;
+* ``--time``: the job's maximum runtime plus :attr:`~SlurmExecutor.time_margin_s`, in whole
+  minutes, so gpuhub's own stop (recorded ``timed_out``) comes first;
+* ``--signal=B:USR1@90``: should Slurm's limit come first after all (the service was down),
+  the batch script gets SIGUSR1 90 s before it and stops the runner with SIGTERM — the same
+  signal gpuhub's own stop sends, so a job checkpoints on SIGTERM whoever stops it;
+* ``--job-name=gpuhub-<id>`` (how a repeated ``start`` finds the job again) and
+  ``--comment=gpuhub:lease=<lease>`` (how ``SlurmInventory`` tells gpuhub's jobs from others);
+* ``--output=slurm.out``, ``--chdir`` the job's folder, ``--export=NONE``: the batch script
+  (``slurm.sh`` in the folder) sets the job's environment itself, never the service's.
+
+The job's folder is on a file system the service and the nodes share (the users' homes):
+the service writes it, the runner on the node fills it, the service reads ``job.log`` and
+``exit_status.json`` back. The state is ``{"slurm_job": "<id>"}``.
+
+Every Slurm command goes through a *runner* (``gpuhub.inventory.slurm.run_command`` by
+default), which raises :class:`~gpuhub.inventory.slurm.SlurmError` when the command fails
+or does not answer: ``poll`` then raises too, and the tick asks again — a controller that
+does not answer is never taken for a job that has ended.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default
+from traitlets import Callable as CallableTrait
+
+from ..inventory.slurm import Runner, SlurmError, SlurmInventory, command_runner, parse_records
+from .executor import ARTIFACTS, EXIT_FILE, JobExecutor, JobExit, JobSpec
+from .local import prepare_folder, read_exit_status, read_log_file
+from .runner import job_environment, write_exit_status
+
+#: The batch script, Slurm's own output, and the submitted job's id, in the job's folder.
+SCRIPT_FILE = "slurm.sh"
+OUTPUT_FILE = "slurm.out"
+ID_FILE = ".slurm-job"
+#: Written by stop(): gpuhub itself ended the Slurm job (a cancel from elsewhere has none).
+STOPPED_FILE = ".slurm-stopped"
+#: Slurm job states after which nothing of the job runs any more.
+ENDED_STATES = frozenset(
+    {
+        "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+        "DEADLINE", "OUT_OF_MEMORY", "SPECIAL_EXIT", "REVOKED",
+    }
+)  # fmt: skip
+#: Why Slurm ended a job, for people (the job's reason when it left no exit status).
+ENDED_WHY = {
+    "CANCELLED": "was cancelled outside gpuhub (scancel)",
+    "TIMEOUT": "reached its Slurm time limit",
+    "NODE_FAIL": "ended because its node failed",
+    "PREEMPTED": "was preempted by Slurm",
+    "BOOT_FAIL": "could not start: its node failed to boot",
+    "DEADLINE": "reached its Slurm deadline",
+    "OUT_OF_MEMORY": "ran out of memory",
+    "FAILED": "failed before its runner could start",
+}
+#: Variables that Slurm sets from the GRES it allocates.
+SLURM_SETS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+#: How often stop() looks whether the Slurm job has ended.
+STOP_STEP_S = 0.5
+
+
+class SlurmExecutor(JobExecutor):
+    """Runs each job as a Slurm batch job on the node and with the GPUs gpuhub granted
+    (``c.GpuhubService.job_executor_class = "gpuhub.jobs.slurm.SlurmExecutor"``)."""
+
+    name = "slurm"
+
+    home_dir_template = Unicode(
+        "~{username}",
+        config=True,
+        help="""A user's home on the file system the service and the nodes share, as both
+        see it; the job's folder (``gpuhub-jobs/<id>-<name>``) goes there. ``{username}``
+        is the Unix account (:attr:`unix_user`), e.g. ``"/shared/home/{username}"``.""",
+    )
+    python = Unicode(
+        config=True,
+        help="""The nodes' Python with gpuhub installed (``python -m gpuhub.jobs.runner``
+        runs in it), e.g. ``/opt/gpuhub/bin/python``. Default: the service's own
+        (``sys.executable``), right where the nodes mount the same environment. Inside
+        :attr:`container_command`, the image's Python, e.g. ``python3``.""",
+    )
+    container_command = List(
+        Unicode(),
+        config=True,
+        help="""A command that wraps the runner in a container on the node, with ``{image}``
+        (the job's image) and ``{folder}`` (its folder) replaced; empty: the node's own
+        environment. Apptainer: ``["apptainer", "exec", "--nv", "--bind", "{folder}",
+        "{image}"]``; enroot/pyxis: ``["srun", "--container-image={image}",
+        "--container-mounts={folder}"]``; podman: ``["podman", "run", "--rm",
+        "--device", "nvidia.com/gpu=all", "-v", "{folder}:{folder}", "-w", "{folder}",
+        "{image}"]``.""",
+    )
+    partition = Unicode(
+        "", config=True, help="The Slurm partition (``--partition``); empty: Slurm's default."
+    )
+    account = Unicode(
+        "", config=True, help="The Slurm account (``--account``); empty: the submitter's."
+    )
+    sbatch_args = List(
+        Unicode(),
+        config=True,
+        help="""More ``sbatch`` options for every job, e.g. ``["--qos=interactive",
+        "--mem-per-gpu=40G"]``. gpuhub's own (node, GRES, time, name) come after them.""",
+    )
+    time_margin_s = Int(
+        300,
+        min=0,
+        config=True,
+        help="""Seconds added to a job's maximum runtime for Slurm's ``--time``, so gpuhub's
+        stop (``timed_out``, with the grace of a SIGTERM) comes first. Keep it above
+        :attr:`signal_lead_s`: the warning would otherwise stop the job before gpuhub does.""",
+    )
+    signal_lead_s = Int(
+        90,
+        min=0,
+        config=True,
+        help="""Seconds before Slurm's time limit at which the batch script gets SIGUSR1
+        (``--signal=B:USR1@90``) and stops the job with SIGTERM, for it to checkpoint;
+        0: no warning.""",
+    )
+    job_name_prefix = Unicode(
+        "gpuhub-",
+        config=True,
+        help="""The start of the Slurm job names (``gpuhub-<id>``): a repeated ``start``
+        finds its job by this name. Give each gpuhub sharing one cluster its own.""",
+    )
+    comment_prefix = Unicode(
+        "gpuhub:",
+        config=True,
+        help="""The start of the jobs' ``--comment`` (``gpuhub:lease=<id>``); the same as
+        ``SlurmInventory.own_comment_prefix``, so the pool does not count them as outside.""",
+    )
+    models = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="""GRES type -> GPU model, as ``SlurmInventory.models`` (its setting is the
+        default): the job's model is turned back into its GRES type.""",
+    )
+    unix_user = CallableTrait(
+        help="""The hub user's Unix account on the cluster: a function ``name -> account``.
+        Default: the same name.""",
+    ).tag(config=True)
+    submit_as_user = Bool(
+        False,
+        config=True,
+        help="""Submit each job as its user's Unix account (``sbatch --uid=<account>``; the
+        service must run as root, or as Slurm's SlurmUser). Default: as the service's own
+        account. Sites that do not run the service as root submit through ``sudo -u``
+        or a submit host instead: see docs/how-to/slurm.md.""",
+    )
+    slurm_conf = Unicode(
+        config=True,
+        help="The cluster's slurm.conf (``SLURM_CONF``); default: the environment's.",
+    )
+    command_timeout = Float(
+        30.0, config=True, help="Seconds a Slurm command may take before it counts as failed."
+    )
+    runner = CallableTrait(
+        help="""The function that runs a Slurm command: argv in, its output out, raising
+        ``SlurmError`` on failure. Default: ``run_command`` with :attr:`slurm_conf`."""
+    )
+
+    @default("python")
+    def _default_python(self) -> str:
+        return sys.executable
+
+    @default("models")
+    def _default_models(self) -> dict[str, str]:
+        return dict(SlurmInventory(config=self.config).models)
+
+    @default("unix_user")
+    def _default_unix_user(self) -> Any:
+        return same_name
+
+    @default("slurm_conf")
+    def _default_slurm_conf(self) -> str:
+        return os.environ.get("SLURM_CONF", "")
+
+    @default("runner")
+    def _default_runner(self) -> Runner:
+        return command_runner(self.slurm_conf, self.command_timeout)
+
+    # -- where things are -----------------------------------------------------------------
+
+    def account_of(self, job: JobSpec) -> str:
+        """The Unix account the job belongs to on the cluster."""
+        return str(self.unix_user(job.user))
+
+    def home(self, job: JobSpec) -> Path:
+        """The job owner's home (absolute), as the service and the nodes see it."""
+        home = os.path.expanduser(self.home_dir_template.format(username=self.account_of(job)))
+        if home.startswith("~"):
+            raise ValueError(
+                f"user {job.user} has no home directory here ({home}); "
+                "set c.SlurmExecutor.home_dir_template"
+            )
+        return Path(os.path.abspath(home))
+
+    def folder(self, job: JobSpec) -> Path:
+        """The job's folder (absolute)."""
+        return self.home(job) / job.folder
+
+    def job_name(self, job: JobSpec) -> str:
+        """The Slurm job's name: how a repeated start finds it."""
+        return f"{self.job_name_prefix}{job.id}"
+
+    # -- what is submitted --------------------------------------------------------------------
+
+    def gres(self, job: JobSpec) -> str | None:
+        """``gpu[:TYPE]:N`` for the job's whole GPUs (None for a job without GPUs). MIG and
+        shared shapes are refused: Slurm's GRES here are whole GPUs."""
+        kind = job.shape.get("kind", "gpu")
+        if kind != "gpu":
+            raise ValueError(
+                f"job {job.id} asks for a {kind} GPU; on Slurm gpuhub runs jobs on whole GPUs "
+                "only: choose a profile with whole GPUs"
+            )
+        count = job.gpus or len(job.devices)
+        if not count:
+            return None
+        model = job.devices[0].model if job.devices else job.shape.get("model")
+        if not model:
+            return f"gpu:{count}"
+        types = {m: t for t, m in self.models.items()}
+        gres_type = types.get(model, model)  # an unknown type is the model's name
+        return f"gpu:{gres_type}:{count}" if gres_type else f"gpu:{count}"
+
+    def time_minutes(self, job: JobSpec) -> int | None:
+        """Slurm's ``--time`` in minutes: the maximum runtime plus the margin, rounded up."""
+        if job.max_runtime_s is None:
+            return None
+        return max(1, math.ceil((job.max_runtime_s + self.time_margin_s) / 60))
+
+    def sbatch_command(self, job: JobSpec) -> list[str]:
+        """The ``sbatch`` command line for ``job`` (its batch script last)."""
+        folder = self.folder(job)
+        argv = ["sbatch", "--parsable", "--export=NONE", *self.sbatch_args]
+        if self.partition:
+            argv.append(f"--partition={self.partition}")
+        if self.account:
+            argv.append(f"--account={self.account}")
+        if self.submit_as_user:
+            argv.append(f"--uid={self.account_of(job)}")
+        if job.node:
+            argv.append(f"--nodelist={job.node}")
+        gres = self.gres(job)
+        if gres:
+            argv.append(f"--gres={gres}")
+        minutes = self.time_minutes(job)
+        if minutes is not None:
+            argv.append(f"--time={minutes}")
+        if self.signal_lead_s:
+            argv.append(f"--signal=B:USR1@{self.signal_lead_s}")
+        argv += [
+            f"--job-name={self.job_name(job)}",
+            f"--comment={self.comment_prefix}lease={job.lease_id or 0}",
+            f"--output={folder / OUTPUT_FILE}",
+            f"--chdir={folder}",
+            str(folder / SCRIPT_FILE),
+        ]
+        return argv
+
+    def environment(self, job: JobSpec) -> dict[str, str]:
+        """The job's environment in the batch script: its own variables (without the device
+        variables, which Slurm sets), ``HOME``, ``GPUHUB_OUTPUT_DIR``, a plain ``PATH``."""
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+        env.update(job_environment(job.env))
+        for name in SLURM_SETS:
+            env.pop(name, None)
+        env.update(
+            HOME=str(self.home(job)),
+            GPUHUB_JOB_ID=str(job.id),
+            GPUHUB_OUTPUT_DIR=str(self.folder(job) / ARTIFACTS),
+        )
+        return env
+
+    def command(self, job: JobSpec) -> list[str]:
+        """The runner's command line, wrapped in :attr:`container_command` if there is one."""
+        folder = str(self.folder(job))
+        runner = [self.python, "-m", "gpuhub.jobs.runner", folder]
+        if not self.container_command:
+            return runner
+        if any("{image}" in part for part in self.container_command) and not job.image:
+            raise ValueError(
+                f"job {job.id} names no image, and this site runs jobs in containers; "
+                "choose a profile with an image"
+            )
+        wrap = [p.format(image=job.image or "", folder=folder) for p in self.container_command]
+        return [*wrap, *runner]
+
+    def batch_script(self, job: JobSpec) -> str:
+        """The batch script: the environment, then the runner as a child, so that SIGUSR1
+        (Slurm's time limit is near) and SIGTERM (``scancel --batch``) reach it as SIGTERM."""
+        lines = [
+            "#!/bin/bash",
+            f"# gpuhub job {job.id} of {job.user} (lease {job.lease_id}), written by gpuhub",
+            *(f"export {k}={shlex.quote(v)}" for k, v in sorted(self.environment(job).items())),
+            shlex.join(self.command(job)) + " &",
+            "runner=$!",
+            "trap 'kill -TERM $runner 2>/dev/null' USR1 TERM",
+            "while :; do",
+            '  wait "$runner"; status=$?',
+            '  kill -0 "$runner" 2>/dev/null || break  # a trapped signal ends wait early',
+            "done",
+            'exit "$status"',
+        ]
+        return "\n".join(lines) + "\n"
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def before_start(self, job: JobSpec) -> None:
+        """Create the job's folder on the shared file system; write the snapshot and
+        ``job.json``."""
+        prepare_folder(job, self.folder(job), self.home(job))
+
+    def start(self, job: JobSpec) -> dict[str, Any]:
+        """Submit the batch script, unless a Slurm job for this job exists already (its id
+        in the folder, or a job of its name that Slurm knows): then that one's state."""
+        folder = self.folder(job)
+        found = self._submitted(job)
+        if found:
+            self.log.info("job %s of %s: Slurm job %s submitted before", job.id, job.user, found)
+            return {"slurm_job": found}
+        (folder / EXIT_FILE).unlink(missing_ok=True)
+        _write(folder / SCRIPT_FILE, self.batch_script(job), mode=0o700)
+        out = self.runner(self.sbatch_command(job)).strip()
+        slurm_job = out.split(";", 1)[0].strip()
+        if not slurm_job.isdigit():
+            raise SlurmError(f"sbatch answered {out[:200]!r}, not a job id")
+        _write(folder / ID_FILE, slurm_job + "\n")
+        self.log.info(
+            "job %s of %s: Slurm job %s on %s (%s, lease %s)",
+            job.id, job.user, slurm_job, job.node, self.gres(job), job.lease_id,
+        )  # fmt: skip
+        return {"slurm_job": slurm_job}
+
+    def poll(self, job: JobSpec, state: dict[str, Any]) -> JobExit | None:
+        """None while Slurm has the job waiting or running; then the runner's exit status,
+        or why Slurm ended it when the runner left none. Raises when Slurm cannot answer."""
+        slurm_state = self.slurm_state(state["slurm_job"])
+        if slurm_state is not None and slurm_state not in ENDED_STATES:
+            return None
+        ended = read_exit_status(self.folder(job))
+        if self._stopped_by_gpuhub(job):
+            return ended
+        if ended.outcome != "lost":
+            if (
+                slurm_state in ENDED_WHY
+                and slurm_state != "FAILED"
+                and ended.outcome != "succeeded"
+            ):
+                why = f"Slurm job {state['slurm_job']} {ENDED_WHY[slurm_state]}"
+                return JobExit(
+                    ended.exit_code, ended.outcome, f"{why}: {ended.error}", ended.ended_at
+                )
+            return ended
+        why = ENDED_WHY.get(slurm_state or "", "ended")
+        error = f"Slurm job {state['slurm_job']} {why} without the job's exit status"
+        tail = self._output_tail(job)
+        return JobExit(
+            None, "lost", error + (f"; Slurm's output ends: {tail}" if tail else ""), time.time()
+        )
+
+    def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:
+        """SIGTERM to the batch script (it stops the runner, which stops the job), up to
+        ``grace`` seconds, then ``scancel``. Fine on a job that has ended."""
+        slurm_job = state["slurm_job"]
+        folder = self.folder(job)
+        _write(folder / STOPPED_FILE, slurm_job + "\n")
+        slurm_state = self.slurm_state(slurm_job)
+        if slurm_state is None or slurm_state in ENDED_STATES:
+            return
+        self.log.info(
+            "job %s of %s: stopping Slurm job %s (%s, grace %s s)",
+            job.id, job.user, slurm_job, slurm_state, grace,
+        )  # fmt: skip
+        if slurm_state == "RUNNING":  # a pending job has no batch script to signal yet
+            try:
+                self._scancel("--batch", "--signal=TERM", slurm_job)
+            except SlurmError as e:  # its batch step is not up yet: cancel it outright
+                self.log.warning("job %s of %s: %s", job.id, job.user, e)
+            else:
+                if self._wait_ended(slurm_job, grace):
+                    return
+                self.log.warning(
+                    "job %s of %s: scancel %s after %s s", job.id, job.user, slurm_job, grace
+                )
+        self._scancel(slurm_job)
+        self._wait_ended(slurm_job, 60.0)
+        if not (folder / EXIT_FILE).exists():
+            write_exit_status(
+                folder, None, "terminated",
+                f"the job did not stop within {grace:g} s of SIGTERM and was cancelled (scancel)",
+            )  # fmt: skip
+
+    def read_log(self, job: JobSpec, state: dict[str, Any], offset: int, limit: int) -> bytes:
+        """Bytes of the job's ``job.log`` on the shared file system."""
+        return read_log_file(self.folder(job), offset, limit)
+
+    # -- Slurm ---------------------------------------------------------------------------------
+
+    def slurm_state(self, slurm_job: str) -> str | None:
+        """The Slurm job's state (``RUNNING``, ``COMPLETED``, ...); None once Slurm has
+        forgotten it. Raises :class:`SlurmError` when Slurm does not answer."""
+        try:
+            out = self.runner(["squeue", "-h", "-j", slurm_job, "-o", "%T"]).split()
+        except SlurmError as e:
+            if "Invalid job id" not in str(e):
+                raise
+            return None  # purged: MinJobAge after its end
+        if out:
+            return out[0]
+        # squeue lists no ended job; scontrol still knows it for MinJobAge
+        try:
+            text = self.runner(["scontrol", "show", "job", slurm_job, "-o"])
+        except SlurmError as e:
+            if "Invalid job id" not in str(e):
+                raise
+            return None
+        for pairs in parse_records(text, "job"):
+            state = dict(pairs).get("JobState")
+            if state:
+                return state
+        return None
+
+    def _ended(self, slurm_job: str) -> bool:
+        state = self.slurm_state(slurm_job)
+        return state is None or state in ENDED_STATES
+
+    def _wait_ended(self, slurm_job: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._ended(slurm_job):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(STOP_STEP_S)
+        return True
+
+    def _scancel(self, *args: str) -> None:
+        try:
+            self.runner(["scancel", *args])
+        except SlurmError as e:
+            if "Invalid job id" not in str(e) and "already completing" not in str(e):
+                raise
+
+    def _submitted(self, job: JobSpec) -> str | None:
+        """The Slurm job submitted for ``job`` before, if there is one."""
+        try:
+            known = (self.folder(job) / ID_FILE).read_text().strip()
+        except OSError:
+            known = ""
+        if known.isdigit():
+            return known
+        out = self.runner(["squeue", "-h", "-t", "all", f"--name={self.job_name(job)}", "-o", "%i"])
+        ids = sorted(out.split(), key=int)
+        return ids[0] if ids else None
+
+    def _stopped_by_gpuhub(self, job: JobSpec) -> bool:
+        return (self.folder(job) / STOPPED_FILE).exists()
+
+    def _output_tail(self, job: JobSpec, limit: int = 300) -> str:
+        """The last line(s) of Slurm's output file: why a batch script failed to start."""
+        try:
+            with open(self.folder(job) / OUTPUT_FILE, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - limit))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return " ".join(text.split())[-limit:]
+
+
+def same_name(user: str) -> str:
+    """The default user mapping: the hub user's Unix account has the same name."""
+    return user
+
+
+def _write(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` atomically, with ``mode``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
