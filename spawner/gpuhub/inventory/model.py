@@ -91,3 +91,19 @@ class Node:
             usable=bool(data.get("usable", True)),
             state=str(data.get("state", "")),
         )
+
+
+def split_outside(text: str, sep: str, open_: str = "[", close: str = "]") -> list[str]:
+    """``text`` split on ``sep`` where it stands outside ``open_``…``close`` brackets:
+    ``"a[1,2],b"`` → ``["a[1,2]", "b"]``. Inventory texts nest lists this way (the
+    simulated pool's spec, Slurm's node lists and GRES details)."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        depth += (ch == open_) - (ch == close)
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts

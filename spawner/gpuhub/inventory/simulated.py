@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from .model import Gpu, MigInstance, Node
+from .model import Gpu, MigInstance, Node, split_outside
 
 _RANGE = re.compile(r"\[(\d+)-(\d+)\]")
 _GROUP = re.compile(r"^\s*(\d+)\s*[xX×]\s*([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*(?:\[(.*)\])?\s*$")
@@ -57,23 +57,6 @@ def parse_mig_profile(profile: str) -> tuple[int, int]:
             f"MIG profile {profile!r} is not of the form '<slices>g.<memory>gb', e.g. '1g.10gb'"
         )
     return int(m.group(2)), int(m.group(3)) * 1024
-
-
-def _split_top(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside square brackets."""
-    parts, depth, cur = [], 0, []
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return parts
 
 
 def _parse_group(node: str, group: str, first_index: int) -> list[Gpu]:
@@ -149,7 +132,7 @@ def _parse_group(node: str, group: str, first_index: int) -> list[Gpu]:
 def parse_spec(spec: str) -> list[Node]:
     """Parse a simulated inventory spec into nodes (see the module docstring)."""
     nodes: dict[str, Node] = {}
-    for entry in filter(str.strip, _split_top(spec, ";")):
+    for entry in filter(str.strip, split_outside(spec, ";")):
         names, sep, groups = entry.partition(":")
         if not sep:
             raise InventorySpecError(
@@ -159,7 +142,7 @@ def parse_spec(spec: str) -> list[Node]:
             if name in nodes:
                 raise InventorySpecError(f"node {name} is described twice")
             gpus: list[Gpu] = []
-            for group in filter(str.strip, _split_top(groups, ",")):
+            for group in filter(str.strip, split_outside(groups, ",")):
                 gpus.extend(_parse_group(name, group, len(gpus)))
             nodes[name] = Node(name=name, gpus=tuple(gpus), simulated=True)
     return list(nodes.values())

@@ -36,7 +36,7 @@ from traitlets import Bool, Dict, Float, Int, Unicode, default
 from traitlets import Callable as CallableTrait
 
 from . import InventorySource, apply_sharing
-from .model import Gpu, Node
+from .model import Gpu, Node, split_outside
 
 #: A runner: the command line in, what it printed (stdout) out; raises SlurmError.
 Runner = Callable[[Sequence[str]], str]
@@ -156,7 +156,7 @@ def expand_hostlist(text: str) -> list[str]:
     """Slurm's host list to names: ``"gpu[1-3,7],login"`` -> gpu1, gpu2, gpu3, gpu7, login
     (zero padding kept; several bracket groups in one name multiply)."""
     names: list[str] = []
-    for item in _split_outside(text, ",", "[", "]"):
+    for item in split_outside(text, ",", "[", "]"):
         item = item.strip()
         if not item:
             continue
@@ -205,7 +205,7 @@ def parse_gres(text: str) -> tuple[Gres, ...]:
     if text.strip() in ("", "(null)", "N/A"):
         return ()
     out = []
-    for item in _split_outside(text, ",", "(", ")"):
+    for item in split_outside(text, ",", "(", ")"):
         m = _GRES.match(item.strip())
         if not m:
             raise SlurmError(f"cannot read the GRES {item.strip()!r} (in {text!r})")
@@ -213,19 +213,6 @@ def parse_gres(text: str) -> tuple[Gres, ...]:
         indices = parse_indices(extra[4:]) if extra.startswith("IDX:") else ()
         out.append(Gres(m.group("name"), m.group("type"), int(m.group("count")), indices))
     return tuple(out)
-
-
-def _split_outside(text: str, sep: str, open_: str, close: str) -> list[str]:
-    parts, depth, cur = [], 0, []
-    for ch in text:
-        depth += (ch == open_) - (ch == close)
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return parts
 
 
 def node_usable(state: str) -> bool:

@@ -83,13 +83,7 @@ class LocalProcessExecutor(JobExecutor):
 
     def home(self, user: str) -> Path:
         """The user's home directory (absolute)."""
-        home = os.path.expanduser(self.home_dir_template.format(username=user))
-        if home.startswith("~"):
-            raise ValueError(
-                f"user {user} has no home directory here ({home}); "
-                "set c.LocalProcessExecutor.home_dir_template"
-            )
-        return Path(os.path.abspath(home))
+        return home_from_template(self.home_dir_template, user, user, type(self).__name__)
 
     def folder(self, job: JobSpec) -> Path:
         """The job's folder (absolute)."""
@@ -223,6 +217,17 @@ class LocalProcessExecutor(JobExecutor):
             }
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def home_from_template(template: str, user: str, account: str, executor: str) -> Path:
+    """The absolute home ``template`` (``{username}`` is the ``account``) gives hub user
+    ``user``; a ``ValueError`` naming ``c.<executor>.home_dir_template`` where none does."""
+    home = os.path.expanduser(template.format(username=account))
+    if home.startswith("~"):
+        raise ValueError(
+            f"user {user} has no home directory here ({home}); set c.{executor}.home_dir_template"
+        )
+    return Path(os.path.abspath(home))
 
 
 def prepare_folder(job: JobSpec, folder: Path, home: Path) -> None:

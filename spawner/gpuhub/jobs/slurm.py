@@ -43,7 +43,7 @@ from traitlets import Callable as CallableTrait
 
 from ..inventory.slurm import Runner, SlurmError, SlurmInventory, command_runner, parse_records
 from .executor import ARTIFACTS, EXIT_FILE, JobExecutor, JobExit, JobSpec
-from .local import prepare_folder, read_exit_status, read_log_file
+from .local import home_from_template, prepare_folder, read_exit_status, read_log_file
 from .runner import job_environment, write_exit_status
 
 #: The batch script, Slurm's own output, and the submitted job's id, in the job's folder.
@@ -206,13 +206,9 @@ class SlurmExecutor(JobExecutor):
 
     def home(self, job: JobSpec) -> Path:
         """The job owner's home (absolute), as the service and the nodes see it."""
-        home = os.path.expanduser(self.home_dir_template.format(username=self.account_of(job)))
-        if home.startswith("~"):
-            raise ValueError(
-                f"user {job.user} has no home directory here ({home}); "
-                "set c.SlurmExecutor.home_dir_template"
-            )
-        return Path(os.path.abspath(home))
+        return home_from_template(
+            self.home_dir_template, job.user, self.account_of(job), type(self).__name__
+        )
 
     def folder(self, job: JobSpec) -> Path:
         """The job's folder (absolute)."""
