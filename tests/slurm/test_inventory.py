@@ -7,6 +7,7 @@ and cancels the tests' jobs and resumes the nodes they drained, whatever happens
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +92,20 @@ def test_job_outside_gpuhub_holds_a_gpu(inventory):
         lambda: all(h.job_id != outside for n in inventory.outside_holds().values() for h in n),
         15,
     )
+
+
+def test_the_configured_slurm_conf_and_scontrol_beat_the_environment(cluster, monkeypatch):
+    """The default runner: ``slurm_conf`` and ``scontrol`` as configured, whatever
+    ``SLURM_CONF`` the service's environment has (here one that does not exist)."""
+    monkeypatch.setenv("SLURM_CONF", str(cluster.parent / "elsewhere.conf"))
+    inv = SlurmInventory(
+        slurm_conf=str(cluster), scontrol=shutil.which("scontrol"), command_timeout=10
+    )
+    assert sorted(n.name for n in inv.nodes()) == ["gpu1", "gpu2", "gpu3"]
+
+
+def test_partition_keeps_its_nodes_only(cluster):
+    """``partition``: the nodes of that partition (the local cluster's ``gpu`` has all)."""
+    conf = str(cluster)
+    assert len(SlurmInventory(slurm_conf=conf, partition="gpu").nodes()) == 3
+    assert SlurmInventory(slurm_conf=conf, partition="not-here").nodes() == []

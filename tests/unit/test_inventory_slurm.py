@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
@@ -323,12 +322,6 @@ def test_inventory_reads_nodes_through_its_runner():
     assert calls[-1] == ["scontrol", "show", "job", "-d", "-o"]
 
 
-def test_inventory_partition():
-    text = out.NODES_IDLE.replace("Partitions=gpu ", "Partitions=gpu,debug ", 1)
-    inv = SlurmInventory(runner=fake_runner({"node": text}), partition="debug")
-    assert [n.name for n in inv.nodes()] == ["gpu1"]
-
-
 def test_failing_scontrol_is_an_error_not_an_empty_pool():
     err = SlurmError("`scontrol show node -o` failed (exit status 1): " + out.NO_CONTROLLER)
     inv = SlurmInventory(runner=fake_runner({"node": err, "job": err}))
@@ -356,25 +349,3 @@ def test_run_command_errors(tmp_path):
         run_command([sys.executable, "-c", "print('NodeName=a State=IDLE')"])
         == "NodeName=a State=IDLE\n"
     )
-
-
-def test_default_runner_passes_slurm_conf(tmp_path, monkeypatch):
-    seen = {}
-
-    def fake_run(argv, **kw):
-        seen.update(argv=argv, env=kw["env"], timeout=kw["timeout"])
-        return subprocess.CompletedProcess(argv, 0, out.NODES_IDLE, "")
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    monkeypatch.setenv("SLURM_CONF", "/from/env/slurm.conf")
-    assert len(SlurmInventory().nodes()) == 3
-    assert seen["env"]["SLURM_CONF"] == "/from/env/slurm.conf"
-    inv = SlurmInventory(
-        slurm_conf=str(tmp_path / "slurm.conf"),
-        command_timeout=5,
-        scontrol="/opt/slurm/bin/scontrol",
-    )
-    inv.nodes()
-    assert seen["env"]["SLURM_CONF"] == str(tmp_path / "slurm.conf")
-    assert seen["timeout"] == 5
-    assert seen["argv"][0] == "/opt/slurm/bin/scontrol"
