@@ -32,7 +32,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from traitlets import Bool, Dict, Float, Int, Unicode, default
+from traitlets import Bool, Dict, Float, HasTraits, Int, Unicode, default
 from traitlets import Callable as CallableTrait
 
 from . import InventorySource, apply_sharing
@@ -415,7 +415,35 @@ def outside_holds(
 # ------------------------------------------------------------------------------------
 
 
-class SlurmInventory(InventorySource):
+class SlurmCommands(HasTraits):
+    """How gpuhub runs Slurm's commands: the cluster's ``slurm.conf``, a time limit, and
+    the replaceable runner (``sudo -u``, a submit host). The inventory and the executor
+    both have these settings, each under its own name in the configuration."""
+
+    slurm_conf = Unicode(
+        config=True,
+        help="""The cluster's slurm.conf (``SLURM_CONF``); default: the environment's
+        ``SLURM_CONF``, else Slurm's own default.""",
+    )
+    command_timeout = Float(
+        30.0, config=True, help="Seconds a Slurm command may take before it counts as failed."
+    )
+    runner = CallableTrait(
+        help="""The function that runs a Slurm command: argv in, its output out, raising
+        :class:`SlurmError` on failure. Default: :func:`run_command` with
+        :attr:`slurm_conf` and :attr:`command_timeout`."""
+    )
+
+    @default("slurm_conf")
+    def _default_slurm_conf(self) -> str:
+        return os.environ.get("SLURM_CONF", "")
+
+    @default("runner")
+    def _default_runner(self) -> Runner:
+        return command_runner(self.slurm_conf, self.command_timeout)
+
+
+class SlurmInventory(SlurmCommands, InventorySource):
     """The nodes and GPUs of a Slurm cluster, from ``scontrol show node``.
 
     GPUs are the nodes' ``gpu`` GRES; drained, down and not-responding nodes are kept but
@@ -455,27 +483,6 @@ class SlurmInventory(InventorySource):
         (``scripts/slurm``), so that the UI and the API say so.""",
     )
     scontrol = Unicode("scontrol", config=True, help="The scontrol command (a name or a path).")
-    slurm_conf = Unicode(
-        config=True,
-        help="""The cluster's slurm.conf for scontrol (``SLURM_CONF``); default: the
-        environment's ``SLURM_CONF``, else Slurm's own default.""",
-    )
-    command_timeout = Float(
-        30.0, config=True, help="Seconds a Slurm command may take before it counts as failed."
-    )
-    runner = CallableTrait(
-        help="""The function that runs a Slurm command: argv in, its output out, raising
-        :class:`SlurmError` on failure. Default: :func:`run_command` with
-        :attr:`slurm_conf` and :attr:`command_timeout`."""
-    )
-
-    @default("slurm_conf")
-    def _default_slurm_conf(self) -> str:
-        return os.environ.get("SLURM_CONF", "")
-
-    @default("runner")
-    def _default_runner(self) -> Runner:
-        return command_runner(self.slurm_conf, self.command_timeout)
 
     def slurm_nodes(self) -> list[SlurmNode]:
         """The cluster's nodes (of :attr:`partition`) as Slurm describes them."""

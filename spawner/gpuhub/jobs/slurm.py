@@ -38,10 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Int, List, Unicode, default
+from traitlets import Bool, Dict, Int, List, Unicode, default
 from traitlets import Callable as CallableTrait
 
-from ..inventory.slurm import Runner, SlurmError, SlurmInventory, command_runner, parse_records
+from ..inventory.slurm import SlurmCommands, SlurmError, SlurmInventory, parse_records
 from .executor import ARTIFACTS, EXIT_FILE, JobExecutor, JobExit, JobSpec
 from .local import home_from_template, prepare_folder, read_exit_status, read_log_file
 from .runner import job_environment, write_exit_status
@@ -76,7 +76,7 @@ SLURM_SETS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 STOP_STEP_S = 0.5
 
 
-class SlurmExecutor(JobExecutor):
+class SlurmExecutor(SlurmCommands, JobExecutor):
     """Runs each job as a Slurm batch job on the node and with the GPUs gpuhub granted
     (``c.GpuhubService.job_executor_class = "gpuhub.jobs.slurm.SlurmExecutor"``)."""
 
@@ -166,17 +166,6 @@ class SlurmExecutor(JobExecutor):
         account. Sites that do not run the service as root submit through ``sudo -u``
         or a submit host instead: see docs/how-to/slurm.md.""",
     )
-    slurm_conf = Unicode(
-        config=True,
-        help="The cluster's slurm.conf (``SLURM_CONF``); default: the environment's.",
-    )
-    command_timeout = Float(
-        30.0, config=True, help="Seconds a Slurm command may take before it counts as failed."
-    )
-    runner = CallableTrait(
-        help="""The function that runs a Slurm command: argv in, its output out, raising
-        ``SlurmError`` on failure. Default: ``run_command`` with :attr:`slurm_conf`."""
-    )
 
     @default("python")
     def _default_python(self) -> str:
@@ -189,14 +178,6 @@ class SlurmExecutor(JobExecutor):
     @default("unix_user")
     def _default_unix_user(self) -> Any:
         return same_name
-
-    @default("slurm_conf")
-    def _default_slurm_conf(self) -> str:
-        return os.environ.get("SLURM_CONF", "")
-
-    @default("runner")
-    def _default_runner(self) -> Runner:
-        return command_runner(self.slurm_conf, self.command_timeout)
 
     # -- where things are -----------------------------------------------------------------
 
