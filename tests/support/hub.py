@@ -287,8 +287,9 @@ class Hub:
         """Wait until the user's server is ready; its model."""
         return self.wait_server(user, lambda s: bool(s and s["ready"]), timeout)
 
-    def stop_server(self, user: str, timeout: float = 30) -> None:
-        """``DELETE /users/NAME/server`` and wait until the server is gone."""
+    def stop_server(self, user: str, timeout: float = 60) -> None:
+        """``DELETE /users/NAME/server`` and wait until the server is gone (a local server
+        on a loaded machine may take the spawner's interrupt, terminate and kill steps)."""
         r = self.hub_api("DELETE", f"users/{user}/server")
         assert r.status_code in (202, 204), r.text
         self.wait_server(user, lambda s: s is None, timeout)
