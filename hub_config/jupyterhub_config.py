@@ -13,11 +13,11 @@
 #   GPUHUB_NOTEBOOK_SERVICE_URL  how user servers reach the gpuhub service
 #   GPUHUB_DB_URL           scheduler database (sqlite:///<state>/gpuhub.sqlite; postgresql://...)
 #   GPUHUB_HUB_DB_URL       JupyterHub's database (sqlite:///<state>/jupyterhub.sqlite)
-#   GPUHUB_INVENTORY        simulated | nvml | files                        (simulated)
+#   GPUHUB_INVENTORY        simulated | nvml | files | slurm    (simulated; slurm mode: slurm)
 #   GPUHUB_SIMULATED_SPEC   the simulated pool, e.g. "node-1: 8xH100-80GB[nvlink]"
 #   GPUHUB_ADMIN            admin user name                                 (admin)
 #   GPUHUB_KEEP_SERVERS     1: servers and their leases outlive a hub stop; 0: stopping the
-#                           hub stops them and releases their leases  (docker: 1, local: 0)
+#                           hub stops them and releases their leases (docker, slurm: 1; local: 0)
 #   GPUHUB_RECONCILE_INTERVAL, GPUHUB_RECONCILE_GRACE  release leases of servers gone
 #                           from the hub: check every N s, leases older than M s (60, 120)
 #   GPUHUB_CULL_IDLE_TIMEOUT  stop servers without kernel/terminal/browser activity for
@@ -97,8 +97,13 @@ c.Authenticator.admin_users = {credentials["admin_user"]}
 c.Authenticator.allow_all = True
 
 # -- Single-user servers ---------------------------------------------------------------
-#   GPUHUB_SPAWNER          local | docker: GPU servers as local processes (the embedded
-#                           default; no isolation, limits not enforced) or Docker containers
+#   GPUHUB_SPAWNER          local | docker | slurm: GPU servers as local processes (the
+#                           embedded default; no isolation, limits not enforced), Docker
+#                           containers, or Slurm jobs on the cluster SLURM_CONF names
+#   GPUHUB_SLURM_HOMES      slurm mode: the users' homes on the file system the nodes
+#                           share, e.g. /shared/home/{username}   (<state>/homes/{username})
+#   GPUHUB_SLURM_LOCAL      slurm mode: 1 when the cluster is scripts/slurm's local one
+#                           (fake GPUs, shown as simulated; scripts/run sets it)
 #   GPUHUB_DOCKER_NETWORK   docker mode: host (default: the hub's 127.0.0.1 ports are
 #                           reachable), bridge, or a user-defined network
 #   GPUHUB_POLL_INTERVAL    seconds between checks of a queued GPU request        (2)
@@ -119,8 +124,26 @@ elif spawner_mode == "local":
     c.LocalProcessExecutor.home_dir_template = str(state / "homes" / "{username}")
     # containers and CI run as root; Jupyter refuses that unless told
     c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []
+elif spawner_mode == "slurm":
+    # cluster mode: servers and jobs are Slurm jobs pinned to the node and GPUs gpuhub
+    # granted; the pool is the cluster's (scontrol), refreshed while the service runs.
+    # SLURM_CONF names the cluster (scripts/run starts a local one when it is unset).
+    c.JupyterHub.spawner_class = "gpu-slurm"
+    # a server on its node reports the port it bound through the hub's API, with its own
+    # token (gpuhub.spawners.slurm_port): no file, no world-readable port
+    from gpuhub.spawners.slurm_port import slurm_port_handlers
+
+    c.JupyterHub.extra_handlers = slurm_port_handlers
+    c.GpuhubService.job_executor_class = "gpuhub.jobs.slurm.SlurmExecutor"
+    # the users' homes: a file system the hub, the service and every node share
+    homes = env("GPUHUB_SLURM_HOMES") or str(state / "homes" / "{username}")
+    c.GPUSlurmSpawner.home_dir_template = homes
+    c.SlurmExecutor.home_dir_template = homes
+    # the local cluster's GPUs are fake device files: every answer says "simulated"
+    c.SlurmInventory.simulated = env("GPUHUB_SLURM_LOCAL") == "1"
+    c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []
 else:
-    raise ValueError(f"GPUHUB_SPAWNER must be 'local' or 'docker', not {spawner_mode!r}")
+    raise ValueError(f"GPUHUB_SPAWNER must be 'local', 'docker' or 'slurm', not {spawner_mode!r}")
 # What users choose from: image x GPU shape x limits (x groups), matching the default
 # simulated pool. In local mode the image is ignored and limits are not enforced.
 # "cpu" has no GPU shape: its servers hold no GPU and use no quota (open to everyone);
@@ -149,22 +172,41 @@ c.GPUSpawnerMixin.profiles = [
      "image": "gpuhub/pytorch:latest", "shape": None,
      "cpu_limit": 2, "mem_limit": "8G", "shm_size": "1G"},
 ]  # fmt: skip
+if spawner_mode == "slurm":
+    # what a Slurm cluster offers: whole GPUs by GRES type (no MIG slices or shared seats);
+    # the names match the local cluster's (scripts/slurm: H100s and L4s)
+    c.GPUSpawnerMixin.profiles = [
+        {"name": "gpu-1", "display_name": "1 H100", "default": True,
+         "description": "A whole H100 on a cluster node, for training and inference.",
+         "shape": {"kind": "gpu", "count": 1, "model": "H100"}},
+        {"name": "gpu-2", "display_name": "2 H100s",
+         "description": "Two whole H100s on one cluster node.",
+         "shape": {"kind": "gpu", "count": 2, "model": "H100"}},
+        {"name": "l4", "display_name": "1 L4",
+         "description": "A whole L4: enough for notebooks, teaching and inference.",
+         "shape": {"kind": "gpu", "count": 1, "model": "L4"}},
+        {"name": "cpu", "display_name": "No GPU (CPU only)",
+         "description": "For editing code and reading data; \"Run as GPU job\" sends a "
+                        "notebook to the GPU pool.",
+         "shape": None},
+    ]  # fmt: skip
 c.GPUSpawnerMixin.lease_poll_interval = float(env("GPUHUB_POLL_INTERVAL", "2"))
 # A spawn may wait in the GPU queue: allow an hour before JupyterHub gives up (the queued
 # request is then cancelled). The queue position is shown as spawn progress meanwhile.
 c.Spawner.start_timeout = 3600
-# Docker mode (and the compose deployment): stopping or restarting the hub leaves servers
-# and their GPU leases running; the restarted hub re-adopts them from the spawners' saved
-# state. The embedded default (local processes): stopping the hub (Ctrl-C) stops its
+# Docker and Slurm modes (and the compose deployment): stopping or restarting the hub
+# leaves servers and their GPU leases running; the restarted hub re-adopts them from the
+# spawners' saved state. The embedded default (local processes): stopping the hub (Ctrl-C) stops its
 # servers and releases their leases. GPUHUB_KEEP_SERVERS=1 or 0 chooses in either mode.
-keep_servers = env("GPUHUB_KEEP_SERVERS", "1" if spawner_mode == "docker" else "0") == "1"
+keep_servers = env("GPUHUB_KEEP_SERVERS", "0" if spawner_mode == "local" else "1") == "1"
 c.JupyterHub.cleanup_servers = not keep_servers
-if not keep_servers and not IN_SERVICE:
+if not IN_SERVICE:
     from jupyterhub.app import JupyterHub
 
     if JupyterHub.initialized():
-        # JupyterHub stops its services before its servers: stop the servers first, so
-        # that their lease releases still reach the gpuhub service
+        # JupyterHub stops its services before its servers: stop the servers (where they
+        # stop with the hub) first, so that their lease releases still reach the gpuhub
+        # service; and stop the hub's periodic checks, which fail on stopped services
         from gpuhub.spawners.local import stop_servers_before_services
 
         stop_servers_before_services(JupyterHub.instance())
@@ -219,11 +261,12 @@ c.JupyterHub.services = [
         "display": True,
         "oauth_no_confirm": True,  # the hub's own service: no "Authorize access" page
         "oauth_client_allowed_scopes": ["custom:gpuhub:admin"],
-        # the service runs jobs on the engine the spawner uses: the same DOCKER_* settings
+        # the service runs jobs on the engine the spawner uses: the same DOCKER_* settings,
+        # the same cluster (SLURM_CONF)
         "environment": {
             k: v
             for k, v in os.environ.items()
-            if k.startswith(("GPUHUB_", "DOCKER_")) or k in ("PATH", "HOME")
+            if k.startswith(("GPUHUB_", "DOCKER_", "SLURM_")) or k in ("PATH", "HOME")
         },
     }
 ]
@@ -266,7 +309,9 @@ c.GpuhubService.cookie_secret_file = str(state / "gpuhub_cookie_secret")
 c.GpuhubService.reconcile_interval = float(env("GPUHUB_RECONCILE_INTERVAL", "60"))
 c.GpuhubService.reconcile_grace = float(env("GPUHUB_RECONCILE_GRACE", "120"))
 c.GpuhubService.db_url = env("GPUHUB_DB_URL", f"sqlite:///{state / 'gpuhub.sqlite'}")
-c.GpuhubService.inventory_class = env("GPUHUB_INVENTORY", "simulated")
+c.GpuhubService.inventory_class = env(
+    "GPUHUB_INVENTORY", "slurm" if spawner_mode == "slurm" else "simulated"
+)
 c.SimulatedInventory.spec = env("GPUHUB_SIMULATED_SPEC") or (
     "sim-node-1: 4xH100-80GB[nvlink], 1xA100-40GB[mig=7x1g.5gb], 1xL4-24GB[shared=4];"
     " sim-node-2: 4xA100-80GB[nvlink]"
@@ -309,7 +354,7 @@ if not IN_SERVICE and not env("GPUHUB_QUIET"):
     public = bind_url.rstrip("/") + "/hub/login"
     simulated_note = (
         "\n  The GPU pool is simulated."
-        if env("GPUHUB_INVENTORY", "simulated") == "simulated"
+        if env("GPUHUB_INVENTORY", "simulated") == "simulated" and spawner_mode != "slurm"
         else ""
     )
     stop_note = (

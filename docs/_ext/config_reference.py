@@ -25,6 +25,7 @@ CLASSES = (
     "gpuhub.spawners.mixin:GPUSpawnerMixin",
     "gpuhub.spawners.docker:GPUDockerSpawner",
     "gpuhub.spawners.local:GPULocalProcessSpawner",
+    "gpuhub.spawners.slurm:GPUSlurmSpawner",
     "gpuhub.jobs.manager:JobManager",
     "gpuhub.jobs.local:LocalProcessExecutor",
     "gpuhub.jobs.docker:DockerExecutor",

@@ -201,6 +201,8 @@ def test_pool_is_simulated_and_hides_other_users_holders(w):
         assert pool["simulated"] is True
         gpus = [g for n in pool["nodes"] for g in n["gpus"]]
         assert all(n["simulated"] is True for n in pool["nodes"])
+        assert all(n["usable"] is True and n["state"] == "" for n in pool["nodes"])
+        assert all(g["held_outside"] is None for g in gpus)  # nothing outside gpuhub here
         assert gpus and all(g["simulated"] is True for g in gpus), who
         assert pool["units_total"] == 10.0 and pool["units_free"] == 9.0
         (device,) = [g for g in gpus if g["uuid"] == held]

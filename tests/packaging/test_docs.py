@@ -23,6 +23,7 @@ from gpuhub.inventory.slurm import SlurmInventory
 from gpuhub.jobs.docker import DockerExecutor
 from gpuhub.jobs.local import LocalProcessExecutor
 from gpuhub.jobs.manager import JobManager
+from gpuhub.jobs.slurm import SlurmExecutor
 from gpuhub.scheduler.core import SchedulerError
 from gpuhub.scheduler.quota import QuotaSpec
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
@@ -33,6 +34,7 @@ from gpuhub.service.models import LeaseRequest
 from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.local import GPULocalProcessSpawner
 from gpuhub.spawners.mixin import GPUSpawnerMixin
+from gpuhub.spawners.slurm import GPUSlurmSpawner
 from jsonschema import Draft202012Validator
 from jupyter_gpuhub.app import GpuhubExtension
 from tornado import web
@@ -50,9 +52,11 @@ CONFIG_CLASSES = (
     GPUSpawnerMixin,
     GPUDockerSpawner,
     GPULocalProcessSpawner,
+    GPUSlurmSpawner,
     JobManager,
     LocalProcessExecutor,
     DockerExecutor,
+    SlurmExecutor,
     GpuhubExtension,
 )
 BUILD_TIMEOUT = 240

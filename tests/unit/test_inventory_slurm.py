@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from gpuhub.inventory import Node
+from gpuhub.inventory import Node, SimulatedInventory
 from gpuhub.inventory.slurm import (
     Gres,
     SlurmError,
@@ -322,6 +322,18 @@ def test_inventory_reads_nodes_through_its_runner():
     assert calls[-1] == ["scontrol", "show", "job", "-d", "-o"]
 
 
+def test_held_outside_names_each_gpu_with_its_job():
+    inv = SlurmInventory(runner=fake_runner({"job": out.JOBS}))
+    assert inv.held_outside() == {
+        "GPU-slurm-gpu1-0": "Slurm job 7 (outside gpuhub)",
+        "GPU-slurm-gpu1-1": "Slurm job 8 (outside gpuhub)",
+        "GPU-slurm-gpu1-2": "Slurm job 8 (outside gpuhub)",
+        "GPU-slurm-gpu1-3": "Slurm job 10 (outside gpuhub)",
+        "GPU-slurm-gpu2-0": "Slurm job 10 (outside gpuhub)",
+    }  # gpu3's job 9 is gpuhub's own; the other sources see nobody else
+    assert SimulatedInventory().held_outside() == {}
+
+
 def test_failing_scontrol_is_an_error_not_an_empty_pool():
     err = SlurmError("`scontrol show node -o` failed (exit status 1): " + out.NO_CONTROLLER)
     inv = SlurmInventory(runner=fake_runner({"node": err, "job": err}))
@@ -329,6 +341,8 @@ def test_failing_scontrol_is_an_error_not_an_empty_pool():
         inv.nodes()
     with pytest.raises(SlurmError, match="Unable to contact slurm controller"):
         inv.outside_holds()
+    with pytest.raises(SlurmError, match="Unable to contact slurm controller"):
+        inv.held_outside()
     with pytest.raises(SlurmError, match="printed nothing"):
         SlurmInventory(runner=fake_runner({"node": ""})).nodes()
 

@@ -108,3 +108,33 @@ def test_models_default_to_the_inventory_setting():
     executor = SlurmExecutor(config=config)
     devices = (JobDevice(uuid="x", index=0, model="A100-40GB"),)
     assert executor.gres(spec(devices=devices, gpus=1)) == "gpu:a100_40g:1"
+
+
+def test_placed_reads_the_indices_slurm_gave_on_the_node(tmp_path):
+    """`scontrol show job -d` names the GPUs Slurm picked; a job not placed yet (pending,
+    or no GRES there) or forgotten answers None, and a failing controller raises."""
+    from gpuhub.inventory.slurm import SlurmError
+
+    from tests.support.slurm_output import JOBS, NO_CONTROLLER
+
+    records = {line.split()[0].removeprefix("JobId="): line for line in JOBS.splitlines()}
+    asked = []
+
+    def runner(argv):
+        asked.append(list(argv))
+        if argv[-1] == "999":
+            raise SlurmError("`scontrol` failed (exit status 1): Invalid job id specified")
+        if argv[-1] == "down":
+            raise SlurmError(NO_CONTROLLER)
+        return records[argv[-1]] + "\n"
+
+    executor = SlurmExecutor(home_dir_template=str(tmp_path / "{username}"), runner=runner)
+    assert executor.picks_devices
+    assert executor.placed(spec(node="gpu1"), {"slurm_job": "8"}) == (1, 2)
+    assert asked[0] == ["scontrol", "show", "job", "-d", "-o", "8"]
+    assert executor.placed(spec(node="gpu2"), {"slurm_job": "10"}) == (0,)  # its part there
+    assert executor.placed(spec(node="gpu2"), {"slurm_job": "8"}) is None  # nothing there
+    assert executor.placed(spec(node="gpu1"), {"slurm_job": "1"}) is None  # ended
+    assert executor.placed(spec(node="gpu1"), {"slurm_job": "999"}) is None  # forgotten
+    with pytest.raises(SlurmError, match="Unable to contact"):
+        executor.placed(spec(node="gpu1"), {"slurm_job": "down"})

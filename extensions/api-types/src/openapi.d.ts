@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 0eba672491ce8c96bbb1e895d33ce467eea35b41675e3c7159398181ee353283)
+ * From docs/reference/openapi.yaml (sha256 5a39c6225da7fa857afcf096ab563fc3e804eba4f148e92fc3dcee25ece73818)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -36,7 +36,10 @@ export interface paths {
         /**
          * Every node and GPU, its state and who holds it.
          * @description Any user may read the pool. Holders that are not the caller's own leases are
-         *     shown without lease id, user and group unless the caller is a gpuhub admin.
+         *     shown without lease id, user and group unless the caller is a gpuhub admin. The
+         *     pool follows its inventory (`GpuhubService.inventory_refresh_interval`): nodes that
+         *     take no new leases say so (`usable`, `state`), and GPUs that work outside gpuhub
+         *     holds name that holder (`held_outside`).
          */
         get: operations["getPool"];
         put?: never;
@@ -1048,6 +1051,8 @@ export interface components {
             /** @description Compute slices of the GPU this instance spans. */
             slices: number;
             holder: components["schemas"]["Holder"] | null;
+            /** @description Who holds this instance outside gpuhub, in words; null when nothing does. It is never granted then. */
+            held_outside: string | null;
         };
         PoolGpu: {
             uuid: string;
@@ -1064,6 +1069,12 @@ export interface components {
             simulated: boolean;
             /** @description UUIDs of GPUs of the same node linked to this one by NVLink. */
             nvlink_peers: string[];
+            /**
+             * @description Who holds this GPU outside gpuhub, in words ("Slurm job 42 (outside gpuhub)": a
+             *     Slurm job that gpuhub did not submit); null when nothing does. Such a GPU is
+             *     `busy`, never granted and not counted in `units_free`.
+             */
+            held_outside: string | null;
             /** @enum {string} */
             state: "free" | "partial" | "busy";
             /** @description Exclusive and shared GPUs only. */
@@ -1074,12 +1085,27 @@ export interface components {
         PoolNode: {
             name: string;
             simulated: boolean;
+            /**
+             * @description Whether the node takes new leases. False where its resource manager gives it no
+             *     new work (Slurm: down, drained, not responding); its running leases stay, and its
+             *     free devices do not count in `units_free`.
+             */
+            usable: boolean;
+            /**
+             * @description The inventory source's word for the node's state and why ("IDLE+DRAIN: disk
+             *     replacement" from Slurm); empty where the source has none.
+             */
+            state: string;
             gpus: components["schemas"]["PoolGpu"][];
         };
         Pool: {
             simulated: boolean;
             /** @description GPU units of the pool (one per GPU). */
             units_total: number;
+            /**
+             * @description GPU units a new lease could get now: not held by a lease, not held outside
+             *     gpuhub, and not on a node that takes no new leases.
+             */
             units_free: number;
             queue_length: number;
             nodes: components["schemas"]["PoolNode"][];

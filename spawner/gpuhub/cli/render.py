@@ -90,9 +90,10 @@ def pool_table(data: Mapping[str, Any]) -> str:
             sim = _sim(g.get("simulated") or node.get("simulated"))
             if g["mode"] == "mig":
                 migs = g.get("mig_instances", [])
-                used = sum(1 for m in migs if m.get("holder"))
+                outside = g.get("held_outside")  # the whole GPU: every slice with it
+                used = sum(1 for m in migs if outside or m.get("holder") or m.get("held_outside"))
                 state = f"{g['state']} {used}/{len(migs)}"
-                rows.append([node["name"], g["index"], g["model"], "mig", state, None, sim])
+                rows.append([node["name"], g["index"], g["model"], "mig", state, outside, sim])
                 for i, m in enumerate(migs):
                     rows.append(
                         [
@@ -100,8 +101,10 @@ def pool_table(data: Mapping[str, Any]) -> str:
                             f"  {g['index']}.{i}",
                             f"  {m['profile']}",
                             "mig slice",
-                            "busy" if m.get("holder") else "free",
-                            _holder(m.get("holder")),
+                            "busy"
+                            if outside or m.get("holder") or m.get("held_outside")
+                            else "free",
+                            _holder(m.get("holder")) or m.get("held_outside"),
                             sim,
                         ]
                     )
@@ -110,8 +113,12 @@ def pool_table(data: Mapping[str, Any]) -> str:
             mode, state = g["mode"], g["state"]
             if g.get("shares", 1) > 1:
                 mode, state = f"shared x{g['shares']}", f"{state} {len(holders)}/{g['shares']}"
-            who = ", ".join(x for x in map(_holder, holders) if x) or None
-            rows.append([node["name"], g["index"], g["model"], mode, state, who, sim])
+            who = [x for x in map(_holder, holders) if x]
+            if g.get("held_outside"):  # "Slurm job 42 (outside gpuhub)"
+                who.append(g["held_outside"])
+            rows.append(
+                [node["name"], g["index"], g["model"], mode, state, ", ".join(who) or None, sim]
+            )
     table = t.render(["NODE", "GPU", "MODEL", "MODE", "STATE", "HOLDERS", ""], rows)
     summary = (
         f"{t.fmt_units(data.get('units_free'))} of {t.fmt_units(data.get('units_total'))} "
@@ -119,6 +126,10 @@ def pool_table(data: Mapping[str, Any]) -> str:
     )
     if data.get("simulated"):
         summary += "; this pool is simulated (no real GPUs)"
+    for node in data.get("nodes", []):
+        if node.get("usable") is False:
+            why = f" ({node['state']})" if node.get("state") else ""
+            summary += f"\nnode {node['name']} takes no new leases{why}; its running leases stay"
     return f"{table}\n\n{summary}"
 
 

@@ -32,11 +32,23 @@ __all__ = [
 
 
 class InventorySource(LoggingConfigurable):
-    """Base class of inventory sources: ``nodes()`` returns every node with its GPUs."""
+    """Base class of inventory sources: ``nodes()`` returns every node with its GPUs, and
+    ``held_outside()`` the devices that work outside gpuhub holds.
+
+    Both may run commands and take a while: the service calls them in a worker thread, at
+    start and every ``GpuhubService.inventory_refresh_interval`` seconds. Either raises
+    when it cannot tell (it never answers "nothing" for "I could not look").
+    """
 
     def nodes(self) -> list[Node]:  # pragma: no cover - abstract
         """Every node of the pool with its GPUs."""
         raise NotImplementedError
+
+    def held_outside(self) -> dict[str, str]:
+        """Device id (a GPU's or MIG instance's UUID) -> who holds it outside gpuhub, in
+        words (``"Slurm job 42 (outside gpuhub)"``): devices the pool must never grant.
+        Empty by default, for sources whose GPUs nothing but gpuhub hands out."""
+        return {}
 
 
 class SimulatedInventory(InventorySource):

@@ -291,6 +291,10 @@ class SlurmJob:
         """Whether the job holds its devices now (running, suspended or completing)."""
         return self.state.upper() not in NOT_HOLDING_STATES and bool(self.gpus)
 
+    def indices_on(self, node: str) -> tuple[int, ...]:
+        """Slurm's device indices of the GPUs the job holds on ``node``, in order."""
+        return tuple(sorted({i for g in self.gpus.get(node, ()) for i in g.indices}))
+
 
 def parse_jobs(text: str) -> list[SlurmJob]:
     """The jobs in ``scontrol show job -d -o`` output (``-d``: devices per node)."""
@@ -398,8 +402,8 @@ def outside_holds(
     for job in jobs:
         if not job.holds or (own_comment_prefix and job.comment.startswith(own_comment_prefix)):
             continue
-        for node, gres in job.gpus.items():
-            indices = tuple(sorted({i for g in gres for i in g.indices}))
+        for node in job.gpus:
+            indices = job.indices_on(node)
             if indices:
                 by_node.setdefault(node, []).append(
                     OutsideHold(job.job_id, node, indices, job.user, job.name, job.state)
@@ -417,8 +421,9 @@ def outside_holds(
 
 class SlurmCommands(HasTraits):
     """How gpuhub runs Slurm's commands: the cluster's ``slurm.conf``, a time limit, and
-    the replaceable runner (``sudo -u``, a submit host). The inventory and the executor
-    both have these settings, each under its own name in the configuration."""
+    the replaceable runner (``sudo -u``, a submit host). The inventory, the executor and
+    the spawner (through :class:`~gpuhub.inventory.slurm_submit.SlurmSubmission`) all have
+    these settings, each under its own name in the configuration."""
 
     slurm_conf = Unicode(
         config=True,
@@ -496,8 +501,8 @@ class SlurmInventory(SlurmCommands, InventorySource):
         out = []
         for sn in self.slurm_nodes():
             node = apply_sharing(to_node(sn, self.models, simulated=self.simulated), self.shared)
-            if not node.usable:
-                self.log.info("Slurm node %s takes no work: %s", node.name, node.state)
+            if not node.usable:  # the scheduler logs when a node stops or starts taking work
+                self.log.debug("Slurm node %s takes no work: %s", node.name, node.state)
             out.append(node)
         return out
 
@@ -508,3 +513,13 @@ class SlurmInventory(SlurmCommands, InventorySource):
     def outside_holds(self) -> dict[str, tuple[OutsideHold, ...]]:
         """Node name -> GPUs held there by Slurm jobs that gpuhub did not submit."""
         return outside_holds(self.jobs(), self.own_comment_prefix)
+
+    def held_outside(self) -> dict[str, str]:
+        """GPU id -> "Slurm job N (outside gpuhub)" for each GPU that a Slurm job gpuhub
+        did not submit holds (jobs that share one GPU are named together, by job id)."""
+        holders: dict[str, list[str]] = {}
+        for holds in self.outside_holds().values():
+            for hold in holds:
+                for uuid in hold.gpu_uuids:
+                    holders.setdefault(uuid, []).append(hold.holder)
+        return {uuid: ", ".join(names) for uuid, names in sorted(holders.items())}

@@ -7,6 +7,7 @@ worker thread (they may block)::
     resolve_image(image)                       at submit, before anything is created
     before_start(job) -> start(job) -> state   once the job's GPU lease is granted
     poll(job, state) ...                       every tick while it runs
+    placed(job, state) ...                     while it runs, until it names its devices
     [stop(job, state, grace) -> poll(...)]     cancelled, timed out, or its lease ended
     read_log(job, state, ...) ... -> cleanup(job, state)    once, when it has ended
 
@@ -190,6 +191,9 @@ class JobExecutor(LoggingConfigurable):
 
     #: Short name shown in job views ("local", "docker", "slurm").
     name: ClassVar[str] = ""
+    #: Whether the engine picks the devices on the node itself (then :meth:`placed`
+    #: names them); False: the job gets the lease's devices.
+    picks_devices: ClassVar[bool] = False
 
     def resolve_image(self, image: str | None) -> str | None:
         """The image's immutable id at submit (``"sha256:..."``), or None where images do
@@ -212,6 +216,14 @@ class JobExecutor(LoggingConfigurable):
         has (from ``exit_status.json`` where the runner wrote one; ``lost`` where the job
         vanished without one). Idempotent: asked again after the end, it answers the same."""
         raise NotImplementedError
+
+    def placed(self, job: JobSpec, state: dict[str, Any]) -> tuple[int, ...] | None:
+        """The device indices on :attr:`JobSpec.node` that the engine gave the job, once
+        it knows them; None where the job uses the lease's own devices (the default) or
+        the engine has not placed it yet. An engine that picks devices itself (Slurm picks
+        indices for ``--gres``) answers here, and the lifecycle moves the lease onto them,
+        so the pool and the job's views name the devices the job really has."""
+        return None
 
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:
         """SIGTERM, up to ``grace`` seconds, then kill. Returns once the job has stopped;

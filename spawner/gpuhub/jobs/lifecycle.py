@@ -42,6 +42,10 @@ from .specs import build_job_spec
 from .store import LOG_TAIL_BYTES, JobStore
 from .views import lease_gone, log_answer, outcome
 
+#: The key of a job's executor state under which the lifecycle notes the devices the
+#: engine picked (:meth:`JobExecutor.placed`), once read.
+PLACED = "placed"
+
 #: The statuses a job may move to from each live status (``starting`` → ``starting``: a
 #: start taken up again after a restart). Ended statuses are final.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -145,6 +149,8 @@ class JobLifecycle:
                 code = await self._stop(spec, job.state)
                 reason = f"stopped at its maximum runtime of {job.max_runtime_s} s"
                 await self._end(job, JOB_TIMED_OUT, reason, code, spec=spec)
+            elif self.executor.picks_devices and PLACED not in job.state:
+                await self._read_placement(job, spec, lease)
 
     # -- cancel and the log ----------------------------------------------------------------
 
@@ -228,6 +234,21 @@ class JobLifecycle:
             "job %s of %s running on lease %s, node %s, devices %s", job.id, job.user,
             lease.id, lease.node, ",".join(d.uuid for d in spec.devices) or "-",
         )  # fmt: skip
+
+    async def _read_placement(self, job: Job, spec: JobSpec, lease: Lease) -> None:
+        """Move the lease onto the devices the engine gave the job, once it names them
+        (kept in the job's state as ``placed``, so it is read once)."""
+        indices = await asyncio.to_thread(self.executor.placed, spec, job.state)
+        if indices is None:
+            return  # not placed yet: asked again at the next tick
+        try:
+            self.scheduler.rebind(lease.id, indices)
+        except (ValueError, NotFound) as e:
+            self.log.warning(
+                "job %s: the lease keeps its devices; the engine's (%s) cannot be recorded: %s",
+                job.id, ",".join(map(str, indices)), e,
+            )  # fmt: skip
+        self.db.update_job(job.id, was=[JOB_RUNNING], state={**job.state, PLACED: list(indices)})
 
     async def _stop(self, spec: JobSpec, state: dict[str, Any]) -> int | None:
         """Stop a job (SIGTERM, grace, kill); its exit code when the executor knows it."""

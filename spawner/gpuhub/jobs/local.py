@@ -21,6 +21,7 @@ from typing import Any
 
 from traitlets import Unicode
 
+from ..names import home_from_template
 from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, LOG_FILE, JobExecutor, JobExit, JobSpec
 from .runner import exit_from_status, job_document, job_environment, write_exit_status
 
@@ -217,17 +218,6 @@ class LocalProcessExecutor(JobExecutor):
             }
         except (OSError, ValueError, KeyError, TypeError):
             return None
-
-
-def home_from_template(template: str, user: str, account: str, executor: str) -> Path:
-    """The absolute home ``template`` (``{username}`` is the ``account``) gives hub user
-    ``user``; a ``ValueError`` naming ``c.<executor>.home_dir_template`` where none does."""
-    home = os.path.expanduser(template.format(username=account))
-    if home.startswith("~"):
-        raise ValueError(
-            f"user {user} has no home directory here ({home}); set c.{executor}.home_dir_template"
-        )
-    return Path(os.path.abspath(home))
 
 
 def prepare_folder(job: JobSpec, folder: Path, home: Path) -> None:

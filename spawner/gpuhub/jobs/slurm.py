@@ -38,12 +38,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Int, List, Unicode, default
-from traitlets import Callable as CallableTrait
+from traitlets import Dict, Int, List, Unicode, default
 
-from ..inventory.slurm import SlurmCommands, SlurmError, SlurmInventory, parse_records
+from ..inventory.slurm import SlurmError, SlurmInventory, parse_jobs, parse_records
+from ..inventory.slurm_submit import (
+    ENDED_STATES,
+    ENDED_WHY,
+    SLURM_SETS,
+    SlurmSubmission,
+    already_ended,
+    file_tail,
+    gpu_gres,
+    is_unknown_job,
+    submitted_job,
+)
+from ..names import home_from_template
 from .executor import ARTIFACTS, EXIT_FILE, JobExecutor, JobExit, JobSpec
-from .local import home_from_template, prepare_folder, read_exit_status, read_log_file
+from .local import prepare_folder, read_exit_status, read_log_file
 from .runner import job_environment, write_exit_status
 
 #: The batch script, Slurm's own output, and the submitted job's id, in the job's folder.
@@ -52,35 +63,18 @@ OUTPUT_FILE = "slurm.out"
 ID_FILE = ".slurm-job"
 #: Written by stop(): gpuhub itself ended the Slurm job (a cancel from elsewhere has none).
 STOPPED_FILE = ".slurm-stopped"
-#: Slurm job states after which nothing of the job runs any more.
-ENDED_STATES = frozenset(
-    {
-        "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
-        "DEADLINE", "OUT_OF_MEMORY", "SPECIAL_EXIT", "REVOKED",
-    }
-)  # fmt: skip
 #: Why Slurm ended a job, for people (the job's reason when it left no exit status).
-ENDED_WHY = {
-    "CANCELLED": "was cancelled outside gpuhub (scancel)",
-    "TIMEOUT": "reached its Slurm time limit",
-    "NODE_FAIL": "ended because its node failed",
-    "PREEMPTED": "was preempted by Slurm",
-    "BOOT_FAIL": "could not start: its node failed to boot",
-    "DEADLINE": "reached its Slurm deadline",
-    "OUT_OF_MEMORY": "ran out of memory",
-    "FAILED": "failed before its runner could start",
-}
-#: Variables that Slurm sets from the GRES it allocates.
-SLURM_SETS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+JOB_ENDED_WHY = {**ENDED_WHY, "FAILED": "failed before its runner could start"}
 #: How often stop() looks whether the Slurm job has ended.
 STOP_STEP_S = 0.5
 
 
-class SlurmExecutor(SlurmCommands, JobExecutor):
+class SlurmExecutor(SlurmSubmission, JobExecutor):
     """Runs each job as a Slurm batch job on the node and with the GPUs gpuhub granted
     (``c.GpuhubService.job_executor_class = "gpuhub.jobs.slurm.SlurmExecutor"``)."""
 
     name = "slurm"
+    picks_devices = True  # Slurm picks the indices for --gres=gpu:N on the node
 
     home_dir_template = Unicode(
         "~{username}",
@@ -107,18 +101,6 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
         "--device", "nvidia.com/gpu=all", "-v", "{folder}:{folder}", "-w", "{folder}",
         "{image}"]``.""",
     )
-    partition = Unicode(
-        "", config=True, help="The Slurm partition (``--partition``); empty: Slurm's default."
-    )
-    account = Unicode(
-        "", config=True, help="The Slurm account (``--account``); empty: the submitter's."
-    )
-    sbatch_args = List(
-        Unicode(),
-        config=True,
-        help="""More ``sbatch`` options for every job, e.g. ``["--qos=interactive",
-        "--mem-per-gpu=40G"]``. gpuhub's own (node, GRES, time, name) come after them.""",
-    )
     time_margin_s = Int(
         300,
         min=0,
@@ -141,30 +123,12 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
         help="""The start of the Slurm job names (``gpuhub-<id>``): a repeated ``start``
         finds its job by this name. Give each gpuhub sharing one cluster its own.""",
     )
-    comment_prefix = Unicode(
-        "gpuhub:",
-        config=True,
-        help="""The start of the jobs' ``--comment`` (``gpuhub:lease=<id>``); the same as
-        ``SlurmInventory.own_comment_prefix``, so the pool does not count them as outside.""",
-    )
     models = Dict(
         key_trait=Unicode(),
         value_trait=Unicode(),
         config=True,
         help="""GRES type -> GPU model, as ``SlurmInventory.models`` (its setting is the
         default): the job's model is turned back into its GRES type.""",
-    )
-    unix_user = CallableTrait(
-        help="""The hub user's Unix account on the cluster: a function ``name -> account``.
-        Default: the same name.""",
-    ).tag(config=True)
-    submit_as_user = Bool(
-        False,
-        config=True,
-        help="""Submit each job as its user's Unix account (``sbatch --uid=<account>``; the
-        service must run as root, or as Slurm's SlurmUser). Default: as the service's own
-        account. Sites that do not run the service as root submit through ``sudo -u``
-        or a submit host instead: see docs/how-to/slurm.md.""",
     )
 
     @default("python")
@@ -174,10 +138,6 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
     @default("models")
     def _default_models(self) -> dict[str, str]:
         return dict(SlurmInventory(config=self.config).models)
-
-    @default("unix_user")
-    def _default_unix_user(self) -> Any:
-        return same_name
 
     # -- where things are -----------------------------------------------------------------
 
@@ -210,15 +170,8 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
                 f"job {job.id} asks for a {kind} GPU; on Slurm gpuhub runs jobs on whole GPUs "
                 "only: choose a profile with whole GPUs"
             )
-        count = job.gpus or len(job.devices)
-        if not count:
-            return None
         model = job.devices[0].model if job.devices else job.shape.get("model")
-        if not model:
-            return f"gpu:{count}"
-        types = {m: t for t, m in self.models.items()}
-        gres_type = types.get(model, model)  # an unknown type is the model's name
-        return f"gpu:{gres_type}:{count}" if gres_type else f"gpu:{count}"
+        return gpu_gres(job.gpus or len(job.devices), model, self.models)
 
     def time_minutes(self, job: JobSpec) -> int | None:
         """Slurm's ``--time`` in minutes: the maximum runtime plus the margin, rounded up."""
@@ -318,10 +271,7 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
             return {"slurm_job": found}
         (folder / EXIT_FILE).unlink(missing_ok=True)
         _write(folder / SCRIPT_FILE, self.batch_script(job), mode=0o700)
-        out = self.runner(self.sbatch_command(job)).strip()
-        slurm_job = out.split(";", 1)[0].strip()
-        if not slurm_job.isdigit():
-            raise SlurmError(f"sbatch answered {out[:200]!r}, not a job id")
+        slurm_job = submitted_job(self.runner(self.sbatch_command(job)))
         _write(folder / ID_FILE, slurm_job + "\n")
         self.log.info(
             "job %s of %s: Slurm job %s on %s (%s, lease %s)",
@@ -339,22 +289,34 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
         if self._stopped_by_gpuhub(job):
             return ended
         if ended.outcome != "lost":
-            if (
-                slurm_state in ENDED_WHY
-                and slurm_state != "FAILED"
-                and ended.outcome != "succeeded"
-            ):
+            # Slurm's reason first (not FAILED's, which the runner's own error explains)
+            if slurm_state in ENDED_WHY and ended.outcome != "succeeded":
                 why = f"Slurm job {state['slurm_job']} {ENDED_WHY[slurm_state]}"
                 return JobExit(
                     ended.exit_code, ended.outcome, f"{why}: {ended.error}", ended.ended_at
                 )
             return ended
-        why = ENDED_WHY.get(slurm_state or "", "ended")
+        why = JOB_ENDED_WHY.get(slurm_state or "", "ended")
         error = f"Slurm job {state['slurm_job']} {why} without the job's exit status"
         tail = self._output_tail(job)
         return JobExit(
             None, "lost", error + (f"; Slurm's output ends: {tail}" if tail else ""), time.time()
         )
+
+    def placed(self, job: JobSpec, state: dict[str, Any]) -> tuple[int, ...] | None:
+        """The GPU indices Slurm gave the job on its node (``scontrol show job -d``), once
+        it runs there; None before (or once Slurm has forgotten the job)."""
+        slurm_job = state["slurm_job"]
+        try:
+            text = self.runner(["scontrol", "show", "job", "-d", "-o", slurm_job])
+        except SlurmError as e:
+            if not is_unknown_job(e):
+                raise
+            return None
+        for found in parse_jobs(text):
+            if found.job_id == slurm_job and found.holds:
+                return found.indices_on(job.node or "") or None
+        return None
 
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:
         """SIGTERM to the batch script (it stops the runner, which stops the job), up to
@@ -400,7 +362,7 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
         try:
             out = self.runner(["squeue", "-h", "-j", slurm_job, "-o", "%T"]).split()
         except SlurmError as e:
-            if "Invalid job id" not in str(e):
+            if not is_unknown_job(e):
                 raise
             return None  # purged: MinJobAge after its end
         if out:
@@ -409,7 +371,7 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
         try:
             text = self.runner(["scontrol", "show", "job", slurm_job, "-o"])
         except SlurmError as e:
-            if "Invalid job id" not in str(e):
+            if not is_unknown_job(e):
                 raise
             return None
         for pairs in parse_records(text, "job"):
@@ -434,7 +396,7 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
         try:
             self.runner(["scancel", *args])
         except SlurmError as e:
-            if "Invalid job id" not in str(e) and "already completing" not in str(e):
+            if not already_ended(e):
                 raise
 
     def _submitted(self, job: JobSpec) -> str | None:
@@ -454,18 +416,7 @@ class SlurmExecutor(SlurmCommands, JobExecutor):
 
     def _output_tail(self, job: JobSpec, limit: int = 300) -> str:
         """The last line(s) of Slurm's output file: why a batch script failed to start."""
-        try:
-            with open(self.folder(job) / OUTPUT_FILE, "rb") as f:
-                f.seek(max(0, os.fstat(f.fileno()).st_size - limit))
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return " ".join(text.split())[-limit:]
-
-
-def same_name(user: str) -> str:
-    """The default user mapping: the hub user's Unix account has the same name."""
-    return user
+        return file_tail(self.folder(job) / OUTPUT_FILE, limit)
 
 
 def _write(path: Path, text: str, mode: int = 0o600) -> None:

@@ -13,6 +13,10 @@ scheduler owns its parts and hands them what they need; none reaches into anothe
 * ``view`` (:class:`~.reads.SchedulerView`): the read API other parts are handed, over
   the scheduler seen as a read-only :class:`~.state.SchedulerState`; it holds the
   why-waiting explainer (:mod:`.waiting`);
+* ``wait_queue`` (:class:`~.queue.WaitQueue`): the queued requests in serving order; the
+  scheduler decides what each one it yields gets;
+* the rebind plan (:mod:`.rebinding`): which leases move onto the devices a cluster engine
+  picked; the scheduler writes it;
 * the admission checks (:mod:`.admission`), the lease model (:mod:`.lease`), the SQL
   (:mod:`.store`), quota accounting (:mod:`.accounting`) and the reports (:mod:`.ledger`).
 """
@@ -20,11 +24,10 @@ scheduler owns its parts and hands them what they need; none reaches into anothe
 from __future__ import annotations
 
 import functools
-import heapq
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -44,14 +47,17 @@ from .errors import (
     SchedulerError,
     Unsatisfiable,
 )
+from .inventory_change import InventoryChange, compare, log_change
 from .lease import Lease, iso, lease_row, request_digest
 from .ledger import Ledger
 from .pool import Placement, Pool
+from .queue import WaitQueue
 from .quota import QuotaSpec
 from .reads import SchedulerView
+from .rebinding import plan_rebind
 from .reservations import RESERVATION_GUARD, Reservation, ReservationBook
 from .shapes import MigSlice, SharedGpu, WholeGpus
-from .store import DELETE_CLAIMS, END_LEASE, GRANT_LEASE, INSERT_CLAIM, INSERT_LEASE, Store
+from .store import DELETE_CLAIMS, INSERT_CLAIM, INSERT_LEASE, Store
 from .store import claim_rows as _claim_rows
 
 log = logging.getLogger("gpuhub.scheduler")
@@ -113,6 +119,7 @@ class Scheduler:
         default_user_quota: QuotaSpec | None = None,
         queue_policy: str = "best-effort",
         reservation_guard: float = RESERVATION_GUARD,
+        held_outside: Mapping[str, str] | None = None,
     ) -> None:
         if queue_policy not in QUEUE_POLICIES:
             raise ValueError(
@@ -120,6 +127,7 @@ class Scheduler:
             )
         self.engine = engine
         self.inventory = nodes
+        self.held_outside = dict(held_outside or {})  # device id -> who, outside gpuhub
         self.clock = clock
         self.default_user_quota = default_user_quota
         self.queue_policy = queue_policy
@@ -140,10 +148,10 @@ class Scheduler:
 
     def load(self) -> None:
         """(Re)build the in-memory picture from the database; grant what now fits."""
-        self.pool = Pool(self.inventory)
+        self.pool = Pool(self.inventory, self.held_outside)
         self.live: dict[int, Lease] = {}
         self._by_key: dict[tuple[str, str], int] = {}  # (user, idempotency key) -> live lease
-        self._buckets: dict[tuple, list] = defaultdict(list)  # shape bucket -> heap of order keys
+        self.wait_queue = WaitQueue()
         now = self.clock()
         with self.store.loading() as conn:
             self.store.sync_devices(conn, self.inventory, now)
@@ -154,17 +162,20 @@ class Scheduler:
             self.next_id = self.store.next_lease_id(conn)
             for lease in self.store.load_live(conn):
                 self._remember(lease)
-            # the claims table is the truth about held slots: respect any no lease explains
-            for c in self.store.load_claims(conn):
-                if self.pool.knows(c.device_id) and self.pool.holder(c.device_id, c.slot) is None:
-                    log.warning(
-                        "device %s slot %s is claimed by lease %s in the database but not by its "
-                        "record; keeping it out of use", c.device_id, c.slot, c.lease_id,
-                    )  # fmt: skip
-                    self.pool.claim(c.lease_id, "", ((c.device_id, c.slot),), Fraction(0))
+            self._keep_unexplained_claims(conn)
             self.book.load(conn, now)
             self._dispatch(conn, now)
         self.activity_board.keep_only({x.id for x in self.live.values() if x.status == ACTIVE})
+
+    def _keep_unexplained_claims(self, conn: Connection) -> None:
+        """Keep slots out of use that claims (the truth) hold but no live lease explains."""
+        for c in self.store.load_claims(conn):
+            if self.pool.knows(c.device_id) and self.pool.holder(c.device_id, c.slot) is None:
+                log.warning(
+                    "device %s slot %s is claimed by lease %s in the database but not by its "
+                    "record; keeping it out of use", c.device_id, c.slot, c.lease_id,
+                )  # fmt: skip
+                self.pool.claim(c.lease_id, "", ((c.device_id, c.slot),), Fraction(0))
 
     def _remember(self, lease: Lease) -> None:
         self.live[lease.id] = lease
@@ -174,7 +185,7 @@ class Scheduler:
         if lease.status == ACTIVE:
             self.pool.claim(lease.id, lease.node or "", lease.slots, lease.units)
         else:
-            heapq.heappush(self._buckets[lease.shape.bucket], (lease.order, lease.id))
+            self.wait_queue.add(lease)
 
     def _forget(self, lease: Lease, was: str) -> None:
         """Drop an ended lease from the live picture; ``was`` is its status before it ended."""
@@ -293,7 +304,7 @@ class Scheduler:
         def write(conn: Connection) -> Lease:
             self.next_id += 1
             placement = None
-            if self.queue_policy == "best-effort" or not self._ahead_of(lease):
+            if self.queue_policy == "best-effort" or not self.wait_queue.ahead_of(lease, self.live):
                 placement = self.book.place(lease, now, self.pool)
             if placement is not None:
                 _place(lease, placement, now)
@@ -326,18 +337,7 @@ class Scheduler:
             lease.status = RELEASED if was == ACTIVE else CANCELLED
             lease.ended_at = now
             lease.end_reason = reason
-            conn.execute(
-                END_LEASE,
-                {
-                    "lid": lease.id,
-                    "was": was,
-                    "status": lease.status,
-                    "ended_at": now,
-                    "end_reason": reason,
-                },
-            )
-            if was == ACTIVE:
-                conn.execute(DELETE_CLAIMS, {"lid": lease.id})
+            self.store.end_lease(conn, lease, was)
             self._forget(lease, was)
             # freed devices, or (strict order) a request no longer ahead of the others
             if was == ACTIVE or self.queue_policy == "strict":
@@ -352,18 +352,48 @@ class Scheduler:
             )  # fmt: skip
         return lease
 
+    def rebind(self, lease_id: int, indices: Iterable[int]) -> Lease:
+        """Move an active lease of whole GPUs onto the GPUs ``indices`` of its node: the
+        devices a cluster engine gave its work (Slurm picks the indices for ``--gres``).
+
+        Where another lease holds one of them, it takes in exchange a GPU this lease
+        leaves (the engine gave that lease's work other devices, read back in turn), so no
+        slot is ever held twice and every lease keeps its count. Raises ``ValueError``
+        (changing nothing) where the lease holds anything but whole GPUs, the count differs,
+        the node has no such GPU, or something gpuhub does not manage holds it; NotFound
+        when the lease is not active.
+        """
+        moves = plan_rebind(lease_id, indices, self.pool, self.live)
+        lease = self.live[lease_id]
+        if not moves:
+            return lease
+        node = lease.node or ""
+
+        def write(conn: Connection) -> Lease:
+            moved = [self.live[lid] for lid in moves]
+            for x in moved:  # every old claim goes before any new one is written
+                conn.execute(DELETE_CLAIMS, {"lid": x.id})
+                self.pool.free(x.id, node, x.slots, x.units)
+            for x in moved:
+                x.devices = moves[x.id]
+                self.store.move_lease(conn, x)
+                self.pool.claim(x.id, node, x.slots, x.units)
+            return lease
+
+        self._guarded(write)
+        log.info(
+            "lease %s moved to the devices its engine gave it on %s: %s%s", lease.id, node,
+            ",".join(d["uuid"] for d in lease.devices),
+            "".join(f"; lease {lid} takes {','.join(d['uuid'] for d in devices)}"
+                    for lid, devices in moves.items() if lid != lease.id),
+        )  # fmt: skip
+        return lease
+
     def _grant(self, conn: Connection, lease: Lease, placement: Placement, now: float) -> None:
         """Grant a queued lease (already counted as held) the slots of ``placement``."""
         queued_units = lease.units
         _place(lease, placement, now)
-        conn.execute(INSERT_CLAIM, _claim_rows(lease))
-        conn.execute(
-            GRANT_LEASE,
-            {
-                "lid": lease.id, "granted_at": now, "node": lease.node, "devices": lease.devices,
-                "units_num": lease.units.numerator, "units_den": lease.units.denominator,
-            },
-        )  # fmt: skip
+        self.store.grant_lease(conn, lease)
         self.accounting.granted(lease, queued_units)
         self.pool.claim(lease.id, lease.node or "", lease.slots, lease.units)
 
@@ -375,49 +405,31 @@ class Scheduler:
         (members and non-members of a reserved group differ), the others set aside.
         """
         blocked: set[tuple] = set()
-        aside: list[tuple[list, tuple]] = []  # (heap, entry): its shape and rules are blocked
+        aside: list[tuple] = []  # (bucket, entry): its shape and rules are blocked
         try:
             self._serve(conn, now, blocked, aside)
         finally:
-            for heap, entry in aside:
-                heapq.heappush(heap, entry)
+            self.wait_queue.put_back(aside)
 
     def _serve(self, conn: Connection, now: float, blocked: set, aside: list) -> None:
         members_only = False  # strict: a request that reservations alone hold back came first
         while True:
-            best = None
-            for bucket, heap in self._buckets.items():
-                while heap and (
-                    heap[0][1] not in self.live or self.live[heap[0][1]].status != QUEUED
-                ):
-                    heapq.heappop(heap)
-                if heap and bucket not in blocked and (best is None or heap[0] < best[1][0]):
-                    best = (bucket, heap)
-            if best is None:
+            head = self.wait_queue.head(self.live, blocked)
+            if head is None:
                 return
-            bucket, heap = best
-            lease = self.live[heap[0][1]]
+            bucket, lease = head
             rules = self.book.rules(lease, now)  # None without reservations
             if rules is not None and (bucket, rules) in blocked:
-                aside.append((heap, heapq.heappop(heap)))
+                aside.append((bucket, self.wait_queue.pop(bucket)))
                 continue
             problem = self.accounting.quota_problem(
                 lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
                 queued_too=False, conn=conn,
             )  # fmt: skip
             if problem:
-                heapq.heappop(heap)
+                self.wait_queue.pop(bucket)
                 lease.status, lease.ended_at, lease.end_reason = REFUSED, now, problem
-                conn.execute(
-                    END_LEASE,
-                    {
-                        "lid": lease.id,
-                        "was": QUEUED,
-                        "status": REFUSED,
-                        "ended_at": now,
-                        "end_reason": problem,
-                    },
-                )
+                self.store.end_lease(conn, lease, QUEUED)
                 self._forget(lease, QUEUED)
                 continue
             if members_only:  # only onto the devices of its group's open reservations
@@ -431,22 +443,19 @@ class Scheduler:
                     if not (members_only or self.book.blocks(lease, now, self.pool)):
                         return
                     members_only = True
-                    aside.append((heap, heapq.heappop(heap)))
+                    aside.append((bucket, self.wait_queue.pop(bucket)))
                     continue
                 if rules is None:
                     blocked.add(bucket)
                 else:
                     blocked.add((bucket, rules))
-                    aside.append((heap, heapq.heappop(heap)))
+                    aside.append((bucket, self.wait_queue.pop(bucket)))
                 continue
-            heapq.heappop(heap)
+            self.wait_queue.pop(bucket)
             self._grant(conn, lease, placement, now)
             log.info(
                 "lease %s granted from queue: user=%s node=%s", lease.id, lease.user, lease.node
             )
-
-    def _ahead_of(self, lease: Lease) -> bool:
-        return any(q.status == QUEUED and q.order < lease.order for q in self.live.values())
 
     # -- quotas ----------------------------------------------------------------------
 
@@ -525,9 +534,41 @@ class Scheduler:
         now = self.clock()
         for r, change in self.book.tick(now):
             log.info("reservation %s for %s: window %s", r.id, r.group, change)
-        if not any(self._buckets.values()):
+        if not self.wait_queue.any_waiting():
             return
         self._guarded(lambda conn: self._dispatch(conn, now))
+
+    # -- the inventory ---------------------------------------------------------------
+
+    def refresh_inventory(
+        self, nodes: list[Node], held_outside: Mapping[str, str] | None = None
+    ) -> InventoryChange | None:
+        """Take a new picture of the inventory: ``nodes``, and who holds which devices outside
+        gpuhub (``held_outside``). The pool is made anew (:mod:`.pool`): unusable nodes and
+        devices held outside get no new grants, running leases stay; the device records
+        follow; queued requests that now fit are granted. None when nothing changed."""
+        nodes, outside = list(nodes), dict(held_outside or {})
+        if nodes == self.inventory and outside == self.held_outside:
+            return None
+        change = compare(self.inventory, self.held_outside, nodes, outside)
+        queued = [x for x in self.live.values() if x.status == QUEUED]
+        self.inventory, self.held_outside, now = nodes, outside, self.clock()
+        self.book.use_inventory(nodes)
+        try:
+            with self.store.loading() as conn:  # a transaction that reads, as at load
+                if change.devices_changed:
+                    self.store.sync_devices(conn, nodes, now)
+                self.pool = Pool(nodes, outside)
+                for x in self.live.values():
+                    if x.status == ACTIVE:
+                        self.pool.claim(x.id, x.node or "", x.slots, x.units)
+                self._keep_unexplained_claims(conn)
+                self._dispatch(conn, now)
+        except Exception:
+            self.load()  # memory from the database again, on the new inventory
+            raise
+        change = replace(change, granted=tuple(x.id for x in queued if x.status == ACTIVE))
+        return log_change(log, change, nodes, outside, self.live.values())
 
     # -- GPU activity ------------------------------------------------------------------
 

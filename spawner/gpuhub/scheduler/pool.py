@@ -5,11 +5,15 @@ instance has one, a time-sliced GPU has ``k``. The scheduler writes each claimed
 the database under a primary key, so the database refuses a double grant even if this
 picture were ever wrong. Placement keeps fragmentation low: it fills partly used nodes
 and GPUs first and keeps empty nodes for large requests.
+
+Nothing is placed on a node that takes no new work (``Node.usable`` False: drained, down)
+nor on a device held outside gpuhub (``held_outside``); neither counts as free. Whether a
+shape could ever fit (:meth:`Pool.feasible`) looks at every node: a drained node comes back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -35,14 +39,17 @@ class GpuView:
 
     gpu: Gpu
     node: str
-    state: str  # free | partial | busy
+    state: str  # free | partial | busy (busy when held outside gpuhub)
     holders: tuple[int, ...]  # lease ids holding its slots, by slot (exclusive or shared mode)
     mig_holders: Mapping[str, int]  # MIG instance uuid -> lease id holding it (MIG mode)
+    held_outside: str | None = None  # who holds the whole GPU outside gpuhub, in words
+    mig_held_outside: Mapping[str, str] = field(default_factory=dict)  # MIG uuid -> who
 
 
 @dataclass(frozen=True)
 class NodeView:
-    """A node and its GPUs as the pool holds them now."""
+    """A node and its GPUs as the pool holds them now (``node.usable``, ``node.state``:
+    whether it takes new work, and its source's word for why not)."""
 
     node: Node
     gpus: tuple[GpuView, ...]
@@ -50,11 +57,12 @@ class NodeView:
 
 @dataclass(frozen=True)
 class PoolView:
-    """The pool at one moment: every node with its GPUs, and GPU units in all and free."""
+    """The pool at one moment: every node with its GPUs, and GPU units in all, free, leased."""
 
     nodes: tuple[NodeView, ...]
     units_total: Fraction
     units_free: Fraction
+    units_leased: Fraction = Fraction(0)
 
 
 @dataclass
@@ -64,15 +72,33 @@ class _GpuState:
     holders: dict[int, int] = field(default_factory=dict)  # slot -> lease id (exclusive/shared)
     mig_holders: dict[str, int] = field(default_factory=dict)  # MIG uuid -> lease id
     used_slices: int = 0
+    outside: str | None = None  # who holds the whole GPU outside gpuhub
+    mig_outside: dict[str, str] = field(default_factory=dict)  # MIG uuid -> who, outside
 
     @property
     def state(self) -> str:
         """``free``, ``partial`` (some MIG instances or shared seats held) or ``busy``."""
+        if self.outside is not None:
+            return "busy"
         if self.gpu.mig_enabled:
-            used, size = len(self.mig_holders), len(self.gpu.mig_instances)
+            used = len(self.mig_holders.keys() | self.mig_outside.keys())
+            size = len(self.gpu.mig_instances)
         else:
             used, size = len(self.holders), self.gpu.shares
         return "free" if used == 0 else ("busy" if used >= size else "partial")
+
+    def units_held_outside(self) -> Fraction:
+        """GPU units held outside gpuhub here, beyond what gpuhub's own leases hold."""
+        if self.outside is not None:
+            if self.gpu.mig_enabled:
+                return 1 - Fraction(self.used_slices, self.gpu.total_slices)
+            return 1 - Fraction(len(self.holders), self.gpu.shares)
+        slices = sum(
+            m.slices
+            for m in self.gpu.mig_instances
+            if m.uuid in self.mig_outside and m.uuid not in self.mig_holders
+        )
+        return Fraction(slices, self.gpu.total_slices)
 
 
 @dataclass
@@ -102,9 +128,13 @@ def _device_info(gpu: Gpu, mig: MigInstance | None = None, slot: int = 0) -> dic
 
 
 class Pool:
-    """Free and held slots of every node, and placement of request shapes."""
+    """Free and held slots of every node, and placement of request shapes.
 
-    def __init__(self, nodes: list[Node]) -> None:
+    ``held_outside``: device id (a GPU's or MIG instance's UUID) -> who holds it outside
+    gpuhub, in words; such devices are never placed on. Ids the inventory lacks are ignored.
+    """
+
+    def __init__(self, nodes: list[Node], held_outside: Mapping[str, str] | None = None) -> None:
         self.nodes: dict[str, _NodeState] = {}
         self._gpu_of: dict[str, _GpuState] = {}  # GPU uuid and MIG uuid -> GPU state
         self._mig: dict[str, MigInstance] = {}
@@ -126,6 +156,18 @@ class Pool:
         self._shared_gpus = [
             (ns, g) for ns in self.nodes.values() for g in ns.gpus.values() if g.gpu.shares > 1
         ]
+        self.held_outside: Mapping[str, str] = MappingProxyType(dict(held_outside or {}))
+        self._outside: dict[str, _GpuState] = {}  # GPUs with a device held outside gpuhub
+        for device_id, who in self.held_outside.items():
+            gs = self._gpu_of.get(device_id)
+            if gs is None:
+                continue
+            if device_id in self._mig:
+                gs.mig_outside[device_id] = who
+            else:
+                gs.outside = who
+                self.nodes[gs.node].free_whole.discard(device_id)
+            self._outside[gs.gpu.uuid] = gs
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -139,6 +181,15 @@ class Pool:
         if device_id in self._mig:
             return gs.mig_holders.get(device_id)
         return gs.holders.get(slot)
+
+    def whole_gpu(self, node: str, index: int) -> dict | None:
+        """What a holder needs to know about GPU ``index`` of ``node`` (as a lease lists its
+        devices), or None where the node has no such GPU granted whole."""
+        ns = self.nodes.get(node)
+        for gs in ns.gpus.values() if ns else ():
+            if gs.gpu.index == index and gs.gpu.mode == "exclusive":
+                return _device_info(gs.gpu)
+        return None
 
     def claim(self, lease_id: int, node: str, slots: tuple[tuple[str, int], ...], units) -> None:
         """Mark slots as held by a lease (at grant time and when loading state)."""
@@ -176,12 +227,16 @@ class Pool:
                     gs.used_slices -= self._mig[device_id].slices
             elif gs.holders.get(slot) == lease_id:
                 del gs.holders[slot]
-                if gs.gpu.shares == 1:
+                if gs.gpu.shares == 1 and gs.outside is None:
                     self.nodes[gs.node].free_whole.add(device_id)
         if node in self.nodes:
             self.nodes[node].used_units -= units
 
     # -- placement -------------------------------------------------------------------
+
+    def _open_nodes(self) -> Iterator[_NodeState]:
+        """The nodes that take new work."""
+        return (ns for ns in self.nodes.values() if ns.node.usable)
 
     def place(
         self,
@@ -219,31 +274,49 @@ class Pool:
 
     def count(self, shape: WholeGpus | MigSlice | SharedGpu) -> tuple[int, int, bool]:
         """(free, total, any simulated) of the devices ``shape`` could use: whole GPUs,
-        MIG instances of its profile, or seats on shared GPUs."""
-        free = total = 0
+        MIG instances of its profile, or seats on shared GPUs. Free: grantable now (not
+        held, not held outside gpuhub, on a node that takes work)."""
+        free, _, total, simulated = self.tally(shape)
+        return free, total, simulated
+
+    def tally(self, shape: WholeGpus | MigSlice | SharedGpu) -> tuple[int, int, int, bool]:
+        """(free, withheld, total, any simulated) of the devices ``shape`` could use, as
+        :meth:`count`; ``withheld``: held by no lease, yet not grantable (on a node that
+        takes no new work, or held outside gpuhub)."""
+        free = withheld = total = 0
         simulated = False
         if isinstance(shape, WholeGpus):
             for ns in self.nodes.values():
                 for gs in ns.gpus.values():
                     if gs.gpu.mode == "exclusive" and self.matches(gs.gpu.model, shape.model):
                         total += 1
-                        free += not gs.holders
+                        idle = not gs.holders
+                        grantable = ns.node.usable and gs.outside is None
+                        free += idle and grantable
+                        withheld += idle and not grantable
                         simulated |= gs.gpu.simulated
         elif isinstance(shape, MigSlice):
-            for _, gs in self._mig_gpus:
+            for ns, gs in self._mig_gpus:
                 if self.matches(gs.gpu.model, shape.model):
+                    whole_ok = ns.node.usable and gs.outside is None
                     for m in gs.gpu.mig_instances:
                         if m.profile == shape.profile:
                             total += 1
-                            free += m.uuid not in gs.mig_holders
+                            idle = m.uuid not in gs.mig_holders
+                            grantable = whole_ok and m.uuid not in gs.mig_outside
+                            free += idle and grantable
+                            withheld += idle and not grantable
                             simulated |= gs.gpu.simulated
         else:
-            for _, gs in self._shared_gpus:
+            for ns, gs in self._shared_gpus:
                 if self.matches(gs.gpu.model, shape.model):
                     total += gs.gpu.shares
-                    free += gs.gpu.shares - len(gs.holders)
+                    idle = gs.gpu.shares - len(gs.holders)
+                    grantable = ns.node.usable and gs.outside is None
+                    free += idle if grantable else 0
+                    withheld += 0 if grantable else idle
                     simulated |= gs.gpu.simulated
-        return free, total, simulated
+        return free, withheld, total, simulated
 
     def matches(self, model: str, wanted: str | None) -> bool:
         """:func:`model_matches`, remembered (models and requested names are few)."""
@@ -254,7 +327,10 @@ class Pool:
         return hit
 
     def feasible(self, shape: WholeGpus | MigSlice | SharedGpu) -> str | None:
-        """None if ``shape`` could fit on an empty pool, else a sentence saying why not."""
+        """None if ``shape`` could fit on an empty pool, else a sentence saying why not.
+
+        Every node of the inventory counts, usable or not, and devices held outside gpuhub
+        too: what waits for them is queued, not refused."""
         key = shape.bucket
         if key not in self._feasible:
             self._feasible[key] = self._why_infeasible(shape)
@@ -331,7 +407,7 @@ class Pool:
         if avoid or only is not None:
             return self._place_whole_among(shape, avoid, only)
         best: tuple | None = None
-        for ns in self.nodes.values():
+        for ns in self._open_nodes():
             if len(ns.free_whole) < shape.count:
                 continue
             if shape.model is None:
@@ -353,7 +429,7 @@ class Pool:
     ) -> Placement | None:
         """:meth:`_place_whole` on the free GPUs in ``only`` (None: all) not in ``avoid``."""
         best: tuple | None = None
-        for ns in self.nodes.values():
+        for ns in self._open_nodes():
             usable = ns.free_whole - avoid if avoid else ns.free_whole
             if only is not None:
                 usable = usable & only
@@ -382,12 +458,17 @@ class Pool:
     ) -> Placement | None:
         best: tuple | None = None
         for ns, gs in self._mig_gpus:
-            if not self.matches(gs.gpu.model, shape.model):
+            if (
+                not ns.node.usable
+                or gs.outside is not None
+                or not self.matches(gs.gpu.model, shape.model)
+            ):
                 continue
             for m in gs.gpu.mig_instances:
                 if (
                     m.profile == shape.profile
                     and m.uuid not in gs.mig_holders
+                    and m.uuid not in gs.mig_outside
                     and not (avoid and m.uuid in avoid)
                     and (only is None or m.uuid in only)
                 ):
@@ -413,6 +494,8 @@ class Pool:
         for ns, gs in self._shared_gpus:
             if len(gs.holders) >= gs.gpu.shares or not self.matches(gs.gpu.model, shape.model):
                 continue
+            if not ns.node.usable or gs.outside is not None:
+                continue
             if (avoid and gs.gpu.uuid in avoid) or (only is not None and gs.gpu.uuid not in only):
                 continue
             key = (-len(gs.holders), -ns.used_units, ns.node.name, gs.gpu.index)
@@ -434,7 +517,7 @@ class Pool:
     def copy(self) -> Pool:
         """An independent copy of the pool as it is now, for what-if questions ("when would
         this request fit?"): claims and frees on the copy change nothing here."""
-        twin = Pool([ns.node for ns in self.nodes.values()])
+        twin = Pool([ns.node for ns in self.nodes.values()], self.held_outside)
         twin._matches, twin._feasible, twin._max_units = (
             self._matches, self._feasible, self._max_units,
         )  # fmt: skip
@@ -460,19 +543,34 @@ class Pool:
                         state=gs.state,
                         holders=tuple(lid for _, lid in sorted(gs.holders.items())),
                         mig_holders=MappingProxyType(dict(gs.mig_holders)),
+                        held_outside=gs.outside,
+                        mig_held_outside=MappingProxyType(dict(gs.mig_outside)),
                     )
                     for gs in ns.gpus.values()
                 ),
             )
             for ns in self.nodes.values()
         )
-        return PoolView(nodes=nodes, units_total=cap["total"], units_free=cap["free"])
+        return PoolView(
+            nodes=nodes,
+            units_total=cap["total"],
+            units_free=cap["free"],
+            units_leased=cap["leased"],
+        )
 
     def capacity(self) -> dict[str, Fraction]:
-        """Total and free GPU units of the pool."""
+        """Total and free GPU units of the pool, and those gpuhub's leases hold (``leased``).
+        Free: a new lease could get them (held by nothing, on a node that takes work)."""
         total = sum((Fraction(len(ns.gpus)) for ns in self.nodes.values()), Fraction(0))
         used = sum((ns.used_units for ns in self.nodes.values()), Fraction(0))
-        return {"total": total, "free": total - used}
+        free = total - used
+        for ns in self.nodes.values():
+            if not ns.node.usable:
+                free -= max(len(ns.gpus) - ns.used_units, Fraction(0))
+        for gs in self._outside.values():
+            if self.nodes[gs.node].node.usable:
+                free -= gs.units_held_outside()
+        return {"total": total, "free": max(free, Fraction(0)), "leased": used}
 
 
 def _nvlink_set(free: list[_GpuState], count: int) -> list[_GpuState]:

@@ -16,7 +16,8 @@ leases go. Two reservations whose windows overlap never share a device.
 The scheduler owns one :class:`ReservationBook` (``Scheduler.book``) and stays the one
 writer: it calls the book's writes inside its own transactions, and :meth:`ReservationBook.load`
 rebuilds the book after a restart. The book asks nothing of the scheduler: it is given the
-inventory and the guard when made, and the time and the pool with each question
+inventory and the guard when made (and each new inventory,
+:meth:`~ReservationBook.use_inventory`), and the time and the pool with each question
 (:meth:`~ReservationBook.place`, :meth:`~ReservationBook.held_back`,
 :meth:`~ReservationBook.next_boundary`, :meth:`~ReservationBook.tick`).
 """
@@ -190,6 +191,11 @@ class ReservationBook:
         self._next_rid = 1
         self._phase_cache: tuple[float, list] | None = None
         self._open: frozenset[int] = frozenset()  # ids whose window was open at the last tick
+
+    def use_inventory(self, inventory: list[Node]) -> None:
+        """Pick the devices of new reservations from ``inventory`` (the pool changed).
+        Reservations made already keep their devices, also those gone from it."""
+        self.inventory = inventory
 
     def __len__(self) -> int:
         """How many reservations there are (not deleted)."""

@@ -62,6 +62,11 @@ END_LEASE = (
     )
 )
 DELETE_CLAIMS = delete(CLAIMS).where(CLAIMS.c.lease_id == bindparam("lid"))
+SET_DEVICES = (
+    update(LEASES)
+    .where(LEASES.c.id == bindparam("lid"))
+    .values(devices=bindparam("devices", type_=LEASES.c.devices.type))
+)
 
 
 def claim_rows(lease: Lease) -> list[dict]:
@@ -121,6 +126,39 @@ class Store:
             return self.select(conn, query)
         with self.engine.connect() as c:
             return [tuple(r) for r in c.execute(query)]
+
+    @staticmethod
+    def grant_lease(conn: Connection, lease: Lease) -> None:
+        """Write a queued lease as granted: its claims, then its placement."""
+        conn.execute(INSERT_CLAIM, claim_rows(lease))
+        conn.execute(
+            GRANT_LEASE,
+            {
+                "lid": lease.id, "granted_at": lease.granted_at, "node": lease.node,
+                "devices": lease.devices, "units_num": lease.units.numerator,
+                "units_den": lease.units.denominator,
+            },
+        )  # fmt: skip
+
+    @staticmethod
+    def end_lease(conn: Connection, lease: Lease, was: str) -> None:
+        """Write a lease as ended (its status, time and reason); ``was`` is its status
+        before, and an active lease's claims go."""
+        conn.execute(
+            END_LEASE,
+            {
+                "lid": lease.id, "was": was, "status": lease.status,
+                "ended_at": lease.ended_at, "end_reason": lease.end_reason,
+            },
+        )  # fmt: skip
+        if was == ACTIVE:
+            conn.execute(DELETE_CLAIMS, {"lid": lease.id})
+
+    @staticmethod
+    def move_lease(conn: Connection, lease: Lease) -> None:
+        """Write an active lease's new devices and their claims (its old claims gone)."""
+        conn.execute(SET_DEVICES, {"lid": lease.id, "devices": lease.devices})
+        conn.execute(INSERT_CLAIM, claim_rows(lease))
 
     @staticmethod
     def write_quota(conn: Connection, kind: str, name: str, row: dict, *, exists: bool) -> None:

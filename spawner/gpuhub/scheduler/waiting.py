@@ -213,7 +213,8 @@ class WaitingExplainer:
             held = state.book.held_back(lease, now, state.pool)
             if held:
                 return RESERVED, held + behind
-            return POOL_BUSY, _busy(lease.shape, *state.pool.count(lease.shape)[:2]) + behind
+            free, withheld, total, _ = state.pool.tally(lease.shape)
+            return POOL_BUSY, _busy(lease.shape, free, total, withheld) + behind
         if ahead:
             return QUEUE_ORDER, (
                 f"the queue is served strictly in order: {_plural(ahead, 'request')} of "
@@ -324,8 +325,14 @@ class WaitingExplainer:
         return out
 
 
-def _busy(shape: AnyShape, free: int, total: int) -> str:
-    """Why the pool has no room for ``shape`` now, for people."""
+def _busy(shape: AnyShape, free: int, total: int, withheld: int = 0) -> str:
+    """Why the pool has no room for ``shape`` now, for people; ``withheld``: those held by
+    no lease but out of use (a node that takes no new leases, a job outside gpuhub)."""
+    if free == 0 and withheld:
+        return (
+            f"none of the {noun(shape, total)} is free: {total - withheld} held, {withheld} "
+            "on nodes that take no new leases or held outside gpuhub"
+        )
     if free == 0:
         return (
             f"all {noun(shape, total)} are held"

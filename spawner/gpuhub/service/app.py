@@ -51,6 +51,7 @@ from .base import BaseHandler, NotFoundHandler
 from .body import validation_message
 from .console import console_routes
 from .hub_api import HubApi
+from .inventory_refresh import InventoryRefresher
 from .metrics import MetricsHandler, SchedulerCollector
 from .reclaim import Reclaimer
 from .reconcile import reconcile_servers
@@ -96,6 +97,25 @@ class GpuhubService(Application):
         "name registered in the ``gpuhub.inventories`` entry point group, or a class (or "
         'its import string, e.g. ``"mypackage.MyInventory"``).',
     )
+
+    inventory_refresh_interval = Float(
+        30,
+        config=True,
+        help="""Seconds between two reads of the inventory, e.g. ``30``; 0 reads it only at
+        start. The pool follows each read: nodes that take no new work (Slurm: drained,
+        down) get no new leases, GPUs that work outside gpuhub holds (a Slurm job gpuhub did
+        not submit) are never granted, and nodes and GPUs that came or went are taken in. A
+        read that fails is logged and the pool keeps its last picture.""",
+    )
+
+    @validate("inventory_refresh_interval")
+    def _check_inventory_refresh_interval(self, proposal):
+        if not 0 <= proposal.value < float("inf"):
+            raise TraitError(
+                "GpuhubService.inventory_refresh_interval must be seconds >= 0 (0: never), "
+                f"not {proposal.value!r}"
+            )
+        return proposal.value
 
     default_user_quota = Dict(
         None,
@@ -219,6 +239,8 @@ class GpuhubService(Application):
     )
 
     scheduler = Instance(Scheduler, allow_none=True)
+    inventory = Instance(InventorySource, allow_none=True)
+    inventory_refresher = Instance(InventoryRefresher, allow_none=True)
     jobs = Instance(JobManager, allow_none=True)
     reclaimer = Instance(Reclaimer, allow_none=True)
     reservation_timer = Instance(ReservationTimer, allow_none=True)
@@ -230,8 +252,8 @@ class GpuhubService(Application):
             path = os.path.abspath(self.config_file)
             self.load_config_file(os.path.basename(path), path=os.path.dirname(path))
             self.parse_command_line(argv)  # the command line wins over the file
-        inventory = self.inventory_class(parent=self)
-        nodes = inventory.nodes()
+        self.inventory = inventory = self.inventory_class(parent=self)
+        nodes, held_outside = inventory.nodes(), inventory.held_outside()
         self.simulated = any(n.simulated for n in nodes)
         engine = open_engine(self.db_url)
         default_quota = (
@@ -239,8 +261,11 @@ class GpuhubService(Application):
         )
         self.scheduler = Scheduler(
             engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy,
-            reservation_guard=self.reservation_guard,
+            reservation_guard=self.reservation_guard, held_outside=held_outside,
         )  # fmt: skip
+        self.inventory_refresher = InventoryRefresher(
+            inventory, self.scheduler, self.inventory_refresh_interval
+        )
         self.jobs = JobManager(
             parent=self,
             scheduler=self.scheduler,
@@ -256,6 +281,11 @@ class GpuhubService(Application):
             __version__, len(nodes), gpus, " (simulated)" if self.simulated else "",
             engine.url.render_as_string(hide_password=True), len(self.scheduler.live_leases()),
         )  # fmt: skip
+        for node in nodes:
+            if not node.usable:
+                self.log.warning("node %s takes no new leases (%s)", node.name, node.state)
+        if held_outside:
+            self.log.info("%d GPU(s) held outside gpuhub, not granted", len(held_outside))
 
     def make_app(self) -> web.Application:
         """The tornado application with every route under the service prefix."""
@@ -317,6 +347,7 @@ class GpuhubService(Application):
         if self.reclaimer.interval > 0:  # GPU-idle reclaim (gpuhub.service.reclaim)
             PeriodicCallback(self.reclaimer.tick, self.reclaimer.interval * 1000).start()
         self.reservation_timer.start()  # re-dispatch when reservation windows open or close
+        self.inventory_refresher.start()  # the pool follows the inventory (Slurm)
         self.log.info(
             "gpuhub service listening on %s (prefix %s)", self.service_url, self.service_prefix
         )
@@ -325,6 +356,7 @@ class GpuhubService(Application):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        self.inventory_refresher.stop()
         await self.jobs.stop()  # running jobs go on; the next start takes them up again
         server.stop()
         self.scheduler.engine.dispose()

@@ -61,7 +61,7 @@ class SchedulerCollector(Collector):
             queue_length=queue_length,
             leases_active=active,
             units_total=float(view.units_total),
-            units_in_use=float(view.units_total - view.units_free),
+            units_in_use=float(view.units_leased),  # not devices held outside or drained
             gpu_hours=hours,
             activities=tuple(s.activities()),
             now=now,

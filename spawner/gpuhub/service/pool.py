@@ -7,9 +7,11 @@ one place (:mod:`gpuhub.service.base`, :mod:`gpuhub.service.errors`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
+from ..scheduler.pool import GpuView, NodeView
 from .base import BaseHandler
 
 
@@ -29,39 +31,57 @@ class IndexHandler(BaseHandler):
         )
 
 
+#: ``holder(lease id or None, device uuid)``: who holds a device slot, as the caller may see it.
+HolderOf = Callable[[int | None, str], dict | None]
+
+
+def gpu_item(gv: GpuView, holder: HolderOf) -> dict[str, Any]:
+    """A GPU of ``GET /api/v1/pool`` (``PoolGpu``): its record, its state and its holders;
+    ``held_outside`` names who holds it outside gpuhub ("Slurm job 42 (outside gpuhub)")."""
+    g = gv.gpu
+    item: dict[str, Any] = {
+        "uuid": g.uuid, "index": g.index, "model": g.model, "memory_mb": g.memory_mb,
+        "mode": g.mode, "shares": g.shares, "simulated": g.simulated,
+        "nvlink_peers": list(g.nvlink_peers),
+    }  # fmt: skip
+    if g.mig_enabled:
+        item["mig_instances"] = [
+            {"uuid": m.uuid, "index": m.index, "profile": m.profile, "memory_mb": m.memory_mb,
+             "slices": m.slices, "holder": holder(gv.mig_holders.get(m.uuid), m.uuid),
+             "held_outside": gv.mig_held_outside.get(m.uuid)}
+            for m in g.mig_instances
+        ]  # fmt: skip
+    else:
+        item["holders"] = [holder(lid, g.uuid) for lid in gv.holders]
+    item["held_outside"] = gv.held_outside
+    item["state"] = gv.state
+    return item
+
+
+def node_item(nv: NodeView, holder: HolderOf) -> dict[str, Any]:
+    """A node of ``GET /api/v1/pool`` (``PoolNode``): whether it takes new leases
+    (``usable``), its source's word for its state, and its GPUs."""
+    return {
+        "name": nv.node.name,
+        "simulated": nv.node.simulated,
+        "usable": nv.node.usable,
+        "state": nv.node.state,
+        "gpus": [gpu_item(gv, holder) for gv in nv.gpus],
+    }
+
+
 class PoolHandler(BaseHandler):
     """``GET /api/v1/pool``: every node and device and its state. Holders: own or admin."""
 
     def get(self) -> None:
         view = self.view.pool_view()
-        nodes = []
-        for nv in view.nodes:
-            gpus = []
-            for gs in nv.gpus:
-                g = gs.gpu
-                item: dict[str, Any] = {
-                    "uuid": g.uuid, "index": g.index, "model": g.model, "memory_mb": g.memory_mb,
-                    "mode": g.mode, "shares": g.shares, "simulated": g.simulated,
-                    "nvlink_peers": list(g.nvlink_peers),
-                }  # fmt: skip
-                if g.mig_enabled:
-                    item["mig_instances"] = [
-                        {"uuid": m.uuid, "index": m.index, "profile": m.profile, "memory_mb": m.memory_mb, "slices": m.slices,
-                         "holder": self._holder(gs.mig_holders.get(m.uuid), m.uuid)}
-                        for m in g.mig_instances
-                    ]  # fmt: skip
-                else:
-                    item["holders"] = [self._holder(lid, g.uuid) for lid in gs.holders]
-                item["state"] = gs.state
-                gpus.append(item)
-            nodes.append({"name": nv.node.name, "simulated": nv.node.simulated, "gpus": gpus})
         self.write_json(
             {
                 "simulated": self.settings["simulated"],
                 "units_total": float(view.units_total),
                 "units_free": float(view.units_free),
                 "queue_length": self.view.queue_length(),
-                "nodes": nodes,
+                "nodes": [node_item(nv, self._holder) for nv in view.nodes],
             }
         )
 

@@ -2,7 +2,8 @@
  * The pool (admins): every node and its devices, who holds each (user, lease, group), the
  * holder's utilization or "idle 42 min", simulated devices marked, reserved ones marked
  * (GET /reservations, where the service has it), and a Release button per lease that asks
- * for a reason (DELETE /leases/{id}?reason=...).
+ * for a reason (DELETE /leases/{id}?reason=...). Devices held outside gpuhub (a Slurm job
+ * gpuhub did not submit) name that holder, and a node that takes no new leases says why.
  */
 import { Ctx, Page } from '../context';
 import { autoRefresh, fmtNumber, fmtZoned, h, sameDay, section, tag } from '../dom';
@@ -48,19 +49,24 @@ function reservedTag(r: Reservation | undefined): HTMLElement | null {
 }
 
 /** How much of each kind of device is free: "2 of 4 GPUs, 6 of 7 MIG slices and 3 of 4
- * shared seats free" (only the kinds the pool has). */
+ * shared seats free" (only the kinds the pool has; nothing on a node that takes no new
+ * leases, nothing held outside gpuhub). */
 export function freeText(pool: Pool): string {
   const count = { gpu: [0, 0], mig: [0, 0], shared: [0, 0] };
-  for (const gpu of pool.nodes.flatMap(n => n.gpus)) {
+  // on a node that takes no new leases (drained, down) nothing counts as free
+  for (const [node, gpu] of pool.nodes.flatMap(n => n.gpus.map(g => [n, g] as const))) {
+    const outside = gpu.held_outside !== null || !node.usable;
     if (gpu.mig_instances) {
-      count.mig[0] += gpu.mig_instances.filter(m => !m.holder).length;
+      count.mig[0] += outside
+        ? 0
+        : gpu.mig_instances.filter(m => !m.holder && !m.held_outside).length;
       count.mig[1] += gpu.mig_instances.length;
     } else if (gpu.mode === 'shared') {
       const held = (gpu.holders ?? []).filter(Boolean).length;
-      count.shared[0] += Math.max(0, gpu.shares - held);
+      count.shared[0] += outside ? 0 : Math.max(0, gpu.shares - held);
       count.shared[1] += gpu.shares;
     } else {
-      count.gpu[0] += (gpu.holders ?? []).some(Boolean) ? 0 : 1;
+      count.gpu[0] += outside || (gpu.holders ?? []).some(Boolean) ? 0 : 1;
       count.gpu[1] += 1;
     }
   }
@@ -78,6 +84,16 @@ export function freeText(pool: Pool): string {
   const list =
     parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}` : parts[0];
   return `${list} free`;
+}
+
+/** A device that work outside gpuhub holds: "held by Slurm job 42 (outside gpuhub)". */
+function outsideLine(label: string, who: string): HTMLElement {
+  return h(
+    'div',
+    { class: 'gh-slot gh-outside' },
+    h('span', { class: 'gh-slot-name' }, label),
+    h('span', { class: 'gh-warn' }, `held by ${who}`)
+  );
 }
 
 function holderLine(
@@ -128,7 +144,8 @@ function gpuCard(
   gpu: PoolGpu,
   reserved: Map<string, Reservation>,
   where: HTMLElement,
-  redraw: () => Promise<void>
+  redraw: () => Promise<void>,
+  usable = true
 ): HTMLElement {
   const mode =
     gpu.mode === 'mig' ? 'MIG' : gpu.mode === 'shared' ? `shared by ${gpu.shares}` : null;
@@ -136,9 +153,19 @@ function gpuCard(
   // held devices one per line; free ones of a kind (not reserved) counted on one line
   const free = new Map<string, number>();
   const addFree = (label: string) => free.set(label, (free.get(label) ?? 0) + 1);
+  if (gpu.held_outside !== null) {
+    slots.push(outsideLine(gpu.mode === 'mig' ? 'all slices' : 'whole GPU', gpu.held_outside));
+  }
   if (gpu.mig_instances) {
     for (const m of gpu.mig_instances) {
       const r = reservedTag(reserved.get(m.uuid));
+      if (m.held_outside && !m.holder) {
+        slots.push(outsideLine(m.profile, m.held_outside));
+        continue;
+      }
+      if (gpu.held_outside !== null && !m.holder) {
+        continue;
+      }
       if (!m.holder && !r) {
         addFree(m.profile);
         continue;
@@ -150,6 +177,9 @@ function gpuCard(
     const seats = gpu.mode === 'shared' ? Math.max(gpu.shares, holders.length) : 1;
     for (let i = 0; i < seats; i++) {
       const label = gpu.mode === 'shared' ? 'seat' : 'whole GPU';
+      if (gpu.held_outside !== null && !holders[i]) {
+        continue;
+      }
       if (holders[i]) {
         slots.push(
           holderLine(
@@ -172,7 +202,7 @@ function gpuCard(
         'div',
         { class: 'gh-slot gh-free' },
         h('span', { class: 'gh-slot-name' }, what),
-        h('span', { class: 'gh-muted' }, 'free')
+        h('span', { class: 'gh-muted' }, usable ? 'free' : 'unused (no new leases here)')
       )
     );
   }
@@ -211,7 +241,18 @@ export const page: Page = (root, ctx) => {
           n.simulated
             ? h('p', { class: 'gh-muted gh-small' }, 'Simulated devices: no real GPUs behind them.')
             : null,
-          h('div', { class: 'gh-grid' }, ...n.gpus.map(g => gpuCard(ctx, g, reserved, root, draw)))
+          n.usable
+            ? null
+            : h(
+                'p',
+                { class: 'gh-warn gh-node-unusable' },
+                `Takes no new leases${n.state ? ` (${n.state})` : ''}; its running leases stay.`
+              ),
+          h(
+            'div',
+            { class: 'gh-grid' },
+            ...n.gpus.map(g => gpuCard(ctx, g, reserved, root, draw, n.usable))
+          )
         )
       )
     );
