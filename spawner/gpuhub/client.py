@@ -508,6 +508,12 @@ class AsyncGpuhubClient(
                 return None
             raise
 
+    async def place_lease(self, lease_id: int, indices: Iterable[int]) -> dict[str, Any]:
+        """``PUT /leases/{id}/devices`` (admins): move an active lease onto the GPU indices
+        of its node that a cluster engine gave its work; the lease as it is then."""
+        body = {"indices": [int(i) for i in indices]}
+        return await self.request("PUT", f"leases/{int(lease_id)}/devices", json=body)
+
     async def leases(self, *, status: Iterable[str] = LIVE_STATUSES) -> list[dict]:
         """Leases with these statuses (everyone's with an admin token)."""
         data = await self.request("GET", "leases", params={"status": list(status), "limit": 10000})

@@ -150,11 +150,14 @@ JOB_SUCCEEDED = "succeeded"
 JOB_FAILED = "failed"
 JOB_CANCELLED = "cancelled"
 JOB_TIMED_OUT = "timed_out"  # stopped at its maximum runtime
+JOB_NODE_FAILED = "node_failed"  # the cluster ended it because its node failed
 
 #: Statuses of jobs that have not ended.
 JOB_LIVE_STATUSES: tuple[str, ...] = (JOB_QUEUED, JOB_STARTING, JOB_RUNNING)
 #: Statuses of jobs that have ended.
-JOB_ENDED_STATUSES: tuple[str, ...] = (JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT)
+JOB_ENDED_STATUSES: tuple[str, ...] = (
+    JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT, JOB_NODE_FAILED,
+)  # fmt: skip
 #: Every job status, in the order a job goes through them.
 JOB_STATUSES: tuple[str, ...] = JOB_LIVE_STATUSES + JOB_ENDED_STATUSES
 

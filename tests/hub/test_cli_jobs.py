@@ -387,6 +387,12 @@ def test_job_details_and_sentences() -> None:
         "job 11 timed_out, exit code -15, after 2h 00m (stopped at its maximum runtime of 2h)"
     )
     assert cli_jobs.r.job_sentence(job_view(status="cancelled")) == "job 12 cancelled"
+    failed = job_view(status="node_failed", elapsed_s=300.0, exit_code=143,
+                      reason="node gpu2 failed: disk errors (Slurm job 42 ended with it)")  # fmt: skip
+    assert ended_sentence(failed) == (
+        "job 12 node_failed, exit code 143, after 5m 00s "
+        "(node gpu2 failed: disk errors (Slurm job 42 ended with it))"
+    )
 
 
 DEFS = [

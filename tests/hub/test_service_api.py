@@ -667,3 +667,55 @@ def test_options_offer_the_pools_shapes_with_models_and_the_quotas_verdicts(w):
     assert r.status_code == 200 and r.json()["user"] == "alice"
     is_json_error(w.carol.get("/me/options", params={"user": "alice"}), 403)
     is_json_error(w.carol.get("/me/options", params={"profile": "Not A Name!"}), 400)
+
+
+@ONCE
+def test_an_engines_devices_move_a_lease_and_bad_placements_change_nothing(w):
+    """``PUT /leases/{id}/devices``: what the hub's Slurm spawner sends once Slurm has
+    picked the indices. Admins only; the lease moves, another lease on those devices
+    swaps; every bad body is a 400 naming ``indices`` and changes nothing."""
+    a = created(w.alice, gpu(1, label="server:alice/"))
+    b = created(w.bob, gpu(1, label="server:bob/"))
+    node = a["node"]
+    assert b["node"] == node  # the default pool fills one node first
+    ia, ib = a["devices"][0]["index"], b["devices"][0]["index"]
+
+    denied = is_json_error(w.alice.put(f"/leases/{a['id']}/devices", json={"indices": [ib]}), 403)
+    assert "admin" in denied["message"]
+    before = snapshot(w)
+    bad_bodies = [  # (body, the field the answer names)
+        ({}, "indices"),
+        ({"indices": []}, "indices"),
+        ({"indices": ["1"]}, "indices"),
+        ({"indices": [1.0]}, "indices"),
+        ({"indices": [-1]}, "indices"),
+        ({"indices": [4096]}, "indices"),
+        ({"indices": [ib, ib]}, "indices"),
+        ({"indices": list(range(65))}, "indices"),
+        ({"indices": [ib], "node": "x"}, "node"),
+        ({"indices": [ia, ib]}, "indices"),  # two for a lease of one
+        ({"indices": [999]}, "indices"),  # no such GPU on the node
+        ([ib], None),
+    ]
+    for body, field in bad_bodies:
+        error = is_json_error(w.admin.put(f"/leases/{a['id']}/devices", json=body), 400)
+        assert field is None or (error["field"] or "").startswith(field), (body, error)
+    assert snapshot(w) == before
+    is_json_error(w.admin.put("/leases/999999/devices", json={"indices": [0]}), 404)
+
+    moved = w.admin.put(f"/leases/{a['id']}/devices", json={"indices": [ib]})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["devices"][0]["index"] == ib
+    swapped = w.bob.get(f"/leases/{b['id']}").json()
+    assert swapped["devices"][0]["index"] == ia  # bob's takes the one alice's left
+    holders = {
+        (n["name"], g["index"]): g.get("holders")
+        for n in w.admin.get("/pool").json()["nodes"]
+        for g in n["gpus"]
+    }
+    assert holders[(node, ib)][0]["lease"] == a["id"]
+    assert holders[(node, ia)][0]["lease"] == b["id"]
+
+    w.alice.delete(f"/leases/{a['id']}")
+    ended = is_json_error(w.admin.put(f"/leases/{a['id']}/devices", json={"indices": [ib]}), 409)
+    assert ended["error"] == "not_active"

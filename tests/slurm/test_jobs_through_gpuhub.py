@@ -9,93 +9,21 @@ so the cluster fixture cancels leftovers.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gpuhub.inventory.slurm import SlurmInventory
-from gpuhub.jobs.manager import JobManager
-from gpuhub.jobs.models import JobRequest
-from gpuhub.jobs.record import Job
-from gpuhub.jobs.slurm import SlurmExecutor
-from gpuhub.scheduler.core import Scheduler
-from gpuhub.scheduler.db import open_engine
 
-from tests.support.clock import FakeClock
+from tests.slurm.slurm_site import WAIT_FOR_FLAG, Site
 from tests.support.slurm import PREFIX, local_cluster, slurm, wait_for
 
 pytestmark = pytest.mark.timeout(90)
-
-PROFILES = [{"name": "l4", "default": True, "shape": {"kind": "gpu", "count": 1, "model": "L4*"}}]
-WAIT_FOR_FLAG = """
-import os, pathlib, time
-flag = pathlib.Path(os.environ["HOME"]) / "go"
-print("devices", os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
-while not flag.exists():
-    time.sleep(0.1)
-print("flag seen", flush=True)
-"""
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Path]:
     with local_cluster() as conf:
         yield conf
-
-
-class Site:
-    """gpuhub's scheduler and job manager over the local cluster, one database, one clock."""
-
-    def __init__(self, cluster: Path, db_url: str, homes: Path, clock: FakeClock) -> None:
-        self.cluster, self.db_url, self.homes, self.clock = cluster, db_url, homes, clock
-        self.prefix = f"{PREFIX}-{uuid.uuid4().hex[:8]}-"
-        self.nodes = SlurmInventory(slurm_conf=str(cluster), command_timeout=10).nodes()
-        self.manager = self.restart()
-
-    def restart(self) -> JobManager:
-        """A new scheduler and manager over the same database: a restarted service."""
-        executor = SlurmExecutor(
-            home_dir_template=str(self.homes / "{username}"), job_name_prefix=self.prefix,
-            slurm_conf=str(self.cluster), command_timeout=10,
-        )  # fmt: skip
-        scheduler = Scheduler(open_engine(self.db_url), self.nodes, clock=self.clock)
-        self.manager = JobManager(
-            scheduler=scheduler, executor=executor, profiles=PROFILES, clock=self.clock,
-            stop_grace=5.0,
-        )  # fmt: skip
-        self.manager.adopt()
-        return self.manager
-
-    def submit(self, source: str, user: str = "alice") -> Job:
-        req = JobRequest.model_validate({"path": "probe.py", "script": source})
-        job, _ = asyncio.run(self.manager.submit(req, user=user, groups=[]))
-        return job
-
-    def until(self, job_id: int, what: str, done, timeout: float = 30) -> Job:
-        """Tick until ``done(job)``."""
-
-        def probe() -> Job | None:
-            asyncio.run(self.manager.tick())
-            job = self.manager.job(job_id)
-            return job if done(job) else None
-
-        return wait_for(what, probe, timeout)
-
-    def slurm_jobs(self) -> list[str]:
-        out = slurm("squeue", "-h", "-t", "all", "-o", "%i %j")
-        return [
-            i
-            for i, _, n in (x.partition(" ") for x in out.splitlines())
-            if n.startswith(self.prefix)
-        ]
-
-    def stop_all(self) -> None:
-        for job in self.manager.db.live_jobs():
-            if job.state:
-                self.manager.executor.stop(self.manager.lifecycle.spec(job), job.state, 1.0)
-        self.manager.scheduler.engine.dispose()
 
 
 @pytest.fixture

@@ -214,6 +214,35 @@ def test_a_restarted_hub_readopts_a_running_server(site):
     assert lease(site, state["lease_id"])["status"] == "released"
 
 
+def test_the_lease_names_the_gpu_slurm_gave_the_server(site):
+    """A job outside gpuhub takes the GPU gpuhub is about to grant (between two inventory
+    refreshes, or just after one): Slurm runs the server on another GPU of the node, and
+    the lease ends up naming that one (moved through ``PUT /leases/{id}/devices``, or
+    granted there at once when a refresh saw the outside job first)."""
+    user = unique("frank")
+    site.hub.add_user(user)
+    outside = [  # one GPU of each H100 node, wherever gpuhub places the server
+        slurm(
+            "sbatch", "--parsable", f"--job-name={site.prefix}outside", f"--nodelist={node}",
+            "--gres=gpu:h100:1", "--output=/dev/null", "--wrap=sleep 120",
+        ).strip()
+        for node in ("gpu1", "gpu2")
+    ]  # fmt: skip
+    try:
+        for job in outside:
+            wait_for("the outside jobs running", lambda job=job: job_state(job) == "RUNNING")
+        state = spawn_ready(site, user)["state"]
+        held = record(state["slurm_job"])["GRES"]  # e.g. "gpu:h100:1(IDX:1)"
+        index = int(re.search(r"IDX:(\d+)", held).group(1))
+        granted = lease(site, state["lease_id"])
+        assert granted["node"] == state["slurm_node"]
+        assert [d["index"] for d in granted["devices"]] == [index]
+        assert environ_of(state["slurm_job"])["CUDA_VISIBLE_DEVICES"] == str(index)
+        site.hub.stop_server(user)
+    finally:
+        slurm("scancel", *outside)
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_env_files(site):
     yield

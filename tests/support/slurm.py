@@ -62,6 +62,14 @@ def slurm(*argv: str, timeout: float = 20) -> str:
     return done.stdout
 
 
+def submitted(prefix: str) -> list[str]:
+    """Ids of the Slurm jobs whose name starts with ``prefix`` that Slurm still knows (ended
+    ones too, for MinJobAge), in the order they were submitted."""
+    out = slurm("squeue", "-h", "-t", "all", "-o", "%i %j")
+    found = [i for i, _, n in (x.partition(" ") for x in out.splitlines()) if n.startswith(prefix)]
+    return sorted(found, key=int)
+
+
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20) -> T:
     """Poll ``probe`` until it returns something truthy; fail saying ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -125,3 +133,39 @@ def clean_up() -> None:
         node, _, reason = line.partition("|")
         if reason.startswith(PREFIX):
             slurm("scontrol", "update", f"nodename={node}", "state=resume")
+
+
+@contextmanager
+def controller_away() -> Iterator[None]:
+    """slurmctld stopped for the block (``scripts/slurm stop-ctld``: it saves its state,
+    the nodes and their jobs go on), then started again with that state (``start``)."""
+    env = dict(os.environ)
+    stopped = _script("stop-ctld", env)
+    if stopped.returncode != 0:
+        pytest.fail(f"`scripts/slurm stop-ctld` failed:\n{stopped.stderr.strip()}", pytrace=False)
+    try:
+        yield
+    finally:
+        started = _script("start", env)
+        if started.returncode != 0:
+            pytest.fail(f"`scripts/slurm start` failed:\n{started.stderr.strip()}", pytrace=False)
+
+
+@contextmanager
+def node_down(node: str, why: str) -> Iterator[str]:
+    """``node`` set DOWN for the block, with the reason ``gpuhub-test <why>`` (yielded):
+    Slurm ends its jobs ``NODE_FAIL``. At the end it is resumed and waited for until it
+    takes work again (``clean_up`` resumes it too, should a test stop half-way)."""
+    reason = f"{PREFIX} {why}"
+    slurm("scontrol", "update", f"nodename={node}", "state=down", f"reason={reason}")
+    try:
+        yield reason
+    finally:
+        if "down" in slurm("sinfo", "-h", "-n", node, "-o", "%t"):
+            slurm("scontrol", "update", f"nodename={node}", "state=resume")
+
+        def takes_work() -> bool:
+            state = slurm("sinfo", "-h", "-n", node, "-o", "%t").strip()
+            return state.startswith(("idle", "mix", "alloc")) and state[-1].isalpha()
+
+        wait_for(f"node {node} taking work again", takes_work, 30)

@@ -220,7 +220,7 @@ def test_shared_gpu_one_kth_and_at_most_k_holders(make, engine):
             gpu(5),
             "no node has 5 whole GPUs (the most on one node is 4); ask for fewer GPUs or another model",
         ),
-        (gpu(1, "V100"), "no node has 1 whole V100 GPUs (the most on one node is 0)"),
+        (gpu(1, "V100"), "no whole GPU in the pool is a V100 (here: A100-40GB, H100-80GB)"),
         (
             mig("3g.20gb"),
             "no GPU in the pool offers MIG profile 3g.20gb (offered: 1g.10gb, 2g.20gb)",

@@ -3,6 +3,8 @@ batch script's environment and command, and the shapes it refuses."""
 
 from __future__ import annotations
 
+import pwd
+
 import pytest
 from gpuhub.jobs.executor import JobDevice, JobSpec
 from gpuhub.jobs.slurm import SlurmExecutor
@@ -35,7 +37,7 @@ def executor(tmp_path) -> SlurmExecutor:
 def test_sbatch_command_pins_node_gres_time_and_names(executor, tmp_path):
     argv = executor.sbatch_command(spec())
     folder = tmp_path / "alice/gpuhub-jobs/12-train"
-    assert argv[:3] == ["sbatch", "--parsable", "--export=NONE"]
+    assert argv[:4] == ["sbatch", "--parsable", "--export=NONE", "--no-requeue"]
     for arg in (
         "--nodelist=gpu1", "--gres=gpu:h100:2", "--time=65", "--signal=B:USR1@90",
         "--job-name=gpuhub-12", "--comment=gpuhub:lease=7", f"--output={folder}/slurm.out",
@@ -49,13 +51,16 @@ def test_sbatch_command_pins_node_gres_time_and_names(executor, tmp_path):
 def test_settings_add_their_options(tmp_path):
     executor = SlurmExecutor(
         home_dir_template=str(tmp_path / "{username}"), partition="gpu", account="lab",
-        submit_as_user=True, unix_user=lambda name: f"u_{name}", sbatch_args=["--qos=x"],
-        time_margin_s=0, signal_lead_s=0,
+        submit_as_user=True, unix_user=lambda name: "nobody",
+        sbatch_args=["--qos=x", "--requeue"], time_margin_s=0, signal_lead_s=0,
     )  # fmt: skip
     argv = executor.sbatch_command(spec(max_runtime_s=61))
-    assert {"--partition=gpu", "--account=lab", "--uid=u_alice", "--qos=x", "--time=2"} <= set(argv)
+    nobody = pwd.getpwnam("nobody")  # the account's own group, never root's
+    assert {"--partition=gpu", "--account=lab", "--uid=nobody", f"--gid={nobody.pw_gid}",
+            "--qos=x", "--time=2"} <= set(argv)  # fmt: skip
+    assert argv.index("--no-requeue") > argv.index("--requeue")  # gpuhub decides, not Slurm
     assert not any(a.startswith("--signal") for a in argv)
-    assert argv[-1].startswith(str(tmp_path / "u_alice"))
+    assert argv[-1].startswith(str(tmp_path / "nobody"))
     assert "--time" not in " ".join(executor.sbatch_command(spec(max_runtime_s=None)))
 
 
@@ -138,3 +143,32 @@ def test_placed_reads_the_indices_slurm_gave_on_the_node(tmp_path):
     assert executor.placed(spec(node="gpu1"), {"slurm_job": "999"}) is None  # forgotten
     with pytest.raises(SlurmError, match="Unable to contact"):
         executor.placed(spec(node="gpu1"), {"slurm_job": "down"})
+
+
+def test_a_job_whose_node_failed_ends_node_failed_naming_the_node_and_why(tmp_path):
+    """Slurm ended the job NODE_FAIL (never requeued): the outcome is ``node_failed``, with
+    the node's reason in Slurm (its ``[user@time]`` left out), or a sentence without one."""
+    from gpuhub.inventory.slurm import SlurmError
+    from gpuhub.jobs.views import outcome
+
+    from tests.support.slurm_output import NODES_BUSY
+
+    node = [NODES_BUSY.splitlines()[2] + "\n"]  # gpu3 DOWN, Reason=broken [root@...]
+
+    def runner(argv):
+        if argv[0] == "squeue":
+            return ""  # squeue lists no ended job
+        if argv[:3] == ["scontrol", "show", "job"]:
+            return "JobId=42 JobName=gpuhub-12 JobState=NODE_FAIL Reason=NodeDown\n"
+        if isinstance(node[0], Exception):
+            raise node[0]
+        return node[0]
+
+    executor = SlurmExecutor(home_dir_template=str(tmp_path / "{username}"), runner=runner)
+    ended = executor.poll(spec(node="gpu3"), {"slurm_job": "42"})
+    assert ended.outcome == "node_failed"
+    assert ended.error == "node gpu3 failed: broken (Slurm job 42 ended with it)"
+    assert outcome(ended) == ("node_failed", ended.error)
+    node[0] = SlurmError("`scontrol` failed: Unable to contact slurm controller")
+    ended = executor.poll(spec(node="gpu3"), {"slurm_job": "42"})
+    assert ended.error == "node gpu3 failed; Slurm gives no reason now (Slurm job 42 ended with it)"

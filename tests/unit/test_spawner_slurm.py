@@ -104,12 +104,13 @@ def test_sbatch_argv_pins_the_job_and_puts_the_admins_options_first():
     req = BatchRequest(
         name="jupyter-alice", comment="gpuhub:lease=7", script="/h/a/.gpuhub/servers/jupyter.sh",
         output="/h/a/.gpuhub/servers/jupyter.log", chdir="/h/a", node="gpu1", gres="gpu:h100:1",
-        cpus=2, mem_mb=512, minutes=1440, partition="gpu", account="lab", uid="alice",
+        cpus=2, mem_mb=512, minutes=1440, partition="gpu", account="lab",
+        owner=("--uid=alice", "--gid=1001"),
         extra=("--qos=interactive",),
     )  # fmt: skip
     assert sbatch_argv(req) == [
         "sbatch", "--parsable", "--export=NONE", "--no-requeue", "--qos=interactive",
-        "--partition=gpu", "--account=lab", "--uid=alice", "--nodelist=gpu1",
+        "--uid=alice", "--gid=1001", "--partition=gpu", "--account=lab", "--nodelist=gpu1",
         "--gres=gpu:h100:1", "--cpus-per-task=2", "--mem=512M", "--time=1440",
         "--job-name=jupyter-alice", "--comment=gpuhub:lease=7",
         "--output=/h/a/.gpuhub/servers/jupyter.log", "--chdir=/h/a",
@@ -335,6 +336,35 @@ async def test_poll_reads_the_job(tmp_path):
     s.slurm_job = "8"
     s.runner = FakeSlurm(scontrol=SlurmError("`scontrol` failed: Invalid job id specified"))
     assert await s.poll() == 1 and s.slurm_job is None  # forgotten by Slurm: stopped
+
+
+async def test_poll_says_which_node_failed_and_why(tmp_path, caplog):
+    from tests.support.slurm_output import NODES_BUSY
+
+    failed = job_line("9").replace("JobId=9 ", "JobId=8 ").replace("=RUNNING ", "=NODE_FAIL ")
+    node = NODES_BUSY.splitlines()[2] + "\n"  # gpu3 DOWN, Reason=broken [root@...]
+    slurm = FakeSlurm(scontrol=lambda argv: failed if argv[2] == "job" else node)
+    s = spawner(tmp_path, runner=slurm)
+    s.slurm_job, s.slurm_node = "8", "gpu3"
+    assert await s.poll() is not None and s.slurm_job is None  # stopped
+    assert "stopped: Slurm job 8 ended because node gpu3 failed: broken\n" in caplog.text + "\n"
+
+
+async def test_a_start_waits_out_a_controller_that_does_not_answer(tmp_path):
+    """Once the port is reported, where the job runs and that node's address are asked
+    again while Slurm does not answer (a restarting slurmctld): not a failed start."""
+    down = SlurmError("`scontrol` failed: Unable to contact slurm controller (connect failure)")
+    answers = iter([down, job_line("8"), down, job_line("8"), NODES_IDLE.splitlines()[0]])
+
+    def scontrol(argv):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer + "\n"
+
+    s = spawner(tmp_path, runner=FakeSlurm(scontrol=scontrol), status_interval=0.05)
+    status, ip = await s._running("8")
+    assert (status.node, ip) == ("gpu1", "127.0.0.1")
 
 
 async def test_poll_counts_a_silent_slurm_as_running_up_to_a_bound(tmp_path, caplog):

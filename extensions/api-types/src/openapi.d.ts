@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 5a39c6225da7fa857afcf096ab563fc3e804eba4f148e92fc3dcee25ece73818)
+ * From docs/reference/openapi.yaml (sha256 b643fcaf9153cf028b306cef2cdd01e5f12c561690da75abd68f8f3705cc2eb0)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -216,6 +216,39 @@ export interface paths {
          *     more than 5 minutes in the future are refused too.
          */
         post: operations["reportLeaseActivity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/leases/{id}/devices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The lease id. */
+                id: components["parameters"]["LeaseId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Record the GPUs a cluster engine gave an active lease's work (admins; the hub's Slurm spawner).
+         * @description On a cluster engine that picks device indices itself (Slurm, for `--gres=gpu:N`),
+         *     gpuhub chooses the node and the number of whole GPUs, and the engine the indices
+         *     on that node. The hub's Slurm spawner reads them back once the server runs and
+         *     sends them here, so the lease, the pool and the user's GPU panel name the devices
+         *     the work really has. The lease moves onto the GPUs with these indices on its node;
+         *     where another of gpuhub's leases holds one of them, that lease takes in exchange a
+         *     GPU this one leaves. Sending the lease's own indices changes nothing.
+         *
+         *     Needs the gpuhub admin scope. Refused with 400 (changing nothing) where the count
+         *     differs from the lease's, the node has no whole GPU with such an index, the lease
+         *     holds MIG slices or shared seats, or something gpuhub does not manage holds one.
+         */
+        put: operations["placeLease"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -947,6 +980,12 @@ export interface components {
         };
         /** @description Percent; null where the device does not report it (a MIG slice without GPM metrics), never 0 for unknown. */
         Percent: number | null;
+        /** @description Body of `PUT /api/v1/leases/{id}/devices`, the GPU indices an engine gave the lease's work on its node. */
+        LeasePlacement: {
+            indices: components["schemas"]["GpuIndices"];
+        };
+        /** @description GPU indices on the lease's node, each once, as many as the lease holds. */
+        GpuIndices: number[];
         /** @description Body of `POST /api/v1/leases/{id}/activity`, the lease's activity over the last window. */
         ActivityReport: {
             /** @description Seconds the summary covers. */
@@ -1385,10 +1424,12 @@ export interface components {
         /**
          * @description `queued` (its GPU request waits), `starting` (GPUs granted, being started),
          *     `running`, then one of `succeeded`, `failed`, `cancelled`, `timed_out` (stopped at
-         *     its maximum runtime).
+         *     its maximum runtime), `node_failed` (the cluster ended it because its node failed;
+         *     `reason` names the node and the cluster's reason. gpuhub does not run it again by
+         *     itself: submit it again).
          * @enum {string}
          */
-        JobStatus: "queued" | "starting" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
+        JobStatus: "queued" | "starting" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out" | "node_failed";
         /** @description A notebook's JSON (nbformat 4, as in an `.ipynb` file), validated with nbformat. */
         Notebook: Record<string, unknown> | null;
         /**
@@ -2225,6 +2266,61 @@ export interface operations {
                 };
             };
             413: components["responses"]["TooLarge"];
+        };
+    };
+    placeLease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The lease id. */
+                id: components["parameters"]["LeaseId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "indices": [
+                 *         1,
+                 *         3
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["LeasePlacement"];
+            };
+        };
+        responses: {
+            /** @description The lease, on the devices it holds now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Lease"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description The lease is queued or has ended (`error: not_active`): it holds no devices. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 409,
+                     *       "error": "not_active",
+                     *       "message": "lease 42 is released, not active: it holds no devices"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     keepLease: {

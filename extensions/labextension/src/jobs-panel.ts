@@ -263,6 +263,8 @@ export class JobsPanel extends Widget {
           : trans.__('queued');
       case 'timed_out':
         return trans.__('timed out');
+      case 'node_failed':
+        return trans.__('node failed');
       default:
         return trans.__(job.status);
     }

@@ -12,6 +12,7 @@ what they have in common is here:
 * Slurm's words back: :data:`ENDED_STATES` and :data:`ENDED_WHY` (a job that has ended, and
   why), :func:`submitted_job` (``sbatch --parsable``'s answer), :func:`is_unknown_job` and
   :func:`already_ended` (a failing ``scontrol``/``scancel`` about a job Slurm has done with),
+  :func:`node_failure` (which node failed under a ``NODE_FAIL`` job, and Slurm's reason),
   :func:`file_tail` (the end of a job's output file);
 * :data:`SLURM_SETS`: the device variables Slurm sets from the GRES it allocates.
 
@@ -21,14 +22,16 @@ Reading the cluster itself (nodes, jobs, their GRES) is :mod:`gpuhub.inventory.s
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import pwd
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from traitlets import Bool, List, Unicode, default
 from traitlets import Callable as CallableTrait
 
-from .slurm import SlurmCommands, SlurmError
+from .slurm import Runner, SlurmCommands, SlurmError, parse_nodes
 
 #: Slurm job states after which nothing of the job runs any more.
 ENDED_STATES = frozenset(
@@ -48,6 +51,10 @@ ENDED_WHY = {
     "DEADLINE": "reached its Slurm deadline",
     "OUT_OF_MEMORY": "ran out of memory",
 }
+#: The job state of a job that Slurm ended because its node failed (or was set down).
+NODE_FAIL = "NODE_FAIL"
+#: Who set a node's reason, and when, as scontrol appends it: `` [root@2026-12-01T10:00:00]``.
+_REASON_STAMP = re.compile(r"\s*\[[^\]\s]*@[^\]\s]*\]\Z")
 #: Variables that Slurm sets from the GRES it allocates: gpuhub's own are left out of a
 #: job that asks Slurm for GPUs.
 SLURM_SETS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
@@ -89,7 +96,8 @@ class SlurmSubmission(SlurmCommands):
     submit_as_user = Bool(
         False,
         config=True,
-        help="""Submit as the user's Unix account (``sbatch --uid=<account>``), which then
+        help="""Submit as the user's Unix account (``sbatch --uid=<account> --gid=<its
+        group>``), which then
         owns a server's files too; what submits (the service for jobs, the hub for servers)
         must run as root, or as Slurm's SlurmUser. Default: as its own account. Sites that
         do not run it as root submit through ``sudo -u`` or a submit host instead
@@ -144,3 +152,47 @@ def file_tail(path: Path, limit: int) -> str:
     except OSError:
         return ""
     return " ".join(text.split())[-limit:]
+
+
+def node_failure(runner: Runner, node: str | None) -> str:
+    """Why a job that Slurm ended ``NODE_FAIL`` ended, for people: ``node gpu2 failed: <the
+    node's reason in Slurm>`` (``scontrol show node``, without who set it and when). The
+    node's reason may be gone already (the node came back) or unreadable: then the sentence
+    says so, and a failing ``scontrol`` is not raised (the job has ended either way)."""
+    if not node:
+        return "its node failed (Slurm does not say which)"
+    try:
+        found = parse_nodes(runner(["scontrol", "show", "node", "-o", node]))
+    except SlurmError:
+        found = []
+    reason = next((_REASON_STAMP.sub("", n.reason) for n in found if n.name == node), "")
+    if not reason:
+        return f"node {node} failed; Slurm gives no reason now"
+    return f"node {node} failed: {reason}"
+
+
+def host_account(account: str, user: str, settings: str = "SlurmExecutor") -> pwd.struct_passwd:
+    """The Unix account ``account`` of hub user ``user`` (its uid, primary group, home);
+    a ``ValueError`` with a sentence naming the settings of ``settings`` (a class name)
+    when this host does not know it."""
+    try:
+        return pwd.getpwnam(account)
+    except KeyError:
+        raise ValueError(
+            f"the Unix account {account!r} of user {user} does not exist on this host, and "
+            f"work runs as its owner's account (c.{settings}.submit_as_user): create it, "
+            f"or map {user} to an existing account (c.{settings}.unix_user)"
+        ) from None
+
+
+def owner_options(owner: pwd.struct_passwd) -> list[str]:
+    """``sbatch`` options that submit as ``owner``: its account and its primary group
+    (``--uid`` alone keeps the submitter's group, root's)."""
+    return [f"--uid={owner.pw_name}", f"--gid={owner.pw_gid}"]
+
+
+def give_to(owner: pwd.struct_passwd, paths: Iterable[Path]) -> None:
+    """Make ``owner`` (and its primary group) own ``paths`` (links themselves, never
+    what they point to)."""
+    for path in paths:
+        os.chown(path, owner.pw_uid, owner.pw_gid, follow_symlinks=False)

@@ -169,7 +169,9 @@ class JobExit:
     """How a job ended, as the executor saw it."""
 
     exit_code: int | None  # None: unknown (the process or container vanished)
-    #: "succeeded" | "failed" | "terminated" (stopped by a signal) | "lost" (vanished)
+    #: "succeeded" | "failed" | "terminated" (stopped by a signal) | "lost" (vanished) |
+    #: "node_failed" (the engine ended it because its node failed; ``error`` says which
+    #: node and why, for people)
     outcome: str
     error: str | None = None  # a sentence for people, or None
     ended_at: float | None = None  # POSIX seconds, when known

@@ -1,10 +1,11 @@
 """The job lifecycle: moves each job from its GPU grant to its end through the executor.
 
 A job goes ``queued`` → ``starting`` → ``running`` → one of ``succeeded``, ``failed``,
-``cancelled``, ``timed_out`` (:data:`TRANSITIONS`). Each :meth:`JobLifecycle.tick` moves
-every live job on by one step: a queued job whose lease was granted is started
-(``before_start``, ``start``), a running one polled, stopped at its maximum runtime or when
-its lease ended under it. Every step writes the job's row with a compare-and-set on its
+``cancelled``, ``timed_out``, ``node_failed`` (:data:`TRANSITIONS`; ``node_failed``: the
+engine ended it because its node failed, and gpuhub does not run it again by itself).
+Each :meth:`JobLifecycle.tick` moves every live job on by one step: a queued job whose
+lease was granted is started (``before_start``, ``start``), a running one polled, stopped
+at its maximum runtime or when its lease ended under it. Every step writes the job's row with a compare-and-set on its
 status, so a job ends once whoever ends it (a tick, a cancel, a restarted service).
 
 The executor's state is saved as soon as ``start`` returns it, so a restarted service
@@ -28,6 +29,7 @@ from ..terms import (
     JOB_CANCELLED,
     JOB_ENDED_STATUSES,
     JOB_FAILED,
+    JOB_NODE_FAILED,
     JOB_QUEUED,
     JOB_RUNNING,
     JOB_STARTING,
@@ -51,7 +53,7 @@ PLACED = "placed"
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     JOB_QUEUED: (JOB_STARTING, JOB_FAILED, JOB_CANCELLED),
     JOB_STARTING: (JOB_STARTING, JOB_RUNNING, JOB_FAILED, JOB_CANCELLED),
-    JOB_RUNNING: (JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT),
+    JOB_RUNNING: (JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT, JOB_NODE_FAILED),
 }
 
 

@@ -84,7 +84,7 @@ class Job:
 
     @property
     def ended(self) -> bool:
-        """Whether the job has ended (succeeded, failed, cancelled or timed out)."""
+        """Whether the job has ended (succeeded, failed, cancelled, timed out, node failed)."""
         return self.status in JOB_ENDED_STATUSES
 
     def __getitem__(self, key: str) -> Any:

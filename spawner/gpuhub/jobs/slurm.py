@@ -16,11 +16,20 @@ goes to ``sbatch`` (see :meth:`SlurmExecutor.sbatch_command`):
 * ``--job-name=gpuhub-<id>`` (how a repeated ``start`` finds the job again) and
   ``--comment=gpuhub:lease=<lease>`` (how ``SlurmInventory`` tells gpuhub's jobs from others);
 * ``--output=slurm.out``, ``--chdir`` the job's folder, ``--export=NONE``: the batch script
-  (``slurm.sh`` in the folder) sets the job's environment itself, never the service's.
+  (``slurm.sh`` in the folder) sets the job's environment itself, never the service's;
+* ``--no-requeue``: Slurm never runs a job again behind gpuhub's back (its node failed, it
+  was preempted). A job whose node failed ends ``node_failed``, with the node and Slurm's
+  reason for it; whether it runs again is gpuhub's decision (no retry rule yet).
 
 The job's folder is on a file system the service and the nodes share (the users' homes):
 the service writes it, the runner on the node fills it, the service reads ``job.log`` and
 ``exit_status.json`` back. The state is ``{"slurm_job": "<id>"}``.
+
+Whose account a job runs as: the service's, or with ``submit_as_user`` its owner's Unix
+account (``unix_user`` maps hub users to accounts): a service running as root submits with
+``sbatch --uid=<account> --gid=<its primary group>`` (``--uid`` alone would keep root's
+group), after giving the account the job's folder and what the service wrote in it; an
+account this host does not know fails the job at ``before_start``, before anything is made.
 
 Every Slurm command goes through a *runner* (``gpuhub.inventory.slurm.run_command`` by
 default), which raises :class:`~gpuhub.inventory.slurm.SlurmError` when the command fails
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import math
 import os
+import pwd
 import shlex
 import sys
 import time
@@ -44,16 +54,21 @@ from ..inventory.slurm import SlurmError, SlurmInventory, parse_jobs, parse_reco
 from ..inventory.slurm_submit import (
     ENDED_STATES,
     ENDED_WHY,
+    NODE_FAIL,
     SLURM_SETS,
     SlurmSubmission,
     already_ended,
     file_tail,
+    give_to,
     gpu_gres,
+    host_account,
     is_unknown_job,
+    node_failure,
+    owner_options,
     submitted_job,
 )
 from ..names import home_from_template
-from .executor import ARTIFACTS, EXIT_FILE, JobExecutor, JobExit, JobSpec
+from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, JobExecutor, JobExit, JobSpec
 from .local import prepare_folder, read_exit_status, read_log_file
 from .runner import job_environment, write_exit_status
 
@@ -97,9 +112,9 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         (the job's image) and ``{folder}`` (its folder) replaced; empty: the node's own
         environment. Apptainer: ``["apptainer", "exec", "--nv", "--bind", "{folder}",
         "{image}"]``; enroot/pyxis: ``["srun", "--container-image={image}",
-        "--container-mounts={folder}"]``; podman: ``["podman", "run", "--rm",
-        "--device", "nvidia.com/gpu=all", "-v", "{folder}:{folder}", "-w", "{folder}",
-        "{image}"]``.""",
+        "--container-mounts={folder}"]``; podman (``--env-host``: the job's environment):
+        ``["podman", "run", "--rm", "--network=host", "--env-host", "--device",
+        "nvidia.com/gpu=all", "-v", "{folder}:{folder}", "-w", "{folder}", "{image}"]``.""",
     )
     time_margin_s = Int(
         300,
@@ -155,6 +170,11 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         """The job's folder (absolute)."""
         return self.home(job) / job.folder
 
+    def owner(self, job: JobSpec) -> pwd.struct_passwd:
+        """The job owner's Unix account on this host (:attr:`unix_user`), which jobs run
+        as with :attr:`submit_as_user`; a ``ValueError`` naming it when there is none."""
+        return host_account(self.account_of(job), job.user)
+
     def job_name(self, job: JobSpec) -> str:
         """The Slurm job's name: how a repeated start finds it."""
         return f"{self.job_name_prefix}{job.id}"
@@ -182,13 +202,14 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
     def sbatch_command(self, job: JobSpec) -> list[str]:
         """The ``sbatch`` command line for ``job`` (its batch script last)."""
         folder = self.folder(job)
-        argv = ["sbatch", "--parsable", "--export=NONE", *self.sbatch_args]
+        argv = ["sbatch", "--parsable", "--export=NONE", *self.sbatch_args, "--no-requeue"]
         if self.partition:
             argv.append(f"--partition={self.partition}")
         if self.account:
             argv.append(f"--account={self.account}")
-        if self.submit_as_user:
-            argv.append(f"--uid={self.account_of(job)}")
+        if self.submit_as_user:  # its primary group too: --uid alone keeps root's group
+            owner = self.owner(job)
+            argv += owner_options(owner)
         if job.node:
             argv.append(f"--nodelist={job.node}")
         gres = self.gres(job)
@@ -258,8 +279,18 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
 
     def before_start(self, job: JobSpec) -> None:
         """Create the job's folder on the shared file system; write the snapshot and
-        ``job.json``."""
-        prepare_folder(job, self.folder(job), self.home(job))
+        ``job.json``. Submitting as the owner's account (:attr:`submit_as_user`): refuse
+        an account this host does not know before anything is made, and give the account
+        the folder and what gpuhub wrote there (and the folders gpuhub made above it), so
+        the runner, running as it, writes its log, artifacts and exit status there."""
+        owner = self.owner(job) if self.submit_as_user else None
+        folder, home = self.folder(job), self.home(job)
+        above = [home / p for p in reversed(folder.relative_to(home).parents)]  # home first
+        made = [d for d in above if not d.exists()]
+        prepare_folder(job, folder, home)
+        if owner:
+            written = [folder / ARTIFACTS, folder / job.input_name, folder / JOB_FILE]
+            give_to(owner, [*made, folder, *written])
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         """Submit the batch script, unless a Slurm job for this job exists already (its id
@@ -273,6 +304,8 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         _write(folder / SCRIPT_FILE, self.batch_script(job), mode=0o700)
         slurm_job = submitted_job(self.runner(self.sbatch_command(job)))
         _write(folder / ID_FILE, slurm_job + "\n")
+        if self.submit_as_user:
+            give_to(self.owner(job), [folder / SCRIPT_FILE, folder / ID_FILE])
         self.log.info(
             "job %s of %s: Slurm job %s on %s (%s, lease %s)",
             job.id, job.user, slurm_job, job.node, self.gres(job), job.lease_id,
@@ -281,13 +314,18 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
 
     def poll(self, job: JobSpec, state: dict[str, Any]) -> JobExit | None:
         """None while Slurm has the job waiting or running; then the runner's exit status,
-        or why Slurm ended it when the runner left none. Raises when Slurm cannot answer."""
+        or why Slurm ended it when the runner left none; ``node_failed`` with the node and
+        Slurm's reason when its node failed. Raises when Slurm cannot answer."""
         slurm_state = self.slurm_state(state["slurm_job"])
         if slurm_state is not None and slurm_state not in ENDED_STATES:
             return None
         ended = read_exit_status(self.folder(job))
         if self._stopped_by_gpuhub(job):
             return ended
+        if slurm_state == NODE_FAIL:  # never requeued (--no-requeue): gpuhub decides
+            why = node_failure(self.runner, job.node)
+            why += f" (Slurm job {state['slurm_job']} ended with it)"
+            return JobExit(ended.exit_code, "node_failed", why, ended.ended_at or time.time())
         if ended.outcome != "lost":
             # Slurm's reason first (not FAILED's, which the runner's own error explains)
             if slurm_state in ENDED_WHY and ended.outcome != "succeeded":

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ..scheduler.lease import Lease, iso
-from ..terms import JOB_FAILED, JOB_SUCCEEDED, shape_text
+from ..terms import JOB_FAILED, JOB_NODE_FAILED, JOB_SUCCEEDED, shape_text
 from .executor import JOBS_FOLDER, JobExit
 from .record import Job
 
@@ -126,6 +126,8 @@ def outcome(ended: JobExit) -> tuple[str, str]:
         return JOB_FAILED, f"stopped before it finished: {why}"
     if ended.outcome == "lost":
         return JOB_FAILED, ended.error or "the job vanished"
+    if ended.outcome == "node_failed":
+        return JOB_NODE_FAILED, ended.error or "its node failed"
     if ended.error:
         return JOB_FAILED, ended.error
     code = f" with exit code {ended.exit_code}" if ended.exit_code is not None else ""

@@ -376,6 +376,9 @@ class Pool:
                 ),
                 default=0,
             )
+            if best == 0 and shape.model:  # no such model at all: name the ones there are
+                here = sorted({g.gpu.model for ns in self.nodes.values() for g in ns.gpus.values()})
+                return f"no whole GPU in the pool is a {shape.model} (here: {', '.join(here)})"
             if best < shape.count:
                 return (
                     f"no node has {shape.count} whole{want} GPUs (the most on one node is {best}); "

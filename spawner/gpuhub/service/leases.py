@@ -1,5 +1,5 @@
 """Leases and the queue (``/api/v1/leases``, ``/leases/preview``, ``/leases/{id}``,
-``/leases/{id}/activity``, ``/api/v1/queue``).
+``/leases/{id}/activity``, ``/leases/{id}/devices``, ``/api/v1/queue``).
 
 A user sees and acts on their own leases and queue entries; the ``custom:gpuhub:admin``
 scope is needed for everyone else's. Keeping a lease from idle reclaim
@@ -14,7 +14,7 @@ from ..scheduler.core import iso
 from ..terms import LEASE_STATUSES
 from .base import BaseHandler
 from .errors import ApiError
-from .models import ActivityReport, LeaseRequest
+from .models import ActivityReport, LeasePlacement, LeaseRequest
 
 #: The longest ``reason`` a release may give (characters).
 MAX_REASON = 200
@@ -109,6 +109,28 @@ class LeaseActivityHandler(BaseHandler):
         self.write_json(activity.to_dict(self.view.clock()))
 
 
+class LeaseDevicesHandler(BaseHandler):
+    """``PUT /api/v1/leases/{id}/devices``: record on an active lease the GPUs of its node
+    that a cluster engine gave its work (the hub's Slurm spawner, with the gpuhub admin
+    scope; Slurm picks the indices for ``--gres``). The lease moves onto them; another
+    lease holding one of them takes in exchange a GPU this one leaves."""
+
+    def put(self, lease_id: str) -> None:
+        self.require_admin("recording the devices an engine gave a lease")
+        lease = self.own_lease(lease_id)
+        placement: LeasePlacement = self.body(LeasePlacement)
+        if lease.status != "active":
+            raise ApiError(
+                409, f"lease {lease.id} is {lease.status}, not active: it holds no devices",
+                code="not_active",
+            )  # fmt: skip
+        try:
+            lease = self.scheduler.rebind(lease.id, placement.indices)
+        except ValueError as e:
+            raise ApiError(400, str(e), field="indices") from None
+        self.write_json(self.lease_view(lease))
+
+
 class QueueHandler(BaseHandler):
     """``GET /api/v1/queue``: the queue in order, with why each request waits (others'
     entries anonymised, and unexplained, for non-admins)."""
@@ -134,5 +156,6 @@ default_handlers = [
     (r"/leases/preview", LeasePreviewHandler),
     (r"/leases/([0-9]+)", LeaseHandler),
     (r"/leases/([0-9]+)/activity", LeaseActivityHandler),
+    (r"/leases/([0-9]+)/devices", LeaseDevicesHandler),
     (r"/queue", QueueHandler),
 ]

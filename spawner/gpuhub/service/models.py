@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..names import check_name
@@ -30,4 +32,29 @@ class LeaseRequest(BaseModel):
         return None if v is None else check_name(info.field_name, v)
 
 
-__all__ = ["ActivityReport", "LeaseRequest", "QuotaSpec", "ValidationError", "check_name"]
+class LeasePlacement(BaseModel):
+    """Body of ``PUT /api/v1/leases/{id}/devices``: the GPU indices on the lease's node
+    that a cluster engine gave the lease's work (Slurm picks them for ``--gres=gpu:N``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    indices: list[Annotated[int, Field(ge=0, le=4095)]] = Field(
+        min_length=1, max_length=64, description="GPU indices on the lease's node"
+    )
+
+    @field_validator("indices")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("indices must be distinct")
+        return v
+
+
+__all__ = [
+    "ActivityReport",
+    "LeasePlacement",
+    "LeaseRequest",
+    "QuotaSpec",
+    "ValidationError",
+    "check_name",
+]

@@ -11,8 +11,8 @@ Devices: Slurm sets ``CUDA_VISIBLE_DEVICES`` from the GRES it allocated (indices
 node's cgroups let them through), and that one wins: gpuhub's device variables are left
 out of a GPU job's environment. The lease stays the record (``GPUHUB_LEASE_ID``: the GPU
 panel reads the lease's devices from the service); once the job runs, the indices Slurm
-chose are read back (``scontrol show job -d``) and logged, with a warning where they
-differ from the lease's.
+chose are read back (``scontrol show job -d``) and, where they differ from the lease's,
+the lease is moved onto them (``PUT /leases/{id}/devices``).
 """
 
 from __future__ import annotations
@@ -91,17 +91,27 @@ class GPUSlurmSpawner(GPUSpawnerMixin, SlurmSpawner):
         if self._progress is not None:
             self._progress.add(message, percent)
 
-    def check_devices(self, status: JobStatus) -> None:
-        """Log the GPU indices Slurm gave the job, and where they differ from the lease's
-        (the server uses Slurm's; the lease keeps gpuhub's record)."""
+    async def check_devices(self, status: JobStatus) -> None:
+        """Where the GPU indices Slurm gave the job differ from the lease's, move the lease
+        onto Slurm's (``PUT /leases/{id}/devices``), so the pool and the GPU panel name the
+        devices the server has; a refusal leaves the lease as it was, with a warning."""
         devices = (self.lease or {}).get("devices") or ()
         differ = differing_indices(devices, status.gpu_indices)
-        if differ:
-            self.log.warning(
-                "%s: lease %s has GPU indices %s on %s, Slurm gave job %s indices %s; the "
-                "server sees Slurm's", self._log_name, self.lease_id, differ[0], status.node,
-                status.job_id, differ[1],
-            )  # fmt: skip
+        if differ and self.lease_id is not None:
+            try:
+                self.lease = await self.gpuhub.place_lease(self.lease_id, status.gpu_indices)
+            except GpuhubError as e:
+                self.log.warning(
+                    "%s: lease %s has GPU indices %s on %s, Slurm gave job %s indices %s; the "
+                    "lease keeps its own: %s", self._log_name, self.lease_id, differ[0],
+                    status.node, status.job_id, differ[1], e,
+                )  # fmt: skip
+            else:
+                self.log.info(
+                    "%s: lease %s moved from GPU indices %s to Slurm's %s on %s (job %s)",
+                    self._log_name, self.lease_id, differ[0], differ[1], status.node,
+                    status.job_id,
+                )  # fmt: skip
         elif status.gpu_indices:
             self.log.info("%s: Slurm job %s holds GPU indices %s on %s (lease %s)",
                           self._log_name, status.job_id, list(status.gpu_indices),

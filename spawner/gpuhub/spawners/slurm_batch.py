@@ -97,7 +97,7 @@ class BatchRequest:
     minutes: int | None = None  # --time
     partition: str = ""
     account: str = ""
-    uid: str = ""  # --uid: submit as this account
+    owner: tuple[str, ...] = ()  # --uid and --gid: submit as this account and its group
     extra: tuple[str, ...] = field(default_factory=tuple)  # the admin's sbatch_args
 
 
@@ -120,11 +120,10 @@ def sbatch_argv(req: BatchRequest) -> list[str]:
     """The ``sbatch`` command line: the admin's options first, gpuhub's own after them (a
     later option wins), the script last. ``--export=NONE``: nothing of the hub's own
     environment reaches the job; the batch script reads the server's from its file."""
-    argv = ["sbatch", "--parsable", "--export=NONE", "--no-requeue", *req.extra]
+    argv = ["sbatch", "--parsable", "--export=NONE", "--no-requeue", *req.extra, *req.owner]
     for option, value in (
         ("--partition", req.partition),
         ("--account", req.account),
-        ("--uid", req.uid),
         ("--nodelist", req.node),
         ("--gres", req.gres),
         ("--cpus-per-task", req.cpus),

@@ -18,7 +18,9 @@ back is :mod:`.slurm_port`.
   reason and the end of its output). The address is the node's ``NodeAddr`` from Slurm.
 * **Polling.** A Slurm command that fails is not a server that ended: ``poll()`` counts
   the server as running, and logs, until errors go on for :attr:`~SlurmSpawner.poll_error_limit_s`.
-  A job Slurm says ended (or no longer knows) is a stopped server, with the reason logged.
+  A job Slurm says ended (or no longer knows) is a stopped server, with the reason logged
+  (for a job whose node failed: the node, and Slurm's reason for it). Server jobs are
+  submitted ``--no-requeue``: Slurm never starts one again behind the hub's back.
 * **State** ``{"slurm_job": "ID", "slurm_node": "NODE"}``, so a restarted hub
   (``cleanup_servers = False``) re-adopts running servers; a start first cancels any job
   still running under the server's job name, so a server never has two.
@@ -40,10 +42,15 @@ from traitlets import Float, Integer, Unicode, default
 
 from ..inventory.slurm import SlurmError, parse_records
 from ..inventory.slurm_submit import (
+    NODE_FAIL,
     SlurmSubmission,
     already_ended,
     file_tail,
+    give_to,
+    host_account,
     is_unknown_job,
+    node_failure,
+    owner_options,
     submitted_job,
 )
 from ..names import home_from_template
@@ -159,6 +166,11 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         """The user's Unix account on the cluster."""
         return str(self.unix_user(self.user.name))
 
+    def owner(self) -> pwd.struct_passwd:
+        """The user's Unix account on this host (:attr:`unix_account`), which the server
+        runs as with :attr:`submit_as_user`; a ``ValueError`` naming it when there is none."""
+        return host_account(self.unix_account, self.user.name, type(self).__name__)
+
     @property
     def home(self) -> Path:
         """The user's home (absolute), as the hub and the nodes see it."""
@@ -187,7 +199,7 @@ class SlurmSpawner(SlurmSubmission, Spawner):
             minutes=minutes_of(self.max_runtime_s),
             partition=self.partition,
             account=self.account,
-            uid=self.unix_account if self.submit_as_user else "",
+            owner=tuple(owner_options(self.owner())) if self.submit_as_user else (),
             extra=tuple(self.sbatch_args),
             **self.slurm_placement(),
         )
@@ -284,9 +296,7 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         _write_private(env_file, env_file_text(env), 0o600)
         _write_private(Path(request.script), script, 0o700)
         if self.submit_as_user:
-            entry = pwd.getpwnam(self.unix_account)
-            for path in (folder, env_file, Path(request.script)):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
+            give_to(self.owner(), (folder, env_file, Path(request.script)))
 
     def remove_env_file(self) -> None:
         """Delete the environment file if the job never read it (it holds the token)."""
@@ -347,9 +357,8 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         self.spawn_progress(f"Submitted Slurm job {job}", 75)
         try:
             port = await self._wait_for_port(job)
-            status = await self._running(job)
-            ip = await self.node_address(status.node or "")
-            self.check_devices(status)
+            status, ip = await self._running(job)
+            await self.check_devices(status)
         except BaseException:
             self.log.warning("%s: start did not finish; cancelling Slurm job %s",
                              self._log_name, job)  # fmt: skip
@@ -390,13 +399,14 @@ class SlurmSpawner(SlurmSubmission, Spawner):
                 self.spawn_progress(message, 80)
                 last = message
 
-    async def _running(self, job: str) -> JobStatus:
-        """The job's status once Slurm says where it runs (retrying a Slurm error)."""
+    async def _running(self, job: str) -> tuple[JobStatus, str]:
+        """The job's status once Slurm says where it runs, and that node's address; a
+        Slurm error (a restarting controller) is retried, bounded by the hub's start_timeout."""
         while True:
             try:
                 status = await self.job_status(job)
                 if status is not None and status.node:
-                    return status
+                    return status, await self.node_address(status.node)
             except SlurmError as e:
                 self.log.warning("%s: %s", self._log_name, e)
             await asyncio.sleep(self.status_interval)
@@ -409,8 +419,9 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         self.remove_env_file()
         self.slurm_job = self.slurm_node = None
 
-    def check_devices(self, status: JobStatus) -> None:
-        """Hook: compare the devices Slurm gave the job with what gpuhub granted."""
+    async def check_devices(self, status: JobStatus) -> None:
+        """Hook, once the job runs: the devices Slurm gave the job, against what gpuhub
+        granted."""
 
     async def poll(self) -> int | None:
         """None while Slurm has the job (or does not answer, up to
@@ -425,7 +436,11 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         self._errors_since = None
         if status is not None and not status.ended:
             return None
-        self.log.warning("%s stopped: Slurm job %s %s", self._log_name, job, ended_why(status))
+        why = ended_why(status)
+        if status is not None and status.state == NODE_FAIL:  # which node, and why it failed
+            node = status.node or self.slurm_node
+            why = f"ended because {await asyncio.to_thread(node_failure, self.runner, node)}"
+        self.log.warning("%s stopped: Slurm job %s %s", self._log_name, job, why)
         self.slurm_job = self.slurm_node = None
         return status.exit_code if status and status.exit_code is not None else 1
 
