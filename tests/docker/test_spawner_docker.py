@@ -28,7 +28,8 @@ import docker
 import httpx
 import pytest
 from gpuhub.containers.engine import Engine
-from gpuhub.spawners.docker import GPUDockerSpawner, free_port
+from gpuhub.ports import free_port
+from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.errors import GPUSpawnError
 from jupyterhub.objects import Hub as HubAddress
 

@@ -20,6 +20,7 @@ from gpuhub.containers.spec import (
     orphan_containers,
 )
 from gpuhub.containers.turns import BootTurns
+from gpuhub.ports import free_port
 from gpuhub.profiles import (
     Profile,
     ProfileConfigError,
@@ -30,7 +31,7 @@ from gpuhub.profiles import (
     validate_user_options,
 )
 from gpuhub.spawners.container import build_container_spec
-from gpuhub.spawners.docker import GPUDockerSpawner, free_port
+from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.errors import GPUSpawnError
 from gpuhub.spawners.form import (
     ProfileChoice,
@@ -549,6 +550,16 @@ def test_free_port_is_free():
     port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_free_ports_come_from_below_the_ephemeral_range():
+    """Where outgoing connections never take their local ends (gpuhub.ports)."""
+    from gpuhub.ports import LOWEST, ephemeral_start
+
+    top = ephemeral_start()
+    if top - LOWEST < 1000:
+        pytest.skip(f"this host's ephemeral range starts at {top}: no room below it")
+    assert all(LOWEST <= free_port() < top for _ in range(20))
 
 
 async def test_host_network_picks_a_free_port_and_reports_it():

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import socket
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +63,7 @@ from ..containers.spec import (
     orphan_containers,
 )
 from ..containers.turns import BootTurns
+from ..ports import free_port
 from ..profiles import Profile, ProfileConfigError, Selection, load_profiles, shape_of
 from ..terms import LIVE_STATUSES
 from .container import build_container_spec
@@ -83,13 +83,6 @@ from .mixin import GPUSpawnerMixin
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # settings whose callables are evaluated per user: checked at each spawn, not at start-up
 _PER_USER = ("mem_limit", "cpu_limit")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (for servers on the host's network)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class GPUDockerSpawner(GPUSpawnerMixin, DockerSpawner):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hmac
 import json
 import os
-import socket
 import sys
 import time
 import urllib.error
@@ -39,6 +38,8 @@ from urllib.parse import quote, urlparse, urlunparse
 
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
+
+from ..ports import free_port
 
 #: Seconds the node side keeps trying to reach the hub (it may be restarting).
 REPORT_TIMEOUT_S = 60.0
@@ -103,14 +104,6 @@ slurm_port_handlers = [
 
 
 # -- the node's side ---------------------------------------------------------------------
-
-
-def free_port(host: str) -> int:
-    """A TCP port free on ``host`` (the server's bind address) right now."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def with_port(service_url: str, port: int) -> str:
