@@ -37,7 +37,7 @@ def executor(tmp_path) -> SlurmExecutor:
 def test_sbatch_command_pins_node_gres_time_and_names(executor, tmp_path):
     argv = executor.sbatch_command(spec())
     folder = tmp_path / "alice/gpuhub-jobs/12-train"
-    assert argv[:4] == ["sbatch", "--parsable", "--export=NONE", "--no-requeue"]
+    assert argv[:4] == ["sbatch", "--parsable", "--export=ALL", "--no-requeue"]
     for arg in (
         "--nodelist=gpu1", "--gres=gpu:h100:2", "--time=65", "--signal=B:USR1@90",
         "--job-name=gpuhub-12", "--comment=gpuhub:lease=7", f"--output={folder}/slurm.out",

@@ -109,7 +109,7 @@ def test_sbatch_argv_pins_the_job_and_puts_the_admins_options_first():
         extra=("--qos=interactive",),
     )  # fmt: skip
     assert sbatch_argv(req) == [
-        "sbatch", "--parsable", "--export=NONE", "--no-requeue", "--qos=interactive",
+        "sbatch", "--parsable", "--export=ALL", "--no-requeue", "--qos=interactive",
         "--uid=alice", "--gid=1001", "--partition=gpu", "--account=lab", "--nodelist=gpu1",
         "--gres=gpu:h100:1", "--cpus-per-task=2", "--mem=512M", "--time=1440",
         "--job-name=jupyter-alice", "--comment=gpuhub:lease=7",
@@ -118,7 +118,7 @@ def test_sbatch_argv_pins_the_job_and_puts_the_admins_options_first():
     ]  # fmt: skip
     bare = BatchRequest(name="n", comment="gpuhub:server", script="s", output="o", chdir="c")
     assert sbatch_argv(bare) == [
-        "sbatch", "--parsable", "--export=NONE", "--no-requeue", "--job-name=n",
+        "sbatch", "--parsable", "--export=ALL", "--no-requeue", "--job-name=n",
         "--comment=gpuhub:server", "--output=o", "--chdir=c", "s",
     ]  # fmt: skip
 

@@ -109,6 +109,18 @@ class SlurmSubmission(SlurmCommands):
         return same_name
 
 
+def clean_submit(argv: list[str], slurm_conf: str = "") -> list[str]:
+    """``argv`` (an ``sbatch --export=ALL`` command line) run by ``env -i`` with only
+    ``PATH`` (the submitter's, to find ``sbatch``) and ``SLURM_CONF``: the job starts with
+    nothing of the submitting process (the service's or the hub's tokens) and without a
+    login shell on the node, which ``--export=NONE`` starts for every job (about a second
+    each here); the batch script sets the job's own variables."""
+    env = [f"PATH={os.environ.get('PATH', os.defpath)}"]
+    if slurm_conf:
+        env.append(f"SLURM_CONF={slurm_conf}")
+    return ["env", "-i", *env, *argv]
+
+
 def gpu_gres(count: int, model: str | None, models: Mapping[str, str]) -> str | None:
     """``gpu[:TYPE]:N`` for ``count`` whole GPUs of ``model`` (None: no GPU). The type is
     the model's GRES type through ``models`` (GRES type -> model, as ``SlurmInventory.models``);

@@ -15,8 +15,10 @@ goes to ``sbatch`` (see :meth:`SlurmExecutor.sbatch_command`):
   signal gpuhub's own stop sends, so a job checkpoints on SIGTERM whoever stops it;
 * ``--job-name=gpuhub-<id>`` (how a repeated ``start`` finds the job again) and
   ``--comment=gpuhub:lease=<lease>`` (how ``SlurmInventory`` tells gpuhub's jobs from others);
-* ``--output=slurm.out``, ``--chdir`` the job's folder, ``--export=NONE``: the batch script
-  (``slurm.sh`` in the folder) sets the job's environment itself, never the service's;
+* ``--output=slurm.out``, ``--chdir`` the job's folder, and ``--export=ALL`` from a clean
+  environment (``env -i`` with ``PATH`` and ``SLURM_CONF``): the batch script (``slurm.sh``
+  in the folder) sets the job's environment itself, never the service's, and no node starts
+  a login shell for it (``--export=NONE`` would, for about a second per job);
 * ``--no-requeue``: Slurm never runs a job again behind gpuhub's back (its node failed, it
   was preempted). A job whose node failed ends ``node_failed``, with the node and Slurm's
   reason for it; whether it runs again is gpuhub's decision (no retry rule yet).
@@ -58,6 +60,7 @@ from ..inventory.slurm_submit import (
     SLURM_SETS,
     SlurmSubmission,
     already_ended,
+    clean_submit,
     file_tail,
     give_to,
     gpu_gres,
@@ -202,7 +205,7 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
     def sbatch_command(self, job: JobSpec) -> list[str]:
         """The ``sbatch`` command line for ``job`` (its batch script last)."""
         folder = self.folder(job)
-        argv = ["sbatch", "--parsable", "--export=NONE", *self.sbatch_args, "--no-requeue"]
+        argv = ["sbatch", "--parsable", "--export=ALL", *self.sbatch_args, "--no-requeue"]
         if self.partition:
             argv.append(f"--partition={self.partition}")
         if self.account:
@@ -302,7 +305,9 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
             return {"slurm_job": found}
         (folder / EXIT_FILE).unlink(missing_ok=True)
         _write(folder / SCRIPT_FILE, self.batch_script(job), mode=0o700)
-        slurm_job = submitted_job(self.runner(self.sbatch_command(job)))
+        slurm_job = submitted_job(
+            self.runner(clean_submit(self.sbatch_command(job), self.slurm_conf))
+        )
         _write(folder / ID_FILE, slurm_job + "\n")
         if self.submit_as_user:
             give_to(self.owner(job), [folder / SCRIPT_FILE, folder / ID_FILE])

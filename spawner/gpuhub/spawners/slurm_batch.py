@@ -118,9 +118,10 @@ def limits_of(cpu_limit: float | None, mem_limit: int | None) -> tuple[int | Non
 
 def sbatch_argv(req: BatchRequest) -> list[str]:
     """The ``sbatch`` command line: the admin's options first, gpuhub's own after them (a
-    later option wins), the script last. ``--export=NONE``: nothing of the hub's own
+    later option wins), the script last. ``--export=ALL``, run in a clean environment
+    (:func:`~gpuhub.inventory.slurm_submit.clean_submit`): nothing of the hub's own
     environment reaches the job; the batch script reads the server's from its file."""
-    argv = ["sbatch", "--parsable", "--export=NONE", "--no-requeue", *req.extra, *req.owner]
+    argv = ["sbatch", "--parsable", "--export=ALL", "--no-requeue", *req.extra, *req.owner]
     for option, value in (
         ("--partition", req.partition),
         ("--account", req.account),

@@ -5,8 +5,9 @@
 the batch script says are plain functions of :mod:`.slurm_batch`; how the port comes
 back is :mod:`.slurm_port`.
 
-* **Environment.** ``sbatch --export=NONE``: nothing of the hub's own environment reaches
-  the job. The server's environment (``get_env()``: its JupyterHub token, the lease's
+* **Environment.** ``sbatch --export=ALL`` from a clean environment (``env -i`` with
+  ``PATH`` and ``SLURM_CONF`` only): nothing of the hub's own environment reaches the job,
+  and no node starts a login shell for it. The server's environment (``get_env()``: its JupyterHub token, the lease's
   ``GPUHUB_*`` variables) is written to a file of mode 0600 (from its creation on) in the
   user's log folder, which the batch script reads and deletes before it becomes the
   server. The token is never on a command line, in the batch script (Slurm keeps a copy
@@ -45,6 +46,7 @@ from ..inventory.slurm_submit import (
     NODE_FAIL,
     SlurmSubmission,
     already_ended,
+    clean_submit,
     file_tail,
     give_to,
     host_account,
@@ -206,7 +208,7 @@ class SlurmSpawner(SlurmSubmission, Spawner):
 
     def get_env(self) -> dict[str, str]:
         """The spawner's environment with the nodes' Python ``bin`` first on ``PATH`` and
-        ``HOME`` set (the job has nothing else: ``--export=NONE``)."""
+        ``HOME`` set (the job starts with nothing else but ``PATH``, ``SLURM_CONF`` and Slurm's own)."""
         env = super().get_env()
         bin_dir = os.path.dirname(self.python)
         path = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != bin_dir]
@@ -342,7 +344,9 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         self._early_report = None
         try:
             self.write_files(request, env)
-            job = submitted_job(await self.slurm(*sbatch_argv(request)))
+            job = submitted_job(
+                await self.slurm(*clean_submit(sbatch_argv(request), self.slurm_conf))
+            )
         except BaseException:
             self.remove_env_file()
             raise
