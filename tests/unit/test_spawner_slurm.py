@@ -34,13 +34,8 @@ from gpuhub.spawners.slurm_batch import (
     sbatch_argv,
     status_message,
 )
-from gpuhub.spawners.slurm_port import (
-    PortRefused,
-    parse_report,
-    report_url,
-    send_report,
-    with_port,
-)
+from gpuhub.spawners.slurm_node import report_url, send_report, with_port
+from gpuhub.spawners.slurm_port import PortRefused, parse_report
 from jupyterhub.objects import Hub
 
 from tests.support.slurm_output import JOBS, NODES_IDLE
@@ -137,7 +132,7 @@ def test_env_file_and_script():
     with pytest.raises(ValueError, match="not an environment variable name"):
         env_file_text({"BAD NAME": "x"})
     script = batch_script(title="Jupyter server of alice", env_file="/h/a b/jupyter.env",
-                          command=["/opt/py", "-m", "gpuhub.spawners.slurm_port", "--",
+                          command=["/opt/py", "-m", "gpuhub.spawners.slurm_node", "--",
                                    "jupyterhub-singleuser", "--allow-root"])  # fmt: skip
     assert script.splitlines() == [
         "#!/bin/bash",
@@ -145,7 +140,7 @@ def test_env_file_and_script():
         "set -e",
         ". '/h/a b/jupyter.env'",
         "rm -f '/h/a b/jupyter.env'",
-        "exec /opt/py -m gpuhub.spawners.slurm_port -- jupyterhub-singleuser --allow-root",
+        "exec /opt/py -m gpuhub.spawners.slurm_node -- jupyterhub-singleuser --allow-root",
     ]
 
 
@@ -323,7 +318,7 @@ def test_the_environment_puts_the_nodes_python_first(tmp_path):
     assert env["HOME"] == str(tmp_path / "alice")
     assert env["JUPYTERHUB_SERVICE_URL"].startswith("http://0.0.0.0:")  # binds on the node
     assert s.server_command()[:4] == ["/opt/gpuhub/bin/python", "-m",
-                                      "gpuhub.spawners.slurm_port", "--"]  # fmt: skip
+                                      "gpuhub.spawners.slurm_node", "--"]  # fmt: skip
 
 
 async def test_poll_reads_the_job(tmp_path):

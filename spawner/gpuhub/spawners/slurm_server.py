@@ -3,18 +3,18 @@
 :class:`~gpuhub.spawners.slurm.GPUSlurmSpawner` puts gpuhub's profiles and leases on top
 (the placement hook :meth:`SlurmSpawner.slurm_placement`). What ``sbatch`` gets and what
 the batch script says are plain functions of :mod:`.slurm_batch`; how the port comes
-back is :mod:`.slurm_port`.
+back is :mod:`.slurm_node` (on the node) and :mod:`.slurm_port` (in the hub).
 
 * **Environment.** ``sbatch --export=ALL`` from a clean environment (``env -i`` with
   ``PATH`` and ``SLURM_CONF`` only): nothing of the hub's own environment reaches the job,
-  and no node starts a login shell for it. The server's environment (``get_env()``: its JupyterHub token, the lease's
-  ``GPUHUB_*`` variables) is written to a file of mode 0600 (from its creation on) in the
+  and no node starts a login shell for it. The server's environment (``get_env()``: its
+  JupyterHub token, the lease's ``GPUHUB_*`` variables) is written to a file of mode 0600 (from its creation on) in the
   user's log folder, which the batch script reads and deletes before it becomes the
   server. The token is never on a command line, in the batch script (Slurm keeps a copy
   that ``scontrol write batch_script`` shows) or in Slurm's record of the job's
   environment. The file is on the file system the hub and the nodes share (the homes).
 * **Port.** The server picks a free port on its node and reports it with its own token
-  (:mod:`.slurm_port`); ``start()`` waits for that report while it follows the job in
+  (:mod:`.slurm_node`, to :mod:`.slurm_port`'s handler); ``start()`` waits for that report while it follows the job in
   Slurm (its pending reason as spawn progress; a job that ends fails the spawn with its
   reason and the end of its output). The address is the node's ``NodeAddr`` from Slurm.
 * **Polling.** A Slurm command that fails is not a server that ended: ``poll()`` counts
@@ -217,8 +217,8 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         return env
 
     def server_command(self) -> list[str]:
-        """The job's command: report the port (:mod:`.slurm_port`), then the server."""
-        return [self.python, "-m", "gpuhub.spawners.slurm_port", "--",
+        """The job's command: report the port (:mod:`.slurm_node`), then the server."""
+        return [self.python, "-m", "gpuhub.spawners.slurm_node", "--",
                 *self.cmd, *self.get_args()]  # fmt: skip
 
     def spawn_progress(self, message: str, percent: int) -> None:
