@@ -48,6 +48,7 @@ TIERS = ("unit", "packaging", "hub", "browser", "docker", "slurm")
 #: run's "workers" summary measured them), then the rest by tier.
 LONGEST_FIRST = (
     "docker",
+    "slurm",  # mostly waiting on Slurm: it starts first and the others fill its worker
     "shared-hub",
     "tests/hub/test_spawner_local.py",
     "tests/browser/test_labextension_browser.py",
@@ -68,6 +69,10 @@ LONGEST_IN_TIER = (
     "tests/unit/test_job_runner.py",
     "tests/unit/test_job_executor_contract.py",
 )
+#: Within a group, these modules first: the first Docker test of a run builds gpuhub's
+#: images (``ensure_images``), and the image tests' time limit (900 s) has room for it,
+#: where a browser test's Docker variant (300 s) may not on a busy machine.
+FIRST_IN_GROUP = ("tests/docker/test_images.py",)
 _DOCKER_PARAM = re.compile(r"\[(?:[^\]]*-)?docker(?:-[^\]]*)?\]$")
 
 
@@ -126,7 +131,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         def rank(item: pytest.Item) -> tuple[int, int]:
             group = worker_group(item.nodeid)
             if group in LONGEST_FIRST:
-                return LONGEST_FIRST.index(group), 0
+                module = item.nodeid.split("::", 1)[0]
+                return LONGEST_FIRST.index(group), 0 if module in FIRST_IN_GROUP else 1
             within = LONGEST_IN_TIER.index(group) if group in LONGEST_IN_TIER else 99
             return len(LONGEST_FIRST) + RUN_ORDER.index(_tier(item)), within
 
