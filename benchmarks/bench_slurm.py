@@ -68,7 +68,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import secrets
 import signal
 import subprocess
@@ -86,6 +85,8 @@ from gpuhub.inventory.slurm_submit import ENDED_STATES
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the tests' support package (tests/support)
+from common import fmt, host, percentile  # noqa: E402 - benchmarks/common.py
+
 from tests.support.hub import Hub  # noqa: E402 - the tests' real-JupyterHub driver, shared
 
 PREFIX = "gpuhub-bench"
@@ -93,12 +94,6 @@ TINY = "import time\nprint(time.time(), flush=True)\n"
 RUNNING = {"RUNNING", "COMPLETING"}  # started (or ended: ENDED_STATES)
 JOB_PROFILES = [{"name": "gpu-1", "default": True, "shape": {"kind": "gpu", "count": 1}}]
 USER = "bench"
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile (p95 of 10 values is the largest); None for no values."""
-    s = sorted(values)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)] if s else None
 
 
 def slurm(*argv: str, timeout: float = 30) -> str:
@@ -696,25 +691,12 @@ async def bench_servers(args, hubs: dict[str, BenchHub]) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "python": platform.python_version(),
+        **host(),
         "slurm": slurm("sinfo", "-V").strip(),
         "jupyterhub": version_or_none("jupyterhub"),
         "batchspawner": version_or_none("batchspawner"),
     }
-
-
-def fmt(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def print_report(results: dict[str, Any], args) -> None:

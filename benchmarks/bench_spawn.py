@@ -40,9 +40,7 @@ import asyncio
 import contextlib
 import datetime
 import json
-import math
 import os
-import platform
 import secrets
 import signal
 import sys
@@ -58,6 +56,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the tests' support package (tests/support)
+from common import fmt, host, percentile  # noqa: E402 - benchmarks/common.py
+
 from tests.support.hub import Hub  # noqa: E402 - the tests' real-JupyterHub driver, shared
 
 KINDS = ("stock", "gpu")
@@ -119,12 +119,6 @@ c.DockerSpawner.extra_host_config = {{
     "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "init": True,
 }}
 """
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p95 of 10 values is the largest)."""
-    s = sorted(values)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 
 
 class SpawnFailed(Exception):
@@ -324,23 +318,9 @@ def summarise(rounds: list[Round]) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem = ""
-    with contextlib.suppress(OSError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 2**20:.0f} GiB"
     info = docker.APIClient(version="auto").version()
     return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "memory": mem,
-        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "python": platform.python_version(),
+        **host(),
         "docker_engine": info.get("Version"),
         "jupyterhub": version("jupyterhub"),
         "dockerspawner": version("dockerspawner"),
@@ -394,10 +374,6 @@ async def bench(args: argparse.Namespace, hubs: dict[str, BenchHub], dk) -> dict
         }
         results[str(n)] = row
     return results
-
-
-def fmt(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def print_table(results: dict[str, Any]) -> None:
