@@ -140,6 +140,8 @@ def test_a_server_runs_as_a_slurm_job_pinned_to_its_lease(site):
 
 
 def test_progress_follows_the_slurm_job(site):
+    """The spawn page follows the job: submitted, (pending with Slurm's reason, or running
+    and waiting for the report, when a poll catches it there), listening on its node."""
     user = unique("carol")
     site.hub.add_user(user)
     answers: list[httpx.Response] = []  # the POST answers once the server is ready
@@ -147,19 +149,27 @@ def test_progress_follows_the_slurm_job(site):
         target=lambda: answers.append(site.hub.spawn(user, {"profile": "h100"})), daemon=True
     )
     spawning.start()
-    site.hub.wait_server(user, lambda s: bool(s and s["pending"] == "spawn"), timeout=20)
-    events = site.hub.progress_events(user, lambda e: e.get("ready") or "failed" in e, 90)
-    spawning.join(30)
-    messages = [e.get("message", "") for e in events]
-    assert events[-1].get("ready"), messages
-    assert any(re.fullmatch(r"Submitted Slurm job \d+", m) for m in messages), messages
-    # what Slurm says of the job meanwhile: pending (and why), or running and waiting for
-    # the server's report (a fast report can come before a poll sees the job run)
-    assert any(re.match(r"Slurm job \d+ (is pending: |runs on gpu\d; waiting for the server)", m)
-               for m in messages), messages  # fmt: skip
-    assert any(re.match(r"The server listens on gpu\d", m) for m in messages), messages
-    assert answers and answers[0].status_code in (201, 202), answers
-    site.hub.stop_server(user)
+    try:
+        site.hub.wait_server(user, lambda s: bool(s and s["pending"] == "spawn"), timeout=20)
+        events = site.hub.progress_events(user, lambda e: e.get("ready") or "failed" in e, 90)
+        spawning.join(30)
+        messages = [e.get("message", "") for e in events]
+        assert events[-1].get("ready"), messages
+        submitted = [
+            i for i, m in enumerate(messages) if re.fullmatch(r"Submitted Slurm job \d+", m)
+        ]
+        listens = [i for i, m in enumerate(messages) if re.match(r"The server listens on gpu\d", m)]
+        assert submitted and listens and submitted[0] < listens[0], messages
+        between = messages[submitted[0] + 1 : listens[0]]  # what Slurm said meanwhile, if any
+        assert all(
+            re.match(r"Slurm job \d+ (is pending: |runs on gpu\d; waiting for the server)", m)
+            for m in between
+        ), messages
+        assert answers and answers[0].status_code in (201, 202), answers
+    finally:
+        spawning.join(30)
+        if site.hub.server(user) is not None:
+            site.hub.stop_server(user)
 
 
 def test_a_scancel_from_outside_stops_the_server_and_frees_its_lease(site):
@@ -240,9 +250,10 @@ def test_the_lease_names_the_gpu_slurm_gave_the_server(site):
         assert granted["node"] == state["slurm_node"]
         assert [d["index"] for d in granted["devices"]] == [index]
         assert environ_of(state["slurm_job"])["CUDA_VISIBLE_DEVICES"] == str(index)
-        site.hub.stop_server(user)
     finally:
         slurm("scancel", *outside)
+        if site.hub.server(user) is not None:
+            site.hub.stop_server(user)
 
 
 @pytest.fixture(autouse=True)
