@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -15,6 +16,8 @@ from .services import from_environment, notebook_counts
 
 #: NVML refreshes utilization no faster than this; a shorter interval is refused.
 MIN_INTERVAL_S = 0.1
+#: Seconds the server's shutdown waits for the sampler to stop.
+STOP_TIMEOUT_S = 10.0
 
 
 class GpuhubExtension(ExtensionApp):
@@ -107,7 +110,13 @@ class GpuhubExtension(ExtensionApp):
             self.handlers.append((url_path_join("/", API_PREFIX, path), handler))
 
     async def stop_extension(self) -> None:
-        """Stop the sampler when the server stops."""
+        """Stop the sampler when the server stops; a stop that hangs (a device or the
+        service not answering) never holds the server's shutdown for more than 10 s."""
         services = self.settings.get("jupyter_gpuhub")
         if services is not None:
-            await services.stop()
+            try:
+                await asyncio.wait_for(services.stop(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                self.log.warning(
+                    "jupyter_gpuhub: the GPU sampler did not stop within %s s", STOP_TIMEOUT_S
+                )
