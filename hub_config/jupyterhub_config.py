@@ -180,8 +180,10 @@ if spawner_mode == "slurm":
          "description": "A whole H100 on a cluster node, for training and inference.",
          "shape": {"kind": "gpu", "count": 1, "model": "H100"}},
         {"name": "gpu-2", "display_name": "2 H100s",
-         "description": "Two whole H100s on one cluster node.",
-         "shape": {"kind": "gpu", "count": 2, "model": "H100"}},
+         "description": "Two whole H100s on one cluster node; its jobs may span two "
+                        "nodes (torchrun on each).",
+         "shape": {"kind": "gpu", "count": 2, "model": "H100"},
+         "max_nodes": 2},
         {"name": "l4", "display_name": "1 L4",
          "description": "A whole L4: enough for notebooks, teaching and inference.",
          "shape": {"kind": "gpu", "count": 1, "model": "L4"}},

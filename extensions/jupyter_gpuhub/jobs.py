@@ -6,8 +6,9 @@ is a 400 naming the problem); the service's own errors pass through with their s
 ``error``, message and field. ``GET jobs/parameters?path=`` reads the notebook's cell
 tagged ``parameters`` (:mod:`.job_parameters`) with what the dialog needs to pre-fill
 itself: this server's profile, the GPU shapes the user's quotas allow, what is free of
-each now, and the queue's length. From a CPU-only server the job goes to the pool on the
-default GPU profile (:func:`gpu_profile_of`), not on the server's own.
+each now, the queue's length and how many nodes a job of the profile may span. From a
+CPU-only server the job goes to the pool on the default GPU profile
+(:func:`gpu_profile_of`), not on the server's own.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SUBMIT_FIELDS: dict[str, tuple[type, ...]] = {
     "path": (str,),
     "profile": (str, type(None)),
     "gpus": (int, type(None)),
+    "nodes": (int, type(None)),
     "shape": (dict, type(None)),
     "parameters": (dict,),
     "max_runtime_s": (int, type(None)),
@@ -64,11 +66,25 @@ def gpu_profile_of(options: dict[str, Any]) -> dict[str, Any] | None:
     return next((p for p in gpu if p.get("default")), gpu[0] if gpu else None)
 
 
+def max_nodes_of(options: dict[str, Any], profile: str | None) -> int:
+    """The most nodes a job of ``profile`` may span, as ``GET me/options`` says (its
+    ``max_nodes``); without a profile, the default GPU profile's, which the service then
+    picks. 1 where the service does not say (an older one)."""
+    profiles = options.get("profiles") or ()
+    if profile is None:
+        chosen = gpu_profile_of(options)
+    else:
+        chosen = next((p for p in profiles if p.get("name") == profile), None)
+    value = (chosen or {}).get("max_nodes")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else 1
+
+
 async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -> dict[str, Any]:
     """What the dialog pre-fills, from the service's ``GET me/options`` (the one place the
     shapes, what is free of each, and the job limits come from): this server's profile and
     shape, the shapes with the scheduler's preview of each, the limits of the maximum
-    runtime, whether schedules are taken, the queue's length.
+    runtime, whether schedules are taken, the queue's length, and ``max_nodes``, the most
+    nodes a job of the profile may span (1: no multi-node jobs).
 
     A CPU-only server (``no_gpu``) sends its jobs to the pool: ``profile`` and
     ``current_shape`` are then those of the default GPU profile (None: the service
@@ -76,8 +92,8 @@ async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -
     profile = services.profile
     out: dict[str, Any] = {
         "profile": None if services.no_gpu else profile, "current_shape": None, "shapes": [],
-        "queue_length": None, "runtime": None, "schedules": True, "error": None,
-        "no_gpu": services.no_gpu, "server_profile": profile,
+        "queue_length": None, "runtime": None, "schedules": True, "max_nodes": 1,
+        "error": None, "no_gpu": services.no_gpu, "server_profile": profile,
     }  # fmt: skip
     try:
         options = await client.request(
@@ -99,6 +115,7 @@ async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -
         queue_length=options.get("queue_length"),
         runtime=jobs.get("max_runtime_s"),
         schedules=bool(jobs.get("schedules", True)),
+        max_nodes=max_nodes_of(options, out["profile"]),
         shapes=[
             {**choice, "current": same_shape(out["current_shape"], choice["shape"])}
             for choice in options.get("shapes") or ()
@@ -300,7 +317,7 @@ class JobParametersHandler(JobsAPIHandler):
             services = self.gpuhub
             defaults: dict[str, Any] = {
                 "profile": None if services.no_gpu else services.profile, "current_shape": None,
-                "shapes": [], "queue_length": None, "quotas": [], "error": NO_SERVICE,
+                "shapes": [], "queue_length": None, "quotas": [], "max_nodes": 1, "error": NO_SERVICE,
                 "no_gpu": services.no_gpu, "server_profile": services.profile,
             }  # fmt: skip
         else:

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from .scheduler.shapes import MigSlice, Shape, SharedGpu, WholeGpus, describe
+from .scheduler.shapes import MAX_NODES, MigSlice, Shape, SharedGpu, WholeGpus, describe
 
 #: What a selection asks the scheduler for: a GPU shape, or None (a CPU-only profile).
 GpuShape = WholeGpus | MigSlice | SharedGpu
@@ -116,6 +116,12 @@ class Profile(BaseModel):
     gpu_counts: tuple[int, ...] = Field(
         (), description="Whole-GPU counts a user may choose; default: only shape.count"
     )
+    max_nodes: int = Field(
+        1,
+        ge=1,
+        le=MAX_NODES,
+        description="Nodes a job of this profile may span (whole GPUs, a multi-node executor)",
+    )
     cpu_limit: float | None = Field(None, gt=0, le=1024, description="CPU cores")
     mem_limit: int | None = Field(None, description="Memory, e.g. '32G'")
     shm_size: int | None = Field(None, description="/dev/shm size, e.g. '8G'")
@@ -148,6 +154,15 @@ class Profile(BaseModel):
     def _check_counts(self) -> Profile:
         if not self.display_name:
             object.__setattr__(self, "display_name", self.name)
+        if self.max_nodes > 1 and not isinstance(self.shape, WholeGpus):
+            raise ValueError(
+                f"max_nodes is only for whole-GPU shapes; {describe(self.shape)} is on one node"
+            )
+        if isinstance(self.shape, WholeGpus) and self.shape.node_count > 1:
+            raise ValueError(
+                "shape.nodes: a profile's shape is what one server gets, on one node; "
+                "set max_nodes to let its jobs span nodes"
+            )
         if self.shape is None:
             if self.gpu_counts:
                 raise ValueError("gpu_counts is only for whole-GPU shapes; this profile has no GPU")

@@ -100,7 +100,9 @@ def describe(shape: Any) -> str:
     if kind == "shared":
         return f"a shared{of} GPU"
     count = _get(shape, "count", 1)
-    return f"{count} whole{of} GPU{'s' if count != 1 else ''}"
+    nodes = _get(shape, "nodes") or 1
+    gpus = f"{count} whole{of} GPU{'s' if count != 1 else ''}"
+    return gpus if nodes == 1 else f"{nodes} nodes with {gpus} each"
 
 
 def shape_text(shape: Any) -> str:
@@ -115,7 +117,9 @@ def shape_text(shape: Any) -> str:
         return f"MIG {_get(shape, 'profile')}{of}"
     if kind == "shared":
         return f"shared GPU{of}"
-    return f"{_get(shape, 'count', 1)}x GPU{of}"
+    nodes = _get(shape, "nodes") or 1
+    per_node = f"{_get(shape, 'count', 1)}x GPU{of}"
+    return per_node if nodes == 1 else f"{nodes} nodes × {per_node}"
 
 
 # -- what holds a lease ------------------------------------------------------------------

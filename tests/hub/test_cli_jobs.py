@@ -647,6 +647,9 @@ def test_refusals_are_one_line_and_create_nothing(hub) -> None:
     assert "--profile" in lee.refused("job", "submit", "ok.py", "--profile", "no-such-profile")
     assert "--schedule" in lee.refused("job", "submit", "ok.py", "--schedule", "61 * * * *")
     assert lee.refused("job", "submit", "ok.py", "--mig", "99g.1tb")
+    # this hub runs jobs as local processes: one node each, said in the command's words
+    msg = lee.refused("job", "submit", "ok.py", "--nodes", "2", "--gpus-per-node", "1")
+    assert msg.endswith("(--nodes)") and "one node each" in msg and "Slurm" in msg, msg
     (lee.home / "nb.ipynb").write_text(json.dumps(NOTEBOOK))
     msg = lee.refused("job", "submit", "nb.ipynb", "-p", f"blob={json.dumps('x' * 70000)}")
     assert msg.startswith("parameters (-p): ") and "64 KiB" in msg

@@ -54,9 +54,11 @@ class Site:
         profiles: list[dict[str, Any]] = L4_PROFILES,
         nodes: Iterable[str] | None = None,
         command_timeout: float = 10,
+        executor: dict[str, Any] | None = None,
     ) -> None:
         self.cluster, self.db_url, self.homes, self.clock = cluster, db_url, homes, clock
         self.profiles, self.command_timeout = profiles, command_timeout
+        self.executor_options = dict(executor or {})  # more SlurmExecutor settings
         self.prefix = f"{PREFIX}-{uuid.uuid4().hex[:8]}-"
         found = SlurmInventory(slurm_conf=str(cluster), command_timeout=10).nodes()
         wanted = None if nodes is None else set(nodes)
@@ -68,6 +70,7 @@ class Site:
         executor = SlurmExecutor(
             home_dir_template=str(self.homes / "{username}"), job_name_prefix=self.prefix,
             slurm_conf=str(self.cluster), command_timeout=self.command_timeout,
+            **self.executor_options,
         )  # fmt: skip
         scheduler = Scheduler(open_engine(self.db_url), self.nodes, clock=self.clock)
         self.manager = JobManager(
@@ -77,8 +80,9 @@ class Site:
         self.manager.adopt()
         return self.manager
 
-    def submit(self, source: str, user: str = "alice") -> Job:
-        req = JobRequest.model_validate({"path": "probe.py", "script": source})
+    def submit(self, source: str, user: str = "alice", **fields: Any) -> Job:
+        """Submit the script ``source`` (``fields``: more of the request, e.g. ``nodes``)."""
+        req = JobRequest.model_validate({"path": "probe.py", "script": source, **fields})
         job, _ = asyncio.run(self.manager.submit(req, user=user, groups=[]))
         return job
 

@@ -47,7 +47,7 @@ from gpuhub.jobs.slurm import SlurmExecutor
 from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import open_engine
 
-from tests.support.slurm import PREFIX, local_cluster, slurm, wait_for
+from tests.support.slurm import PREFIX, slurm, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -62,12 +62,6 @@ USER = "ada"
 ABOVE_S = 3.0
 #: How far gpuhub's figure may fall below Slurm's: Slurm's whole seconds.
 BELOW_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Path]:
-    with local_cluster() as conf:
-        yield conf
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -32,7 +31,6 @@ from tests.slurm.test_spawner_slurm import answers, lease, spawn_ready
 from tests.support.hub import unique
 from tests.support.slurm import (
     controller_away,
-    local_cluster,
     node_down,
     slurm,
     submitted,
@@ -63,12 +61,6 @@ def ended_once(job: str) -> str:
 
 
 # -- in the test process: the scheduler and the job manager, a fake clock ------------------
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Path]:
-    with local_cluster() as conf:
-        yield conf
 
 
 @pytest.fixture

@@ -8,21 +8,14 @@ and cancels the tests' jobs and resumes the nodes they drained, whatever happens
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gpuhub.inventory.slurm import SlurmInventory
 
-from tests.support.slurm import PREFIX, local_cluster, slurm, wait_for
+from tests.support.slurm import PREFIX, slurm, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Path]:
-    with local_cluster() as conf:
-        yield conf
 
 
 @pytest.fixture

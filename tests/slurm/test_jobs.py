@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from gpuhub.inventory.slurm import SlurmError, SlurmInventory
 from gpuhub.jobs.executor import JobDevice, JobSpec
 from gpuhub.jobs.slurm import ID_FILE, SlurmExecutor
 
-from tests.support.slurm import PREFIX, local_cluster, slurm, wait_for
+from tests.support.slurm import PREFIX, slurm, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,12 +29,6 @@ print("devices", os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
 print("node", os.environ.get("SLURMD_NODENAME"), flush=True)
 print("job", os.environ["GPUHUB_JOB_ID"], os.environ["GPUHUB_LEASE_ID"], flush=True)
 """
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Path]:
-    with local_cluster() as conf:
-        yield conf
 
 
 @pytest.fixture

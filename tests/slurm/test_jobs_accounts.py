@@ -29,7 +29,7 @@ from gpuhub.jobs.executor import JobSpec
 from gpuhub.jobs.slurm import SlurmExecutor
 
 from tests.support.paths import REPO
-from tests.support.slurm import PREFIX, SCRIPT, local_cluster, slurm, wait_for
+from tests.support.slurm import PREFIX, SCRIPT, slurm, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,12 +49,6 @@ deadline = time.monotonic() + 30
 while not go.exists() and time.monotonic() < deadline:
     time.sleep(0.1)
 """
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Path]:
-    with local_cluster() as conf:
-        yield conf
 
 
 @pytest.fixture(scope="module")

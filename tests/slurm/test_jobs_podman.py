@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from gpuhub.jobs.slurm import SlurmExecutor
 
 from tests.support.docker import DEBIAN_BASE
 from tests.support.paths import REPO
-from tests.support.slurm import PREFIX, local_cluster, wait_for
+from tests.support.slurm import PREFIX, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,12 +71,6 @@ def image() -> str:
     if ran.returncode != 0:
         pytest.skip(f"podman cannot run a container here: {ran.stderr.decode().strip()[-400:]}")
     return IMAGE
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Path]:
-    with local_cluster() as conf:
-        yield conf
 
 
 def runner_mounts() -> list[str]:

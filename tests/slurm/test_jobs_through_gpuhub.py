@@ -10,20 +10,13 @@ so the cluster fixture cancels leftovers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.slurm.slurm_site import WAIT_FOR_FLAG, Site
-from tests.support.slurm import PREFIX, local_cluster, slurm, wait_for
+from tests.support.slurm import PREFIX, slurm, wait_for
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Path]:
-    with local_cluster() as conf:
-        yield conf
 
 
 @pytest.fixture

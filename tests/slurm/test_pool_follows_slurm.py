@@ -23,7 +23,7 @@ from gpuhub.scheduler.db import open_engine
 from gpuhub.service.inventory_refresh import InventoryRefresher
 
 from tests.support.scheduler import ask, assert_consistent, gpu, uuids
-from tests.support.slurm import PREFIX, local_cluster, slurm, wait_for
+from tests.support.slurm import PREFIX, slurm, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,12 +36,6 @@ class OneNode(SlurmInventory):
 
     def nodes(self) -> list[Node]:
         return [n for n in super().nodes() if n.name == NODE]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Path]:
-    with local_cluster() as conf:
-        yield conf
 
 
 @pytest.fixture

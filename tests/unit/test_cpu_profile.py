@@ -230,7 +230,7 @@ def test_me_options_lists_the_cpu_profile_without_a_shape(make):
     assert option == {
         "name": "cpu", "display_name": "No GPU (CPU only)",
         "description": "For editing code and reading data.", "image": IMAGE, "shape": None,
-        "text": "no GPU", "models": [], "models_text": "", "gpu_counts": [], "default": False,
+        "text": "no GPU", "models": [], "models_text": "", "gpu_counts": [], "max_nodes": 1, "default": False,
     }  # fmt: skip
     # as the API document says a profile is (both kinds)
     spec = yaml.safe_load((REPO / "docs" / "reference" / "openapi.yaml").read_text())

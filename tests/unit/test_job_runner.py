@@ -225,6 +225,7 @@ def test_job_document_and_environment() -> None:
         "output": "train.ipynb",
         "parameters": {"lr": 0.1},
         "gpus": 2,
+        "nodes": 1,
         "cwd": "/home/jovyan/work/deep",
     }
     top = JobSpec(

@@ -259,6 +259,10 @@ def test_a_restarted_manager_takes_up_a_running_job_ends_and_books_it_once(env):
         ({"path": "a.ipynb", "script": "x"}, (), "notebook"),
         ({"path": "a.py", "notebook": notebook("1")}, (), "script"),
         (script("x", parameters={"a": 1}), (), "parameters"),
+        (script("x", nodes=2), (), "nodes"),  # the local executor runs one node a job
+        (script("x", shape={"kind": "gpu", "count": 1, "nodes": 2}), (), "nodes"),
+        (script("x", nodes=2, shape={"kind": "gpu", "count": 1}), (), "nodes"),
+        (script("x", shape={"kind": "mig", "profile": "1g.10gb"}, nodes=2), (), "nodes"),
     ],
 )
 def test_refused_requests_create_nothing(env, body, groups, field):

@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 b643fcaf9153cf028b306cef2cdd01e5f12c561690da75abd68f8f3705cc2eb0)
+ * From docs/reference/openapi.yaml (sha256 11c47c3abf53761d574a301347c6761c70bda28c45ccc3005b7567a7806ab47e)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -88,7 +88,8 @@ export interface paths {
          *     `POST /api/v1/leases/preview`: nothing is requested); `profiles` are the spawn
          *     profiles open to the caller (their groups and quotas allow them; a CPU-only
          *     profile, `shape: null`, is open to its groups whatever the quotas say, as its
-         *     servers ask for no GPU); `jobs` the
+         *     servers ask for no GPU; `max_nodes`, the most nodes a job of the profile may span
+         *     here); `jobs` the
          *     limits of a job's maximum runtime and whether recurring schedules are taken.
          *     Admins may name another user with `user`.
          */
@@ -589,7 +590,10 @@ export interface paths {
          *     notebook nbformat finds invalid; parameters that are not identifiers, more than
          *     100, or over 64 KiB as JSON; a profile that does not exist or is not open to the
          *     user; a CPU-only profile (no GPU) without a `shape`. Quotas and the pool refuse as
-         *     on `POST /leases`. This route reads bodies of
+         *     on `POST /leases`. `nodes` over 1 is refused (400, field `nodes`) where the profile's
+         *     `max_nodes` is lower, where the shape is not whole GPUs, and where the site's job
+         *     executor runs no multi-node jobs (only the Slurm executor does; Docker and local
+         *     processes refuse them). This route reads bodies of
          *     up to 16 MiB. `Idempotency-Key` works as on `POST /leases`.
          */
         post: operations["submitJob"];
@@ -767,7 +771,12 @@ export interface components {
          *     (time-sliced) GPU. `kind` must always be given.
          */
         Shape: components["schemas"]["GpuShape"] | components["schemas"]["MigShape"] | components["schemas"]["SharedShape"];
-        /** @description `count` whole GPUs on one node, NVLink-connected where possible. Quota label `gpu`; 1 GPU unit each. */
+        /**
+         * @description `count` whole GPUs on one node, NVLink-connected where possible; with `nodes`,
+         *     `count` GPUs on each of that many nodes, all granted at once or none (a multi-node
+         *     job: one lease, one queue entry). Quota label `gpu`; 1 GPU unit each, `count` ×
+         *     `nodes` units in all.
+         */
         GpuShape: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -775,10 +784,16 @@ export interface components {
              */
             kind: "gpu";
             /**
-             * @description How many GPUs.
+             * @description How many GPUs (on each node).
              * @default 1
              */
             count: number;
+            /**
+             * @description Nodes, each with `count` GPUs. Shown only when more than 1 (absent: one node).
+             *     More than one is for jobs (`JobRequest.nodes`) on a profile whose `max_nodes`
+             *     allows it.
+             */
+            nodes?: number;
             model?: components["schemas"]["ModelFilter"];
         };
         /** @description One MIG instance of a profile. Quota label `mig:<profile>`; charged its share of the GPU's compute slices (1/7 for 1g on A100/H100). */
@@ -840,6 +855,8 @@ export interface components {
             simulated: boolean;
             /** @description Slot of a shared GPU (0 otherwise). */
             slot: number;
+            /** @description Multi-node leases only: the node the device is on. */
+            node?: string;
             /** @description MIG only: UUID of the GPU the instance belongs to. */
             parent_uuid?: string;
             /** @description MIG only: index of the instance on its GPU. */
@@ -864,7 +881,10 @@ export interface components {
             priority: number;
             /** @description GPU units held (or, while queued, the estimate charged against concurrent limits). */
             units: number;
-            /** @description Node of the devices once granted. */
+            /**
+             * @description Node of the devices once granted; for a lease on several nodes (`shape.nodes`
+             *     over 1) the nodes joined with commas (`gpu1,gpu2`), each device naming its own.
+             */
             node: string | null;
             devices: components["schemas"]["Device"][];
             /** @description True when any of its devices is simulated. */
@@ -1311,6 +1331,12 @@ export interface components {
             models: string[];
             models_text: string;
             gpu_counts: number[];
+            /**
+             * @description The most nodes a job of this profile may span (`JobRequest.nodes`), each with
+             *     the job's GPU count; 1 where the profile (its `max_nodes`, default 1) or the
+             *     site's job executor (only Slurm runs multi-node jobs) allows no multi-node jobs.
+             */
+            max_nodes: number;
             default: boolean;
         };
         Me: {
@@ -1452,6 +1478,14 @@ export interface components {
             profile?: string | null;
             /** @description GPU count, for a profile that offers several (`gpu_counts`). */
             gpus?: number | null;
+            /**
+             * @description Nodes the job spans, each with `gpus` (or the profile's count) whole GPUs;
+             *     more than 1 needs a profile whose `max_nodes` allows it and an executor that
+             *     runs multi-node jobs (Slurm). The job runs a script (or the notebook as a
+             *     script) under torchrun on every node. Not with `shape`: a whole-GPU shape
+             *     carries its own `nodes`.
+             */
+            nodes?: number | null;
             /** @description An explicit GPU shape instead of the profile's. */
             shape?: components["schemas"]["Shape"] | null;
             parameters?: components["schemas"]["JobParameters"];
@@ -1473,6 +1507,8 @@ export interface components {
             profile?: string | null;
             /** @description As in `JobRequest`. */
             gpus?: number | null;
+            /** @description As in `JobRequest`. */
+            nodes?: number | null;
             /** @description As in `JobRequest`. */
             shape?: components["schemas"]["Shape"] | null;
             parameters?: components["schemas"]["JobParameters"];
@@ -1515,13 +1551,14 @@ export interface components {
             /** @description The image's id at submit (`sha256:...`). */
             image_digest: string | null;
             shape: components["schemas"]["Shape"];
-            /** @description The shape in a few words, e.g. `1x GPU`. */
+            /** @description The shape in a few words, e.g. `1x GPU`, or `2 nodes × 2x GPU` on several nodes. */
             shape_text: string;
             /** @description The parameters injected. */
             parameters: Record<string, unknown>;
             max_runtime_s: number;
             /** @description Its GPU lease (label `job:USER/ID`). */
             lease_id: number | null;
+            /** @description Its lease's node once granted (a multi-node job's nodes joined with commas, `gpu1,gpu2`). */
             node: string | null;
             /** @description UUIDs of its devices once granted. */
             devices: string[];
@@ -1539,7 +1576,7 @@ export interface components {
             exit_code: number | null;
             /** @description Its folder in the home, e.g. `gpuhub-jobs/12-train`. */
             folder: string;
-            /** @description The executed notebook in the home (notebooks only). */
+            /** @description The executed notebook in the home (notebooks only; null for a job on several nodes: it runs the notebook as a script and writes no executed notebook). */
             output_notebook: string | null;
             /** @description Where it runs: `local`, `docker`, ... */
             executor: string;

@@ -4,7 +4,10 @@ import { Ctx } from './context';
 import { clearError, fmtMinutes, fmtUnits, h, showError, tag } from './dom';
 import { Activity, Device, HolderActivity, Lease, Shape } from './types';
 
-/** A shape in a few words: "1 GPU", "2 H100 GPUs", "MIG 1g.10gb slice", "shared GPU seat". */
+/**
+ * A shape in a few words: "1 GPU", "2 H100 GPUs", "MIG 1g.10gb slice", "shared GPU seat";
+ * on several nodes "2 nodes × 2 GPUs".
+ */
 export function shapeText(shape: Shape): string {
   const model = shape.model ? `${shape.model} ` : '';
   if (shape.kind === 'mig') {
@@ -14,17 +17,31 @@ export function shapeText(shape: Shape): string {
     return `shared ${model}GPU seat`;
   }
   const n = shape.count ?? 1;
-  return `${n} ${model}GPU${n === 1 ? '' : 's'}`;
+  const gpus = `${n} ${model}GPU${n === 1 ? '' : 's'}`;
+  const nodes = shape.nodes ?? 1;
+  return nodes > 1 ? `${nodes} nodes × ${gpus}` : gpus;
+}
+
+/** A lease's or job's node; a multi-node one's nodes, which the API joins with commas,
+ * spaced: "gpu1, gpu2" ("—" before it is granted). */
+export function nodesText(node: string | null | undefined): string {
+  return node ? node.split(',').join(', ') : '—';
 }
 
 /** A shape with its units where they are not plain: "1 GPU", "MIG 1g.5gb slice (1/7 GPU)". */
 export function shapeWithUnits(shape: Shape, units: number): string {
-  const whole = shape.kind === 'gpu' && units === (shape.count ?? 1);
+  const whole = shape.kind === 'gpu' && units === (shape.count ?? 1) * (shape.nodes ?? 1);
   return whole ? shapeText(shape) : `${shapeText(shape)} (${fmtUnits(units)})`;
 }
 
-/** A device for people: "GPU 0 · H100", "GPU 0 slice 1g.10gb #2", "GPU 1 seat 2/4". */
+/**
+ * A device for people: "GPU 0 · H100", "GPU 0 slice 1g.10gb #2", "GPU 1 seat 2/4"; a
+ * multi-node lease's devices name their node: "gpu2 · GPU 0 · H100".
+ */
 export function deviceText(d: Device): string {
+  if (d.node) {
+    return `${d.node} · ${deviceText({ ...d, node: undefined })}`;
+  }
   if (d.profile) {
     return `GPU ${d.index} · ${d.profile}${d.mig_index !== undefined ? ' #' + d.mig_index : ''}`;
   }

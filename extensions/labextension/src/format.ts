@@ -48,6 +48,12 @@ export function deviceSummary(device: IDevice, trans: TranslationBundle): string
   return parts.join(' · ');
 }
 
+/** A lease's node; a multi-node lease's nodes, which the API joins with commas, spaced:
+ * "gpu1, gpu2" ("—" before it is granted). */
+export function nodesText(node: string | null | undefined): string {
+  return node ? node.split(',').join(', ') : '—';
+}
+
 /** The quota that binds first on GPU-hours: the one with the fewest hours left. */
 export function bindingHours(quotas: IQuotaStatus[]): IQuotaStatus | null {
   let best: IQuotaStatus | null = null;

@@ -1,7 +1,9 @@
 /**
  * The "Run as GPU job" dialog: a form pre-filled from this server (its profile, the GPU
- * shapes the quota allows with what is free now and the queue's length), the notebook's
- * `parameters` as typed fields, a maximum runtime, a name and an optional cron schedule.
+ * shapes the quota allows with what is free now and the queue's length), how many nodes
+ * (where the profile allows multi-node jobs, its `max_nodes`), each with the chosen GPU
+ * count, the notebook's `parameters` as typed fields, a maximum runtime, a name and an
+ * optional cron schedule.
  * From a CPU-only server the job goes to the pool on the default GPU profile instead of
  * the server's own. Submitting posts the job from inside the dialog: a refusal is shown in
  * the dialog, next to the field it names, and the dialog stays open, so nothing typed is
@@ -122,6 +124,20 @@ export class JobForm extends Widget {
     }
     gpuRow.append(gpuLabel, this._shape);
     this.node.appendChild(gpuRow);
+
+    // nodes, each with the chosen GPU count: offered where the profile allows several
+    // (me/options' max_nodes; a past multi-node job run again keeps its own)
+    const rerunNodes = rerun?.shape?.kind === 'gpu' ? (rerun.shape.nodes ?? 1) : 1;
+    this._maxNodes = Math.max(d.max_nodes ?? 1, rerunNodes);
+    this._nodesRow = el('div', 'jp-gpuhub-job-row jp-gpuhub-job-nodes');
+    this._nodes = this._number('gpuhub-job-nodes', String(rerunNodes), 1, this._maxNodes);
+    this._nodes.name = 'nodes';
+    this._nodesLabel = el('label', '');
+    this._nodesLabel.htmlFor = this._nodes.id;
+    this._nodesRow.append(this._nodesLabel, this._nodes);
+    this.node.appendChild(this._nodesRow);
+    this._nodesError = el('p', 'jp-gpuhub-job-field-error');
+    this.node.appendChild(this._nodesError);
     this._shapeNote = el('p', 'jp-gpuhub-muted jp-gpuhub-job-queue');
     this._showShape();
     this.node.appendChild(this._shapeNote);
@@ -234,6 +250,7 @@ export class JobForm extends Widget {
     this._error.setAttribute('role', 'alert');
     this.node.appendChild(this._error);
     this.node.addEventListener('input', () => {
+      this._showShape();
       this.validate();
       this.validated();
     });
@@ -305,6 +322,14 @@ export class JobForm extends Widget {
     }
     this._mark(this._schedule, this._scheduleError, scheduleError);
     ok = ok && scheduleError === null;
+    // nodes: only where offered (whole GPUs, a profile that allows several)
+    const nodes = this._nodesOffered() ? Number(this._nodes.value.trim() || 'NaN') : 1;
+    let nodesError: string | null = null;
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > this._maxNodes) {
+      nodesError = trans.__('Nodes: a whole number from 1 to %1.', this._maxNodes);
+    }
+    this._mark(this._nodes, this._nodesError, nodesError);
+    ok = ok && nodesError === null;
     const name = this._name.value.trim();
     if (!ok) {
       return null;
@@ -323,6 +348,15 @@ export class JobForm extends Widget {
     const shape = this._selectedShape() ?? this._info.defaults.current_shape;
     if (shape) {
       body.shape = shape;
+    }
+    // several nodes: the whole-GPU shape carries them (the service takes a shape or
+    // `nodes`, not both); without a shape `nodes` multiplies the profile's own count
+    if (nodes > 1) {
+      if (shape?.kind === 'gpu') {
+        body.shape = { ...shape, nodes };
+      } else {
+        body.nodes = nodes;
+      }
     }
     if (this._recurring.checked) {
       body.schedule = schedule;
@@ -357,6 +391,8 @@ export class JobForm extends Widget {
         this._minutes.classList.add('jp-mod-error');
       } else if (e.field === 'schedule') {
         this._mark(this._schedule, this._scheduleError, message);
+      } else if ((e.field === 'nodes' || e.field === 'shape.nodes') && this._nodesOffered()) {
+        this._mark(this._nodes, this._nodesError, message);
       } else {
         marked = false;
       }
@@ -387,13 +423,15 @@ export class JobForm extends Widget {
       schedule: trans.__('Repeat (cron, UTC)'),
       shape: trans.__('GPUs'),
       gpus: trans.__('GPUs'),
+      nodes: trans.__('Nodes'),
+      'shape.nodes': trans.__('Nodes'),
       profile: trans.__('Environment'),
       parameters: trans.__('Parameters')
     };
     let text = e.message;
     const f = e.field ?? '';
     const param = f.startsWith('parameters.') ? f.slice('parameters.'.length) : null;
-    const label = param ?? labels[f.split('.')[0]];
+    const label = param ?? labels[f] ?? labels[f.split('.')[0]];
     if (label) {
       text = text.replace(
         new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\s*|\\s+)`),
@@ -431,14 +469,36 @@ export class JobForm extends Widget {
     return v === '' ? null : this._info.defaults.shapes[Number(v)].shape;
   }
 
-  /** What is free of the chosen shape now, and how long the queue is. */
+  /** The chosen shape: the selected one, or "as this server" (null: the profile's, not known). */
+  private _chosenShape(): IShape | null {
+    return this._selectedShape() ?? this._info.defaults.current_shape;
+  }
+
+  /** Whether the Nodes choice is offered: a profile that allows several, whole GPUs. */
+  private _nodesOffered(): boolean {
+    const shape = this._chosenShape();
+    return this._maxNodes > 1 && (shape === null || shape.kind === 'gpu');
+  }
+
+  /** What is free of the chosen shape now, and how long the queue is; the Nodes choice
+   * shown where offered, labelled with the GPUs each node gets. */
   private _showShape(): void {
     const trans = this._trans;
     const d = this._info.defaults;
     const v = this._shape.value;
     const choice = v === '' ? d.shapes.find(s => s.current) : d.shapes[Number(v)];
+    const shape = this._chosenShape();
+    this._nodesRow.hidden = !this._nodesOffered();
+    this._nodesLabel.textContent =
+      shape?.kind === 'gpu'
+        ? trans._n('Nodes (each with %1 GPU)', 'Nodes (each with %1 GPUs)', shape.count ?? 1)
+        : trans.__("Nodes (each with the profile's GPUs)");
+    const nodes = this._nodesRow.hidden ? 1 : Number(this._nodes.value);
     const parts: string[] = [];
-    if (choice?.message) {
+    if (Number.isInteger(nodes) && nodes > 1) {
+      // the preview is of one node's GPUs: say how the nodes are granted instead
+      parts.push(trans.__('All %1 nodes are granted at once, or the job waits for them.', nodes));
+    } else if (choice?.message) {
       parts.push(choice.message);
     }
     parts.push(
@@ -546,8 +606,13 @@ export class JobForm extends Widget {
   private _error: HTMLElement;
   private _fields: IField[] = [];
   private _hours: HTMLInputElement;
+  private _maxNodes: number;
   private _minutes: HTMLInputElement;
   private _name: HTMLInputElement;
+  private _nodes: HTMLInputElement;
+  private _nodesError: HTMLElement;
+  private _nodesLabel: HTMLLabelElement;
+  private _nodesRow: HTMLElement;
   private _recurring: HTMLInputElement;
   private _result: IJob | IDefinition | null = null;
   private _runtimeError: HTMLElement;

@@ -83,6 +83,8 @@ export interface IParametersReply {
     /** The service's limits of a job's maximum runtime (null: it did not answer). */
     runtime: IRuntimeLimits | null;
     schedules: boolean;
+    /** The most nodes a job of `profile` may span (me/options' `max_nodes`; absent: 1). */
+    max_nodes?: number;
     error: string | null;
   };
 }
@@ -92,6 +94,9 @@ export interface IJobRequest {
   path: string;
   profile?: string | null;
   shape?: IShape | null;
+  /** Nodes the job spans, each with the profile's GPUs: sent only when over 1 and the
+   * request has no shape (a whole-GPU shape carries its own `nodes`). */
+  nodes?: number | null;
   parameters: Record<string, unknown>;
   max_runtime_s?: number;
   name?: string | null;

@@ -7,7 +7,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { DeviceCharts } from './charts';
-import { deviceSummary, gb, since } from './format';
+import { deviceSummary, gb, nodesText, since } from './format';
 import { GpuModel } from './model';
 import { duration, idleWarningText } from './status';
 import { IDevice, IQuotaStatus } from './types';
@@ -289,7 +289,7 @@ export class GpuPanel extends Widget {
     box.appendChild(el('h3', '', trans.__('Lease %1', lease.id)));
     const rows: [string, string][] = [
       [trans.__('What'), lease.label || lease.profile || '—'],
-      [trans.__('Where'), lease.node ?? '—'],
+      [trans.__('Where'), nodesText(lease.node)],
       [trans.__('Since'), since(lease.granted_at, trans)],
       [trans.__('GPU-hours so far'), lease.gpu_hours.toFixed(2)]
     ];

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..terms import JOB_QUEUED, shape_text
 from . import tables as t
+from .render import nodes_text
 from .tables import duration_text
 
 
@@ -89,7 +90,7 @@ def job_details(job: Mapping[str, Any]) -> str:
         ("image", job.get("image")),
         ("image digest", job.get("image_digest")),
         ("shape", job_shape(job)),
-        ("node", job.get("node")),
+        ("nodes" if "," in (job.get("node") or "") else "node", nodes_text(job.get("node"))),
         ("devices", ", ".join(job.get("devices") or []) or None),
         ("simulated", "yes" if job.get("simulated") else None),
         ("max runtime", duration_text(runtime) if runtime else None),

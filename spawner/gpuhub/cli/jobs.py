@@ -42,8 +42,10 @@ FLAG_OF_FIELD = {
     "script": "PATH",
     "profile": "--profile",
     "gpus": "--gpus",
+    "nodes": "--nodes",
     "shape": "--gpus/--mig/--shared",
     "shape.count": "--gpus",
+    "shape.nodes": "--nodes",
     "shape.profile": "--mig",
     "parameters": "-p",
     "max_runtime_s": "--max-runtime",
@@ -102,9 +104,9 @@ def in_cli_words(error: GpuhubError) -> GpuhubError:
     return error
 
 
-def _shape(args: argparse.Namespace) -> dict[str, Any] | None:
+def _shape(args: argparse.Namespace, nodes: int | None = None) -> dict[str, Any] | None:
     if args.gpus is not None:
-        return {"kind": "gpu", "count": args.gpus}
+        return {"kind": "gpu", "count": args.gpus, **({"nodes": nodes} if nodes else {})}
     if args.mig:
         return {"kind": "mig", "profile": args.mig}
     if args.shared:
@@ -112,8 +114,21 @@ def _shape(args: argparse.Namespace) -> dict[str, Any] | None:
     return None
 
 
+def _nodes(args: argparse.Namespace) -> int | None:
+    """``--nodes`` when over 1 (one node is what a job gets anyway); only whole GPUs span
+    nodes. Whether the profile and the site allow it is the service's to say (``max_nodes``
+    in ``gpuhub options``)."""
+    if args.nodes is None or args.nodes == 1:
+        return None
+    if args.mig or args.shared:
+        what = "--mig" if args.mig else "--shared"
+        raise CliError(f"--nodes: only whole GPUs span nodes; give --gpus-per-node, not {what}")
+    return args.nodes
+
+
 def job_request(args: argparse.Namespace, *, home: Path, cwd: Path | None = None) -> dict:
     """The JobRequest body of ``gpuhub job submit``'s arguments (the file read and checked)."""
+    nodes = _nodes(args)
     params = parameters(args.param)
     source = read_source(args.path, home=home, cwd=cwd)
     if params and source.kind != "notebook":
@@ -121,9 +136,13 @@ def job_request(args: argparse.Namespace, *, home: Path, cwd: Path | None = None
     body: dict[str, Any] = source.body()
     if params:
         body["parameters"] = params
+    # with --gpus-per-node the shape carries the nodes (the service takes a shape or
+    # `nodes`, not both); without it `nodes` multiplies the profile's own count
+    shape = _shape(args, nodes)
     optional = {
         "profile": args.profile,
-        "shape": _shape(args),
+        "shape": shape,
+        "nodes": nodes if shape is None else None,
         "max_runtime_s": args.max_runtime,
         "name": args.name,
     }
@@ -273,14 +292,22 @@ def cmd_job_unschedule(args: argparse.Namespace, client: GpuhubClient | None) ->
 # -- the arguments ----------------------------------------------------------------------
 
 
-def _job_id(text: str) -> int:
+def _whole(text: str, what: str) -> int:
     try:
         n = int(text)
     except ValueError:
         n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an id (a whole number of at least 1)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} (a whole number of at least 1)")
     return n
+
+
+def _job_id(text: str) -> int:
+    return _whole(text, "an id")
+
+
+def _count(text: str) -> int:
+    return _whole(text, "a count")
 
 
 def add_job_commands(sub: Any, conn: argparse.ArgumentParser) -> None:
@@ -320,9 +347,16 @@ def add_job_commands(sub: Any, conn: argparse.ArgumentParser) -> None:
     p = action("submit", cmd_job_submit, "run a notebook (.ipynb) or script (.py) as a job")
     p.add_argument("path", metavar="PATH", help="the notebook or script, inside your home")
     shape = p.add_mutually_exclusive_group()
-    shape.add_argument("--gpus", type=_job_id, metavar="N", help="N whole GPUs on one node")
+    shape.add_argument("--gpus", "--gpus-per-node", dest="gpus", type=_count, metavar="N",
+                       help="N whole GPUs on one node (with --nodes: on each node)")  # fmt: skip
     shape.add_argument("--mig", metavar="PROFILE", help="one MIG slice, e.g. 1g.10gb")
     shape.add_argument("--shared", action="store_true", help="a seat on a time-sliced GPU")
+    p.add_argument("--nodes", type=_count, metavar="N",
+                   help="run on N nodes at once, each with --gpus-per-node GPUs (or the "
+                   "profile's), all granted together or queued together; the job runs under "
+                   "torchrun on every node (a notebook as a script). Needs a profile that "
+                   "allows N nodes (max_nodes in gpuhub options) and a site that runs jobs "
+                   "on Slurm (default: 1)")  # fmt: skip
     p.add_argument("--profile", metavar="P",
                    help="environment (spawner profile); default: your default profile with a "
                    "GPU, whose GPU shape applies unless --gpus, --mig or --shared is given (a "

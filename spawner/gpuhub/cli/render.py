@@ -15,10 +15,22 @@ from . import tables as t
 SIMULATED = "simulated"
 
 
+def nodes_text(node: str | None) -> str | None:
+    """A lease's or job's node; a multi-node one's nodes, which the API joins with commas,
+    spaced for people: ``gpu1, gpu2``."""
+    return ", ".join(node.split(",")) if node else node
+
+
 def devices_text(devices: Sequence[Mapping[str, Any]]) -> str | None:
-    """Granted devices: ``GPU 0,1``, ``GPU 4 MIG 1g.5gb``."""
+    """Granted devices: ``GPU 0,1``, ``GPU 4 MIG 1g.5gb``; on several nodes (each device
+    names its ``node``), per node: ``gpu1 GPU 0,1; gpu2 GPU 0,1``."""
     if not devices:
         return None
+    nodes = list(dict.fromkeys(d["node"] for d in devices if d.get("node")))
+    if len(nodes) > 1:
+        return "; ".join(
+            f"{n} {devices_text([d for d in devices if d.get('node') == n])}" for n in nodes
+        )
     parts = []
     for d in devices:
         if d.get("profile"):
@@ -137,6 +149,8 @@ def _profile_gpus(p: Mapping[str, Any]) -> str | None:
     """What a profile gives: the service's text, and for a CPU-only one that it is free."""
     if p.get("shape") is None:
         return f"{p.get('text') or 'no GPU'} (quota-free)"
+    if (p.get("max_nodes") or 1) > 1:
+        return f"{p.get('text')} (jobs: up to {p['max_nodes']} nodes)"
     return p.get("text")
 
 
@@ -370,10 +384,11 @@ def lease_sentence(lease: Mapping[str, Any]) -> str:
     what = shape_text(lease.get("shape", {}))
     lid, status = lease["id"], lease["status"]
     if status == ACTIVE:
-        where = f" on {lease.get('node')}"
         devs = devices_text(lease.get("devices", []))
         sim = f" ({SIMULATED})" if lease.get("simulated") else ""
-        return f"lease {lid} granted: {what}{where}, {devs}{sim}"
+        if "," in (lease.get("node") or ""):  # several nodes: the devices name theirs
+            return f"lease {lid} granted: {what} on {devs}{sim}"
+        return f"lease {lid} granted: {what} on {lease.get('node')}, {devs}{sim}"
     if status == QUEUED:
         return (
             f"lease {lid} queued at position {lease.get('position')}: {what}; it is granted "

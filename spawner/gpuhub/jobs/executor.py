@@ -57,6 +57,7 @@ class JobDevice:
     parent_uuid: str | None = None  # a MIG instance's GPU
     mig_profile: str | None = None  # a MIG instance's profile, e.g. "1g.10gb"
     shared_by: int | None = None  # a time-sliced GPU's number of seats
+    node: str | None = None  # its node, in a multi-node job (else the job's ``node``)
 
     @classmethod
     def from_lease(cls, device: dict[str, Any]) -> JobDevice:
@@ -71,6 +72,7 @@ class JobDevice:
             parent_uuid=device.get("parent_uuid"),
             mig_profile=device.get("profile"),
             shared_by=device.get("shared_by"),
+            node=device.get("node"),
         )
 
 
@@ -111,7 +113,8 @@ class JobSpec:
     cpu_limit: float | None = None
     mem_limit: int | None = None  # bytes
     shm_size: int | None = None  # bytes
-    gpus: int = 0  # whole devices granted (torchrun --nproc-per-node for scripts)
+    gpus: int = 0  # whole devices granted on each node (torchrun --nproc-per-node)
+    nodes: int = 1  # nodes the job spans (> 1: a multi-node job; ``node`` lists them)
     #: the job's maximum runtime in seconds; the lifecycle stops the job (``stop``) when it
     #: has run this long. An engine's own limit (Slurm ``--time``) should be a little longer,
     #: so gpuhub's stop, which records ``timed_out``, comes first. None: not known.
@@ -119,7 +122,9 @@ class JobSpec:
     #: the GPU shape asked for, as the API shows shapes: {"kind": "gpu", "count": 2},
     #: {"kind": "mig", "profile": "1g.10gb"}, {"kind": "shared"} (+ "model" if asked)
     shape: dict[str, Any] = field(default_factory=dict)
-    node: str | None = None  # the node the lease's devices are on (None: no lease)
+    #: the node the lease's devices are on (None: no lease); a multi-node job's nodes
+    #: joined with commas, Slurm's node list ("gpu1,gpu2"), each device naming its own
+    node: str | None = None
     devices: tuple[JobDevice, ...] = ()  # the lease's devices, in the lease's order
     lease_id: int | None = None
     profile: str | None = None  # the spawner profile the job was submitted with
@@ -196,6 +201,9 @@ class JobExecutor(LoggingConfigurable):
     #: Whether the engine picks the devices on the node itself (then :meth:`placed`
     #: names them); False: the job gets the lease's devices.
     picks_devices: ClassVar[bool] = False
+    #: Whether it runs jobs that span nodes (``JobSpec.nodes`` > 1: a launcher on each
+    #: node, ``torchrun`` with a rendezvous). False: such jobs are refused at submit.
+    multi_node: ClassVar[bool] = False
 
     def resolve_image(self, image: str | None) -> str | None:
         """The image's immutable id at submit (``"sha256:..."``), or None where images do
@@ -219,12 +227,15 @@ class JobExecutor(LoggingConfigurable):
         vanished without one). Idempotent: asked again after the end, it answers the same."""
         raise NotImplementedError
 
-    def placed(self, job: JobSpec, state: dict[str, Any]) -> tuple[int, ...] | None:
+    def placed(
+        self, job: JobSpec, state: dict[str, Any]
+    ) -> tuple[int, ...] | dict[str, tuple[int, ...]] | None:
         """The device indices on :attr:`JobSpec.node` that the engine gave the job, once
-        it knows them; None where the job uses the lease's own devices (the default) or
-        the engine has not placed it yet. An engine that picks devices itself (Slurm picks
-        indices for ``--gres``) answers here, and the lifecycle moves the lease onto them,
-        so the pool and the job's views name the devices the job really has."""
+        it knows them (a multi-node job's: node -> indices, for each of its nodes); None
+        where the job uses the lease's own devices (the default) or the engine has not
+        placed it yet. An engine that picks devices itself (Slurm picks indices for
+        ``--gres``) answers here, and the lifecycle moves the lease onto them, so the pool
+        and the job's views name the devices the job really has."""
         return None
 
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:

@@ -25,6 +25,7 @@ from ..profiles import (
 )
 from ..scheduler.core import Scheduler
 from ..scheduler.errors import IdempotencyConflict
+from ..scheduler.shapes import Shape, WholeGpus, describe
 from ..terms import ACTIVE, JOB_QUEUED, job_label, shape_text
 from .errors import JobInvalid
 from .executor import JobExecutor
@@ -61,6 +62,8 @@ def check_request(req: JobRequest, limits: JobLimits) -> None:
             )
     if req.shape is not None and req.gpus is not None:
         raise JobInvalid("give gpus or shape, not both", field="gpus")
+    if req.shape is not None and req.nodes is not None:
+        raise JobInvalid("give nodes with gpus, or a shape with its nodes, not both", field="nodes")
     if req.max_runtime_s is not None and req.max_runtime_s > limits.max_runtime:
         raise JobInvalid(
             f"max_runtime_s: at most {limits.max_runtime} seconds here", field="max_runtime_s"
@@ -96,6 +99,34 @@ def select_profile(req: JobRequest, profiles: list[Profile], groups: list[str]) 
     return selection
 
 
+def job_shape(req: JobRequest, selection: Selection, executor: JobExecutor) -> Shape:
+    """The shape a job asks for: the request's own, else the profile's with the request's
+    ``nodes``. More than one node needs whole GPUs, a profile whose ``max_nodes`` allows
+    it and an executor that runs multi-node jobs; else :class:`JobInvalid` on ``nodes``."""
+    shape = req.shape or selection.shape
+    nodes = req.nodes or (shape.node_count if isinstance(shape, WholeGpus) else 1)
+    if nodes == 1:
+        return shape
+    if not isinstance(shape, WholeGpus):
+        raise JobInvalid(
+            f"nodes is for whole GPUs; {describe(shape)} is on one node", field="nodes"
+        )
+    if not executor.multi_node:
+        raise JobInvalid(
+            f"jobs here run with the {executor.name} executor, one node each; a job on "
+            f"{nodes} nodes needs a cluster executor (Slurm)",
+            field="nodes",
+        )
+    most = selection.profile.max_nodes
+    if nodes > most:
+        raise JobInvalid(
+            f"profile {selection.profile.name} lets a job span at most "
+            f"{most} node{'s' if most != 1 else ''}; ask for fewer nodes or another profile",
+            field="nodes",
+        )
+    return shape.model_copy(update={"nodes": nodes})
+
+
 def request_digest(user: str, req: JobRequest) -> str:
     """A digest of a request, telling a retry apart from another request under one key."""
     body = [user, req.model_dump(mode="json", exclude={"user"})]
@@ -126,7 +157,9 @@ class JobIntake:
     def check(self, req: JobRequest, groups: list[str]) -> Selection:
         """Check ``req`` for a user in ``groups``; the profile selection it gets."""
         check_request(req, self.limits)
-        return select_profile(req, self.profiles, groups)
+        selection = select_profile(req, self.profiles, groups)
+        job_shape(req, selection, self.executor)
+        return selection
 
     async def submit(
         self,
@@ -148,6 +181,7 @@ class JobIntake:
             if known is not None:
                 return known, True
         selection = select_profile(req, self.profiles, groups)
+        shape = job_shape(req, selection, self.executor)
         try:
             digest_of_image = await asyncio.to_thread(self.executor.resolve_image, selection.image)
         except ValueError as e:
@@ -160,7 +194,6 @@ class JobIntake:
         self._next_id += 1
         if definition is not None:
             definition = (definition[0], definition[1], {**definition[2], "last_job_id": job_id})
-        shape = req.shape or selection.shape
         p = selection.profile
         lease = self.scheduler.request(
             user=user, user_groups=groups, shape=shape, group=selection.group,

@@ -248,9 +248,12 @@ class JobLifecycle:
         except (ValueError, NotFound) as e:
             self.log.warning(
                 "job %s: the lease keeps its devices; the engine's (%s) cannot be recorded: %s",
-                job.id, ",".join(map(str, indices)), e,
+                job.id, indices, e,
             )  # fmt: skip
-        self.db.update_job(job.id, was=[JOB_RUNNING], state={**job.state, PLACED: list(indices)})
+        kept = (
+            {n: list(i) for n, i in indices.items()} if isinstance(indices, dict) else list(indices)
+        )
+        self.db.update_job(job.id, was=[JOB_RUNNING], state={**job.state, PLACED: kept})
 
     async def _stop(self, spec: JobSpec, state: dict[str, Any]) -> int | None:
         """Stop a job (SIGTERM, grace, kill); its exit code when the executor knows it."""

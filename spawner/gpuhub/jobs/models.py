@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..names import NAME_PATTERN
-from ..scheduler.shapes import Shape
+from ..scheduler.shapes import MAX_NODES, Shape
 from .cron import CronError, CronSchedule
 
 _USER = re.compile(NAME_PATTERN)  # user names as the service checks them
@@ -93,6 +93,9 @@ class JobRequest(BaseModel):
         None, description="A spawner profile with a GPU; default: the user's default GPU profile"
     )
     gpus: int | None = Field(None, ge=1, le=64, description="GPU count (profiles with counts)")
+    nodes: int | None = Field(
+        None, ge=1, le=MAX_NODES, description="Nodes, each with the GPU count (multi-node jobs)"
+    )
     shape: Shape | None = Field(None, description="An explicit shape instead of the profile's")
     parameters: dict[str, Any] = Field(default_factory=dict, description="papermill parameters")
     max_runtime_s: int | None = Field(

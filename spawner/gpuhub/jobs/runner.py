@@ -10,7 +10,8 @@ A notebook is executed with papermill (parameters injected after the cell tagged
 ``parameters``; the kernel named by the notebook, or ``python3`` where this environment
 has no such kernel) into ``output``, which is saved after every cell, so a failed or
 stopped job keeps the outputs it made. A script runs with ``python input.py``, or
-``torchrun --nproc-per-node N input.py`` for an N-GPU job. Either runs in a child process
+``torchrun --nproc-per-node N input.py`` for an N-GPU job; a job on several nodes
+(``"nodes"``) runs ``srun`` + ``torchrun`` on each (:mod:`gpuhub.jobs.launch`). Either runs in a child process
 group of its own, in ``cwd``; everything it prints goes to ``job.log`` and to this
 process's stdout as it comes. SIGTERM (and SIGINT) are forwarded to that group.
 
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, LOG_FILE, JobExit, JobSpec
+from .launch import LaunchError, multi_node_command
 
 #: Where the notebook's child leaves the sentence saying why papermill failed.
 ERROR_FILE = ".runner-error"
@@ -59,6 +61,7 @@ def job_document(job: JobSpec, home: str) -> dict[str, Any]:
         "output": job.output_name,
         "parameters": dict(job.parameters),
         "gpus": job.gpus,
+        "nodes": job.nodes,
         "cwd": cwd,
     }
 
@@ -141,7 +144,10 @@ def job_cwd(job: dict[str, Any], folder: Path) -> Path:
 
 
 def child_command(job: dict[str, Any], folder: Path) -> list[str]:
-    """The command of the job's child process."""
+    """The command of the job's child process (:class:`LaunchError` where a multi-node job
+    cannot start here)."""
+    if int(job.get("nodes") or 1) > 1:
+        return multi_node_command(job, folder)
     if job["kind"] == "notebook":
         return [sys.executable, "-m", "gpuhub.jobs.runner", "--papermill", str(folder)]
     script = str(folder / job["input"])
@@ -289,7 +295,11 @@ class Runner:
             return write_exit_status(self.folder, SETUP_FAILED, "failed", str(e))
         cwd = job_cwd(job, self.folder)
         (self.folder / ARTIFACTS).mkdir(exist_ok=True)
-        command = child_command(job, self.folder)
+        try:
+            command = child_command(job, self.folder)
+        except LaunchError as e:
+            self.say(str(e))
+            return write_exit_status(self.folder, SETUP_FAILED, "failed", str(e))
         what = "notebook" if job["kind"] == "notebook" else "script"
         self.say(f"job {job.get('id')}: {what} {job['input']} in {cwd}")
         if job.get("parameters"):

@@ -93,6 +93,7 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
 
     name = "slurm"
     picks_devices = True  # Slurm picks the indices for --gres=gpu:N on the node
+    multi_node = True  # --nodes=N, then srun + torchrun on each (gpuhub.jobs.launch)
 
     home_dir_template = Unicode(
         "~{username}",
@@ -215,6 +216,8 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
             argv += owner_options(owner)
         if job.node:
             argv.append(f"--nodelist={job.node}")
+        if job.nodes > 1:  # the batch step on the first; srun starts one agent per node
+            argv += [f"--nodes={job.nodes}", "--ntasks-per-node=1"]
         gres = self.gres(job)
         if gres:
             argv.append(f"--gres={gres}")
@@ -346,9 +349,12 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
             None, "lost", error + (f"; Slurm's output ends: {tail}" if tail else ""), time.time()
         )
 
-    def placed(self, job: JobSpec, state: dict[str, Any]) -> tuple[int, ...] | None:
+    def placed(
+        self, job: JobSpec, state: dict[str, Any]
+    ) -> tuple[int, ...] | dict[str, tuple[int, ...]] | None:
         """The GPU indices Slurm gave the job on its node (``scontrol show job -d``), once
-        it runs there; None before (or once Slurm has forgotten the job)."""
+        it runs there (a multi-node job's: node -> indices); None before (or once Slurm
+        has forgotten the job)."""
         slurm_job = state["slurm_job"]
         try:
             text = self.runner(["scontrol", "show", "job", "-d", "-o", slurm_job])
@@ -358,7 +364,10 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
             return None
         for found in parse_jobs(text):
             if found.job_id == slurm_job and found.holds:
-                return found.indices_on(job.node or "") or None
+                if job.nodes == 1:
+                    return found.indices_on(job.node or "") or None
+                on = {node: found.indices_on(node) for node in (job.node or "").split(",")}
+                return on if all(on.values()) else None
         return None
 
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:

@@ -26,6 +26,7 @@ def build_job_spec(job: Job, lease: Lease | None, *, now: float, source: str = "
     (the scheduler's clock), with ``source``, the snapshot, where the hook needs it."""
     devices = tuple(JobDevice.from_lease(d) for d in lease.devices) if lease is not None else ()
     whole = job.shape.get("kind", "gpu") == "gpu"
+    nodes = int(job.shape.get("nodes") or 1) if whole else 1
     limits = job.limits or {}
     return JobSpec(
         id=job.id,
@@ -43,7 +44,8 @@ def build_job_spec(job: Job, lease: Lease | None, *, now: float, source: str = "
         cpu_limit=limits.get("cpu_limit"),
         mem_limit=limits.get("mem_limit"),
         shm_size=limits.get("shm_size"),
-        gpus=len(devices) if whole else min(1, len(devices)),
+        gpus=len(devices) // nodes if whole else min(1, len(devices)),
+        nodes=nodes,
         max_runtime_s=job.max_runtime_s,
         shape=dict(job.shape),
         node=lease.node if lease is not None else None,

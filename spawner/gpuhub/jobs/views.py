@@ -41,6 +41,8 @@ def job_view(
     elapsed = None if started is None else max(0.0, (end if end is not None else now) - started)
     folder = job_folder(job.id, job.name)
     out = output_name(job.path, job.kind)
+    if int(job.shape.get("nodes") or 1) > 1:
+        out = None  # a notebook on several nodes runs as a script: its output is the log
     return {
         "id": job.id,
         "user": job.user,

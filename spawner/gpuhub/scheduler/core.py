@@ -352,9 +352,10 @@ class Scheduler:
             )  # fmt: skip
         return lease
 
-    def rebind(self, lease_id: int, indices: Iterable[int]) -> Lease:
-        """Move an active lease of whole GPUs onto the GPUs ``indices`` of its node: the
-        devices a cluster engine gave its work (Slurm picks the indices for ``--gres``).
+    def rebind(self, lease_id: int, indices: Iterable[int] | Mapping[str, Iterable[int]]) -> Lease:
+        """Move an active lease of whole GPUs onto the GPUs ``indices`` of its node (of a
+        multi-node lease: node -> indices, for each of its nodes): the devices a cluster
+        engine gave its work (Slurm picks the indices for ``--gres``).
 
         Where another lease holds one of them, it takes in exchange a GPU this lease
         leaves (the engine gave that lease's work other devices, read back in turn), so no
@@ -367,22 +368,21 @@ class Scheduler:
         lease = self.live[lease_id]
         if not moves:
             return lease
-        node = lease.node or ""
 
         def write(conn: Connection) -> Lease:
             moved = [self.live[lid] for lid in moves]
             for x in moved:  # every old claim goes before any new one is written
                 conn.execute(DELETE_CLAIMS, {"lid": x.id})
-                self.pool.free(x.id, node, x.slots, x.units)
+                self.pool.free(x.id, x.node or "", x.slots, x.units)
             for x in moved:
                 x.devices = moves[x.id]
                 self.store.move_lease(conn, x)
-                self.pool.claim(x.id, node, x.slots, x.units)
+                self.pool.claim(x.id, x.node or "", x.slots, x.units)
             return lease
 
         self._guarded(write)
         log.info(
-            "lease %s moved to the devices its engine gave it on %s: %s%s", lease.id, node,
+            "lease %s moved to the devices its engine gave it on %s: %s%s", lease.id, lease.node,
             ",".join(d["uuid"] for d in lease.devices),
             "".join(f"; lease {lid} takes {','.join(d['uuid'] for d in devices)}"
                     for lid, devices in moves.items() if lid != lease.id),

@@ -210,7 +210,9 @@ def request_digest(
     to tell a retry (same digest) from another request that reuses an idempotency key."""
     asked = {
         "user": user,
-        "shape": shape.model_dump(mode="json"),
+        "shape": {  # one node dumps as before multi-node shapes were known
+            k: v for k, v in shape.model_dump(mode="json").items() if k != "nodes" or v
+        },
         "group": group,
         "profile": profile,
         "label": label,

@@ -20,12 +20,15 @@ from fractions import Fraction
 from types import MappingProxyType
 
 from ..inventory import Gpu, MigInstance, Node
+from .fit import InventoryFit
 from .shapes import MigSlice, SharedGpu, WholeGpus, model_matches
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a request goes: one node and the slots it claims there."""
+    """Where a request goes: one node and the slots it claims there. A multi-node shape's
+    ``node`` is its nodes joined with commas (Slurm's node list), and each of its devices
+    names its ``node``."""
 
     node: str
     slots: tuple[tuple[str, int], ...]  # (device id, slot)
@@ -139,8 +142,7 @@ class Pool:
         self._gpu_of: dict[str, _GpuState] = {}  # GPU uuid and MIG uuid -> GPU state
         self._mig: dict[str, MigInstance] = {}
         self._matches: dict[tuple[str, str | None], bool] = {}
-        self._feasible: dict[tuple, str | None] = {}  # depends on the inventory only
-        self._max_units: dict[tuple, Fraction] = {}  # so does this
+        self.fit = InventoryFit(nodes)  # what could ever fit: the inventory's, not the pool's
         for node in nodes:
             gpus = {g.uuid: _GpuState(g, node.name) for g in node.gpus}
             self.nodes[node.name] = _NodeState(node, gpus)
@@ -212,8 +214,7 @@ class Pool:
                 gs.holders[slot] = lease_id
                 if gs.gpu.shares == 1:
                     self.nodes[gs.node].free_whole.discard(device_id)
-        if node in self.nodes:
-            self.nodes[node].used_units += units
+        self._count_units(node, units)
 
     def free(self, lease_id: int, node: str, slots: tuple[tuple[str, int], ...], units) -> None:
         """Return a lease's slots to the pool."""
@@ -229,8 +230,14 @@ class Pool:
                 del gs.holders[slot]
                 if gs.gpu.shares == 1 and gs.outside is None:
                     self.nodes[gs.node].free_whole.add(device_id)
-        if node in self.nodes:
-            self.nodes[node].used_units -= units
+        self._count_units(node, -units)
+
+    def _count_units(self, node: str, units: Fraction) -> None:
+        """Add ``units`` to a node's use; a multi-node lease's (``a,b``) spread evenly."""
+        names = node.split(",")
+        for name in names:
+            if name in self.nodes:
+                self.nodes[name].used_units += Fraction(units) / len(names)
 
     # -- placement -------------------------------------------------------------------
 
@@ -327,87 +334,18 @@ class Pool:
         return hit
 
     def feasible(self, shape: WholeGpus | MigSlice | SharedGpu) -> str | None:
-        """None if ``shape`` could fit on an empty pool, else a sentence saying why not.
-
-        Every node of the inventory counts, usable or not, and devices held outside gpuhub
-        too: what waits for them is queued, not refused."""
-        key = shape.bucket
-        if key not in self._feasible:
-            self._feasible[key] = self._why_infeasible(shape)
-        return self._feasible[key]
+        """None if ``shape`` could fit on an empty pool, else a sentence saying why not
+        (:meth:`InventoryFit.feasible`)."""
+        return self.fit.feasible(shape)
 
     def max_units(self, shape: WholeGpus | MigSlice | SharedGpu) -> Fraction:
-        """The most GPU units any device that fits ``shape`` costs: what a queued request is
-        charged until it is granted (its slice or seat is known only then)."""
-        key = shape.bucket
-        if key not in self._max_units:
-            self._max_units[key] = self._most_units(shape)
-        return self._max_units[key]
-
-    def _most_units(self, shape: WholeGpus | MigSlice | SharedGpu) -> Fraction:
-        if isinstance(shape, WholeGpus):
-            return Fraction(shape.count)
-        gpus = [
-            g
-            for ns in self.nodes.values()
-            for g in ns.node.gpus
-            if model_matches(g.model, shape.model)
-        ]
-        if isinstance(shape, MigSlice):
-            return max(
-                g.slice_units(m)
-                for g in gpus
-                for m in g.mig_instances
-                if m.profile == shape.profile
-            )
-        return max(Fraction(1, g.shares) for g in gpus if g.shares > 1)
-
-    def _why_infeasible(self, shape: WholeGpus | MigSlice | SharedGpu) -> str | None:
-        want = f" {shape.model}" if shape.model else ""
-        if isinstance(shape, WholeGpus):
-            best = max(
-                (
-                    sum(
-                        1
-                        for g in ns.gpus.values()
-                        if g.gpu.mode == "exclusive" and model_matches(g.gpu.model, shape.model)
-                    )
-                    for ns in self.nodes.values()
-                ),
-                default=0,
-            )
-            if best == 0 and shape.model:  # no such model at all: name the ones there are
-                here = sorted({g.gpu.model for ns in self.nodes.values() for g in ns.gpus.values()})
-                return f"no whole GPU in the pool is a {shape.model} (here: {', '.join(here)})"
-            if best < shape.count:
-                return (
-                    f"no node has {shape.count} whole{want} GPUs (the most on one node is {best}); "
-                    "ask for fewer GPUs or another model"
-                )
-            return None
-        if isinstance(shape, MigSlice):
-            if not any(
-                m.profile == shape.profile and model_matches(self._gpu_of[u].gpu.model, shape.model)
-                for u, m in self._mig.items()
-            ):
-                profiles = sorted({m.profile for m in self._mig.values()})
-                return (
-                    f"no{want} GPU in the pool offers MIG profile {shape.profile} "
-                    f"(offered: {', '.join(profiles) or 'none'})"
-                )
-            return None
-        if not any(
-            g.gpu.shares > 1 and model_matches(g.gpu.model, shape.model)
-            for ns in self.nodes.values()
-            for g in ns.gpus.values()
-        ):
-            return f"no{want} GPU in the pool is shared (time-sliced)"
-        return None
+        """The most GPU units a request for ``shape`` costs (:meth:`InventoryFit.max_units`)."""
+        return self.fit.max_units(shape)
 
     def _place_whole(
         self, shape: WholeGpus, avoid: AbstractSet[str] | None, only: AbstractSet[str] | None
     ) -> Placement | None:
-        if avoid or only is not None:
+        if avoid or only is not None or shape.node_count > 1:
             return self._place_whole_among(shape, avoid, only)
         best: tuple | None = None
         for ns in self._open_nodes():
@@ -430,8 +368,9 @@ class Pool:
     def _place_whole_among(
         self, shape: WholeGpus, avoid: AbstractSet[str] | None, only: AbstractSet[str] | None
     ) -> Placement | None:
-        """:meth:`_place_whole` on the free GPUs in ``only`` (None: all) not in ``avoid``."""
-        best: tuple | None = None
+        """:meth:`_place_whole` on the free GPUs in ``only`` (None: all) not in ``avoid``;
+        a multi-node shape on the best-fitting nodes, all of them or none."""
+        fits: list[tuple] = []
         for ns in self._open_nodes():
             usable = ns.free_whole - avoid if avoid else ns.free_whole
             if only is not None:
@@ -441,10 +380,21 @@ class Pool:
             n_free = sum(1 for u in usable if self.matches(ns.gpus[u].gpu.model, shape.model))
             if n_free < shape.count:
                 continue
-            key = (n_free - shape.count, -ns.used_units, ns.node.name)
-            if best is None or key < best[0]:
-                best = (key, ns, usable)
-        return None if best is None else self._whole_on(best[1], best[2], shape)
+            fits.append(((n_free - shape.count, -ns.used_units, ns.node.name), ns, usable))
+        if len(fits) < shape.node_count:
+            return None
+        if shape.node_count == 1:
+            _, ns, usable = min(fits, key=lambda fit: fit[0])
+            return self._whole_on(ns, usable, shape)
+        best = sorted(fits, key=lambda fit: fit[0])[: shape.node_count]
+        chosen = sorted(best, key=lambda fit: fit[1].node.name)  # Slurm's node list order
+        parts = [self._whole_on(ns, usable, shape) for _, ns, usable in chosen]
+        return Placement(
+            node=",".join(p.node for p in parts),
+            slots=tuple(slot for p in parts for slot in p.slots),
+            units=Fraction(shape.units),
+            devices=tuple({**d, "node": p.node} for p in parts for d in p.devices),
+        )
 
     def _whole_on(self, ns: _NodeState, usable: AbstractSet[str], shape: WholeGpus) -> Placement:
         free = [ns.gpus[u] for u in usable if self.matches(ns.gpus[u].gpu.model, shape.model)]
@@ -521,9 +471,7 @@ class Pool:
         """An independent copy of the pool as it is now, for what-if questions ("when would
         this request fit?"): claims and frees on the copy change nothing here."""
         twin = Pool([ns.node for ns in self.nodes.values()], self.held_outside)
-        twin._matches, twin._feasible, twin._max_units = (
-            self._matches, self._feasible, self._max_units,
-        )  # fmt: skip
+        twin._matches, twin.fit = self._matches, self.fit
         for name, ns in self.nodes.items():
             tn = twin.nodes[name]
             tn.used_units, tn.free_whole = ns.used_units, set(ns.free_whole)

@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..terms import describe
 
-__all__ = ["MigSlice", "Shape", "SharedGpu", "WholeGpus", "describe", "model_matches"]
+__all__ = ["MAX_NODES", "MigSlice", "Shape", "SharedGpu", "WholeGpus", "describe", "model_matches"]
 
 # matched whole (fullmatch: "$" would also match before a trailing newline), ASCII digits
 _PROFILE = re.compile(r"([0-9]+c\.)?[0-9]+g\.[0-9]+gb")
+#: The most nodes one request may span.
+MAX_NODES = 16
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.*?\-]{0,63}")
 
 
@@ -33,10 +35,30 @@ class _Shape(BaseModel):
 
 
 class WholeGpus(_Shape):
-    """``count`` whole GPUs, all on one node, NVLink-connected where possible."""
+    """``count`` whole GPUs on one node, NVLink-connected where possible; or, with
+    ``nodes`` > 1, ``count`` on each of that many nodes, all granted at once (a multi-node
+    job). One node is kept as None, so shapes without ``nodes`` read and dump as before."""
 
     kind: Literal["gpu"] = "gpu"
     count: int = Field(1, ge=1, le=64)
+    nodes: int | None = Field(
+        None, ge=1, le=MAX_NODES, description="nodes, each with `count` GPUs (default 1)"
+    )
+
+    @field_validator("nodes")
+    @classmethod
+    def _one_node_is_none(cls, v: int | None) -> int | None:
+        return None if v == 1 else v
+
+    @property
+    def node_count(self) -> int:
+        """How many nodes the shape spans."""
+        return self.nodes or 1
+
+    @property
+    def units(self) -> int:
+        """Whole GPUs in all: ``count`` on each node."""
+        return self.count * self.node_count
 
     @property
     def label(self) -> str:
@@ -46,7 +68,7 @@ class WholeGpus(_Shape):
     @property
     def bucket(self) -> tuple:
         """Requests with equal buckets fit exactly when each other fits."""
-        return ("gpu", self.count, self.model)
+        return ("gpu", self.count, self.model, self.node_count)
 
 
 class MigSlice(_Shape):

@@ -341,6 +341,11 @@ def _busy(shape: AnyShape, free: int, total: int, withheld: int = 0) -> str:
         )
     if not isinstance(shape, WholeGpus):  # only whole GPUs can be free yet not fit
         return f"no {word(shape)} fits now"
+    if shape.node_count > 1:
+        return (
+            f"{free} of {noun(shape, total)} are free, but not {shape.count} on each of "
+            f"{shape.node_count} nodes at once (this request spans {shape.node_count} nodes)"
+        )
     if free >= shape.count:
         return f"{free} of {noun(shape, total)} are free, but no node has {shape.count} of them free together"
     return f"{free} of {noun(shape, total)} free; this request needs {shape.count} on one node"

@@ -144,13 +144,14 @@ class OptionsHandler(BaseHandler):
                 continue
             if p.has_gpu and not all(spec is None or spec.allows_profile(p.name) for spec in specs):
                 continue
-            out.append(profile_option(p, pool))
+            out.append(profile_option(p, pool, multi_node=jobs.executor.multi_node))
         return out
 
 
-def profile_option(p: Profile, pool: Any) -> dict[str, Any]:
+def profile_option(p: Profile, pool: Any, *, multi_node: bool = False) -> dict[str, Any]:
     """A profile as ``GET /me/options`` lists it; a CPU-only one has ``shape`` None, its
-    text says "no GPU" and no model stands behind it."""
+    text says "no GPU" and no model stands behind it. ``max_nodes`` is 1 where the job
+    executor runs no multi-node jobs (``multi_node`` False)."""
     models = shape_models(pool, p.shape) if p.shape is not None else []
     return {
         "name": p.name,
@@ -162,6 +163,7 @@ def profile_option(p: Profile, pool: Any) -> dict[str, Any]:
         "models": models,
         "models_text": models_text(models),
         "gpu_counts": list(p.choosable_counts),
+        "max_nodes": p.max_nodes if multi_node else 1,
         "default": p.default,
     }
 

@@ -21,7 +21,14 @@ import {
   table,
   tag
 } from '../dom';
-import { activityTag, deviceText, endButton, shapeText, shapeWithUnits } from '../leases';
+import {
+  activityTag,
+  deviceText,
+  endButton,
+  nodesText,
+  shapeText,
+  shapeWithUnits
+} from '../leases';
 import { Job, Lease, Me, Options, QuotaStatus, Usage } from '../types';
 
 /** Days shown in the usage chart. */
@@ -41,7 +48,7 @@ function leaseRows(leases: Lease[]): (Node | string)[][] {
       h('div', null, shapeWithUnits(x.shape, x.units)),
       ...x.devices.map(d => h('div', { class: 'gh-muted gh-small' }, deviceText(d)))
     ),
-    h('span', null, x.node ?? '—', x.simulated ? [' ', tag('simulated', 'sim')] : null),
+    h('span', null, nodesText(x.node), x.simulated ? [' ', tag('simulated', 'sim')] : null),
     h(
       'span',
       { title: x.granted_at ?? '' },
@@ -194,7 +201,8 @@ async function drawUsage(ctx: Ctx, canvas: HTMLCanvasElement, note: HTMLElement)
 
 /** The shapes the user may ask for now: the models behind each, and what asking would
  * get (granted now, queued, or the quota's refusal), as the scheduler answers it; then the
- * spawn profiles open to the user, a CPU-only one (no shape) said plainly to be free. */
+ * spawn profiles open to the user, a CPU-only one (no shape) said plainly to be free, and
+ * one whose jobs may span several nodes said so. */
 function optionsTable(options: Options): Node {
   const verdict = { grant: 'now', queue: 'queued', refuse: 'no' } as const;
   const shapes = table(
@@ -220,7 +228,13 @@ function optionsTable(options: Options): Node {
         h('span', { class: 'gh-muted' }, ` ${p.name}`)
       ),
       p.shape ? (p.models_text ? `${p.text} (${p.models_text})` : p.text) : 'No GPU (CPU only)',
-      p.shape ? (p.default ? tag('default') : '') : tag('quota-free', 'grant')
+      h(
+        'span',
+        null,
+        p.shape ? (p.default ? tag('default') : '') : tag('quota-free', 'grant'),
+        // jobs of this profile may span several nodes (gpuhub job submit --nodes)
+        (p.max_nodes ?? 1) > 1 ? [' ', tag(`jobs: up to ${p.max_nodes} nodes`)] : null
+      )
     ])
   );
   profiles.classList.add('gh-profiles');
@@ -288,7 +302,7 @@ export const page: Page = (root, ctx) => {
               h('span', null, h('strong', null, `#${j.id}`), ` ${j.name}`),
               tag(j.status, j.status),
               j.shape_text,
-              j.node ?? '—',
+              nodesText(j.node),
               fmtTime(j.started_at ?? j.created_at),
               fmtAmount(j.gpu_hours),
               h('span', { class: 'gh-small' }, j.reason ?? '')
