@@ -139,6 +139,9 @@ elif spawner_mode == "slurm":
     homes = env("GPUHUB_SLURM_HOMES") or str(state / "homes" / "{username}")
     c.GPUSlurmSpawner.home_dir_template = homes
     c.SlurmExecutor.home_dir_template = homes
+    # the nodes' Python for jobs (default: this one); a multi-node job needs PyTorch in it
+    if env("GPUHUB_SLURM_PYTHON"):
+        c.SlurmExecutor.python = env("GPUHUB_SLURM_PYTHON")
     # the local cluster's GPUs are fake device files: every answer says "simulated"
     c.SlurmInventory.simulated = env("GPUHUB_SLURM_LOCAL") == "1"
     c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []

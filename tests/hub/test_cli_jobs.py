@@ -650,6 +650,8 @@ def test_refusals_are_one_line_and_create_nothing(hub) -> None:
     # this hub runs jobs as local processes: one node each, said in the command's words
     msg = lee.refused("job", "submit", "ok.py", "--nodes", "2", "--gpus-per-node", "1")
     assert msg.endswith("(--nodes)") and "one node each" in msg and "Slurm" in msg, msg
+    msg = lee.refused("job", "submit", "ok.py", "--nodes", "2", "--schedule", "@daily")
+    assert msg.endswith("(--nodes)") and "one node each" in msg, msg
     (lee.home / "nb.ipynb").write_text(json.dumps(NOTEBOOK))
     msg = lee.refused("job", "submit", "nb.ipynb", "-p", f"blob={json.dumps('x' * 70000)}")
     assert msg.startswith("parameters (-p): ") and "64 KiB" in msg

@@ -3,19 +3,18 @@ what the CLI prints of a job or lease on several nodes, and what the JupyterLab 
 extension tells the "Run as GPU job" dialog (``max_nodes``) and passes on (``nodes``).
 
 No server: the request body is built from the parsed arguments against a temporary
-``$HOME``, ``job submit`` talks to a stand-in client, and the views are shaped as the API
-document says (a multi-node lease's ``node`` is its nodes joined with commas, each device
-names its ``node``).
+``$HOME``, and the views are shaped as the API document says (a multi-node lease's
+``node`` is its nodes joined with commas, each device names its ``node``). The command
+against a real service is in tests/hub/test_cli_jobs.py, the dialog in a real browser in
+tests/slurm/test_slurm_browser.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -141,37 +140,6 @@ def test_help_says_what_the_options_do(capsys) -> None:
     assert "torchrun on every node" in text and "max_nodes" in text and "Slurm" in text
 
 
-class StandIn:
-    """The client ``job submit`` talks to: records what it is sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict]] = []
-
-    def submit_job(self, body: dict) -> dict:
-        self.sent.append(("jobs", body))
-        return {"id": 7, "name": "train", "path": body["path"], "status": "queued",
-                "position": 1, "reason": None, "shape": {"kind": "gpu", "count": 2, "nodes": 2},
-                "shape_text": "2 nodes × 2x GPU"}  # fmt: skip
-
-    def create_job_definition(self, body: dict) -> dict:
-        self.sent.append(("job-definitions", body))
-        return {"id": 3, "name": "train", "schedule": body["schedule"], "paused": False}
-
-
-def test_submit_sends_nodes_to_jobs_and_schedules(home: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(cli_jobs, "home_dir", lambda: home)
-    monkeypatch.chdir(home / "work")
-    client = StandIn()
-    args = _args("train.py", "--nodes", "2", "--gpus-per-node", "2")
-    cli_jobs.cmd_job_submit(args, client)  # type: ignore[arg-type]
-    args = _args("train.py", "--nodes", "2", "--schedule", "@daily")
-    cli_jobs.cmd_job_submit(args, client)  # type: ignore[arg-type]
-    (where, job), (where2, definition) = client.sent
-    assert (where, job["shape"]) == ("jobs", {"kind": "gpu", "count": 2, "nodes": 2})
-    assert (where2, definition["nodes"], definition["schedule"]) == ("job-definitions", 2, "@daily")
-    assert "job 7 submitted: train (work/train.py), 2 nodes × 2x GPU" in capsys.readouterr().out
-
-
 # -- the service's words, in the command's ----------------------------------------------
 
 
@@ -271,28 +239,3 @@ def test_max_nodes_of_the_jobs_profile() -> None:
     # an older service says nothing: one node
     older = {"profiles": [{"name": "h100-ddp", "shape": {"kind": "gpu", "count": 2}}]}
     assert ext_jobs.max_nodes_of(older, "h100-ddp") == 1
-
-
-class Options:
-    """A stand-in for the service's client: ``GET me/options`` answers ``OPTIONS``."""
-
-    def __init__(self) -> None:
-        self.asked: list[Any] = []
-
-    async def request(self, method: str, path: str, params=None, retry=False) -> dict:
-        self.asked.append((method, path, params))
-        return OPTIONS
-
-
-def _services(profile: str | None, no_gpu: bool = False) -> SimpleNamespace:
-    return SimpleNamespace(profile=profile, no_gpu=no_gpu, lease_id=None)
-
-
-def test_the_dialog_defaults_carry_max_nodes() -> None:
-    out = asyncio.run(ext_jobs.dialog_defaults(_services("h100-ddp"), Options()))  # type: ignore[arg-type]
-    assert out["profile"] == "h100-ddp" and out["max_nodes"] == 4
-    out = asyncio.run(ext_jobs.dialog_defaults(_services("gpu-1"), Options()))  # type: ignore[arg-type]
-    assert out["max_nodes"] == 1
-    # a CPU-only server sends its jobs to the default GPU profile, and takes its max_nodes
-    out = asyncio.run(ext_jobs.dialog_defaults(_services("cpu", no_gpu=True), Options()))  # type: ignore[arg-type]
-    assert out["profile"] == "gpu-1" and out["max_nodes"] == 1
