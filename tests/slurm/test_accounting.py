@@ -4,10 +4,11 @@ cluster (``scripts/slurm``), with the real clock on both sides.
 Three short jobs (scripts on 1 GPU each, a notebook on 2) run through gpuhub's
 ``JobManager``, ``Scheduler`` and ``SlurmExecutor``. For each, gpuhub's GPU-hours (the
 job's ``gpu_hours`` and its lease's, and the ledger's total for the user) are compared
-with Slurm's record of its Slurm job: ``EndTime - StartTime`` from the ``jobcomp/filetxt``
-log (``JobCompLoc``) times the GPUs Slurm allocated. The local cluster has no slurmdbd, so this log stands in for ``sacct``;
-its ``Tres=`` lists no ``gres/gpu`` unless slurm.conf's ``AccountingStorageTRES`` names
-it, so the GPU count is read from the ``Tres=`` field when it is there, else from
+with Slurm's accounting of its Slurm job as ``sacct`` reports it: ``End - Start`` times
+the GPUs Slurm allocated. The local cluster has no slurmdbd, so ``sacct -c`` reads Slurm's
+job completion records (``jobcomp/filetxt``); there ``AllocTRES`` lists no ``gres/gpu``
+(a GPU TRES needs slurmdbd: slurmctld refuses ``AccountingStorageTRES=gres/gpu``
+without it), so the GPU count is read from ``AllocTRES`` when it is there, else from
 ``scontrol show job -d`` (Slurm keeps an ended job for ``MinJobAge``, 300 s here).
 
 **Tolerance, per job and per GPU.** gpuhub books a lease from its grant, just before
@@ -36,7 +37,6 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from gpuhub.inventory.slurm import SlurmInventory, parse_record
@@ -122,34 +122,33 @@ def run_to_the_end(manager: JobManager, ids: list[int], timeout: float = 60) -> 
     return wait_for("the jobs' end", ended, timeout)
 
 
-def jobcomp_log() -> Path:
-    """Where Slurm writes a line per ended job (``JobCompLoc``)."""
-    for line in slurm("scontrol", "show", "config").splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "JobCompLoc":
-            return Path(value.strip())
-    pytest.fail("the cluster names no JobCompLoc (jobcomp/filetxt)")
+#: What ``sacct`` reports of a job, in this order.
+SACCT_FIELDS = ("JobID", "State", "Submit", "Start", "End", "ElapsedRaw", "AllocTRES")
 
 
-def slurm_record(log: Path, slurm_job: str) -> dict[str, str]:
-    """The job's line in the jobcomp log, as a dict (waiting until Slurm has written it)."""
+def sacct_record(slurm_job: str) -> dict[str, str]:
+    """Slurm's accounting of the job, as ``sacct`` reports it: ``sacct -c`` reads the job
+    completion records (``jobcomp/filetxt``; the local cluster has no slurmdbd), waiting
+    until Slurm has written the job's."""
 
     def find() -> dict[str, str] | None:
-        for line in log.read_text().splitlines():
-            if line.startswith(f"JobId={slurm_job} "):
-                return dict(parse_record(line.strip()))
+        out = slurm("sacct", "-c", "-P", "-n", "-j", slurm_job, "-o", ",".join(SACCT_FIELDS))
+        for line in out.splitlines():
+            record = dict(zip(SACCT_FIELDS, line.split("|"), strict=True))
+            if record["JobID"] == slurm_job:
+                return record
         return None
 
-    return wait_for(f"Slurm job {slurm_job} in {log}", find, 15)
+    return wait_for(f"Slurm job {slurm_job} in sacct", find, 15)
 
 
 def slurm_gpus(record: dict[str, str]) -> int:
-    """The GPUs Slurm allocated: ``gres/gpu=N`` in the record's ``Tres``, else (no GPU TRES
-    accounted) the job's GRES in ``scontrol show job -d``."""
-    tres = dict(x.partition("=")[::2] for x in record.get("Tres", "").split(",") if x)
+    """The GPUs Slurm allocated: ``gres/gpu=N`` in ``AllocTRES``, else (GPUs are accounted
+    as a TRES only with slurmdbd) the job's GRES in ``scontrol show job -d``."""
+    tres = dict(x.partition("=")[::2] for x in record.get("AllocTRES", "").split(",") if x)
     if "gres/gpu" in tres:
         return int(tres["gres/gpu"])
-    detail = dict(parse_record(slurm("scontrol", "show", "job", "-d", "-o", record["JobId"])))
+    detail = dict(parse_record(slurm("scontrol", "show", "job", "-d", "-o", record["JobID"])))
     gres = detail.get("JOB_GRES") or detail["TresPerNode"]  # gpu:h100:2 / gres:gpu:h100:2
     return int(gres.rsplit(":", 1)[1])
 
@@ -163,21 +162,21 @@ def test_the_ledger_agrees_with_slurms_accounting_of_the_same_jobs(manager):
     started = time.time()
     jobs = [submit(manager, "one", 2), submit(manager, "one", 4), submit(manager, "two", 3)]
     jobs = run_to_the_end(manager, [j.id for j in jobs])
-    log = jobcomp_log()
     rows = []
     for job in jobs:
         assert job.status == "succeeded", job
         lease = manager.scheduler.get(job.lease_id)
         assert lease.status == "released"
         assert job.gpu_hours == pytest.approx(lease.gpu_hours(time.time()))
-        record = slurm_record(log, job.state["slurm_job"])
-        assert record["JobState"] == "COMPLETED", record
+        record = sacct_record(job.state["slurm_job"])
+        assert record["State"] == "COMPLETED", record
         gpus = slurm_gpus(record)
         assert gpus == lease.units  # the GPUs gpuhub booked are the ones Slurm allocated
-        elapsed = stamp(record["EndTime"]) - stamp(record["StartTime"])
-        pending = stamp(record["StartTime"]) - stamp(record["SubmitTime"])
+        elapsed = stamp(record["End"]) - stamp(record["Start"])
+        assert int(record["ElapsedRaw"]) == elapsed  # sacct's own elapsed seconds
+        pending = stamp(record["Start"]) - stamp(record["Submit"])
         over = (job.gpu_hours * 3600 - elapsed * gpus) / gpus  # GPU-seconds per GPU
-        rows.append((job.id, record["JobId"], gpus, elapsed, pending, round(over, 2)))
+        rows.append((job.id, record["JobID"], gpus, elapsed, pending, round(over, 2)))
         assert -BELOW_S <= over <= pending + ABOVE_S, rows
     # the ledger's report for the user is the jobs' sum
     [usage] = manager.scheduler.view.usage(started - 1, time.time() + 1, user=USER, by=("user",))
