@@ -98,6 +98,35 @@ def test_a_job_on_a_failed_node_ends_node_failed_and_its_lease_once(cluster, sql
         site.stop_all()
 
 
+def test_a_job_pending_on_a_node_that_went_down_ends_node_failed_and_gives_its_gpu_back(
+    cluster, sqlite_url, tmp_path, clock
+):
+    """gpuhub placed the job on gpu2 from a picture of the pool taken before gpu2 went
+    down: Slurm keeps it pending there (it is pinned), so gpuhub cancels it once the node
+    has taken no work for ``stranded_after_s`` (0 here) and ends it ``node_failed``."""
+    site = Site(
+        cluster, sqlite_url, tmp_path / "homes", clock, profiles=H100, nodes=["gpu2"],
+        executor={"stranded_after_s": 0},
+    )  # fmt: skip
+    try:
+        with node_down("gpu2", "pending test") as reason:
+            job = site.submit(WAIT_FOR_FLAG)
+            [slurm_job] = site.slurm_jobs()
+            assert slurm("squeue", "-h", "-j", slurm_job, "-o", "%T").strip() == "PENDING"
+            job = site.until(job.id, "the job's end", lambda j: j.ended)
+            assert job.status == "node_failed", job
+            assert job.reason == (
+                f"node gpu2 takes no new work (DOWN: {reason}): Slurm job {slurm_job} never "
+                "started there, and was cancelled"
+            )
+            assert slurm("squeue", "-h", "-j", slurm_job, "-o", "%T").strip() in ("", "CANCELLED")
+        lease = site.manager.scheduler.get(job.lease_id)
+        assert lease.status == "released" and lease.end_reason == f"job {job.id} node_failed"
+        assert site.manager.scheduler.view.total_gpu_hours() == pytest.approx(0.0)
+    finally:
+        site.stop_all()
+
+
 def test_a_job_goes_on_while_slurmctld_is_away_and_ends_once(cluster, sqlite_url, tmp_path,
                                                              clock, caplog):  # fmt: skip
     site = Site(cluster, sqlite_url, tmp_path / "homes", clock, command_timeout=4)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 
 import pytest
@@ -363,3 +364,14 @@ def test_run_command_errors(tmp_path):
         run_command([sys.executable, "-c", "print('NodeName=a State=IDLE')"])
         == "NodeName=a State=IDLE\n"
     )
+
+
+def test_a_node_reasons_stamp_says_since_when() -> None:
+    from gpuhub.inventory.slurm_submit import reason_since
+
+    at = reason_since("gpuhub-test node failure [root@2026-12-07T03:00:00]")
+    assert at == dt.datetime(2026, 12, 7, 3, 0, 0).timestamp()  # slurmctld's local time
+    assert reason_since("Not responding [slurm@2026-12-07T03:00:05]") == at + 5
+    assert reason_since("no stamp") is None
+    assert reason_since("") is None
+    assert reason_since("bad [root@2026-13-40T99:00:00]") is None

@@ -21,6 +21,7 @@ Reading the cluster itself (nodes, jobs, their GRES) is :mod:`gpuhub.inventory.s
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pwd
 import re
@@ -181,6 +182,32 @@ def node_failure(runner: Runner, node: str | None) -> str:
     if not reason:
         return f"node {node} failed; Slurm gives no reason now"
     return f"node {node} failed: {reason}"
+
+
+def reason_since(reason: str) -> float | None:
+    """When Slurm set a node's reason (the ``[user@2026-12-07T03:00:00]`` it ends with, in
+    slurmctld's local time), as POSIX seconds; None where it has no such stamp."""
+    found = re.search(r"\[[^\]\s@]*@([0-9T:\-]+)\]\Z", reason)
+    if found is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(found.group(1)).timestamp()
+    except ValueError:
+        return None
+
+
+def unavailable_nodes(runner: Runner, nodes: str) -> list[tuple[str, str, float | None]]:
+    """The nodes of ``nodes`` (a comma list) that take no new work now: (name, Slurm's
+    state and reason in words, since when or None)."""
+    found = parse_nodes(runner(["scontrol", "show", "node", "-o", nodes]))
+    out = []
+    for n in found:
+        if n.name in nodes.split(",") and not n.usable:
+            reason = _REASON_STAMP.sub("", n.reason)
+            out.append(
+                (n.name, n.state + (f": {reason}" if reason else ""), reason_since(n.reason))
+            )
+    return out
 
 
 def host_account(account: str, user: str, settings: str = "SlurmExecutor") -> pwd.struct_passwd:

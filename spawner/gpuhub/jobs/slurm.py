@@ -69,6 +69,7 @@ from ..inventory.slurm_submit import (
     node_failure,
     owner_options,
     submitted_job,
+    unavailable_nodes,
 )
 from ..names import home_from_template
 from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, JobExecutor, JobExit, JobSpec
@@ -127,6 +128,15 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         help="""Seconds added to a job's maximum runtime for Slurm's ``--time``, so gpuhub's
         stop (``timed_out``, with the grace of a SIGTERM) comes first. Keep it above
         :attr:`signal_lead_s`: the warning would otherwise stop the job before gpuhub does.""",
+    )
+    stranded_after_s = Int(
+        300,
+        min=0,
+        config=True,
+        help="""Seconds a job may stay pending in Slurm on a node that takes no new work
+        (down, drained, not responding: Slurm's reason says since when) before gpuhub
+        cancels it and ends it ``node_failed``, giving its GPUs back. A node that comes
+        back sooner starts the job as usual; 0: at once.""",
     )
     signal_lead_s = Int(
         90,
@@ -325,6 +335,8 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         or why Slurm ended it when the runner left none; ``node_failed`` with the node and
         Slurm's reason when its node failed. Raises when Slurm cannot answer."""
         slurm_state = self.slurm_state(state["slurm_job"])
+        if slurm_state == "PENDING":
+            return self._stranded(job, state["slurm_job"])
         if slurm_state is not None and slurm_state not in ENDED_STATES:
             return None
         ended = read_exit_status(self.folder(job))
@@ -431,6 +443,22 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
             if state:
                 return state
         return None
+
+    def _stranded(self, job: JobSpec, slurm_job: str) -> JobExit | None:
+        """A job pending on a node that has taken no new work for :attr:`stranded_after_s`
+        (gpuhub chose the node; Slurm will not run it elsewhere): cancelled, and its end
+        ``node_failed`` with the node's state. None while it may still start."""
+        if not job.node:
+            return None
+        now = time.time()
+        down = unavailable_nodes(self.runner, job.node)
+        since = [t for _, _, t in down]
+        if not down or any(t is None or now - t < self.stranded_after_s for t in since):
+            return None  # a node without a stamped reason: Slurm's own word is awaited
+        self._scancel(slurm_job)
+        words = "; ".join(f"node {name} takes no new work ({what})" for name, what, _ in down)
+        why = f"{words}: Slurm job {slurm_job} never started there, and was cancelled"
+        return JobExit(None, "node_failed", why, now)
 
     def _ended(self, slurm_job: str) -> bool:
         state = self.slurm_state(slurm_job)
