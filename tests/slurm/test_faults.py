@@ -150,6 +150,27 @@ def test_a_job_goes_on_while_slurmctld_is_away_and_ends_once(cluster, sqlite_url
         site.stop_all()
 
 
+def test_a_job_granted_while_slurmctld_is_away_is_submitted_once_it_is_back(
+    cluster, sqlite_url, tmp_path, clock, caplog
+):
+    site = Site(cluster, sqlite_url, tmp_path / "homes", clock, command_timeout=4)
+    try:
+        with controller_away():  # sbatch cannot reach the controller: the job waits
+            job = site.submit(WAIT_FOR_FLAG)
+            assert job.status == "starting" and not job.state, job
+            assert "waits for its engine" in caplog.text
+            assert "Slurm's controller does not answer" in caplog.text
+        job = site.until(job.id, "the job submitted", lambda j: j.status == "running", 60)
+        (site.homes / "alice" / "go").touch()
+        job = site.until(job.id, "the job's end", lambda j: j.ended, timeout=60)
+        assert job.status == "succeeded", job
+        assert site.slurm_jobs() == [job.state["slurm_job"]]  # submitted once
+        ended = site.manager.scheduler.get(job.lease_id)
+        assert ended.status == "released" and ended.end_reason == f"job {job.id} succeeded"
+    finally:
+        site.stop_all()
+
+
 # -- through a real hub and the gpuhub service, jobs on Slurm too -------------------------
 
 

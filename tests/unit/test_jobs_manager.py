@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from gpuhub.inventory.simulated import parse_spec
 from gpuhub.jobs.errors import JobEnded, JobInvalid
+from gpuhub.jobs.executor import ENGINE_WAIT_S, EngineUnavailable
 from gpuhub.jobs.local import LocalProcessExecutor
 from gpuhub.jobs.manager import JobManager
 from gpuhub.jobs.models import JobRequest
@@ -53,11 +54,11 @@ class Env:
         self.url, self.home_root, self.clock = url, home_root, clock
         self.manager = self.new_manager()
 
-    def new_manager(self) -> JobManager:
+    def new_manager(self, executor_class: type = LocalProcessExecutor) -> JobManager:
         """A fresh scheduler and manager over the same database (a service restart)."""
         engine = open_engine(self.url)
         scheduler = Scheduler(engine, parse_spec("n: 2xH100-80GB"), clock=self.clock)
-        executor = LocalProcessExecutor(home_dir_template=str(self.home_root / "{username}"))
+        executor = executor_class(home_dir_template=str(self.home_root / "{username}"))
         m = JobManager(
             scheduler=scheduler, executor=executor, profiles=PROFILES, clock=self.clock,
             stop_grace=2.0,
@@ -242,6 +243,46 @@ def test_a_restarted_manager_takes_up_a_running_job_ends_and_books_it_once(env):
     env.manager = env.new_manager()
     env.tick()
     assert env.manager.job(job.id).ended_at == done.ended_at
+
+
+class AwayThenBack(LocalProcessExecutor):
+    """A local executor whose engine does not answer while ``away`` is set."""
+
+    away = True
+
+    def start(self, job):
+        if AwayThenBack.away:
+            raise EngineUnavailable("the controller does not answer")
+        return super().start(job)
+
+
+def test_a_job_waits_for_an_engine_that_does_not_answer_and_starts_once_it_does(env):
+    env.manager.scheduler.engine.dispose()
+    env.manager = env.new_manager(AwayThenBack)
+    AwayThenBack.away = True
+    job = env.submit(script("print('ran', flush=True)\n"))
+    assert job.status == "starting" and not job.state
+    env.clock.advance(ENGINE_WAIT_S - 1)
+    env.tick()  # still within the wait: tried again, still starting
+    assert env.manager.job(job.id).status == "starting"
+    AwayThenBack.away = False
+    done = env.wait(job.id, "succeeded")
+    assert env.lease(done).status == "released"
+
+
+def test_a_job_whose_engine_stays_away_fails_and_gives_its_gpu_back(env):
+    env.manager.scheduler.engine.dispose()
+    env.manager = env.new_manager(AwayThenBack)
+    AwayThenBack.away = True
+    job = env.submit(script("print('never', flush=True)\n"))
+    env.clock.advance(ENGINE_WAIT_S)
+    env.tick()
+    done = env.manager.job(job.id)
+    assert done.status == "failed", done
+    assert done.reason == (
+        f"the job could not be started: the controller does not answer (for {ENGINE_WAIT_S} s)"
+    )
+    assert env.lease(done).status == "released"
 
 
 # -- refusals: nothing created ---------------------------------------------------------------

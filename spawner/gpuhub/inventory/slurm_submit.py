@@ -149,6 +149,13 @@ def is_unknown_job(error: SlurmError) -> bool:
     return "Invalid job id" in str(error)
 
 
+def controller_unreachable(error: SlurmError) -> bool:
+    """Whether a failed Slurm command could not reach slurmctld (it is restarting, or
+    away): worth trying again, unlike a refusal."""
+    text = str(error)
+    return "Unable to contact slurm controller" in text or "did not answer within" in text
+
+
 def already_ended(error: SlurmError) -> bool:
     """Whether a failed ``scancel`` said the job has ended already (unknown, or completing):
     cancelling it is then done."""

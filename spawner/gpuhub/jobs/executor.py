@@ -169,6 +169,17 @@ class JobSpec:
         return f"{stem}.ipynb" if stem != "input" else "output.ipynb"
 
 
+class EngineUnavailable(Exception):
+    """The engine cannot take the job now (a cluster's controller does not answer). Raised
+    by ``before_start`` or ``start``: the job stays ``starting`` and both are called again
+    at the next tick (they are idempotent), for up to :data:`ENGINE_WAIT_S` seconds from
+    its first start, then it fails with the message."""
+
+
+#: How long a job waits in ``starting`` for an engine that does not answer.
+ENGINE_WAIT_S = 600
+
+
 @dataclass(frozen=True)
 class JobExit:
     """How a job ended, as the executor saw it."""

@@ -38,7 +38,7 @@ from ..terms import (
     QUEUED,
 )
 from .errors import JobEnded
-from .executor import JobExecutor, JobSpec
+from .executor import ENGINE_WAIT_S, EngineUnavailable, JobExecutor, JobSpec
 from .record import Job
 from .specs import build_job_spec
 from .store import LOG_TAIL_BYTES, JobStore
@@ -227,6 +227,16 @@ class JobLifecycle:
         try:
             await asyncio.to_thread(self.executor.before_start, spec)
             state = await asyncio.to_thread(self.executor.start, spec)
+        except EngineUnavailable as e:
+            waited = self.clock() - now
+            if waited < ENGINE_WAIT_S:  # tried again at the next tick, from the start
+                self.log.warning(
+                    "job %s waits for its engine (%.0f s so far): %s", job.id, waited, e
+                )
+                return
+            reason = f"the job could not be started: {e} (for {ENGINE_WAIT_S} s)"
+            await self._end(job, JOB_FAILED, reason, None)
+            return
         except Exception as e:
             self.log.warning("job %s could not be started: %s", job.id, e, exc_info=True)
             await self._end(job, JOB_FAILED, f"the job could not be started: {e}", None)

@@ -61,6 +61,7 @@ from ..inventory.slurm_submit import (
     SlurmSubmission,
     already_ended,
     clean_submit,
+    controller_unreachable,
     file_tail,
     give_to,
     gpu_gres,
@@ -72,7 +73,15 @@ from ..inventory.slurm_submit import (
     unavailable_nodes,
 )
 from ..names import home_from_template
-from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, JobExecutor, JobExit, JobSpec
+from .executor import (
+    ARTIFACTS,
+    EXIT_FILE,
+    JOB_FILE,
+    EngineUnavailable,
+    JobExecutor,
+    JobExit,
+    JobSpec,
+)
 from .local import prepare_folder, read_exit_status, read_log_file
 from .runner import job_environment, write_exit_status
 
@@ -312,6 +321,14 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         """Submit the batch script, unless a Slurm job for this job exists already (its id
         in the folder, or a job of its name that Slurm knows): then that one's state."""
         folder = self.folder(job)
+        try:
+            return self._submit(job, folder)
+        except SlurmError as e:
+            if controller_unreachable(e):
+                raise EngineUnavailable(f"Slurm's controller does not answer: {e}") from e
+            raise
+
+    def _submit(self, job: JobSpec, folder: Path) -> dict[str, Any]:
         found = self._submitted(job)
         if found:
             self.log.info("job %s of %s: Slurm job %s submitted before", job.id, job.user, found)
