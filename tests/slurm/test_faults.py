@@ -255,6 +255,31 @@ def test_a_server_spawning_while_slurmctld_restarts_comes_up_once(hub):
     assert lease(hub, server["state"]["lease_id"])["status"] == "released"
 
 
+def test_a_server_started_while_slurmctld_is_away_is_submitted_once_it_is_back(hub):
+    user = unique("cleo")
+    token = hub.hub.add_user(user)
+    name = f"{hub.prefix}{user}"
+    said: list[httpx.Response] = []
+    with controller_away():
+        spawning = threading.Thread(
+            target=lambda: said.append(hub.hub.spawn(user, {"profile": "h100"})), daemon=True
+        )
+        spawning.start()
+        wait_for("the spawn pending", lambda: (hub.hub.server(user) or {}).get("pending"), 30)
+        # the start tries again every 2 s, and the spawn page says why
+        events = hub.hub.progress_events(
+            user, lambda e: "controller does not answer" in e.get("message", ""), timeout=40
+        )
+    server = hub.hub.wait_ready(user, timeout=90)
+    spawning.join(30)
+    assert said and said[0].status_code in (201, 202), said
+    assert "trying again" in events[-1]["message"], events
+    assert submitted(name) == [server["state"]["slurm_job"]]  # once
+    assert answers(hub, user, token)
+    hub.hub.stop_server(user)
+    assert lease(hub, server["state"]["lease_id"])["status"] == "released"
+
+
 def test_servers_and_jobs_are_readopted_by_a_restarted_hub_and_service(hub):
     """Two servers and three jobs run on Slurm; the hub process goes away with its proxy and
     its gpuhub service, and comes back (``GPUHUB_KEEP_SERVERS=1``): each server answers

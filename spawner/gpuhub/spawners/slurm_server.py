@@ -47,6 +47,7 @@ from ..inventory.slurm_submit import (
     SlurmSubmission,
     already_ended,
     clean_submit,
+    controller_unreachable,
     file_tail,
     give_to,
     host_account,
@@ -126,6 +127,13 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         min=0.05,
         config=True,
         help="Seconds between looks at the job in Slurm while a server starts or stops.",
+    )
+    controller_wait_s = Float(
+        120.0,
+        min=0.0,
+        config=True,
+        help="""Seconds a start tries again while Slurm's controller does not answer (it
+        is restarting) before submitting; the spawn page says so meanwhile. 0: fail at once.""",
     )
     poll_error_limit_s = Float(
         300.0,
@@ -338,15 +346,18 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         node's address and that port. A start that fails cancels its job."""
         check_port_handler()
         request = self.batch_request()
-        await self.cancel_earlier_jobs(request.name)
         env = job_environment(self.get_env(), slurm_sets_devices=bool(request.gres))
         self._port_wanted = asyncio.get_running_loop().create_future()
         self._early_report = None
+        argv = clean_submit(sbatch_argv(request), self.slurm_conf)
+
+        async def submit() -> str:  # a server never has two jobs, whatever went before
+            await self.cancel_earlier_jobs(request.name)
+            return await self.slurm(*argv)
+
         try:
             self.write_files(request, env)
-            job = submitted_job(
-                await self.slurm(*clean_submit(sbatch_argv(request), self.slurm_conf))
-            )
+            job = submitted_job(await self._while_controller_away(submit))
         except BaseException:
             self.remove_env_file()
             raise
@@ -375,6 +386,22 @@ class SlurmSpawner(SlurmSubmission, Spawner):
         self.log.info("%s: Slurm job %s serves on %s (%s:%s)",
                       self._log_name, job, status.node, ip, port)  # fmt: skip
         return ip, port
+
+    async def _while_controller_away(self, step: Callable[[], Any]) -> Any:
+        """``await step()``, tried again every 2 s for :attr:`controller_wait_s` while
+        Slurm's controller does not answer. A submit that timed out may have reached it:
+        the step cancels the jobs of this server's name before it submits."""
+        deadline = time.monotonic() + self.controller_wait_s
+        while True:
+            try:
+                return await step()
+            except SlurmError as e:
+                if not controller_unreachable(e) or time.monotonic() >= deadline:
+                    raise
+                self.log.warning("%s: Slurm's controller does not answer; trying again: %s",
+                                 self._log_name, e)  # fmt: skip
+                self.spawn_progress("Slurm's controller does not answer; trying again", 60)
+                await asyncio.sleep(2)
 
     async def _wait_for_port(self, job: str) -> int:
         """The reported port; meanwhile Slurm's view of the job as progress. A job that
