@@ -274,6 +274,12 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         runner = [self.python, "-m", "gpuhub.jobs.runner", folder]
         if not self.container_command:
             return runner
+        if job.nodes > 1:  # the runner's srun would run inside the container
+            raise ValueError(
+                f"job {job.id} spans {job.nodes} nodes, and this site runs jobs in a container "
+                "(c.SlurmExecutor.container_command): multi-node jobs run in the nodes' own "
+                "Python (c.SlurmExecutor.python) only"
+            )
         if any("{image}" in part for part in self.container_command) and not job.image:
             raise ValueError(
                 f"job {job.id} names no image, and this site runs jobs in containers; "
