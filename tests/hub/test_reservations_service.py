@@ -222,6 +222,7 @@ def test_a_user_may_not_reserve(w) -> None:
         ({"shape": {"kind": "tpu"}}, "shape", "shape.kind"),
         ({"shape": {"kind": "mig"}}, "shape.profile", "required"),
         ({"shape": {"kind": "gpu", "count": 2}}, "shape.count", "count"),
+        ({"shape": {"kind": "gpu", "nodes": 2}}, "shape.nodes", "nodes"),
     ],
 )
 def test_bad_bodies_name_the_field_and_create_nothing(w, change, field, words) -> None:

@@ -179,6 +179,13 @@ class ReservationsHandler(_ReservationBase):
                 "GPUs as count",
                 field="shape.count",
             )
+        if req.shape.kind == "gpu" and req.shape.node_count > 1:
+            raise ApiError(
+                400,
+                "shape.nodes must be 1 (or left out) in a reservation: it holds GPUs by "
+                "count, wherever they are; a multi-node job asks for its nodes itself",
+                field="shape.nodes",
+            )
         if await self.settings["hub_api"].group(req.group) is None:
             raise NotFound(
                 f"JupyterHub has no group {req.group}: check the name, or create the group "
