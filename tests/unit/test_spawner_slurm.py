@@ -1,7 +1,8 @@
 """The Slurm spawner's plain parts, without a cluster: the job's names, ``sbatch``'s
 command line, the environment file and batch script, Slurm's answers read back, the port
-report, the saved state, and ``poll()`` when Slurm does not answer (a runner that raises:
-the ``runner`` trait is the spawner's one way to Slurm). The real thing is tests/slurm."""
+report and the saved state, from captured output. Its Slurm commands run against the real
+local cluster in tests/slurm (test_spawner_commands.py, test_spawner_slurm.py,
+test_faults.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from gpuhub.inventory.slurm import SlurmError
 from gpuhub.profiles import load_profiles, validate_user_options
 from gpuhub.spawners.errors import GPUSpawnError
 from gpuhub.spawners.slurm import GPUSlurmSpawner, _lease_of
@@ -38,7 +38,7 @@ from gpuhub.spawners.slurm_node import report_url, send_report, with_port
 from gpuhub.spawners.slurm_port import PortRefused, parse_report
 from jupyterhub.objects import Hub
 
-from tests.support.slurm_output import JOBS, NODES_IDLE
+from tests.support.slurm_output import JOBS
 
 MODELS = {"h100": "H100-80GB", "l4": "L4-24GB"}
 H100 = {"uuid": "GPU-slurm-gpu1-2", "index": 2, "model": "H100-80GB", "simulated": True}
@@ -247,28 +247,11 @@ def test_the_node_reports_with_the_servers_token(hub_api):
 # -- the spawner ------------------------------------------------------------------------
 
 
-class FakeSlurm:
-    """A runner with canned answers per command, recording what it was asked."""
-
-    def __init__(self, **answers) -> None:
-        self.answers = answers
-        self.calls: list[list[str]] = []
-
-    def __call__(self, argv):
-        self.calls.append(list(argv))
-        answer = self.answers.get(argv[0])
-        if isinstance(answer, Exception):
-            raise answer
-        return answer(argv) if callable(answer) else (answer or "")
-
-
-def spawner(tmp_path, runner=None, **kw) -> GPUSlurmSpawner:
+def spawner(tmp_path, **kw) -> GPUSlurmSpawner:
     user = SimpleNamespace(name="alice", groups=[], url="/user/alice/", escaped_name="alice")
     hub = Hub(ip="127.0.0.1", port=8081, base_url="/hub/")
     s = GPUSlurmSpawner(user=user, hub=hub, home_dir_template=str(tmp_path / "{username}"),
                         profiles=[p.model_dump() for p in PROFILES], **kw)  # fmt: skip
-    if runner is not None:
-        s.runner = runner
     return s
 
 
@@ -321,83 +304,6 @@ def test_the_environment_puts_the_nodes_python_first(tmp_path):
                                       "gpuhub.spawners.slurm_node", "--"]  # fmt: skip
 
 
-async def test_poll_reads_the_job(tmp_path):
-    s = spawner(tmp_path, runner=FakeSlurm(scontrol=job_line("8")))
-    assert await s.poll() == 0  # no job: not running
-    s.slurm_job = "8"
-    assert await s.poll() is None
-    s.runner = FakeSlurm(scontrol=job_line("1").replace("JobId=1 ", "JobId=8 "))
-    assert await s.poll() == 0 and s.slurm_job is None  # cancelled: stopped
-    s.slurm_job = "8"
-    s.runner = FakeSlurm(scontrol=SlurmError("`scontrol` failed: Invalid job id specified"))
-    assert await s.poll() == 1 and s.slurm_job is None  # forgotten by Slurm: stopped
-
-
-async def test_poll_says_which_node_failed_and_why(tmp_path, caplog):
-    from tests.support.slurm_output import NODES_BUSY
-
-    failed = job_line("9").replace("JobId=9 ", "JobId=8 ").replace("=RUNNING ", "=NODE_FAIL ")
-    node = NODES_BUSY.splitlines()[2] + "\n"  # gpu3 DOWN, Reason=broken [root@...]
-    slurm = FakeSlurm(scontrol=lambda argv: failed if argv[2] == "job" else node)
-    s = spawner(tmp_path, runner=slurm)
-    s.slurm_job, s.slurm_node = "8", "gpu3"
-    assert await s.poll() is not None and s.slurm_job is None  # stopped
-    assert "stopped: Slurm job 8 ended because node gpu3 failed: broken\n" in caplog.text + "\n"
-
-
-async def test_a_start_waits_out_a_controller_that_does_not_answer(tmp_path):
-    """Once the port is reported, where the job runs and that node's address are asked
-    again while Slurm does not answer (a restarting slurmctld): not a failed start."""
-    down = SlurmError("`scontrol` failed: Unable to contact slurm controller (connect failure)")
-    answers = iter([down, job_line("8"), down, job_line("8"), NODES_IDLE.splitlines()[0]])
-
-    def scontrol(argv):
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer + "\n"
-
-    s = spawner(tmp_path, runner=FakeSlurm(scontrol=scontrol), status_interval=0.05)
-    status, ip = await s._running("8")
-    assert (status.node, ip) == ("gpu1", "127.0.0.1")
-
-
-async def test_poll_counts_a_silent_slurm_as_running_up_to_a_bound(tmp_path, caplog):
-    down = SlurmError("`scontrol` did not answer within 30 s; is slurmctld running?")
-    slurm = FakeSlurm(scontrol=down, scancel=down)
-    now = [1000.0]
-    s = spawner(tmp_path, runner=slurm, poll_error_limit_s=300)
-    s.clock = lambda: now[0]
-    s.slurm_job = "8"
-    assert await s.poll() is None
-    now[0] += 299
-    assert await s.poll() is None
-    assert "counting the server as running" in caplog.text
-    s.runner = FakeSlurm(scontrol=job_line("8"))  # Slurm answers again: the bound restarts
-    assert await s.poll() is None
-    s.runner = slurm
-    now[0] += 200
-    assert await s.poll() is None
-    now[0] += 301
-    assert await s.poll() == 1 and s.slurm_job is None
-    assert ["scancel", "8"] in slurm.calls  # tried, Slurm permitting
-    assert "counting the server as stopped" in caplog.text
-
-
-async def test_stop_cancels_and_waits_for_the_end(tmp_path):
-    ended = job_line("1").replace("JobId=1 ", "JobId=8 ")
-    answers = iter([job_line("8"), ended])
-    slurm = FakeSlurm(scancel="", scontrol=lambda argv: next(answers))
-    s = spawner(tmp_path, runner=slurm, status_interval=0.05)
-    s.slurm_job, s.slurm_node = "8", "gpu1"
-    env_file = s.server_file(".env")
-    env_file.parent.mkdir(parents=True)
-    env_file.write_text("export X=1\n")
-    await s.stop()
-    assert [c[0] for c in slurm.calls] == ["scancel", "scontrol", "scontrol"]
-    assert s.slurm_job is None and not env_file.exists()
-
-
 async def test_a_port_report_is_taken_only_from_the_awaited_job(tmp_path):
     s = spawner(tmp_path)
     with pytest.raises(PortRefused, match="not waiting"):
@@ -414,9 +320,7 @@ async def test_a_port_report_is_taken_only_from_the_awaited_job(tmp_path):
         s.port_reported(5002, "8")
 
 
-def test_node_address_and_lease_comments(tmp_path):
-    s = spawner(tmp_path, runner=FakeSlurm(scontrol=NODES_IDLE.splitlines()[1] + "\n"))
-    assert asyncio.run(s.node_address("gpu2")) == "127.0.0.1"
+def test_lease_comments():
     assert _lease_of("gpuhub:lease=12", "gpuhub:") == 12
     assert _lease_of("gpuhub:lease=none", "gpuhub:") is None
     assert _lease_of("other:lease=12", "gpuhub:") is None
