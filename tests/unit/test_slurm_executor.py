@@ -105,7 +105,7 @@ def test_container_command_wraps_the_runner(tmp_path):
     with pytest.raises(ValueError, match="names no image"):
         executor.command(spec(image=None))
     with pytest.raises(ValueError, match="spans 2 nodes, and this site runs jobs in a container"):
-        executor.command(spec(image="/images/train.sif", nodes=2))
+        executor.command(spec(image="/images/train.sif", shape={"kind": "gpu", "nodes": 2}))
 
 
 def test_a_multinode_job_asks_slurm_for_its_nodes_with_one_task_each(executor):
@@ -114,7 +114,11 @@ def test_a_multinode_job_asks_slurm_for_its_nodes_with_one_task_each(executor):
         for n in ("gpu1", "gpu2")
         for i in (0, 1)
     )
-    argv = executor.sbatch_command(spec(node="gpu1,gpu2", devices=devices, gpus=2, nodes=2))
+    argv = executor.sbatch_command(
+        spec(
+            node="gpu1,gpu2", devices=devices, gpus=2, shape={"kind": "gpu", "count": 2, "nodes": 2}
+        )
+    )
     assert "--nodelist=gpu1,gpu2" in argv and "--nodes=2" in argv
     assert "--ntasks-per-node=1" in argv and "--gres=gpu:h100:2" in argv  # per node
     assert "--nodes=2" not in executor.sbatch_command(spec())

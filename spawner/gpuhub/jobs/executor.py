@@ -114,7 +114,6 @@ class JobSpec:
     mem_limit: int | None = None  # bytes
     shm_size: int | None = None  # bytes
     gpus: int = 0  # whole devices granted on each node (torchrun --nproc-per-node)
-    nodes: int = 1  # nodes the job spans (> 1: a multi-node job; ``node`` lists them)
     #: the job's maximum runtime in seconds; the lifecycle stops the job (``stop``) when it
     #: has run this long. An engine's own limit (Slurm ``--time``) should be a little longer,
     #: so gpuhub's stop, which records ``timed_out``, comes first. None: not known.
@@ -129,6 +128,11 @@ class JobSpec:
     lease_id: int | None = None
     profile: str | None = None  # the spawner profile the job was submitted with
     group: str | None = None  # the quota group its GPU-hours are charged to, if any
+
+    @property
+    def nodes(self) -> int:
+        """How many nodes the job spans (its shape's ``nodes``; > 1: ``node`` lists them)."""
+        return int(self.shape.get("nodes") or 1)
 
     @property
     def simulated(self) -> bool:

@@ -45,7 +45,6 @@ def build_job_spec(job: Job, lease: Lease | None, *, now: float, source: str = "
         mem_limit=limits.get("mem_limit"),
         shm_size=limits.get("shm_size"),
         gpus=len(devices) // nodes if whole else min(1, len(devices)),
-        nodes=nodes,
         max_runtime_s=job.max_runtime_s,
         shape=dict(job.shape),
         node=lease.node if lease is not None else None,
