@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 11c47c3abf53761d574a301347c6761c70bda28c45ccc3005b7567a7806ab47e)
+ * From docs/reference/openapi.yaml (sha256 ce6e8a6fe77c6bf4e5c185750a3271403d8f9437172a605cce8adf15897f8cab)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -789,11 +789,11 @@ export interface components {
              */
             count: number;
             /**
-             * @description Nodes, each with `count` GPUs. Shown only when more than 1 (absent: one node).
+             * @description Nodes, each with `count` GPUs. Shown only when more than 1 (absent or null: one node).
              *     More than one is for jobs (`JobRequest.nodes`) on a profile whose `max_nodes`
              *     allows it.
              */
-            nodes?: number;
+            nodes?: number | null;
             model?: components["schemas"]["ModelFilter"];
         };
         /** @description One MIG instance of a profile. Quota label `mig:<profile>`; charged its share of the GPU's compute slices (1/7 for 1g on A100/H100). */
