@@ -6,6 +6,10 @@ change to the code rebuilds only the small layer that installs gpuhub itself:
     python3 images/requirements.py pyproject.toml notebook > requirements.txt
 
 Self-references such as ``gpuhub[hub,notebook]`` inside an extra are expanded.
+
+``requirements.py --unneeded`` prints the packages that pip brings in but no part of
+gpuhub, JupyterHub or JupyterLab uses, and that cost every process start: the builds and
+``scripts/setup`` remove them after installing (``UNNEEDED`` says why for each).
 """
 
 from __future__ import annotations
@@ -13,6 +17,16 @@ from __future__ import annotations
 import re
 import sys
 import tomllib
+
+#: Installed as dependencies, removed after: name -> why.
+UNNEEDED = {
+    # jupyter-events and nbformat ask for jsonschema[format-nongpl], which checks the "iri"
+    # format with rfc3987-syntax; jsonschema imports it eagerly, and it builds about 35
+    # Earley parsers at import: 0.8 CPU-s in every JupyterHub, JupyterLab server and job
+    # runner start (a JupyterLab server answers after 0.47 instead of 1.25 CPU-s without
+    # it). No Jupyter schema uses the "iri" format; jsonschema skips it when it is missing.
+    "rfc3987-syntax": "an import-time Earley parser for a JSON Schema format no one uses",
+}
 
 
 def requirements(pyproject: dict, extras: list[str]) -> list[str]:
@@ -40,7 +54,10 @@ def requirements(pyproject: dict, extras: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    """``requirements.py PYPROJECT [EXTRA...]``"""
+    """``requirements.py PYPROJECT [EXTRA...]``, or ``requirements.py --unneeded``"""
+    if argv == ["--unneeded"]:
+        print("\n".join(UNNEEDED))
+        return
     if not argv:
         raise SystemExit(__doc__)
     with open(argv[0], "rb") as f:

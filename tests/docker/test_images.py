@@ -120,6 +120,16 @@ def test_base_image_runs_jupyter_as_jovyan(images):
     assert listing.split()[2] == "jovyan", f"jovyan owns its home: {listing}"
 
 
+def nothing_unneeded(*apps: str) -> str:
+    """Python that imports ``apps`` and fails if a package that images/requirements.py
+    lists as unneeded is installed (rfc3987-syntax: 0.8 CPU-s per process start)."""
+    return (
+        f"import importlib.util, sys; import {', '.join(apps)}; "
+        "left = [m for m in ('rfc3987_syntax',) if importlib.util.find_spec(m)]; "
+        "assert not left, left; assert 'jsonschema' in sys.modules"
+    )
+
+
 def test_base_image_has_singleuser_lab_and_gpuhub(images):
     assert re.search(r"\d+\.\d+", run_in(image("base"), "jupyterhub-singleuser", "--version"))
     lab = run_in(image("base"), "jupyter", "lab", "--version").strip()
@@ -131,6 +141,8 @@ def test_base_image_has_singleuser_lab_and_gpuhub(images):
         "import sys, jupyter_server, jupyterlab, gpuhub; print(sys.prefix)",
     )
     assert out.strip() == "/opt/gpuhub/venv"
+    # nothing that only slows every server start is left (images/requirements.py --unneeded)
+    run_in(image("base"), "python", "-c", nothing_unneeded("jupyter_server.serverapp"))
     # jovyan owns the environment: `pip install` works in a running server
     assert (
         run_in(image("base"), "sh", "-c", "test -w /opt/gpuhub/venv/bin && echo ok").strip() == "ok"
@@ -168,6 +180,7 @@ def test_hub_image_runs_jupyterhub_and_the_proxy(images):
     run_in(
         image("hub"), "python", "-c", "import gpuhub.service, dockerspawner, psycopg, sqlalchemy"
     )
+    run_in(image("hub"), "python", "-c", nothing_unneeded("jupyterhub.app"))
     # the service's web console bundle is in the image (nothing is fetched at run time)
     run_in(
         image("hub"), "python", "-c",
