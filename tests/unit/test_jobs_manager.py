@@ -130,7 +130,7 @@ def test_a_notebook_job_runs_to_success_and_its_gpu_hours_are_booked_once(env):
     lease = env.lease(job)
     assert lease.status == "released" and lease.end_reason == f"job {job.id} succeeded"
     usage = env.manager.scheduler.usage(0, env.clock() + 1, by=("user",))
-    assert usage == [{"user": "alice", "gpu_hours": 0.5, "leases": 1}]
+    assert usage == [{"user": "alice", "gpu_hours": 0.5, "credits": 0.5, "leases": 1}]
     executed = env.home() / view["output_notebook"]
     outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
     assert any("epochs are 3" in "".join(o.get("text", "")) for o in outputs)

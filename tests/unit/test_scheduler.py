@@ -138,6 +138,7 @@ def test_mig_slice_units_and_device_info(make):
             "mig_index": 0,
             "profile": "1g.10gb",
             "slot": 0,
+            "rate": 1.0,  # credits per GPU-hour of its GPU (the default rate)
         }
     ]
     assert uuids(big) == ["MIG-sim-a-0-3"]
@@ -672,20 +673,36 @@ def test_usage_splits_a_lease_crossing_midnight(make, clock):
     start = dt.datetime(2026, 11, 23, tzinfo=dt.UTC).timestamp()
     rows = s.usage(start, start + 7 * 24 * HOUR)
     assert rows == [
-        {"day": "2026-11-23", "user": "alice", "group": "cs101", "gpu_hours": 4.0, "leases": 1},
+        {
+            "day": "2026-11-23",
+            "user": "alice",
+            "group": "cs101",
+            "gpu_hours": 4.0,
+            "credits": 4.0,
+            "leases": 1,
+        },
         {
             "day": "2026-11-23",
             "user": "bob",
             "group": None,
             "gpu_hours": round(2 / 7, 6),
+            "credits": round(2 / 7, 6),
             "leases": 1,
         },
-        {"day": "2026-11-24", "user": "alice", "group": "cs101", "gpu_hours": 4.0, "leases": 1},
+        {
+            "day": "2026-11-24",
+            "user": "alice",
+            "group": "cs101",
+            "gpu_hours": 4.0,
+            "credits": 4.0,
+            "leases": 1,
+        },
         {
             "day": "2026-11-24",
             "user": "bob",
             "group": None,
             "gpu_hours": round(5 / 7, 6),
+            "credits": round(5 / 7, 6),
             "leases": 1,
         },
     ]
@@ -693,17 +710,17 @@ def test_usage_splits_a_lease_crossing_midnight(make, clock):
     assert sum(r["gpu_hours"] for r in rows) == pytest.approx(expected, abs=1e-6)
     assert sum(x.gpu_hours(clock.now) for x in (s.get(two.id), small)) == pytest.approx(expected)
     assert s.usage(start, start + 7 * 24 * HOUR, by=("user",)) == [
-        {"user": "alice", "gpu_hours": 8.0, "leases": 1},
-        {"user": "bob", "gpu_hours": 1.0, "leases": 1},
+        {"user": "alice", "gpu_hours": 8.0, "credits": 8.0, "leases": 1},
+        {"user": "bob", "gpu_hours": 1.0, "credits": 1.0, "leases": 1},
     ]
     assert s.usage(0, 2e9, group="cs101", by=("day",)) == [
-        {"day": "2026-11-23", "gpu_hours": 4.0, "leases": 1},
-        {"day": "2026-11-24", "gpu_hours": 4.0, "leases": 1},
+        {"day": "2026-11-23", "gpu_hours": 4.0, "credits": 4.0, "leases": 1},
+        {"day": "2026-11-24", "gpu_hours": 4.0, "credits": 4.0, "leases": 1},
     ]
     # a window inside the lease counts only its part
     midnight = start + 24 * HOUR
     assert s.usage(midnight - HOUR, midnight + HOUR, user="alice", by=("user",)) == [
-        {"user": "alice", "gpu_hours": 4.0, "leases": 1}
+        {"user": "alice", "gpu_hours": 4.0, "credits": 4.0, "leases": 1}
     ]
     # the future is not charged
     assert s.usage(clock.now, clock.now + 10 * HOUR) == []

@@ -30,7 +30,7 @@ POOL = "a: 2xH100-80GB, 1xA100-40GB[mig=7x1g.5gb]; b: 1xL4-24GB[shared=2]"
 API_KEYS = [
     "id", "user", "group", "status", "shape", "profile", "label", "priority", "units", "node",
     "devices", "simulated", "position", "requested_at", "granted_at", "ended_at",
-    "end_reason", "gpu_hours",
+    "end_reason", "gpu_hours", "rate", "tier", "discount", "credits",
 ]  # fmt: skip
 
 
@@ -167,8 +167,8 @@ def test_reports_read_from_a_worker_thread_while_the_scheduler_grants(make, cloc
 
     rows, total = asyncio.run(main())
     assert rows == [
-        {"user": "alice", "gpu_hours": 2.0, "leases": 1},
-        {"user": "bob", "gpu_hours": round(1 / 7, 6), "leases": 1},
+        {"user": "alice", "gpu_hours": 2.0, "credits": 2.0, "leases": 1},
+        {"user": "bob", "gpu_hours": round(1 / 7, 6), "credits": round(1 / 7, 6), "leases": 1},
     ]
     assert total == pytest.approx(2 + 1 / 7)
     assert s.total_gpu_hours() == pytest.approx(total)  # carol's lease started at now

@@ -48,17 +48,17 @@ def test_usage_by_week_and_month_across_both_boundaries(scheduler, clock):
     end = start + 62 * 24 * HOUR
 
     assert s.usage(start, end, by=("week",)) == [
-        {"week": "2026-11-23", "gpu_hours": 2.0, "leases": 1},
-        {"week": "2026-11-30", "gpu_hours": 27.0, "leases": 2},
+        {"week": "2026-11-23", "gpu_hours": 2.0, "credits": 2.0, "leases": 1},
+        {"week": "2026-11-30", "gpu_hours": 27.0, "credits": 27.0, "leases": 2},
     ]
     assert s.usage(start, end, by=("month", "user")) == [
-        {"month": "2026-11", "user": "alice", "gpu_hours": 26.0, "leases": 1},
-        {"month": "2026-12", "user": "alice", "gpu_hours": 2.0, "leases": 1},
-        {"month": "2026-12", "user": "bob", "gpu_hours": 1.0, "leases": 1},
+        {"month": "2026-11", "user": "alice", "gpu_hours": 26.0, "credits": 26.0, "leases": 1},
+        {"month": "2026-12", "user": "alice", "gpu_hours": 2.0, "credits": 2.0, "leases": 1},
+        {"month": "2026-12", "user": "bob", "gpu_hours": 1.0, "credits": 1.0, "leases": 1},
     ]
     assert s.usage(start, end, group="cs101", by=("week", "group")) == [
-        {"week": "2026-11-23", "group": "cs101", "gpu_hours": 2.0, "leases": 1},
-        {"week": "2026-11-30", "group": "cs101", "gpu_hours": 26.0, "leases": 1},
+        {"week": "2026-11-23", "group": "cs101", "gpu_hours": 2.0, "credits": 2.0, "leases": 1},
+        {"week": "2026-11-30", "group": "cs101", "gpu_hours": 26.0, "credits": 26.0, "leases": 1},
     ]
     # the days still add up to the same total
     days = s.usage(start, end, by=("day",))

@@ -10,6 +10,7 @@ quota check costs no query on the hot path.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -27,7 +28,8 @@ class Accounting:
     """Units held and GPU-hours used per principal, and the quota checks built on them.
 
     ``live`` and ``quotas`` are the scheduler's own dicts (live leases by id, quotas by
-    (kind, name)): accounting reads them, the scheduler writes them.
+    (kind, name)): accounting reads them, the scheduler writes them. ``highest_rate``
+    gives the most credits per GPU-hour a shape may be charged (credits budgets).
     """
 
     def __init__(
@@ -36,16 +38,20 @@ class Accounting:
         live: dict[int, Lease],
         quotas: dict[tuple[str, str], QuotaSpec],
         default_user_quota: QuotaSpec | None,
+        highest_rate: Callable[[WholeGpus | MigSlice | SharedGpu], float] = lambda _s: 1.0,
     ) -> None:
         self.store = store
         self.live = live
         self.quotas = quotas
         self.default_user_quota = default_user_quota
+        self.highest_rate = highest_rate  # the most credits per GPU-hour a shape may cost
         self.held: dict[tuple, Fraction] = defaultdict(Fraction)  # queued + active units
         self.active: dict[tuple, Fraction] = defaultdict(Fraction)
         self.by_principal: dict[tuple, set[int]] = defaultdict(set)
-        # principal -> budget window start -> GPU-hours of its ended leases since then
+        # principal -> budget window start -> GPU-hours (and credits) of its ended leases
+        # since then
         self.closed_hours: dict[tuple, dict[float, float]] = defaultdict(dict)
+        self.closed_credits: dict[tuple, dict[float, float]] = defaultdict(dict)
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -73,6 +79,8 @@ class Accounting:
                 self.active[p] -= lease.units
                 for ws in self.closed_hours.get(p, {}):
                     self.closed_hours[p][ws] += lease.overlap_hours(ws, lease.ended_at or 0)
+                for ws in self.closed_credits.get(p, {}):
+                    self.closed_credits[p][ws] += lease.overlap_credits(ws, lease.ended_at or 0)
 
     # -- quotas ----------------------------------------------------------------------
 
@@ -147,6 +155,42 @@ class Accounting:
                         f"{period_phrase(spec, now)}"
                     )
                     return msg + (f"; this request needs {fmt_hours(need)}" if need else "")
+            if spec.credits is not None:
+                rate = self.highest_rate(shape)
+                problem = self._credits_problem(key, who, spec, units, hours, rate, now, conn)
+                if problem:
+                    return problem
+        return None
+
+    def _credits_problem(
+        self,
+        key: tuple,
+        who: str,
+        spec: QuotaSpec,
+        units: Fraction,
+        hours: float | None,
+        rate: float,
+        now: float,
+        conn: Connection | None,
+    ) -> str | None:
+        """Why a credits budget refuses a request (``rate``: the highest credits per
+        GPU-hour it may be charged), or None."""
+        assert spec.credits is not None
+        start, end = period_window(spec, now)
+        name = who[len("user ") :] if key[0] == "user" else who
+        if not start <= now < end:
+            return (
+                f"{name}'s credit term runs {spec.term_start} to {spec.term_end}; "
+                "no credits can be used outside it"
+            )
+        left = spec.credits - self.credits_used(key, start, now, conn)
+        need = float(units) * hours * rate if hours else 0.0
+        if left <= 1e-9 or left + 1e-9 < need:
+            msg = (
+                f"{name} has {fmt_hours(max(left, 0.0))} of {fmt_hours(spec.credits)} credits "
+                f"left {period_phrase(spec, now)}"
+            )
+            return msg + (f"; this request needs up to {fmt_hours(need)}" if need else "")
         return None
 
     def _units_message(self, who: str, key: tuple, limit: Fraction, units: Fraction) -> str:
@@ -191,6 +235,28 @@ class Accounting:
         )
         return cache[start] + live
 
+    def credits_used(
+        self, key: tuple, start: float, now: float, conn: Connection | None = None
+    ) -> float:
+        """Credits charged to a principal since ``start``: ended leases + live ones so far."""
+        cache = self.closed_credits[key]
+        if start not in cache:
+            t = LEASES.c
+            col = t.user if key[0] == "user" else t.group_name
+            q = select(
+                t.granted_at, t.ended_at, t.units_num, t.units_den, t.rate, t.discount
+            ).where(col == key[1], t.granted_at.is_not(None), t.ended_at > start)
+            cache[start] = sum(
+                num / den * (ended - max(granted, start)) / 3600 * (rate or 0.0) * discount
+                for granted, ended, num, den, rate, discount in self.store.rows(q, conn)
+            )
+        live = sum(
+            self.live[i].overlap_credits(start, now)
+            for i in self.by_principal.get(key, ())
+            if self.live[i].status == ACTIVE
+        )
+        return cache[start] + live
+
     def quota_status(
         self, kind: str, name: str, spec: QuotaSpec | None, now: float
     ) -> dict[str, Any]:
@@ -209,6 +275,16 @@ class Accounting:
             out.update(
                 gpu_hours_used=round(used, 6),
                 gpu_hours_left=round(max(spec.gpu_hours - used, 0.0), 6),
+                period_start=iso(start),
+                period_end=iso(end),
+                period=period_phrase(spec, now),
+            )
+        if spec is not None and spec.credits is not None:
+            start, end = period_window(spec, now)
+            used = self.credits_used(key, start, now) if start <= now else 0.0
+            out.update(
+                credits_used=round(used, 6),
+                credits_left=round(max(spec.credits - used, 0.0), 6),
                 period_start=iso(start),
                 period_end=iso(end),
                 period=period_phrase(spec, now),

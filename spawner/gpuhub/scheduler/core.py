@@ -51,6 +51,7 @@ from .inventory_change import InventoryChange, compare, log_change
 from .lease import Lease, iso, lease_row, request_digest
 from .ledger import Ledger
 from .pool import Placement, Pool
+from .pricing import RateCard
 from .queue import WaitQueue
 from .quota import QuotaSpec
 from .reads import SchedulerView
@@ -62,13 +63,8 @@ from .store import claim_rows as _claim_rows
 
 log = logging.getLogger("gpuhub.scheduler")
 
-__all__ = [
-    "Forbidden",
-    "IdempotencyConflict",
-    "Lease",
-    "NotFound",
-    "QuotaExceeded",
-    "Reservation",
+__all__ = ["Forbidden", "IdempotencyConflict", "Lease", "NotFound", "QuotaExceeded", "Reservation"]
+__all__ += [
     "ReservationConflict",
     "Scheduler",
     "SchedulerError",
@@ -92,13 +88,14 @@ def _view_read(name: str) -> Callable[..., Any]:
     return read
 
 
-def _place(lease: Lease, placement: Placement, now: float) -> None:
-    """Make ``lease`` active on ``placement`` (memory only)."""
+def _place(lease: Lease, placement: Placement, now: float, rates: RateCard) -> None:
+    """Make ``lease`` active on ``placement``, priced by ``rates`` (memory only)."""
     lease.status, lease.granted_at = ACTIVE, now
     lease.units, lease.node = placement.units, placement.node
     lease.devices = [
         {**d, "slot": s} for d, (_, s) in zip(placement.devices, placement.slots, strict=True)
     ]
+    rates.price(lease)
 
 
 class Scheduler:
@@ -120,6 +117,7 @@ class Scheduler:
         queue_policy: str = "best-effort",
         reservation_guard: float = RESERVATION_GUARD,
         held_outside: Mapping[str, str] | None = None,
+        rates: RateCard | None = None,
     ) -> None:
         if queue_policy not in QUEUE_POLICIES:
             raise ValueError(
@@ -136,6 +134,7 @@ class Scheduler:
         self.reservation_guard = float(reservation_guard)
         self.store = Store(engine)
         self.ledger = Ledger(engine)
+        self.rates = rates or RateCard(engine, clock=clock)  # prices each grant
         #: The latest GPU activity of each active lease (memory only).
         self.activity_board = ActivityBoard()
         #: The reservations and their placement rule (written only through this scheduler).
@@ -157,8 +156,9 @@ class Scheduler:
             self.store.sync_devices(conn, self.inventory, now)
             self.quotas: dict[tuple[str, str], QuotaSpec] = self.store.load_quotas(conn)
             self.accounting = Accounting(
-                self.store, self.live, self.quotas, self.default_user_quota
-            )
+                self.store, self.live, self.quotas, self.default_user_quota,
+                highest_rate=lambda shape: self.rates.highest(shape, self.inventory),
+            )  # fmt: skip
             self.next_id = self.store.next_lease_id(conn)
             for lease in self.store.load_live(conn):
                 self._remember(lease)
@@ -307,7 +307,7 @@ class Scheduler:
             if self.queue_policy == "best-effort" or not self.wait_queue.ahead_of(lease, self.live):
                 placement = self.book.place(lease, now, self.pool)
             if placement is not None:
-                _place(lease, placement, now)
+                _place(lease, placement, now, self.rates)
             conn.execute(INSERT_LEASE, lease_row(lease))
             if placement is not None:
                 conn.execute(INSERT_CLAIM, _claim_rows(lease))
@@ -392,7 +392,7 @@ class Scheduler:
     def _grant(self, conn: Connection, lease: Lease, placement: Placement, now: float) -> None:
         """Grant a queued lease (already counted as held) the slots of ``placement``."""
         queued_units = lease.units
-        _place(lease, placement, now)
+        _place(lease, placement, now, self.rates)
         self.store.grant_lease(conn, lease)
         self.accounting.granted(lease, queued_units)
         self.pool.claim(lease.id, lease.node or "", lease.slots, lease.units)

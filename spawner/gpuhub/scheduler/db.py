@@ -75,6 +75,11 @@ class LeaseRow(Base):
     request_digest: Mapped[str | None] = mapped_column(String(64))
     # the user's hub groups when they asked (reservations admit members); null: none known
     user_groups: Mapped[list | None] = mapped_column(JSON)
+    # the price in force when granted: credits per GPU-hour (of one unit), the capacity
+    # tier and its discount; the charge is units x hours x rate x discount
+    rate: Mapped[float | None] = mapped_column(Float)
+    tier: Mapped[str] = mapped_column(String(16), default="guaranteed")
+    discount: Mapped[float] = mapped_column(Float, default=1.0)
 
     __table_args__ = (
         Index("ix_leases_user_ended", "user", "ended_at"),
@@ -100,6 +105,17 @@ class QuotaRow(Base):
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # user | group
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     spec: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class RateRow(Base):
+    """An admin's rate for a GPU model (credits per GPU-hour); it wins over configuration."""
+
+    __tablename__ = "rates"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    credits_per_gpu_hour: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     updated_by: Mapped[str] = mapped_column(String(255))
 

@@ -59,6 +59,9 @@ class Lease:
     idempotency_key: str | None = None
     request_digest: str | None = None
     user_groups: list[str] = field(default_factory=list)  # the user's hub groups when asked
+    rate: float | None = None  # credits per GPU-hour (of one unit), fixed when granted
+    tier: str = "guaranteed"
+    discount: float = 1.0
 
     @property
     def slots(self) -> tuple[tuple[str, int], ...]:
@@ -91,6 +94,15 @@ class Lease:
         a = max(self.granted_at, start)
         b = end if self.ended_at is None else min(self.ended_at, end)
         return float(self.units) * max(0.0, b - a) / 3600
+
+    def overlap_credits(self, start: float, end: float) -> float:
+        """Credits this lease is charged between ``start`` and ``end``: its GPU-hours
+        there x its rate x its tier's discount (0 before it is granted)."""
+        return self.overlap_hours(start, end) * (self.rate or 0.0) * self.discount
+
+    def credits(self, now: float) -> float:
+        """Credits charged so far."""
+        return self.overlap_credits(self.granted_at or 0.0, now)
 
     def to_dict(self, now: float, position: int | None = None) -> dict[str, Any]:
         """The lease as the REST API shows it (``position``: its place in the queue)."""
@@ -175,6 +187,10 @@ FIELDS: tuple[LeaseField, ...] = (  # in the order the API shows them
     stored("ended_at", show=iso),
     stored("end_reason"),
     shown("gpu_hours", lambda lease, now, _pos: round(lease.gpu_hours(now), 6)),
+    stored("rate"),
+    stored("tier"),
+    stored("discount"),
+    shown("credits", lambda lease, now, _pos: round(lease.credits(now), 6)),
     stored("idempotency_key", show=None),
     stored("request_digest", show=None),
     stored("user_groups", dump=lambda g: g or None, load=lambda g: list(g or []), show=None),

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.engine import Engine
 
-from .lease import lease_from_row
+from .lease import Lease, lease_from_row
 from .store import LEASES
 
 UTC = dt.UTC
@@ -55,6 +55,71 @@ class Ledger:
         if sum(f in TIME_FIELDS for f in by) > 1:
             raise ValueError("group by at most one of day, week, month")
         end = min(end, now)
+        totals: dict[tuple, list] = {}
+        for lease in self._overlapping(start, end, user, group):
+            a = max(lease.granted_at or 0.0, start)
+            b = min(lease.ended_at if lease.ended_at is not None else now, end)
+            while a < b:  # split at UTC midnights: one row per day
+                day = dt.datetime.fromtimestamp(a, UTC).date()
+                day_end = dt.datetime.combine(
+                    day + dt.timedelta(days=1), dt.time(), UTC
+                ).timestamp()
+                cut = min(b, day_end)
+                values = {**period_values(day), "user": lease.user, "group": lease.group}
+                k = tuple(values[f] for f in by)
+                t = totals.setdefault(k, [0.0, 0.0, set()])
+                t[0] += lease.overlap_hours(a, cut)
+                t[1] += lease.overlap_credits(a, cut)
+                t[2].add(lease.id)
+                a = cut
+        return [
+            {**dict(zip(by, k, strict=True)), "gpu_hours": round(v[0], 6),
+             "credits": round(v[1], 6), "leases": len(v[2])}
+            for k, v in sorted(totals.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
+        ]  # fmt: skip
+
+    def statement(
+        self,
+        start: float,
+        end: float,
+        *,
+        now: float,
+        user: str | None = None,
+        group: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """What was charged between ``start`` and ``end`` (running leases up to ``now``),
+        per group, user, GPU model, tier and rate: GPU-hours and credits.
+
+        A lease's devices are equal shares of its units, each charged at the rate written
+        on it when granted (the lease's own rate for leases granted before rates were),
+        times the lease's discount. A rate changed mid-period makes a row of its own."""
+        end = min(end, now)
+        rows: dict[tuple, list] = {}
+        for lease in self._overlapping(start, end, user, group):
+            a = max(lease.granted_at or 0.0, start)
+            b = min(lease.ended_at if lease.ended_at is not None else now, end)
+            if b <= a:
+                continue
+            hours = float(lease.units) * (b - a) / 3600 / max(len(lease.devices), 1)
+            for d in lease.devices or [{}]:
+                rate = d.get("rate", lease.rate or 0.0)
+                k = (lease.group or "", lease.user, d.get("model", ""), lease.tier, rate,
+                     lease.discount)  # fmt: skip
+                r = rows.setdefault(k, [0.0, 0.0, set()])
+                r[0] += hours
+                r[1] += hours * rate * lease.discount
+                r[2].add(lease.id)
+        return [
+            {"group": k[0] or None, "user": k[1], "model": k[2], "tier": k[3],
+             "credits_per_gpu_hour": k[4], "discount": k[5], "gpu_hours": round(v[0], 6),
+             "credits": round(v[1], 6), "leases": len(v[2])}
+            for k, v in sorted(rows.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
+        ]  # fmt: skip
+
+    def _overlapping(
+        self, start: float, end: float, user: str | None, group: str | None
+    ) -> list[Lease]:
+        """The leases granted before ``end`` and not ended before ``start``."""
         q = select(LEASES).where(
             LEASES.c.granted_at.is_not(None),
             LEASES.c.granted_at < end,
@@ -64,28 +129,19 @@ class Ledger:
             q = q.where(LEASES.c.user == user)
         if group is not None:
             q = q.where(LEASES.c.group_name == group)
-        totals: dict[tuple, list] = {}
         with self.engine.connect() as conn:
-            for r in conn.execute(q):
-                lease = lease_from_row(r)
-                a = max(lease.granted_at or 0.0, start)
-                b = min(lease.ended_at if lease.ended_at is not None else now, end)
-                while a < b:  # split at UTC midnights: one row per day
-                    day = dt.datetime.fromtimestamp(a, UTC).date()
-                    day_end = dt.datetime.combine(
-                        day + dt.timedelta(days=1), dt.time(), UTC
-                    ).timestamp()
-                    cut = min(b, day_end)
-                    values = {**period_values(day), "user": lease.user, "group": lease.group}
-                    k = tuple(values[f] for f in by)
-                    t = totals.setdefault(k, [0.0, set()])
-                    t[0] += float(lease.units) * (cut - a) / 3600
-                    t[1].add(lease.id)
-                    a = cut
-        return [
-            {**dict(zip(by, k, strict=True)), "gpu_hours": round(v[0], 6), "leases": len(v[1])}
-            for k, v in sorted(totals.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
-        ]
+            return [lease_from_row(r) for r in conn.execute(q)]
+
+    def total_credits(self, now: float) -> float:
+        """Credits charged up to ``now``: every ended lease, and running ones so far."""
+        t = LEASES.c
+        end = case((t.ended_at.is_(None), now), else_=t.ended_at)
+        hours = (end - t.granted_at) * t.units_num / t.units_den
+        q = select(func.coalesce(func.sum(hours * t.rate * t.discount), 0.0)).where(
+            t.granted_at.is_not(None), t.granted_at <= now
+        )
+        with self.engine.connect() as conn:
+            return float(conn.execute(q).scalar() or 0.0) / 3600
 
     def total_gpu_hours(self, now: float) -> float:
         """GPU-hours booked up to ``now``: every ended lease, and running ones so far.

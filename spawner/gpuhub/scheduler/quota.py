@@ -20,7 +20,8 @@ class QuotaSpec(BaseModel):
     """What a user or group may hold. ``None`` means no limit on that axis.
 
     ``max_units`` caps concurrent GPU units (whole GPU = 1, MIG slice = its share of
-    the GPU's slices, shared GPU = 1/k); ``gpu_hours`` caps GPU-hours per ``period``;
+    the GPU's slices, shared GPU = 1/k); ``gpu_hours`` caps GPU-hours per ``period``,
+    ``credits`` what they are charged per ``period`` (GPU-hours x the models' rates);
     ``per_user_max_units`` (groups only) caps each member's share of the group.
     """
 
@@ -28,6 +29,9 @@ class QuotaSpec(BaseModel):
 
     max_units: float | None = Field(None, ge=0, le=100_000)
     gpu_hours: float | None = Field(None, ge=0, le=10_000_000)
+    credits: float | None = Field(
+        None, ge=0, le=1_000_000_000, description="Credits per period (GPU-hours x rates)"
+    )
     period: Literal["day", "week", "month", "term"] = "week"
     term_start: dt.date | None = None
     term_end: dt.date | None = None

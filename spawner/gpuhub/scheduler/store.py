@@ -50,6 +50,9 @@ GRANT_LEASE = (
         devices=bindparam("devices", type_=LEASES.c.devices.type),
         units_num=bindparam("units_num"),
         units_den=bindparam("units_den"),
+        rate=bindparam("rate"),
+        tier=bindparam("tier"),
+        discount=bindparam("discount"),
     )
 )
 END_LEASE = (
@@ -136,7 +139,8 @@ class Store:
             {
                 "lid": lease.id, "granted_at": lease.granted_at, "node": lease.node,
                 "devices": lease.devices, "units_num": lease.units.numerator,
-                "units_den": lease.units.denominator,
+                "units_den": lease.units.denominator, "rate": lease.rate,
+                "tier": lease.tier, "discount": lease.discount,
             },
         )  # fmt: skip
 
