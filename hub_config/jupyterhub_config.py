@@ -324,6 +324,9 @@ c.SimulatedInventory.spec = env("GPUHUB_SIMULATED_SPEC") or (
 if env("GPUHUB_NOTEBOOK_SERVICE_URL"):  # how user servers reach the gpuhub service
     c.GPUSpawnerMixin.notebook_service_url = env("GPUHUB_NOTEBOOK_SERVICE_URL")
 c.GpuhubService.default_user_quota = {"max_units": 2, "gpu_hours": 40, "period": "week"}
+# Credits per GPU-hour by model (docs/how-to/prices.md); a MIG slice or shared seat costs
+# its share. Admins change them at run time with `gpuhub rates set MODEL RATE`.
+c.GpuhubService.rates = {"H100": 2.0, "A100": 1.5, "L4": 0.5}
 
 # -- Idle reclaim (docs/how-to/idle-reclaim.md) -----------------------------------------
 # GPU-idle reclaim, in the gpuhub service: warn, then stop servers whose GPUs stay idle.

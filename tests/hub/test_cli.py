@@ -128,24 +128,24 @@ def test_usage_table_csv_and_json(hub: Hub, admin_token: str) -> None:
 
     text = ok(cli_as(hub, admin_token, "usage", "--csv", "--user", name))
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["day", "user", "group", "gpu_hours", "leases"]
-    assert len(rows) == 2 and rows[1][1:3] == [name, group] and rows[1][4] == "1"
+    assert rows[0] == ["day", "user", "group", "gpu_hours", "credits", "leases"]
+    assert len(rows) == 2 and rows[1][1:3] == [name, group] and rows[1][5] == "1"
 
     text = ok(cli_as(hub, carol, "usage", "--csv", "--by", "user"))
-    assert text.splitlines()[0] == "user,gpu_hours,leases"
+    assert text.splitlines()[0] == "user,gpu_hours,credits,leases"
 
     data = json.loads(ok(cli_as(hub, carol, "usage", "--json")))
     assert data["by"] == ["day", "user", "group"]
     assert [r["user"] for r in data["rows"]] == [name]
 
     out = ok(cli_as(hub, carol, "usage"))
-    assert out.splitlines()[0].split() == ["DAY", "USER", "GROUP", "GPU-HOURS", "LEASES"]
+    assert out.splitlines()[0].split() == ["DAY", "USER", "GROUP", "GPU-HOURS", "CREDITS", "LEASES"]
     assert name in out and "total" in out
 
     text = ok(cli_as(hub, carol, "usage", "--csv", "--by", "week,user"))
-    assert text.splitlines()[0] == "week,user,gpu_hours,leases"
+    assert text.splitlines()[0] == "week,user,gpu_hours,credits,leases"
     out = ok(cli_as(hub, carol, "usage", "--by", "month"))
-    assert out.splitlines()[0].split() == ["MONTH", "GPU-HOURS", "LEASES"]
+    assert out.splitlines()[0].split() == ["MONTH", "GPU-HOURS", "CREDITS", "LEASES"]
     for bad in ("weeks", "day,week", "user,user"):
         msg = one_line_error(cli_as(hub, carol, "usage", "--by", bad))
         assert msg.startswith(f"--by {bad!r}:") and "weeks start Monday" in msg, msg
@@ -413,12 +413,12 @@ def test_options_say_what_i_may_ask_for(hub: Hub) -> None:
     out = ok(cli_as(hub, opal, "options"))
     lines = out.splitlines()
     one = next(x for x in lines if x.startswith("1 whole GPU"))
-    assert "A100-80GB or H100-80GB" in one and "now" in one
+    assert "A100-80GB or H100-80GB" in one and "now" in one and "1.5–2 credits/h" in one
     four = next(x for x in lines if x.startswith("4 whole GPUs"))
     assert " no " in four and "2 GPU units" in four  # the default quota's refusal
     assert "gpu-1" in out and "mig-1g.5gb" in out
     cpu = next(x for x in lines if x.startswith("cpu "))
-    assert "No GPU (CPU only)" in cpu and cpu.endswith("no GPU (quota-free)")
+    assert "No GPU (CPU only)" in cpu and "no GPU (quota-free)" in cpu
     assert "jobs: --max-runtime from 1m to 7d, 1d when not given" in out
     data = json.loads(ok(cli_as(hub, opal, "options", "--json")))
     assert data["user"] == name and data["jobs"]["max_runtime_s"]["default"] == 86400

@@ -111,11 +111,11 @@ def snapshot(w) -> dict:
     quotas = w.admin.get("/quotas")
     usage = w.admin.get("/usage", params={"by": "user"})
     assert leases.status_code == quotas.status_code == usage.status_code == 200
-    strip = ("gpu_hours",)  # active leases' hours grow with the clock
+    strip = ("gpu_hours", "credits")  # active leases' hours (and charges) grow with the clock
     return {
         "leases": [{k: v for k, v in x.items() if k not in strip} for x in leases.json()["leases"]],
         "quotas": [
-            {k: v for k, v in q.items() if not k.startswith("gpu_hours")}
+            {k: v for k, v in q.items() if not k.startswith(("gpu_hours", "credits"))}
             for q in quotas.json()["quotas"]
         ],
         "users_in_ledger": [row["user"] for row in usage.json()["rows"]],
@@ -291,7 +291,7 @@ def test_usage_as_json_and_csv_and_only_ones_own(w):
     r = w.alice.get("/usage", params={"format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     lines = r.text.splitlines()
-    assert lines[0] == "day,user,group,gpu_hours,leases"
+    assert lines[0] == "day,user,group,gpu_hours,credits,leases"
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert rows and {row["user"] for row in rows} == {"alice"}
     data = is_json_error(w.alice.get("/usage", params={"user": "bob"}), 403)

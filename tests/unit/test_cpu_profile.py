@@ -231,15 +231,18 @@ def test_me_options_lists_the_cpu_profile_without_a_shape(make):
         "name": "cpu", "display_name": "No GPU (CPU only)",
         "description": "For editing code and reading data.", "image": IMAGE, "shape": None,
         "text": "no GPU", "models": [], "models_text": "", "gpu_counts": [], "max_nodes": 1, "default": False,
+        "credits_per_hour": None, "credits_text": None, "credits_per_gpu_hour": None,
     }  # fmt: skip
     # as the API document says a profile is (both kinds)
     spec = yaml.safe_load((REPO / "docs" / "reference" / "openapi.yaml").read_text())
     schema = {"$ref": "#/components/schemas/ProfileOption", "components": spec["components"]}
-    gpu = profile_option(by_name(PROFILES, "gpu-1"), make("n: 2xH100-80GB").pool_view())
+    s = make("n: 2xH100-80GB")
+    gpu = profile_option(by_name(PROFILES, "gpu-1"), s.pool_view(), rates=s.rates)
     assert gpu["shape"] == {"kind": "gpu", "count": 1} and gpu["models"] == ["H100-80GB"]
+    assert gpu["credits_text"] == "≈ 1 credits/h"  # the default rate
     for answer in (option, gpu):
         errors = list(Draft202012Validator(schema).iter_errors(answer))
         assert not errors, errors[0]
     report = options_report({"shapes": [], "profiles": [gpu, option], "queue_length": 0})
     assert re.search(r"cpu\s+No GPU \(CPU only\)\s+no GPU \(quota-free\)", report), report
-    assert re.search(r"gpu-1\s+gpu-1\s+1 whole GPU\n", report), report
+    assert re.search(r"gpu-1\s+gpu-1\s+1 whole GPU\s+≈ 1 credits/h\n", report), report

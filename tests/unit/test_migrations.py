@@ -213,3 +213,39 @@ def test_upgrade_from_0003_adds_reservations_and_lease_groups(empty_db_url):
     tables, columns = _migrate(empty_db_url, "0003", down=True)
     assert "reservations" not in tables and "leases" in tables
     assert "user_groups" not in columns
+
+
+def test_upgrade_from_0004_prices_the_leases_of_before_at_one_credit(empty_db_url):
+    """A database made by 0004, with an ended lease (3 GPU-hours) and a queued one,
+    upgrades to 0005: the ended lease is charged 1 credit per GPU-hour (what a GPU-hour
+    was worth when all cost the same), the queued one gets its price when granted;
+    downgrading to 0004 removes the rates table and the price columns."""
+    from gpuhub.inventory.simulated import parse_spec
+    from gpuhub.scheduler.core import Scheduler
+    from gpuhub.scheduler.pricing import RateCard
+
+    shape = '\'{"kind": "gpu", "count": 1}\''
+    tables, _ = _migrate(
+        empty_db_url,
+        "0004",
+        sql='INSERT INTO leases (id, "user", status, shape, label, priority, units_num,'
+        " units_den, requested_at, granted_at, ended_at) VALUES"
+        f" (1, 'alice', 'released', {shape}, '', 0, 1, 1, 0.0, 0.0, 10800.0),"
+        f" (2, 'alice', 'queued', {shape}, '', 0, 1, 1, 0.0, NULL, NULL)",
+    )
+    assert "rates" not in tables
+
+    engine = open_engine(empty_db_url)
+    try:
+        nodes = parse_spec("n: 1xH100-80GB")
+        rates = RateCard(engine, {"H100": 2.0})
+        s = Scheduler(engine, nodes, clock=lambda: 4 * 3600.0, rates=rates)
+        assert s.get(1).rate == 1.0 and s.get(1).tier == "guaranteed"
+        assert s.get(2).status == "active" and s.get(2).rate == 2.0  # granted at load
+        assert s.ledger.total_credits(4 * 3600.0) == 3.0
+    finally:
+        engine.dispose()
+
+    tables, columns = _migrate(empty_db_url, "0004", down=True)
+    assert "rates" not in tables and "leases" in tables
+    assert not {"rate", "tier", "discount"} & columns

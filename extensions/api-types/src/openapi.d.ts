@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 ce6e8a6fe77c6bf4e5c185750a3271403d8f9437172a605cce8adf15897f8cab)
+ * From docs/reference/openapi.yaml (sha256 cd33212b2604c47d2c32233e26d6b1995e27f762166e0fd9a01fcb03accfbcb0)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -397,6 +397,73 @@ export interface paths {
          *     now. Without `user`, a user gets their own usage and an admin everyone's.
          */
         get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Credits per GPU-hour of each GPU model of the pool.
+         * @description Everyone may read the rate card. A MIG slice or a shared seat costs its share of its
+         *     GPU's rate. An admin's rate (`PUT /api/v1/rates/{model}`) wins over the configured
+         *     one (`GpuhubService.rates`), which wins over the default.
+         */
+        get: operations["listRates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rates/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A GPU model of the pool, as the inventory names it, e.g. `H100-80GB`. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /** Set a model's rate from now on (admins); leases already granted keep theirs. */
+        put: operations["setRate"];
+        post?: never;
+        /** Drop an admin's rate (admins); the configured rate, or the default, applies again. */
+        delete: operations["unsetRate"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/statements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Credits and GPU-hours charged in a period, per group, user, model, tier and rate.
+         * @description Each lease is charged units × hours × the rate written on it when granted × its
+         *     tier's discount; the part that falls between `start` and `end` counts (running
+         *     leases up to now). A rate changed within the period makes rows of its own. The
+         *     totals are the sums of the rows. Without `user`, a user gets their own statement
+         *     and an admin everyone's.
+         */
+        get: operations["getStatement"];
         put?: never;
         post?: never;
         delete?: never;
@@ -901,6 +968,14 @@ export interface components {
             end_reason: string | null;
             /** @description GPU-hours used so far (units × hours held). */
             gpu_hours: number;
+            /** @description Credits per GPU-hour of its GPU model when granted (null until then); a later rate change leaves it. */
+            rate: number | null;
+            /** @description The capacity tier: `guaranteed`. */
+            tier: string;
+            /** @description The tier's factor on the rate (1: none). */
+            discount: number;
+            /** @description Charged so far: `gpu_hours` × `rate` × `discount`. */
+            credits: number;
             /**
              * @description The latest GPU activity the lease's server reported, or null (none yet, not
              *     active, or forgotten by a service restart). On the answers of `/leases`,
@@ -1185,7 +1260,12 @@ export interface components {
              */
             gpu_hours: number | null;
             /**
-             * @description The budget window of `gpu_hours`: UTC day, week from Monday, calendar month, or `term_start`..`term_end`.
+             * @description Credits per `period` (GPU-hours × the rates of their models).
+             * @default null
+             */
+            credits: number | null;
+            /**
+             * @description The budget window of `gpu_hours` and `credits`: UTC day, week from Monday, calendar month, or `term_start`..`term_end`.
              * @default week
              * @enum {string}
              */
@@ -1227,7 +1307,7 @@ export interface components {
         UserQuotaSpec: components["schemas"]["QuotaSpec"] & {
             per_user_max_units?: null;
         };
-        /** @description A quota with what is in use and left now. The `gpu_hours_*` and `period*` fields are present when the quota has `gpu_hours`. */
+        /** @description A quota with what is in use and left now. The `gpu_hours_*` (`credits_*`) and `period*` fields are present when the quota has `gpu_hours` (`credits`). */
         QuotaStatus: {
             /** @enum {string} */
             kind: "user" | "group";
@@ -1241,6 +1321,9 @@ export interface components {
             /** @description GPU-hours used in the current period. */
             gpu_hours_used?: number;
             gpu_hours_left?: number;
+            /** @description Credits charged in the current period. */
+            credits_used?: number;
+            credits_left?: number;
             /** Format: date-time */
             period_start?: string;
             /** Format: date-time */
@@ -1317,6 +1400,14 @@ export interface components {
             total: number | null;
             ahead: number | null;
             simulated: boolean;
+            /** @description What it costs per hour (the lowest and highest over its models), or null. */
+            credits_per_hour: components["schemas"]["CreditRange"] | null;
+            /** @description For people, e.g. "≈ 2 credits/h" or "0.5–2 credits/h". */
+            credits_text: string | null;
+        };
+        CreditRange: {
+            min: number;
+            max: number;
         };
         /** @description A spawn profile open to the user. */
         ProfileOption: {
@@ -1338,6 +1429,12 @@ export interface components {
              */
             max_nodes: number;
             default: boolean;
+            /** @description What it costs per hour at its default GPU count (the lowest and highest over its models), or null. */
+            credits_per_hour: components["schemas"]["CreditRange"] | null;
+            /** @description For people, e.g. "≈ 2 credits/h" or "0.5–2 credits/h". */
+            credits_text: string | null;
+            /** @description What one GPU (or its slice or seat) of it costs per hour, for other counts. */
+            credits_per_gpu_hour: components["schemas"]["CreditRange"] | null;
         };
         Me: {
             name: string;
@@ -1350,6 +1447,59 @@ export interface components {
             leases: components["schemas"]["Lease"][];
             /** @description Queued requests, with their positions. */
             queued: components["schemas"]["Lease"][];
+        };
+        RateChange: {
+            /** @description Credits per GPU-hour of one whole GPU of the model. */
+            credits_per_gpu_hour: number;
+        };
+        Rate: {
+            model: string;
+            credits_per_gpu_hour: number;
+            /**
+             * @description Where the rate comes from: an admin's (`PUT /rates/{model}`), `GpuhubService.rates`, or `GpuhubService.default_rate`.
+             * @enum {string}
+             */
+            source: "admin" | "configuration" | "default";
+            /** @description The admin who set it (source `admin`). */
+            updated_by: string | null;
+            /** Format: date-time */
+            updated_at: string | null;
+        };
+        RateCard: {
+            /** @description `credits per GPU-hour`. */
+            unit: string;
+            /** @description The rate of models neither configuration nor an admin names. */
+            default_credits_per_gpu_hour: number;
+            /** @description Each model of the pool, and any model an admin priced. */
+            rates: components["schemas"]["Rate"][];
+        };
+        /** @description What one user was charged for one GPU model at one rate and tier, through one group (or none). */
+        StatementRow: {
+            group: string | null;
+            user: string;
+            model: string;
+            /** @description The capacity tier: `guaranteed`. */
+            tier: string;
+            /** @description The rate in force when those leases were granted. */
+            credits_per_gpu_hour: number;
+            /** @description The tier's factor on the rate (1: none). */
+            discount: number;
+            gpu_hours: number;
+            /** @description `gpu_hours` × `credits_per_gpu_hour` × `discount`. */
+            credits: number;
+            leases: number;
+        };
+        Statement: {
+            /** Format: date-time */
+            start: string;
+            /** Format: date-time */
+            end: string;
+            /** @description The user it is for; null for everyone's (admins). */
+            user: string | null;
+            group: string | null;
+            rows: components["schemas"]["StatementRow"][];
+            total_gpu_hours: number;
+            total_credits: number;
         };
         /** @description GPU-hours of one (day or week or month, user, group) combination; only the `by` columns are present. */
         UsageRow: {
@@ -1368,6 +1518,8 @@ export interface components {
             user?: string;
             group?: string | null;
             gpu_hours: number;
+            /** @description What those GPU-hours were charged (see `Statement`). */
+            credits: number;
             /** @description Leases that contributed. */
             leases: number;
         };
@@ -2685,6 +2837,127 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Usage"];
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    listRates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rate card. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateCard"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+        };
+    };
+    setRate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A GPU model of the pool, as the inventory names it, e.g. `H100-80GB`. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "credits_per_gpu_hour": 2.5
+                 *     }
+                 */
+                "application/json": components["schemas"]["RateChange"];
+            };
+        };
+        responses: {
+            /** @description The model's rate now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rate"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["TooLarge"];
+        };
+    };
+    unsetRate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A GPU model of the pool, as the inventory names it, e.g. `H100-80GB`. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model's rate now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rate"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    getStatement: {
+        parameters: {
+            query?: {
+                /** @description Start, an ISO 8601 date or time such as `2026-11-01` (UTC when no zone is given), from 1970 to 8999. Default the first of this month, 00:00 UTC. */
+                start?: string;
+                /** @description End, in the same form, after `start`. Default now. */
+                end?: string;
+                /** @description Only this user (another user's needs the admin scope). */
+                user?: components["schemas"]["Name"];
+                /** @description Only leases charged to this group. */
+                group?: components["schemas"]["Name"];
+                /** @description `json` or `csv`. */
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description The statement. With `format=csv`, a CSV file with the row fields (a header line
+             *     first) and a last line whose `group` is `total`.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Statement"];
                     "text/csv": string;
                 };
             };

@@ -23,6 +23,7 @@ from . import tables as t
 QUOTA_FIELDS = (
     "max_units",
     "gpu_hours",
+    "credits",
     "period",
     "term_start",
     "term_end",
@@ -190,6 +191,41 @@ def _check_usage_by(by: str | None) -> None:
         )
 
 
+def add_report_options(p: argparse.ArgumentParser, start: str) -> None:
+    """The options of a ledger report: who and when (``start``: the default start, in
+    words), and --csv or --json."""
+    p.add_argument("--user", metavar="NAME", help="only this user (yours unless admin)")
+    p.add_argument("--group", metavar="NAME", help="only leases charged to this group")
+    p.add_argument("--start", metavar="DATE", help=f"from this date or time (default: {start})")
+    p.add_argument("--end", metavar="DATE", help="until this date or time (default: now)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="print the API's CSV")
+    fmt.add_argument("--json", action="store_true", help="print the API's JSON (for scripts)")
+
+
+def fetch_report(
+    client: GpuhubClient,
+    path: str,
+    params: dict[str, Any],
+    args: argparse.Namespace,
+    flags: dict[str, str],
+) -> Any:
+    """A ledger report's JSON; None when it was printed already (--csv, --json). A refusal
+    names the command's flag for the API's field."""
+    try:
+        if args.csv:
+            sys.stdout.write(client.get_text(path, {**params, "format": "csv"}))
+            return None
+        data = client.get(path, params)
+    except GpuhubError as e:
+        name_flag(e, flags)
+        raise
+    if args.json:
+        emit_json(data)
+        return None
+    return data
+
+
 def cmd_usage(args: argparse.Namespace, client: GpuhubClient | None) -> None:
     """``gpuhub usage``: GPU-hours per day, week or month, user and group."""
     assert client is not None
@@ -205,18 +241,9 @@ def cmd_usage(args: argparse.Namespace, client: GpuhubClient | None) -> None:
         )
         if v is not None
     }
-    try:
-        if args.csv:
-            sys.stdout.write(client.get_text("usage", {**params, "format": "csv"}))
-            return
-        data = client.get("usage", params)
-    except GpuhubError as e:
-        name_flag(e, USAGE_FLAGS)
-        raise
-    if args.json:
-        emit_json(data)
-        return
-    print(render.usage_report(data))
+    data = fetch_report(client, "usage", params, args, USAGE_FLAGS)
+    if data is not None:
+        print(render.usage_report(data))
 
 
 def cmd_leases(args: argparse.Namespace, client: GpuhubClient | None) -> None:

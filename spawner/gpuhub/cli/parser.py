@@ -16,6 +16,7 @@ from ..terms import LEASE_STATUSES as STATUSES
 from .cohorts import add_cohort_commands
 from .commands import (
     Command,
+    add_report_options,
     cmd_inventory,
     cmd_keep,
     cmd_leases,
@@ -32,6 +33,7 @@ from .commands import (
 )
 from .job_input import parse_duration
 from .jobs import add_job_commands
+from .prices import add_price_commands
 from .reservations import add_reservation_commands
 
 DEFAULT_URL = "http://127.0.0.1:8000/services/gpuhub"
@@ -193,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpu-hours", type=_number, default=s, metavar="H",
         help="GPU-hours per period; none: no limit",
     )  # fmt: skip
+    p.add_argument(
+        "--credits", type=_number, default=s, metavar="C",
+        help="credits per period (GPU-hours x the models' rates, see gpuhub rates); none: no limit",
+    )  # fmt: skip
     p.add_argument("--period", choices=("day", "week", "month", "term"), default=s)
     p.add_argument("--term-start", type=_date, default=s, metavar="DATE")
     p.add_argument("--term-end", type=_date, default=s, metavar="DATE")
@@ -222,18 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--group", metavar="NAME")
 
     p = command("usage", cmd_usage, "GPU-hours used per day, week or month, user and group")
-    p.add_argument("--user", metavar="NAME", help="only this user (yours unless admin)")
-    p.add_argument("--group", metavar="NAME", help="only leases charged to this group")
-    p.add_argument("--start", metavar="DATE", help="from this date or time (default: 30 days ago)")
-    p.add_argument("--end", metavar="DATE", help="until this date or time (default: now)")
+    add_report_options(p, start="30 days ago")
     p.add_argument(
         "--by", metavar="FIELDS",
         help="group rows by some of day|week|month,user,group, e.g. week,user "
         "(weeks start Monday 00:00 UTC; default day,user,group)",
     )  # fmt: skip
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--csv", action="store_true", help="print the API's CSV")
-    _json_option(fmt)
 
     p = command("leases", cmd_leases, "leases: active and queued unless told otherwise")
     p.add_argument(
@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_commands(sub, conn)
     add_cohort_commands(sub, conn, _number)
     add_reservation_commands(sub, conn)
+    add_price_commands(sub, conn)
 
     p = command(
         "inventory",

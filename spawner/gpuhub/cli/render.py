@@ -160,14 +160,21 @@ def options_report(data: Mapping[str, Any]) -> str:
     rows = []
     for s in data.get("shapes", []):
         verdict = {"grant": "now", "queue": "queued"}.get(s.get("outcome"), "no")
-        rows.append([s["text"], s.get("models_text") or None, verdict, s.get("message")])
-    parts = [t.render(["SHAPE", "MODELS", "GRANTED", "NOW"], rows) if rows else "no GPU shapes"]
+        rows.append(
+            [s["text"], s.get("models_text") or None, s.get("credits_text"), verdict,
+             s.get("message")]
+        )  # fmt: skip
+    headers = ["SHAPE", "MODELS", "PRICE", "GRANTED", "NOW"]
+    parts = [t.render(headers, rows) if rows else "no GPU shapes"]
     profiles = data.get("profiles") or []
     if profiles:
         parts.append(
             t.render(
-                ["PROFILE", "NAME", "GPUS"],
-                [[p["name"], p.get("display_name"), _profile_gpus(p)] for p in profiles],
+                ["PROFILE", "NAME", "GPUS", "PRICE"],
+                [
+                    [p["name"], p.get("display_name"), _profile_gpus(p), p.get("credits_text")]
+                    for p in profiles
+                ],
             )
         )
     jobs = data.get("jobs") or {}
@@ -198,6 +205,12 @@ def _quota_notes(item: Mapping[str, Any]) -> str | None:
         notes.append("profiles " + (",".join(q["allowed_profiles"]) or "(none)"))
     if q.get("per_user_max_units") is not None:
         notes.append(f"per member {fmt_gpus(q['per_user_max_units'])}")
+    if q.get("credits") is not None:
+        used = item.get("credits_used")
+        notes.append(
+            f"{t.fmt_number(used) if used is not None else '?'} of "
+            f"{t.fmt_number(q['credits'])} credits used per {q.get('period')}"
+        )
     if item.get("default"):
         notes.append("default user quota")
     return "; ".join(notes) or None
@@ -235,6 +248,8 @@ def _spec_text(q: Mapping[str, Any] | None) -> str:
     parts = [f"max {t.fmt_units_limit(q.get('max_units'))} GPU units"]
     if q.get("gpu_hours") is not None:
         parts.append(f"{t.fmt_number(q['gpu_hours'])} GPU-hours per {q.get('period')}")
+    if q.get("credits") is not None:
+        parts.append(f"{t.fmt_number(q['credits'])} credits per {q.get('period')}")
     return ", ".join(parts)
 
 
@@ -269,9 +284,13 @@ def usage_report(data: Mapping[str, Any]) -> str:
     if not rows:
         return f"no GPU use from {span}"
     table = t.render(
-        [*(f.upper() for f in by), "GPU-HOURS", "LEASES"],
-        [[r.get(f) for f in by] + [t.fmt_number(r["gpu_hours"]), r["leases"]] for r in rows],
-        right=(len(by), len(by) + 1),
+        [*(f.upper() for f in by), "GPU-HOURS", "CREDITS", "LEASES"],
+        [
+            [r.get(f) for f in by]
+            + [t.fmt_number(r["gpu_hours"]), t.fmt_number(r.get("credits")), r["leases"]]
+            for r in rows
+        ],
+        right=(len(by), len(by) + 1, len(by) + 2),
     )
     return f"{table}\n\ntotal {t.fmt_number(data.get('total_gpu_hours'))} GPU-hours from {span}"
 

@@ -45,8 +45,9 @@ from ..jobs.executor import JobExecutor
 from ..jobs.manager import JobManager
 from ..scheduler.core import Scheduler
 from ..scheduler.db import open_engine
+from ..scheduler.pricing import MAX_RATE, RateCard
 from ..scheduler.quota import QuotaSpec
-from . import cohorts, jobs, keep, leases, me, options, pool, quotas, reservations, usage
+from . import cohorts, jobs, keep, leases, me, options, pool, quotas, rates, reservations, usage
 from .base import BaseHandler, NotFoundHandler
 from .body import validation_message
 from .console import console_routes
@@ -63,7 +64,9 @@ INVENTORY_ENTRY_POINTS = "gpuhub.inventories"
 
 #: The route modules of ``api/v1``, each ending in its ``default_handlers`` (paths relative
 #: to ``api/v1``). Tornado takes the first route that matches, in this order.
-API_MODULES = (pool, me, options, leases, keep, quotas, usage, cohorts, reservations, jobs)
+API_MODULES = (
+    pool, me, options, leases, keep, quotas, usage, rates, cohorts, reservations, jobs,
+)  # fmt: skip
 
 
 class GpuhubService(Application):
@@ -133,6 +136,43 @@ class GpuhubService(Application):
             except ValidationError as e:
                 _, problem = validation_message(e)
                 raise TraitError(f"GpuhubService.default_user_quota: {problem}") from e
+        return proposal.value
+
+    rates = Dict(
+        value_trait=Float(),
+        config=True,
+        help="""Credits per GPU-hour of each GPU model, e.g. ``{"H100-80GB": 2.0,
+        "A100-80GB": 1.5, "L4": 0.5}``. A key names a model as the inventory does, or a part
+        of it ("H100" prices every H100 model; the longest matching key wins). A MIG slice or
+        a shared seat costs its share of its GPU. Admins may change a model's rate at run
+        time (``PUT /api/v1/rates/MODEL``, ``gpuhub rates set``), which wins over this until
+        unset. Each lease keeps the rate it was granted at.""",
+    )
+    default_rate = Float(
+        1.0,
+        config=True,
+        help="Credits per GPU-hour of models ``rates`` does not name.",
+    )
+
+    @validate("rates")
+    def _check_rates(self, proposal):
+        for model, rate in proposal.value.items():
+            if not model or len(model) > 128:
+                raise TraitError("GpuhubService.rates: model names are 1-128 characters")
+            if not 0 <= rate <= MAX_RATE:
+                raise TraitError(
+                    f"GpuhubService.rates: the rate of {model} must be 0 to {MAX_RATE:g} "
+                    f"credits per GPU-hour, not {rate!r}"
+                )
+        return proposal.value
+
+    @validate("default_rate")
+    def _check_default_rate(self, proposal):
+        if not 0 <= proposal.value <= MAX_RATE:
+            raise TraitError(
+                f"GpuhubService.default_rate must be 0 to {MAX_RATE:g} credits per GPU-hour, "
+                f"not {proposal.value!r}"
+            )
         return proposal.value
 
     queue_policy = Enum(
@@ -262,6 +302,7 @@ class GpuhubService(Application):
         self.scheduler = Scheduler(
             engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy,
             reservation_guard=self.reservation_guard, held_outside=held_outside,
+            rates=RateCard(engine, self.rates, self.default_rate),
         )  # fmt: skip
         self.inventory_refresher = InventoryRefresher(
             inventory, self.scheduler, self.inventory_refresh_interval

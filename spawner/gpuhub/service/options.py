@@ -76,6 +76,18 @@ def shape_models(view: Any, shape: WholeGpus | MigSlice | SharedGpu) -> list[str
     return sorted(models)
 
 
+def price(rates: Any, models: list[str], units: float) -> dict[str, Any]:
+    """What ``units`` GPU units of one of ``models`` cost per hour (the guaranteed tier):
+    ``credits_per_hour`` (lowest and highest over the models; None without models or
+    rates) and ``credits_text`` ("≈ 2 credits/h", "0.5–2 credits/h")."""
+    span = rates.per_hour(models, units) if rates is not None else None
+    if span is None:
+        return {"credits_per_hour": None, "credits_text": None}
+    low, high = (round(x, 4) for x in span)
+    text = f"≈ {low:g} credits/h" if low == high else f"{low:g}–{high:g} credits/h"
+    return {"credits_per_hour": {"min": low, "max": high}, "credits_text": text}
+
+
 def models_text(models: list[str]) -> str:
     """'H100-80GB or A100-80GB' (the last two joined by 'or')."""
     if len(models) <= 2:
@@ -111,6 +123,7 @@ class OptionsHandler(BaseHandler):
                     "total": p.get("total"),
                     "ahead": p.get("ahead"),
                     "simulated": p.get("simulated", False),
+                    **price(self.scheduler.rates, models, shape_units(pool, shape) or 0.0),
                 }
             )
         jobs = self.settings.get("jobs")
@@ -144,15 +157,27 @@ class OptionsHandler(BaseHandler):
                 continue
             if p.has_gpu and not all(spec is None or spec.allows_profile(p.name) for spec in specs):
                 continue
-            out.append(profile_option(p, pool, multi_node=jobs.executor.multi_node))
+            out.append(
+                profile_option(
+                    p, pool, multi_node=jobs.executor.multi_node, rates=self.scheduler.rates
+                )
+            )
         return out
 
 
-def profile_option(p: Profile, pool: Any, *, multi_node: bool = False) -> dict[str, Any]:
+def profile_option(
+    p: Profile, pool: Any, *, multi_node: bool = False, rates: Any = None
+) -> dict[str, Any]:
     """A profile as ``GET /me/options`` lists it; a CPU-only one has ``shape`` None, its
     text says "no GPU" and no model stands behind it. ``max_nodes`` is 1 where the job
-    executor runs no multi-node jobs (``multi_node`` False)."""
+    executor runs no multi-node jobs (``multi_node`` False). With ``rates`` (the
+    scheduler's :class:`~gpuhub.scheduler.pricing.RateCard`), what it costs per hour at
+    its default count, and per GPU (``credits_per_gpu_hour``, for other counts)."""
     models = shape_models(pool, p.shape) if p.shape is not None else []
+    units = shape_units(pool, p.shape)
+    per_gpu = (
+        price(rates, models, units / p.shape.units) if isinstance(p.shape, WholeGpus) else None
+    )
     return {
         "name": p.name,
         "display_name": p.display_name or p.name,
@@ -165,7 +190,33 @@ def profile_option(p: Profile, pool: Any, *, multi_node: bool = False) -> dict[s
         "gpu_counts": list(p.choosable_counts),
         "max_nodes": p.max_nodes if multi_node else 1,
         "default": p.default,
+        **price(rates, models, float(units or 0)),
+        "credits_per_gpu_hour": (per_gpu or price(rates, models, float(units or 0)))[
+            "credits_per_hour"
+        ],
     }
+
+
+def shape_units(pool: Any, shape: WholeGpus | MigSlice | SharedGpu | None) -> float | None:
+    """The GPU units a request of ``shape`` costs: whole GPUs their count (times nodes), a
+    MIG slice or shared seat its share of its GPU in ``pool`` (the largest among the GPUs
+    that have it); None for no shape."""
+    if shape is None:
+        return None
+    if isinstance(shape, WholeGpus):
+        return float(shape.units)
+    shares = []
+    for nv in pool.nodes:
+        for gs in nv.gpus:
+            g = gs.gpu
+            if not model_matches(g.model, shape.model):
+                continue
+            if isinstance(shape, MigSlice) and g.mig_enabled:
+                shares += [m.slices / g.total_slices for m in g.mig_instances
+                           if m.profile == shape.profile]  # fmt: skip
+            elif isinstance(shape, SharedGpu) and not g.mig_enabled and g.mode == "shared":
+                shares.append(1 / g.shares)
+    return max(shares, default=None)
 
 
 default_handlers = [(r"/me/options", OptionsHandler)]

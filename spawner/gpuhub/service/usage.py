@@ -58,7 +58,9 @@ class UsageHandler(BaseHandler):
         )
         if fmt == "csv":
             buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=[*by, "gpu_hours", "leases"], lineterminator="\n")
+            w = csv.DictWriter(
+                buf, fieldnames=[*by, "gpu_hours", "credits", "leases"], lineterminator="\n"
+            )
             w.writeheader()
             w.writerows(rows)
             self.set_header("Content-Type", "text/csv; charset=utf-8")
