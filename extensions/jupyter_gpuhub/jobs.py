@@ -66,25 +66,41 @@ def gpu_profile_of(options: dict[str, Any]) -> dict[str, Any] | None:
     return next((p for p in gpu if p.get("default")), gpu[0] if gpu else None)
 
 
+def job_profile_of(options: dict[str, Any], profile: str | None) -> dict[str, Any] | None:
+    """The profile a job of ``profile`` runs on as ``GET me/options`` lists it; without a
+    profile, the default GPU profile, which the service then picks (None: not listed)."""
+    if profile is None:
+        return gpu_profile_of(options)
+    return next((p for p in options.get("profiles") or () if p.get("name") == profile), None)
+
+
 def max_nodes_of(options: dict[str, Any], profile: str | None) -> int:
     """The most nodes a job of ``profile`` may span, as ``GET me/options`` says (its
     ``max_nodes``); without a profile, the default GPU profile's, which the service then
     picks. 1 where the service does not say (an older one)."""
-    profiles = options.get("profiles") or ()
-    if profile is None:
-        chosen = gpu_profile_of(options)
-    else:
-        chosen = next((p for p in profiles if p.get("name") == profile), None)
-    value = (chosen or {}).get("max_nodes")
+    value = (job_profile_of(options, profile) or {}).get("max_nodes")
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else 1
+
+
+def prices_of(options: dict[str, Any], profile: str | None) -> dict[str, Any]:
+    """What a job of ``profile`` costs, as ``GET me/options`` says: ``credits_per_gpu_hour``
+    (one GPU of the profile; the dialog multiplies by GPUs and nodes) and
+    ``credits_per_hour`` (at its default count), each ``{min, max}`` over the models that
+    may serve it; None where the service does not say (an older one, a CPU-only profile)."""
+    chosen = job_profile_of(options, profile) or {}
+    return {
+        "credits_per_gpu_hour": chosen.get("credits_per_gpu_hour"),
+        "credits_per_hour": chosen.get("credits_per_hour"),
+    }
 
 
 async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -> dict[str, Any]:
     """What the dialog pre-fills, from the service's ``GET me/options`` (the one place the
     shapes, what is free of each, and the job limits come from): this server's profile and
     shape, the shapes with the scheduler's preview of each, the limits of the maximum
-    runtime, whether schedules are taken, the queue's length, and ``max_nodes``, the most
-    nodes a job of the profile may span (1: no multi-node jobs).
+    runtime, whether schedules are taken, the queue's length, ``max_nodes``, the most
+    nodes a job of the profile may span (1: no multi-node jobs), and the profile's prices
+    (:func:`prices_of`).
 
     A CPU-only server (``no_gpu``) sends its jobs to the pool: ``profile`` and
     ``current_shape`` are then those of the default GPU profile (None: the service
@@ -93,6 +109,7 @@ async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -
     out: dict[str, Any] = {
         "profile": None if services.no_gpu else profile, "current_shape": None, "shapes": [],
         "queue_length": None, "runtime": None, "schedules": True, "max_nodes": 1,
+        "credits_per_gpu_hour": None, "credits_per_hour": None,
         "error": None, "no_gpu": services.no_gpu, "server_profile": profile,
     }  # fmt: skip
     try:
@@ -116,6 +133,7 @@ async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -
         runtime=jobs.get("max_runtime_s"),
         schedules=bool(jobs.get("schedules", True)),
         max_nodes=max_nodes_of(options, out["profile"]),
+        **prices_of(options, out["profile"]),
         shapes=[
             {**choice, "current": same_shape(out["current_shape"], choice["shape"])}
             for choice in options.get("shapes") or ()

@@ -1,5 +1,5 @@
 """The console's admin pages in a real browser against a real hub: usage charts, quotas,
-groups (cohorts) and reservations.
+groups (cohorts), reservations, and statements with the rate card.
 
 The hub's ledger holds three weeks of history before this week (``tests/support/seed.py``:
 it never spends this week's budgets, whatever the day), plus a lease requested and released through the REST API. An admin logs in with
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
@@ -22,7 +23,7 @@ from playwright.sync_api import Page, expect
 
 from tests.support.browser import chromium, log_in, new_page
 from tests.support.hub import Hub
-from tests.support.seed import ADMIN_GROUPS, ADMIN_SPEC, seed_admin_history
+from tests.support.seed import ADMIN_GROUPS, ADMIN_SPEC, history_days, seed_admin_history
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
@@ -343,3 +344,89 @@ def test_reservations_page_creates_and_deletes(
     expect(rows).to_have_count(1)
     assert hub.admin.get(f"/reservations/{made['id']}").status_code == 404
     assert hub.admin.delete(f"/reservations/{opened}").status_code == 200
+
+
+def _amount(text: str) -> float:
+    """A number as the console writes it ("< 0.01" for a little more than nothing)."""
+    return 0.0 if text == "< 0.01" else float(text)
+
+
+def _statement_rows(page: Page) -> list[list[str]]:
+    rows = page.locator(".gh-statement tbody tr")
+    return [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+
+
+def test_statements_page_shows_charges_and_changes_rates_in_place(
+    hub: SimpleNamespace, page: Page, shoot: Callable[[Page, str], None]
+) -> None:
+    _open(page, hub, "statements")
+    month = page.locator("input[name=month]")
+    expect(month).to_have_value(dt.datetime.now(dt.UTC).strftime("%Y-%m"))
+    # the month that holds most of the seeded history: its rows and totals are the API's
+    days = Counter(d.strftime("%Y-%m") for d in history_days(time.time(), 21))
+    first = days.most_common(1)[0][0]
+    start = f"{first}-01"
+    end = (dt.date.fromisoformat(start) + dt.timedelta(days=32)).replace(day=1).isoformat()
+    with page.expect_response(lambda r: f"start={start}" in r.url and "/statements" in r.url):
+        month.fill(first)
+    r = hub.admin.get("/statements", params={"start": start, "end": end})
+    assert r.status_code == 200, r.text
+    want = r.json()
+    assert want["rows"] and want["total_credits"] > 10  # days of history, at the default rate
+    expect(page.locator(".gh-statement tbody tr")).to_have_count(len(want["rows"]))
+    got = _statement_rows(page)
+    assert [(g, u, m, t) for g, u, m, t, *_ in got] == [
+        (w["group"] or "(no group)", w["user"], w["model"], w["tier"]) for w in want["rows"]
+    ]
+    for cells, w in zip(got, want["rows"], strict=True):
+        assert _amount(cells[5]) == pytest.approx(w["gpu_hours"], abs=0.006)
+        assert _amount(cells[6]) == pytest.approx(w["credits"], abs=0.006)
+    total = page.locator(".gh-statement tfoot [data-total=credits]")
+    assert _amount(total.inner_text()) == pytest.approx(want["total_credits"], abs=0.006)
+    expect(page.locator(".gh-statement-status")).to_contain_text("credits for")
+    # the CSV download is the same statement
+    href = page.locator(".gh-statement-csv").get_attribute("href")
+    csv = page.request.get(hub.hub.url + href)  # with the browser's cookies
+    assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text().splitlines()
+    assert lines[0].startswith("group,user,model,tier") and len(lines) == len(want["rows"]) + 2
+
+    # an admin's filter: one group's charges
+    page.locator("input[name=group]").fill("chem")
+    page.locator("input[name=group]").press("Tab")
+    expect(page.locator(".gh-statement tbody tr").first).to_contain_text("chem")
+    expect(page.locator(".gh-statement tbody tr", has_text="physics")).to_have_count(0)
+    page.locator("input[name=group]").fill("")
+    page.locator("input[name=group]").press("Tab")
+    expect(page.locator(".gh-statement tbody tr")).to_have_count(len(want["rows"]))
+
+    # the rate card: a model's rate changed in place, and a refusal shown on its row
+    model = "H100-80GB"
+    [before] = [x for x in hub.admin.get("/rates").json()["rates"] if x["model"] == model]
+    assert before["source"] in ("configuration", "default")
+    said = {"configuration": "configured", "default": "the default"}[before["source"]]
+    row = page.locator(f".gh-rates tr[data-model='{model}']")
+    expect(row).to_contain_text(said)
+    row.locator("input[name=credits_per_gpu_hour]").fill("12.5")
+    row.locator("[data-action=set]").click()
+    expect(row.locator(".gh-rate")).to_have_text("12.5")
+    expect(row).to_contain_text("set by an admin")
+    [rate] = [x for x in hub.admin.get("/rates").json()["rates"] if x["model"] == model]
+    assert (rate["credits_per_gpu_hour"], rate["source"]) == (12.5, "admin")
+
+    row.locator("input[name=credits_per_gpu_hour]").fill("-1")
+    row.locator("[data-action=set]").click()
+    error = row.locator(".gh-rate-edit .gh-error")
+    expect(error).to_be_visible()
+    refusal = hub.admin.put(f"/rates/{model}", json={"credits_per_gpu_hour": -1})
+    assert refusal.status_code == 400 and refusal.json()["field"] == "credits_per_gpu_hour"
+    expect(error.locator("span")).to_have_text("Credits per GPU-hour: must be ≥ 0")
+    expect(row.locator(".gh-rate")).to_have_text("12.5")  # nothing changed
+    shoot(page, "console-statements")
+
+    # reset: the configured rate (or the default) again
+    row.locator("[data-action=reset]").click()
+    expect(row).to_contain_text(said)
+    expect(row.locator(".gh-rate")).to_have_text(f"{before['credits_per_gpu_hour']:g}")
+    [rate] = [x for x in hub.admin.get("/rates").json()["rates"] if x["model"] == model]
+    assert rate == before

@@ -197,6 +197,7 @@ def test_a_user_sees_my_gpus_from_the_services_menu(
     # scheduler's answer for each
     offered = main.locator(".gh-options .gh-shapes tbody tr")
     expect(offered.filter(has_text="1 whole GPU")).to_contain_text("H100-80GB")
+    expect(offered.filter(has_text="1 whole GPU")).to_contain_text("credits/h")  # its price
     expect(offered.filter(has_text="a MIG 1g.5gb slice")).to_contain_text("A100-40GB")
     expect(offered.filter(has_text="a shared GPU")).to_contain_text("L4-24GB")
     # and the server profiles open to her: the CPU-only one says it has no GPU and is free
@@ -212,7 +213,8 @@ def test_a_user_sees_my_gpus_from_the_services_menu(
     )
     assert drawn
     expect(main).to_contain_text("No jobs")
-    expect(page.locator(".gh-nav a")).to_have_count(1)  # no admin pages for alice
+    # no admin pages for alice: her own GPUs and her own statement
+    expect(page.locator(".gh-nav a")).to_have_text(["My GPUs", "Statements"])
     shoot(page, "console-me")
 
     r = page.goto(f"{w.hub.url}{P}console/pool")

@@ -103,6 +103,18 @@ def test_run_as_gpu_job_from_the_notebook_toolbar(hub: Hub, page: Page, artifact
     expect(dialog.locator("#gpuhub-job-minutes")).to_have_value("30")
     expect(dialog.locator("#gpuhub-job-hours")).to_have_attribute("max", "12")
     expect(dialog.locator(".jp-gpuhub-job-queue")).to_contain_text("queue")
+    # the price of the GPUs chosen (the H100's rate per GPU-hour), as they change
+    with hub.client(token) as client:
+        [h100] = [r for r in client.get("/rates").json()["rates"] if r["model"] == "H100-80GB"]
+    rate = h100["credits_per_gpu_hour"]
+    price = dialog.locator(".jp-gpuhub-job-price")
+    expect(price).to_have_text(f"≈ {rate:g} credits/h")
+    shapes = dialog.locator(".jp-gpuhub-job-shape")
+    expect(shapes.locator("option").nth(2)).to_contain_text("2 whole GPUs")
+    shapes.select_option(index=2)
+    expect(price).to_have_text(f"≈ {2 * rate:g} credits/h")
+    shapes.select_option(value="")
+    expect(price).to_have_text(f"≈ {rate:g} credits/h")
     epochs = dialog.locator("#gpuhub-param-epochs")
     expect(epochs).to_have_value("2")
     expect(dialog.locator("#gpuhub-param-message")).to_have_value("hello")

@@ -289,6 +289,9 @@ def test_spawn_form_shows_profiles_availability_and_quota(servers):
         # the models behind each profile's shape (GET /me/options)
         assert "1 whole GPU · A100-80GB or H100-80GB" in html.unescape(text)
         assert "A shared GPU · L4-24GB" in html.unescape(text)
+        # and the price of each GPU profile where the person chooses (credits_text)
+        prices = re.findall(r'<span class="gpuhub-price">([^<]*)</span>', html.unescape(text))
+        assert len(prices) == 4 and all(p.endswith(("credits/h", "GPU")) for p in prices), prices
         # a crafted form field is refused like a crafted REST request, and nothing starts
         r = browser.post("/hub/spawn", data={"_xsrf": xsrf, "profile": "gpu-1", "cmd": "sh"})
         assert r.status_code == 400 and "unknown option &#39;cmd&#39;" in r.text  # the form again

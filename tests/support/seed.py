@@ -18,6 +18,7 @@ from pathlib import Path
 from gpuhub.inventory import SimulatedInventory
 from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import open_engine
+from gpuhub.scheduler.pricing import RateCard
 from gpuhub.scheduler.quota import QuotaSpec, period_window
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
 
@@ -27,6 +28,9 @@ ADMIN_SPEC = (
     "sim-node-1: 4xH100-80GB[nvlink], 1xA100-40GB[mig=7x1g.5gb], 1xL4-24GB[shared=4];"
     " sim-node-2: 4xA100-80GB[nvlink]"
 )
+#: The rates the history was charged at (credits per GPU-hour), as the embedded default
+#: configures them, so that statements show credits apart from GPU-hours.
+RATES = {"H100": 2.0, "A100": 1.5, "L4": 0.5}
 #: Who is in which group in the console's admin tests.
 ADMIN_GROUPS = {"alice": "physics", "bob": "physics", "carol": "chem", "dan": "chem"}
 _WEEK = QuotaSpec(gpu_hours=1, period="week")
@@ -55,7 +59,8 @@ def ledger_writer(database: Path, spec: str) -> Iterator[tuple[Scheduler, _Clock
     engine = open_engine(f"sqlite:///{database}")
     clock = _Clock()
     try:
-        yield Scheduler(engine, SimulatedInventory(spec=spec).nodes(), clock=clock), clock
+        nodes = SimulatedInventory(spec=spec).nodes()
+        yield Scheduler(engine, nodes, clock=clock, rates=RateCard(engine, RATES)), clock
     finally:
         engine.dispose()
 

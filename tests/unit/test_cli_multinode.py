@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,8 @@ def test_options_say_which_profiles_take_multinode_jobs() -> None:
     ]  # fmt: skip
     report = options_report({"shapes": [], "profiles": profiles, "queue_length": 0})
     assert "4 whole GPUs (jobs: up to 4 nodes)" in report
-    assert "1 whole GPU\n" in report + "\n" and "up to 1 node" not in report
+    assert re.search(r"^gpu-1 +gpu-1 +1 whole GPU +-$", report, re.M)
+    assert "up to 1 node" not in report
 
 
 # -- the JupyterLab server extension: what the dialog offers, what it passes on ------------
@@ -221,7 +223,8 @@ OPTIONS = {
         {"name": "cpu", "shape": None, "max_nodes": 1, "default": True},
         {"name": "gpu-1", "shape": {"kind": "gpu", "count": 1}, "max_nodes": 1, "default": False},
         {"name": "h100-ddp", "shape": {"kind": "gpu", "count": 2}, "max_nodes": 4,
-         "default": False},
+         "default": False, "credits_per_gpu_hour": {"min": 2.0, "max": 2.0},
+         "credits_per_hour": {"min": 4.0, "max": 4.0}, "credits_text": "≈ 4 credits/h"},
     ],
     "jobs": {"max_runtime_s": {"min": 60, "default": 86400, "max": 604800}, "schedules": True},
     "queue_length": 0,
@@ -239,3 +242,17 @@ def test_max_nodes_of_the_jobs_profile() -> None:
     # an older service says nothing: one node
     older = {"profiles": [{"name": "h100-ddp", "shape": {"kind": "gpu", "count": 2}}]}
     assert ext_jobs.max_nodes_of(older, "h100-ddp") == 1
+
+
+def test_the_dialog_gets_the_price_of_the_jobs_profile() -> None:
+    """Per GPU, for the dialog to multiply by the GPUs and nodes chosen; None where the
+    service does not say."""
+    assert ext_jobs.prices_of(OPTIONS, "h100-ddp") == {
+        "credits_per_gpu_hour": {"min": 2.0, "max": 2.0},
+        "credits_per_hour": {"min": 4.0, "max": 4.0},
+    }
+    first = {**OPTIONS, "profiles": OPTIONS["profiles"][::-1]}
+    assert ext_jobs.prices_of(first, None)["credits_per_gpu_hour"] == {"min": 2.0, "max": 2.0}
+    unpriced = {"credits_per_gpu_hour": None, "credits_per_hour": None}
+    assert ext_jobs.prices_of(OPTIONS, "gpu-1") == unpriced  # an older service
+    assert ext_jobs.prices_of(OPTIONS, "gone") == unpriced

@@ -12,7 +12,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from gpuhub.service.console import ADMIN_PAGES, CSP, STATIC_DIR, console_routes
+from gpuhub.service.console import ADMIN_PAGES, CSP, STATIC_DIR, USER_PAGES, console_routes
 
 from tests.support.hub import REPO
 
@@ -33,17 +33,22 @@ def _sources() -> list[Path]:
 
 def test_every_routed_page_has_a_registered_module() -> None:
     index = (CONSOLE / "src" / "index.ts").read_text()
-    for page in ["me", *ADMIN_PAGES]:
+    for page in ["me", *ADMIN_PAGES, *USER_PAGES]:
         assert (CONSOLE / "src" / "pages" / f"{page}.ts").exists(), page
         assert f"import {{ page as {page} }} from './pages/{page}';" in index, page
     registered = re.search(r"PAGES: Record<string, Page> = \{([^}]*)\}", index).group(1)
-    assert {p.strip() for p in registered.split(",")} == {"me", *ADMIN_PAGES}
+    assert {p.strip() for p in registered.split(",")} == {"me", *ADMIN_PAGES, *USER_PAGES}
 
 
 def test_routes_cover_the_home_the_admin_pages_and_static_files() -> None:
-    paths = [r[0] for r in console_routes("/services/gpuhub/")]
+    routes = console_routes("/services/gpuhub/")
+    paths = [r[0] for r in routes]
     assert paths[0] == "/services/gpuhub/?"
-    assert [f"/services/gpuhub/console/{p}" for p in ADMIN_PAGES] == paths[1:-1]
+    pages = [*ADMIN_PAGES, *USER_PAGES]
+    assert [f"/services/gpuhub/console/{p}" for p in pages] == paths[1:-1]
+    # admin pages refuse others; everyone's pages (statements) do not
+    admin_only = {r[2]["page"]: r[2].get("admin_only", False) for r in routes[1:-1]}
+    assert admin_only == {**dict.fromkeys(ADMIN_PAGES, True), **dict.fromkeys(USER_PAGES, False)}
     assert paths[-1] == "/services/gpuhub/static/(.*)"
     assert "'unsafe-inline'" not in CSP and "'unsafe-eval'" not in CSP
 

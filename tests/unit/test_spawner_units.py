@@ -260,9 +260,10 @@ def test_options_from_form():
 def test_form_lists_profiles_with_availability_and_reasons():
     choices = [
         choice_from_preview(BY_NAME["gpu"], {"outcome": "grant", "message": "3 of 8 H100 GPUs free",
-                                             "simulated": True}),
+                                             "simulated": True}, "L4-24GB or H100-80GB", "0.5–2 credits/h"),
         choice_from_preview(BY_NAME["h100x2"], {"outcome": "queue",
-                                                "message": "2 requests ahead of you; 0 of 8 H100 GPUs free"}),
+                                                "message": "2 requests ahead of you; 0 of 8 H100 GPUs free"},
+                            "H100-80GB", "≈ 4 credits/h"),
         ProfileChoice(BY_NAME["mig"], reason=BY_NAME["mig"].unusable_reason([])),
         choice_from_preview(BY_NAME["shared"], {"outcome": "refuse",
                                                 "message": "user bob uses 2 of their 2 GPU units"}),
@@ -282,6 +283,16 @@ def test_form_lists_profiles_with_availability_and_reasons():
     assert re.findall(r'<select name="([^"]+)"', html) == ["gpus-gpu"]
     assert '<option value="1" selected>1 GPU</option>' in html
     assert "8 CPUs · 64 GB memory · 8 GB /dev/shm" in html
+    # the price beside the models, for the default count where the count may be chosen
+    prices = re.findall(
+        r'<div class="gpuhub-shape">([^<]*)<span class="gpuhub-price">([^<]*)<', html
+    )
+    assert prices == [
+        ("1 whole GPU · L4-24GB or H100-80GB · ", "0.5–2 credits/h for 1 GPU"),
+        ("2 whole H100 GPUs · H100-80GB · ", "≈ 4 credits/h"),
+    ]  # fmt: skip
+    # an older service says no price: none is shown
+    assert "credits" not in render_form([ProfileChoice(BY_NAME["gpu"], models="H100-80GB")])
 
 
 def test_form_escapes_everything():
@@ -290,12 +301,16 @@ def test_form_escapes_everything():
          "image": "a/b:<c>", "shape": {"kind": "gpu"}}
     )  # fmt: skip
     html = render_form(
-        [choice_from_preview(evil, {"outcome": "queue", "message": "<b>1</b> ahead"})],
+        [
+            choice_from_preview(
+                evil, {"outcome": "queue", "message": "<b>1</b> ahead"}, "<m>", "<p>"
+            )
+        ],
         quotas=["<i>q</i>"],
         groups=["<g1>", "g2"],
         notice="<n>",
     )
-    for raw in ("<script>", "<img>", "<c>", "<b>", "<i>", "<g1>", "<n>"):
+    for raw in ("<script>", "<img>", "<c>", "<b>", "<i>", "<g1>", "<n>", "<m>", "<p>"):
         assert raw not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;b&gt;1&lt;/b&gt; ahead" in html
     assert '<select name="group" id="gpuhub-group">' in html

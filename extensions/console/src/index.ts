@@ -12,10 +12,20 @@ import { page as pool } from './pages/pool';
 import { page as queue } from './pages/queue';
 import { page as quotas } from './pages/quotas';
 import { page as reservations } from './pages/reservations';
+import { page as statements } from './pages/statements';
 import { page as usage } from './pages/usage';
 
 /** Every page by its data-page name. */
-export const PAGES: Record<string, Page> = { me, pool, queue, usage, quotas, groups, reservations };
+export const PAGES: Record<string, Page> = {
+  me,
+  pool,
+  queue,
+  usage,
+  quotas,
+  groups,
+  reservations,
+  statements
+};
 
 /** The navigation: [data-page name, title, path under the service prefix, admins only]. */
 const NAV: [string, string, string, boolean][] = [
@@ -23,6 +33,7 @@ const NAV: [string, string, string, boolean][] = [
   ['pool', 'Pool', 'console/pool', true],
   ['queue', 'Queue', 'console/queue', true],
   ['usage', 'Usage', 'console/usage', true],
+  ['statements', 'Statements', 'console/statements', false],
   ['quotas', 'Quotas', 'console/quotas', true],
   ['groups', 'Groups', 'console/groups', true],
   ['reservations', 'Reservations', 'console/reservations', true]

@@ -29,3 +29,11 @@ export type Usage = Schema<'Usage'>;
 /** A reservation's window. */
 export type Span = Schema<'ReservationWindow'>;
 export type Reservation = Schema<'Reservation'>;
+/** A GPU model's credits per GPU-hour and where that rate comes from. */
+export type Rate = Schema<'Rate'>;
+/** GET /rates: each model's rate and the default. */
+export type RateCard = Schema<'RateCard'>;
+/** What one user was charged for one model at one rate and tier, through one group. */
+export type StatementRow = Schema<'StatementRow'>;
+/** GET /statements: the rows of a period and their totals. */
+export type Statement = Schema<'Statement'>;

@@ -3,6 +3,7 @@
  */
 import { TranslationBundle } from '@jupyterlab/translation';
 
+import { ICreditsSpan } from './jobs-types';
 import { IDevice, IQuotaStatus } from './types';
 
 /** Megabytes as GB with at most one decimal ("21", "4.1"). */
@@ -92,4 +93,25 @@ export function since(iso: string | null, trans: TranslationBundle): string {
     return trans.__('%1 (%2 min ago)', when, min);
   }
   return trans.__('%1 (%2 h ago)', when, (min / 60).toFixed(1));
+}
+
+/** Credits for people: two decimals under 10, one under 100, none above, trailing zeros
+ * dropped ("0.5", "2", "12.5", "240"); "< 0.01" for a price that rounds to nothing. */
+export function credits(n: number): string {
+  const fixed = n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0);
+  const text = fixed.includes('.') ? fixed.replace(/\.?0+$/, '') : fixed;
+  return text === '0' && n > 0 ? '< 0.01' : text;
+}
+
+/** A price per hour: "≈ 4 credits/h", or "1–4 credits/h" where the GPU models that may
+ * serve it have different rates; null for no price. */
+export function creditsPerHour(
+  span: ICreditsSpan | null | undefined,
+  trans: TranslationBundle
+): string | null {
+  if (!span) {
+    return null;
+  }
+  const [low, high] = [credits(span.min), credits(span.max)];
+  return low === high ? trans.__('≈ %1 credits/h', low) : trans.__('%1–%2 credits/h', low, high);
 }

@@ -2,8 +2,8 @@
  * The "Run as GPU job" dialog: a form pre-filled from this server (its profile, the GPU
  * shapes the quota allows with what is free now and the queue's length), how many nodes
  * (where the profile allows multi-node jobs, its `max_nodes`), each with the chosen GPU
- * count, the notebook's `parameters` as typed fields, a maximum runtime, a name and an
- * optional cron schedule.
+ * count, what that costs an hour (the service's prices), the notebook's `parameters` as
+ * typed fields, a maximum runtime, a name and an optional cron schedule.
  * From a CPU-only server the job goes to the pool on the default GPU profile instead of
  * the server's own. Submitting posts the job from inside the dialog: a refusal is shown in
  * the dialog, next to the field it names, and the dialog stays open, so nothing typed is
@@ -13,9 +13,11 @@ import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
+import { creditsPerHour } from './format';
 import { JobsAPI } from './jobs-api';
 import { ApiError } from './request';
 import {
+  ICreditsSpan,
   IDefinition,
   IJob,
   IJobRequest,
@@ -138,6 +140,11 @@ export class JobForm extends Widget {
     this.node.appendChild(this._nodesRow);
     this._nodesError = el('p', 'jp-gpuhub-job-field-error');
     this.node.appendChild(this._nodesError);
+    // what the job costs an hour: the profile's price per GPU x GPUs x nodes
+    this._priceRow = el('div', 'jp-gpuhub-job-row jp-gpuhub-job-price-row');
+    this._price = el('span', 'jp-gpuhub-job-price');
+    this._priceRow.append(el('label', '', trans.__('Price')), this._price);
+    this.node.appendChild(this._priceRow);
     this._shapeNote = el('p', 'jp-gpuhub-muted jp-gpuhub-job-queue');
     this._showShape();
     this.node.appendChild(this._shapeNote);
@@ -480,8 +487,40 @@ export class JobForm extends Widget {
     return this._maxNodes > 1 && (shape === null || shape.kind === 'gpu');
   }
 
+  /**
+   * What the chosen GPUs cost an hour, low and high over the models that may serve them
+   * (the service's prices, me/options): whole GPUs at the profile's price per GPU x the
+   * GPU count x the nodes; a MIG slice or shared seat at its shape's price; the profile's
+   * own GPUs ("as this server", shape not known) at its price x the nodes. Null where the
+   * service does not say (an older one) or the nodes are not a number yet.
+   */
+  private _credits(): ICreditsSpan | null {
+    const d = this._info.defaults;
+    const v = this._shape.value;
+    const choice = v === '' ? d.shapes.find(s => s.current) : d.shapes[Number(v)];
+    const shape = this._chosenShape();
+    const nodes = this._nodesOffered() ? Number(this._nodes.value) : 1;
+    if (!Number.isInteger(nodes) || nodes < 1) {
+      return null;
+    }
+    const times = (span: ICreditsSpan | null | undefined, n: number) =>
+      span ? { min: span.min * n, max: span.max * n } : null;
+    // a past job run again on another profile: that profile's price is not known here
+    const ours = this._profile === d.profile;
+    if (shape === null) {
+      return ours ? times(d.credits_per_hour, nodes) : null;
+    }
+    if (shape.kind === 'gpu') {
+      const perGpu = ours ? d.credits_per_gpu_hour : null;
+      return perGpu
+        ? times(perGpu, (shape.count ?? 1) * nodes)
+        : times(choice?.credits_per_hour, nodes);
+    }
+    return times(choice?.credits_per_hour ?? (ours ? d.credits_per_hour : null), 1);
+  }
+
   /** What is free of the chosen shape now, and how long the queue is; the Nodes choice
-   * shown where offered, labelled with the GPUs each node gets. */
+   * shown where offered, labelled with the GPUs each node gets; the price of the choice. */
   private _showShape(): void {
     const trans = this._trans;
     const d = this._info.defaults;
@@ -509,6 +548,9 @@ export class JobForm extends Widget {
           : trans.__('%1 requests wait in the queue now.', d.queue_length)
     );
     this._shapeNote.textContent = parts.join(' · ');
+    const price = creditsPerHour(this._credits(), trans);
+    this._price.textContent = price ?? '';
+    this._priceRow.hidden = price === null;
   }
 
   private _mark(input: HTMLElement, error: HTMLElement, message: string | null): void {
@@ -613,6 +655,8 @@ export class JobForm extends Widget {
   private _nodesError: HTMLElement;
   private _nodesLabel: HTMLLabelElement;
   private _nodesRow: HTMLElement;
+  private _price: HTMLElement;
+  private _priceRow: HTMLElement;
   private _recurring: HTMLInputElement;
   private _result: IJob | IDefinition | null = null;
   private _runtimeError: HTMLElement;

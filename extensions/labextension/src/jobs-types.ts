@@ -39,6 +39,10 @@ export interface IParameter {
   help: string | null;
 }
 
+/** Credits per hour (or per GPU-hour): the lowest and highest over the GPU models that
+ * may serve a request (equal where one rate applies). */
+export type ICreditsSpan = Schema<'CreditRange'>;
+
 /** A GPU shape the dialog offers, with what is free of it now. */
 export interface IShapeChoice {
   shape: IShape;
@@ -53,6 +57,8 @@ export interface IShapeChoice {
   free: number | null;
   total: number | null;
   ahead: number | null;
+  /** What it costs per hour (absent or null: the service does not say). */
+  credits_per_hour?: ICreditsSpan | null;
 }
 
 /** The shortest, default and longest maximum runtime of a job, in seconds. */
@@ -85,6 +91,11 @@ export interface IParametersReply {
     schedules: boolean;
     /** The most nodes a job of `profile` may span (me/options' `max_nodes`; absent: 1). */
     max_nodes?: number;
+    /** What one GPU of `profile` costs per hour (absent or null: the service does not say,
+     * or a CPU-only profile); the dialog multiplies it by the GPUs and nodes chosen. */
+    credits_per_gpu_hour?: ICreditsSpan | null;
+    /** What `profile` costs per hour at its own GPU count. */
+    credits_per_hour?: ICreditsSpan | null;
     error: string | null;
   };
 }

@@ -3,7 +3,8 @@
 "Services → gpuhub" in the hub's menu opens the service prefix ``P``: "My GPUs" for a
 browser (a client that does not ask for HTML is redirected to the API index, as before).
 Admins also have ``P console/pool``, ``queue``, ``usage``, ``quotas``, ``groups`` and
-``reservations``; others get a 403 page naming the scope they lack. Each page is the same
+``reservations``; others get a 403 page naming the scope they lack. ``P console/statements``
+is everyone's (a user's own charges, anyone's for admins). Each page is the same
 HTML shell: a ``#gpuhub-console`` element whose ``data-*`` attributes say which page, who
 is looking and where the API is, and the bundle (``extensions/console``, built into
 ``static/`` at wheel build time: nothing is fetched from elsewhere), which calls the
@@ -36,6 +37,11 @@ ADMIN_PAGES = {
     "quotas": "Quotas",
     "groups": "Groups",
     "reservations": "Reservations",
+}
+
+#: Pages for everyone (the API answers each person with their own): name → title.
+USER_PAGES = {
+    "statements": "Statements",
 }
 
 #: Only this origin: scripts, styles, API calls; no frames but the hub's own pages.
@@ -123,7 +129,7 @@ class ConsoleHandler(BaseHandler):
             "<p class='gh-error'>The console's bundle is missing: build it with "
             "<code>npm run build</code> in extensions/console (scripts/setup does).</p>"
         )  # fmt: skip
-        title = ADMIN_PAGES.get(self.page, "My GPUs")
+        title = ADMIN_PAGES.get(self.page) or USER_PAGES.get(self.page, "My GPUs")
         body = (
             f'<div id="gpuhub-console" {data}>'
             f"<noscript>The gpuhub console needs JavaScript.</noscript>{missing}</div>"
@@ -177,6 +183,9 @@ def console_routes(prefix: str) -> list[tuple[Any, ...]]:
     for page in ADMIN_PAGES:
         path = url_path_join(base, "console", page)
         routes.append((path, ConsoleHandler, {"page": page, "admin_only": True, **where}))
+    for page in USER_PAGES:
+        path = url_path_join(base, "console", page)
+        routes.append((path, ConsoleHandler, {"page": page, **where}))
     routes.append((url_path_join(base, "static/(.*)"), ConsoleStaticHandler,
                    {"path": str(STATIC_DIR)}))  # fmt: skip
     return routes

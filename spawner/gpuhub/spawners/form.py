@@ -54,6 +54,7 @@ class ProfileChoice:
     outcome: str | None = None
     simulated: bool = False
     models: str | None = None  # "H100-80GB or A100-80GB": the models behind the shape
+    price: str | None = None  # "≈ 2 credits/h": what it costs an hour at its default count
 
     @property
     def usable(self) -> bool:
@@ -62,20 +63,25 @@ class ProfileChoice:
 
 
 def choice_from_preview(
-    profile: Profile, preview: Mapping[str, Any] | None, models: str | None = None
+    profile: Profile,
+    preview: Mapping[str, Any] | None,
+    models: str | None = None,
+    price: str | None = None,
 ) -> ProfileChoice:
-    """A :class:`ProfileChoice` from ``POST /leases/preview``'s answer (None: no answer)
-    and the models behind its shape (``GET /me/options``)."""
+    """A :class:`ProfileChoice` from ``POST /leases/preview``'s answer (None: no answer),
+    the models behind its shape and its price (``models_text`` and ``credits_text`` of
+    ``GET /me/options``; None where the service does not say)."""
     if preview is None:
-        return ProfileChoice(profile, models=models)
+        return ProfileChoice(profile, models=models, price=price)
     outcome = preview.get("outcome")
     message = str(preview.get("message") or "")
     simulated = bool(preview.get("simulated"))
     if outcome == "refuse":
         return ProfileChoice(profile, reason=message or "not available to you now",
-                             outcome=outcome, simulated=simulated, models=models)  # fmt: skip
+                             outcome=outcome, simulated=simulated, models=models,
+                             price=price)  # fmt: skip
     return ProfileChoice(profile, availability=message or None, outcome=outcome,
-                         simulated=simulated, models=models)  # fmt: skip
+                         simulated=simulated, models=models, price=price)  # fmt: skip
 
 
 #: What the form says of a CPU-only profile, where others show what is free.
@@ -120,11 +126,18 @@ def quota_groups(me: Mapping[str, Any] | None) -> list[str]:
     )
 
 
-def _shape_text(profile: Profile, kind: ServerKind, models: str | None = None) -> str:
+def _shape_html(choice: ProfileChoice, kind: ServerKind) -> str:
+    """'1 whole GPU · H100-80GB · ≈ 2 credits/h for 1 GPU · 8 CPUs · 64 GB memory', escaped;
+    the price says for how many GPUs where the count may be chosen."""
+    profile = choice.profile
     text = describe(profile.shape) if profile.has_gpu else "No GPU · quota-free"
-    bits = [text[0].upper() + text[1:]]
-    if models:
-        bits.append(models)
+    bits = [escape(text[0].upper() + text[1:])]
+    if choice.models:
+        bits.append(escape(choice.models))
+    if choice.price:
+        n = profile.default_count
+        price = choice.price + (f" for {fmt_gpus(n)}" if len(profile.choosable_counts) > 1 else "")
+        bits.append(f'<span class="gpuhub-price">{escape(price)}</span>')
     if kind.limits:
         if profile.cpu_limit:
             bits.append(f"{profile.cpu_limit:g} CPUs")
@@ -175,7 +188,7 @@ def _choice_html(choice: ProfileChoice, checked: bool, kind: ServerKind) -> str:
         f'<input type="radio" name="profile" id="profile-{pid}" value="{pid}"'
         f"{' checked' if checked else ''}{' disabled' if disabled else ''}> "
         f"<strong>{escape(p.display_name)}</strong></label>"
-        f'<div class="gpuhub-shape">{escape(_shape_text(p, kind, choice.models))}{image}</div>'
+        f'<div class="gpuhub-shape">{_shape_html(choice, kind)}{image}</div>'
         f"{description}"
         f'<div class="gpuhub-availability">{" · ".join(notes)}</div>'
         f"{_count_select(p, disabled)}"

@@ -322,14 +322,14 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
         notice = None
         me: dict | None = None
         previews: dict[str, dict | None] = {}
-        models: dict[str, str | None] = {}  # the GPU models behind each profile's shape
+        offered: dict[str, dict] = {}  # each profile as GET /me/options lists it
         try:
             client = self.gpuhub
             me, options = await asyncio.wait_for(
                 asyncio.gather(client.me(self.user.name), client.options(self.user.name)),
                 self.form_timeout,
             )
-            models = {p["name"]: p.get("models_text") for p in options.get("profiles") or ()}
+            offered = {p["name"]: p for p in options.get("profiles") or ()}
             charge = quota_groups(me)
             group = charge[0] if len(charge) > 1 else None
             usable = [p for p in profiles if p.has_gpu and p.allows(groups)]  # CPU: no preview
@@ -367,7 +367,9 @@ class GPUSpawnerMixin(LeaseHolder, Configurable):
             elif not p.has_gpu:
                 choices.append(cpu_choice(p))
             else:
-                choices.append(choice_from_preview(p, previews.get(p.name), models.get(p.name)))
+                o = offered.get(p.name) or {}  # an older service says no price: None
+                models, price = o.get("models_text"), o.get("credits_text")
+                choices.append(choice_from_preview(p, previews.get(p.name), models, price))
         last = self.user_options.get("profile") if isinstance(self.user_options, dict) else None
         return render_form(
             choices,

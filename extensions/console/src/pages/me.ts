@@ -2,8 +2,8 @@
  * My GPUs (everyone): the user's leases (what, where, since, GPU-hours, activity), queued
  * requests with position, estimate, reason and what is free instead, jobs, quota bars with
  * their reset time, the user's own GPU-hours per day, and what they may ask for now (each
- * shape with the models behind it, and the scheduler's answer). From GET /me, /jobs,
- * /usage and /me/options.
+ * shape with the models behind it, its price, and the scheduler's answer), and a link to the
+ * user's statement (console/statements). From GET /me, /jobs, /usage and /me/options.
  */
 import { stackedBars } from '../charts';
 import { Ctx, Page } from '../context';
@@ -206,10 +206,11 @@ async function drawUsage(ctx: Ctx, canvas: HTMLCanvasElement, note: HTMLElement)
 function optionsTable(options: Options): Node {
   const verdict = { grant: 'now', queue: 'queued', refuse: 'no' } as const;
   const shapes = table(
-    ['GPUs', 'Models', 'Granted', 'Now'],
+    ['GPUs', 'Models', 'Price', 'Granted', 'Now'],
     options.shapes.map(s => [
       s.text,
       s.models_text || '—',
+      s.credits_text ?? '—',
       tag(verdict[s.outcome], s.outcome),
       h('span', { class: 'gh-small' }, s.message ?? '')
     ])
@@ -219,7 +220,7 @@ function optionsTable(options: Options): Node {
     return shapes;
   }
   const profiles = table(
-    ['Server profile', 'GPUs', ''],
+    ['Server profile', 'GPUs', 'Price', ''],
     options.profiles.map(p => [
       h(
         'span',
@@ -228,6 +229,7 @@ function optionsTable(options: Options): Node {
         h('span', { class: 'gh-muted' }, ` ${p.name}`)
       ),
       p.shape ? (p.models_text ? `${p.text} (${p.models_text})` : p.text) : 'No GPU (CPU only)',
+      p.credits_text ?? '—',
       h(
         'span',
         null,
@@ -259,7 +261,20 @@ export const page: Page = (root, ctx) => {
       'div',
       { class: 'gh-columns' },
       section('Quotas', quotas),
-      section('My usage', h('div', { class: 'gh-chart' }, canvas), note)
+      section(
+        'My usage',
+        h('div', { class: 'gh-chart' }, canvas),
+        note,
+        h(
+          'p',
+          { class: 'gh-small' },
+          h(
+            'a',
+            { class: 'gh-statement-link', href: ctx.base + 'console/statements' },
+            'Statement: credits by month, and the rates'
+          )
+        )
+      )
     ),
     section('Jobs', jobs),
     section('What you may ask for', offered)
