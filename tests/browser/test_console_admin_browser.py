@@ -12,6 +12,7 @@ Screenshots go to ``$GPUHUB_TEST_ARTIFACTS`` (default: a temporary folder) and, 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -170,14 +171,23 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
     expect(page.locator(".gh-quotas-users")).to_contain_text("carol")
 
     _fill_quota(page, "group", "physics", max_units="4", per_user_max_units="1",
-                gpu_hours="200", period="week", allowed_shapes="gpu, mig:*")  # fmt: skip
+                gpu_hours="200", credits="500", period="week",
+                allowed_shapes="gpu, mig:*")  # fmt: skip
     expect(form.locator(".gh-form-done")).to_contain_text("physics")
-    expect(groups.locator("tr", has_text="physics")).to_contain_text("of 200 h used")
+    physics = groups.locator("tr", has_text="physics")
+    expect(physics).to_contain_text("of 200 h used")
+    expect(physics).to_contain_text(re.compile(r"of 500 credits used, [\d.,]+ left"))
     assert _quota(hub, "group", "physics") == {
-        "max_units": 4.0, "per_user_max_units": 1.0, "gpu_hours": 200.0, "period": "week",
-        "term_start": None, "term_end": None, "allowed_shapes": ["gpu", "mig:*"],
-        "allowed_profiles": None, "priority": 0,
+        "max_units": 4.0, "per_user_max_units": 1.0, "gpu_hours": 200.0, "credits": 500.0,
+        "period": "week", "term_start": None, "term_end": None,
+        "allowed_shapes": ["gpu", "mig:*"], "allowed_profiles": None, "priority": 0,
     }  # fmt: skip
+    one = hub.admin.get("/quotas/groups/physics")
+    assert one.status_code == 200 and one.json()["quota"]["credits"] == 500, one.text
+    # Edit fills the form with the quota, the credits budget included
+    physics.get_by_role("button", name="Edit").click()
+    expect(form.locator("input[name=credits]")).to_have_value("500")
+    expect(form.locator("input[name=gpu_hours]")).to_have_value("200")
 
     # a negative budget: the service's refusal next to the form in the form's words (the
     # field's label, not its API name), the field marked; nothing changed
@@ -190,10 +200,19 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
     expect(error.locator("span")).to_have_text("GPU-hours per period: must be ≥ 0")
     expect(form.locator(".gh-invalid input[name=gpu_hours]")).to_have_count(1)
     assert hub.admin.get("/quotas").json() == before
+    # and a negative credits budget likewise
+    _fill_quota(page, "group", "physics", gpu_hours="200", credits="-5")
+    expect(error.locator("span")).to_have_text("Credits per period: must be ≥ 0")
+    expect(form.locator(".gh-invalid input[name=credits]")).to_have_count(1)
+    expect(form.locator(".gh-invalid")).to_have_count(1)
+    refusal = hub.admin.put("/quotas/groups/physics", json={"credits": -5})
+    assert refusal.status_code == 400 and refusal.json()["field"] == "credits"
+    assert hub.admin.get("/quotas").json() == before
+    expect(physics).to_contain_text("of 500 credits used")
 
     # a group the hub lacks is refused, naming it, unless "create" is ticked: the refusal
     # names the checkbox, not the API's create=true
-    _fill_quota(page, "group", "physcis", gpu_hours="10")
+    _fill_quota(page, "group", "physcis", gpu_hours="10", credits="")
     expect(error).to_contain_text("physcis")
     expect(error).to_contain_text("tick 'Create the group if the hub lacks it'")
     expect(error).not_to_contain_text("create=true")
@@ -208,6 +227,9 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
     expect(error).to_have_count(0)  # the success took the refusal down
     expect(form.locator(".gh-invalid")).to_have_count(0)
     assert _quota(hub, "group", "physcis")["gpu_hours"] == 10
+    assert _quota(hub, "group", "physcis")["credits"] is None  # an empty field: no limit
+    credits_cell = groups.locator("tr", has_text="physcis").locator("td").nth(3)
+    expect(credits_cell).to_have_text("no limit")
     assert hub.hub.hub_api("GET", "groups/physcis").status_code == 200
 
     # unset, confirmed
@@ -237,12 +259,15 @@ def test_groups_page_creates_a_cohort_adds_and_removes_members(
     form.locator("input[name=max_units]").fill("8")
     form.locator("input[name=per_user_max_units]").fill("1")
     form.locator("input[name=gpu_hours]").fill("200")
+    form.locator("input[name=credits]").fill("1000")
     form.locator("button[type=submit]").click()
     expect(form.locator(".gh-form-done")).to_contain_text("Created group cs101")
     card = page.locator(".gh-cohort[data-cohort=cs101]")
     expect(card.locator("[data-member]")).to_have_count(2)
     assert _members(hub, "cs101") == ["ann", "bo"]
+    expect(card.locator(".gh-cohort-quota")).to_contain_text("of 1000 credits used")
     assert _quota(hub, "group", "cs101")["per_user_max_units"] == 1
+    assert _quota(hub, "group", "cs101")["credits"] == 1000
 
     card.locator("input[name=add]").fill("chen")
     card.locator("[data-action=add]").click()

@@ -66,7 +66,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         for name, token in tokens.items():
             clients.append(h.client(token))
             setattr(ns, name, clients[-1])
-        quota = {"max_units": 4, "gpu_hours": 100, "period": "week"}
+        quota = {"max_units": 4, "gpu_hours": 100, "credits": 1000, "period": "week"}
         assert ns.admin.put("/quotas/groups/cs101", json=quota).status_code == 200
 
         def lease(client: httpx.Client, status: int, **body) -> dict:
@@ -187,6 +187,8 @@ def test_a_user_sees_my_gpus_from_the_services_menu(
     expect(mine).to_contain_text("resets")
     group = main.locator(".gh-quota[data-kind=group][data-name=cs101]")
     expect(group).to_contain_text("of 100 h")
+    expect(group).to_contain_text("of 1000 credits")  # the credits budget, under one period
+    expect(group.locator(".gh-muted.gh-small")).to_have_count(1)
     # one rounding rule: GPU-hours that are not zero never read "0" (alice's lease began
     # seconds ago), and at most two decimals
     hours = lease.locator("td").nth(4).inner_text()
@@ -269,7 +271,7 @@ def test_an_admin_sees_the_pool_and_releases_a_lease_with_a_reason(
     assert r.status_code == 201, r.text
     zone = r.json()["timezone"]
     page.goto(f"{w.hub.url}{P}console/pool")
-    expect(page.locator(".gh-nav a")).to_have_count(7)
+    expect(page.locator(".gh-nav a")).to_have_count(8)
     # the window's date, time and zone as the Reservations page writes them
     local = start.astimezone(ZoneInfo(zone))
     year = f" {local.year}" if local.year != dt.datetime.now(ZoneInfo(zone)).year else ""

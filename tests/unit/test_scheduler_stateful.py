@@ -24,6 +24,7 @@ from gpuhub.scheduler.core import (
     Unsatisfiable,
 )
 from gpuhub.scheduler.db import ClaimRow, LeaseRow, QuotaRow, open_engine
+from gpuhub.scheduler.pricing import RateCard
 from gpuhub.scheduler.quota import QuotaSpec, period_window
 from gpuhub.scheduler.shapes import MigSlice, SharedGpu, WholeGpus
 from hypothesis import HealthCheck, event, settings
@@ -50,6 +51,9 @@ USERS = sorted(MEMBERS)
 GROUPS = ["cs101", "ml"]
 ENDED = ("released", "cancelled", "refused")
 FAR = 4e9  # a ledger window end past any clock here
+#: The configured rates (credits per GPU-hour); the L4s take the default (1.0).
+RATES = {"H100": 2.0, "A100-40GB": 1.5, "A100": 1.25}
+MODELS = ("A100-40GB", "A100-80GB", "H100-80GB", "L4-24GB")
 
 LEASES = LeaseRow.__table__
 CLAIMS = ClaimRow.__table__
@@ -82,6 +86,7 @@ QUOTA_SPECS = st.builds(
     QuotaSpec,
     max_units=st.sampled_from([None, 0.5, 1, 2, 3, 4.5]),
     gpu_hours=st.sampled_from([None, 0.5, 2, 5, 20]),
+    credits=st.sampled_from([None, None, 1, 4, 30]),
     period=st.sampled_from(["day", "week", "month"]),
     priority=st.integers(-1, 3),
     allowed_shapes=st.sampled_from([None, None, None, ["gpu"], ["mig:*", "shared"]]),
@@ -112,8 +117,10 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.engine = open_engine(self.url)
         self.nodes = parse_spec(SPEC)
         self.clock = self.clock_class()
-        self.s = Scheduler(self.engine, self.nodes, clock=self.clock)
+        self.s = self.new_scheduler()
         self.quotas: dict[tuple[str, str], QuotaSpec] = {}
+        self.rate_now = {m: RateCard(self.engine, RATES).rate(m) for m in MODELS}
+        self.priced: dict[int, tuple] = {}  # lease id -> (rate, tier, discount) when granted
         self.ended: dict[int, tuple] = {}  # id -> (status, ended_at, granted_at)
         # what each device slot is worth, from the inventory (not from the scheduler)
         self.slot_units: dict[tuple[str, int], Fraction] = {}
@@ -128,6 +135,12 @@ class SchedulerMachine(RuleBasedStateMachine):
                     for k in range(g.shares):
                         self.slot_units[(g.uuid, k)] = Fraction(1, g.shares)
                     self.device_node[g.uuid] = node.name
+
+    def new_scheduler(self) -> Scheduler:
+        return Scheduler(
+            self.engine, self.nodes, clock=self.clock,
+            rates=RateCard(self.engine, RATES, clock=self.clock),
+        )  # fmt: skip
 
     def teardown(self) -> None:
         self.engine.dispose()
@@ -165,14 +178,16 @@ class SchedulerMachine(RuleBasedStateMachine):
                     out[p] += Fraction(r.units_num, r.units_den)
         return out
 
-    def hours_used(self, rows, key: tuple, start: float, now: float) -> float:
+    def hours_used(self, rows, key: tuple, start: float, now: float, *, credits=False) -> float:
+        """GPU-hours (``credits``: their charges) of ``key`` from ``start`` to ``now``."""
         total = 0.0
         for r in rows.values():
             if r.granted_at is None or key not in _principals(r):
                 continue
             a = max(r.granted_at, start)
             b = now if r.ended_at is None else min(r.ended_at, now)
-            total += r.units_num / r.units_den * max(0.0, b - a) / 3600
+            price = r.rate * r.discount if credits else 1.0
+            total += r.units_num / r.units_den * max(0.0, b - a) / 3600 * price
         return total
 
     def active_ids(self) -> set[int]:
@@ -186,6 +201,12 @@ class SchedulerMachine(RuleBasedStateMachine):
         for lease_id in self.active_ids() - before_active:
             row = rows[lease_id]
             assert row.status == "active" and row.granted_at == now
+            # priced at the rates in force now: each device its model's, the lease their mean
+            rates = [self.rate_now[d["model"]] for d in row.devices]
+            assert [d["rate"] for d in row.devices] == rates
+            assert row.rate == pytest.approx(sum(rates) / len(rates), abs=1e-12)
+            assert (row.tier, row.discount) == ("guaranteed", 1.0)
+            self.priced[lease_id] = (row.rate, row.tier, row.discount)
             for key in _principals(row):
                 if key[0] == "member":
                     spec = self.quotas.get(("group", key[1]))
@@ -204,6 +225,10 @@ class SchedulerMachine(RuleBasedStateMachine):
                     if row.hours:
                         need = row.units_num / row.units_den * row.hours
                         assert need <= spec.gpu_hours - used + 1e-6, (key, used, need)
+                if spec.credits is not None:
+                    start, _ = period_window(spec, now)
+                    used = self.hours_used(rows, key, start, now, credits=True)
+                    assert used < spec.credits + 1e-6, (key, used, spec.credits)
                 assert spec.allows_shape(self.s.live[lease_id].shape.label)
                 assert spec.allows_profile(row.profile)
 
@@ -433,6 +458,22 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.quotas[(kind, name)] = spec
         assert self.db_state()[0] == before  # leases are untouched
 
+    @rule(model=st.sampled_from(MODELS), rate=st.sampled_from([None, 0, 0.5, 3, 7.25]))
+    def change_rate(self, model, rate):
+        """An admin sets a model's rate (or unsets it: None); leases keep theirs."""
+        before = self.db_state()[0]
+        if rate is None:
+            if model not in self.s.rates.admin:
+                with pytest.raises(NotFound):
+                    self.s.rates.unset(model, by="admin")
+                return
+            self.s.rates.unset(model, by="admin")
+            self.rate_now[model] = RateCard(self.engine, RATES).rate(model)
+        else:
+            self.s.rates.set(model, rate, by="admin", known=MODELS)
+            self.rate_now[model] = rate
+        assert self.db_state()[0] == before  # no lease is repriced
+
     @precondition(lambda self: self.s.live or self.ended)
     @rule()
     def restart(self):
@@ -449,7 +490,8 @@ class SchedulerMachine(RuleBasedStateMachine):
                 x.user, x.group, x.shape, x.profile, x.units, x.hours, now, queued_too=False
             )
         }
-        self.s = Scheduler(self.engine, self.nodes, clock=self.clock)
+        self.s = self.new_scheduler()
+        assert {m: self.s.rates.rate(m) for m in MODELS} == self.rate_now  # admins' kept
         after_live, after_queue = self.snapshot()
         refused = set(live) - set(after_live)
         event(f"restart: {len(live)} live, {len(refused)} refused at load")
@@ -556,6 +598,33 @@ class SchedulerMachine(RuleBasedStateMachine):
                     and r.ended_at > start
                     and key in _principals(r)
                 )
+                assert abs(cached - truth) < 1e-6, (key, start, cached, truth)
+
+        # prices: a lease's stays what it was granted at (rate changes and restarts alike),
+        # and the charges are units x time x rate x discount, lease by lease
+        for i, priced in self.priced.items():
+            assert (rows[i].rate, rows[i].tier, rows[i].discount) == priced, i
+        credits = sum(
+            r.units_num / r.units_den
+            * ((r.ended_at if r.ended_at is not None else now) - r.granted_at) / 3600
+            * r.rate * r.discount
+            for r in rows.values()
+            if r.granted_at is not None
+        )  # fmt: skip
+        assert abs(self.s.ledger.total_credits(now) - credits) < 1e-6
+        statement = self.s.ledger.statement(0, FAR, now=now)
+        assert abs(sum(x["credits"] for x in statement) - credits) <= 1e-6 * max(1, len(statement))
+        for key, by_start in self.s.accounting.closed_credits.items():
+            for start, cached in by_start.items():
+                truth = sum(
+                    r.units_num / r.units_den * (r.ended_at - max(r.granted_at, start)) / 3600
+                    * r.rate * r.discount
+                    for r in rows.values()
+                    if r.status in ENDED
+                    and r.granted_at is not None
+                    and r.ended_at > start
+                    and key in _principals(r)
+                )  # fmt: skip
                 assert abs(cached - truth) < 1e-6, (key, start, cached, truth)
 
         # the ledger: GPU-hours over all days equal units x time held, lease by lease

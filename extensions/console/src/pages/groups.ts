@@ -9,7 +9,7 @@ import { Ctx, Page } from '../context';
 import { button, clearError, empty, fmtUnits, h, section, showError, tag } from '../dom';
 import { field, FieldError, formFoot, inWords, numberOrNull, onSubmit } from '../forms';
 import { QuotaStatus } from '../types';
-import { hoursCell, rulesText, unitsCell } from './quotas';
+import { creditsCell, hoursCell, rulesText, unitsCell } from './quotas';
 
 interface CohortItem {
   name: string;
@@ -142,6 +142,9 @@ function cohortCard(c: CohortItem, ctx: Ctx, reload: () => Promise<void>): HTMLE
           { class: 'gh-cohort-quota' },
           h('div', null, h('span', { class: 'gh-field-label' }, 'GPUs at once'), unitsCell(q)),
           h('div', null, h('span', { class: 'gh-field-label' }, 'GPU-hours'), hoursCell(q)),
+          q.quota?.credits === null || q.quota?.credits === undefined
+            ? null
+            : h('div', null, h('span', { class: 'gh-field-label' }, 'Credits'), creditsCell(q)),
           h('div', { class: 'gh-muted' }, rulesText(q.quota, 'group'))
         )
       : h('p', { class: 'gh-muted' }, 'No quota: members are limited by their own quotas only.'),
@@ -183,6 +186,7 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
   const maxUnits = num('max_units');
   const perUser = num('per_user_max_units');
   const gpuHours = num('gpu_hours');
+  const credits = num('credits');
   const period = h(
     'select',
     { name: 'period' },
@@ -194,6 +198,7 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
     field('Max GPU units', maxUnits, 'the whole group at once'),
     field('Per member', perUser, 'GPU units each'),
     field('GPU-hours per period', gpuHours),
+    field('Credits per period', credits, "GPU-hours × the models' rates"),
     field('Period', period)
   );
   const sync = () => {
@@ -235,6 +240,7 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
         max_units: numberOrNull(maxUnits),
         per_user_max_units: numberOrNull(perUser),
         gpu_hours: numberOrNull(gpuHours),
+        credits: numberOrNull(credits),
         period: period.value
       };
     }

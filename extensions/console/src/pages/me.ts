@@ -1,9 +1,10 @@
 /**
  * My GPUs (everyone): the user's leases (what, where, since, GPU-hours, activity), queued
- * requests with position, estimate, reason and what is free instead, jobs, quota bars with
- * their reset time, the user's own GPU-hours per day, and what they may ask for now (each
- * shape with the models behind it, its price, and the scheduler's answer), and a link to the
- * user's statement (console/statements). From GET /me, /jobs, /usage and /me/options.
+ * requests with position, estimate, reason and what is free instead, jobs, quota bars
+ * (GPUs at once, GPU-hours, credits) with their reset time, the user's own GPU-hours per
+ * day, and what they may ask for now (each shape with the models behind it, its price, and
+ * the scheduler's answer), and a link to the user's statement (console/statements). From
+ * GET /me, /jobs, /usage and /me/options.
  */
 import { stackedBars } from '../charts';
 import { Ctx, Page } from '../context';
@@ -114,7 +115,8 @@ function quotaBox(q: QuotaStatus): HTMLElement {
     q.kind === 'user' ? (q.default ? 'Your quota (the default)' : 'Your quota') : `Group ${q.name}`;
   const parts: Node[] = [];
   const spec = q.quota;
-  if (!spec || (spec.max_units === null && spec.gpu_hours === null)) {
+  const credits = spec?.credits ?? null; // absent from an older service
+  if (!spec || (spec.max_units === null && spec.gpu_hours === null && credits === null)) {
     parts.push(h('p', { class: 'gh-muted' }, 'No limit.'));
   }
   if (spec && spec.max_units !== null) {
@@ -143,7 +145,23 @@ function quotaBox(q: QuotaStatus): HTMLElement {
           spec.gpu_hours ? used / spec.gpu_hours : 1,
           `${fmtAmount(used)} of ${fmtAmount(spec.gpu_hours)} h`
         )
-      ),
+      )
+    );
+  }
+  if (credits !== null) {
+    const used = q.credits_used ?? 0;
+    parts.push(
+      h(
+        'div',
+        { class: 'gh-quota-line' },
+        h('span', { class: 'gh-quota-what' }, 'Credits'),
+        bar(credits ? used / credits : 1, `${fmtAmount(used)} of ${fmtAmount(credits)} credits`)
+      )
+    );
+  }
+  if (spec && (spec.gpu_hours !== null || credits !== null)) {
+    // one period for both budgets
+    parts.push(
       h(
         'p',
         { class: 'gh-muted gh-small' },

@@ -1,9 +1,10 @@
 /**
- * Quotas (admins): every user's and group's quota with what is in use and left and when
- * it resets (`GET /quotas`); a form that sets one (`PUT /quotas/{users|groups}/{name}`,
- * every QuotaSpec field; a group the hub lacks is refused unless "create" is ticked) and
- * an unset action (`DELETE`). A refused value shows the service's sentence next to the
- * form, in the form's words (forms.ts, inFormWords), and changes nothing.
+ * Quotas (admins): every user's and group's quota with what is in use and left (GPU units,
+ * GPU-hours, credits) and when it resets (`GET /quotas`); a form that sets one
+ * (`PUT /quotas/{users|groups}/{name}`, every QuotaSpec field; a group the hub lacks is
+ * refused unless "create" is ticked) and an unset action (`DELETE`). A refused value shows
+ * the service's sentence next to the form, in the form's words (forms.ts, inFormWords),
+ * and changes nothing.
  */
 import { Page } from '../context';
 import {
@@ -57,6 +58,26 @@ export function hoursCell(s: QuotaStatus): Node {
       `${fmtAmount(used)} of ${fmtAmount(budget)} h used, ${fmtAmount(s.gpu_hours_left ?? 0)} h left`
     ),
     h('div', { class: 'gh-muted gh-small' }, s.period ?? '')
+  );
+}
+
+/** The credits cell: used of the budget and what is left (and when it resets, unless the
+ * GPU-hours cell beside it says so already). */
+export function creditsCell(s: QuotaStatus): Node {
+  if (s.quota?.credits === null || s.quota?.credits === undefined) {
+    return document.createTextNode('no limit');
+  }
+  const used = s.credits_used ?? 0;
+  const budget = s.quota.credits;
+  const hours = s.quota.gpu_hours !== null && s.quota.gpu_hours !== undefined;
+  return h(
+    'div',
+    null,
+    bar(
+      budget ? used / budget : 1,
+      `${fmtAmount(used)} of ${fmtAmount(budget)} credits used, ${fmtAmount(s.credits_left ?? 0)} left`
+    ),
+    hours ? null : h('div', { class: 'gh-muted gh-small' }, s.period ?? '')
   );
 }
 
@@ -120,6 +141,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
   const maxUnits = num('max_units', { placeholder: 'no limit' });
   const perUser = num('per_user_max_units', { placeholder: 'no limit' });
   const gpuHours = num('gpu_hours', { placeholder: 'no limit' });
+  const credits = num('credits', { placeholder: 'no limit' });
   const priority = num('priority', { step: '1', value: '0' });
   const period = h(
     'select',
@@ -168,6 +190,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
       field('Max GPU units', maxUnits, 'at once, queued included'),
       groupOnly[0],
       field('GPU-hours per period', gpuHours),
+      field('Credits per period', credits, "GPU-hours × the models' rates"),
       field('Period', period)
     ),
     termFields,
@@ -193,6 +216,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     const spec: Partial<QuotaSpec> = {
       max_units: numberOrNull(maxUnits),
       gpu_hours: numberOrNull(gpuHours),
+      credits: numberOrNull(credits),
       period: period.value as QuotaSpec['period'],
       allowed_shapes: listOrNull(shapes),
       allowed_profiles: listOrNull(profiles),
@@ -222,6 +246,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     maxUnits.value = str(q?.max_units);
     perUser.value = str(q?.per_user_max_units);
     gpuHours.value = str(q?.gpu_hours);
+    credits.value = str(q?.credits);
     period.value = q?.period ?? 'week';
     termStart.value = q?.term_start ?? '';
     termEnd.value = q?.term_end ?? '';
@@ -262,6 +287,7 @@ export const page: Page = async (root, ctx) => {
       h('strong', { class: 'gh-quota-name' }, s.name),
       unitsCell(s),
       hoursCell(s),
+      creditsCell(s),
       rulesText(s.quota, s.kind),
       h(
         'span',
@@ -301,6 +327,9 @@ export const page: Page = async (root, ctx) => {
       defaults.textContent = d
         ? `Users without a quota of their own have the default: ${limit(d.max_units)} at once, ` +
           `${d.gpu_hours === null ? 'no GPU-hour limit' : `${fmtAmount(d.gpu_hours)} GPU-hours per ${d.period}`}` +
+          (d.credits === null || d.credits === undefined
+            ? ''
+            : `, ${fmtAmount(d.credits)} credits per ${d.period}`) +
           (rulesText(d, 'user') !== '—' ? `; ${rulesText(d, 'user')}` : '') +
           '.'
         : 'Users without a quota of their own are not limited.';
@@ -310,6 +339,7 @@ export const page: Page = async (root, ctx) => {
         who,
         'GPUs at once',
         'GPU-hours this period',
+        'Credits this period',
         'Other limits',
         ''
       ];
