@@ -586,19 +586,22 @@ class SchedulerMachine(RuleBasedStateMachine):
             if r.status in ("cancelled", "refused", "queued"):
                 assert r.granted_at is None
 
-        # white box: the scheduler's cache of GPU-hours of ended leases per budget window
-        # (it is filled lazily; reading it here must not fill it)
-        for key, by_start in self.s.accounting.closed_hours.items():
-            for start, cached in by_start.items():
-                truth = sum(
-                    r.units_num / r.units_den * (r.ended_at - max(r.granted_at, start)) / 3600
-                    for r in rows.values()
-                    if r.status in ENDED
-                    and r.granted_at is not None
-                    and r.ended_at > start
-                    and key in _principals(r)
-                )
-                assert abs(cached - truth) < 1e-6, (key, start, cached, truth)
+        # white box: the scheduler's caches of GPU-hours (and credits) of ended leases per
+        # budget window (filled lazily; reading them here must not fill them)
+        caches = ((self.s.accounting.closed_hours, False), (self.s.accounting.closed_credits, True))
+        for cache, charged in caches:
+            for key, by_start in cache.items():
+                for start, cached in by_start.items():
+                    truth = sum(
+                        r.units_num / r.units_den * (r.ended_at - max(r.granted_at, start)) / 3600
+                        * (r.rate * r.discount if charged else 1.0)
+                        for r in rows.values()
+                        if r.status in ENDED
+                        and r.granted_at is not None
+                        and r.ended_at > start
+                        and key in _principals(r)
+                    )  # fmt: skip
+                    assert abs(cached - truth) < 1e-6, (key, start, cached, truth, charged)
 
         # prices: a lease's stays what it was granted at (rate changes and restarts alike),
         # and the charges are units x time x rate x discount, lease by lease
@@ -614,18 +617,6 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert abs(self.s.ledger.total_credits(now) - credits) < 1e-6
         statement = self.s.ledger.statement(0, FAR, now=now)
         assert abs(sum(x["credits"] for x in statement) - credits) <= 1e-6 * max(1, len(statement))
-        for key, by_start in self.s.accounting.closed_credits.items():
-            for start, cached in by_start.items():
-                truth = sum(
-                    r.units_num / r.units_den * (r.ended_at - max(r.granted_at, start)) / 3600
-                    * r.rate * r.discount
-                    for r in rows.values()
-                    if r.status in ENDED
-                    and r.granted_at is not None
-                    and r.ended_at > start
-                    and key in _principals(r)
-                )  # fmt: skip
-                assert abs(cached - truth) < 1e-6, (key, start, cached, truth)
 
         # the ledger: GPU-hours over all days equal units x time held, lease by lease
         usage = self.s.usage(0, FAR)
