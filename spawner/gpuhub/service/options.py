@@ -84,7 +84,8 @@ def price(rates: Any, models: list[str], units: float) -> dict[str, Any]:
     if span is None:
         return {"credits_per_hour": None, "credits_text": None}
     low, high = (round(x, 4) for x in span)
-    text = f"≈ {low:g} credits/h" if low == high else f"{low:g}–{high:g} credits/h"
+    # three significant digits for people ("≈ 0.214 credits/h"); the numbers keep four places
+    text = f"≈ {low:.3g} credits/h" if low == high else f"{low:.3g}–{high:.3g} credits/h"
     return {"credits_per_hour": {"min": low, "max": high}, "credits_text": text}
 
 
