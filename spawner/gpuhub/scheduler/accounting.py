@@ -216,46 +216,39 @@ class Accounting:
         self, key: tuple, start: float, now: float, conn: Connection | None = None
     ) -> float:
         """GPU-hours charged to a principal since ``start``: ended leases + live ones so far."""
-        cache = self.closed_hours[key]
-        if start not in cache:
-            t = LEASES.c
-            col = t.user if key[0] == "user" else t.group_name
-            # live leases have no ended_at; cancelled and refused ones no granted_at
-            q = select(t.granted_at, t.ended_at, t.units_num, t.units_den).where(
-                col == key[1], t.granted_at.is_not(None), t.ended_at > start
-            )
-            cache[start] = sum(
-                num / den * (ended - max(granted, start)) / 3600
-                for granted, ended, num, den in self.store.rows(q, conn)
-            )
-        live = sum(
-            self.live[i].overlap_hours(start, now)
-            for i in self.by_principal.get(key, ())
-            if self.live[i].status == ACTIVE
+        self._read_closed(key, start, conn)
+        live = (self.live[i] for i in self.by_principal.get(key, ()))
+        return self.closed_hours[key][start] + sum(
+            x.overlap_hours(start, now) for x in live if x.status == ACTIVE
         )
-        return cache[start] + live
 
     def credits_used(
         self, key: tuple, start: float, now: float, conn: Connection | None = None
     ) -> float:
         """Credits charged to a principal since ``start``: ended leases + live ones so far."""
-        cache = self.closed_credits[key]
-        if start not in cache:
-            t = LEASES.c
-            col = t.user if key[0] == "user" else t.group_name
-            q = select(
-                t.granted_at, t.ended_at, t.units_num, t.units_den, t.rate, t.discount
-            ).where(col == key[1], t.granted_at.is_not(None), t.ended_at > start)
-            cache[start] = sum(
-                num / den * (ended - max(granted, start)) / 3600 * (rate or 0.0) * discount
-                for granted, ended, num, den, rate, discount in self.store.rows(q, conn)
-            )
-        live = sum(
-            self.live[i].overlap_credits(start, now)
-            for i in self.by_principal.get(key, ())
-            if self.live[i].status == ACTIVE
+        self._read_closed(key, start, conn)
+        live = (self.live[i] for i in self.by_principal.get(key, ()))
+        return self.closed_credits[key][start] + sum(
+            x.overlap_credits(start, now) for x in live if x.status == ACTIVE
         )
-        return cache[start] + live
+
+    def _read_closed(self, key: tuple, start: float, conn: Connection | None) -> None:
+        """Fill both caches of ``key``'s ended leases since ``start`` (GPU-hours, credits)
+        with one query, unless they hold that window already."""
+        if start in self.closed_hours[key] and start in self.closed_credits[key]:
+            return
+        t = LEASES.c
+        col = t.user if key[0] == "user" else t.group_name
+        # live leases have no ended_at; cancelled and refused ones no granted_at
+        q = select(t.granted_at, t.ended_at, t.units_num, t.units_den, t.rate, t.discount).where(
+            col == key[1], t.granted_at.is_not(None), t.ended_at > start
+        )
+        hours = credits = 0.0
+        for granted, ended, num, den, rate, discount in self.store.rows(q, conn):
+            h = num / den * (ended - max(granted, start)) / 3600
+            hours += h
+            credits += h * (rate or 0.0) * discount
+        self.closed_hours[key][start], self.closed_credits[key][start] = hours, credits
 
     def quota_status(
         self, kind: str, name: str, spec: QuotaSpec | None, now: float
@@ -269,22 +262,19 @@ class Accounting:
             "units_active": float(self.active[key]),
             "units_queued": float(self.held[key] - self.active[key]),
         }
-        if spec is not None and spec.gpu_hours is not None:
+        budgets = (("gpu_hours", self.hours_used), ("credits", self.credits_used))
+        for field, used_since in budgets:
+            budget = getattr(spec, field) if spec is not None else None
+            if budget is None:
+                continue
+            assert spec is not None
             start, end = period_window(spec, now)
-            used = self.hours_used(key, start, now) if start <= now else 0.0
+            used = used_since(key, start, now) if start <= now else 0.0
             out.update(
-                gpu_hours_used=round(used, 6),
-                gpu_hours_left=round(max(spec.gpu_hours - used, 0.0), 6),
-                period_start=iso(start),
-                period_end=iso(end),
-                period=period_phrase(spec, now),
-            )
-        if spec is not None and spec.credits is not None:
-            start, end = period_window(spec, now)
-            used = self.credits_used(key, start, now) if start <= now else 0.0
-            out.update(
-                credits_used=round(used, 6),
-                credits_left=round(max(spec.credits - used, 0.0), 6),
+                {
+                    f"{field}_used": round(used, 6),
+                    f"{field}_left": round(max(budget - used, 0.0), 6),
+                },
                 period_start=iso(start),
                 period_end=iso(end),
                 period=period_phrase(spec, now),
