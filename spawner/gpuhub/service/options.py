@@ -175,10 +175,9 @@ def profile_option(
     scheduler's :class:`~gpuhub.scheduler.pricing.RateCard`), what it costs per hour at
     its default count, and per GPU (``credits_per_gpu_hour``, for other counts)."""
     models = shape_models(pool, p.shape) if p.shape is not None else []
-    units = shape_units(pool, p.shape)
-    per_gpu = (
-        price(rates, models, units / p.shape.units) if isinstance(p.shape, WholeGpus) else None
-    )
+    units = shape_units(pool, p.shape) or 0.0
+    # per GPU: one whole GPU, or the slice or seat itself
+    per_gpu = price(rates, models, 1.0 if isinstance(p.shape, WholeGpus) else units)
     return {
         "name": p.name,
         "display_name": p.display_name or p.name,
@@ -191,10 +190,8 @@ def profile_option(
         "gpu_counts": list(p.choosable_counts),
         "max_nodes": p.max_nodes if multi_node else 1,
         "default": p.default,
-        **price(rates, models, float(units or 0)),
-        "credits_per_gpu_hour": (per_gpu or price(rates, models, float(units or 0)))[
-            "credits_per_hour"
-        ],
+        **price(rates, models, units),
+        "credits_per_gpu_hour": per_gpu["credits_per_hour"],
     }
 
 
