@@ -327,6 +327,14 @@ c.GpuhubService.default_user_quota = {"max_units": 2, "gpu_hours": 40, "period":
 # Credits per GPU-hour by model (docs/how-to/prices.md); a MIG slice or shared seat costs
 # its share. Admins change them at run time with `gpuhub rates set MODEL RATE`.
 c.GpuhubService.rates = {"H100": 2.0, "A100": 1.5, "L4": 0.5}
+# Spot capacity (docs/how-to/spot.md): jobs may run preemptible on idle GPUs at 0.3x the
+# rate; guaranteed requests take the GPUs back after a notice and a grace to checkpoint.
+c.GpuhubService.spot = {
+    "enabled": True,
+    "discount": 0.3,
+    "grace_s": float(env("GPUHUB_SPOT_GRACE_S", "120")),
+    "min_runtime_s": float(env("GPUHUB_SPOT_MIN_RUNTIME_S", "300")),
+}
 
 # -- Idle reclaim (docs/how-to/idle-reclaim.md) -----------------------------------------
 # GPU-idle reclaim, in the gpuhub service: warn, then stop servers whose GPUs stay idle.

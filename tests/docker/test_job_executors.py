@@ -413,7 +413,7 @@ def test_docker_runs_the_example_notebook_and_resumes(
         volume_file(engine, state["container"], f"{folder}/artifacts/metrics.json")
     )
     assert metrics["epochs"] == 2 and len(metrics["history"]) == 2
-    volume_file(engine, state["container"], f"{folder}/artifacts/checkpoint-epoch-2.pt")
+    volume_file(engine, state["container"], f"{folder}/artifacts/checkpoints/checkpoint-00000002.pt")
     dockerx.cleanup(first, state)
 
     # a new job goes on from the first one's checkpoint
@@ -424,7 +424,7 @@ def test_docker_runs_the_example_notebook_and_resumes(
     end = wait_end(dockerx, again, state, timeout=150)
     log = log_of(dockerx, again, state)
     assert end.outcome == "succeeded", log
-    assert "checkpoint-epoch-2.pt (epoch 2)" in log
+    assert "checkpoint-00000002.pt (epoch 2)" in log
     assert "epoch 3/3: loss" in log and "epoch 1/3" not in log
     dockerx.cleanup(again, state)
 

@@ -110,6 +110,29 @@ def test_a_rate_change_prices_new_leases_and_the_statement_shows_both(w) -> None
     assert r.json()["credits_per_gpu_hour"] == 0.5
 
 
+def test_a_spot_lease_is_charged_the_spot_discount_and_options_say_spot_is_offered(w) -> None:
+    spot = w.alice.get("/me/options").json()["spot"]
+    assert spot == {"enabled": True, "discount": 0.3, "grace_s": 120.0, "min_runtime_s": 300.0}
+    for body, field in (
+        ({"shape": SEAT, "tier": "cheap"}, "tier"),
+        ({"shape": SEAT, "tier": 1}, "tier"),
+        ({"shape": SEAT, "tier": None}, "tier"),
+    ):
+        r = w.alice.post("/leases", json=body)
+        assert r.status_code == 400 and r.json()["field"] == field, r.text
+    assert w.alice.get("/leases").json()["leases"] == []  # nothing was made
+    r = w.alice.post("/leases", json={"shape": SEAT, "tier": "spot", "label": "cheap run"})
+    assert r.status_code == 201, r.text
+    lease = r.json()
+    assert (lease["tier"], lease["rate"], lease["discount"]) == ("spot", 0.5, 0.3)
+    assert lease["preemption"] is None and lease["borrowed_from"] is None
+    status = w.alice.get("/me").json()["quotas"][0]
+    assert status["spot_units_active"] == 0.25 and status["units_active"] == 0.0
+    assert w.alice.delete(f"/leases/{lease['id']}").status_code == 200
+    row = next(r for r in w.alice.get("/statements").json()["rows"] if r["tier"] == "spot")
+    assert row["model"] == L4 and row["credits_per_gpu_hour"] == 0.5
+
+
 def test_the_cli_lists_rates_and_prints_a_statement(w) -> None:
     hub = w.hub
     out = ok(cli_as(hub, w.tokens["alice"], "rates"))

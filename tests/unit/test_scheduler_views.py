@@ -30,7 +30,8 @@ POOL = "a: 2xH100-80GB, 1xA100-40GB[mig=7x1g.5gb]; b: 1xL4-24GB[shared=2]"
 API_KEYS = [
     "id", "user", "group", "status", "shape", "profile", "label", "priority", "units", "node",
     "devices", "simulated", "position", "requested_at", "granted_at", "ended_at",
-    "end_reason", "gpu_hours", "rate", "tier", "discount", "credits",
+    "end_reason", "gpu_hours", "rate", "tier", "discount", "credits", "preemption",
+    "borrowed_from",
 ]  # fmt: skip
 
 

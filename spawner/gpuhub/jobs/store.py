@@ -77,6 +77,11 @@ class JobRow(Base):
     definition_id: Mapped[int | None] = mapped_column(Integer, index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_digest: Mapped[str | None] = mapped_column(String(64))
+    tier: Mapped[str] = mapped_column(String(16), default="guaranteed")  # or "spot"
+    retry: Mapped[dict | None] = mapped_column(JSON)  # tries per failure class, backoff
+    attempt: Mapped[int] = mapped_column(Integer, default=1)  # this attempt's number
+    attempts: Mapped[list | None] = mapped_column(JSON)  # the attempts that ended before
+    next_attempt_at: Mapped[float | None] = mapped_column(Float)  # a retry's backoff ends
 
     __table_args__ = (
         Index("ix_jobs_user_idempotency_key", "user", "idempotency_key", unique=True),
@@ -183,12 +188,22 @@ class JobStore:
         with self.engine.connect() as conn:
             return [Job.from_row(r._mapping) for r in conn.execute(q)]
 
-    def update_job(self, job_id: int, *, was: Iterable[str] | None = None, **values: Any) -> bool:
-        """Update a job's columns (only while its status is in ``was``, when given);
-        whether it was: the compare-and-set every step of the lifecycle writes with."""
+    def update_job(
+        self,
+        job_id: int,
+        *,
+        was: Iterable[str] | None = None,
+        on_attempt: int | None = None,
+        **values: Any,
+    ) -> bool:
+        """Update a job's columns (only while its status is in ``was`` and it is on
+        attempt ``on_attempt``, when given); whether it was: the compare-and-set every step
+        of the lifecycle writes with."""
         q = update(JOBS).where(JOBS.c.id == job_id)
         if was is not None:
             q = q.where(JOBS.c.status.in_(list(was)))
+        if on_attempt is not None:
+            q = q.where(JOBS.c.attempt == on_attempt)
         with self.engine.begin() as conn:
             return conn.execute(q.values(**values)).rowcount == 1
 

@@ -39,12 +39,14 @@ class Accounting:
         quotas: dict[tuple[str, str], QuotaSpec],
         default_user_quota: QuotaSpec | None,
         highest_rate: Callable[[WholeGpus | MigSlice | SharedGpu], float] = lambda _s: 1.0,
+        spot_discount: float = 1.0,
     ) -> None:
         self.store = store
         self.live = live
         self.quotas = quotas
         self.default_user_quota = default_user_quota
         self.highest_rate = highest_rate  # the most credits per GPU-hour a shape may cost
+        self.spot_discount = spot_discount  # the share of the rate a spot GPU-hour costs
         self.held: dict[tuple, Fraction] = defaultdict(Fraction)  # queued + active units
         self.active: dict[tuple, Fraction] = defaultdict(Fraction)
         self.by_principal: dict[tuple, set[int]] = defaultdict(set)
@@ -105,13 +107,16 @@ class Accounting:
         *,
         queued_too: bool,
         conn: Connection | None = None,
+        tier: str = "guaranteed",
     ) -> str | None:
         """None if quotas allow the request, else a sentence naming the quota that forbids it.
 
         ``queued_too`` counts queued requests as held (admission) rather than only active
         ones (dispatch). ``conn`` is the open transaction when called while writing
-        (dispatch), so that leases it just ended are read as ended.
+        (dispatch), so that leases it just ended are read as ended. A ``spot`` request is
+        held to the spot allowance (``spot_max_units``, ``spot_gpu_hours``).
         """
+        spot = tier == "spot"
         checks: list[tuple[tuple, str, QuotaSpec]] = []
         spec = self.quota_for_user(user)
         if spec is not None:
@@ -121,6 +126,7 @@ class Accounting:
             checks.append((("group", group), f"group {group}", gspec))
         counts = self.held if queued_too else self.active
         for key, who, spec in checks:
+            tkey = ("spot", *key) if spot else key  # what this tier holds and used
             if not spec.allows_shape(shape.label):
                 return f"{who} may not use {describe(shape)} (allowed: {', '.join(spec.allowed_shapes or [])})"
             if not spec.allows_profile(profile):
@@ -128,10 +134,10 @@ class Accounting:
                     f"{who} may not use profile {profile or '(none)'} "
                     f"(allowed: {', '.join(spec.allowed_profiles or [])})"
                 )
-            limit = spec.max_units_exact
-            if limit is not None and counts[key] + units > limit:
-                return self._units_message(who, key, limit, units)
-            if key[0] == "group" and spec.per_user_exact is not None:
+            limit = spec.spot_max_units_exact if spot else spec.max_units_exact
+            if limit is not None and counts[tkey] + units > limit:
+                return self._units_message(who, tkey, limit, units)
+            if key[0] == "group" and spec.per_user_exact is not None and not spot:
                 mkey = ("member", group, user)
                 if counts[mkey] + units > spec.per_user_exact:
                     return (
@@ -139,24 +145,25 @@ class Accounting:
                         f"{fmt_units(spec.per_user_exact)} GPU units each member of group {group} "
                         f"may hold; this request needs {fmt_units(units)}"
                     )
-            if spec.gpu_hours is not None:
+            budget = spec.spot_gpu_hours if spot else spec.gpu_hours
+            if budget is not None:
                 start, end = period_window(spec, now)
                 if not start <= now < end:
                     return (
                         f"{who}'s GPU-hour term runs {spec.term_start} to {spec.term_end}; "
                         "no GPU-hours can be used outside it"
                     )
-                left = spec.gpu_hours - self.hours_used(key, start, now, conn)
+                left = budget - self.hours_used(tkey, start, now, conn)
                 need = float(units) * hours if hours else 0.0
                 if left <= 1e-9 or left + 1e-9 < need:
                     msg = (
                         f"{who[len('user ') :] if key[0] == 'user' else who} has "
-                        f"{fmt_hours(max(left, 0.0))} of {fmt_hours(spec.gpu_hours)} GPU-hours left "
-                        f"{period_phrase(spec, now)}"
+                        f"{fmt_hours(max(left, 0.0))} of {fmt_hours(budget)} "
+                        f"{'spot ' if spot else ''}GPU-hours left {period_phrase(spec, now)}"
                     )
                     return msg + (f"; this request needs {fmt_hours(need)}" if need else "")
             if spec.credits is not None:
-                rate = self.highest_rate(shape)
+                rate = self.highest_rate(shape) * (self.spot_discount if spot else 1.0)
                 problem = self._credits_problem(key, who, spec, units, hours, rate, now, conn)
                 if problem:
                     return problem
@@ -195,6 +202,8 @@ class Accounting:
 
     def _units_message(self, who: str, key: tuple, limit: Fraction, units: Fraction) -> str:
         active, held = self.active[key], self.held[key]
+        spot = key[0] == "spot"
+        kind = key[1] if spot else key[0]
         queued = f" (and {fmt_units(held - active)} more queued)" if held > active else ""
         if units > limit:  # no lease ending can make room: say so, not "wait"
             smaller = f", or request at most {fmt_gpus(limit)}" if limit else ""
@@ -205,8 +214,8 @@ class Accounting:
         else:
             cure = "Ask an admin, or wait for a lease to end"
         return (
-            f"{who} uses {fmt_units(active)} of {'their' if key[0] == 'user' else 'its'} "
-            f"{fmt_units(limit)} GPU units{queued}; "
+            f"{who} uses {fmt_units(active)} of {'their' if kind == 'user' else 'its'} "
+            f"{fmt_units(limit)} {'spot ' if spot else ''}GPU units{queued}; "
             f"this request needs {fmt_units(units)}{', ' if units > limit else '. '}{cure}"
         )
 
@@ -225,12 +234,16 @@ class Accounting:
     def credits_used(
         self, key: tuple, start: float, now: float, conn: Connection | None = None
     ) -> float:
-        """Credits charged to a principal since ``start``: ended leases + live ones so far."""
-        self._read_closed(key, start, conn)
-        live = (self.live[i] for i in self.by_principal.get(key, ()))
-        return self.closed_credits[key][start] + sum(
-            x.overlap_credits(start, now) for x in live if x.status == ACTIVE
-        )
+        """Credits charged to a principal since ``start`` in both tiers: ended leases +
+        live ones so far."""
+        total = 0.0
+        for k in (key, ("spot", *key)):
+            self._read_closed(k, start, conn)
+            live = (self.live[i] for i in self.by_principal.get(k, ()))
+            total += self.closed_credits[k][start] + sum(
+                x.overlap_credits(start, now) for x in live if x.status == ACTIVE
+            )
+        return total
 
     def _read_closed(self, key: tuple, start: float, conn: Connection | None) -> None:
         """Fill both caches of ``key``'s ended leases since ``start`` (GPU-hours, credits)
@@ -238,10 +251,11 @@ class Accounting:
         if start in self.closed_hours[key] and start in self.closed_credits[key]:
             return
         t = LEASES.c
-        col = t.user if key[0] == "user" else t.group_name
+        tier, (kind, name) = ("spot", key[1:]) if key[0] == "spot" else ("guaranteed", key)
+        col = t.user if kind == "user" else t.group_name
         # live leases have no ended_at; cancelled and refused ones no granted_at
         q = select(t.granted_at, t.ended_at, t.units_num, t.units_den, t.rate, t.discount).where(
-            col == key[1], t.granted_at.is_not(None), t.ended_at > start
+            col == name, t.tier == tier, t.granted_at.is_not(None), t.ended_at > start
         )
         hours = credits = 0.0
         for granted, ended, num, den, rate, discount in self.store.rows(q, conn):
@@ -261,15 +275,20 @@ class Accounting:
             "quota": spec.model_dump(mode="json") if spec else None,
             "units_active": float(self.active[key]),
             "units_queued": float(self.held[key] - self.active[key]),
+            "spot_units_active": float(self.active[("spot", *key)]),
         }
-        budgets = (("gpu_hours", self.hours_used), ("credits", self.credits_used))
+        budgets = (
+            ("gpu_hours", lambda *a: self.hours_used(key, *a)),
+            ("credits", lambda *a: self.credits_used(key, *a)),
+            ("spot_gpu_hours", lambda *a: self.hours_used(("spot", *key), *a)),
+        )
         for field, used_since in budgets:
             budget = getattr(spec, field) if spec is not None else None
             if budget is None:
                 continue
             assert spec is not None
             start, end = period_window(spec, now)
-            used = used_since(key, start, now) if start <= now else 0.0
+            used = used_since(start, now) if start <= now else 0.0
             out.update(
                 {
                     f"{field}_used": round(used, 6),

@@ -18,6 +18,7 @@ from .errors import Forbidden, QuotaExceeded, SchedulerError, Unsatisfiable
 from .pool import Pool
 from .quota import QuotaSpec
 from .shapes import MigSlice, SharedGpu, WholeGpus
+from .spot import GUARANTEED, SPOT, TIERS, SpotPolicy
 
 
 def admit(
@@ -32,13 +33,22 @@ def admit(
     profile: str | None,
     hours: float | None,
     now: float,
+    tier: str = GUARANTEED,
+    spot: SpotPolicy | None = None,
 ) -> tuple[str | None, Fraction]:
-    """Check a request against membership, the pool and quotas at ``now``.
+    """Check a request in ``tier`` against membership, the pool and quotas at ``now``
+    (``spot``: whether and how spot capacity is offered).
 
     Returns (the group it is charged to, its units); raises :class:`Forbidden`,
     :class:`SchedulerError`, :class:`Unsatisfiable` or :class:`QuotaExceeded` if it is
     refused.
     """
+    if tier not in TIERS:
+        raise SchedulerError(f"tier must be 'guaranteed' or 'spot', not {tier!r}", field="tier")
+    if tier == SPOT and not (spot and spot.enabled):
+        raise SchedulerError(
+            "spot capacity is not offered here (an admin turns it on)", field="tier"
+        )
     user_groups = set(user_groups)
     if group is not None and group not in user_groups:
         raise Forbidden(f"{user} is not a member of group {group}", field="group")
@@ -56,7 +66,7 @@ def admit(
         raise Unsatisfiable(why, field="shape")
     units = pool.max_units(shape)
     problem = accounting.quota_problem(
-        user, group, shape, profile, units, hours, now, queued_too=True
+        user, group, shape, profile, units, hours, now, queued_too=True, tier=tier
     )
     if problem:
         raise QuotaExceeded(problem)

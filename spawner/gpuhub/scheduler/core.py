@@ -8,17 +8,16 @@ restart, and the ``claims`` primary key refuses a slot held twice.
 This module holds the decisions (grant, queue, dispatch, release) and every write. The
 scheduler owns its parts and hands them what they need; none reaches into another:
 
-* ``book`` (:class:`~.reservations.ReservationBook`): the reservations and the placement
-  rule they make; the scheduler calls its writes inside its own transactions;
+* ``book`` (:class:`~.reservations.ReservationBook`): the reservations and their rule;
 * ``view`` (:class:`~.reads.SchedulerView`): the read API other parts are handed, over
-  the scheduler seen as a read-only :class:`~.state.SchedulerState`; it holds the
-  why-waiting explainer (:mod:`.waiting`);
-* ``wait_queue`` (:class:`~.queue.WaitQueue`): the queued requests in serving order; the
-  scheduler decides what each one it yields gets;
-* the rebind plan (:mod:`.rebinding`): which leases move onto the devices a cluster engine
-  picked; the scheduler writes it;
-* the admission checks (:mod:`.admission`), the lease model (:mod:`.lease`), the SQL
-  (:mod:`.store`), quota accounting (:mod:`.accounting`) and the reports (:mod:`.ledger`).
+  the scheduler as a read-only :class:`~.state.SchedulerState`, with the why-waiting
+  explainer (:mod:`.waiting`);
+* ``wait_queue`` (:class:`~.queue.WaitQueue`): the queued requests in serving order;
+* ``preemption`` (:class:`~.spot.Preemption`): which spot leases go for a guaranteed
+  request, and their notices;
+* the rebind plan (:mod:`.rebinding`), the admission checks (:mod:`.admission`), the
+  lease model (:mod:`.lease`), the SQL (:mod:`.store`), quota accounting
+  (:mod:`.accounting`), prices (:mod:`.pricing`) and the reports (:mod:`.ledger`).
 """
 
 from __future__ import annotations
@@ -48,16 +47,17 @@ from .errors import (
     Unsatisfiable,
 )
 from .inventory_change import InventoryChange, compare, log_change
-from .lease import Lease, iso, lease_row, request_digest
+from .lease import Lease, iso, lease_row, log_line, request_digest
 from .ledger import Ledger
 from .pool import Placement, Pool
 from .pricing import RateCard
 from .queue import WaitQueue
 from .quota import QuotaSpec
 from .reads import SchedulerView
-from .rebinding import plan_rebind
+from .rebinding import moves_line, plan_rebind
 from .reservations import RESERVATION_GUARD, Reservation, ReservationBook
 from .shapes import MigSlice, SharedGpu, WholeGpus
+from .spot import GUARANTEED, PREEMPTED, Preemption, SpotPolicy
 from .store import DELETE_CLAIMS, INSERT_CLAIM, INSERT_LEASE, Store
 from .store import claim_rows as _claim_rows
 
@@ -77,8 +77,7 @@ QUEUE_POLICIES = ("best-effort", "strict")
 
 
 def _view_read(name: str) -> Callable[..., Any]:
-    """The scheduler's method ``name``: :class:`SchedulerView`'s read of that name, with
-    its signature and docstring, on the scheduler's view."""
+    """:class:`SchedulerView`'s read ``name`` (signature, docstring) on the scheduler's view."""
     read_of_view = getattr(SchedulerView, name)
 
     @functools.wraps(read_of_view)
@@ -88,14 +87,12 @@ def _view_read(name: str) -> Callable[..., Any]:
     return read
 
 
-def _place(lease: Lease, placement: Placement, now: float, rates: RateCard) -> None:
-    """Make ``lease`` active on ``placement``, priced by ``rates`` (memory only)."""
+def _place(lease: Lease, at: Placement, now: float, rates: RateCard, spot: SpotPolicy) -> None:
+    """Make ``lease`` active on placement ``at``, priced by ``rates`` for its tier (memory only)."""
     lease.status, lease.granted_at = ACTIVE, now
-    lease.units, lease.node = placement.units, placement.node
-    lease.devices = [
-        {**d, "slot": s} for d, (_, s) in zip(placement.devices, placement.slots, strict=True)
-    ]
-    rates.price(lease)
+    lease.units, lease.node = at.units, at.node
+    lease.devices = [{**d, "slot": s} for d, (_, s) in zip(at.devices, at.slots, strict=True)]
+    rates.price(lease, spot.discount_of(lease.tier))
 
 
 class Scheduler:
@@ -118,6 +115,7 @@ class Scheduler:
         reservation_guard: float = RESERVATION_GUARD,
         held_outside: Mapping[str, str] | None = None,
         rates: RateCard | None = None,
+        spot: SpotPolicy | None = None,
     ) -> None:
         if queue_policy not in QUEUE_POLICIES:
             raise ValueError(
@@ -135,6 +133,9 @@ class Scheduler:
         self.store = Store(engine)
         self.ledger = Ledger(engine)
         self.rates = rates or RateCard(engine, clock=clock)  # prices each grant
+        self.spot = spot or SpotPolicy()  # preemptible capacity, off unless configured
+        #: Picks the spot leases guaranteed requests preempt, and gives them notice.
+        self.preemption = Preemption(self.spot, self.store)
         #: The latest GPU activity of each active lease (memory only).
         self.activity_board = ActivityBoard()
         #: The reservations and their placement rule (written only through this scheduler).
@@ -158,6 +159,7 @@ class Scheduler:
             self.accounting = Accounting(
                 self.store, self.live, self.quotas, self.default_user_quota,
                 highest_rate=lambda shape: self.rates.highest(shape, self.inventory),
+                spot_discount=self.spot.discount,
             )  # fmt: skip
             self.next_id = self.store.next_lease_id(conn)
             for lease in self.store.load_live(conn):
@@ -213,13 +215,17 @@ class Scheduler:
         profile: str | None = None,
         label: str = "",
         hours: float | None = None,
+        tier: str = GUARANTEED,
     ) -> Lease:
-        """Ask for ``shape`` as ``user`` through ``group``: granted now, queued, or refused.
+        """Ask for ``shape`` as ``user`` through ``group`` in ``tier`` (``guaranteed`` or
+        ``spot``): granted now, queued, or refused.
 
         Raises :class:`QuotaExceeded`, :class:`Unsatisfiable` or :class:`Forbidden`
         without changing anything.
         """
-        return self._create(user, user_groups, shape, group, profile, label, hours, None, None)
+        return self._create(
+            user, user_groups, shape, group, profile, label, hours, tier, None, None
+        )
 
     def request_once(
         self,
@@ -232,6 +238,7 @@ class Scheduler:
         profile: str | None = None,
         label: str = "",
         hours: float | None = None,
+        tier: str = GUARANTEED,
     ) -> tuple[Lease, bool]:
         """:meth:`request` at most once per ``(user, idempotency_key)``.
 
@@ -242,8 +249,9 @@ class Scheduler:
         remembered: a retry with its key is decided again.
         """
         digest = request_digest(
-            user=user, shape=shape, group=group, profile=profile, label=label, hours=hours
-        )
+            user=user, shape=shape, group=group, profile=profile, label=label, hours=hours,
+            tier=tier,
+        )  # fmt: skip
         known = self.lease_by_key(user, idempotency_key)
         if known is not None:
             if known.request_digest != digest:
@@ -253,10 +261,8 @@ class Scheduler:
                     field="Idempotency-Key",
                 )
             return known, True
-        lease = self._create(
-            user, user_groups, shape, group, profile, label, hours, idempotency_key, digest
-        )
-        return lease, False
+        asked = (user, user_groups, shape, group, profile, label, hours, tier)
+        return self._create(*asked, idempotency_key, digest), False
 
     def lease_by_key(self, user: str, idempotency_key: str) -> Lease | None:
         """The lease ``user`` created with ``idempotency_key`` (live or ended), or None."""
@@ -274,6 +280,7 @@ class Scheduler:
         profile: str | None,
         label: str,
         hours: float | None,
+        tier: str,
         key: str | None,
         digest: str | None,
     ) -> Lease:
@@ -282,7 +289,7 @@ class Scheduler:
         group, units = admit(
             pool=self.pool, accounting=self.accounting, quotas=self.quotas, user=user,
             user_groups=user_groups, shape=shape, group=group, profile=profile, hours=hours,
-            now=now,
+            now=now, tier=tier, spot=self.spot,
         )  # fmt: skip
         lease = Lease(
             id=self.next_id,
@@ -299,6 +306,7 @@ class Scheduler:
             idempotency_key=key,
             request_digest=digest,
             user_groups=user_groups,
+            tier=tier,
         )
 
         def write(conn: Connection) -> Lease:
@@ -307,22 +315,20 @@ class Scheduler:
             if self.queue_policy == "best-effort" or not self.wait_queue.ahead_of(lease, self.live):
                 placement = self.book.place(lease, now, self.pool)
             if placement is not None:
-                _place(lease, placement, now, self.rates)
+                _place(lease, placement, now, self.rates, self.spot)
             conn.execute(INSERT_LEASE, lease_row(lease))
             if placement is not None:
                 conn.execute(INSERT_CLAIM, _claim_rows(lease))
             self._remember(lease)
-            if placement is None and len(self.book) and self.queue_policy == "strict":
-                self._dispatch(conn, now)  # reserved devices may serve it past the queue
+            # reserved devices may serve it past the queue, or spot leases go for it
+            reserved = len(self.book) and self.queue_policy == "strict"
+            if placement is None and (reserved or (self.spot.enabled and tier == GUARANTEED)):
+                self._dispatch(conn, now)
             return lease
 
         lease = self._guarded(write)
         if log.isEnabledFor(logging.INFO):
-            log.info(
-                "lease %s %s: user=%s group=%s shape=%s node=%s devices=%s",
-                lease.id, lease.status, user, group, shape.label, lease.node,
-                ",".join(d["uuid"] for d in lease.devices) or "-",
-            )  # fmt: skip
+            log.info("%s tier=%s", log_line(lease), tier)
         return lease
 
     def release(self, lease_id: int, *, reason: str = "released") -> Lease:
@@ -346,10 +352,7 @@ class Scheduler:
 
         lease = self._guarded(write)
         if log.isEnabledFor(logging.INFO):
-            log.info(
-                "lease %s %s: user=%s node=%s devices=%s reason=%s", lease.id, lease.status,
-                lease.user, lease.node, ",".join(d["uuid"] for d in lease.devices) or "-", reason,
-            )  # fmt: skip
+            log.info("%s reason=%s", log_line(lease), reason)
         return lease
 
     def rebind(self, lease_id: int, indices: Iterable[int] | Mapping[str, Iterable[int]]) -> Lease:
@@ -357,12 +360,11 @@ class Scheduler:
         multi-node lease: node -> indices, for each of its nodes): the devices a cluster
         engine gave its work (Slurm picks the indices for ``--gres``).
 
-        Where another lease holds one of them, it takes in exchange a GPU this lease
-        leaves (the engine gave that lease's work other devices, read back in turn), so no
-        slot is ever held twice and every lease keeps its count. Raises ``ValueError``
-        (changing nothing) where the lease holds anything but whole GPUs, the count differs,
-        the node has no such GPU, or something gpuhub does not manage holds it; NotFound
-        when the lease is not active.
+        Another lease holding one of them takes a GPU this lease leaves in exchange (its
+        work got other devices, read back in turn): no slot is ever held twice. Raises
+        ``ValueError`` (changing nothing) where the lease holds anything but whole GPUs, the
+        count differs, the node has no such GPU, or something outside gpuhub holds it;
+        NotFound when the lease is not active.
         """
         moves = plan_rebind(lease_id, indices, self.pool, self.live)
         lease = self.live[lease_id]
@@ -381,18 +383,13 @@ class Scheduler:
             return lease
 
         self._guarded(write)
-        log.info(
-            "lease %s moved to the devices its engine gave it on %s: %s%s", lease.id, lease.node,
-            ",".join(d["uuid"] for d in lease.devices),
-            "".join(f"; lease {lid} takes {','.join(d['uuid'] for d in devices)}"
-                    for lid, devices in moves.items() if lid != lease.id),
-        )  # fmt: skip
+        log.info("%s", moves_line(lease, moves))
         return lease
 
     def _grant(self, conn: Connection, lease: Lease, placement: Placement, now: float) -> None:
         """Grant a queued lease (already counted as held) the slots of ``placement``."""
         queued_units = lease.units
-        _place(lease, placement, now, self.rates)
+        _place(lease, placement, now, self.rates, self.spot)
         self.store.grant_lease(conn, lease)
         self.accounting.granted(lease, queued_units)
         self.pool.claim(lease.id, lease.node or "", lease.slots, lease.units)
@@ -410,6 +407,7 @@ class Scheduler:
             self._serve(conn, now, blocked, aside)
         finally:
             self.wait_queue.put_back(aside)
+        self.preemption.serve(conn, self.pool, self.live, self.book, self.accounting, now)
 
     def _serve(self, conn: Connection, now: float, blocked: set, aside: list) -> None:
         members_only = False  # strict: a request that reservations alone hold back came first
@@ -529,11 +527,13 @@ class Scheduler:
         return r
 
     def tick(self) -> None:
-        """Serve the queue again: call when a window opens or closes (see
-        :meth:`SchedulerView.next_boundary`). Costs nothing when no request waits."""
+        """Release leases overdue after a notice, serve the queue again: call at
+        :meth:`SchedulerView.next_boundary` (a window opens or closes, a spot lease ripens)."""
         now = self.clock()
         for r, change in self.book.tick(now):
             log.info("reservation %s for %s: window %s", r.id, r.group, change)
+        for x in self.preemption.overdue(self.live.values(), now):
+            self.release(x.id, reason=PREEMPTED)
         if not self.wait_queue.any_waiting():
             return
         self._guarded(lambda conn: self._dispatch(conn, now))
@@ -576,10 +576,8 @@ class Scheduler:
         """Keep a lease's latest activity (memory only); refused unless the lease is active."""
         return self.activity_board.report(self.view.get(lease_id), report, self.clock())
 
-    # -- reads, also here for the parts that hold the scheduler to write --------------
-    # The jobs manager requests and releases leases and reads these beside them, as do
-    # tests and benchmarks; each is the view's method of the same name (one home for the
-    # read API). The service is handed ``view`` and reads only through it.
+    # -- reads, for those that hold the scheduler to write (jobs, tests, benchmarks): each is
+    # the view's method of that name. The service is handed ``view`` and reads through it.
 
     pool_view = _view_read("pool_view")
     get = _view_read("get")

@@ -80,6 +80,11 @@ class LeaseRow(Base):
     rate: Mapped[float | None] = mapped_column(Float)
     tier: Mapped[str] = mapped_column(String(16), default="guaranteed")
     discount: Mapped[float] = mapped_column(Float, default=1.0)
+    # a preemption notice (spot or borrowed work): when given, and when the work must be
+    # gone; the group whose unused share a borrowed lease runs on
+    notice_at: Mapped[float | None] = mapped_column(Float)
+    deadline: Mapped[float | None] = mapped_column(Float)
+    borrowed_from: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         Index("ix_leases_user_ended", "user", "ended_at"),

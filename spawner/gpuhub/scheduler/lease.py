@@ -60,8 +60,11 @@ class Lease:
     request_digest: str | None = None
     user_groups: list[str] = field(default_factory=list)  # the user's hub groups when asked
     rate: float | None = None  # credits per GPU-hour (of one unit), fixed when granted
-    tier: str = "guaranteed"
+    tier: str = "guaranteed"  # or "spot": preemptible, discounted
     discount: float = 1.0
+    notice_at: float | None = None  # a preemption notice: when it was given,
+    deadline: float | None = None  # and when the work must be gone
+    borrowed_from: str | None = None  # the group whose unused share it runs on
 
     @property
     def slots(self) -> tuple[tuple[str, int], ...]:
@@ -69,15 +72,19 @@ class Lease:
         return tuple((d["uuid"], d.get("slot", 0)) for d in self.devices)
 
     @property
-    def order(self) -> tuple[int, float, int]:
-        """Queue order: higher priority first, then older first."""
-        return (-self.priority, self.requested_at, self.id)
+    def order(self) -> tuple[bool, int, float, int]:
+        """Queue order: guaranteed before spot, then higher priority first, then older first."""
+        return (self.tier == "spot", -self.priority, self.requested_at, self.id)
 
     def principals(self) -> list[tuple]:
-        """Whom this lease is charged to."""
+        """Whom this lease is charged to: ``("user", name)``, ``("group", name)``,
+        ``("member", group, user)``; a spot lease's keys start with ``"spot"`` (its own
+        allowance)."""
         keys: list[tuple] = [("user", self.user)]
         if self.group:
             keys += [("group", self.group), ("member", self.group, self.user)]
+        if self.tier == "spot":
+            return [("spot", *k) for k in keys]
         return keys
 
     def gpu_hours(self, now: float) -> float:
@@ -107,6 +114,15 @@ class Lease:
     def to_dict(self, now: float, position: int | None = None) -> dict[str, Any]:
         """The lease as the REST API shows it (``position``: its place in the queue)."""
         return {f.name: f.show(self, now, position) for f in FIELDS if f.show is not None}
+
+
+def log_line(lease: Lease) -> str:
+    """A lease for the log: id, status, user, group, shape, node and devices."""
+    devices = ",".join(d["uuid"] for d in lease.devices) or "-"
+    return (
+        f"lease {lease.id} {lease.status}: user={lease.user} group={lease.group} "
+        f"shape={lease.shape.label} node={lease.node} devices={devices}"
+    )
 
 
 def queue_order(leases: Iterable[Lease]) -> list[Lease]:
@@ -158,6 +174,12 @@ def shown(name: str, show: Callable[[Lease, float, int | None], Any]) -> LeaseFi
     return LeaseField(name, None, None, show)
 
 
+def _notice(lease: Lease) -> dict[str, str | None] | None:
+    if lease.notice_at is None:
+        return None
+    return {"notice_at": iso(lease.notice_at), "deadline": iso(lease.deadline)}
+
+
 def _dump_shape(shape: WholeGpus | MigSlice | SharedGpu) -> dict:
     return shape.model_dump(exclude_none=True)
 
@@ -191,6 +213,10 @@ FIELDS: tuple[LeaseField, ...] = (  # in the order the API shows them
     stored("tier"),
     stored("discount"),
     shown("credits", lambda lease, now, _pos: round(lease.credits(now), 6)),
+    shown("preemption", lambda lease, _now, _pos: _notice(lease)),
+    stored("notice_at", show=None),
+    stored("deadline", show=None),
+    stored("borrowed_from"),
     stored("idempotency_key", show=None),
     stored("request_digest", show=None),
     stored("user_groups", dump=lambda g: g or None, load=lambda g: list(g or []), show=None),
@@ -221,6 +247,7 @@ def request_digest(
     profile: str | None,
     label: str,
     hours: float | None,
+    tier: str = "guaranteed",
 ) -> str:
     """A digest of a lease request as it was asked (before the scheduler chose a group),
     to tell a retry (same digest) from another request that reuses an idempotency key."""
@@ -234,4 +261,6 @@ def request_digest(
         "label": label,
         "hours": hours,
     }
+    if tier != "guaranteed":  # guaranteed requests digest as before tiers were known
+        asked["tier"] = tier
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()

@@ -27,7 +27,6 @@ from .shapes import model_matches
 
 RATES = RateRow.__table__
 #: The tier of capacity a lease runs on; spot capacity comes with its own discount.
-GUARANTEED = "guaranteed"
 #: The largest rate or default accepted, in credits per GPU-hour.
 MAX_RATE = 100_000.0
 
@@ -118,15 +117,15 @@ class RateCard:
 
     # -- pricing a grant ---------------------------------------------------------------
 
-    def price(self, lease: Lease) -> None:
+    def price(self, lease: Lease, discount: float = 1.0) -> None:
         """Write the rates in force on a lease being granted (memory only): each device's
         model's rate, and the lease's, their mean (a lease's devices are equal shares of
-        its units); the guaranteed tier, undiscounted."""
+        its units); and its tier's ``discount`` (1 for guaranteed)."""
         for d in lease.devices:
             d["rate"] = self.rate(d.get("model", ""))
         rates = [d["rate"] for d in lease.devices]
         lease.rate = sum(rates) / len(rates) if rates else self.default
-        lease.tier, lease.discount = GUARANTEED, 1.0
+        lease.discount = discount
 
     # -- admins' rates -------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ class QuotaSpec(BaseModel):
     the GPU's slices, shared GPU = 1/k); ``gpu_hours`` caps GPU-hours per ``period``,
     ``credits`` what they are charged per ``period`` (GPU-hours x the models' rates);
     ``per_user_max_units`` (groups only) caps each member's share of the group.
+    ``spot_max_units`` and ``spot_gpu_hours`` are the spot allowance: spot (preemptible)
+    leases count against them instead of ``max_units`` and ``gpu_hours``; ``credits`` pay
+    for both tiers.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,6 +46,12 @@ class QuotaSpec(BaseModel):
     )
     priority: int = Field(0, ge=-1000, le=1000)
     per_user_max_units: float | None = Field(None, ge=0, le=100_000)
+    spot_max_units: float | None = Field(
+        None, ge=0, le=100_000, description="Concurrent GPU units of spot leases"
+    )
+    spot_gpu_hours: float | None = Field(
+        None, ge=0, le=10_000_000, description="GPU-hours of spot leases per period"
+    )
 
     @model_validator(mode="after")
     def _check_term(self) -> QuotaSpec:
@@ -63,6 +72,11 @@ class QuotaSpec(BaseModel):
     def max_units_exact(self) -> Fraction | None:
         """``max_units`` as an exact fraction (limits compare exactly with 1/7 slices)."""
         return None if self.max_units is None else Fraction(str(self.max_units))
+
+    @property
+    def spot_max_units_exact(self) -> Fraction | None:
+        """``spot_max_units`` as an exact fraction."""
+        return None if self.spot_max_units is None else Fraction(str(self.spot_max_units))
 
     @property
     def per_user_exact(self) -> Fraction | None:

@@ -147,6 +147,7 @@ class SchedulerView:
         group: str | None = None,
         profile: str | None = None,
         hours: float | None = None,
+        tier: str = "guaranteed",
     ) -> dict[str, Any]:
         """What :meth:`Scheduler.request <gpuhub.scheduler.core.Scheduler.request>` would do
         now, without doing it (for spawn forms).
@@ -165,14 +166,14 @@ class SchedulerView:
             group, units = admit(
                 pool=state.pool, accounting=state.accounting, quotas=state.quotas, user=user,
                 user_groups=user_groups, shape=shape, group=group, profile=profile,
-                hours=hours, now=now,
+                hours=hours, now=now, tier=tier, spot=state.spot,
             )  # fmt: skip
         except SchedulerError as e:
             return {**out, "outcome": "refuse", "message": e.message, "error": e.code}
         probe = Lease(
             id=state.next_id, user=user, group=group, status=QUEUED, shape=shape, units=units,
             priority=state.accounting.priority(user, group), profile=profile, requested_at=now,
-            hours=hours, user_groups=user_groups,
+            hours=hours, user_groups=user_groups, tier=tier,
         )  # fmt: skip
         out.update(group=group, units=float(units))
         noun = count_noun(shape)
@@ -203,9 +204,20 @@ class SchedulerView:
 
     def next_boundary(self) -> float | None:
         """The next time after now at which placement rules change: a window opens or
-        closes, or the guard before a window starts to keep leases without hours off.
-        The service calls :meth:`Scheduler.tick <gpuhub.scheduler.core.Scheduler.tick>` then."""
-        return self._state.book.next_boundary(self._state.clock())
+        closes, or the guard before a window starts to keep leases without hours off; or
+        preemption may act: a spot lease reaches its minimum runtime while guaranteed
+        requests wait, or a lease under notice is overdue. The service calls
+        :meth:`Scheduler.tick <gpuhub.scheduler.core.Scheduler.tick>` then."""
+        now = self._state.clock()
+        times = (
+            self._state.book.next_boundary(now),
+            self._state.preemption.next_boundary(self._state.live.values(), now),
+        )
+        return min((t for t in times if t is not None), default=None)
+
+    def spot_policy(self) -> dict[str, float | bool]:
+        """Whether spot capacity is offered, at what discount, and how it is taken back."""
+        return self._state.spot.to_dict()
 
     # -- GPU activity and reports ------------------------------------------------------
 

@@ -77,3 +77,16 @@ def plan_rebind(
             gave["node"] = node
         moves[other.id] = [gave if d["uuid"] == got["uuid"] else d for d in devices]
     return moves
+
+
+def moves_line(lease: Lease, moves: Mapping[int, list[dict]]) -> str:
+    """A rebind for the log: the lease's new devices, and what the others take instead."""
+    others = "".join(
+        f"; lease {lid} takes {','.join(d['uuid'] for d in devices)}"
+        for lid, devices in moves.items()
+        if lid != lease.id
+    )
+    mine = ",".join(d["uuid"] for d in lease.devices)
+    return (
+        f"lease {lease.id} moved to the devices its engine gave it on {lease.node}: {mine}{others}"
+    )

@@ -435,6 +435,17 @@ class ReservationBook:
             return None
         return pool.place_within(lease.shape, rules[0], rules[1])
 
+    def protects(self, lease: Lease, now: float) -> bool:
+        """Whether ``lease`` runs on the devices of a reservation of one of its user's
+        groups during that reservation's window (preemption never takes it then)."""
+        if not self._reservations:
+            return False
+        held = {d["uuid"] for d in lease.devices}
+        return any(
+            cur is not None and r.group in lease.user_groups and r.device_ids & held
+            for r, cur, _ in self._phases(now)
+        )
+
     def held_back(self, lease: Lease, now: float, pool: Pool) -> str | None:
         """Which reservations keep ``lease`` off devices of ``pool`` it would fit on now,
         and until when, for people; None when none do (the pool is busy anyway)."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .pool import Pool
     from .quota import QuotaSpec
     from .reservations import ReservationBook
+    from .spot import Preemption, SpotPolicy
     from .store import Store
 
 
@@ -92,4 +93,14 @@ class SchedulerState(Protocol):
     @property
     def ledger(self) -> Ledger:
         """The usage reports."""
+        ...
+
+    @property
+    def spot(self) -> SpotPolicy:
+        """Whether spot capacity is offered, its discount and how it is taken back."""
+        ...
+
+    @property
+    def preemption(self) -> Preemption:
+        """Which spot leases go for guaranteed requests (its reads only)."""
         ...

@@ -70,6 +70,11 @@ SET_DEVICES = (
     .where(LEASES.c.id == bindparam("lid"))
     .values(devices=bindparam("devices", type_=LEASES.c.devices.type))
 )
+GIVE_NOTICE = (
+    update(LEASES)
+    .where(LEASES.c.id == bindparam("lid"), LEASES.c.status == ACTIVE)
+    .values(notice_at=bindparam("notice_at"), deadline=bindparam("deadline"))
+)
 
 
 def claim_rows(lease: Lease) -> list[dict]:
@@ -157,6 +162,13 @@ class Store:
         )  # fmt: skip
         if was == ACTIVE:
             conn.execute(DELETE_CLAIMS, {"lid": lease.id})
+
+    @staticmethod
+    def give_notice(conn: Connection, lease: Lease) -> None:
+        """Write an active lease's preemption notice (when given, when it must be gone)."""
+        conn.execute(
+            GIVE_NOTICE, {"lid": lease.id, "notice_at": lease.notice_at, "deadline": lease.deadline}
+        )
 
     @staticmethod
     def move_lease(conn: Connection, lease: Lease) -> None:

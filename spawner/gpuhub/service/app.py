@@ -11,6 +11,7 @@ the route modules in :data:`API_MODULES`, one per resource.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -47,6 +48,7 @@ from ..scheduler.core import Scheduler
 from ..scheduler.db import open_engine
 from ..scheduler.pricing import MAX_RATE, RateCard
 from ..scheduler.quota import QuotaSpec
+from ..scheduler.spot import SpotPolicy
 from . import cohorts, jobs, keep, leases, me, options, pool, quotas, rates, reservations, usage
 from .base import BaseHandler, NotFoundHandler
 from .body import validation_message
@@ -173,6 +175,31 @@ class GpuhubService(Application):
                 f"GpuhubService.default_rate must be 0 to {MAX_RATE:g} credits per GPU-hour, "
                 f"not {proposal.value!r}"
             )
+        return proposal.value
+
+    spot = Dict(
+        config=True,
+        help="""Spot (preemptible) capacity: ``{"enabled": True}`` offers it, with these keys
+        optional: ``discount`` (the share of the rate a spot GPU-hour costs, default 0.3),
+        ``grace_s`` (seconds from a preemption notice to the deadline, to checkpoint;
+        default 120), ``min_runtime_s`` (a spot lease is never preempted younger; default
+        300), ``kill_after_s`` (past the deadline the scheduler releases a lease still held;
+        default 60). Jobs ask for it with ``tier: spot``; guaranteed requests that wait take
+        the devices back (docs/how-to/spot.md). Empty: not offered.""",
+    )
+
+    @validate("spot")
+    def _check_spot(self, proposal):
+        known = [f.name for f in dataclasses.fields(SpotPolicy)]
+        unknown = sorted(set(proposal.value) - set(known))
+        if unknown:
+            raise TraitError(
+                f"GpuhubService.spot: unknown key {unknown[0]!r} (known: {', '.join(known)})"
+            )
+        try:
+            SpotPolicy(**proposal.value)
+        except (TypeError, ValueError) as e:
+            raise TraitError(f"GpuhubService.spot: {e}") from e
         return proposal.value
 
     queue_policy = Enum(
@@ -302,7 +329,7 @@ class GpuhubService(Application):
         self.scheduler = Scheduler(
             engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy,
             reservation_guard=self.reservation_guard, held_outside=held_outside,
-            rates=RateCard(engine, self.rates, self.default_rate),
+            rates=RateCard(engine, self.rates, self.default_rate), spot=SpotPolicy(**self.spot),
         )  # fmt: skip
         self.inventory_refresher = InventoryRefresher(
             inventory, self.scheduler, self.inventory_refresh_interval

@@ -38,7 +38,7 @@ class LeasesHandler(BaseHandler):
         user, groups = await self.acting_for(req.user)
         asked = dict(
             user=user, user_groups=groups, shape=req.shape, group=req.group,
-            profile=req.profile, label=req.label, hours=req.hours,
+            profile=req.profile, label=req.label, hours=req.hours, tier=req.tier,
         )  # fmt: skip
         replayed = False
         if key is None:
@@ -60,7 +60,7 @@ class LeasePreviewHandler(BaseHandler):
         self.write_json(
             self.view.preview(
                 user=user, user_groups=groups, shape=req.shape, group=req.group,
-                profile=req.profile, hours=req.hours,
+                profile=req.profile, hours=req.hours, tier=req.tier,
             )
         )  # fmt: skip
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -25,6 +25,10 @@ class LeaseRequest(BaseModel):
     label: str = Field("", max_length=255, description="What holds the lease, e.g. 'server:alice/'")
     hours: float | None = Field(None, gt=0, le=24 * 366, description="Expected duration in hours")
     user: str | None = Field(None, description="Request for this user (admins only)")
+    tier: Literal["guaranteed", "spot"] = Field(
+        "guaranteed",
+        description="'spot': preemptible capacity at a discount, where an admin offers it",
+    )
 
     @field_validator("group", "user")
     @classmethod

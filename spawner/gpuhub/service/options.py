@@ -142,6 +142,7 @@ class OptionsHandler(BaseHandler):
                     "schedules": bool(jobs is not None and jobs.allow_schedules),
                 },
                 "queue_length": s.queue_length(),
+                "spot": s.spot_policy(),
             }
         )
 
