@@ -413,7 +413,9 @@ def test_docker_runs_the_example_notebook_and_resumes(
         volume_file(engine, state["container"], f"{folder}/artifacts/metrics.json")
     )
     assert metrics["epochs"] == 2 and len(metrics["history"]) == 2
-    volume_file(engine, state["container"], f"{folder}/artifacts/checkpoints/checkpoint-00000002.pt")
+    volume_file(
+        engine, state["container"], f"{folder}/artifacts/checkpoints/checkpoint-00000002.pt"
+    )
     dockerx.cleanup(first, state)
 
     # a new job goes on from the first one's checkpoint

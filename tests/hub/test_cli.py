@@ -63,7 +63,8 @@ def test_quota_set_keeps_fields_not_given(hub: Hub, admin_token: str) -> None:
     keep = unique("keep")
     ok(cli_as(hub, admin_token, "quota", "set", "--group", keep, "--create", "--max-units", "4",
               "--gpu-hours", "100", "--period", "month", "--allowed-shapes", "gpu,mig:*",
-              "--per-user-max-units", "2", "--priority", "5"))  # fmt: skip
+              "--per-user-max-units", "2", "--priority", "5", "--spot-max-units", "6",
+              "--spot-gpu-hours", "300"))  # fmt: skip
     out = ok(cli_as(hub, admin_token, "quota", "set", "--group", keep, "--max-units", "8"))
     assert keep in out
     with hub.client(admin_token) as c:
@@ -71,6 +72,10 @@ def test_quota_set_keeps_fields_not_given(hub: Hub, admin_token: str) -> None:
     assert q["max_units"] == 8
     assert q["gpu_hours"] == 100 and q["period"] == "month" and q["priority"] == 5
     assert q["allowed_shapes"] == ["gpu", "mig:*"] and q["per_user_max_units"] == 2
+    assert (q["spot_max_units"], q["spot_gpu_hours"]) == (6, 300)
+    listed = ok(cli_as(hub, admin_token, "quota", "list"))
+    line = next(ln for ln in listed.splitlines() if keep in ln)
+    assert "spot 0 of 6 units" in line and "0 of 300 spot GPU-hours used per month" in line
 
     # a term needs dates; going back to a week drops them
     ok(cli_as(hub, admin_token, "quota", "set", "--group", keep, "--period", "term",

@@ -31,6 +31,8 @@ QUOTA_FIELDS = (
     "allowed_profiles",
     "priority",
     "per_user_max_units",
+    "spot_max_units",
+    "spot_gpu_hours",
 )
 
 Command = Callable[[argparse.Namespace, GpuhubClient | None], None]

@@ -216,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="groups only: units each member may hold; none: no limit",
     )  # fmt: skip
     p.add_argument(
+        "--spot-max-units", type=_number, default=s, metavar="X",
+        help="spot (preemptible) GPU units held at once, apart from --max-units; none: no limit",
+    )  # fmt: skip
+    p.add_argument(
+        "--spot-gpu-hours", type=_number, default=s, metavar="H",
+        help="spot GPU-hours per period, apart from --gpu-hours; none: no limit",
+    )  # fmt: skip
+    p.add_argument(
         "--create", action="store_true",
         help="groups only: create the JupyterHub group if the hub lacks it "
         "(without it, a group the hub lacks is refused)",

@@ -211,6 +211,17 @@ def _quota_notes(item: Mapping[str, Any]) -> str | None:
             f"{t.fmt_number(used) if used is not None else '?'} of "
             f"{t.fmt_number(q['credits'])} credits used per {q.get('period')}"
         )
+    if item.get("spot_units_active") or q.get("spot_max_units") is not None:
+        notes.append(
+            f"spot {t.fmt_units(item.get('spot_units_active') or 0)} of "
+            f"{t.fmt_units_limit(q.get('spot_max_units'))} units"
+        )
+    if q.get("spot_gpu_hours") is not None:
+        used = item.get("spot_gpu_hours_used")
+        notes.append(
+            f"{t.fmt_number(used) if used is not None else '?'} of "
+            f"{t.fmt_number(q['spot_gpu_hours'])} spot GPU-hours used per {q.get('period')}"
+        )
     if item.get("default"):
         notes.append("default user quota")
     return "; ".join(notes) or None
