@@ -73,6 +73,15 @@ def test_quota_set_keeps_fields_not_given(hub: Hub, admin_token: str) -> None:
     assert q["gpu_hours"] == 100 and q["period"] == "month" and q["priority"] == 5
     assert q["allowed_shapes"] == ["gpu", "mig:*"] and q["per_user_max_units"] == 2
     assert (q["spot_max_units"], q["spot_gpu_hours"]) == (6, 300)
+    ok(cli_as(hub, admin_token, "quota", "set", "--group", keep, "--cohort", "dept",
+              "--borrow-limit", "2", "--lend-limit", "1"))  # fmt: skip
+    listed = ok(cli_as(hub, admin_token, "quota", "list"))
+    line = next(ln for ln in listed.splitlines() if keep in ln)
+    assert "cohort dept: borrows 0 (cap 2), lends 0 (cap 1)" in line
+    ok(cli_as(hub, admin_token, "quota", "set", "--group", keep, "--cohort", "none"))
+    with hub.client(admin_token) as c:
+        q = c.get(f"/quotas/groups/{keep}").json()["quota"]
+    assert (q["cohort"], q["borrow_limit"], q["lend_limit"]) == (None, None, None)
     listed = ok(cli_as(hub, admin_token, "quota", "list"))
     line = next(ln for ln in listed.splitlines() if keep in ln)
     assert "spot 0 of 6 units" in line and "0 of 300 spot GPU-hours used per month" in line

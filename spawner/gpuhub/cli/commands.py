@@ -33,6 +33,9 @@ QUOTA_FIELDS = (
     "per_user_max_units",
     "spot_max_units",
     "spot_gpu_hours",
+    "cohort",
+    "borrow_limit",
+    "lend_limit",
 )
 
 Command = Callable[[argparse.Namespace, GpuhubClient | None], None]
@@ -144,9 +147,14 @@ def cmd_quota_set(args: argparse.Namespace, client: GpuhubClient | None) -> None
         if e.status not in (403, 404):
             raise
         current = {}  # none yet; or not allowed to read it, and the PUT will say why
-    if kind == "user":
-        current.pop("per_user_max_units", None)
+    if kind == "user":  # a default user quota copied in has no group-only fields
+        for f in ("per_user_max_units", "cohort", "borrow_limit", "lend_limit"):
+            current.pop(f, None)
     spec = {**current, **changes}
+    if spec.get("cohort") is None:  # leaving a cohort drops its limits
+        for f in ("borrow_limit", "lend_limit"):
+            if f not in changes:
+                spec.pop(f, None)
     if "period" in changes and changes["period"] != "term":
         for f in ("term_start", "term_end"):
             if f not in changes:

@@ -81,6 +81,11 @@ def _names(text: str) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def _optional_name(text: str) -> str | None:
+    """A name, or ``none`` for none."""
+    return None if text.strip().lower() == "none" else text.strip()
+
+
 def _date(text: str) -> str:
     """A date such as 2026-09-01."""
     import datetime as dt
@@ -222,6 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--spot-gpu-hours", type=_number, default=s, metavar="H",
         help="spot GPU-hours per period, apart from --gpu-hours; none: no limit",
+    )  # fmt: skip
+    p.add_argument(
+        "--cohort", type=_optional_name, default=s, metavar="NAME",
+        help="groups only: groups naming the same cohort lend each other unused --max-units; "
+        "none: leave the cohort",
+    )  # fmt: skip
+    p.add_argument(
+        "--borrow-limit", type=_number, default=s, metavar="X",
+        help="groups in a cohort: units it may borrow at once; none: no cap",
+    )  # fmt: skip
+    p.add_argument(
+        "--lend-limit", type=_number, default=s, metavar="X",
+        help="groups in a cohort: units of its unused share it lends at once; none: no cap",
     )  # fmt: skip
     p.add_argument(
         "--create", action="store_true",

@@ -216,6 +216,13 @@ def _quota_notes(item: Mapping[str, Any]) -> str | None:
             f"spot {t.fmt_units(item.get('spot_units_active') or 0)} of "
             f"{t.fmt_units_limit(q.get('spot_max_units'))} units"
         )
+    if q.get("cohort") is not None:
+        notes.append(
+            f"cohort {q['cohort']}: borrows {t.fmt_units(item.get('borrowed_units') or 0)} "
+            f"(cap {t.fmt_units_limit(q.get('borrow_limit'))}), lends "
+            f"{t.fmt_units(item.get('lent_units') or 0)} "
+            f"(cap {t.fmt_units_limit(q.get('lend_limit'))})"
+        )
     if q.get("spot_gpu_hours") is not None:
         used = item.get("spot_gpu_hours_used")
         notes.append(

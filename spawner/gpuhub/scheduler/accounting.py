@@ -54,6 +54,11 @@ class Accounting:
         # since then
         self.closed_hours: dict[tuple, dict[float, float]] = defaultdict(dict)
         self.closed_credits: dict[tuple, dict[float, float]] = defaultdict(dict)
+        # cohorts: units of active leases each group borrows from others, and lends
+        self.borrowed: dict[str, Fraction] = defaultdict(Fraction)
+        self.lent: dict[str, Fraction] = defaultdict(Fraction)
+        #: How many active leases may be preempted (spot, or borrowed in a cohort).
+        self.preemptible = 0
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -64,6 +69,16 @@ class Accounting:
             self.by_principal[p].add(lease.id)
             if lease.status == ACTIVE:
                 self.active[p] += lease.units
+        if lease.status == ACTIVE:
+            self._count_loan(lease, 1)
+
+    def _count_loan(self, lease: Lease, sign: int) -> None:
+        """Count an active lease's loan and whether it may be preempted (``sign``: 1 or -1)."""
+        if lease.tier == "spot" or lease.borrowed_from is not None:
+            self.preemptible += sign
+        if lease.borrowed_from is not None and lease.group is not None:
+            self.borrowed[lease.group] += sign * lease.units
+            self.lent[lease.borrowed_from] += sign * lease.units
 
     def granted(self, lease: Lease, queued_units: Fraction) -> None:
         """Count a queued lease as active; the estimate charged while queued
@@ -71,9 +86,12 @@ class Accounting:
         for p in lease.principals():
             self.held[p] += lease.units - queued_units
             self.active[p] += lease.units
+        self._count_loan(lease, 1)
 
     def remove(self, lease: Lease, was: str) -> None:
         """Stop counting a lease that ended; ``was`` is its status before it ended."""
+        if was == ACTIVE:
+            self._count_loan(lease, -1)
         for p in lease.principals():
             self.held[p] -= lease.units
             self.by_principal[p].discard(lease.id)
@@ -108,13 +126,16 @@ class Accounting:
         queued_too: bool,
         conn: Connection | None = None,
         tier: str = "guaranteed",
+        label: str = "",
     ) -> str | None:
         """None if quotas allow the request, else a sentence naming the quota that forbids it.
 
         ``queued_too`` counts queued requests as held (admission) rather than only active
         ones (dispatch). ``conn`` is the open transaction when called while writing
         (dispatch), so that leases it just ended are read as ended. A ``spot`` request is
-        held to the spot allowance (``spot_max_units``, ``spot_gpu_hours``).
+        held to the spot allowance (``spot_max_units``, ``spot_gpu_hours``). Past its
+        group's ``max_units``, a request (not a server's: ``label``) may borrow from a
+        group of the same cohort (:meth:`lender`).
         """
         spot = tier == "spot"
         checks: list[tuple[tuple, str, QuotaSpec]] = []
@@ -135,8 +156,15 @@ class Accounting:
                     f"(allowed: {', '.join(spec.allowed_profiles or [])})"
                 )
             limit = spec.spot_max_units_exact if spot else spec.max_units_exact
-            if limit is not None and counts[tkey] + units > limit:
-                return self._units_message(who, tkey, limit, units)
+            own = counts[tkey] - (self.borrowed[key[1]] if key[0] == "group" and not spot else 0)
+            if limit is not None and own + units > limit:
+                if spot or key[0] != "group" or spec.cohort is None:
+                    return self._units_message(who, tkey, limit, units)
+                if self.lender(key[1], units, label, queued_too=queued_too) is None:
+                    return self._units_message(who, tkey, limit, units) + (
+                        f" (nothing to borrow in cohort {spec.cohort} now"
+                        f"{'; servers do not borrow' if label.startswith('server:') else ''})"
+                    )
             if key[0] == "group" and spec.per_user_exact is not None and not spot:
                 mkey = ("member", group, user)
                 if counts[mkey] + units > spec.per_user_exact:
@@ -199,6 +227,53 @@ class Accounting:
             )
             return msg + (f"; this request needs up to {fmt_hours(need)}" if need else "")
         return None
+
+    # -- cohorts: groups lend each other their unused share ------------------------------
+
+    def own_units(self, group: str, *, queued_too: bool) -> Fraction:
+        """Units ``group`` holds of its own share (not borrowed)."""
+        counts = self.held if queued_too else self.active
+        return counts[("group", group)] - self.borrowed[group]
+
+    def needs_loan(self, group: str | None, units: Fraction, *, queued_too: bool) -> bool:
+        """Whether ``units`` more go beyond ``group``'s own ``max_units``."""
+        spec = self.quotas.get(("group", group)) if group else None
+        limit = spec.max_units_exact if spec is not None else None
+        return limit is not None and self.own_units(group, queued_too=queued_too) + units > limit
+
+    def lender(self, group: str, units: Fraction, label: str, *, queued_too: bool) -> str | None:
+        """The group of ``group``'s cohort that lends ``units`` now: the one with the most
+        unused share (its ``max_units`` less what it holds and lends, within its
+        ``lend_limit``), within ``group``'s ``borrow_limit``; None when none can, or the
+        lease is a notebook server's (``label``: servers are never preempted to give back)."""
+        spec = self.quotas.get(("group", group))
+        if spec is None or spec.cohort is None or label.startswith("server:"):
+            return None
+        cap = spec.exact("borrow_limit")
+        if cap is not None and self.borrowed[group] + units > cap:
+            return None
+        offers = []
+        for (kind, name), other in self.quotas.items():
+            if kind != "group" or name == group or other.cohort != spec.cohort:
+                continue
+            assert other.max_units_exact is not None  # a cohort's quotas have max_units
+            lent = self.lent[name]
+            unused = other.max_units_exact - self.own_units(name, queued_too=queued_too) - lent
+            limit = other.exact("lend_limit")
+            if limit is not None:
+                unused = min(unused, limit - lent)
+            if unused >= units:
+                offers.append((-unused, name))
+        return min(offers)[1] if offers else None
+
+    def loan_for(self, lease: Lease, *, queued_too: bool) -> str | None:
+        """The lender of a lease being granted when it goes beyond its group's own share."""
+        if lease.tier == "spot" or not self.needs_loan(
+            lease.group, lease.units, queued_too=queued_too
+        ):
+            return None
+        assert lease.group is not None
+        return self.lender(lease.group, lease.units, lease.label, queued_too=queued_too)
 
     def _units_message(self, who: str, key: tuple, limit: Fraction, units: Fraction) -> str:
         active, held = self.active[key], self.held[key]
@@ -277,6 +352,8 @@ class Accounting:
             "units_queued": float(self.held[key] - self.active[key]),
             "spot_units_active": float(self.active[("spot", *key)]),
         }
+        if kind == "group" and spec is not None and spec.cohort is not None:
+            out.update(borrowed_units=float(self.borrowed[name]), lent_units=float(self.lent[name]))
         budgets = (
             ("gpu_hours", lambda *a: self.hours_used(key, *a)),
             ("credits", lambda *a: self.credits_used(key, *a)),

@@ -35,6 +35,7 @@ def admit(
     now: float,
     tier: str = GUARANTEED,
     spot: SpotPolicy | None = None,
+    label: str = "",
 ) -> tuple[str | None, Fraction]:
     """Check a request in ``tier`` against membership, the pool and quotas at ``now``
     (``spot``: whether and how spot capacity is offered).
@@ -66,7 +67,7 @@ def admit(
         raise Unsatisfiable(why, field="shape")
     units = pool.max_units(shape)
     problem = accounting.quota_problem(
-        user, group, shape, profile, units, hours, now, queued_too=True, tier=tier
+        user, group, shape, profile, units, hours, now, queued_too=True, tier=tier, label=label
     )
     if problem:
         raise QuotaExceeded(problem)

@@ -289,7 +289,7 @@ class Scheduler:
         group, units = admit(
             pool=self.pool, accounting=self.accounting, quotas=self.quotas, user=user,
             user_groups=user_groups, shape=shape, group=group, profile=profile, hours=hours,
-            now=now, tier=tier, spot=self.spot,
+            now=now, tier=tier, spot=self.spot, label=label,
         )  # fmt: skip
         lease = Lease(
             id=self.next_id,
@@ -316,13 +316,14 @@ class Scheduler:
                 placement = self.book.place(lease, now, self.pool)
             if placement is not None:
                 _place(lease, placement, now, self.rates, self.spot)
+                lease.borrowed_from = self.accounting.loan_for(lease, queued_too=True)
             conn.execute(INSERT_LEASE, lease_row(lease))
             if placement is not None:
                 conn.execute(INSERT_CLAIM, _claim_rows(lease))
             self._remember(lease)
             # reserved devices may serve it past the queue, or spot leases go for it
             reserved = len(self.book) and self.queue_policy == "strict"
-            if placement is None and (reserved or (self.spot.enabled and tier == GUARANTEED)):
+            if placement is None and (reserved or self.accounting.preemptible):
                 self._dispatch(conn, now)
             return lease
 
@@ -390,6 +391,7 @@ class Scheduler:
         """Grant a queued lease (already counted as held) the slots of ``placement``."""
         queued_units = lease.units
         _place(lease, placement, now, self.rates, self.spot)
+        lease.borrowed_from = self.accounting.loan_for(lease, queued_too=False)
         self.store.grant_lease(conn, lease)
         self.accounting.granted(lease, queued_units)
         self.pool.claim(lease.id, lease.node or "", lease.slots, lease.units)
@@ -422,7 +424,7 @@ class Scheduler:
                 continue
             problem = self.accounting.quota_problem(
                 lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
-                queued_too=False, conn=conn,
+                queued_too=False, conn=conn, label=lease.label,
             )  # fmt: skip
             if problem:
                 self.wait_queue.pop(bucket)

@@ -25,7 +25,9 @@ class QuotaSpec(BaseModel):
     ``per_user_max_units`` (groups only) caps each member's share of the group.
     ``spot_max_units`` and ``spot_gpu_hours`` are the spot allowance: spot (preemptible)
     leases count against them instead of ``max_units`` and ``gpu_hours``; ``credits`` pay
-    for both tiers.
+    for both tiers. Group quotas only: ``cohort`` names the groups that lend each other
+    their unused ``max_units``; ``borrow_limit`` caps what this group borrows at once,
+    ``lend_limit`` what it lends (None: no cap).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,6 +54,15 @@ class QuotaSpec(BaseModel):
     spot_gpu_hours: float | None = Field(
         None, ge=0, le=10_000_000, description="GPU-hours of spot leases per period"
     )
+    cohort: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Groups naming the same cohort lend each other unused max_units",
+    )
+    borrow_limit: float | None = Field(None, ge=0, le=100_000)
+    lend_limit: float | None = Field(None, ge=0, le=100_000)
 
     @model_validator(mode="after")
     def _check_term(self) -> QuotaSpec:
@@ -62,6 +73,13 @@ class QuotaSpec(BaseModel):
                 raise ValueError("term_end must be after term_start")
         elif self.term_start or self.term_end:
             raise ValueError("term_start and term_end are only for period 'term'")
+        lending = ("borrow_limit", "lend_limit")
+        if self.cohort is None and any(getattr(self, f) is not None for f in lending):
+            raise ValueError("borrow_limit and lend_limit need a cohort")
+        if self.cohort is not None and self.max_units is None:
+            raise ValueError(
+                "a quota in a cohort needs max_units: the share it lends and borrows beyond"
+            )
         for field in ("allowed_shapes", "allowed_profiles"):
             for pat in getattr(self, field) or ():
                 if not pat or len(pat) > 128:
@@ -77,6 +95,11 @@ class QuotaSpec(BaseModel):
     def spot_max_units_exact(self) -> Fraction | None:
         """``spot_max_units`` as an exact fraction."""
         return None if self.spot_max_units is None else Fraction(str(self.spot_max_units))
+
+    def exact(self, field: str) -> Fraction | None:
+        """A units field (``borrow_limit``, ``lend_limit``, ...) as an exact fraction."""
+        value = getattr(self, field)
+        return None if value is None else Fraction(str(value))
 
     @property
     def per_user_exact(self) -> Fraction | None:

@@ -129,11 +129,10 @@ class Preemption:
         accounting: Accounting,
         now: float,
     ) -> list[Lease]:
-        """Give notices to the spot leases that must go for the waiting guaranteed
-        requests (those their quotas allow now) to fit; the victims."""
-        if not self.policy.enabled:
-            return []
-        if not any(x.tier == SPOT and x.status == ACTIVE for x in live.values()):
+        """Give notices to the preemptible leases (spot, or borrowed in a cohort) that must
+        go for the waiting guaranteed requests (those their quotas allow now) to fit; the
+        victims."""
+        if not accounting.preemptible:  # no spot or borrowed lease is active
             return []
         plan = pool.copy()
         for x in live.values():
@@ -143,10 +142,16 @@ class Preemption:
         for waiter in queue_order(live.values()):
             if waiter.tier != GUARANTEED or accounting.quota_problem(
                 waiter.user, waiter.group, waiter.shape, waiter.profile, waiter.units,
-                waiter.hours, now, queued_too=False, conn=conn,
+                waiter.hours, now, queued_too=False, conn=conn, label=waiter.label,
             ):  # fmt: skip
                 continue
-            victims += self._make_room(conn, waiter, plan, live, book, now)
+            # within its group's own share, it takes back what its group lent first
+            lender = None
+            if waiter.group and not accounting.needs_loan(
+                waiter.group, waiter.units, queued_too=False
+            ):
+                lender = waiter.group
+            victims += self._make_room(conn, waiter, plan, live, book, now, lender)
         return victims
 
     def _make_room(
@@ -157,16 +162,18 @@ class Preemption:
         live: Mapping[int, Lease],
         book: ReservationBook,
         now: float,
+        lender: str | None,
     ) -> list[Lease]:
-        """Notices for the spot leases that must go for ``waiter`` to fit in ``plan``
-        (none when leases already under notice make room, or when preempting cannot);
-        ``plan`` then has the waiter placed and the victims gone."""
+        """Notices for the leases that must go for ``waiter`` to fit in ``plan`` (none when
+        leases already under notice make room, or when preempting cannot): those its group
+        (``lender``) lent, then spot ones. ``plan`` then has the waiter placed and the
+        victims gone."""
         placement = book.place(waiter, now, plan)
         if placement is not None:  # leaving leases make room: count on them, no new notice
             _take(plan, waiter.id, placement)
             return []
         trial, chosen = plan.copy(), []
-        for victim in self.candidates(live.values(), book, now):
+        for victim in self.candidates(live.values(), book, now, lender):
             _give_back(trial, victim)
             chosen.append(victim)
             placement = book.place(waiter, now, trial)
@@ -185,15 +192,19 @@ class Preemption:
         _take(plan, waiter.id, placement)
         return chosen
 
-    def candidates(self, leases: Iterable[Lease], book: ReservationBook, now: float) -> list[Lease]:
-        """The spot leases that may be preempted at ``now``, youngest first."""
+    def candidates(
+        self, leases: Iterable[Lease], book: ReservationBook, now: float, lender: str | None = None
+    ) -> list[Lease]:
+        """The leases that may be preempted at ``now``: those borrowed from ``lender`` (a
+        group taking its share back), then spot ones; each youngest first."""
         ripe = now - self.policy.min_runtime_s
         out = [
             x for x in leases
-            if x.tier == SPOT and x.status == ACTIVE and x.notice_at is None
+            if x.status == ACTIVE and x.notice_at is None
+            and (x.tier == SPOT or (lender is not None and x.borrowed_from == lender))
             and (x.granted_at or now) <= ripe and not book.protects(x, now)
         ]  # fmt: skip
-        return sorted(out, key=lambda x: (-(x.granted_at or 0.0), -x.id))
+        return sorted(out, key=lambda x: (x.borrowed_from is None, -(x.granted_at or 0.0), -x.id))
 
     def overdue(self, leases: Iterable[Lease], now: float) -> list[Lease]:
         """Leases under notice still held ``kill_after_s`` past their deadline."""

@@ -53,6 +53,7 @@ GRANT_LEASE = (
         rate=bindparam("rate"),
         tier=bindparam("tier"),
         discount=bindparam("discount"),
+        borrowed_from=bindparam("borrowed_from"),
     )
 )
 END_LEASE = (
@@ -146,6 +147,7 @@ class Store:
                 "devices": lease.devices, "units_num": lease.units.numerator,
                 "units_den": lease.units.denominator, "rate": lease.rate,
                 "tier": lease.tier, "discount": lease.discount,
+                "borrowed_from": lease.borrowed_from,
             },
         )  # fmt: skip
 

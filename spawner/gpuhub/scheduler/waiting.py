@@ -176,6 +176,8 @@ class WaitingExplainer:
         for lease in targets:
             position = places[lease.id]
             reason, message = self._reason(lease, queue, position, problems[lease.id], now)
+            if not problems[lease.id]:
+                message += self._taking_back(lease, now)
             estimate = _estimate(grants.get(lease.id), reason, now)
             alternatives = self._alternatives(lease, queue, now)
             free = "; ".join(a["message"].removesuffix(" free now") for a in alternatives)
@@ -193,8 +195,24 @@ class WaitingExplainer:
     def _quota_problem(self, lease: Lease, now: float) -> str | None:
         return self._state.accounting.quota_problem(
             lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
-            queued_too=False,
+            queued_too=False, label=lease.label,
         )  # fmt: skip
+
+    def _taking_back(self, lease: Lease, now: float) -> str:
+        """Where ``lease`` would borrow from, and leases being preempted to make room."""
+        state, out = self._state, ""
+        lender = state.accounting.loan_for(lease, queued_too=False)
+        if lender is not None:
+            cohort = state.quotas[("group", lease.group or "")].cohort
+            out += f"; past group {lease.group}'s share, it would borrow from {lender} (cohort {cohort})"
+        deadlines = [x.deadline for x in state.live.values() if x.status == ACTIVE and x.deadline]
+        if deadlines and lease.tier == "guaranteed":
+            out += (
+                f"; {_plural(len(deadlines), 'preempted lease')} "
+                f"{'gives its' if len(deadlines) == 1 else 'give their'} GPUs back by "
+                f"{clock_time(max(deadlines), now)}"
+            )
+        return out
 
     def _reason(
         self, lease: Lease, queue: list[Lease], position: int, problem: str | None, now: float

@@ -79,10 +79,10 @@ class QuotaHandler(BaseHandler):
                 400, "create must be true or false, on group quotas only", field="create"
             )
         spec: QuotaSpec = self.body(QuotaSpec)
-        if kind == "user" and spec.per_user_max_units is not None:
-            raise ApiError(
-                400, "per_user_max_units applies to group quotas only", field="per_user_max_units"
-            )
+        if kind == "user":
+            for field in ("per_user_max_units", "cohort", "borrow_limit", "lend_limit"):
+                if getattr(spec, field) is not None:
+                    raise ApiError(400, f"{field} applies to group quotas only", field=field)
         if kind == "group":  # a typo'd group would hold a quota nobody is charged to
             await ensure_group(self.settings["hub_api"], name, create=create == "true")
         self.scheduler.set_quota(kind, name, spec, by=self.user_name)
