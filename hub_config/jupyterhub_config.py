@@ -327,6 +327,11 @@ c.GpuhubService.default_user_quota = {"max_units": 2, "gpu_hours": 40, "period":
 # Credits per GPU-hour by model (docs/how-to/prices.md); a MIG slice or shared seat costs
 # its share. Admins change them at run time with `gpuhub rates set MODEL RATE`.
 c.GpuhubService.rates = {"H100": 2.0, "A100": 1.5, "L4": 0.5}
+# Fair share over time (docs/how-to/quotas.md): the queue is served by priority, then by
+# the groups' and users' GPU-hours decayed with this half-life against their shares.
+# GPUHUB_FAIR_SHARE_HALF_LIFE_DAYS=0: first come, first served.
+_half_life = float(env("GPUHUB_FAIR_SHARE_HALF_LIFE_DAYS", "7"))
+c.GpuhubService.fair_share_half_life_days = _half_life or None
 # Spot capacity (docs/how-to/spot.md): jobs may run preemptible on idle GPUs at 0.3x the
 # rate; guaranteed requests take the GPUs back after a notice and a grace to checkpoint.
 c.GpuhubService.spot = {

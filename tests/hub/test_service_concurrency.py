@@ -56,8 +56,9 @@ async def _setup_users(hub: Hub) -> dict[str, str]:
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
 )
 def w(request, tmp_path_factory):
-    """A hub on an 8-GPU simulated pool, 25 users with tokens and quotas, and the admin."""
-    env = {"GPUHUB_SIMULATED_SPEC": SPEC}
+    """A hub on an 8-GPU simulated pool, 25 users with tokens and quotas, and the admin;
+    first come, first served (no fair share), so that the queue's order is the requests'."""
+    env = {"GPUHUB_SIMULATED_SPEC": SPEC, "GPUHUB_FAIR_SHARE_HALF_LIFE_DAYS": "0"}
     if request.param == "postgresql":
         env["GPUHUB_DB_URL"] = request.getfixturevalue("postgres").create_database()
     hub = Hub(tmp_path_factory.mktemp(f"burst-{request.param}"), env=env)

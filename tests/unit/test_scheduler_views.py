@@ -39,7 +39,7 @@ API_KEYS = [
 
 
 def test_the_field_list_covers_the_lease_and_its_table():
-    attributes = {f.name for f in dataclasses.fields(Lease)}
+    attributes = {f.name for f in dataclasses.fields(Lease)} - {"fair"}  # memory only
     stored = {f.name for f in FIELDS if f.from_row is not None}
     assert stored == attributes
     columns = set(LeaseRow.__table__.columns.keys())

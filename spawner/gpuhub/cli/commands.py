@@ -36,6 +36,7 @@ QUOTA_FIELDS = (
     "cohort",
     "borrow_limit",
     "lend_limit",
+    "fair_share",
 )
 
 Command = Callable[[argparse.Namespace, GpuhubClient | None], None]
@@ -148,7 +149,7 @@ def cmd_quota_set(args: argparse.Namespace, client: GpuhubClient | None) -> None
             raise
         current = {}  # none yet; or not allowed to read it, and the PUT will say why
     if kind == "user":  # a default user quota copied in has no group-only fields
-        for f in ("per_user_max_units", "cohort", "borrow_limit", "lend_limit"):
+        for f in ("per_user_max_units", "cohort", "borrow_limit", "lend_limit", "fair_share"):
             current.pop(f, None)
     spec = {**current, **changes}
     if spec.get("cohort") is None:  # leaving a cohort drops its limits

@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="groups in a cohort: units of its unused share it lends at once; none: no cap",
     )  # fmt: skip
     p.add_argument(
+        "--fair-share", type=_number, default=s, metavar="W",
+        help="groups only: weight in fair share (default its --max-units, else 1)",
+    )  # fmt: skip
+    p.add_argument(
         "--create", action="store_true",
         help="groups only: create the JupyterHub group if the hub lacks it "
         "(without it, a group the hub lacks is refused)",

@@ -22,7 +22,6 @@ scheduler owns its parts and hands them what they need; none reaches into anothe
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -46,6 +45,7 @@ from .errors import (
     SchedulerError,
     Unsatisfiable,
 )
+from .fairshare import FairShare
 from .inventory_change import InventoryChange, compare, log_change
 from .lease import Lease, iso, lease_row, log_line, request_digest
 from .ledger import Ledger
@@ -53,7 +53,7 @@ from .pool import Placement, Pool
 from .pricing import RateCard
 from .queue import WaitQueue
 from .quota import QuotaSpec
-from .reads import SchedulerView
+from .reads import SchedulerView, view_read
 from .rebinding import moves_line, plan_rebind
 from .reservations import RESERVATION_GUARD, Reservation, ReservationBook
 from .shapes import MigSlice, SharedGpu, WholeGpus
@@ -74,17 +74,6 @@ __all__ += [
 ]
 
 QUEUE_POLICIES = ("best-effort", "strict")
-
-
-def _view_read(name: str) -> Callable[..., Any]:
-    """:class:`SchedulerView`'s read ``name`` (signature, docstring) on the scheduler's view."""
-    read_of_view = getattr(SchedulerView, name)
-
-    @functools.wraps(read_of_view)
-    def read(self: Scheduler, *args: Any, **kwargs: Any) -> Any:
-        return read_of_view(self.view, *args, **kwargs)
-
-    return read
 
 
 def _place(lease: Lease, at: Placement, now: float, rates: RateCard, spot: SpotPolicy) -> None:
@@ -116,6 +105,7 @@ class Scheduler:
         held_outside: Mapping[str, str] | None = None,
         rates: RateCard | None = None,
         spot: SpotPolicy | None = None,
+        fair_share_half_life: float | None = None,
     ) -> None:
         if queue_policy not in QUEUE_POLICIES:
             raise ValueError(
@@ -136,6 +126,8 @@ class Scheduler:
         self.spot = spot or SpotPolicy()  # preemptible capacity, off unless configured
         #: Picks the spot leases guaranteed requests preempt, and gives them notice.
         self.preemption = Preemption(self.spot, self.store)
+        #: Decayed usage and the fair-share factors the queue order uses (off without a half-life).
+        self.fair = FairShare(fair_share_half_life, self.store)
         #: The latest GPU activity of each active lease (memory only).
         self.activity_board = ActivityBoard()
         #: The reservations and their placement rule (written only through this scheduler).
@@ -166,6 +158,8 @@ class Scheduler:
                 self._remember(lease)
             self._keep_unexplained_claims(conn)
             self.book.load(conn, now)
+            self.fair.load(conn, now)
+            self.fair.rerank(self.live, self.quotas, self.wait_queue, now)
             self._dispatch(conn, now)
         self.activity_board.keep_only({x.id for x in self.live.values() if x.status == ACTIVE})
 
@@ -198,6 +192,7 @@ class Scheduler:
             self._by_key.pop((lease.user, lease.idempotency_key), None)
         if was == ACTIVE:
             self.pool.free(lease.id, lease.node or "", lease.slots, lease.units)
+            self.fair.ended(lease)
 
     def _guarded(self, fn: Callable[[Connection], Any]) -> Any:
         """Run ``fn`` in one transaction; on any failure resync memory from the database."""
@@ -308,6 +303,7 @@ class Scheduler:
             user_groups=user_groups,
             tier=tier,
         )
+        self.fair.factors([lease], self.live, self.quotas, now)
 
         def write(conn: Connection) -> Lease:
             self.next_id += 1
@@ -536,6 +532,7 @@ class Scheduler:
             log.info("reservation %s for %s: window %s", r.id, r.group, change)
         for x in self.preemption.overdue(self.live.values(), now):
             self.release(x.id, reason=PREEMPTED)
+        self.fair.rerank(self.live, self.quotas, self.wait_queue, now)
         if not self.wait_queue.any_waiting():
             return
         self._guarded(lambda conn: self._dispatch(conn, now))
@@ -581,19 +578,19 @@ class Scheduler:
     # -- reads, for those that hold the scheduler to write (jobs, tests, benchmarks): each is
     # the view's method of that name. The service is handed ``view`` and reads through it.
 
-    pool_view = _view_read("pool_view")
-    get = _view_read("get")
-    live_lease = _view_read("live_lease")
-    live_leases = _view_read("live_leases")
-    leases = _view_read("leases")
-    queue = _view_read("queue")
-    position = _view_read("position")
-    waiting_all = _view_read("waiting_all")
-    quota_for_user = _view_read("quota_for_user")
-    quota_status = _view_read("quota_status")
-    activity = _view_read("activity")
-    activities = _view_read("activities")
-    reservations = _view_read("reservations")
-    next_boundary = _view_read("next_boundary")
-    total_gpu_hours = _view_read("total_gpu_hours")
-    usage = _view_read("usage")
+    pool_view = view_read("pool_view")
+    get = view_read("get")
+    live_lease = view_read("live_lease")
+    live_leases = view_read("live_leases")
+    leases = view_read("leases")
+    queue = view_read("queue")
+    position = view_read("position")
+    waiting_all = view_read("waiting_all")
+    quota_for_user = view_read("quota_for_user")
+    quota_status = view_read("quota_status")
+    activity = view_read("activity")
+    activities = view_read("activities")
+    reservations = view_read("reservations")
+    next_boundary = view_read("next_boundary")
+    total_gpu_hours = view_read("total_gpu_hours")
+    usage = view_read("usage")

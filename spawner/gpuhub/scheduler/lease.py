@@ -65,6 +65,9 @@ class Lease:
     notice_at: float | None = None  # a preemption notice: when it was given,
     deadline: float | None = None  # and when the work must be gone
     borrowed_from: str | None = None  # the group whose unused share it runs on
+    #: Fair-share factors (its group's, its user's in the group), memory only: recomputed
+    #: when it is asked for and at each tick (:mod:`.fairshare`); 1 is who used nothing.
+    fair: tuple[float, float] = (1.0, 1.0)
 
     @property
     def slots(self) -> tuple[tuple[str, int], ...]:
@@ -72,9 +75,13 @@ class Lease:
         return tuple((d["uuid"], d.get("slot", 0)) for d in self.devices)
 
     @property
-    def order(self) -> tuple[bool, int, float, int]:
-        """Queue order: guaranteed before spot, then higher priority first, then older first."""
-        return (self.tier == "spot", -self.priority, self.requested_at, self.id)
+    def order(self) -> tuple[bool, int, float, float, float, int]:
+        """Queue order: guaranteed before spot, then higher priority, then the higher
+        fair-share factor of its group, then of its user in the group, then older first."""
+        return (
+            self.tier == "spot", -self.priority, -self.fair[0], -self.fair[1],
+            self.requested_at, self.id,
+        )  # fmt: skip
 
     def principals(self) -> list[tuple]:
         """Whom this lease is charged to: ``("user", name)``, ``("group", name)``,

@@ -62,6 +62,12 @@ class WaitQueue:
         for bucket, entry in aside:
             heapq.heappush(self._heaps[bucket], entry)
 
+    def rebuild(self, queued: Iterable[Lease]) -> None:
+        """Start again from ``queued`` (after their order changed: fair-share factors)."""
+        self._heaps.clear()
+        for lease in queued:
+            self.add(lease)
+
     def ahead_of(self, lease: Lease, live: Mapping[int, Lease]) -> bool:
         """Whether a queued lease of ``live`` comes before ``lease`` in queue order."""
         return any(q.status == QUEUED and q.order < lease.order for q in live.values())

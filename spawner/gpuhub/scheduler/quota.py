@@ -62,6 +62,9 @@ class QuotaSpec(BaseModel):
         description="Groups naming the same cohort lend each other unused max_units",
     )
     borrow_limit: float | None = Field(None, ge=0, le=100_000)
+    fair_share: float | None = Field(
+        None, gt=0, le=1_000_000, description="Group fair-share weight; default max_units, else 1"
+    )
     lend_limit: float | None = Field(None, ge=0, le=100_000)
 
     @model_validator(mode="after")

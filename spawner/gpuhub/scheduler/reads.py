@@ -10,6 +10,7 @@ release, quotas, reservations, activity reports) is a method of the scheduler it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -246,3 +247,16 @@ class SchedulerView:
         return self._state.ledger.usage(
             start, end, now=self._state.clock(), user=user, group=group, by=by
         )
+
+
+def view_read(name: str) -> Callable[..., Any]:
+    """:class:`SchedulerView`'s read ``name`` (signature, docstring) as a method of the
+    scheduler, reading through its ``view``: the scheduler offers its reads this way to
+    those that hold it to write (jobs, tests, benchmarks)."""
+    read_of_view = getattr(SchedulerView, name)
+
+    @functools.wraps(read_of_view)
+    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return read_of_view(self.view, *args, **kwargs)
+
+    return read

@@ -205,6 +205,23 @@ class WaitingExplainer:
         if lender is not None:
             cohort = state.quotas[("group", lease.group or "")].cohort
             out += f"; past group {lease.group}'s share, it would borrow from {lender} (cohort {cohort})"
+        passed = [  # newer requests of the same priority served first: fair share's doing
+            q for q in state.live.values()
+            if q.status == QUEUED and q.order < lease.order and q.priority == lease.priority
+            and q.requested_at > lease.requested_at and q.tier == lease.tier
+        ]  # fmt: skip
+        who = f"group {lease.group}" if lease.group else "requests without a group"
+        if passed and lease.fair[0] < min(q.fair[0] for q in passed):
+            out += (
+                f"; {who} used more than {'its' if lease.group else 'their'} share lately "
+                f"(fair-share factor {lease.fair[0]:.2f}): newer requests of groups that used "
+                "less go first"
+            )
+        elif passed:
+            out += (
+                f"; you used more than your share of {who} lately (fair-share factor "
+                f"{lease.fair[1]:.2f}): newer requests of those who used less go first"
+            )
         deadlines = [x.deadline for x in state.live.values() if x.status == ACTIVE and x.deadline]
         if deadlines and lease.tier == "guaranteed":
             out += (

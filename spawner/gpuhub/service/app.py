@@ -202,6 +202,25 @@ class GpuhubService(Application):
             raise TraitError(f"GpuhubService.spot: {e}") from e
         return proposal.value
 
+    fair_share_half_life_days = Float(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Fair share over time: the queue is served by priority, then by the groups'
+        (and within a group, the users') GPU-hours decayed with this half-life relative to
+        their shares (a group quota's ``fair_share``, else its ``max_units``), then by age.
+        Slurm's default half-life is 7 days. None: first come, first served.""",
+    )
+
+    @validate("fair_share_half_life_days")
+    def _check_half_life(self, proposal):
+        v = proposal.value
+        if v is not None and not 1 / 1440 <= v <= 366:
+            raise TraitError(
+                f"GpuhubService.fair_share_half_life_days must be 1 minute to 366 days, not {v!r}"
+            )
+        return v
+
     queue_policy = Enum(
         ["best-effort", "strict"],
         default_value="best-effort",
@@ -326,10 +345,12 @@ class GpuhubService(Application):
         default_quota = (
             QuotaSpec.model_validate(self.default_user_quota) if self.default_user_quota else None
         )
+        half_life = self.fair_share_half_life_days
         self.scheduler = Scheduler(
             engine, nodes, default_user_quota=default_quota, queue_policy=self.queue_policy,
             reservation_guard=self.reservation_guard, held_outside=held_outside,
             rates=RateCard(engine, self.rates, self.default_rate), spot=SpotPolicy(**self.spot),
+            fair_share_half_life=None if half_life is None else half_life * 86400,
         )  # fmt: skip
         self.inventory_refresher = InventoryRefresher(
             inventory, self.scheduler, self.inventory_refresh_interval

@@ -80,7 +80,13 @@ class QuotaHandler(BaseHandler):
             )
         spec: QuotaSpec = self.body(QuotaSpec)
         if kind == "user":
-            for field in ("per_user_max_units", "cohort", "borrow_limit", "lend_limit"):
+            for field in (
+                "per_user_max_units",
+                "cohort",
+                "borrow_limit",
+                "lend_limit",
+                "fair_share",
+            ):
                 if getattr(spec, field) is not None:
                     raise ApiError(400, f"{field} applies to group quotas only", field=field)
         if kind == "group":  # a typo'd group would hold a quota nobody is charged to
