@@ -10,9 +10,10 @@ A job on spot (preemptible) GPUs is stopped when guaranteed work needs them:
    attempt (``$GPUHUB_ATTEMPT`` 2, 3, ...) runs with the same ``$GPUHUB_OUTPUT_DIR`` and
    goes on from the newest checkpoint there.
 
-Python's default action for SIGUSR1 ends the process, so a job that does not watch for
-the notice ends at once and loses what it did since its last checkpoint. A job that
-watches saves and stops::
+SIGUSR1 goes only to the job's processes that handle it (Python's default action would end
+the process at once): a job that does not watch for the notice runs on until SIGTERM at
+the deadline and loses what it did since its last checkpoint. A job that watches saves
+and stops::
 
     from gpuhub import checkpoint
 

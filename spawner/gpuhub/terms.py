@@ -155,15 +155,25 @@ JOB_FAILED = "failed"
 JOB_CANCELLED = "cancelled"
 JOB_TIMED_OUT = "timed_out"  # stopped at its maximum runtime
 JOB_NODE_FAILED = "node_failed"  # the cluster ended it because its node failed
+JOB_PREEMPTED = "preempted"  # its lease was taken back (spot), and no retry was left
 
 #: Statuses of jobs that have not ended.
 JOB_LIVE_STATUSES: tuple[str, ...] = (JOB_QUEUED, JOB_STARTING, JOB_RUNNING)
 #: Statuses of jobs that have ended.
 JOB_ENDED_STATUSES: tuple[str, ...] = (
-    JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT, JOB_NODE_FAILED,
+    JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT, JOB_NODE_FAILED, JOB_PREEMPTED,
 )  # fmt: skip
 #: Every job status, in the order a job goes through them.
 JOB_STATUSES: tuple[str, ...] = JOB_LIVE_STATUSES + JOB_ENDED_STATUSES
+
+#: The capacity tiers a job may run on: ``guaranteed`` (kept until the job ends) or
+#: ``spot`` (idle capacity at a discount, taken back with a notice when guaranteed work
+#: needs it).
+JOB_TIERS: tuple[str, ...] = ("guaranteed", "spot")
+#: The ways a job's attempt may end that its retry policy may retry, each with its most
+#: retries: its lease was taken back, its node failed, it exited with an error, it ran
+#: out of memory.
+JOB_RETRY_CLASSES: tuple[str, ...] = ("preempted", "node_failed", "failed", "out_of_memory")
 
 
 def job_label(user: str, job_id: int) -> str:

@@ -167,27 +167,53 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
     assert r.status_code == 200, r.text
     _open(page, hub, "quotas")
     form = page.locator("form.gh-quota-form")
+    users = page.locator(".gh-quotas-users")
     groups = page.locator(".gh-quotas-groups")
-    expect(page.locator(".gh-quotas-users")).to_contain_text("carol")
+    expect(users).to_contain_text("carol")
+    # no spot allowance and no spot lease anywhere: no spot column to read past
+    expect(page.locator("th", has_text="Spot")).to_have_count(0)
+
+    # carol's spot lease (she has no spot allowance: no limit on spot) makes one, and her
+    # row says what she holds
+    carol = hub.hub.client(hub.hub.add_user("carol"))
+    r = carol.post("/leases", json={"shape": {"kind": "gpu"}, "tier": "spot"})
+    assert r.status_code == 201 and r.json()["status"] == "active", r.text
+    spot_lease = r.json()["id"]
+    _open(page, hub, "quotas")
+    expect(users.locator("th", has_text="Spot (preemptible)")).to_have_count(1)
+    expect(users.locator("tr", has_text="carol")).to_contain_text("1 GPU at once, no limit")
+    assert carol.delete(f"/leases/{spot_lease}").status_code == 200
+    carol.close()
 
     _fill_quota(page, "group", "physics", max_units="4", per_user_max_units="1",
                 gpu_hours="200", credits="500", period="week",
-                allowed_shapes="gpu, mig:*")  # fmt: skip
+                allowed_shapes="gpu, mig:*", spot_max_units="2",
+                spot_gpu_hours="50")  # fmt: skip
     expect(form.locator(".gh-form-done")).to_contain_text("physics")
     physics = groups.locator("tr", has_text="physics")
     expect(physics).to_contain_text("of 200 h used")
     expect(physics).to_contain_text(re.compile(r"of 500 credits used, [\d.,]+ left"))
-    assert _quota(hub, "group", "physics") == {
+    # the spot allowance, in its own column
+    expect(groups.locator("th", has_text="Spot (preemptible)")).to_have_count(1)
+    spot_cell = physics.locator(".gh-spot-use")
+    expect(spot_cell).to_contain_text("0 of 2 GPUs at once")
+    expect(spot_cell).to_contain_text(re.compile(r"of 50 GPU-hours, [\d.,]+ left"))
+    want = {
         "max_units": 4.0, "per_user_max_units": 1.0, "gpu_hours": 200.0, "credits": 500.0,
         "period": "week", "term_start": None, "term_end": None,
         "allowed_shapes": ["gpu", "mig:*"], "allowed_profiles": None, "priority": 0,
+        "spot_max_units": 2.0, "spot_gpu_hours": 50.0,
     }  # fmt: skip
+    got = _quota(hub, "group", "physics")
+    assert {k: got.get(k) for k in want} == want  # the fields the form has
     one = hub.admin.get("/quotas/groups/physics")
     assert one.status_code == 200 and one.json()["quota"]["credits"] == 500, one.text
-    # Edit fills the form with the quota, the credits budget included
+    # Edit fills the form with the quota, the credits budget and spot allowance included
     physics.get_by_role("button", name="Edit").click()
     expect(form.locator("input[name=credits]")).to_have_value("500")
     expect(form.locator("input[name=gpu_hours]")).to_have_value("200")
+    expect(form.locator("input[name=spot_max_units]")).to_have_value("2")
+    expect(form.locator("input[name=spot_gpu_hours]")).to_have_value("50")
 
     # a negative budget: the service's refusal next to the form in the form's words (the
     # field's label, not its API name), the field marked; nothing changed
@@ -209,10 +235,20 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
     assert refusal.status_code == 400 and refusal.json()["field"] == "credits"
     assert hub.admin.get("/quotas").json() == before
     expect(physics).to_contain_text("of 500 credits used")
+    # and a negative spot allowance likewise, by the spot field's label
+    _fill_quota(page, "group", "physics", credits="500", spot_max_units="-1")
+    expect(error.locator("span")).to_have_text("Spot GPUs at once: must be ≥ 0")
+    expect(form.locator(".gh-invalid input[name=spot_max_units]")).to_have_count(1)
+    expect(form.locator(".gh-invalid")).to_have_count(1)
+    refusal = hub.admin.put("/quotas/groups/physics", json={"spot_max_units": -1})
+    assert refusal.status_code == 400 and refusal.json()["field"] == "spot_max_units"
+    assert hub.admin.get("/quotas").json() == before
+    expect(spot_cell).to_contain_text("0 of 2 GPUs at once")
 
     # a group the hub lacks is refused, naming it, unless "create" is ticked: the refusal
     # names the checkbox, not the API's create=true
-    _fill_quota(page, "group", "physcis", gpu_hours="10", credits="")
+    _fill_quota(page, "group", "physcis", gpu_hours="10", credits="", spot_max_units="",
+                spot_gpu_hours="")  # fmt: skip
     expect(error).to_contain_text("physcis")
     expect(error).to_contain_text("tick 'Create the group if the hub lacks it'")
     expect(error).not_to_contain_text("create=true")
@@ -228,8 +264,11 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
     expect(form.locator(".gh-invalid")).to_have_count(0)
     assert _quota(hub, "group", "physcis")["gpu_hours"] == 10
     assert _quota(hub, "group", "physcis")["credits"] is None  # an empty field: no limit
+    assert _quota(hub, "group", "physcis")["spot_max_units"] is None
     credits_cell = groups.locator("tr", has_text="physcis").locator("td").nth(3)
     expect(credits_cell).to_have_text("no limit")
+    spot_cell = groups.locator("tr", has_text="physcis").locator("td").nth(4)
+    expect(spot_cell).to_have_text("—")  # physics has spot, physcis none
     assert hub.hub.hub_api("GET", "groups/physcis").status_code == 200
 
     # unset, confirmed
@@ -260,6 +299,8 @@ def test_groups_page_creates_a_cohort_adds_and_removes_members(
     form.locator("input[name=per_user_max_units]").fill("1")
     form.locator("input[name=gpu_hours]").fill("200")
     form.locator("input[name=credits]").fill("1000")
+    form.locator("input[name=spot_max_units]").fill("4")
+    form.locator("input[name=spot_gpu_hours]").fill("100")
     form.locator("button[type=submit]").click()
     expect(form.locator(".gh-form-done")).to_contain_text("Created group cs101")
     card = page.locator(".gh-cohort[data-cohort=cs101]")
@@ -268,6 +309,13 @@ def test_groups_page_creates_a_cohort_adds_and_removes_members(
     expect(card.locator(".gh-cohort-quota")).to_contain_text("of 1000 credits used")
     assert _quota(hub, "group", "cs101")["per_user_max_units"] == 1
     assert _quota(hub, "group", "cs101")["credits"] == 1000
+    assert _quota(hub, "group", "cs101")["spot_max_units"] == 4
+    assert _quota(hub, "group", "cs101")["spot_gpu_hours"] == 100
+    spot = card.locator(".gh-cohort-spot")
+    expect(spot).to_contain_text("0 of 4 GPUs at once")
+    expect(spot).to_contain_text("of 100 GPU-hours")
+    # a group without a spot allowance (nor spot leases) shows no spot line
+    expect(page.locator(".gh-cohort[data-cohort=physics] .gh-cohort-spot")).to_have_count(0)
 
     card.locator("input[name=add]").fill("chen")
     card.locator("[data-action=add]").click()
@@ -304,6 +352,12 @@ def test_groups_page_creates_a_cohort_adds_and_removes_members(
     expect(form.locator(".gh-invalid input[name=gpu_hours]")).to_have_count(1)
     assert _members(hub, "cs101") == ["bo", "chen"]
     assert _quota(hub, "group", "cs101")["gpu_hours"] == 200
+    form.locator("input[name=gpu_hours]").fill("200")
+    form.locator("input[name=spot_gpu_hours]").fill("-3")
+    form.locator("button[type=submit]").click()
+    expect(error).to_contain_text("Spot GPU-hours per period: must be ≥ 0")
+    expect(form.locator(".gh-invalid input[name=spot_gpu_hours]")).to_have_count(1)
+    assert _quota(hub, "group", "cs101")["spot_gpu_hours"] == 100
     shoot(page, "console-groups-refused")
     assert hub.admin.delete("/quotas/groups/cs101").status_code == 204
 

@@ -1,6 +1,7 @@
-"""The web console in a real browser against a real hub: "My GPUs" for a user, the pool
-for an admin (release with a reason), 403 pages for non-admins, XSRF protection of
-cookie-authenticated changes, and the service's headers (CSP, static caching).
+"""The web console in a real browser against a real hub: "My GPUs" for a user (spot
+leases and a preemption notice included), the pool for an admin (release with a reason),
+403 pages for non-admins, XSRF protection of cookie-authenticated changes, and the
+service's headers (CSP, static caching).
 
 The hub's ledger holds two weeks of alice's history before this week
 (``tests/support/seed.py``: it never spends this week's budgets, whatever the day). Debian's chromium driven by Playwright (never ``playwright install``).
@@ -23,7 +24,7 @@ from gpuhub.service.console import CSP
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.browser import chromium, log_in, new_page
-from tests.support.hub import Hub
+from tests.support.hub import Hub, wait_for
 from tests.support.seed import seed_alice_history
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
@@ -50,8 +51,10 @@ def _report(client: httpx.Client, lease: dict, pct: float, idle_min: float = 0) 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """A hub with alice (group cs101, with a quota), bob and the admin: alice holds a
-    busy GPU and waits for another, bob holds an idle GPU and a MIG slice."""
-    h = Hub(tmp_path_factory.mktemp("console"), env={"GPUHUB_SIMULATED_SPEC": SPEC})
+    busy GPU and waits for another, bob holds an idle GPU and a MIG slice. Spot leases may
+    be preempted at once (no minimum runtime)."""
+    env = {"GPUHUB_SIMULATED_SPEC": SPEC, "GPUHUB_SPOT_MIN_RUNTIME_S": "0"}
+    h = Hub(tmp_path_factory.mktemp("console"), env=env)
     seed_alice_history(h.state / "gpuhub.sqlite", SPEC, time.time())
     clients: list[httpx.Client] = []
     try:
@@ -321,3 +324,70 @@ def test_an_admin_sees_the_pool_and_releases_a_lease_with_a_reason(
     cancelled = w.alice.get(f"/leases/{wait['id']}").json()
     assert cancelled["status"] == "cancelled"
     assert cancelled["end_reason"] == f"released by {w.admin_name}: asked twice"
+
+
+def test_my_gpus_tags_spot_leases_and_warns_of_a_preemption(
+    w: SimpleNamespace, login: Callable[[str], Page], shoot: Callable[[Page, str], None]
+) -> None:
+    """carol fills the shared L4 with spot leases; bob's guaranteed request for a seat
+    takes the youngest back: her page tags the spot leases, warns of the preemption with
+    its deadline, shows her spot allowance and says what spot capacity is."""
+    carol = w.hub.client(w.hub.add_user("carol"))
+    quota = {"max_units": 2, "gpu_hours": 40, "spot_max_units": 4, "spot_gpu_hours": 100}
+    assert w.admin.put("/quotas/users/carol", json=quota).status_code == 200
+    spot, waiting = [], None
+    try:
+        for i in range(4):
+            r = carol.post("/leases", json={"shape": {"kind": "shared"}, "tier": "spot",
+                                            "label": f"sweep {i}"})  # fmt: skip
+            assert r.status_code == 201 and r.json()["status"] == "active", r.text
+            assert r.json()["tier"] == "spot" and r.json()["preemption"] is None
+            spot.append(r.json())
+        r = w.bob.post("/leases", json={"shape": {"kind": "shared"}})
+        assert r.status_code == 201 and r.json()["status"] == "queued", r.text
+        waiting = r.json()
+
+        def noticed() -> list[dict]:
+            leases = [carol.get(f"/leases/{x['id']}").json() for x in spot]
+            return [x for x in leases if x["preemption"]]
+
+        [victim] = wait_for(noticed, timeout=20)
+        assert victim["id"] == spot[-1]["id"]  # the youngest
+        deadline = dt.datetime.fromisoformat(victim["preemption"]["deadline"])
+
+        page = login("carol")
+        page.goto(f"{w.hub.url}{P}")
+        main = page.locator("#gh-main")
+        rows = main.locator(".gh-table tbody tr[data-lease]:not(.gh-preempt-row)")
+        expect(rows).to_have_count(4, timeout=20000)
+        expect(main.locator(".gh-tag-spot", has_text="spot")).to_have_count(4)
+        for x in spot:
+            expect(main.locator(f"tr[data-lease='{x['id']}'] .gh-lease")).to_contain_text("spot")
+        # the warning under the preempted lease, with its deadline on the browser's clock
+        zone = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+        by = deadline.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+        warning = main.locator(f"tr.gh-preempt-row[data-lease='{victim['id']}']")
+        expect(warning).to_have_count(1)
+        expect(warning).to_contain_text(
+            f"Preempted for guaranteed work: stops by {by} (checkpoint now)"
+        )
+        expect(main.locator(".gh-preempt-row")).to_have_count(1)  # the others run on
+        own = f"tr.gh-preempted[data-lease='{victim['id']}'] + tr.gh-preempt-row"
+        expect(main.locator(own)).to_have_count(1)  # right under its lease
+        # her spot allowance beside the guaranteed one: 4 seats are 1 GPU
+        mine = main.locator(".gh-quota[data-kind=user]")
+        expect(mine.locator(".gh-quota-spot").first).to_contain_text("1 of 4 GPUs")
+        expect(mine.locator(".gh-quota-spot").nth(1)).to_contain_text("of 100 h")
+        # spot capacity in a sentence, from the service's numbers (0.3, 120 s)
+        expect(main.locator(".gh-spot-note")).to_contain_text(
+            "Spot: idle GPUs at 30 % of the price for jobs; taken back with 2 min notice"
+        )
+        shoot(page, "console-me-spot")
+    finally:
+        if waiting:
+            w.bob.delete(f"/leases/{waiting['id']}")
+        for x in spot:
+            carol.delete(f"/leases/{x['id']}")
+        w.admin.delete("/quotas/users/carol")
+        carol.close()
+    assert w.admin.get(f"/leases/{waiting['id']}").json()["status"] == "cancelled"

@@ -36,6 +36,7 @@ from gpuhub.jobs.local import LocalProcessExecutor, session_members, start_ticks
 
 from tests.support.docker import engine_client, remove_leftovers
 from tests.support.hub import wait_for
+from tests.support.jobs import NOTICE, NOTICED
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.timeout(300)
@@ -484,10 +485,41 @@ def test_docker_job_out_of_memory_says_so(dockerx: DockerExecutor) -> None:
     state = dockerx.start(job)
     end = wait_end(dockerx, job, state, timeout=60)
     log = log_of(dockerx, job, state)
-    assert end.outcome == "failed", log
+    assert end.outcome == "failed" and end.out_of_memory, log
     assert end.error == "the job ran out of memory (the profile's mem_limit)"
     assert "allocating" in log and "survived" not in log
     dockerx.cleanup(job, state)
+
+
+def test_docker_notice_reaches_the_job_and_the_next_attempt_starts_clean(
+    dockerx: DockerExecutor,
+) -> None:
+    """notify puts the notice where $GPUHUB_PREEMPT_FILE says and signals the container:
+    the job's handler reads the file. The job's second attempt (a new lease) gets a
+    container of its own and neither the first one's exit status nor its notice."""
+    job = djob(dockerx, 9, NOTICED)
+    dockerx.before_start(job)
+    state = dockerx.start(job)
+    wait_for(lambda: "attempt 1 ready" in log_of(dockerx, job, state), timeout=60)
+    dockerx.notify(job, state, NOTICE)
+    end = wait_end(dockerx, job, state, timeout=30)
+    assert end.outcome == "succeeded" and end.exit_code == 0
+    assert f"notice: {json.dumps(NOTICE, sort_keys=True)}" in log_of(dockerx, job, state)
+    dockerx.notify(job, state, NOTICE)  # once it has ended: nothing, and no error
+    dockerx.cleanup(job, state)
+
+    again = replace(job, attempt=2, retried_after="preempted",
+                    lease={**job.lease, "id": job.lease["id"] + 1})  # fmt: skip
+    dockerx.before_start(again)
+    second = dockerx.start(again)
+    assert second["container"] != state["container"]
+    wait_for(lambda: "attempt 2 ready" in log_of(dockerx, again, second), timeout=60)
+    assert dockerx.poll(again, second) is None  # the first attempt's exit status is gone
+    log = log_of(dockerx, again, second)
+    assert "--- attempt 2 (after preempted) ---" in log and log.count("notice:") == 1
+    dockerx.stop(again, second, grace=5)
+    assert dockerx.poll(again, second).outcome == "terminated"
+    dockerx.cleanup(again, second)
 
 
 def test_docker_multi_gpu_script_runs_under_torchrun(dockerx: DockerExecutor) -> None:

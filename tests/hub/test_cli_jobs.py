@@ -244,6 +244,34 @@ def test_submit_builds_the_job_request(home: Path) -> None:
     assert body["max_runtime_s"] == 30
 
 
+def test_submit_asks_for_spot_and_a_retry_policy(home: Path) -> None:
+    args = _submit_args("work/run.py", "--spot", "--retry", "preempted=20,failed=2",
+                        "--retry", "out_of_memory=1", "--backoff", "2m", "--backoff-max", "1h")  # fmt: skip
+    body = cli_jobs.job_request(args, home=home, cwd=home)
+    assert body["tier"] == "spot"
+    assert body["retry"] == {"preempted": 20, "failed": 2, "out_of_memory": 1,
+                             "backoff_s": 120, "backoff_max_s": 3600}  # fmt: skip
+    body = cli_jobs.job_request(_submit_args("work/run.py", "--backoff", "0"), home=home, cwd=home)
+    assert body["retry"] == {"backoff_s": 0} and "tier" not in body
+    plain = cli_jobs.job_request(_submit_args("work/run.py"), home=home, cwd=home)
+    assert "retry" not in plain and "tier" not in plain  # the service's defaults
+    with pytest.raises(CliError, match="--retry: failed is given twice"):
+        cli_jobs.job_request(
+            _submit_args("work/run.py", "--retry", "failed=1", "--retry", "failed=2"),
+            home=home, cwd=home,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "retry", ["failed", "failed=", "failed=-1", "failed=x", "cancelled=1", "failed=1,failed=2"]
+)
+def test_retry_refuses_what_is_no_class_and_count(retry: str, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["job", "submit", "x.py", "--retry", retry])
+    assert e.value.code == 2
+    assert "--retry" in capsys.readouterr().err
+
+
 def test_usage_errors_exit_2(capsys) -> None:
     for argv in (
         ["job", "submit", "x.py", "--gpus", "1", "--shared"],
@@ -302,6 +330,12 @@ def test_submit_refusals_exit_1_before_any_request(home: Path, monkeypatch, caps
         ("schedule", "'0 25 * * *' is not a cron schedule", "'0 25 * * *' is not a cron schedule (--schedule)"),
         ("profile", "no profile named 'big'; profiles: cpu, gpu-1", "no profile named 'big'; profiles: cpu, gpu-1 (--profile)"),
         ("user", "ana may not act for user bo", "ana may not act for user bo (--user)"),
+        ("retry.failed", "retry.failed: Input should be less than or equal to 100",
+         "--retry failed: Input should be less than or equal to 100"),
+        ("retry.backoff_s", "retry.backoff_s: Input should be less than or equal to 86400",
+         "--backoff: Input should be less than or equal to 86400"),
+        ("tier", "spot capacity is not offered here (an admin turns it on)",
+         "spot capacity is not offered here (an admin turns it on) (--spot)"),
         ("lease", "something else", "something else"),
         (None, "a sentence", "a sentence"),
     ],
@@ -393,6 +427,45 @@ def test_job_details_and_sentences() -> None:
         "job 12 node_failed, exit code 143, after 5m 00s "
         "(node gpu2 failed: disk errors (Slurm job 42 ended with it))"
     )
+
+
+def test_job_details_show_the_tier_the_attempts_and_a_notice() -> None:
+    attempts = [
+        {"attempt": 1, "status": "preempted", "failure": "preempted",
+         "reason": "preempted: its spot GPU lease 40 was taken back; finished",
+         "lease_id": 40, "tier": "spot", "started_at": "2026-12-01T09:00:00+00:00",
+         "ended_at": "2026-12-01T09:30:00+00:00", "exit_code": 0, "gpu_hours": 0.5,
+         "credits": 0.15},
+        {"attempt": 2, "status": "running", "failure": None, "reason": None, "lease_id": 41,
+         "tier": "spot", "started_at": "2026-12-01T10:00:05+00:00", "ended_at": None,
+         "exit_code": None, "gpu_hours": 0.25, "credits": 0.075},
+    ]  # fmt: skip
+    retry = {"preempted": 10, "node_failed": 1, "failed": 0, "out_of_memory": 0,
+             "backoff_s": 30, "backoff_max_s": 3600}  # fmt: skip
+    notice = {"notice_at": "2026-12-01T10:15:00+00:00", "deadline": "2026-12-01T10:17:00+00:00"}
+    job = job_view(tier="spot", retry=retry, attempt=2, attempts=attempts, preemption=notice)
+    text = job_details(job)
+    head, table = text.split("\n\n")
+    fields = dict(line.split(": ", 1) for line in head.splitlines())
+    assert fields["tier"].strip() == "spot" and fields["attempt"].strip() == "2"
+    assert fields["retry"].strip() == "preempted 10, node_failed 1; backoff 30s doubling to 1h"
+    assert fields["preemption"].strip() == (
+        "its GPUs are taken back: notice at 2026-12-01 10:15 UTC, stopped at 2026-12-01 10:17 UTC"
+    )
+    lines = table.splitlines()
+    assert lines[0].split() == ["ATTEMPT", "STATUS", "WHY", "GPU-H", "STARTED", "ENDED"]
+    assert lines[1].split()[:3] == ["1", "preempted", "preempted:"]
+    assert "0.5" in lines[1] and lines[1].endswith("2026-12-01 09:30 UTC")
+    assert lines[2].split()[:2] == ["2", "running"] and lines[2].endswith("-")
+    # one attempt: no table; a job between attempts says when the next one comes
+    once = job_view(tier="guaranteed", attempt=1, attempts=attempts[1:], retry=retry)
+    assert "\n\n" not in job_details(once) and "attempt:" not in job_details(once)
+    waiting = job_view(status="queued", attempt=3, next_attempt_at="2026-12-01T11:00:00+00:00",
+                       tier="spot")  # fmt: skip
+    details = dict(line.split(": ", 1) for line in job_details(waiting).splitlines())
+    assert details["status"].strip() == "queued (attempt 3 at 2026-12-01 11:00 UTC)"
+    assert details["next attempt"].strip() == "2026-12-01 11:00 UTC"
+    assert jobs_table([waiting]).splitlines()[1].endswith("simulated, spot, attempt 3")
 
 
 DEFS = [

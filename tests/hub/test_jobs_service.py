@@ -144,6 +144,27 @@ def test_a_failing_script_is_failed_with_its_log(w):
     assert r.status_code == 409 and r.json()["error"] == "job_ended"
 
 
+def test_a_failing_script_with_a_retry_runs_again_and_shows_both_attempts(w):
+    body = {"path": "flaky.py", "script": "import os\nprint('attempt', os.environ['GPUHUB_ATTEMPT'])\n"
+            "raise SystemExit(2 - int(os.environ['GPUHUB_ATTEMPT']))\n",
+            "retry": {"failed": 1, "backoff_s": 0}}  # fmt: skip
+    job = submitted(w.alice, body)
+    assert job["tier"] == "guaranteed" and job["attempt"] == 1
+    assert job["retry"] == {"preempted": 10, "node_failed": 1, "failed": 1, "out_of_memory": 0,
+                            "backoff_s": 0, "backoff_max_s": 3600}  # fmt: skip
+    done = wait_status(w.alice, job["id"], "succeeded", "failed")
+    assert done["status"] == "succeeded" and done["attempt"] == 2, done
+    first, second = done["attempts"]
+    assert (first["status"], first["failure"], first["exit_code"]) == ("failed", "failed", 1)
+    assert (second["status"], second["exit_code"]) == ("succeeded", 0)
+    assert first["lease_id"] != second["lease_id"] == done["lease_id"]
+    assert done["next_attempt_at"] is None and done["preemption"] is None
+    log = w.alice.get(f"/jobs/{job['id']}/log").json()["text"]
+    assert "attempt 1" in log and "--- attempt 2 (after failed) ---" in log and "attempt 2" in log
+    r = w.alice.get("/jobs", params={"status": "preempted"})
+    assert r.status_code == 200 and r.json()["jobs"] == []
+
+
 def test_idempotent_submit_replays_and_refuses_a_different_body(w):
     body = {"path": "once.py", "script": "print(1)\n"}
     headers = {"Idempotency-Key": "job-key-1"}
@@ -254,8 +275,14 @@ BIG_PARAMS = {f"p{i}": "x" * 700 for i in range(99)}  # ~70 KiB as JSON
         ({"path": "a.py", "script": "x", "name": "a\nb"}, "name"),
         ({"path": "a.py", "script": "x", "surprise": 1}, "surprise"),
         ({"path": "a.py", "script": "x", "gpus": "2"}, "gpus"),
+        ({"path": "a.py", "script": "x", "tier": "cheap"}, "tier"),
+        ({"path": "a.py", "script": "x", "retry": {"failed": "1"}}, "retry.failed"),
+        ({"path": "a.py", "script": "x", "retry": {"failed": 101}}, "retry.failed"),
+        ({"path": "a.py", "script": "x", "retry": {"timed_out": 1}}, "retry.timed_out"),
+        ({"path": "a.py", "script": "x", "retry": {"backoff_s": 9, "backoff_max_s": 8}},
+         "retry.backoff_max_s"),
     ],
-)
+)  # fmt: skip
 def test_bad_submissions_are_refused_naming_the_field_and_create_nothing(w, body, field):
     before = everything(w)
     r = w.alice.post("/jobs", json=body)
@@ -305,6 +332,8 @@ def test_job_definitions_create_list_pause_delete(w):
         ({"path": "../n.py", "script": "x", "schedule": "0 2 * * *"}, "path"),
         ({"path": "n.py", "script": "x"}, "schedule"),
         ({"path": "n.py", "script": "x", "schedule": "0 2 * * *", "profile": "nope"}, "profile"),
+        ({"path": "n.py", "script": "x", "schedule": "0 2 * * *", "tier": "on"}, "tier"),
+        ({"path": "n.py", "script": "x", "schedule": "0 2 * * *", "retry": {"x": 1}}, "retry.x"),
     ],
 )
 def test_bad_definitions_are_refused(w, body, field):

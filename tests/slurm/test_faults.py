@@ -1,9 +1,10 @@
 """Faults on the real local cluster (``scripts/slurm``), each ending with the lease released
 once and the ledger exact (issue 16, section 5):
 
-* a node set DOWN under a job (Slurm ends it ``NODE_FAIL``): the job ends ``node_failed``,
-  naming the node and Slurm's reason; under a server: the server stops, the hub's log says
-  why; never requeued by Slurm;
+* a node set DOWN under a job (Slurm ends it ``NODE_FAIL``): the job's attempt ends
+  ``node_failed``, naming the node and Slurm's reason, and gpuhub retries it (its retry
+  policy's one ``node_failed`` retry by default; with none, the job ends ``node_failed``);
+  under a server: the server stops, the hub's log says why; never requeued by Slurm;
 * ``slurmctld`` away and back mid-job (polls fail, the job is not ended; it goes on and ends
   once, submitted once) and mid-spawn (the server comes up once);
 * the hub and the gpuhub service restarted while 2 servers and 3 jobs run: all re-adopted;
@@ -16,6 +17,7 @@ named ``gpuhub-test...``, so the cluster fixture cleans up after a failed test.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 import time
@@ -71,26 +73,33 @@ def sqlite_url(sqlite_template, tmp_path) -> str:
     return f"sqlite:///{path}"
 
 
-def test_a_job_on_a_failed_node_ends_node_failed_and_its_lease_once(cluster, sqlite_url,
-                                                                     tmp_path, clock):  # fmt: skip
+def test_a_job_on_a_failed_node_ends_its_attempt_node_failed_its_lease_once_and_is_retried(
+    cluster, sqlite_url, tmp_path, clock
+):
     site = Site(cluster, sqlite_url, tmp_path / "homes", clock, profiles=H100, nodes=["gpu2"])
     try:
-        job = site.submit(WAIT_FOR_FLAG)
+        job = site.submit(WAIT_FOR_FLAG)  # the default policy: one node_failed retry
         # running in Slurm (other tests' jobs may hold gpu2's GPUs for a while)
         job = site.until(job.id, "the job placed", lambda j: "placed" in (j.state or {}), 60)
-        slurm_job = job.state["slurm_job"]
-        assert site.manager.scheduler.get(job.lease_id).node == "gpu2"
+        slurm_job, lease_id = job.state["slurm_job"], job.lease_id
+        assert site.manager.scheduler.get(lease_id).node == "gpu2"
         site.clock.advance(1800)
         with node_down("gpu2", "node failure") as reason:
-            job = site.until(job.id, "the job's end", lambda j: j.ended)
-        assert job.status == "node_failed", job
-        assert job.reason == f"node gpu2 failed: {reason} (Slurm job {slurm_job} ended with it)"
+            job = site.until(job.id, "the attempt's end", lambda j: bool(j.attempts))
+        (attempt,) = job.attempts
+        assert (job.status, job.attempt, job.lease_id) == ("queued", 2, None), job
+        assert attempt["status"] == attempt["failure"] == "node_failed"
+        assert attempt["reason"] == (
+            f"node gpu2 failed: {reason} (Slurm job {slurm_job} ended with it)"
+        )
+        assert attempt["gpu_hours"] == pytest.approx(0.5)
         assert ended_once(slurm_job) == "NODE_FAIL"
         assert site.slurm_jobs() == [slurm_job]
-        ended = site.manager.scheduler.get(job.lease_id)
+        ended = site.manager.scheduler.get(lease_id)
         assert ended.status == "released" and ended.end_reason == f"job {job.id} node_failed"
-        assert job.gpu_hours == pytest.approx(0.5)
         site.until(job.id, "nothing more", lambda j: True)  # another tick books nothing
+        job = asyncio.run(site.manager.cancel(job.id, by="alice"))  # in its backoff
+        assert job.status == "cancelled" and job.gpu_hours == pytest.approx(0.5)
         assert site.manager.scheduler.view.total_gpu_hours() == pytest.approx(0.5)
         [row] = site.manager.scheduler.usage(0, site.clock() + 1, by=("user",))
         assert row["leases"] == 1
@@ -110,7 +119,7 @@ def test_a_job_pending_on_a_node_that_went_down_ends_node_failed_and_gives_its_g
     )  # fmt: skip
     try:
         with node_down("gpu2", "pending test") as reason:
-            job = site.submit(WAIT_FOR_FLAG)
+            job = site.submit(WAIT_FOR_FLAG, retry={"node_failed": 0})  # not run again
             [slurm_job] = site.slurm_jobs()
             assert slurm("squeue", "-h", "-j", slurm_job, "-o", "%T").strip() == "PENDING"
             job = site.until(job.id, "the job's end", lambda j: j.ended)

@@ -1,13 +1,16 @@
 """The Slurm executor against the real local cluster (``scripts/slurm``): a job pinned to
 the node and GPUs of a lease from ``SlurmInventory`` runs to its end, its log read back;
 ``CUDA_VISIBLE_DEVICES`` comes from Slurm; a repeated start submits nothing; stop, and a
-``scancel`` from outside gpuhub, end it with a reason; a failing ``squeue`` raises.
+``scancel`` from outside gpuhub, end it with a reason; a failing ``squeue`` raises; a
+preemption notice reaches the job through the batch script, and its next attempt is a
+Slurm job of its own.
 
 Jobs are named ``gpuhub-test-<run>-<id>``, so the cluster fixture cancels leftovers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from pathlib import Path
@@ -17,6 +20,7 @@ from gpuhub.inventory.slurm import SlurmError, SlurmInventory
 from gpuhub.jobs.executor import JobDevice, JobSpec
 from gpuhub.jobs.slurm import ID_FILE, SlurmExecutor
 
+from tests.support.jobs import NOTICE, NOTICED
 from tests.support.slurm import PREFIX, slurm, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -141,3 +145,24 @@ def test_a_failing_squeue_is_not_an_end(executor, monkeypatch):
             executor.poll(job, state)
     assert executor.poll(job, state) is None
     executor.stop(job, state, grace=5)
+
+
+def test_a_notice_reaches_the_job_and_the_next_attempt_is_a_new_slurm_job(executor):
+    """notify writes the notice and signals the batch script, which passes SIGUSR1 on (not
+    SIGTERM, as for Slurm's time-limit warning); the job's handler reads the file. The
+    job's second attempt is submitted anew, under a name of its own."""
+    job = job_on("gpu1", NOTICED)
+    state = started(executor, job)
+    wait_for("the job running", lambda: "attempt 1 ready" in log_of(executor, job, state), 30)
+    executor.notify(job, state, NOTICE)
+    ended = wait_for("the job's end", lambda: executor.poll(job, state), 30)
+    assert ended.outcome == "succeeded", (ended, log_of(executor, job, state))
+    assert '"deadline": "2026-12-01T10:02:00+00:00"' in log_of(executor, job, state)
+
+    again = dataclasses.replace(job, attempt=2, retried_after="preempted")
+    second = started(executor, again)
+    assert second != state and executor.job_name(again) == executor.job_name(job) + ".2"
+    wait_for("attempt 2", lambda: "attempt 2 ready" in log_of(executor, again, second), 30)
+    assert executor.poll(again, second) is None  # not the first attempt's exit
+    executor.stop(again, second, grace=5)
+    assert executor.poll(again, second).outcome == "terminated"

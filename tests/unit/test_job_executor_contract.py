@@ -377,8 +377,11 @@ def test_a_job_runs_through_the_hooks_in_order_with_everything_in_its_spec(env):
     assert spec.profile == "duo"
     assert spec.image == "lab/train:1" and spec.image_digest.startswith("sha256:")
     assert (spec.cpu_limit, spec.mem_limit) == (4, 8 * 1024**3)
+    assert (spec.tier, spec.attempt, spec.retried_after) == ("guaranteed", 1, None)
     assert spec.env == {
         "GPUHUB_JOB_ID": str(job.id),
+        "GPUHUB_ATTEMPT": "1",
+        "GPUHUB_TIER": "guaranteed",
         "GPUHUB_LEASE_ID": str(lease.id),
         "CUDA_VISIBLE_DEVICES": "GPU-sim-n-0,GPU-sim-n-1",
         "NVIDIA_VISIBLE_DEVICES": "GPU-sim-n-0,GPU-sim-n-1",

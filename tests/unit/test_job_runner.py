@@ -227,6 +227,8 @@ def test_job_document_and_environment() -> None:
         "gpus": 2,
         "nodes": 1,
         "cwd": "/home/jovyan/work/deep",
+        "attempt": 1,
+        "after": None,
     }
     top = JobSpec(
         id=1, user="a", name="s", kind="script", path="s.py", folder="gpuhub-jobs/1-s",

@@ -11,23 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
-from gpuhub.inventory.simulated import parse_spec
 from gpuhub.jobs.errors import JobEnded, JobInvalid
 from gpuhub.jobs.executor import ENGINE_WAIT_S, EngineUnavailable
 from gpuhub.jobs.local import LocalProcessExecutor
-from gpuhub.jobs.manager import JobManager
 from gpuhub.jobs.models import JobRequest
-from gpuhub.jobs.record import Job
-from gpuhub.scheduler.core import Scheduler
-from gpuhub.scheduler.db import open_engine
 from gpuhub.scheduler.shapes import WholeGpus
 
-from tests.support.clock import FakeClock
-from tests.support.jobs import notebook, script
+from tests.support.jobs import LocalJobs, notebook, script
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,65 +40,11 @@ print("flag seen, job", os.environ["GPUHUB_JOB_ID"], flush=True)
 SLEEPER = "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n"
 
 
-class Env:
-    """A scheduler (2 simulated GPUs) and a job manager over one database, one fake clock."""
-
-    def __init__(self, url: str, home_root: Path, clock: FakeClock) -> None:
-        self.url, self.home_root, self.clock = url, home_root, clock
-        self.manager = self.new_manager()
-
-    def new_manager(self, executor_class: type = LocalProcessExecutor) -> JobManager:
-        """A fresh scheduler and manager over the same database (a service restart)."""
-        engine = open_engine(self.url)
-        scheduler = Scheduler(engine, parse_spec("n: 2xH100-80GB"), clock=self.clock)
-        executor = executor_class(home_dir_template=str(self.home_root / "{username}"))
-        m = JobManager(
-            scheduler=scheduler, executor=executor, profiles=PROFILES, clock=self.clock,
-            stop_grace=2.0,
-        )  # fmt: skip
-        m.adopt()
-        return m
-
-    def home(self, user: str = "alice") -> Path:
-        path = self.home_root / user
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def submit(self, body: dict, user: str = "alice", groups=(), *, start=True, **kw) -> Job:
-        """Submit as the service does (a job granted its GPUs at once is started before
-        the answer); ``start=False``: only the intake's part, as a crash right after it
-        would leave the job."""
-        req = JobRequest.model_validate(body)
-        submit = self.manager.submit if start else self.manager.intake.submit
-        job, _ = asyncio.run(submit(req, user=user, groups=list(groups), **kw))
-        return job
-
-    def tick(self) -> None:
-        asyncio.run(self.manager.tick())
-
-    def wait(self, job_id: int, *statuses: str, timeout: float = 60) -> Job:
-        """Tick until the job reaches one of ``statuses`` (the processes take real time)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.tick()
-            job = self.manager.job(job_id)
-            if job.status in statuses:
-                return job
-            assert time.monotonic() < deadline, f"job {job_id} is {job.status}: {job}"
-            time.sleep(0.05)
-
-    def lease(self, job: dict):
-        return self.manager.scheduler.get(job.lease_id)
-
-
 @pytest.fixture
 def env(db_url, tmp_path, clock):
-    e = Env(db_url, tmp_path / "homes", clock)
+    e = LocalJobs(db_url, tmp_path / "homes", clock, PROFILES)
     yield e
-    for job in e.manager.db.live_jobs():  # nothing outlives the test
-        if job.state:
-            e.manager.executor.stop(e.manager.lifecycle.spec(job), job.state, 1.0)
-    e.manager.scheduler.engine.dispose()
+    e.stop_all()  # nothing outlives the test
 
 
 # -- to the end -------------------------------------------------------------------------

@@ -89,7 +89,8 @@ def test_batch_script_environment_and_signals(executor, tmp_path):
     assert f"export HOME={tmp_path / 'alice'}" in script
     assert f"export GPUHUB_OUTPUT_DIR={folder}/artifacts" in script
     assert f"/opt/py -m gpuhub.jobs.runner {folder} &" in script
-    assert "trap 'kill -TERM $runner 2>/dev/null' USR1 TERM" in script
+    assert f"export GPUHUB_PREEMPT_FILE={folder}/preempt.json" in script
+    assert "trap 'kill -TERM $runner 2>/dev/null' TERM" in script  # USR1: see test_spot_jobs
 
 
 def test_container_command_wraps_the_runner(tmp_path):

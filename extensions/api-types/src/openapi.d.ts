@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 cd33212b2604c47d2c32233e26d6b1995e27f762166e0fd9a01fcb03accfbcb0)
+ * From docs/reference/openapi.yaml (sha256 9da3acc735557b497553cf1c1ba1a81dd6d156c9dd21311699ca28604232ab50)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -660,7 +660,10 @@ export interface paths {
          *     on `POST /leases`. `nodes` over 1 is refused (400, field `nodes`) where the profile's
          *     `max_nodes` is lower, where the shape is not whole GPUs, and where the site's job
          *     executor runs no multi-node jobs (only the Slurm executor does; Docker and local
-         *     processes refuse them). This route reads bodies of
+         *     processes refuse them). `tier: spot` asks for preemptible capacity at the spot
+         *     discount, refused (400, field `tier`) where the site offers none; `retry` says how
+         *     often the job runs again after an attempt that ended preempted, node failed,
+         *     failed or out of memory. This route reads bodies of
          *     up to 16 MiB. `Idempotency-Key` works as on `POST /leases`.
          */
         post: operations["submitJob"];
@@ -901,6 +904,15 @@ export interface components {
             hours?: number | null;
             /** @description Request on behalf of this user (admins only); a `Name`. */
             user?: string | null;
+            /**
+             * @description `spot`: preemptible capacity, where an admin offers it (`Options.spot`): placed on
+             *     devices that would otherwise sit idle, after the guaranteed requests; charged the
+             *     rate × the spot discount; counted against `spot_max_units` and `spot_gpu_hours`;
+             *     taken back (a notice, then a deadline) when a guaranteed request needs its devices.
+             * @default guaranteed
+             * @enum {string}
+             */
+            tier: "guaranteed" | "spot";
         };
         /**
          * @description `queued` (waiting), `active` (holds devices), `released` (ended after being active),
@@ -970,12 +982,24 @@ export interface components {
             gpu_hours: number;
             /** @description Credits per GPU-hour of its GPU model when granted (null until then); a later rate change leaves it. */
             rate: number | null;
-            /** @description The capacity tier: `guaranteed`. */
-            tier: string;
-            /** @description The tier's factor on the rate (1: none). */
+            /**
+             * @description The capacity tier: `guaranteed`, or `spot` (preemptible).
+             * @enum {string}
+             */
+            tier: "guaranteed" | "spot";
+            /** @description The tier's factor on the rate (1: none; spot: the spot discount). */
             discount: number;
             /** @description Charged so far: `gpu_hours` × `rate` × `discount`. */
             credits: number;
+            /**
+             * @description Set once the scheduler has asked this lease's work to stop because guaranteed
+             *     work needs its devices: when (`notice_at`) and by when it must be gone
+             *     (`deadline`); past the deadline its holder stops the work and releases it
+             *     (`end_reason` `preempted`). Null otherwise.
+             */
+            preemption: components["schemas"]["Preemption"] | null;
+            /** @description The group whose unused share it runs on, if borrowed. */
+            borrowed_from: string | null;
             /**
              * @description The latest GPU activity the lease's server reported, or null (none yet, not
              *     active, or forgotten by a service restart). On the answers of `/leases`,
@@ -994,6 +1018,12 @@ export interface components {
              *     `/me`, and on the caller's own entries of `/queue` (every entry for admins).
              */
             waiting?: components["schemas"]["Waiting"] | null;
+        };
+        Preemption: {
+            /** Format: date-time */
+            notice_at: string;
+            /** Format: date-time */
+            deadline: string;
         };
         /**
          * @description Why a queued request waits. Computed when asked, from the pool, the queue, the
@@ -1302,12 +1332,49 @@ export interface components {
              * @default null
              */
             per_user_max_units: number | null;
+            /**
+             * @description Concurrent GPU units of spot (preemptible) leases, the spot allowance; spot leases do not count against `max_units`.
+             * @default null
+             */
+            spot_max_units: number | null;
+            /**
+             * @description GPU-hours of spot leases per `period`; they do not count against `gpu_hours`. `credits` pay for both tiers.
+             * @default null
+             */
+            spot_gpu_hours: number | null;
+            /**
+             * @description Group quotas only, with `max_units`: the groups naming the same cohort lend each
+             *     other their unused `max_units`. A request past the group's own share borrows from
+             *     the cohort's group with the most unused units (not a notebook server's); borrowed
+             *     work is preemptible, and the lender's members take their share back first.
+             * @default null
+             */
+            cohort: string | null;
+            /**
+             * @description Group quotas only; the group's weight in fair share (default its `max_units`, else 1). Groups that used less of their weight's share of decayed GPU-hours are served first, after priority.
+             * @default null
+             */
+            fair_share: number | null;
+            /**
+             * @description Group quotas in a cohort only; GPU units the group may borrow at once (null no cap).
+             * @default null
+             */
+            borrow_limit: number | null;
+            /**
+             * @description Group quotas in a cohort only; GPU units of its unused share the group lends at once (null no cap).
+             * @default null
+             */
+            lend_limit: number | null;
         };
-        /** @description A `QuotaSpec` for a user; `per_user_max_units` is for group quotas only. */
+        /** @description A `QuotaSpec` for a user; `per_user_max_units`, `cohort`, `borrow_limit` and `lend_limit` are for group quotas only. */
         UserQuotaSpec: components["schemas"]["QuotaSpec"] & {
             per_user_max_units?: null;
+            cohort?: null;
+            borrow_limit?: null;
+            lend_limit?: null;
+            fair_share?: null;
         };
-        /** @description A quota with what is in use and left now. The `gpu_hours_*` (`credits_*`) and `period*` fields are present when the quota has `gpu_hours` (`credits`). */
+        /** @description A quota with what is in use and left now. The `gpu_hours_*` (`credits_*`, `spot_gpu_hours_*`) and `period*` fields are present when the quota has `gpu_hours` (`credits`, `spot_gpu_hours`). */
         QuotaStatus: {
             /** @enum {string} */
             kind: "user" | "group";
@@ -1318,6 +1385,15 @@ export interface components {
             units_active: number;
             /** @description GPU units of queued requests. */
             units_queued: number;
+            /** @description GPU units held by active spot leases. */
+            spot_units_active: number;
+            /** @description Spot GPU-hours used in the current period. */
+            spot_gpu_hours_used?: number;
+            spot_gpu_hours_left?: number;
+            /** @description A group in a cohort: GPU units it borrows from others now. */
+            borrowed_units?: number;
+            /** @description A group in a cohort: GPU units of its share others borrow now. */
+            lent_units?: number;
             /** @description GPU-hours used in the current period. */
             gpu_hours_used?: number;
             gpu_hours_left?: number;
@@ -1369,6 +1445,17 @@ export interface components {
             profiles: components["schemas"]["ProfileOption"][];
             jobs: components["schemas"]["JobOptions"];
             queue_length: number;
+            spot: components["schemas"]["SpotPolicy"];
+        };
+        /** @description Whether spot (preemptible) capacity is offered here, its price and how it is taken back. */
+        SpotPolicy: {
+            enabled: boolean;
+            /** @description The share of the rate a spot GPU-hour costs, e.g. 0.3. */
+            discount: number;
+            /** @description Seconds from a preemption notice to the deadline, to checkpoint. */
+            grace_s: number;
+            /** @description A spot lease is never preempted younger than this. */
+            min_runtime_s: number;
         };
         /** @description The limits of jobs here. */
         JobOptions: {
@@ -1600,14 +1687,93 @@ export interface components {
             total_gpu_hours: number;
         };
         /**
-         * @description `queued` (its GPU request waits), `starting` (GPUs granted, being started),
-         *     `running`, then one of `succeeded`, `failed`, `cancelled`, `timed_out` (stopped at
-         *     its maximum runtime), `node_failed` (the cluster ended it because its node failed;
-         *     `reason` names the node and the cluster's reason. gpuhub does not run it again by
-         *     itself: submit it again).
+         * @description `queued` (its GPU request waits, or its next attempt waits out a retry's backoff),
+         *     `starting` (GPUs granted, being started), `running`, then one of `succeeded`,
+         *     `failed` (an error exit, out of memory, or it could not start), `cancelled`,
+         *     `timed_out` (stopped at its maximum runtime), `node_failed` (the cluster ended it
+         *     because its node failed; `reason` names the node and the cluster's reason),
+         *     `preempted` (its lease was taken back for guaranteed work). A job whose attempt
+         *     ends `failed`, `node_failed` or `preempted` runs again while its `retry` policy
+         *     leaves a retry of that class; the status is final once none is left.
          * @enum {string}
          */
-        JobStatus: "queued" | "starting" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out" | "node_failed";
+        JobStatus: "queued" | "starting" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out" | "node_failed" | "preempted";
+        /**
+         * @description `guaranteed`: its GPUs stay until it ends. `spot`: idle capacity at the site's spot
+         *     discount (see `/me/options`), counted against the spot allowance of the quotas;
+         *     taken back with a notice when guaranteed work needs the GPUs (the job gets
+         *     `$GPUHUB_PREEMPT_FILE` and SIGUSR1, a grace period to checkpoint, then SIGTERM),
+         *     then run again from the queue. Refused (400, field `tier`) where spot is not offered.
+         * @enum {string}
+         */
+        JobTier: "guaranteed" | "spot";
+        /**
+         * @description How often a job runs again after an attempt that ended in each failure class, and
+         *     how long it waits first: `backoff_s`, doubled for each earlier retry of the same
+         *     class, at most `backoff_max_s`. `cancelled` and `timed_out` are never retried.
+         *     The job's folder and `$GPUHUB_OUTPUT_DIR` stay the same, so a job resumes from its
+         *     own checkpoints; `$GPUHUB_ATTEMPT` says which attempt runs.
+         */
+        RetryPolicy: {
+            /**
+             * @description Retries after its lease was taken back (spot, or borrowed capacity), whatever the exit code.
+             * @default 10
+             */
+            preempted: number;
+            /**
+             * @description Retries after its node failed under it.
+             * @default 1
+             */
+            node_failed: number;
+            /**
+             * @description Retries after it exited with an error, was killed by a signal, or vanished.
+             * @default 0
+             */
+            failed: number;
+            /**
+             * @description Retries after the engine says it ran out of memory (Docker, Slurm; a local process counts as `failed`).
+             * @default 0
+             */
+            out_of_memory: number;
+            /**
+             * @description Seconds before the first retry of a class.
+             * @default 30
+             */
+            backoff_s: number;
+            /**
+             * @description The longest wait before a retry; at least `backoff_s`.
+             * @default 3600
+             */
+            backoff_max_s: number;
+        };
+        /** @description One run of a job, on one lease. */
+        JobAttempt: {
+            /** @description 1, 2, ... */
+            attempt: number;
+            status: components["schemas"]["JobStatus"];
+            /**
+             * @description The failure class it was retried for; null for the job's current (or last) attempt.
+             * @enum {string|null}
+             */
+            failure: "preempted" | "node_failed" | "failed" | "out_of_memory" | null;
+            /** @description Why it ended (or waits), a sentence. */
+            reason: string | null;
+            /** @description Its GPU lease; null while the attempt waits out its backoff. */
+            lease_id: number | null;
+            tier: components["schemas"]["JobTier"];
+            /**
+             * Format: date-time
+             * @description Null if its lease was taken back before it started.
+             */
+            started_at: string | null;
+            /** Format: date-time */
+            ended_at: string | null;
+            exit_code: number | null;
+            /** @description GPU-hours of its lease. */
+            gpu_hours: number;
+            /** @description Credits of its lease (the spot discount applied). */
+            credits: number;
+        };
         /** @description A notebook's JSON (nbformat 4, as in an `.ipynb` file), validated with nbformat. */
         Notebook: Record<string, unknown> | null;
         /**
@@ -1647,6 +1813,9 @@ export interface components {
             name?: string | null;
             /** @description Submit for this user (admins only); a `Name`. */
             user?: string | null;
+            tier?: components["schemas"]["JobTier"];
+            /** @description Retries per failure class and their backoff; null or left out for the defaults of `RetryPolicy`. */
+            retry?: components["schemas"]["RetryPolicy"] | null;
         };
         /** @description Body of `POST /api/v1/job-definitions`, a `JobRequest` with a schedule. */
         JobDefinitionRequest: {
@@ -1670,6 +1839,9 @@ export interface components {
             name?: string | null;
             /** @description Create it for this user (admins only); a `Name`. */
             user?: string | null;
+            tier?: components["schemas"]["JobTier"];
+            /** @description As in `JobRequest`, for each run. */
+            retry?: components["schemas"]["RetryPolicy"] | null;
             /** @description Cron schedule, five fields or a macro, in UTC unless prefixed with `CRON_TZ=<IANA zone>`, e.g. `0 2 * * *`, `*\/15 9-17 * * mon-fri`, `@daily` or `CRON_TZ=Europe/Berlin 30 6 * * mon-fri`. */
             schedule: string;
             /**
@@ -1723,7 +1895,7 @@ export interface components {
             ended_at: string | null;
             /** @description Seconds since it started (until it ended). */
             elapsed_s: number | null;
-            /** @description GPU-hours of its lease (booked in the ledger). */
+            /** @description GPU-hours of its leases, every attempt's (booked in the ledger). */
             gpu_hours: number;
             exit_code: number | null;
             /** @description Its folder in the home, e.g. `gpuhub-jobs/12-train`. */
@@ -1734,6 +1906,23 @@ export interface components {
             executor: string;
             /** @description The job definition that submitted it. */
             definition_id: number | null;
+            tier: components["schemas"]["JobTier"];
+            /** @description Its retry policy in full (null for jobs from before retries, which are not retried). */
+            retry: components["schemas"]["RetryPolicy"] | null;
+            /** @description The attempt it is on (or ended with): 1, then 2, ... after each retry. */
+            attempt: number;
+            /** @description Every attempt, oldest first; the last is the current one (the job's own status, times and lease). */
+            attempts: components["schemas"]["JobAttempt"][];
+            /**
+             * Format: date-time
+             * @description While queued between attempts: when the next one is asked for (its backoff ends).
+             */
+            next_attempt_at: string | null;
+            /**
+             * @description While it runs on a lease under a preemption notice: when the notice came and
+             *     by when the job must be gone (it is stopped then); null otherwise.
+             */
+            preemption: components["schemas"]["Preemption"] | null;
         };
         JobList: {
             jobs: components["schemas"]["Job"][];

@@ -149,6 +149,22 @@ export function fmtTime(iso: string | null | undefined): string {
   return t.toLocaleString(undefined, opts);
 }
 
+/** A time of day in the browser's zone on a 24-hour clock, "14:05", when it is today;
+ * else {@link fmtTime} ("Dec 2, 14:05 UTC"). "—" for none. */
+export function fmtClock(iso: string | null | undefined): string {
+  if (!iso) {
+    return '—';
+  }
+  const t = new Date(iso);
+  if (isNaN(t.getTime())) {
+    return iso;
+  }
+  if (t.toDateString() !== new Date().toDateString()) {
+    return fmtTime(iso);
+  }
+  return t.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+}
+
 /** The parts of `t` on the wall clock of `zone` (weekday, day, month, year, hour, minute). */
 function wallParts(t: Date, zone: string): Record<string, string> {
   const f = new Intl.DateTimeFormat('en-US', {
@@ -219,6 +235,11 @@ export function fmtMinutes(minutes: number): string {
     return m % 60 ? `${hours} h ${m % 60} min` : `${hours} h`;
   }
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+/** A duration in seconds for people: "45 s", "2 min", "1 h 30 min". */
+export function fmtSeconds(seconds: number): string {
+  return seconds < 60 ? `${Math.max(0, Math.round(seconds))} s` : fmtMinutes(seconds / 60);
 }
 
 /** How long ago: "just now", "5 min ago", "3 h 2 min ago"; "—" for none. */

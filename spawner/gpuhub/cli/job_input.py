@@ -8,7 +8,9 @@ sends its content. So the checks on the path happen here, against ``$HOME``:
 * :func:`read_source`: only ``.ipynb`` (valid nbformat 4, checked with nbformat) and
   ``.py`` (UTF-8 text), at most :data:`MAX_SOURCE_BYTES`;
 * :func:`parse_param` (``-p name=value``): the value as JSON when it parses, else a string;
-* :func:`parse_duration` (``--max-runtime``): ``90s``, ``30m``, ``2h``, ``1d`` or seconds.
+* :func:`parse_duration` (``--max-runtime``): ``90s``, ``30m``, ``2h``, ``1d`` or seconds;
+  :func:`parse_wait` (``--backoff``) the same, or ``0``;
+* :func:`parse_retry` (``--retry preempted=10,failed=1``): retries per failure class.
 
 Refusals are :class:`~gpuhub.cli.commands.CliError` sentences (exit status 1); the
 argument types raise ``argparse.ArgumentTypeError`` (a usage error, exit status 2).
@@ -28,6 +30,7 @@ from typing import Any
 
 from ..jobs import snapshot
 from ..jobs.snapshot import MAX_SOURCE_BYTES
+from ..terms import JOB_RETRY_CLASSES
 from .commands import CliError
 from .tables import DURATION_UNITS
 
@@ -50,15 +53,56 @@ class JobSource:
 # -- argument types ---------------------------------------------------------------------
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str, *, least: float = 1) -> int:
     """``--max-runtime``: ``90s``, ``30m``, ``2h``, ``1d``, ``1.5h`` or plain seconds."""
     m = _DURATION.fullmatch(text.strip().lower())
-    seconds = float(m.group(1)) * DURATION_UNITS[m.group(2) or "s"] if m else 0.0
-    if not m or not math.isfinite(seconds) or seconds < 1:
+    seconds = float(m.group(1)) * DURATION_UNITS[m.group(2) or "s"] if m else -1.0
+    if not m or not math.isfinite(seconds) or seconds < least:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration such as 90s, 30m, 2h, 1d or a number of seconds"
         )
     return round(seconds)
+
+
+def parse_wait(text: str) -> int:
+    """``--backoff``: a duration as :func:`parse_duration` takes it, or 0 (no wait)."""
+    return parse_duration(text, least=0)
+
+
+def parse_retry(text: str) -> dict[str, int]:
+    """``--retry preempted=10,node_failed=2,failed=1``: the most retries per failure class
+    (``preempted``, ``node_failed``, ``failed``, ``out_of_memory``), each a whole number;
+    the service checks the bounds."""
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, count = (x.strip() for x in part.partition("="))
+        if name not in JOB_RETRY_CLASSES or not sep or not count.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()!r} is not CLASS=N with CLASS one of {', '.join(JOB_RETRY_CLASSES)}"
+                " and N a whole number, e.g. preempted=10,failed=1"
+            )
+        if name in out:
+            raise argparse.ArgumentTypeError(f"{name} is given twice in {text!r}")
+        out[name] = int(count)
+    return out
+
+
+def retry_policy(
+    classes: list[dict[str, int]] | None, backoff: int | None, backoff_max: int | None
+) -> dict[str, int] | None:
+    """The ``retry`` field from ``--retry`` (repeatable), ``--backoff`` and
+    ``--backoff-max``; None when none was given (the service's defaults apply)."""
+    policy: dict[str, int] = {}
+    for given in classes or ():
+        twice = set(given) & set(policy)
+        if twice:
+            raise CliError(f"--retry: {sorted(twice)[0]} is given twice")
+        policy.update(given)
+    if backoff is not None:
+        policy["backoff_s"] = backoff
+    if backoff_max is not None:
+        policy["backoff_max_s"] = backoff_max
+    return policy or None
 
 
 def _constant(name: str) -> Any:

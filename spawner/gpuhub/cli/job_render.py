@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..terms import JOB_QUEUED, shape_text
+from ..terms import JOB_QUEUED, JOB_RETRY_CLASSES, shape_text
 from . import tables as t
 from .render import nodes_text
 from .tables import duration_text
@@ -34,10 +34,13 @@ def elapsed_text(seconds: float | None) -> str | None:
 
 
 def status_text(job: Mapping[str, Any]) -> str:
-    """``running``; a queued job with its place in the queue: ``queued (#2)``."""
+    """``running``; a queued job with its place in the queue: ``queued (#2)``; one waiting
+    to run again: ``queued (attempt 2 at 2026-12-01 10:05 UTC)``."""
     status = str(job.get("status"))
     if status == JOB_QUEUED and job.get("position"):
         return f"{status} (#{job['position']})"
+    if status == JOB_QUEUED and job.get("next_attempt_at"):
+        return f"{status} (attempt {job.get('attempt')} at {t.fmt_time(job['next_attempt_at'])})"
     return status
 
 
@@ -60,13 +63,66 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], *, users: bool = False) -> str
             elapsed_text(x.get("elapsed_s")),
             t.fmt_number(x.get("gpu_hours")),
             t.fmt_time(x.get("created_at")),
-            "simulated" if x.get("simulated") else "",
+            ", ".join(m for m in _markers(x) if m),
         ]
         for x in jobs
     ]
     headers = ["ID", *(["USER"] if users else []), "NAME", "STATUS", "SHAPE", "ELAPSED"]
     right = (0, len(headers) - 1, len(headers))  # ID, ELAPSED, GPU-H
     return t.render([*headers, "GPU-H", "CREATED", ""], rows, right=right)
+
+
+def _markers(job: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the last column of ``gpuhub jobs`` notes: simulated GPUs, spot, a retry."""
+    attempt = job.get("attempt") or 1
+    return (
+        "simulated" if job.get("simulated") else "",
+        "spot" if job.get("tier") == "spot" else "",
+        f"attempt {attempt}" if attempt > 1 else "",
+    )
+
+
+def retry_text(retry: Mapping[str, Any] | None) -> str | None:
+    """A retry policy in a line: ``preempted 10, node_failed 1; backoff 30s doubling to
+    1h`` (the classes with no retry left out)."""
+    if not retry:
+        return None
+    counts = [f"{k} {retry[k]}" for k in JOB_RETRY_CLASSES if retry.get(k)]
+    first, most = retry.get("backoff_s") or 0, retry.get("backoff_max_s") or 0
+    wait = (
+        f"backoff {duration_text(first)} doubling to {duration_text(most)}"
+        if first
+        else "no backoff"
+    )
+    return f"{', '.join(counts) or 'none'}; {wait}"
+
+
+def notice_text(job: Mapping[str, Any]) -> str | None:
+    """The preemption notice on a running job's lease, or None."""
+    notice = job.get("preemption")
+    if not notice:
+        return None
+    return (
+        f"its GPUs are taken back: notice at {t.fmt_time(notice.get('notice_at'))}, "
+        f"stopped at {t.fmt_time(notice.get('deadline'))}"
+    )
+
+
+def attempts_table(job: Mapping[str, Any]) -> str:
+    """Each attempt of a job: how it ended and why, its GPU-hours and times."""
+    rows = [
+        [
+            a.get("attempt"),
+            a.get("status"),
+            a.get("reason"),
+            t.fmt_number(a.get("gpu_hours")),
+            t.fmt_time(a.get("started_at")),
+            t.fmt_time(a.get("ended_at")),
+        ]
+        for a in job.get("attempts") or ()
+    ]
+    headers = ["ATTEMPT", "STATUS", "WHY", "GPU-H", "STARTED", "ENDED"]
+    return t.render(headers, rows, right=(0, 3))
 
 
 def _json_text(value: Any) -> str:
@@ -104,10 +160,18 @@ def job_details(job: Mapping[str, Any]) -> str:
         ("executed notebook", job.get("output_notebook")),
         ("executor", job.get("executor")),
         ("schedule", job.get("definition_id")),
+        ("tier", job.get("tier")),
+        ("retry", retry_text(job.get("retry"))),
+        ("attempt", job.get("attempt") if (job.get("attempt") or 1) > 1 else None),
+        ("next attempt", t.fmt_time(job.get("next_attempt_at"))),
+        ("preemption", notice_text(job)),
     ]
     shown = [(k, v) for k, v in fields if v is not None and v != t.NONE]
     width = max(len(k) for k, _ in shown)
-    return "\n".join(f"{k + ':':<{width + 1}} {t.cell(v)}" for k, v in shown)
+    text = "\n".join(f"{k + ':':<{width + 1}} {t.cell(v)}" for k, v in shown)
+    if len(job.get("attempts") or ()) > 1:  # a job that ran more than once: each run
+        text += "\n\n" + attempts_table(job)
+    return text
 
 
 def submitted_sentence(job: Mapping[str, Any]) -> str:

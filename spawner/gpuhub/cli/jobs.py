@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import GpuhubClient, GpuhubError
-from ..terms import JOB_STATUSES
+from ..terms import JOB_RETRY_CLASSES, JOB_STATUSES
 from . import job_render as r
 from .commands import CliError, emit_json
 from .job_input import (
@@ -26,7 +26,10 @@ from .job_input import (
     parameters,
     parse_duration,
     parse_param,
+    parse_retry,
+    parse_wait,
     read_source,
+    retry_policy,
 )
 from .tables import duration_text
 
@@ -53,6 +56,11 @@ FLAG_OF_FIELD = {
     "schedule": "--schedule",
     "user": "--user",
     "status": "--status",
+    "tier": "--spot",
+    "retry": "--retry",
+    "retry.backoff_s": "--backoff",
+    "retry.backoff_max_s": "--backoff-max",
+    **{f"retry.{name}": f"--retry {name}" for name in JOB_RETRY_CLASSES},
 }
 
 #: How a message that starts with the field names it instead (``parameters (-p): ...``).
@@ -145,6 +153,8 @@ def job_request(args: argparse.Namespace, *, home: Path, cwd: Path | None = None
         "nodes": nodes if shape is None else None,
         "max_runtime_s": args.max_runtime,
         "name": args.name,
+        "tier": "spot" if args.spot else None,
+        "retry": retry_policy(args.retry, args.backoff, args.backoff_max),
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
@@ -369,6 +379,20 @@ def add_job_commands(sub: Any, conn: argparse.ArgumentParser) -> None:
                    help="stop the job after this long: 90s, 30m, 2h, 1d or seconds "
                    "(default: the service's, 1d)")  # fmt: skip
     p.add_argument("--name", help="the job's name (default: the file's name without .ipynb/.py)")
+    p.add_argument("--spot", action="store_true",
+                   help="run on spot capacity: idle GPUs at the site's spot discount, taken "
+                   "back with a notice ($GPUHUB_PREEMPT_FILE, SIGUSR1) and a grace period when "
+                   "guaranteed work needs them; the job then runs again from the queue and "
+                   "resumes from its checkpoints")  # fmt: skip
+    p.add_argument("--retry", action="append", type=parse_retry, metavar="CLASS=N,...",
+                   help="run the job again up to N times after an attempt that ended so: "
+                   "preempted (default 10), node_failed (1), failed (0: an error exit), "
+                   "out_of_memory (0), e.g. --retry preempted=20,failed=2")  # fmt: skip
+    p.add_argument("--backoff", type=parse_wait, metavar="DURATION",
+                   help="wait this long before the first retry of a class, doubled for each "
+                   "further retry of it: 0, 30s, 5m (default 30s)")  # fmt: skip
+    p.add_argument("--backoff-max", type=parse_duration, metavar="DURATION",
+                   help="the longest wait before a retry (default 1h)")  # fmt: skip
     p.add_argument("--schedule", metavar="CRON",
                    help="instead of running now, run on this cron schedule: 5 fields or a "
                    "macro, in UTC unless it starts with CRON_TZ=ZONE, e.g. '0 2 * * *', "

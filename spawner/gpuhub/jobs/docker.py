@@ -16,7 +16,10 @@ the :class:`gpuhub.containers.engine.Engine` of DockerSpawner's ``tls_config``,
 puts the snapshot and ``job.json`` into the volume with ``put_archive``, owned by the
 container's user; ``start`` starts it once; the state is ``{"container": id}``. What the
 job leaves stays in the volume: ``poll`` and ``read_log`` read it with ``get_archive``,
-through a short-lived container when the job's own has been removed.
+through a short-lived container when the job's own has been removed. A preemption notice
+is put into the job's folder the same way, then SIGUSR1 sent to the container (its init
+passes it to the runner). A later attempt of the job gets a new container (the earlier
+one is removed by ``cleanup``; its lease label tells them apart).
 """
 
 from __future__ import annotations
@@ -47,7 +50,17 @@ from ..containers.spec import (
     home_binds,
     home_volume_name,
 )
-from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, LOG_FILE, JobExecutor, JobExit, JobSpec
+from .executor import (
+    ARTIFACTS,
+    EXIT_FILE,
+    JOB_FILE,
+    LOG_FILE,
+    PREEMPT_FILE,
+    JobExecutor,
+    JobExit,
+    JobSpec,
+    notice_text,
+)
 from .runner import exit_from_status, job_document, job_environment
 
 #: Logs of ended jobs kept in memory until cleanup (the manager reads one in pages).
@@ -157,6 +170,7 @@ class DockerExecutor(JobExecutor):
             {
                 "GPUHUB_JOB_ID": str(job.id),
                 "GPUHUB_OUTPUT_DIR": posixpath.join(self.job_folder(job), ARTIFACTS),
+                "GPUHUB_PREEMPT_FILE": posixpath.join(self.job_folder(job), PREEMPT_FILE),
                 "HOME": self.home_dir,
             }
         )
@@ -223,11 +237,25 @@ class DockerExecutor(JobExecutor):
         code = status.get("ExitCode")
         if status.get("OOMKilled") and end.outcome != "succeeded":
             error = "the job ran out of memory (the profile's mem_limit)"
-            return JobExit(end.exit_code if text else code, "failed", error, end.ended_at)
+            code = end.exit_code if text else code
+            return JobExit(code, "failed", error, end.ended_at, out_of_memory=True)
         if text is None:
             error = f"the job's container exited with code {code} without an exit status"
             return JobExit(code, "lost", error, _docker_time(status.get("FinishedAt")))
         return end
+
+    def notify(self, job: JobSpec, state: dict[str, Any], notice: dict[str, Any]) -> None:
+        """Put the notice into the job's folder (``preempt.json``), then SIGUSR1 to the
+        container; a container no longer running gets neither."""
+        container = self._ref(job, state)
+        try:
+            if self._status(container)["Status"] != "running":
+                return
+            files = {PREEMPT_FILE: notice_text(notice)}
+            self.client.put_archive(container, self.job_folder(job), self._tar(files, dirs=()))
+            self.client.kill(container, signal="SIGUSR1")
+        except NotFound:
+            return
 
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:
         """``docker stop`` with ``grace`` seconds between SIGTERM and SIGKILL."""

@@ -8,8 +8,18 @@ worker thread (they may block)::
     before_start(job) -> start(job) -> state   once the job's GPU lease is granted
     poll(job, state) ...                       every tick while it runs
     placed(job, state) ...                     while it runs, until it names its devices
-    [stop(job, state, grace) -> poll(...)]     cancelled, timed out, or its lease ended
-    read_log(job, state, ...) ... -> cleanup(job, state)    once, when it has ended
+    [notify(job, state, notice)]               once, when its lease is under a preemption notice
+    [stop(job, state, grace) -> poll(...)]     cancelled, timed out, preempted at the notice's
+                                               deadline, or its lease ended
+    read_log(job, state, ...) ... -> cleanup(job, state)    once, when the attempt has ended
+
+A job may run more than once (an *attempt* each: ``JobSpec.attempt``), when its attempt
+ended in a class its retry policy retries (preempted, node failed, failed, out of
+memory): the next attempt goes through ``before_start`` and ``start`` again, in the same
+folder, with the same ``JobSpec`` but for ``attempt``, ``lease`` and the devices, so
+``start`` must tell the new attempt from the one before (whose runner, container or
+cluster job has ended and been cleaned up) and never take the old one's state or exit
+status for the new one's.
 
 ``start`` returns the executor's *state*: a small JSON-able dict saved with the job, from
 which ``poll``, ``stop``, ``read_log`` and ``cleanup`` find the job again, also in a
@@ -26,6 +36,7 @@ from :class:`JobSpec` alone: ``docs/how-to/write-a-job-executor.md`` walks throu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,6 +49,7 @@ JOB_FILE = "job.json"  # the runner's instructions (written by before_start)
 LOG_FILE = "job.log"  # everything the job printed
 EXIT_FILE = "exit_status.json"  # written by the runner when it ends
 ARTIFACTS = "artifacts"  # $GPUHUB_OUTPUT_DIR
+PREEMPT_FILE = "preempt.json"  # $GPUHUB_PREEMPT_FILE: the preemption notice (notify)
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,11 @@ class JobSpec:
     lease_id: int | None = None
     profile: str | None = None  # the spawner profile the job was submitted with
     group: str | None = None  # the quota group its GPU-hours are charged to, if any
+    tier: str = "guaranteed"  # or "spot": its lease may be taken back with a notice
+    attempt: int = 1  # 1, then 2, ... when the job runs again after a retried end
+    #: how the attempt before ended ("preempted", "node_failed", "failed",
+    #: "out_of_memory"); None on the first attempt
+    retried_after: str | None = None
 
     @property
     def nodes(self) -> int:
@@ -148,6 +165,12 @@ class JobSpec:
     def exit_status_path(self) -> str:
         """``exit_status.json`` relative to the home: written by the runner when it ends."""
         return f"{self.folder}/{EXIT_FILE}"
+
+    @property
+    def preempt_path(self) -> str:
+        """``preempt.json`` relative to the home: ``$GPUHUB_PREEMPT_FILE`` of the job,
+        written by :meth:`JobExecutor.notify` when its lease is to be taken back."""
+        return f"{self.folder}/{PREEMPT_FILE}"
 
     @property
     def artifacts_path(self) -> str:
@@ -195,6 +218,9 @@ class JobExit:
     outcome: str
     error: str | None = None  # a sentence for people, or None
     ended_at: float | None = None  # POSIX seconds, when known
+    #: the engine says the job ran out of memory (Docker's OOMKilled, Slurm's
+    #: OUT_OF_MEMORY); ``outcome`` is then "failed". Local processes cannot tell.
+    out_of_memory: bool = False
 
 
 class JobExecutor(LoggingConfigurable):
@@ -253,6 +279,18 @@ class JobExecutor(LoggingConfigurable):
         and the job's views name the devices the job really has."""
         return None
 
+    def notify(self, job: JobSpec, state: dict[str, Any], notice: dict[str, Any]) -> None:
+        """The job's lease is to be taken back: tell the running job, so it can save a
+        checkpoint before ``stop`` comes at ``notice["deadline"]``. Write ``notice`` as
+        JSON (:func:`notice_text`) to :attr:`JobSpec.preempt_path`, which the job sees
+        as ``$GPUHUB_PREEMPT_FILE``, then send SIGUSR1 to the runner, which passes it on
+        to the job's processes that handle it. Called once per notice (the lifecycle
+        remembers it in the job's state); idempotent all the same.
+
+        The notice: ``{"reason": "preempted", "notice_at": ISO, "deadline": ISO,
+        "grace_s": float, "attempt": int}``. This default does nothing: a job of an
+        executor without it is stopped at the deadline (SIGTERM, grace, kill) unwarned."""
+
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:
         """SIGTERM, up to ``grace`` seconds, then kill. Returns once the job has stopped;
         a job that has already ended is fine. Idempotent."""
@@ -267,3 +305,8 @@ class JobExecutor(LoggingConfigurable):
     def cleanup(self, job: JobSpec, state: dict[str, Any]) -> None:
         """After the end: free what the job held (a container, ...). The job's folder in
         the home stays. Idempotent."""
+
+
+def notice_text(notice: dict[str, Any]) -> str:
+    """The preemption notice as the job reads it from ``$GPUHUB_PREEMPT_FILE``."""
+    return json.dumps(notice, sort_keys=True) + "\n"

@@ -4,7 +4,10 @@ Everything is checked before anything is created: the notebook or script, the pr
 (open to the user), the image (resolved to its digest by the executor), the runtime and,
 by the scheduler, quotas and the pool. A job's GPUs are an ordinary lease labelled
 ``job:USER/ID``: they wait in the same queue, under the same quotas, booked in the same
-ledger. Recurring definitions check their requests here too.
+ledger. A job asks for the ``guaranteed`` tier or for ``spot`` capacity (the scheduler
+refuses spot where the site offers none, naming ``tier``), and keeps its retry policy in
+full (the defaults of :class:`~gpuhub.jobs.models.RetryPolicy` where it gave none).
+Recurring definitions check their requests here too.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from ..scheduler.shapes import Shape, WholeGpus, describe
 from ..terms import ACTIVE, JOB_QUEUED, job_label, shape_text
 from .errors import JobInvalid
 from .executor import JobExecutor
-from .models import JobRequest
+from .models import JobRequest, RetryPolicy
 from .record import Job
 from .store import JobStore
 from .views import source_of
@@ -128,8 +131,11 @@ def job_shape(req: JobRequest, selection: Selection, executor: JobExecutor) -> S
 
 
 def request_digest(user: str, req: JobRequest) -> str:
-    """A digest of a request, telling a retry apart from another request under one key."""
-    body = [user, req.model_dump(mode="json", exclude={"user"})]
+    """A digest of a request, telling a retry apart from another request under one key
+    (the tier and retry policy only where given, so digests from before them still hold)."""
+    left_out = {"user"} | ({"tier"} if req.tier == "guaranteed" else set())
+    left_out |= {"retry"} if req.retry is None else set()
+    body = [user, req.model_dump(mode="json", exclude=left_out)]
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -155,8 +161,14 @@ class JobIntake:
         self._next_id = db.max_job_id() + 1
 
     def check(self, req: JobRequest, groups: list[str]) -> Selection:
-        """Check ``req`` for a user in ``groups``; the profile selection it gets."""
+        """Check ``req`` for a user in ``groups``; the profile selection it gets. (A job's
+        own request is checked by the scheduler too; a definition's only here.)"""
         check_request(req, self.limits)
+        if req.tier == "spot" and not self.scheduler.spot.enabled:
+            raise JobInvalid(
+                "tier: this site offers no spot capacity; leave tier out (guaranteed)",
+                field="tier",
+            )
         selection = select_profile(req, self.profiles, groups)
         job_shape(req, selection, self.executor)
         return selection
@@ -197,7 +209,7 @@ class JobIntake:
         p = selection.profile
         lease = self.scheduler.request(
             user=user, user_groups=groups, shape=shape, group=selection.group,
-            profile=p.name, label=job_label(user, job_id),
+            profile=p.name, label=job_label(user, job_id), tier=req.tier,
         )  # fmt: skip
         job = Job(
             id=job_id, user=user, name=req.name or req.stem[:100], path=req.path,
@@ -210,7 +222,8 @@ class JobIntake:
             source=source_of(req.notebook, req.script), lease_id=lease.id,
             executor=self.executor.name, created_at=self.clock(),
             definition_id=definition[0] if definition else None,
-            idempotency_key=idempotency_key, request_digest=digest,
+            idempotency_key=idempotency_key, request_digest=digest, tier=req.tier,
+            retry=(req.retry or RetryPolicy()).model_dump(),
         )  # fmt: skip
         try:
             self.db.insert_job(job, definition)

@@ -1,12 +1,23 @@
 """The job lifecycle: moves each job from its GPU grant to its end through the executor.
 
 A job goes ``queued`` → ``starting`` → ``running`` → one of ``succeeded``, ``failed``,
-``cancelled``, ``timed_out``, ``node_failed`` (:data:`TRANSITIONS`; ``node_failed``: the
-engine ended it because its node failed, and gpuhub does not run it again by itself).
-Each :meth:`JobLifecycle.tick` moves every live job on by one step: a queued job whose
-lease was granted is started (``before_start``, ``start``), a running one polled, stopped
-at its maximum runtime or when its lease ended under it. Every step writes the job's row with a compare-and-set on its
-status, so a job ends once whoever ends it (a tick, a cancel, a restarted service).
+``cancelled``, ``timed_out``, ``node_failed``, ``preempted`` (:data:`TRANSITIONS`). Each
+:meth:`JobLifecycle.tick` moves every live job on by one step: a queued job whose lease
+was granted is started (``before_start``, ``start``), a running one polled, stopped at its
+maximum runtime or when its lease ended under it. Every step writes the job's row with a
+compare-and-set on its status (and attempt), so a job ends once whoever ends it (a tick,
+a cancel, a restarted service).
+
+A running job whose lease is given a preemption notice (spot, or borrowed capacity) is
+told once (the executor's ``notify``: ``$GPUHUB_PREEMPT_FILE`` and SIGUSR1) and stopped at
+the notice's deadline. An attempt that ends in a failure class its retry policy retries
+(:mod:`gpuhub.jobs.retries`) goes back to ``queued`` without a lease: its lease released,
+the attempt recorded, the next one due after a backoff. Then the tick asks for a new
+lease with the key ``job-<id>-attempt-<n>`` (one lease per attempt, however often it
+asks, also across a restart), and the job goes on as any queued job, in the same folder.
+A retry its quota refuses now (the user's other work holds it) asks again a minute later;
+one refused for good (no longer in the group, the shape gone from the pool, spot no
+longer offered) ends the job with the status of the attempt before.
 
 The executor's state is saved as soon as ``start`` returns it, so a restarted service
 takes up running jobs again and never starts them twice; a job caught in ``starting``
@@ -23,43 +34,39 @@ from collections.abc import Callable
 from typing import Any
 
 from ..scheduler.core import Lease, Scheduler
-from ..scheduler.errors import NotFound
+from ..scheduler.errors import NotFound, QuotaExceeded, SchedulerError
+from ..scheduler.lease import SHAPE
 from ..terms import (
     ACTIVE,
     JOB_CANCELLED,
-    JOB_ENDED_STATUSES,
     JOB_FAILED,
-    JOB_NODE_FAILED,
+    JOB_PREEMPTED,
     JOB_QUEUED,
     JOB_RUNNING,
     JOB_STARTING,
-    JOB_SUCCEEDED,
     JOB_TIMED_OUT,
     QUEUED,
+    job_label,
 )
+from . import retries
+from .endings import TRANSITIONS, JobEndings, sources_of
 from .errors import JobEnded
 from .executor import ENGINE_WAIT_S, EngineUnavailable, JobExecutor, JobSpec
 from .record import Job
 from .specs import build_job_spec
-from .store import LOG_TAIL_BYTES, JobStore
+from .store import JobStore
 from .views import lease_gone, log_answer, outcome
+
+__all__ = ["NOTIFIED", "PLACED", "QUOTA_WAIT_S", "TRANSITIONS", "JobLifecycle", "sources_of"]
 
 #: The key of a job's executor state under which the lifecycle notes the devices the
 #: engine picked (:meth:`JobExecutor.placed`), once read.
 PLACED = "placed"
-
-#: The statuses a job may move to from each live status (``starting`` → ``starting``: a
-#: start taken up again after a restart). Ended statuses are final.
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    JOB_QUEUED: (JOB_STARTING, JOB_FAILED, JOB_CANCELLED),
-    JOB_STARTING: (JOB_STARTING, JOB_RUNNING, JOB_FAILED, JOB_CANCELLED),
-    JOB_RUNNING: (JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT, JOB_NODE_FAILED),
-}
-
-
-def sources_of(status: str) -> list[str]:
-    """The statuses a job may move to ``status`` from."""
-    return [s for s, targets in TRANSITIONS.items() if status in targets]
+#: The key of a job's executor state under which the lifecycle notes the preemption
+#: notice (its lease's ``notice_at``) the executor was given, so it is given once.
+NOTIFIED = "notified"
+#: How long a retry that its quota refuses now waits before it asks again (at least).
+QUOTA_WAIT_S = 60.0
 
 
 class JobLifecycle:
@@ -87,6 +94,10 @@ class JobLifecycle:
         self.on_change = on_change
         self.log = log
         self._locks: dict[int, asyncio.Lock] = {}
+        self.endings = JobEndings(
+            scheduler=scheduler, executor=executor, db=db, clock=clock, spec=self.spec,
+            on_change=on_change, log=log,
+        )  # fmt: skip
 
     # -- after a restart -----------------------------------------------------------------
 
@@ -98,7 +109,8 @@ class JobLifecycle:
             if not lease.label.startswith("job:") or not job_id.isdigit():
                 continue
             job = self.db.job(int(job_id)) if int(job_id) < 2**31 else None
-            if job and job.lease_id == lease.id and job.ended:
+            ours = job and (job.lease_id == lease.id or lease.idempotency_key == job.retry_key)
+            if job and ours and job.ended:
                 self.scheduler.release(lease.id, reason=f"job {job.id} {job.status}")
         live = self.db.live_jobs()
         if live:
@@ -123,36 +135,81 @@ class JobLifecycle:
             job = self.db.job(job_id)
             if job is None or job.ended:
                 return
+            if job.status == JOB_QUEUED and job.lease_id is None and job.attempts:
+                await self._request_again(job)  # a retry, once its backoff is over
+                return
             lease = self.lease_of(job)
-            if job.status == JOB_QUEUED:
-                if lease is not None and lease.status == ACTIVE:
-                    await self._start(job, lease)
-                elif lease is None or lease.status != QUEUED:
-                    await self._end(job, JOB_FAILED, lease_gone(job, lease), None)
-                return
-            if not job.state:
-                # the service stopped while starting it: finish the start. An executor's
-                # start finds a runner or container it had started already, so the job
-                # runs once either way, and nothing is left running without its lease.
-                if lease is not None and lease.status == ACTIVE:
-                    await self._start(job, lease)
-                else:
-                    await self._end(job, JOB_FAILED, lease_gone(job, lease), None)
-                return
-            spec = self.spec(job, lease=lease)
-            ended = await asyncio.to_thread(self.executor.poll, spec, job.state)
-            if ended is not None:
-                status, reason = outcome(ended)
-                await self._end(job, status, reason, ended.exit_code, spec=spec)
-            elif lease is None or lease.status != ACTIVE:
-                code = await self._stop(spec, job.state)
-                await self._end(job, JOB_FAILED, lease_gone(job, lease), code, spec=spec)
-            elif self.clock() - (job.started_at or 0) >= job.max_runtime_s:
-                code = await self._stop(spec, job.state)
-                reason = f"stopped at its maximum runtime of {job.max_runtime_s} s"
-                await self._end(job, JOB_TIMED_OUT, reason, code, spec=spec)
-            elif self.executor.picks_devices and PLACED not in job.state:
+            if job.status == JOB_QUEUED or not job.state:
+                # not started yet, or the service stopped while starting it: (finish the)
+                # start. An executor's start finds a runner or container it had started
+                # already, so the job runs once either way, and nothing is left running
+                # without its lease.
+                await self._begin(job, lease)
+            else:
+                await self._watch(job, lease)
+
+    async def _begin(self, job: Job, lease: Lease | None) -> None:
+        """A queued job, or one caught starting: started once its lease is granted; a
+        queued one whose lease is under a notice already gives it back and is retried."""
+        if lease is not None and lease.status == ACTIVE:
+            if job.status == JOB_QUEUED and retries.under_notice(lease):
+                how = "before the job started"
+                reason = retries.preempted_reason(lease, how)
+                await self.endings.conclude(
+                    job, JOB_PREEMPTED, reason, None, retries.PREEMPTED, lease
+                )
+            else:
+                await self._start(job, lease)
+        elif lease is None or lease.status != QUEUED or job.status != JOB_QUEUED:
+            await self._lease_ended(job, lease, None, None)
+
+    async def _watch(self, job: Job, lease: Lease | None) -> None:
+        """A running job: polled; ended; stopped when its lease ended under it, at its
+        notice's deadline or at its maximum runtime; told of a notice; its devices read."""
+        spec = self.spec(job, lease=lease)
+        ended = await asyncio.to_thread(self.executor.poll, spec, job.state)
+        now = self.clock()
+        if ended is not None:
+            status, reason = outcome(ended)
+            failure = retries.failure_of(ended, lease)
+            if failure == retries.PREEMPTED:
+                status, reason = JOB_PREEMPTED, retries.preempted_reason(lease, reason)
+            await self.endings.conclude(
+                job, status, reason, ended.exit_code, failure, lease, spec=spec
+            )
+        elif lease is None or lease.status != ACTIVE:
+            code = await self._stop(spec, job.state)
+            await self._lease_ended(job, lease, code, spec)
+        elif retries.under_notice(lease) and now >= retries.deadline_of(lease):
+            code = await self._stop(spec, job.state)
+            reason = retries.preempted_reason(lease, "stopped at the deadline")
+            await self.endings.conclude(
+                job, JOB_PREEMPTED, reason, code, retries.PREEMPTED, lease, spec=spec
+            )
+        elif now - (job.started_at or 0) >= job.max_runtime_s:
+            code = await self._stop(spec, job.state)
+            reason = f"stopped at its maximum runtime of {job.max_runtime_s} s"
+            await self.endings.end(job, JOB_TIMED_OUT, reason, code, spec=spec)
+        else:
+            assert job.state is not None
+            if retries.under_notice(lease) and job.state.get(NOTIFIED) != lease.notice_at:
+                job = await self._notify(job, spec, lease)
+            if self.executor.picks_devices and PLACED not in (job.state or {}):
                 await self._read_placement(job, spec, lease)
+
+    async def _lease_ended(
+        self, job: Job, lease: Lease | None, code: int | None, spec: JobSpec | None
+    ) -> None:
+        """The job's lease ended under it: preempted (retried) if the scheduler took it
+        back, else failed."""
+        if retries.taken_back(lease):
+            how = "it was stopped" if spec is not None else "before the job started"
+            reason = retries.preempted_reason(lease, how)
+            await self.endings.conclude(
+                job, JOB_PREEMPTED, reason, code, retries.PREEMPTED, lease, spec=spec
+            )
+        else:
+            await self.endings.end(job, JOB_FAILED, lease_gone(job, lease), code, spec=spec)
 
     # -- cancel and the log ----------------------------------------------------------------
 
@@ -169,7 +226,7 @@ class JobLifecycle:
             if job.state:
                 spec = self.spec(job)
                 exit_code = await self._stop(spec, job.state)
-            await self._end(job, JOB_CANCELLED, f"cancelled by {by}", exit_code, spec=spec)
+            await self.endings.end(job, JOB_CANCELLED, f"cancelled by {by}", exit_code, spec=spec)
 
     async def read_log(self, job: Job, offset: int, limit: int) -> dict[str, Any]:
         """Up to ``limit`` bytes of the job's log from ``offset`` (the saved tail once it
@@ -184,9 +241,10 @@ class JobLifecycle:
             nxt = offset + len(data)
             return log_answer(offset, nxt, data, nxt >= size)
         data = b""
-        if job.state:
+        if job.state or job.attempts:  # between attempts: the log of those before
             spec = self.spec(job, full=False)
-            data = await asyncio.to_thread(self.executor.read_log, spec, job.state, offset, limit)
+            state = job.state or {}
+            data = await asyncio.to_thread(self.executor.read_log, spec, state, offset, limit)
         return log_answer(offset, offset + len(data), data, False)
 
     # -- what the executor sees ------------------------------------------------------------
@@ -215,13 +273,9 @@ class JobLifecycle:
     def _lock(self, job_id: int) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())
 
-    def _move(self, job: Job, status: str, **values: Any) -> bool:
-        """Write a step: the row moves to ``status`` only from a status it may move from."""
-        return self.db.update_job(job.id, was=sources_of(status), status=status, **values)
-
     async def _start(self, job: Job, lease: Lease) -> None:
         now = job.started_at or self.clock()  # a start taken up again keeps its time
-        self._move(job, JOB_STARTING, started_at=now)
+        self.endings.move(job, JOB_STARTING, started_at=now)
         job = job.but(status=JOB_STARTING, started_at=now)
         spec = self.spec(job, lease=lease)
         try:
@@ -235,13 +289,13 @@ class JobLifecycle:
                 )
                 return
             reason = f"the job could not be started: {e} (for {ENGINE_WAIT_S} s)"
-            await self._end(job, JOB_FAILED, reason, None)
+            await self.endings.end(job, JOB_FAILED, reason, None)
             return
         except Exception as e:
             self.log.warning("job %s could not be started: %s", job.id, e, exc_info=True)
-            await self._end(job, JOB_FAILED, f"the job could not be started: {e}", None)
+            await self.endings.end(job, JOB_FAILED, f"the job could not be started: {e}", None)
             return
-        self._move(job, JOB_RUNNING, state=state)
+        self.endings.move(job, JOB_RUNNING, state=state)
         self.log.info(
             "job %s of %s running on lease %s, node %s, devices %s", job.id, job.user,
             lease.id, lease.node, ",".join(d.uuid for d in spec.devices) or "-",
@@ -263,7 +317,26 @@ class JobLifecycle:
         kept = (
             {n: list(i) for n, i in indices.items()} if isinstance(indices, dict) else list(indices)
         )
-        self.db.update_job(job.id, was=[JOB_RUNNING], state={**job.state, PLACED: kept})
+        state = {**job.state, PLACED: kept}
+        self.db.update_job(job.id, was=[JOB_RUNNING], on_attempt=job.attempt, state=state)
+
+    async def _notify(self, job: Job, spec: JobSpec, lease: Lease) -> Job:
+        """Give the running job its lease's preemption notice, once (noted in its state;
+        an executor that fails is asked again at the next tick, until the deadline)."""
+        assert job.state is not None
+        notice = retries.notice_of(lease, job.attempt)
+        try:
+            await asyncio.to_thread(self.executor.notify, spec, job.state, notice)
+        except Exception:
+            self.log.warning("job %s: its preemption notice failed", job.id, exc_info=True)
+            return job
+        state = {**job.state, NOTIFIED: lease.notice_at}
+        self.db.update_job(job.id, was=[JOB_RUNNING], on_attempt=job.attempt, state=state)
+        self.log.info(
+            "job %s of %s: preemption notice on lease %s, deadline %s (attempt %s)",
+            job.id, job.user, lease.id, notice["deadline"], job.attempt,
+        )  # fmt: skip
+        return job.but(state=state)
 
     async def _stop(self, spec: JobSpec, state: dict[str, Any]) -> int | None:
         """Stop a job (SIGTERM, grace, kill); its exit code when the executor knows it."""
@@ -271,49 +344,48 @@ class JobLifecycle:
         ended = await asyncio.to_thread(self.executor.poll, spec, state)
         return None if ended is None else ended.exit_code
 
-    async def _end(
-        self,
-        job: Job,
-        status: str,
-        reason: str,
-        exit_code: int | None,
-        *,
-        spec: JobSpec | None = None,
-    ) -> None:
-        """Release the lease, keep the log's tail, free what the executor held, and end the
-        row, once: a job already ended (by a racing end) is left as it is."""
-        assert status in JOB_ENDED_STATUSES, status
-        lease = None
-        if job.lease_id is not None:
-            lease = self.scheduler.release(job.lease_id, reason=f"job {job.id} {status}")
-        tail, start, size = b"", 0, 0
-        if job.state:
-            spec = spec or self.spec(job)
-            try:
-                tail, start, size = await asyncio.to_thread(self._tail, spec, job.state)
-            except Exception:
-                self.log.warning("job %s: its log could not be read", job.id, exc_info=True)
-            try:
-                await asyncio.to_thread(self.executor.cleanup, spec, job.state)
-            except Exception:
-                self.log.warning("job %s: cleanup failed", job.id, exc_info=True)
-        now = self.clock()
-        hours = lease.gpu_hours(now) if lease is not None else 0.0
-        done = self._move(
-            job, status, reason=reason[:1024], exit_code=exit_code, ended_at=now,
-            gpu_hours=hours, log_tail=tail, log_offset=start, log_size=size,
+    async def _request_again(self, job: Job) -> None:
+        """A job between attempts: once its backoff is over, its next lease is asked for
+        (at most one per attempt: an idempotent request, keyed by the attempt)."""
+        if job.next_attempt_at is not None and self.clock() < job.next_attempt_at:
+            return
+        last = job.attempts[-1]
+        try:
+            lease, _ = self.scheduler.request_once(
+                idempotency_key=job.retry_key, user=job.user,
+                user_groups=self._groups_of(job, last.get("lease_id")),
+                shape=SHAPE.validate_python(job.shape), group=job.group, profile=job.profile,
+                label=job_label(job.user, job.id), tier=job.tier,
+            )  # fmt: skip
+        except QuotaExceeded as e:  # the user's other work holds the quota now: later
+            wait = max(float((job.retry or {}).get("backoff_s") or 0), QUOTA_WAIT_S)
+            self.db.update_job(
+                job.id, was=[JOB_QUEUED], on_attempt=job.attempt,
+                next_attempt_at=self.clock() + wait,
+                reason=f"attempt {job.attempt} waits for the quota: {e.message}"[:1024],
+            )  # fmt: skip
+            return
+        except SchedulerError as e:  # the group, the pool's shape or the tier is gone
+            reason = f"{last['reason']}; attempt {job.attempt} could not be requested: {e.message}"
+            await self.endings.end(job, str(last["status"]), reason, last.get("exit_code"))
+            return
+        self.db.update_job(
+            job.id, was=[JOB_QUEUED], on_attempt=job.attempt, lease_id=lease.id,
+            next_attempt_at=None, reason=None,
         )  # fmt: skip
-        if done:
-            self.log.info("job %s of %s %s: %s", job.id, job.user, status, reason)
-            self.on_change()  # its GPUs may have gone to a queued job
+        self.log.info(
+            "job %s of %s: attempt %s on lease %s %s",
+            job.id, job.user, job.attempt, lease.id, lease.status,
+        )  # fmt: skip
+        if lease.status == ACTIVE:
+            self.on_change()  # start it at the next tick, not a tick interval later
 
-    def _tail(self, spec: JobSpec, state: dict[str, Any]) -> tuple[bytes, int, int]:
-        """The last LOG_TAIL_BYTES of the log, where they start, and the log's size."""
-        tail, offset = b"", 0
-        while True:
-            chunk = self.executor.read_log(spec, state, offset, LOG_TAIL_BYTES)
-            if not chunk:
-                break
-            offset += len(chunk)
-            tail = (tail + chunk)[-LOG_TAIL_BYTES:]
-        return tail, offset - len(tail), offset
+    def _groups_of(self, job: Job, lease_id: int | None) -> list[str]:
+        """The user's hub groups as the attempt before asked with (its lease keeps them);
+        the job's quota group where that lease is gone."""
+        try:
+            if lease_id is not None:
+                return list(self.scheduler.get(int(lease_id)).user_groups)
+        except NotFound:
+            pass
+        return [job.group] if job.group else []

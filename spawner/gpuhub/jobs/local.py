@@ -5,7 +5,9 @@ The embedded default (no isolation, like the local spawner): the runner
 the service, with a clean environment (``PATH``, ``HOME``, ``LANG`` and the job's own
 variables: never JupyterHub's or a token). Its state, ``{"pid", "start_ticks",
 "folder"}``, finds it again after a restart; the start time from ``/proc/PID/stat`` tells
-a reused pid from the runner.
+a reused pid from the runner, and the attempt noted next to it (``.runner.json``) the
+runner of an earlier attempt from this one's. A preemption notice is written to the job's
+folder and SIGUSR1 sent to the runner, which passes it on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from typing import Any
 from traitlets import Unicode
 
 from ..names import home_from_template
-from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, LOG_FILE, JobExecutor, JobExit, JobSpec
+from .executor import (
+    ARTIFACTS,
+    EXIT_FILE,
+    JOB_FILE,
+    LOG_FILE,
+    JobExecutor,
+    JobExit,
+    JobSpec,
+    notice_text,
+)
 from .runner import exit_from_status, job_document, job_environment, write_exit_status
 
 #: The runner's pid and start ticks in the job's folder: a second start finds it running.
@@ -99,10 +110,12 @@ class LocalProcessExecutor(JobExecutor):
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             **job_environment(job.env),
         }
+        home = self.home(job.user)
         env.update(  # where this executor puts things, whatever the job's env says
-            HOME=str(self.home(job.user)),
+            HOME=str(home),
             GPUHUB_JOB_ID=str(job.id),
             GPUHUB_OUTPUT_DIR=str(self.folder(job) / ARTIFACTS),
+            GPUHUB_PREEMPT_FILE=str(home / job.preempt_path),
         )
         return env
 
@@ -116,7 +129,7 @@ class LocalProcessExecutor(JobExecutor):
         """Start the runner in a session of its own. A job is started once: a start repeated
         after a restart finds the runner already started (running or ended) again."""
         folder = self.folder(job)
-        started = self._started_runner(folder)
+        started = self._started_runner(folder, job.attempt)
         if started:
             return started
         (folder / EXIT_FILE).unlink(missing_ok=True)
@@ -133,7 +146,8 @@ class LocalProcessExecutor(JobExecutor):
         self._children[child.pid] = child
         ticks = start_ticks(child.pid)
         state = {"pid": child.pid, "start_ticks": ticks, "folder": str(folder)}
-        _write(folder / PID_FILE, json.dumps({"pid": child.pid, "start_ticks": ticks}))
+        known = {"pid": child.pid, "start_ticks": ticks, "attempt": job.attempt}
+        _write(folder / PID_FILE, json.dumps(known))
         self.log.info("job %s of %s: runner pid %s in %s", job.id, job.user, child.pid, folder)
         return state
 
@@ -142,6 +156,12 @@ class LocalProcessExecutor(JobExecutor):
         if self._alive(state):
             return None
         return read_exit_status(Path(state["folder"]))
+
+    def notify(self, job: JobSpec, state: dict[str, Any], notice: dict[str, Any]) -> None:
+        """Write the notice to the job's ``preempt.json``, then SIGUSR1 to the runner."""
+        _write(self.home(job.user) / job.preempt_path, notice_text(notice))
+        if self._alive(state):
+            _kill(int(state["pid"]), signal.SIGUSR1)
 
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:
         """SIGTERM to the runner (it stops the job), then after ``grace`` seconds SIGKILL to
@@ -207,10 +227,13 @@ class LocalProcessExecutor(JobExecutor):
             time.sleep(STOP_STEP_S)
         return True
 
-    def _started_runner(self, folder: Path) -> dict[str, Any] | None:
-        """The state of the runner started for ``folder`` before, if one was."""
+    def _started_runner(self, folder: Path, attempt: int) -> dict[str, Any] | None:
+        """The state of the runner started for ``folder`` and this ``attempt`` before, if
+        one was (a file without an attempt is the first's)."""
         try:
             known = json.loads((folder / PID_FILE).read_text())
+            if known.get("attempt", 1) != attempt:
+                return None
             return {
                 "pid": int(known["pid"]),
                 "start_ticks": known["start_ticks"],

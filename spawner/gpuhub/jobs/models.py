@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..names import NAME_PATTERN
 from ..scheduler.shapes import MAX_NODES, Shape
@@ -81,6 +81,51 @@ def check_parameters(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+#: The most retries of one failure class a job may ask for.
+MAX_RETRIES = 100
+#: The longest backoff before a retry (one day).
+MAX_BACKOFF_S = 86400
+
+
+class RetryPolicy(BaseModel):
+    """How often a job runs again, per way its attempt ended, and how long it waits first.
+
+    Each count is the most *retries* of that class (0: the job ends with it). The wait
+    before a retry is ``backoff_s``, doubled for each earlier retry of the same class, at
+    most ``backoff_max_s``. A cancelled or timed-out job never runs again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preempted: int = Field(
+        10, ge=0, le=MAX_RETRIES,
+        description="Retries after its lease was taken back (spot, or borrowed capacity)",
+    )  # fmt: skip
+    node_failed: int = Field(
+        1, ge=0, le=MAX_RETRIES, description="Retries after its node failed under it"
+    )
+    failed: int = Field(
+        0, ge=0, le=MAX_RETRIES, description="Retries after it exited with an error"
+    )
+    out_of_memory: int = Field(
+        0, ge=0, le=MAX_RETRIES,
+        description="Retries after it ran out of memory (Docker, Slurm; local jobs: failed)",
+    )  # fmt: skip
+    backoff_s: int = Field(
+        30, ge=0, le=MAX_BACKOFF_S, description="Seconds before the first retry of a class"
+    )
+    backoff_max_s: int = Field(
+        3600, ge=0, le=MAX_BACKOFF_S, description="The longest wait, however often it doubled"
+    )
+
+    @field_validator("backoff_max_s")
+    @classmethod
+    def _backoff_max(cls, v: int, info: ValidationInfo) -> int:
+        first = info.data.get("backoff_s")
+        if first is not None and v < first:
+            raise ValueError(f"must be at least retry.backoff_s ({first})")
+        return v
+
+
 class JobRequest(BaseModel):
     """Body of ``POST /api/v1/jobs``: what to run, where, with which parameters."""
 
@@ -103,6 +148,12 @@ class JobRequest(BaseModel):
     )
     name: str | None = Field(None, description="A name; default: the path's stem")
     user: str | None = Field(None, description="Submit for this user (admins only)")
+    tier: Literal["guaranteed", "spot"] = Field(
+        "guaranteed", description="guaranteed, or spot: idle capacity at a discount, preemptible"
+    )
+    retry: RetryPolicy | None = Field(
+        None, description="Retries per failure class and backoff; default RetryPolicy()"
+    )
 
     @field_validator("path")
     @classmethod

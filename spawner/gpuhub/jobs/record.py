@@ -59,12 +59,23 @@ class Job:
     definition_id: int | None = None
     idempotency_key: str | None = None
     request_digest: str | None = None
+    tier: str = "guaranteed"  # or "spot": preemptible capacity at a discount
+    retry: dict[str, Any] | None = None  # the RetryPolicy as JSON (None: no retries)
+    attempt: int = 1  # this attempt's number (1, 2, ...)
+    #: the attempts that ended before this one and were retried, oldest first (see
+    #: :func:`gpuhub.jobs.retries.attempt_record`)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    next_attempt_at: float | None = None  # while a retry waits out its backoff
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
-        """A job from a row of the ``jobs`` table (any subset of its columns)."""
+        """A job from a row of the ``jobs`` table (any subset of its columns; rows from
+        before spot jobs have NULL tier, attempt and attempts)."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {_FIELDS.get(k, k): v for k, v in row.items()}
+        for name in ("tier", "attempt", "attempts"):
+            if values.get(name) is None:
+                values.pop(name, None)
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def row(self) -> dict[str, Any]:
@@ -84,8 +95,15 @@ class Job:
 
     @property
     def ended(self) -> bool:
-        """Whether the job has ended (succeeded, failed, cancelled, timed out, node failed)."""
+        """Whether the job has ended (succeeded, failed, cancelled, timed out, node failed,
+        preempted)."""
         return self.status in JOB_ENDED_STATUSES
+
+    @property
+    def retry_key(self) -> str:
+        """The idempotency key of this attempt's lease request, when it is a retry: the
+        scheduler grants one lease per key, however often the request is made."""
+        return f"job-{self.id}-attempt-{self.attempt}"
 
     def __getitem__(self, key: str) -> Any:
         """A field by its name or column name: ``job["status"]``, as rows were read before

@@ -15,6 +15,14 @@ stopped job keeps the outputs it made. A script runs with ``python input.py``, o
 group of its own, in ``cwd``; everything it prints goes to ``job.log`` and to this
 process's stdout as it comes. SIGTERM (and SIGINT) are forwarded to that group.
 
+SIGUSR1 is gpuhub's preemption notice (the executor wrote ``$GPUHUB_PREEMPT_FILE``
+first): it is passed on to each process under the child that handles SIGUSR1 (the script,
+the notebook's kernel, torchrun's workers), never to one that does not (SIGUSR1 would end
+it at once); a job on several nodes gets the file only. A later attempt of the job
+(``"attempt"`` in ``job.json``, 2, 3, ...) appends to the same ``job.log`` after a line
+``--- attempt 2 (after preempted) ---``, and starts without the exit status and the
+notice of the attempt before.
+
 Whatever the end, ``exit_status.json`` is written last, atomically::
 
     {"exit_code": 0, "outcome": "succeeded"|"failed"|"terminated", "error": str|null,
@@ -39,7 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, LOG_FILE, JobExit, JobSpec
+from .executor import ARTIFACTS, EXIT_FILE, JOB_FILE, LOG_FILE, PREEMPT_FILE, JobExit, JobSpec
 from .launch import LaunchError, multi_node_command
 
 #: Where the notebook's child leaves the sentence saying why papermill failed.
@@ -63,6 +71,8 @@ def job_document(job: JobSpec, home: str) -> dict[str, Any]:
         "gpus": job.gpus,
         "nodes": job.nodes,
         "cwd": cwd,
+        "attempt": job.attempt,
+        "after": job.retried_after,
     }
 
 
@@ -163,6 +173,8 @@ def child_env(job: dict[str, Any], folder: Path, cwd: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("GPUHUB_JOB_ID", str(job.get("id", "")))
     env.setdefault("GPUHUB_OUTPUT_DIR", str(folder / ARTIFACTS))
+    env.setdefault("GPUHUB_PREEMPT_FILE", str(folder / PREEMPT_FILE))
+    env.setdefault("GPUHUB_ATTEMPT", str(job.get("attempt") or 1))
     env["PYTHONUNBUFFERED"] = "1"
     if job["kind"] == "script":  # the script imports its neighbours, as when run from there
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), env.get("PYTHONPATH")) if p)
@@ -241,6 +253,49 @@ def _clip(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it, parents first (from ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])  # the name may hold ')'
+        children.setdefault(parent, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop(0))
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def handles(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``sig`` (``SigCgt``)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def stale_notice(folder: Path, attempt: int) -> bool:
+    """Whether ``preempt.json`` in ``folder`` is an earlier attempt's notice."""
+    try:
+        notice = json.loads((folder / PREEMPT_FILE).read_text())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return not isinstance(notice, dict) or notice.get("attempt", 1) != attempt
+
+
 class Runner:
     """Runs the job's child, tees its output, forwards signals, writes the exit status."""
 
@@ -248,6 +303,8 @@ class Runner:
         self.folder = folder
         self.child: subprocess.Popen | None = None
         self.terminated: int | None = None  # the signal that stopped the job
+        self.noticed = False  # SIGUSR1 came: the job's lease is to be taken back
+        self.notices = True  # whether SIGUSR1 is passed on (not on several nodes)
         self.lock = threading.Lock()
         self.log = open(folder / LOG_FILE, "ab", buffering=0)  # closed by run()
 
@@ -276,10 +333,24 @@ class Runner:
             except ProcessLookupError:
                 pass
 
+    def notice(self, _signum: int = signal.SIGUSR1, _frame: Any = None) -> None:
+        """Signal handler (SIGUSR1, the preemption notice): pass it on to the processes of
+        the job that handle it."""
+        self.noticed = True
+        if self.child is None or self.child.returncode is not None or not self.notices:
+            return
+        for pid in process_tree(self.child.pid):
+            if handles(pid, signal.SIGUSR1):
+                try:
+                    os.kill(pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+
     def run(self) -> dict[str, Any]:
         """Run the job to its end; the exit status written."""
         signal.signal(signal.SIGTERM, self.forward)
         signal.signal(signal.SIGINT, self.forward)
+        signal.signal(signal.SIGUSR1, self.notice)
         try:
             return self._run()
         finally:
@@ -288,11 +359,20 @@ class Runner:
 
     def _run(self) -> dict[str, Any]:
         (self.folder / ERROR_FILE).unlink(missing_ok=True)
+        (self.folder / EXIT_FILE).unlink(missing_ok=True)  # an earlier attempt's
         try:
             job = read_job(self.folder)
         except JobSetupError as e:
             self.say(str(e))
             return write_exit_status(self.folder, SETUP_FAILED, "failed", str(e))
+        attempt = int(job.get("attempt") or 1)
+        if stale_notice(self.folder, attempt):
+            (self.folder / PREEMPT_FILE).unlink(missing_ok=True)
+        if attempt > 1:
+            self.tee(
+                f"--- attempt {attempt} (after {job.get('after') or 'a retry'}) ---\n".encode()
+            )
+        self.notices = int(job.get("nodes") or 1) == 1
         cwd = job_cwd(job, self.folder)
         (self.folder / ARTIFACTS).mkdir(exist_ok=True)
         try:
@@ -320,6 +400,8 @@ class Runner:
             return write_exit_status(self.folder, SETUP_FAILED, "failed", error)
         if self.terminated:  # a signal came while it started
             self.forward(self.terminated)
+        elif self.noticed:  # the notice came while it started: the file tells it
+            self.notice()
         reader = threading.Thread(target=self.pump, daemon=True)
         reader.start()
         code = self.child.wait()

@@ -12,16 +12,21 @@ goes to ``sbatch`` (see :meth:`SlurmExecutor.sbatch_command`):
   minutes, so gpuhub's own stop (recorded ``timed_out``) comes first;
 * ``--signal=B:USR1@90``: should Slurm's limit come first after all (the service was down),
   the batch script gets SIGUSR1 90 s before it and stops the runner with SIGTERM — the same
-  signal gpuhub's own stop sends, so a job checkpoints on SIGTERM whoever stops it;
-* ``--job-name=gpuhub-<id>`` (how a repeated ``start`` finds the job again) and
+  signal gpuhub's own stop sends, so a job checkpoints on SIGTERM whoever stops it. The
+  same SIGUSR1 is gpuhub's preemption notice (``notify``: ``scancel --batch
+  --signal=USR1`` once ``preempt.json`` is written): with that file there, the batch
+  script passes SIGUSR1 on to the runner instead;
+* ``--job-name=gpuhub-<id>`` (``gpuhub-<id>.<attempt>`` from a job's second attempt on:
+  how a repeated ``start`` finds the job again) and
   ``--comment=gpuhub:lease=<lease>`` (how ``SlurmInventory`` tells gpuhub's jobs from others);
 * ``--output=slurm.out``, ``--chdir`` the job's folder, and ``--export=ALL`` from a clean
   environment (``env -i`` with ``PATH`` and ``SLURM_CONF``): the batch script (``slurm.sh``
   in the folder) sets the job's environment itself, never the service's, and no node starts
   a login shell for it (``--export=NONE`` would, for about a second per job);
 * ``--no-requeue``: Slurm never runs a job again behind gpuhub's back (its node failed, it
-  was preempted). A job whose node failed ends ``node_failed``, with the node and Slurm's
-  reason for it; whether it runs again is gpuhub's decision (no retry rule yet).
+  was preempted). A job whose node failed ends its attempt ``node_failed``, with the node
+  and Slurm's reason for it; whether it runs again is gpuhub's decision (the job's retry
+  policy); one Slurm ended ``OUT_OF_MEMORY`` says so (``JobExit.out_of_memory``).
 
 The job's folder is on a file system the service and the nodes share (the users' homes):
 the service writes it, the runner on the node fills it, the service reads ``job.log`` and
@@ -77,10 +82,12 @@ from .executor import (
     ARTIFACTS,
     EXIT_FILE,
     JOB_FILE,
+    PREEMPT_FILE,
     EngineUnavailable,
     JobExecutor,
     JobExit,
     JobSpec,
+    notice_text,
 )
 from .local import prepare_folder, read_exit_status, read_log_file
 from .runner import job_environment, write_exit_status
@@ -95,6 +102,8 @@ STOPPED_FILE = ".slurm-stopped"
 JOB_ENDED_WHY = {**ENDED_WHY, "FAILED": "failed before its runner could start"}
 #: How often stop() looks whether the Slurm job has ended.
 STOP_STEP_S = 0.5
+#: The state of a Slurm job that ran out of memory.
+OUT_OF_MEMORY = "OUT_OF_MEMORY"
 
 
 class SlurmExecutor(SlurmSubmission, JobExecutor):
@@ -199,8 +208,10 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         return host_account(self.account_of(job), job.user)
 
     def job_name(self, job: JobSpec) -> str:
-        """The Slurm job's name: how a repeated start finds it."""
-        return f"{self.job_name_prefix}{job.id}"
+        """The Slurm job's name: how a repeated start finds it (``gpuhub-12``; a later
+        attempt's ``gpuhub-12.2``)."""
+        attempt = f".{job.attempt}" if job.attempt > 1 else ""
+        return f"{self.job_name_prefix}{job.id}{attempt}"
 
     # -- what is submitted --------------------------------------------------------------------
 
@@ -265,6 +276,7 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
             HOME=str(self.home(job)),
             GPUHUB_JOB_ID=str(job.id),
             GPUHUB_OUTPUT_DIR=str(self.folder(job) / ARTIFACTS),
+            GPUHUB_PREEMPT_FILE=str(self.folder(job) / PREEMPT_FILE),
         )
         return env
 
@@ -290,14 +302,18 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
 
     def batch_script(self, job: JobSpec) -> str:
         """The batch script: the environment, then the runner as a child, so that SIGUSR1
-        (Slurm's time limit is near) and SIGTERM (``scancel --batch``) reach it as SIGTERM."""
+        (Slurm's time limit is near) and SIGTERM (``scancel --batch``) reach it as SIGTERM;
+        SIGUSR1 with ``$GPUHUB_PREEMPT_FILE`` written (gpuhub's preemption notice) as
+        SIGUSR1."""
+        notice = '[ -e "$GPUHUB_PREEMPT_FILE" ] && sig=USR1 || sig=TERM'
         lines = [
             "#!/bin/bash",
             f"# gpuhub job {job.id} of {job.user} (lease {job.lease_id}), written by gpuhub",
             *(f"export {k}={shlex.quote(v)}" for k, v in sorted(self.environment(job).items())),
             shlex.join(self.command(job)) + " &",
             "runner=$!",
-            "trap 'kill -TERM $runner 2>/dev/null' USR1 TERM",
+            f"trap '{notice}; kill -$sig $runner 2>/dev/null' USR1",
+            "trap 'kill -TERM $runner 2>/dev/null' TERM",
             "while :; do",
             '  wait "$runner"; status=$?',
             '  kill -0 "$runner" 2>/dev/null || break  # a trapped signal ends wait early',
@@ -339,12 +355,13 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
         if found:
             self.log.info("job %s of %s: Slurm job %s submitted before", job.id, job.user, found)
             return {"slurm_job": found}
-        (folder / EXIT_FILE).unlink(missing_ok=True)
+        for left in (EXIT_FILE, STOPPED_FILE):  # by an earlier attempt
+            (folder / left).unlink(missing_ok=True)
         _write(folder / SCRIPT_FILE, self.batch_script(job), mode=0o700)
         slurm_job = submitted_job(
             self.runner(clean_submit(self.sbatch_command(job), self.slurm_conf))
         )
-        _write(folder / ID_FILE, slurm_job + "\n")
+        _write(folder / ID_FILE, f"{slurm_job} {job.attempt}\n")
         if self.submit_as_user:
             give_to(self.owner(job), [folder / SCRIPT_FILE, folder / ID_FILE])
         self.log.info(
@@ -369,20 +386,21 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
             why = node_failure(self.runner, job.node)
             why += f" (Slurm job {state['slurm_job']} ended with it)"
             return JobExit(ended.exit_code, "node_failed", why, ended.ended_at or time.time())
+        oom = slurm_state == OUT_OF_MEMORY
         if ended.outcome != "lost":
             # Slurm's reason first (not FAILED's, which the runner's own error explains)
             if slurm_state in ENDED_WHY and ended.outcome != "succeeded":
                 why = f"Slurm job {state['slurm_job']} {ENDED_WHY[slurm_state]}"
                 return JobExit(
-                    ended.exit_code, ended.outcome, f"{why}: {ended.error}", ended.ended_at
-                )
+                    ended.exit_code, "failed" if oom else ended.outcome,
+                    f"{why}: {ended.error}", ended.ended_at, out_of_memory=oom,
+                )  # fmt: skip
             return ended
         why = JOB_ENDED_WHY.get(slurm_state or "", "ended")
         error = f"Slurm job {state['slurm_job']} {why} without the job's exit status"
         tail = self._output_tail(job)
-        return JobExit(
-            None, "lost", error + (f"; Slurm's output ends: {tail}" if tail else ""), time.time()
-        )
+        error += f"; Slurm's output ends: {tail}" if tail else ""
+        return JobExit(None, "failed" if oom else "lost", error, time.time(), out_of_memory=oom)
 
     def placed(
         self, job: JobSpec, state: dict[str, Any]
@@ -404,6 +422,17 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
                 on = {node: found.indices_on(node) for node in (job.node or "").split(",")}
                 return on if all(on.values()) else None
         return None
+
+    def notify(self, job: JobSpec, state: dict[str, Any], notice: dict[str, Any]) -> None:
+        """Write the notice to the job's ``preempt.json`` on the shared file system, then
+        SIGUSR1 to the batch script (``scancel --batch``), which passes it on to the runner
+        now that the file is there. A job not running yet gets the file only."""
+        path = self.folder(job) / PREEMPT_FILE
+        _write(path, notice_text(notice), mode=0o644)
+        if self.submit_as_user:
+            give_to(self.owner(job), [path])
+        if self.slurm_state(state["slurm_job"]) == "RUNNING":
+            self._scancel("--batch", "--signal=USR1", state["slurm_job"])
 
     def stop(self, job: JobSpec, state: dict[str, Any], grace: float) -> None:
         """SIGTERM to the batch script (it stops the runner, which stops the job), up to
@@ -504,11 +533,11 @@ class SlurmExecutor(SlurmSubmission, JobExecutor):
 
     def _submitted(self, job: JobSpec) -> str | None:
         """The Slurm job submitted for ``job`` before, if there is one."""
-        try:
-            known = (self.folder(job) / ID_FILE).read_text().strip()
+        try:  # "<Slurm job> <attempt>" ("<Slurm job>": the first attempt's)
+            known, _, attempt = (self.folder(job) / ID_FILE).read_text().strip().partition(" ")
         except OSError:
-            known = ""
-        if known.isdigit():
+            known, attempt = "", ""
+        if known.isdigit() and (attempt or "1") == str(job.attempt):
             return known
         out = self.runner(["squeue", "-h", "-t", "all", f"--name={self.job_name(job)}", "-o", "%i"])
         ids = sorted(out.split(), key=int)

@@ -9,9 +9,11 @@ from .record import Job
 from .views import job_folder
 
 
-def job_env(job_id: int, lease: Lease | None) -> dict[str, str]:
-    """The job's own environment: its id, and its lease's devices where it has one."""
-    env = {"GPUHUB_JOB_ID": str(job_id)}
+def job_env(job: Job, lease: Lease | None) -> dict[str, str]:
+    """The job's own environment: its id, attempt and tier, and its lease's devices where
+    it has one."""
+    env = {"GPUHUB_JOB_ID": str(job.id), "GPUHUB_ATTEMPT": str(job.attempt)}
+    env["GPUHUB_TIER"] = job.tier
     if lease is not None:
         uuids = ",".join(str(d["uuid"]) for d in lease.devices)
         env.update(CUDA_VISIBLE_DEVICES=uuids, NVIDIA_VISIBLE_DEVICES=uuids)
@@ -38,7 +40,7 @@ def build_job_spec(job: Job, lease: Lease | None, *, now: float, source: str = "
         source=source,
         parameters=dict(job.parameters or {}),
         lease=lease.to_dict(now) if lease is not None else {},
-        env=job_env(job.id, lease),
+        env=job_env(job, lease),
         image=job.image,
         image_digest=job.image_digest,
         cpu_limit=limits.get("cpu_limit"),
@@ -52,4 +54,7 @@ def build_job_spec(job: Job, lease: Lease | None, *, now: float, source: str = "
         lease_id=job.lease_id,
         profile=job.profile,
         group=job.group,
+        tier=job.tier,
+        attempt=job.attempt,
+        retried_after=job.attempts[-1].get("failure") if job.attempts else None,
     )

@@ -36,7 +36,8 @@ def job_view(
     if job.ended and job.gpu_hours is not None:
         gpu_hours = float(job.gpu_hours)
     else:
-        gpu_hours = lease.gpu_hours(now) if lease is not None else 0.0
+        earlier = sum(float(a.get("gpu_hours") or 0.0) for a in job.attempts)
+        gpu_hours = earlier + (lease.gpu_hours(now) if lease is not None else 0.0)
     started, end = job.started_at, job.ended_at
     elapsed = None if started is None else max(0.0, (end if end is not None else now) - started)
     folder = job_folder(job.id, job.name)
@@ -73,7 +74,57 @@ def job_view(
         "output_notebook": None if out is None else f"{folder}/{out}",
         "executor": job.executor or executor,
         "definition_id": job.definition_id,
+        "tier": job.tier,
+        "retry": job.retry,
+        "attempt": job.attempt,
+        "attempts": [*map(attempt_view, job.attempts), current_attempt(job, lease, now)],
+        "next_attempt_at": iso(job.next_attempt_at),
+        "preemption": preemption_view(job, lease),
     }
+
+
+def attempt_view(a: dict[str, Any]) -> dict[str, Any]:
+    """An ended attempt as the API shows it (times as ISO strings)."""
+    return {
+        "attempt": a.get("attempt"),
+        "status": a.get("status"),
+        "failure": a.get("failure"),
+        "reason": a.get("reason"),
+        "lease_id": a.get("lease_id"),
+        "tier": a.get("tier"),
+        "started_at": iso(a.get("started_at")),
+        "ended_at": iso(a.get("ended_at")),
+        "exit_code": a.get("exit_code"),
+        "gpu_hours": round(float(a.get("gpu_hours") or 0.0), 6),
+        "credits": round(float(a.get("credits") or 0.0), 6),
+    }
+
+
+def current_attempt(job: Job, lease: Lease | None, now: float) -> dict[str, Any]:
+    """The attempt the job is on (or ended with), as :func:`attempt_view` shows ended ones
+    (no lease between attempts: the next one waits out its backoff)."""
+    return {
+        "attempt": job.attempt,
+        "status": job.status,
+        "failure": None,
+        "reason": job.reason,
+        "lease_id": job.lease_id,
+        "tier": job.tier,
+        "started_at": iso(job.started_at),
+        "ended_at": iso(job.ended_at),
+        "exit_code": job.exit_code,
+        "gpu_hours": 0.0 if lease is None else round(lease.gpu_hours(now), 6),
+        "credits": 0.0 if lease is None else round(lease.credits(now), 6),
+    }
+
+
+def preemption_view(job: Job, lease: Lease | None) -> dict[str, Any] | None:
+    """The preemption notice on the job's live lease: when it came and when the job must
+    be gone, or None."""
+    if job.ended or lease is None or lease.notice_at is None:
+        return None
+    deadline = lease.deadline if lease.deadline is not None else lease.notice_at
+    return {"notice_at": iso(lease.notice_at), "deadline": iso(deadline)}
 
 
 def definition_view(d: dict[str, Any]) -> dict[str, Any]:

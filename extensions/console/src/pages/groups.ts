@@ -1,7 +1,7 @@
 /**
  * Groups (admins): JupyterHub groups as cohorts, with their members and quota
  * (`GET /cohorts`); create or update one in a step (`PUT /cohorts/{name}`: members from a
- * roster, one per line, and an optional quota), add members
+ * roster, one per line, and an optional quota, its spot allowance included), add members
  * (`POST /cohorts/{name}/members`) and take one out (`DELETE .../members/{user}`).
  */
 import { ApiError } from '../api';
@@ -9,7 +9,7 @@ import { Ctx, Page } from '../context';
 import { button, clearError, empty, fmtUnits, h, section, showError, tag } from '../dom';
 import { field, FieldError, formFoot, inWords, numberOrNull, onSubmit } from '../forms';
 import { QuotaStatus } from '../types';
-import { creditsCell, hoursCell, rulesText, unitsCell } from './quotas';
+import { creditsCell, hasSpot, hoursCell, rulesText, spotCell, unitsCell } from './quotas';
 
 interface CohortItem {
   name: string;
@@ -145,6 +145,14 @@ function cohortCard(c: CohortItem, ctx: Ctx, reload: () => Promise<void>): HTMLE
           q.quota?.credits === null || q.quota?.credits === undefined
             ? null
             : h('div', null, h('span', { class: 'gh-field-label' }, 'Credits'), creditsCell(q)),
+          hasSpot(q)
+            ? h(
+                'div',
+                { class: 'gh-cohort-spot' },
+                h('span', { class: 'gh-field-label' }, 'Spot (preemptible)'),
+                spotCell(q)
+              )
+            : null,
           h('div', { class: 'gh-muted' }, rulesText(q.quota, 'group'))
         )
       : h('p', { class: 'gh-muted' }, 'No quota: members are limited by their own quotas only.'),
@@ -187,6 +195,8 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
   const perUser = num('per_user_max_units');
   const gpuHours = num('gpu_hours');
   const credits = num('credits');
+  const spotUnits = num('spot_max_units');
+  const spotHours = num('spot_gpu_hours');
   const period = h(
     'select',
     { name: 'period' },
@@ -201,8 +211,15 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
     field('Credits per period', credits, "GPU-hours × the models' rates"),
     field('Period', period)
   );
+  const spotFields = h(
+    'div',
+    { class: 'gh-row' },
+    field('Spot GPUs at once', spotUnits, 'preemptible, apart from Max GPU units'),
+    field('Spot GPU-hours per period', spotHours, 'apart from GPU-hours; credits pay for both')
+  );
   const sync = () => {
     quotaFields.hidden = !withQuota.checked;
+    spotFields.hidden = !withQuota.checked;
   };
   withQuota.addEventListener('change', sync);
   sync();
@@ -223,6 +240,7 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
       field('Set the group quota', withQuota)
     ),
     quotaFields,
+    spotFields,
     h('div', { class: 'gh-row' }, foot.submit, foot.done),
     foot.errors
   ) as HTMLFormElement;
@@ -241,6 +259,8 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
         per_user_max_units: numberOrNull(perUser),
         gpu_hours: numberOrNull(gpuHours),
         credits: numberOrNull(credits),
+        spot_max_units: numberOrNull(spotUnits),
+        spot_gpu_hours: numberOrNull(spotHours),
         period: period.value
       };
     }

@@ -1,10 +1,12 @@
 /**
- * My GPUs (everyone): the user's leases (what, where, since, GPU-hours, activity), queued
- * requests with position, estimate, reason and what is free instead, jobs, quota bars
- * (GPUs at once, GPU-hours, credits) with their reset time, the user's own GPU-hours per
- * day, and what they may ask for now (each shape with the models behind it, its price, and
- * the scheduler's answer), and a link to the user's statement (console/statements). From
- * GET /me, /jobs, /usage and /me/options.
+ * My GPUs (everyone): the user's leases (what, where, since, GPU-hours, activity; a spot
+ * lease tagged, and one the scheduler is taking back for guaranteed work with a warning
+ * row and its deadline), queued requests with position, estimate, reason and what is free
+ * instead, jobs, quota bars (GPUs at once, GPU-hours, credits, the spot allowance) with
+ * their reset time, the user's own GPU-hours per day, and what they may ask for now (each
+ * shape with the models behind it, its price, and the scheduler's answer; spot capacity in
+ * a sentence), and a link to the user's statement (console/statements). From GET /me,
+ * /jobs, /usage and /me/options.
  */
 import { stackedBars } from '../charts';
 import { Ctx, Page } from '../context';
@@ -14,7 +16,9 @@ import {
   empty,
   fmtAgo,
   fmtAmount,
+  fmtClock,
   fmtNumber,
+  fmtSeconds,
   fmtTime,
   fmtUnits,
   h,
@@ -31,9 +35,23 @@ import {
   shapeWithUnits
 } from '../leases';
 import { Job, Lease, Me, Options, QuotaStatus, Usage } from '../types';
+import { hasSpot, spotUnitsText } from './quotas';
 
 /** Days shown in the usage chart. */
 const USAGE_DAYS = 30;
+
+/** The columns of the leases table. */
+const LEASE_HEADERS = ['Lease', 'What', 'Where', 'Since', 'GPU-hours', 'Activity'];
+
+/** What a preemption notice asks, in a sentence: "Preempted for guaranteed work: stops by
+ * 14:05 (checkpoint now)". */
+export function preemptionText(x: Lease): string {
+  const deadline = x.preemption?.deadline;
+  const past = deadline !== undefined && new Date(deadline).getTime() <= Date.now();
+  return past
+    ? `Preempted for guaranteed work: its time ran out at ${fmtClock(deadline)}; it is being stopped`
+    : `Preempted for guaranteed work: stops by ${fmtClock(deadline)} (checkpoint now)`;
+}
 
 function leaseRows(leases: Lease[]): (Node | string)[][] {
   return leases.map(x => [
@@ -41,13 +59,30 @@ function leaseRows(leases: Lease[]): (Node | string)[][] {
       'span',
       { class: 'gh-lease' },
       h('strong', null, `#${x.id}`),
-      x.label ? h('span', { class: 'gh-muted' }, ` ${x.label}`) : null
+      x.label ? h('span', { class: 'gh-muted' }, ` ${x.label}`) : null,
+      x.tier === 'spot'
+        ? [
+            ' ',
+            h(
+              'span',
+              {
+                class: 'gh-tag gh-tag-spot',
+                title:
+                  'Spot: preemptible, at a discount; taken back when guaranteed work needs the GPU'
+              },
+              'spot'
+            )
+          ]
+        : null
     ),
     h(
       'div',
       null,
       h('div', null, shapeWithUnits(x.shape, x.units)),
-      ...x.devices.map(d => h('div', { class: 'gh-muted gh-small' }, deviceText(d)))
+      ...x.devices.map(d => h('div', { class: 'gh-muted gh-small' }, deviceText(d))),
+      x.borrowed_from
+        ? h('div', { class: 'gh-muted gh-small' }, `borrowed from group ${x.borrowed_from}`)
+        : null
     ),
     h('span', null, nodesText(x.node), x.simulated ? [' ', tag('simulated', 'sim')] : null),
     h(
@@ -70,6 +105,40 @@ function leaseRows(leases: Lease[]): (Node | string)[][] {
         : null
     )
   ]);
+}
+
+/** The leases table: a row per lease, and under a lease the scheduler is taking back a
+ * warning row across the table with its deadline. */
+function leasesTable(leases: Lease[]): HTMLTableElement {
+  const t = table(LEASE_HEADERS, leaseRows(leases));
+  const rows = [...t.tBodies[0].rows];
+  leases.forEach((x, i) => {
+    rows[i].dataset.lease = String(x.id);
+    if (!x.preemption) {
+      return;
+    }
+    rows[i].classList.add('gh-preempted');
+    rows[i].after(
+      h(
+        'tr',
+        { class: 'gh-preempt-row', 'data-lease': x.id },
+        h(
+          'td',
+          { colspan: LEASE_HEADERS.length },
+          h(
+            'div',
+            {
+              class: 'gh-preempt',
+              title: `notice at ${fmtTime(x.preemption.notice_at)}; deadline ${fmtTime(x.preemption.deadline)}`
+            },
+            h('strong', null, `#${x.id}: `),
+            preemptionText(x)
+          )
+        )
+      )
+    );
+  });
+  return t;
 }
 
 function queuedCard(
@@ -116,8 +185,10 @@ function quotaBox(q: QuotaStatus): HTMLElement {
   const parts: Node[] = [];
   const spec = q.quota;
   const credits = spec?.credits ?? null; // absent from an older service
+  const spotHours = spec?.spot_gpu_hours ?? null;
+  const spot = hasSpot(q);
   if (!spec || (spec.max_units === null && spec.gpu_hours === null && credits === null)) {
-    parts.push(h('p', { class: 'gh-muted' }, 'No limit.'));
+    parts.push(h('p', { class: 'gh-muted' }, spot ? 'No limit on guaranteed GPUs.' : 'No limit.'));
   }
   if (spec && spec.max_units !== null) {
     const used = q.units_active + q.units_queued;
@@ -159,8 +230,34 @@ function quotaBox(q: QuotaStatus): HTMLElement {
       )
     );
   }
-  if (spec && (spec.gpu_hours !== null || credits !== null)) {
-    // one period for both budgets
+  if (spot) {
+    // the spot allowance, apart from the guaranteed limits above
+    const active = q.spot_units_active ?? 0;
+    const max = spec?.spot_max_units ?? null;
+    parts.push(
+      h(
+        'div',
+        { class: 'gh-quota-line gh-quota-spot' },
+        h('span', { class: 'gh-quota-what' }, 'Spot GPUs'),
+        max === null
+          ? h('span', null, spotUnitsText(q))
+          : bar(max ? active / max : 1, `${fmtNumber(active)} of ${fmtUnits(max)}`)
+      )
+    );
+  }
+  if (spotHours !== null) {
+    const used = q.spot_gpu_hours_used ?? 0;
+    parts.push(
+      h(
+        'div',
+        { class: 'gh-quota-line gh-quota-spot' },
+        h('span', { class: 'gh-quota-what' }, 'Spot GPU-hours'),
+        bar(spotHours ? used / spotHours : 1, `${fmtAmount(used)} of ${fmtAmount(spotHours)} h`)
+      )
+    );
+  }
+  if (spec && (spec.gpu_hours !== null || credits !== null || spotHours !== null)) {
+    // one period for every budget
     parts.push(
       h(
         'p',
@@ -217,11 +314,29 @@ async function drawUsage(ctx: Ctx, canvas: HTMLCanvasElement, note: HTMLElement)
   note.textContent = `${fmtAmount(usage.total_gpu_hours)} GPU-hours in the last ${USAGE_DAYS} days (UTC days; running leases count up to now).`;
 }
 
+/** Spot capacity in a sentence, from the service's numbers: "Spot: idle GPUs at 30 % of
+ * the price for jobs; taken back with 2 min notice"; null where it is not offered. */
+export function spotText(spot: Options['spot'] | undefined): string | null {
+  if (!spot?.enabled) {
+    return null;
+  }
+  const pct = fmtAmount(spot.discount * 100);
+  const first =
+    spot.min_runtime_s > 0 ? `, never in their first ${fmtSeconds(spot.min_runtime_s)}` : '';
+  return `Spot: idle GPUs at ${pct} % of the price for jobs; taken back with ${fmtSeconds(spot.grace_s)} notice${first}.`;
+}
+
+function spotLine(options: Options): HTMLElement | null {
+  const text = spotText(options.spot); // absent from an older service
+  return text ? h('p', { class: 'gh-spot-note gh-small' }, text) : null;
+}
+
 /** The shapes the user may ask for now: the models behind each, and what asking would
  * get (granted now, queued, or the quota's refusal), as the scheduler answers it; then the
  * spawn profiles open to the user, a CPU-only one (no shape) said plainly to be free, and
  * one whose jobs may span several nodes said so. */
 function optionsTable(options: Options): Node {
+  const spot = spotLine(options);
   const verdict = { grant: 'now', queue: 'queued', refuse: 'no' } as const;
   const shapes = table(
     ['GPUs', 'Models', 'Price', 'Granted', 'Now'],
@@ -235,7 +350,7 @@ function optionsTable(options: Options): Node {
   );
   shapes.classList.add('gh-shapes');
   if (options.profiles.length === 0) {
-    return shapes;
+    return h('div', null, spot, shapes);
   }
   const profiles = table(
     ['Server profile', 'GPUs', 'Price', ''],
@@ -258,7 +373,7 @@ function optionsTable(options: Options): Node {
     ])
   );
   profiles.classList.add('gh-profiles');
-  return h('div', null, shapes, profiles);
+  return h('div', null, spot, shapes, profiles);
 }
 
 export const page: Page = (root, ctx) => {
@@ -315,11 +430,7 @@ export const page: Page = (root, ctx) => {
             ? `; ${me.queued.length} request${me.queued.length === 1 ? '' : 's'} waiting.`
             : '.')
         : 'You hold no GPUs now. Start a server from the hub, or submit a job from JupyterLab.';
-    leases.replaceChildren(
-      me.leases.length
-        ? table(['Lease', 'What', 'Where', 'Since', 'GPU-hours', 'Activity'], leaseRows(me.leases))
-        : empty('No active leases.')
-    );
+    leases.replaceChildren(me.leases.length ? leasesTable(me.leases) : empty('No active leases.'));
     queued.replaceChildren(
       ...(me.queued.length
         ? me.queued.map(x => queuedCard(ctx, x, root, draw))

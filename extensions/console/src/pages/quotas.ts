@@ -1,6 +1,7 @@
 /**
  * Quotas (admins): every user's and group's quota with what is in use and left (GPU units,
- * GPU-hours, credits) and when it resets (`GET /quotas`); a form that sets one
+ * GPU-hours, credits, and the spot allowance where one is set or used) and when it resets
+ * (`GET /quotas`); a form that sets one
  * (`PUT /quotas/{users|groups}/{name}`, every QuotaSpec field; a group the hub lacks is
  * refused unless "create" is ticked) and an unset action (`DELETE`). A refused value shows
  * the service's sentence next to the form, in the form's words (forms.ts, inFormWords),
@@ -81,6 +82,77 @@ export function creditsCell(s: QuotaStatus): Node {
   );
 }
 
+/** Whether a quota has a spot allowance, or spot leases held through it (so that the spot
+ * cell says something). */
+export function hasSpot(s: QuotaStatus): boolean {
+  const q = s.quota;
+  return (
+    (s.spot_units_active ?? 0) > 0 ||
+    (q?.spot_max_units ?? null) !== null ||
+    (q?.spot_gpu_hours ?? null) !== null
+  );
+}
+
+/** Spot GPU units in use of the spot allowance: "1 of 4 GPUs at once", or "1 GPU at once,
+ * no limit". */
+export function spotUnitsText(s: QuotaStatus): string {
+  const active = s.spot_units_active ?? 0;
+  const max = s.quota?.spot_max_units ?? null;
+  return max === null
+    ? `${fmtUnits(active)} at once, no limit`
+    : `${fmtNumber(active)} of ${fmtUnits(max)} at once`;
+}
+
+/** Spot GPU-hours used of their budget this period: "3 of 100 GPU-hours, 97 left"; null
+ * without a budget. */
+export function spotHoursText(s: QuotaStatus): string | null {
+  const budget = s.quota?.spot_gpu_hours ?? null;
+  if (budget === null) {
+    return null;
+  }
+  const used = s.spot_gpu_hours_used ?? 0;
+  return `${fmtAmount(used)} of ${fmtAmount(budget)} GPU-hours, ${fmtAmount(s.spot_gpu_hours_left ?? Math.max(budget - used, 0))} left`;
+}
+
+/** The spot (preemptible) cell: units at once and GPU-hours of the spot allowance, each
+ * line marked when it is used up; "—" for a quota without spot. */
+export function spotCell(s: QuotaStatus): Node {
+  if (!hasSpot(s)) {
+    return document.createTextNode('—');
+  }
+  const q = s.quota;
+  const max = q?.spot_max_units ?? null;
+  const budget = q?.spot_gpu_hours ?? null;
+  const unitsFull = max !== null && (s.spot_units_active ?? 0) >= max;
+  const hoursFull = budget !== null && (s.spot_gpu_hours_left ?? budget) <= 0;
+  const hours = spotHoursText(s);
+  return h(
+    'div',
+    { class: 'gh-spot-use' },
+    h('div', { class: unitsFull ? 'gh-warn' : null }, spotUnitsText(s)),
+    hours ? h('div', { class: hoursFull ? 'gh-warn' : null }, hours) : null
+  );
+}
+
+/** The spot allowance of a quota spec in a few words ("spot: 4 GPUs at once, 100 GPU-hours
+ * per week"); null without one. */
+export function spotSpecText(q: QuotaSpec | null): string | null {
+  const max = q?.spot_max_units ?? null;
+  const budget = q?.spot_gpu_hours ?? null;
+  if (!q || (max === null && budget === null)) {
+    return null;
+  }
+  return (
+    'spot: ' +
+    [
+      max === null ? null : `${fmtUnits(max)} at once`,
+      budget === null ? null : `${fmtAmount(budget)} GPU-hours per ${q.period}`
+    ]
+      .filter(Boolean)
+      .join(', ')
+  );
+}
+
 /** The other limits in a few words. */
 export function rulesText(q: QuotaSpec | null, kind: 'user' | 'group'): string {
   if (!q) {
@@ -142,6 +214,8 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
   const perUser = num('per_user_max_units', { placeholder: 'no limit' });
   const gpuHours = num('gpu_hours', { placeholder: 'no limit' });
   const credits = num('credits', { placeholder: 'no limit' });
+  const spotUnits = num('spot_max_units', { placeholder: 'no limit' });
+  const spotHours = num('spot_gpu_hours', { placeholder: 'no limit' });
   const priority = num('priority', { step: '1', value: '0' });
   const period = h(
     'select',
@@ -197,6 +271,12 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     h(
       'div',
       { class: 'gh-row' },
+      field('Spot GPUs at once', spotUnits, 'preemptible, apart from Max GPU units'),
+      field('Spot GPU-hours per period', spotHours, 'apart from GPU-hours; credits pay for both')
+    ),
+    h(
+      'div',
+      { class: 'gh-row' },
       field('Allowed shapes', shapes, 'comma-separated globs'),
       field('Allowed profiles', profiles, 'comma-separated globs'),
       field('Priority', priority, '-1000 to 1000')
@@ -217,6 +297,8 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
       max_units: numberOrNull(maxUnits),
       gpu_hours: numberOrNull(gpuHours),
       credits: numberOrNull(credits),
+      spot_max_units: numberOrNull(spotUnits),
+      spot_gpu_hours: numberOrNull(spotHours),
       period: period.value as QuotaSpec['period'],
       allowed_shapes: listOrNull(shapes),
       allowed_profiles: listOrNull(profiles),
@@ -247,6 +329,8 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     perUser.value = str(q?.per_user_max_units);
     gpuHours.value = str(q?.gpu_hours);
     credits.value = str(q?.credits);
+    spotUnits.value = str(q?.spot_max_units);
+    spotHours.value = str(q?.spot_gpu_hours);
     period.value = q?.period ?? 'week';
     termStart.value = q?.term_start ?? '';
     termEnd.value = q?.term_end ?? '';
@@ -282,12 +366,14 @@ export const page: Page = async (root, ctx) => {
     )
   );
 
-  const rows = (list: QuotaStatus[]) =>
+  // the spot column only in a table where some quota has a spot allowance or spot use
+  const rows = (list: QuotaStatus[], spot: boolean) =>
     list.map(s => [
       h('strong', { class: 'gh-quota-name' }, s.name),
       unitsCell(s),
       hoursCell(s),
       creditsCell(s),
+      ...(spot ? [spotCell(s)] : []),
       rulesText(s.quota, s.kind),
       h(
         'span',
@@ -330,27 +416,31 @@ export const page: Page = async (root, ctx) => {
           (d.credits === null || d.credits === undefined
             ? ''
             : `, ${fmtAmount(d.credits)} credits per ${d.period}`) +
+          (spotSpecText(d) ? `; ${spotSpecText(d)}` : '') +
           (rulesText(d, 'user') !== '—' ? `; ${rulesText(d, 'user')}` : '') +
           '.'
         : 'Users without a quota of their own are not limited.';
       const by = (k: string) =>
         data.quotas.filter(q => q.kind === k).sort((a, b) => a.name.localeCompare(b.name));
-      const headers = (who: string) => [
-        who,
-        'GPUs at once',
-        'GPU-hours this period',
-        'Credits this period',
-        'Other limits',
-        ''
-      ];
+      const quotaTable = (who: string, list: QuotaStatus[]) => {
+        const spot = list.some(hasSpot);
+        const headers = [
+          who,
+          'GPUs at once',
+          'GPU-hours this period',
+          'Credits this period',
+          ...(spot ? ['Spot (preemptible)'] : []),
+          'Other limits',
+          ''
+        ];
+        return table(headers, rows(list, spot));
+      };
       const u = by('user');
       const g = by('group');
       users.replaceChildren(
-        u.length ? table(headers('User'), rows(u)) : empty('No user has a quota of their own.')
+        u.length ? quotaTable('User', u) : empty('No user has a quota of their own.')
       );
-      groups.replaceChildren(
-        g.length ? table(headers('Group'), rows(g)) : empty('No group has a quota.')
-      );
+      groups.replaceChildren(g.length ? quotaTable('Group', g) : empty('No group has a quota.'));
       clearError(root, 'load');
     } catch (e) {
       showError(root, e, 'load');
