@@ -49,7 +49,8 @@ def test_a_newer_request_of_a_group_that_used_less_goes_first(w) -> None:
             queue = [x["id"] for x in w.admin.get("/queue").json()["queue"]]
             assert queue.index(theirs["id"]) < queue.index(mine["id"])
         why = w.alice.get(f"/leases/{mine['id']}").json()["waiting"]["message"]
-        assert f"group {w.heavy} used more than its share lately" in why, why
+        assert f"group {w.heavy} has used " in why and "of its share lately" in why, why
+        assert "1 newer request of a group with less use go first" in why, why
     finally:
         for lease_id in held:
             w.admin.delete(f"/leases/{lease_id}")

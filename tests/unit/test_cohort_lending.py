@@ -140,6 +140,7 @@ def test_loans_survive_a_restart(s, make, clock):
         ({"max_units": 1, "lend_limit": 1}, "need a cohort"),
         ({"max_units": 1, "cohort": "no spaces"}, "cohort"),
         ({"max_units": 1, "cohort": "d", "borrow_limit": -1}, "borrow_limit"),
+        ({"max_units": 1, "cohort": "d", "lend_limit": 2}, "cannot be above max_units"),
     ],
 )
 def test_bad_cohort_quotas_say_what_is_wrong(bad, says):

@@ -40,6 +40,11 @@ def test_a_group_that_used_more_waits_behind_one_that_used_less(s, clock):
     ask(s, "ann", gpu(1), groups=["heavy"], group="heavy")  # first in time
     ask(s, "bea", gpu(1), groups=["light"], group="light")
     assert queue_users(s) == ["bea", "ann"]
+    why = s.view.waiting(s.queue()[1])["message"]
+    assert (
+        "group heavy has used " in why and " of its share lately (usage halves every 7 days)" in why
+    )
+    assert "1 newer request of a group with less use go first" in why, why
     s.release(hold.id)
     assert [x.user for x in s.live.values() if x.status == "active"] == ["ann", "bea"]
     assert_consistent(s)

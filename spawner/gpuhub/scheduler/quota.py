@@ -79,6 +79,12 @@ class QuotaSpec(BaseModel):
         lending = ("borrow_limit", "lend_limit")
         if self.cohort is None and any(getattr(self, f) is not None for f in lending):
             raise ValueError("borrow_limit and lend_limit need a cohort")
+        if self.lend_limit is not None and self.max_units is not None:
+            if self.lend_limit > self.max_units:
+                raise ValueError(
+                    f"lend_limit ({self.lend_limit:g}) cannot be above max_units "
+                    f"({self.max_units:g}): a group lends only its own unused share"
+                )
         if self.cohort is not None and self.max_units is None:
             raise ValueError(
                 "a quota in a cohort needs max_units: the share it lends and borrows beyond"

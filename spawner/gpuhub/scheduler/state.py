@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..inventory import Node
     from .accounting import Accounting
     from .activity import ActivityBoard
+    from .fairshare import FairShare
     from .lease import Lease
     from .ledger import Ledger
     from .pool import Pool
@@ -98,6 +99,11 @@ class SchedulerState(Protocol):
     @property
     def spot(self) -> SpotPolicy:
         """Whether spot capacity is offered, its discount and how it is taken back."""
+        ...
+
+    @property
+    def fair(self) -> FairShare:
+        """Decayed usage and fair-share factors (its reads only)."""
         ...
 
     @property

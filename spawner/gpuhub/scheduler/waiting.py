@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -88,6 +89,12 @@ def word(shape: AnyShape) -> str:
 def noun(shape: AnyShape, n: int) -> str:
     """``n`` of what a shape takes, counted: '4 H100 GPUs', '7 MIG 1g.5gb slices'."""
     return _plural(n, word(shape))
+
+
+def _share_percent(factor: float) -> str:
+    """The use a fair-share factor ``2 ** -(use / share)`` stands for, as a percentage of
+    the share: 0.5 -> "100 %"."""
+    return f"{-math.log2(max(factor, 1e-12)) * 100:.0f} %"
 
 
 def clock_time(ts: float, now: float) -> str:
@@ -208,19 +215,23 @@ class WaitingExplainer:
         passed = [  # newer requests of the same priority served first: fair share's doing
             q for q in state.live.values()
             if q.status == QUEUED and q.order < lease.order and q.priority == lease.priority
-            and q.requested_at > lease.requested_at and q.tier == lease.tier
+            and q.id > lease.id and q.tier == lease.tier
         ]  # fmt: skip
         who = f"group {lease.group}" if lease.group else "requests without a group"
+        days = f"{state.fair.half_life_s / 86400:g}" if state.fair.half_life_s else ""
         if passed and lease.fair[0] < min(q.fair[0] for q in passed):
+            others = {q.group for q in passed}
             out += (
-                f"; {who} used more than {'its' if lease.group else 'their'} share lately "
-                f"(fair-share factor {lease.fair[0]:.2f}): newer requests of groups that used "
-                "less go first"
+                f"; {who} {'has' if lease.group else 'have'} used "
+                f"{_share_percent(lease.fair[0])} of {'its' if lease.group else 'their'} share "
+                f"lately (usage halves every {days} days); {_plural(len(passed), 'newer request')} "
+                f"of {'a group' if len(others) == 1 else 'groups'} with less use go first"
             )
         elif passed:
             out += (
-                f"; you used more than your share of {who} lately (fair-share factor "
-                f"{lease.fair[1]:.2f}): newer requests of those who used less go first"
+                f"; you have used {_share_percent(lease.fair[1])} of your share of {who} lately "
+                f"(usage halves every {days} days); {_plural(len(passed), 'newer request')} "
+                "of members with less use go first"
             )
         deadlines = [x.deadline for x in state.live.values() if x.status == ACTIVE and x.deadline]
         if deadlines and lease.tier == "guaranteed":
