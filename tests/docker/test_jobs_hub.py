@@ -40,14 +40,18 @@ c.GPUSpawnerMixin.profiles = [
       "shape": {{"kind": "gpu", "count": 1}}, "image": {IMAGE!r}, "mem_limit": "2G"}},
 ]
 """
-# a script that runs long enough to restart the hub and the service under it
+# a script that runs until the test lets it finish (a file "go" in its output folder), at
+# most 5 minutes: long enough to restart the hub and the service under it
 SLOW = """
 import os, time
+out = os.environ["GPUHUB_OUTPUT_DIR"]
 print("job", os.environ["GPUHUB_JOB_ID"], "starts", flush=True)
-for i in range(40):
-    time.sleep(1)
+for i in range(600):
+    if os.path.exists(os.path.join(out, "go")):
+        break
+    time.sleep(0.5)
     print("tick", i, flush=True)
-open(os.path.join(os.environ["GPUHUB_OUTPUT_DIR"], "done.txt"), "w").write("done")
+open(os.path.join(out, "done.txt"), "w").write("done")
 """
 
 
@@ -173,13 +177,17 @@ def test_a_running_job_outlives_hub_and_service_restarts(hub: Hub) -> None:
     wait_for(lambda: api.get("/jobs").status_code == 200, timeout=60)
     assert _job(api, job_id)["status"] == "running"
     assert _job_containers(job_id) == [container], "the job was started again"
+    job = _job(api, job_id)
+    go = f"/home/jovyan/{job['folder']}/artifacts/go"
+    r = _docker("exec", container, "touch", go)
+    assert r.returncode == 0, r.stderr
 
     done = wait_for(
         lambda: (j := _job(api, job_id))["status"] != "running" and j, timeout=180, step=1
     )
     assert done["status"] == "succeeded", api.get(f"/jobs/{job_id}/log").json()["text"]
     log = api.get(f"/jobs/{job_id}/log").json()["text"]
-    assert log.count("starts") == 1 and "tick 39" in log
+    assert log.count("starts") == 1 and "tick 3" in log  # it ran through both restarts
     assert _read_home(f"{done['folder']}/artifacts/done.txt") == "done"
     # one lease for the job, released once
     leases = api.get("/leases", params={"status": ["released", "active", "queued"]}).json()
