@@ -39,6 +39,9 @@ SUBMIT_FIELDS: dict[str, tuple[type, ...]] = {
     "name": (str, type(None)),
     "schedule": (str, type(None)),
     "paused": (bool,),
+    # the service checks the values (JobTier, RetryPolicy); here only their JSON types
+    "tier": (str,),
+    "retry": (dict, type(None)),
 }
 #: A cancel waits for the job to stop (SIGTERM, grace, kill): longer than other calls.
 CANCEL_TIMEOUT_S = 120.0
@@ -99,8 +102,9 @@ async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -
     shapes, what is free of each, and the job limits come from): this server's profile and
     shape, the shapes with the scheduler's preview of each, the limits of the maximum
     runtime, whether schedules are taken, the queue's length, ``max_nodes``, the most
-    nodes a job of the profile may span (1: no multi-node jobs), and the profile's prices
-    (:func:`prices_of`).
+    nodes a job of the profile may span (1: no multi-node jobs), the profile's prices
+    (:func:`prices_of`), and ``spot``, the site's spot capacity (``enabled``, ``discount``,
+    ``grace_s``, ``min_runtime_s``; None where the service does not say).
 
     A CPU-only server (``no_gpu``) sends its jobs to the pool: ``profile`` and
     ``current_shape`` are then those of the default GPU profile (None: the service
@@ -109,7 +113,7 @@ async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -
     out: dict[str, Any] = {
         "profile": None if services.no_gpu else profile, "current_shape": None, "shapes": [],
         "queue_length": None, "runtime": None, "schedules": True, "max_nodes": 1,
-        "credits_per_gpu_hour": None, "credits_per_hour": None,
+        "credits_per_gpu_hour": None, "credits_per_hour": None, "spot": None,
         "error": None, "no_gpu": services.no_gpu, "server_profile": profile,
     }  # fmt: skip
     try:
@@ -132,6 +136,7 @@ async def dialog_defaults(services: GpuhubServices, client: AsyncGpuhubClient) -
         queue_length=options.get("queue_length"),
         runtime=jobs.get("max_runtime_s"),
         schedules=bool(jobs.get("schedules", True)),
+        spot=options.get("spot"),
         max_nodes=max_nodes_of(options, out["profile"]),
         **prices_of(options, out["profile"]),
         shapes=[
@@ -335,8 +340,8 @@ class JobParametersHandler(JobsAPIHandler):
             services = self.gpuhub
             defaults: dict[str, Any] = {
                 "profile": None if services.no_gpu else services.profile, "current_shape": None,
-                "shapes": [], "queue_length": None, "quotas": [], "max_nodes": 1, "error": NO_SERVICE,
-                "no_gpu": services.no_gpu, "server_profile": services.profile,
+                "shapes": [], "queue_length": None, "quotas": [], "max_nodes": 1, "spot": None,
+                "error": NO_SERVICE, "no_gpu": services.no_gpu, "server_profile": services.profile,
             }  # fmt: skip
         else:
             defaults = await dialog_defaults(self.gpuhub, client)

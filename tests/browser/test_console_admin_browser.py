@@ -362,6 +362,121 @@ def test_groups_page_creates_a_cohort_adds_and_removes_members(
     assert hub.admin.delete("/quotas/groups/cs101").status_code == 204
 
 
+def test_cohort_fields_are_set_shown_kept_on_edits_and_refused_in_place(
+    hub: SimpleNamespace, page: Page, shoot: Callable[[Page, str], None]
+) -> None:
+    """physics and chem lend each other their unused GPUs in cohort "science", set on the
+    Quotas page; alice borrows one of chem's: both rows and cards say who borrows and
+    lends. An edit of other fields (on either page) keeps the cohort fields, and the
+    Groups page's form keeps the fields it does not show. Bad values are refused in
+    place, naming the field by its label."""
+    leases: list[int] = []
+    alice = hub.hub.client(hub.hub.add_user("alice"))
+    try:
+        _open(page, hub, "quotas")
+        form = page.locator("form.gh-quota-form")
+        groups = page.locator(".gh-quotas-groups")
+        _fill_quota(page, "group", "physics", max_units="1", cohort="science",
+                    borrow_limit="2", lend_limit="1", fair_share="3")  # fmt: skip
+        expect(form.locator(".gh-form-done")).to_contain_text("physics")
+        _fill_quota(page, "group", "chem", max_units="2", cohort="science", borrow_limit="",
+                    lend_limit="", fair_share="")  # fmt: skip
+        expect(form.locator(".gh-form-done")).to_contain_text("chem")
+        got = _quota(hub, "group", "physics")
+        assert {k: got[k] for k in ("max_units", "cohort", "borrow_limit", "lend_limit",
+                                    "fair_share")} == {
+            "max_units": 1, "cohort": "science", "borrow_limit": 2, "lend_limit": 1,
+            "fair_share": 3,
+        }  # fmt: skip
+        chem = _quota(hub, "group", "chem")
+        assert (chem["cohort"], chem["borrow_limit"], chem["fair_share"]) == ("science", None, None)
+
+        # alice holds physics' one GPU and borrows a second from chem
+        for _ in range(2):
+            r = alice.post("/leases", json={"shape": {"kind": "gpu"}, "group": "physics"})
+            assert r.status_code == 201 and r.json()["status"] == "active", r.text
+            leases.append(r.json()["id"])
+        assert alice.get(f"/leases/{leases[1]}").json()["borrowed_from"] == "chem"
+        _open(page, hub, "quotas")
+        expect(groups.locator("th", has_text="Cohort")).to_have_count(1)
+        physics = groups.locator("tr", has_text="physics")
+        lending = physics.locator(".gh-lending")
+        expect(lending.locator(".gh-lending-cohort")).to_have_text("science")
+        expect(lending).to_contain_text("borrows 1 GPU, lends 0 GPUs now")
+        expect(physics.locator("td").nth(1)).to_contain_text("2 in use of 1 GPU (1 borrowed)")
+        expect(lending).to_contain_text("borrows at most 2 GPUs, lends at most 1 GPU")
+        expect(physics).to_contain_text("fair-share weight 3")
+        chem_row = groups.locator("tr", has_text="chem")
+        expect(chem_row.locator(".gh-lending")).to_contain_text("borrows 0 GPUs, lends 1 GPU now")
+        shoot(page, "console-quotas-cohort")
+
+        # an edit of the budget keeps the cohort fields (Edit fills them in)
+        physics.get_by_role("button", name="Edit").click()
+        expect(form.locator("input[name=cohort]")).to_have_value("science")
+        expect(form.locator("input[name=borrow_limit]")).to_have_value("2")
+        expect(form.locator("input[name=fair_share]")).to_have_value("3")
+        form.locator("input[name=gpu_hours]").fill("150")
+        form.locator("button[type=submit]").click()
+        expect(physics).to_contain_text("of 150 h used")
+        got = _quota(hub, "group", "physics")
+        assert (got["gpu_hours"], got["cohort"], got["borrow_limit"], got["lend_limit"],
+                got["fair_share"]) == (150, "science", 2, 1, 3)  # fmt: skip
+
+        # bad values, refused in place by the field's label; nothing changes
+        before = hub.admin.get("/quotas/groups/physics").json()["quota"]
+        error = form.locator(".gh-form-errors .gh-error")
+        _fill_quota(page, "group", "physics", borrow_limit="-1")
+        expect(error.locator("span")).to_have_text("Borrow at most: must be ≥ 0")
+        expect(form.locator(".gh-invalid input[name=borrow_limit]")).to_have_count(1)
+        expect(form.locator(".gh-invalid")).to_have_count(1)
+        _fill_quota(page, "group", "physics", borrow_limit="2", cohort="my lab!")
+        expect(error.locator("span")).to_have_text(
+            "Cohort (groups that lend each other unused GPUs): must be letters, digits, '.',"
+            " '_' or '-', starting with a letter or digit"
+        )
+        expect(form.locator(".gh-invalid input[name=cohort]")).to_have_count(1)
+        shoot(page, "console-quotas-cohort-refused")
+        assert hub.admin.get("/quotas/groups/physics").json()["quota"] == before
+        form.locator("input[name=cohort]").fill("science")
+
+        # the Groups page: the card says the same; its form (which has no shapes nor
+        # priority) keeps them, and keeps the cohort fields on an edit of the budget
+        r = hub.admin.put("/quotas/groups/chem", json={**chem, "priority": 5,
+                                                         "allowed_shapes": ["gpu"]})  # fmt: skip
+        assert r.status_code == 200, r.text
+        _open(page, hub, "groups")
+        card = page.locator(".gh-cohort[data-cohort=chem]")
+        expect(card.locator(".gh-cohort-lending")).to_contain_text("science")
+        expect(card.locator(".gh-cohort-lending")).to_contain_text("lends 1 GPU now")
+        card.locator("[data-action=edit]").click()
+        gform = page.locator("form.gh-cohort-form")
+        expect(gform.locator("input[name=name]")).to_have_value("chem")
+        expect(gform.locator("input[name=cohort]")).to_have_value("science")
+        expect(gform.locator("input[name=max_units]")).to_have_value("2")
+        gform.locator("input[name=max_units]").fill("3")
+        gform.locator("input[name=lend_limit]").fill("2")
+        gform.locator("button[type=submit]").click()
+        expect(gform.locator(".gh-form-done")).to_contain_text("member")
+        got = _quota(hub, "group", "chem")
+        assert (got["max_units"], got["cohort"], got["lend_limit"], got["priority"],
+                got["allowed_shapes"]) == (3, "science", 2, 5, ["gpu"])  # fmt: skip
+        expect(card.locator(".gh-lending")).to_contain_text("lends at most 2 GPUs")
+        shoot(page, "console-groups-cohort")
+        # and a bad value there is refused in place too
+        gform.locator("input[name=fair_share]").fill("0")
+        gform.locator("button[type=submit]").click()
+        gerror = gform.locator(".gh-form-errors .gh-error")
+        expect(gerror).to_contain_text("Fair-share weight: must be more than 0")
+        expect(gform.locator(".gh-invalid input[name=fair_share]")).to_have_count(1)
+        assert _quota(hub, "group", "chem")["fair_share"] is None
+    finally:
+        for lease in leases:
+            alice.delete(f"/leases/{lease}")
+        alice.close()
+        for name in ("physics", "chem"):
+            hub.admin.delete(f"/quotas/groups/{name}")
+
+
 def test_reservations_page_creates_and_deletes(
     hub: SimpleNamespace, page: Page, shoot: Callable[[Page, str], None]
 ) -> None:

@@ -52,6 +52,7 @@ epochs = 5
 OPTIONS = {
     "user": "alice", "profiles": [], "queue_length": 3,
     "jobs": {"max_runtime_s": {"min": 60, "default": 7200, "max": 86400}, "schedules": True},
+    "spot": {"enabled": True, "discount": 0.3, "grace_s": 120, "min_runtime_s": 600},
     "shapes": [
         {"shape": {"kind": "gpu", "count": 1}, "label": "gpu", "text": "1 whole GPU",
          "models": ["H100-80GB"], "models_text": "H100-80GB", "outcome": "grant",
@@ -311,6 +312,11 @@ def test_bad_bodies_are_400_and_reach_nothing(call, service, jp_root_dir):
         ({"path": "train.ipynb", "parameters": {}, "max_runtime_s": "1h"}, "max_runtime_s"),
         ({"parameters": {}}, "path"),
         ({"path": "train.ipynb", "paused": True}, "paused"),
+        ({"path": "train.ipynb", "parameters": {}, "tier": None}, "tier"),
+        ({"path": "train.ipynb", "parameters": {}, "tier": 1}, "tier"),
+        ({"path": "train.ipynb", "parameters": {}, "retry": [10]}, "retry"),
+        ({"path": "train.ipynb", "parameters": {}, "retry": 10}, "retry"),
+        ({"path": "train.ipynb", "parameters": {}, "retry": True}, "retry"),
         ("[1, 2]", "body"),
         ("{not json", "body"),
     ]:
@@ -352,6 +358,34 @@ def test_submit_sends_the_snapshot_with_a_key_and_answers_the_job(call, service,
     assert status == 201
     assert service.requests[-1]["body"] == {"path": "run.py", "script": "print('hi')\n",
                                             "parameters": {}}  # fmt: skip
+
+
+def test_a_spot_job_with_retries_passes_through(call, service, jp_root_dir):
+    """``tier`` and ``retry`` go to the service as they came (it checks their values, and
+    its refusal passes through naming the field); a null ``retry`` is left out (the
+    service's defaults)."""
+    (jp_root_dir / "train.py").write_text("from gpuhub import checkpoint\n")
+    body = {"path": "train.py", "parameters": {}, "tier": "spot", "retry": {"preempted": 20}}
+    status, _ = call("POST", "jobs", body)
+    assert status == 201
+    sent = service.requests[-1]["body"]
+    assert (sent["tier"], sent["retry"]) == ("spot", {"preempted": 20})
+    status, _ = call("POST", "jobs", {**body, "tier": "guaranteed", "retry": None})
+    assert status == 201
+    sent = service.requests[-1]["body"]
+    assert sent["tier"] == "guaranteed" and "retry" not in sent
+    # a recurring one carries them to its definition
+    status, _ = call("POST", "jobs", {**body, "schedule": "0 2 * * *"})
+    assert status == 201
+    sent = service.requests[-1]
+    assert sent["path"] == "job-definitions"
+    assert (sent["body"]["tier"], sent["body"]["retry"]) == ("spot", {"preempted": 20})
+    service.answers[("POST", "jobs")] = (
+        400, {"status": 400, "error": "invalid", "field": "tier",
+              "message": "This site offers no spot capacity."},
+    )  # fmt: skip
+    status, answer = call("POST", "jobs", body)
+    assert (status, answer["field"]) == (400, "tier"), answer
 
 
 def test_a_root_inside_the_home_sends_paths_from_the_home(call, service, jp_root_dir, monkeypatch):
@@ -467,6 +501,7 @@ def test_the_parameters_cell_is_read_into_typed_values(call, service, jp_root_di
     # shape this server has: the extension derives no shape rule and no limit of its own
     assert d["runtime"] == {"min": 60, "default": 7200, "max": 86400}
     assert d["schedules"] is True
+    assert d["spot"] == {"enabled": True, "discount": 0.3, "grace_s": 120, "min_runtime_s": 600}
     assert [s["label"] for s in d["shapes"]] == ["gpu", "gpu", "shared"]
     assert [s["current"] for s in d["shapes"]] == [True, False, False]
     assert [s["outcome"] for s in d["shapes"]] == ["grant", "queue", "refuse"]

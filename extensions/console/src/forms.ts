@@ -124,6 +124,11 @@ const PHRASES: [RegExp, string][] = [
   [/Input should be /g, 'must be '],
   [/String should have at most (\d+) characters?/g, 'must be at most $1 characters'],
   [/String should have at least (\d+) characters?/g, 'must be at least $1 characters'],
+  // a name such as a quota's cohort (QuotaSpec.cohort's pattern)
+  [
+    /String should match pattern '\^\[A-Za-z0-9\]\[A-Za-z0-9\._-\]\*\$'/g,
+    "must be letters, digits, '.', '_' or '-', starting with a letter or digit"
+  ],
   [/ >= /g, ' ≥ '],
   [/ <= /g, ' ≤ '],
   // the CLI's and the API's ways to make a cohort, as the console offers it

@@ -115,3 +115,41 @@ export function creditsPerHour(
   const [low, high] = [credits(span.min), credits(span.max)];
   return low === high ? trans.__('≈ %1 credits/h', low) : trans.__('%1–%2 credits/h', low, high);
 }
+
+/** A span of seconds in a few words: "45 s", "2 min", "1 h", "1 h 30 min". */
+export function timeSpan(s: number, trans: TranslationBundle): string {
+  const n = Math.max(0, Math.round(s));
+  if (n < 60) {
+    return trans.__('%1 s', n);
+  }
+  const min = Math.round(n / 60);
+  if (min < 60) {
+    return trans.__('%1 min', min);
+  }
+  const [h, m] = [Math.floor(min / 60), min % 60];
+  return m ? trans.__('%1 h %2 min', h, m) : trans.__('%1 h', h);
+}
+
+/** A time on a 24-hour clock in the browser's zone: "14:05" today ("14:05:10" with
+ * `seconds`), "7 Dec, 14:05" on another day; the ISO text as it is when it is no time. */
+export function clock(iso: string, seconds = false): string {
+  const t = new Date(iso);
+  if (Number.isNaN(t.getTime())) {
+    return iso;
+  }
+  const time = t.toLocaleTimeString(undefined, {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: seconds ? '2-digit' : undefined,
+    hourCycle: 'h23'
+  });
+  if (t.toDateString() === new Date().toDateString()) {
+    return time;
+  }
+  return `${t.toLocaleDateString(undefined, { day: 'numeric', month: 'short' })}, ${time}`;
+}
+
+/** A share as a percentage for people: 0.3 -> "30", 0.125 -> "12.5". */
+export function percent(share: number): string {
+  return String(Math.round(share * 1000) / 10);
+}

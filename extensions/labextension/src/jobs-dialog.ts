@@ -2,8 +2,10 @@
  * The "Run as GPU job" dialog: a form pre-filled from this server (its profile, the GPU
  * shapes the quota allows with what is free now and the queue's length), how many nodes
  * (where the profile allows multi-node jobs, its `max_nodes`), each with the chosen GPU
- * count, what that costs an hour (the service's prices), the notebook's `parameters` as
- * typed fields, a maximum runtime, a name and an optional cron schedule.
+ * count, what that costs an hour (the service's prices), where the site offers spot
+ * capacity a Spot (preemptible) choice at its discount with how many times a preempted
+ * job runs again, the notebook's `parameters` as typed fields, a maximum runtime, a name
+ * and an optional cron schedule.
  * From a CPU-only server the job goes to the pool on the default GPU profile instead of
  * the server's own. Submitting posts the job from inside the dialog: a refusal is shown in
  * the dialog, next to the field it names, and the dialog stays open, so nothing typed is
@@ -13,7 +15,7 @@ import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import { creditsPerHour } from './format';
+import { creditsPerHour, percent, timeSpan } from './format';
 import { JobsAPI } from './jobs-api';
 import { ApiError } from './request';
 import {
@@ -23,13 +25,19 @@ import {
   IJobRequest,
   IParameter,
   IParametersReply,
+  IRetryPolicy,
   IRuntimeLimits,
-  IShape
+  IShape,
+  ISpotPolicy
 } from './jobs-types';
 import { el } from './dom';
 
 /** The runtime limits when the service did not say (it checks them again). */
 const UNKNOWN_LIMITS = { min: 60, default: null, max: null };
+/** Retries after a preemption a spot job gets unless told (RetryPolicy's default), and
+ * the most the service takes. */
+const PREEMPTED_RETRIES = 10;
+const MAX_RETRIES = 100;
 
 /** One parameter's editor: its input and how to read it back. */
 interface IField {
@@ -146,8 +154,50 @@ export class JobForm extends Widget {
     this._priceRow.append(el('label', '', trans.__('Price')), this._price);
     this.node.appendChild(this._priceRow);
     this._shapeNote = el('p', 'jp-gpuhub-muted jp-gpuhub-job-queue');
-    this._showShape();
     this.node.appendChild(this._shapeNote);
+
+    // spot: idle GPUs at the site's discount, taken back with a notice (me/options' spot);
+    // not offered where the site has none
+    this._spotPolicy = d.spot?.enabled ? d.spot : null;
+    const spotRow = el('div', 'jp-gpuhub-job-row jp-gpuhub-job-spot-row');
+    this._spot = el('input', 'jp-gpuhub-job-spot');
+    this._spot.type = 'checkbox';
+    this._spot.id = 'gpuhub-job-spot';
+    this._spot.name = 'tier';
+    this._spot.checked = this._spotPolicy !== null && rerun?.tier === 'spot';
+    const spotLabel = el('label', '', trans.__('Spot (preemptible)'));
+    spotLabel.htmlFor = this._spot.id;
+    spotRow.append(this._spot, spotLabel);
+    const spotNote = el('p', 'jp-gpuhub-muted jp-gpuhub-job-spot-note');
+    if (this._spotPolicy) {
+      spotNote.textContent = spotText(this._spotPolicy, trans);
+      spotRow.appendChild(spotNote);
+    }
+    this._retryRow = el('div', 'jp-gpuhub-job-row jp-gpuhub-job-retry-row');
+    // a run again keeps the job's own count
+    this._retryPolicy = rerun?.retry ?? null;
+    this._retries = this._number(
+      'gpuhub-job-retries',
+      String(this._retryPolicy?.preempted ?? PREEMPTED_RETRIES),
+      0,
+      MAX_RETRIES
+    );
+    this._retries.name = 'retry.preempted';
+    const retriesLabel = el('label', '', trans.__('Retries if preempted'));
+    retriesLabel.htmlFor = this._retries.id;
+    this._retryRow.append(
+      retriesLabel,
+      this._retries,
+      el(
+        'span',
+        'jp-gpuhub-muted jp-gpuhub-job-retry-help',
+        trans.__('times it runs again, from its checkpoints (0–%1)', MAX_RETRIES)
+      )
+    );
+    this._retriesError = el('p', 'jp-gpuhub-job-field-error');
+    spotRow.hidden = this._spotPolicy === null;
+    this.node.append(spotRow, this._retryRow, this._retriesError);
+    this._showShape();
 
     // parameters
     const params = el('fieldset', 'jp-gpuhub-job-params');
@@ -337,6 +387,19 @@ export class JobForm extends Widget {
     }
     this._mark(this._nodes, this._nodesError, nodesError);
     ok = ok && nodesError === null;
+    // retries after a preemption: asked for a spot job only
+    const spot = this._spotChecked();
+    const retriesText = this._retries.value.trim();
+    const retries = Number(retriesText);
+    let retriesError: string | null = null;
+    if (
+      spot &&
+      (retriesText === '' || !Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES)
+    ) {
+      retriesError = trans.__('Retries if preempted: a whole number from 0 to %1.', MAX_RETRIES);
+    }
+    this._mark(this._retries, this._retriesError, retriesError);
+    ok = ok && retriesError === null;
     const name = this._name.value.trim();
     if (!ok) {
       return null;
@@ -367,6 +430,14 @@ export class JobForm extends Widget {
     }
     if (this._recurring.checked) {
       body.schedule = schedule;
+    }
+    // a run again keeps the job's retry policy; a spot job says its retries if preempted
+    // (the other classes keep theirs, or the service's defaults)
+    if (spot) {
+      body.tier = 'spot';
+      body.retry = { ...(this._retryPolicy ?? {}), preempted: retries };
+    } else if (this._retryPolicy) {
+      body.retry = { ...this._retryPolicy };
     }
     return body;
   }
@@ -400,6 +471,8 @@ export class JobForm extends Widget {
         this._mark(this._schedule, this._scheduleError, message);
       } else if ((e.field === 'nodes' || e.field === 'shape.nodes') && this._nodesOffered()) {
         this._mark(this._nodes, this._nodesError, message);
+      } else if (e.field?.startsWith('retry') && this._spotChecked()) {
+        this._mark(this._retries, this._retriesError, message);
       } else {
         marked = false;
       }
@@ -433,7 +506,10 @@ export class JobForm extends Widget {
       nodes: trans.__('Nodes'),
       'shape.nodes': trans.__('Nodes'),
       profile: trans.__('Environment'),
-      parameters: trans.__('Parameters')
+      parameters: trans.__('Parameters'),
+      tier: trans.__('Spot (preemptible)'),
+      'retry.preempted': trans.__('Retries if preempted'),
+      retry: trans.__('Retries')
     };
     let text = e.message;
     const f = e.field ?? '';
@@ -548,9 +624,24 @@ export class JobForm extends Widget {
           : trans.__('%1 requests wait in the queue now.', d.queue_length)
     );
     this._shapeNote.textContent = parts.join(' · ');
-    const price = creditsPerHour(this._credits(), trans);
+    const credits = this._credits();
+    const spot = this._spotChecked();
+    let price = creditsPerHour(credits, trans);
+    if (spot && credits && price !== null) {
+      // the spot price: the guaranteed one times the discount
+      const discount = this._spotPolicy?.discount ?? 1;
+      const cheaper = { min: credits.min * discount, max: credits.max * discount };
+      price = trans.__('%1 spot (guaranteed: %2)', creditsPerHour(cheaper, trans) ?? '', price);
+    }
     this._price.textContent = price ?? '';
     this._priceRow.hidden = price === null;
+    this._priceRow.classList.toggle('jp-mod-spot', spot);
+    this._retryRow.hidden = !spot;
+  }
+
+  /** Whether the job asks for spot capacity (offered here, and ticked). */
+  private _spotChecked(): boolean {
+    return this._spotPolicy !== null && this._spot.checked;
   }
 
   private _mark(input: HTMLElement, error: HTMLElement, message: string | null): void {
@@ -659,15 +750,39 @@ export class JobForm extends Widget {
   private _priceRow: HTMLElement;
   private _recurring: HTMLInputElement;
   private _result: IJob | IDefinition | null = null;
+  private _retries: HTMLInputElement;
+  private _retriesError: HTMLElement;
+  private _retryPolicy: IRetryPolicy | null;
+  private _retryRow: HTMLElement;
   private _runtimeError: HTMLElement;
   private _limits: IRuntimeLimits;
   private _schedule: HTMLInputElement;
   private _scheduleError: HTMLElement;
   private _shape: HTMLSelectElement;
   private _shapeNote: HTMLElement;
+  private _spot: HTMLInputElement;
+  private _spotPolicy: ISpotPolicy | null;
 }
 
-/** Whether two shapes ask for the same thing. */
+/** What spot capacity is, from the site's numbers: "30 % of the price; may be stopped with
+ * 2 min notice and resumed from its checkpoints (gpuhub.checkpoint)". */
+export function spotText(spot: ISpotPolicy, trans: TranslationBundle): string {
+  const notice = timeSpan(spot.grace_s, trans);
+  const pct = percent(spot.discount);
+  return spot.min_runtime_s > 0
+    ? trans.__(
+        '%1 % of the price; may be stopped after its first %2 with %3 notice and resumed from its checkpoints (gpuhub.checkpoint)',
+        pct,
+        timeSpan(spot.min_runtime_s, trans),
+        notice
+      )
+    : trans.__(
+        '%1 % of the price; may be stopped with %2 notice and resumed from its checkpoints (gpuhub.checkpoint)',
+        pct,
+        notice
+      );
+}
+
 /** A runtime limit for people: "1 min", "24 h", "7 d". */
 function duration(seconds: number, trans: TranslationBundle): string {
   if (seconds % 86400 === 0) {
@@ -679,6 +794,7 @@ function duration(seconds: number, trans: TranslationBundle): string {
   return trans.__('%1 min', Math.round(seconds / 60));
 }
 
+/** Whether two shapes ask for the same thing. */
 function sameShape(a: IShape | null | undefined, b: IShape | null | undefined): boolean {
   if (!a || !b || a.kind !== b.kind) {
     return false;

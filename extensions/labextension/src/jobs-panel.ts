@@ -1,7 +1,10 @@
 /**
- * The Jobs panel (left sidebar): my GPU jobs with their state, elapsed time and GPU-hours;
- * the selected job's details, a live tail of its log and its actions (cancel, open the
- * executed notebook, open the output folder, run again); my recurring definitions.
+ * The Jobs panel (left sidebar): my GPU jobs with their state, elapsed time and GPU-hours,
+ * a "spot" badge on spot jobs, the attempt a retried job is on and a warning while a
+ * preemption notice runs; the selected job's details (its attempts, and when the next one
+ * starts while it waits out a retry's backoff), a live tail of its log and its actions
+ * (cancel, open the executed notebook, open the output folder, run again); my recurring
+ * definitions.
  *
  * One Lumino `Poll` reads the list and the selected job's new log text; it stands by while
  * the panel is hidden (or the tab is), and backs off while the server or service fails.
@@ -12,9 +15,10 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
+import { clock } from './format';
 import { JobsAPI } from './jobs-api';
 import { ApiError } from './request';
-import { IDefinition, IJob, LIVE_STATUSES } from './jobs-types';
+import { IDefinition, IJob, IJobAttempt, JobStatus, LIVE_STATUSES } from './jobs-types';
 import { el } from './dom';
 
 /** Keep at most this much of a log in the view (characters). */
@@ -49,6 +53,14 @@ export function duration(seconds: number): string {
 export function hours(value: number | null | undefined): string {
   const v = value ?? 0;
   return v >= 10 ? v.toFixed(1) : v >= 0.1 || v === 0 ? v.toFixed(2) : v.toFixed(3);
+}
+
+/** The service's times in a sentence ("notice at 2026-12-07T08:37:00.06+00:00") on the
+ * panel's clock, to the second ("notice at 08:37:00"). */
+export function clockTimes(text: string): string {
+  return text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)/g, iso =>
+    clock(iso, true)
+  );
 }
 
 /** Seconds the job has run (so far, for a running one), or null before it started. */
@@ -238,7 +250,22 @@ export class JobsPanel extends Widget {
       const name = el('span', 'jp-gpuhub-job-name', `#${job.id} ${job.name}`);
       name.title = job.path;
       const state = el('span', `jp-gpuhub-job-state jp-gpuhub-job-${job.status}`, this._state(job));
+      const badges = el('span', 'jp-gpuhub-job-badges');
+      if (job.tier === 'spot') {
+        const spot = el('span', 'jp-gpuhub-job-tier', trans.__('spot'));
+        spot.title = trans.__(
+          'Spot (preemptible): may be stopped for guaranteed work and run again'
+        );
+        badges.appendChild(spot);
+      }
+      badges.appendChild(state);
       const facts: string[] = [];
+      if (job.status === 'queued' && job.next_attempt_at) {
+        // between attempts: the retry's backoff runs
+        facts.push(trans.__('attempt %1 at %2', job.attempt, clock(job.next_attempt_at)));
+      } else if ((job.attempt ?? 1) > 1) {
+        facts.push(trans.__('attempt %1', job.attempt));
+      }
       if (job.shape_text) {
         facts.push(job.shape_text);
       }
@@ -248,7 +275,11 @@ export class JobsPanel extends Widget {
       }
       facts.push(trans.__('%1 GPU-h', hours(job.gpu_hours)));
       const line = el('span', 'jp-gpuhub-muted jp-gpuhub-job-facts', facts.join(' · '));
-      row.append(name, state, line);
+      row.append(name, badges, line);
+      const warning = this._preemption(job);
+      if (warning) {
+        row.appendChild(warning);
+      }
       row.addEventListener('click', () => this.select(job.id));
       this._list.appendChild(row);
     }
@@ -256,18 +287,104 @@ export class JobsPanel extends Widget {
 
   private _state(job: IJob): string {
     const trans = this._trans;
-    switch (job.status) {
+    if (job.status === 'queued' && job.position !== null && job.position !== undefined) {
+      return trans.__('queued (#%1)', job.position);
+    }
+    return this._statusText(job.status);
+  }
+
+  /** A job's or attempt's status in words. */
+  private _statusText(status: JobStatus): string {
+    const trans = this._trans;
+    switch (status) {
       case 'queued':
-        return job.position !== null && job.position !== undefined
-          ? trans.__('queued (#%1)', job.position)
-          : trans.__('queued');
+        return trans.__('queued');
+      case 'starting':
+        return trans.__('starting');
+      case 'running':
+        return trans.__('running');
+      case 'succeeded':
+        return trans.__('succeeded');
+      case 'failed':
+        return trans.__('failed');
+      case 'cancelled':
+        return trans.__('cancelled');
       case 'timed_out':
         return trans.__('timed out');
       case 'node_failed':
         return trans.__('node failed');
+      case 'preempted':
+        return trans.__('preempted');
       default:
-        return trans.__(job.status);
+        return status;
     }
+  }
+
+  /** The warning while the job runs under a preemption notice ("preempted: checkpoint
+   * now, stops by 14:05"); null without one. */
+  private _preemption(job: IJob): HTMLElement | null {
+    const trans = this._trans;
+    const notice = job.preemption;
+    if (!notice || !LIVE_STATUSES.includes(job.status)) {
+      return null;
+    }
+    const past = Date.parse(notice.deadline) <= Date.now();
+    const text = past
+      ? trans.__('preempted: its time ran out at %1; it is being stopped', clock(notice.deadline))
+      : trans.__('preempted: checkpoint now, stops by %1', clock(notice.deadline));
+    const p = el('p', 'jp-gpuhub-warning jp-gpuhub-job-preempt', text);
+    p.title = trans.__(
+      'Its GPUs are taken back for guaranteed work (notice at %1). It gets SIGUSR1 and $GPUHUB_PREEMPT_FILE; gpuhub.checkpoint saves on that. It runs again from its checkpoints while its retries last.',
+      clock(notice.notice_at)
+    );
+    return p;
+  }
+
+  /** Why an attempt ended, in words: its status, and the failure class it was retried for
+   * where that says more ("failed (out of memory)"). */
+  private _ended(a: IJobAttempt): string {
+    const trans = this._trans;
+    const status = this._statusText(a.status);
+    if (a.failure === 'out_of_memory') {
+      return trans.__('%1 (out of memory)', status);
+    }
+    return status;
+  }
+
+  /** Every attempt of a retried job, oldest first: its number, how it ended, why, and its
+   * GPU-hours; null for a job on its first attempt. */
+  private _attempts(job: IJob): HTMLElement | null {
+    const trans = this._trans;
+    const attempts = job.attempts ?? [];
+    if (attempts.length < 2) {
+      return null;
+    }
+    const list = el('ol', 'jp-gpuhub-job-attempts');
+    for (const a of attempts) {
+      const item = el('li', 'jp-gpuhub-job-attempt');
+      item.dataset.attempt = String(a.attempt);
+      item.dataset.status = a.status;
+      const head = el('div', 'jp-gpuhub-job-attempt-head');
+      head.append(
+        el('strong', '', trans.__('Attempt %1', a.attempt)),
+        el('span', `jp-gpuhub-job-state jp-gpuhub-job-${a.status}`, this._ended(a))
+      );
+      if (a.lease_id !== null || a.gpu_hours) {
+        head.appendChild(el('span', 'jp-gpuhub-muted', trans.__('%1 GPU-h', hours(a.gpu_hours))));
+      }
+      item.appendChild(head);
+      const when = a.started_at
+        ? a.ended_at
+          ? trans.__('%1 to %2', clock(a.started_at), clock(a.ended_at))
+          : trans.__('since %1', clock(a.started_at))
+        : null;
+      const why = [when, a.reason && clockTimes(a.reason)].filter(Boolean).join(' · ');
+      if (why) {
+        item.appendChild(el('div', 'jp-gpuhub-muted jp-gpuhub-job-attempt-why', why));
+      }
+      list.appendChild(item);
+    }
+    return list;
   }
 
   private _renderDetail(): void {
@@ -279,6 +396,10 @@ export class JobsPanel extends Widget {
       return;
     }
     this._detail.appendChild(el('h3', '', trans.__('Job %1: %2', job.id, job.name)));
+    const warning = this._preemption(job);
+    if (warning) {
+      this._detail.appendChild(warning);
+    }
     const rows: [string, string][] = [
       [trans.__('State'), this._state(job)],
       [trans.__('File'), job.path],
@@ -286,6 +407,25 @@ export class JobsPanel extends Widget {
       [trans.__('GPUs'), job.shape_text ?? '—'],
       [trans.__('Submitted'), new Date(job.created_at).toLocaleString()]
     ];
+    if (job.tier === 'spot') {
+      const retries = job.retry?.preempted;
+      rows.push([
+        trans.__('Capacity'),
+        retries === undefined
+          ? trans.__('spot (preemptible)')
+          : trans._n(
+              'spot (preemptible), run again up to %1 time if preempted',
+              'spot (preemptible), run again up to %1 times if preempted',
+              retries
+            )
+      ]);
+    }
+    if ((job.attempt ?? 1) > 1) {
+      rows.push([trans.__('Attempt'), String(job.attempt)]);
+    }
+    if (job.status === 'queued' && job.next_attempt_at) {
+      rows.push([trans.__('Next attempt'), trans.__('at %1', clock(job.next_attempt_at))]);
+    }
     const secs = elapsed(job);
     if (secs !== null) {
       rows.push([trans.__('Elapsed'), duration(secs)]);
@@ -295,7 +435,7 @@ export class JobsPanel extends Widget {
       rows.push([trans.__('Exit code'), String(job.exit_code)]);
     }
     if (job.reason) {
-      rows.push([trans.__('Why'), job.reason]);
+      rows.push([trans.__('Why'), clockTimes(job.reason)]);
     }
     const params = Object.entries(job.parameters ?? {});
     if (params.length) {
@@ -307,6 +447,10 @@ export class JobsPanel extends Widget {
       dl.append(el('dt', '', k), el('dd', '', v));
     }
     this._detail.appendChild(dl);
+    const attempts = this._attempts(job);
+    if (attempts) {
+      this._detail.append(el('h4', 'jp-gpuhub-job-attempts-title', trans.__('Attempts')), attempts);
+    }
 
     const actions = el('div', 'jp-gpuhub-job-actions');
     const button = (label: string, cls: string, onClick: () => void): void => {

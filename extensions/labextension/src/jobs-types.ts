@@ -12,6 +12,19 @@ export type JobStatus = Schema<'JobStatus'>;
 /** States from which a job goes on. */
 export const LIVE_STATUSES: JobStatus[] = ['queued', 'starting', 'running'];
 
+/** `guaranteed` (its GPUs stay until it ends) or `spot` (idle GPUs at a discount, taken
+ * back with a notice when guaranteed work needs them). */
+export type JobTier = Schema<'JobTier'>;
+
+/** How often a job runs again after an attempt that ended in each failure class. */
+export type IRetryPolicy = Schema<'RetryPolicy'>;
+
+/** One run of a job, on one lease (the last of a job's `attempts` is the current one). */
+export type IJobAttempt = Schema<'JobAttempt'>;
+
+/** Whether spot capacity is offered here, its discount and how it is taken back. */
+export type ISpotPolicy = Schema<'SpotPolicy'>;
+
 /** What a request asks for: whole GPUs, a MIG slice, or a shared seat. */
 export type IShape = Schema<'Shape'>;
 
@@ -96,6 +109,9 @@ export interface IParametersReply {
     credits_per_gpu_hour?: ICreditsSpan | null;
     /** What `profile` costs per hour at its own GPU count. */
     credits_per_hour?: ICreditsSpan | null;
+    /** The site's spot capacity (me/options' `spot`; absent or null: the service does not
+     * say, none is offered). */
+    spot?: ISpotPolicy | null;
     error: string | null;
   };
 }
@@ -112,4 +128,8 @@ export interface IJobRequest {
   max_runtime_s?: number;
   name?: string | null;
   schedule?: string | null;
+  /** Sent as `spot` when the Spot box is ticked (the service's default: guaranteed). */
+  tier?: JobTier;
+  /** Retries per failure class: sent with a spot job (its `preempted` count). */
+  retry?: Partial<IRetryPolicy> | null;
 }

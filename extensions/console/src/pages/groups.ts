@@ -1,15 +1,29 @@
 /**
- * Groups (admins): JupyterHub groups as cohorts, with their members and quota
+ * Groups (admins): JupyterHub groups as cohorts, with their members and quota (and, for a
+ * group that lends and borrows in a quota cohort, what it borrows and lends now)
  * (`GET /cohorts`); create or update one in a step (`PUT /cohorts/{name}`: members from a
- * roster, one per line, and an optional quota, its spot allowance included), add members
- * (`POST /cohorts/{name}/members`) and take one out (`DELETE .../members/{user}`).
+ * roster, one per line, and an optional quota, its spot allowance and quota cohort
+ * included; the quota replaces the group's, so the form starts from the quota it has now
+ * and changes the fields it shows), add members (`POST /cohorts/{name}/members`) and take
+ * one out (`DELETE .../members/{user}`). A card's "Edit quota" fills the form.
  */
 import { ApiError } from '../api';
 import { Ctx, Page } from '../context';
 import { button, clearError, empty, fmtUnits, h, section, showError, tag } from '../dom';
-import { field, FieldError, formFoot, inWords, numberOrNull, onSubmit } from '../forms';
+import { clearFoot, field, FieldError, formFoot, inWords, numberOrNull, onSubmit } from '../forms';
 import { QuotaStatus } from '../types';
-import { creditsCell, hasSpot, hoursCell, rulesText, spotCell, unitsCell } from './quotas';
+import {
+  cohortCell,
+  cohortFields,
+  creditsCell,
+  currentQuota,
+  hasSpot,
+  hoursCell,
+  inCohort,
+  rulesText,
+  spotCell,
+  unitsCell
+} from './quotas';
 
 interface CohortItem {
   name: string;
@@ -57,8 +71,14 @@ function said(c: CohortChange): string {
   return `${s[0].toUpperCase()}${s.slice(1)}; ${c.members.length} member${c.members.length === 1 ? '' : 's'} now.`;
 }
 
-/** One cohort: its quota, its members with a remove button each, and an add field. */
-function cohortCard(c: CohortItem, ctx: Ctx, reload: () => Promise<void>): HTMLElement {
+/** One cohort: its quota, its members with a remove button each, and an add field;
+ * `edit` fills the form with it. */
+function cohortCard(
+  c: CohortItem,
+  ctx: Ctx,
+  reload: () => Promise<void>,
+  edit: (c: CohortItem) => void
+): HTMLElement {
   const card = h('article', { class: 'gh-card gh-cohort', 'data-cohort': c.name });
   const addInput = h('input', {
     name: 'add',
@@ -153,11 +173,29 @@ function cohortCard(c: CohortItem, ctx: Ctx, reload: () => Promise<void>): HTMLE
                 spotCell(q)
               )
             : null,
+          inCohort(q)
+            ? h(
+                'div',
+                { class: 'gh-cohort-lending' },
+                h('span', { class: 'gh-field-label' }, 'Cohort'),
+                cohortCell(q)
+              )
+            : null,
           h('div', { class: 'gh-muted' }, rulesText(q.quota, 'group'))
         )
       : h('p', { class: 'gh-muted' }, 'No quota: members are limited by their own quotas only.'),
     members,
-    h('div', { class: 'gh-row gh-cohort-add' }, addInput, add),
+    h(
+      'div',
+      { class: 'gh-row gh-cohort-add' },
+      addInput,
+      add,
+      h(
+        'button',
+        { type: 'button', class: 'gh-button', 'data-action': 'edit', onclick: () => edit(c) },
+        q ? 'Edit quota' : 'Set a quota'
+      )
+    ),
     h('p', { class: 'gh-form-done', 'aria-live': 'polite' })
   );
   return card;
@@ -171,7 +209,11 @@ function flash(name: string, text: string): void {
   }
 }
 
-function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
+/** The create-or-update form, and `fill(c)`: the group's name and quota in it. */
+function createForm(
+  ctx: Ctx,
+  reload: () => Promise<void>
+): { form: HTMLFormElement; fill: (c: CohortItem) => void } {
   const name = h('input', {
     name: 'name',
     required: true,
@@ -217,9 +259,11 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
     field('Spot GPUs at once', spotUnits, 'preemptible, apart from Max GPU units'),
     field('Spot GPU-hours per period', spotHours, 'apart from GPU-hours; credits pay for both')
   );
+  const lending = cohortFields(n => num(n));
   const sync = () => {
     quotaFields.hidden = !withQuota.checked;
     spotFields.hidden = !withQuota.checked;
+    lending.row.hidden = !withQuota.checked;
   };
   withQuota.addEventListener('change', sync);
   sync();
@@ -241,6 +285,7 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
     ),
     quotaFields,
     spotFields,
+    lending.row,
     h('div', { class: 'gh-row' }, foot.submit, foot.done),
     foot.errors
   ) as HTMLFormElement;
@@ -254,26 +299,54 @@ function createForm(ctx: Ctx, reload: () => Promise<void>): HTMLFormElement {
       create_users: createUsers.checked
     };
     if (withQuota.checked) {
-      body.quota = {
+      const shown = {
         max_units: numberOrNull(maxUnits),
         per_user_max_units: numberOrNull(perUser),
         gpu_hours: numberOrNull(gpuHours),
         credits: numberOrNull(credits),
         spot_max_units: numberOrNull(spotUnits),
         spot_gpu_hours: numberOrNull(spotHours),
-        period: period.value
+        period: period.value,
+        ...lending.read()
       };
+      // the group's quota as it is (its shapes, profiles, priority...), with the fields
+      // this form shows as they are in it; term dates go with a term only
+      const current = await currentQuota(ctx, 'group', group);
+      const term = period.value === 'term' ? {} : { term_start: null, term_end: null };
+      body.quota = { ...current, ...shown, ...term };
     }
     const change = await ctx.api.put<CohortChange>(`/cohorts/${encodeURIComponent(group)}`, body);
     foot.done.textContent = said(change);
     roster.value = '';
     await reload();
   });
-  return form;
+  const fill = (c: CohortItem) => {
+    const q = c.quota?.quota ?? null;
+    const str = (v: number | null | undefined) => (v === null || v === undefined ? '' : String(v));
+    name.value = c.name;
+    roster.value = '';
+    withQuota.checked = true;
+    maxUnits.value = str(q?.max_units);
+    perUser.value = str(q?.per_user_max_units);
+    gpuHours.value = str(q?.gpu_hours);
+    credits.value = str(q?.credits);
+    spotUnits.value = str(q?.spot_max_units);
+    spotHours.value = str(q?.spot_gpu_hours);
+    // a term (set on the Quotas page, with its dates) is kept as it is
+    const periods = ['week', 'day', 'month', ...(q?.period === 'term' ? ['term'] : [])];
+    period.replaceChildren(...periods.map(p => h('option', { value: p }, p)));
+    period.value = q?.period ?? 'week';
+    lending.fill(q);
+    clearFoot(foot);
+    sync();
+    form.scrollIntoView({ block: 'nearest' });
+    name.focus();
+  };
+  return { form, fill };
 }
 
 /** Without `GET /cohorts` (an older service): look one cohort up by name. */
-function lookup(ctx: Ctx, list: HTMLElement): HTMLElement {
+function lookup(ctx: Ctx, list: HTMLElement, edit: (c: CohortItem) => void): HTMLElement {
   const name = h('input', {
     name: 'lookup',
     placeholder: 'group name',
@@ -282,7 +355,7 @@ function lookup(ctx: Ctx, list: HTMLElement): HTMLElement {
   const out = h('div');
   const showIt = async (): Promise<void> => {
     const c = await ctx.api.get<CohortItem>(`/cohorts/${encodeURIComponent(name.value.trim())}`);
-    out.replaceChildren(cohortCard(c, ctx, showIt));
+    out.replaceChildren(cohortCard(c, ctx, showIt, edit));
   };
   return h(
     'div',
@@ -301,6 +374,8 @@ export const page: Page = async (root, ctx) => {
   const list = h('div', { class: 'gh-cohorts' });
   const summary = h('p', { class: 'gh-muted' });
   let fallback: HTMLElement | null = null;
+  // the form is made below, once `reload` exists
+  let edit: (c: CohortItem) => void = () => undefined;
   const reload = async (): Promise<void> => {
     try {
       const data = await ctx.api.get<{ cohorts: CohortItem[] }>('/cohorts');
@@ -314,19 +389,21 @@ export const page: Page = async (root, ctx) => {
         (limited ? `, holding ${fmtUnits(units)} now.` : '.');
       list.replaceChildren(
         ...(cohorts.length
-          ? cohorts.map(c => cohortCard(c, ctx, reload))
+          ? cohorts.map(c => cohortCard(c, ctx, reload, edit))
           : [empty('No groups yet: create one below.')])
       );
       clearError(root, 'load');
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
-        fallback ??= lookup(ctx, list);
+        fallback ??= lookup(ctx, list, edit);
         list.replaceChildren(fallback);
         return;
       }
       showError(root, e, 'load');
     }
   };
+  const { form, fill } = createForm(ctx, reload);
+  edit = fill;
   root.append(
     h('h1', null, 'Groups'),
     section('Groups and their members', summary, list),
@@ -337,7 +414,7 @@ export const page: Page = async (root, ctx) => {
         { class: 'gh-muted' },
         'Creates the JupyterHub group if it is new, the users the hub lacks, adds them, and sets the group quota, in one step (like gpuhub cohort create).'
       ),
-      createForm(ctx, reload)
+      form
     )
   );
   await reload();

@@ -1,13 +1,16 @@
 /**
  * Quotas (admins): every user's and group's quota with what is in use and left (GPU units,
- * GPU-hours, credits, and the spot allowance where one is set or used) and when it resets
- * (`GET /quotas`); a form that sets one
- * (`PUT /quotas/{users|groups}/{name}`, every QuotaSpec field; a group the hub lacks is
- * refused unless "create" is ticked) and an unset action (`DELETE`). A refused value shows
- * the service's sentence next to the form, in the form's words (forms.ts, inFormWords),
- * and changes nothing.
+ * GPU-hours, credits, the spot allowance where one is set or used, and a group's cohort
+ * with what it borrows and lends now) and when it resets (`GET /quotas`); a form that sets
+ * one (`PUT /quotas/{users|groups}/{name}`, every QuotaSpec field; a group the hub lacks is
+ * refused unless "create" is ticked) and an unset action (`DELETE`). The PUT replaces the
+ * whole quota, so a save starts from the quota as the service has it now
+ * ({@link currentQuota}) and changes only the fields the form shows: a field this console
+ * does not know stays. A refused value shows the service's sentence next to the form, in
+ * the form's words (forms.ts, inFormWords), and changes nothing.
  */
-import { Page } from '../context';
+import { ApiError } from '../api';
+import { Ctx, Page } from '../context';
 import {
   bar,
   button,
@@ -37,7 +40,9 @@ function limit(units: number | null | undefined): string {
 /** The concurrent-units cell: a bar of in use (+ queued) of the limit. */
 export function unitsCell(s: QuotaStatus): Node {
   const used = s.units_active + s.units_queued;
-  const text = `${fmtNumber(s.units_active)} in use${s.units_queued ? ` + ${fmtNumber(s.units_queued)} queued` : ''} of ${limit(s.quota?.max_units)}`;
+  // a group in a cohort may hold more than its own share: what it borrows, said
+  const borrowed = s.borrowed_units ? ` (${fmtNumber(s.borrowed_units)} borrowed)` : '';
+  const text = `${fmtNumber(s.units_active)} in use${s.units_queued ? ` + ${fmtNumber(s.units_queued)} queued` : ''} of ${limit(s.quota?.max_units)}${borrowed}`;
   const max = s.quota?.max_units;
   return max === null || max === undefined
     ? document.createTextNode(text)
@@ -153,6 +158,42 @@ export function spotSpecText(q: QuotaSpec | null): string | null {
   );
 }
 
+/** Whether a group quota lends and borrows in a cohort. */
+export function inCohort(s: QuotaStatus): boolean {
+  return s.kind === 'group' && !!s.quota?.cohort;
+}
+
+/** The cohort cell of a group: its cohort with what it borrows and lends now (marked when
+ * it borrows), and its limits; "—" outside a cohort. */
+export function cohortCell(s: QuotaStatus): Node {
+  if (!inCohort(s)) {
+    return document.createTextNode('—');
+  }
+  const q = s.quota;
+  const borrowed = s.borrowed_units ?? 0;
+  const lent = s.lent_units ?? 0;
+  const limits = [
+    q?.borrow_limit === null || q?.borrow_limit === undefined
+      ? null
+      : `borrows at most ${fmtUnits(q.borrow_limit)}`,
+    q?.lend_limit === null || q?.lend_limit === undefined
+      ? null
+      : `lends at most ${fmtUnits(q.lend_limit)}`
+  ].filter(Boolean);
+  return h(
+    'div',
+    { class: 'gh-lending', 'data-cohort-of': s.name },
+    h('strong', { class: 'gh-lending-cohort' }, q?.cohort ?? ''),
+    h(
+      'div',
+      { class: 'gh-lending-now' },
+      h('span', { class: borrowed > 0 ? 'gh-warn' : null }, `borrows ${fmtUnits(borrowed)}`),
+      `, lends ${fmtUnits(lent)} now`
+    ),
+    limits.length ? h('div', { class: 'gh-muted gh-small' }, limits.join(', ')) : null
+  );
+}
+
 /** The other limits in a few words. */
 export function rulesText(q: QuotaSpec | null, kind: 'user' | 'group'): string {
   if (!q) {
@@ -161,6 +202,9 @@ export function rulesText(q: QuotaSpec | null, kind: 'user' | 'group'): string {
   const parts: string[] = [];
   if (kind === 'group' && q.per_user_max_units !== null) {
     parts.push(`${fmtUnits(q.per_user_max_units)} per member`);
+  }
+  if (kind === 'group' && q.fair_share !== null && q.fair_share !== undefined) {
+    parts.push(`fair-share weight ${fmtAmount(q.fair_share)}`);
   }
   if (q.allowed_shapes) {
     parts.push(`shapes ${q.allowed_shapes.join(', ') || '(none)'}`);
@@ -175,6 +219,76 @@ export function rulesText(q: QuotaSpec | null, kind: 'user' | 'group'): string {
     parts.push(`term ${q.term_start} – ${q.term_end}`);
   }
   return parts.join('; ') || '—';
+}
+
+/** The quota a user or group has of its own now (null: none; a user on the default quota
+ * has none of their own), for a save to start from: PUT replaces the whole quota, and a
+ * form changes only the fields it shows. */
+export async function currentQuota(
+  ctx: Ctx,
+  kind: 'user' | 'group',
+  name: string
+): Promise<Partial<QuotaSpec> | null> {
+  try {
+    const s = await ctx.api.get<QuotaStatus>(`/quotas/${kind}s/${encodeURIComponent(name)}`);
+    return s.default ? null : s.quota;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) {
+      return null; // a group without a quota (or the hub lacks it: the PUT says so)
+    }
+    throw e;
+  }
+}
+
+/** A group's cohort name from its field: null when empty (in no cohort); the service
+ * judges the name. */
+export function textOrNull(input: HTMLInputElement): string | null {
+  const v = input.value.trim();
+  return v === '' ? null : v;
+}
+
+/** The cohort fields of a group quota ("Cohort", "Borrow at most", "Lend at most",
+ * "Fair-share weight"), their values as a QuotaSpec part, and how to fill them. */
+export function cohortFields(num: (name: string) => HTMLInputElement) {
+  const cohort = h('input', {
+    name: 'cohort',
+    autocomplete: 'off',
+    placeholder: 'none',
+    maxlength: 64
+  }) as HTMLInputElement;
+  const borrow = num('borrow_limit');
+  const lend = num('lend_limit');
+  const share = num('fair_share');
+  share.placeholder = 'Max GPU units, else 1';
+  const row = h(
+    'div',
+    { class: 'gh-row gh-cohort-fields' },
+    field(
+      'Cohort (groups that lend each other unused GPUs)',
+      cohort,
+      'groups naming the same cohort; needs Max GPU units'
+    ),
+    field('Borrow at most', borrow, 'GPU units at once, from the cohort'),
+    field('Lend at most', lend, 'GPU units of its unused share'),
+    field('Fair-share weight', share, 'its share of the queue, against other groups')
+  );
+  return {
+    row,
+    read: (): Partial<QuotaSpec> => ({
+      cohort: textOrNull(cohort),
+      borrow_limit: numberOrNull(borrow),
+      lend_limit: numberOrNull(lend),
+      fair_share: numberOrNull(share)
+    }),
+    fill: (q: Partial<QuotaSpec> | null | undefined) => {
+      const str = (v: number | null | undefined) =>
+        v === null || v === undefined ? '' : String(v);
+      cohort.value = q?.cohort ?? '';
+      borrow.value = str(q?.borrow_limit);
+      lend.value = str(q?.lend_limit);
+      share.value = str(q?.fair_share);
+    }
+  };
 }
 
 /** Globs from a comma-separated field: null when empty (allows all). */
@@ -216,6 +330,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
   const credits = num('credits', { placeholder: 'no limit' });
   const spotUnits = num('spot_max_units', { placeholder: 'no limit' });
   const spotHours = num('spot_gpu_hours', { placeholder: 'no limit' });
+  const lending = cohortFields(n => num(n, { placeholder: 'no limit' }));
   const priority = num('priority', { step: '1', value: '0' });
   const period = h(
     'select',
@@ -241,7 +356,8 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
   );
   const groupOnly = [
     field('Per member', perUser, 'GPU units each member may hold through the group'),
-    field('Create the group if the hub lacks it', create)
+    field('Create the group if the hub lacks it', create),
+    lending.row
   ];
 
   const sync = () => {
@@ -281,6 +397,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
       field('Allowed profiles', profiles, 'comma-separated globs'),
       field('Priority', priority, '-1000 to 1000')
     ),
+    lending.row,
     h('div', { class: 'gh-row' }, groupOnly[1]),
     h('div', { class: 'gh-row' }, foot.submit, foot.done),
     foot.errors
@@ -293,7 +410,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     if (!who) {
       throw new FieldError('name', `give the ${k}'s name`);
     }
-    const spec: Partial<QuotaSpec> = {
+    const shown: Partial<QuotaSpec> = {
       max_units: numberOrNull(maxUnits),
       gpu_hours: numberOrNull(gpuHours),
       credits: numberOrNull(credits),
@@ -304,13 +421,21 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
       allowed_profiles: listOrNull(profiles),
       priority: numberOrNull(priority) ?? 0
     };
-    if (period.value === 'term') {
-      spec.term_start = termStart.value || null;
-      spec.term_end = termEnd.value || null;
-    }
-    if (k === 'group') {
-      spec.per_user_max_units = numberOrNull(perUser);
-    }
+    // the dates go with a term only (the service refuses them with another period)
+    shown.term_start = period.value === 'term' ? termStart.value || null : null;
+    shown.term_end = period.value === 'term' ? termEnd.value || null : null;
+    const groupSpec =
+      k === 'group'
+        ? { per_user_max_units: numberOrNull(perUser), ...lending.read() }
+        : {
+            per_user_max_units: null,
+            cohort: null,
+            borrow_limit: null,
+            lend_limit: null,
+            fair_share: null
+          };
+    // the quota as it is, with the fields this form shows as they are in the form
+    const spec = { ...(await currentQuota(ctx, k, who)), ...shown, ...groupSpec };
     const path =
       `/quotas/${k}s/${encodeURIComponent(who)}` +
       (k === 'group' && create.checked ? '?create=true' : '');
@@ -337,6 +462,7 @@ function quotaForm(onDone: (s: QuotaStatus) => void, ctx: Parameters<Page>[1]) {
     shapes.value = q?.allowed_shapes?.join(', ') ?? '';
     profiles.value = q?.allowed_profiles?.join(', ') ?? '';
     priority.value = String(q?.priority ?? 0);
+    lending.fill(q);
     create.checked = false;
     clearFoot(foot);
     sync();
@@ -366,14 +492,16 @@ export const page: Page = async (root, ctx) => {
     )
   );
 
-  // the spot column only in a table where some quota has a spot allowance or spot use
-  const rows = (list: QuotaStatus[], spot: boolean) =>
+  // the spot column only in a table where some quota has a spot allowance or spot use,
+  // the cohort column where some group lends and borrows in a cohort
+  const rows = (list: QuotaStatus[], spot: boolean, cohorts: boolean) =>
     list.map(s => [
       h('strong', { class: 'gh-quota-name' }, s.name),
       unitsCell(s),
       hoursCell(s),
       creditsCell(s),
       ...(spot ? [spotCell(s)] : []),
+      ...(cohorts ? [cohortCell(s)] : []),
       rulesText(s.quota, s.kind),
       h(
         'span',
@@ -424,16 +552,18 @@ export const page: Page = async (root, ctx) => {
         data.quotas.filter(q => q.kind === k).sort((a, b) => a.name.localeCompare(b.name));
       const quotaTable = (who: string, list: QuotaStatus[]) => {
         const spot = list.some(hasSpot);
+        const cohorts = list.some(inCohort);
         const headers = [
           who,
           'GPUs at once',
           'GPU-hours this period',
           'Credits this period',
           ...(spot ? ['Spot (preemptible)'] : []),
+          ...(cohorts ? ['Cohort'] : []),
           'Other limits',
           ''
         ];
-        return table(headers, rows(list, spot));
+        return table(headers, rows(list, spot, cohorts));
       };
       const u = by('user');
       const g = by('group');
