@@ -21,6 +21,7 @@ doubled for every earlier retry of the same class, at most ``backoff_max_s``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..scheduler.lease import Lease, iso
@@ -79,13 +80,18 @@ def failure_of(ended: JobExit, lease: Lease | None) -> str | None:
     return FAILED
 
 
+def _clock(ts: float | None) -> str:
+    """A time for people: ``2026-12-07 14:05:07 UTC``."""
+    return "?" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
 def preempted_reason(lease: Lease | None, how: str) -> str:
     """Why an attempt ended ``preempted``: the lease, the notice, and ``how`` the job ended."""
     if lease is None:
         return f"preempted: its GPU lease was taken back; {how}"
     notice = ""
     if under_notice(lease):
-        notice = f" (notice at {iso(lease.notice_at)}, deadline {iso(deadline_of(lease))})"
+        notice = f" (notice at {_clock(lease.notice_at)}, deadline {_clock(deadline_of(lease))})"
     return f"preempted: its {lease.tier} GPU lease {lease.id} was taken back{notice}; {how}"
 
 

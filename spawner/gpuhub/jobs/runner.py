@@ -427,6 +427,9 @@ class Runner:
             error = f"the job was stopped ({signal.Signals(self.terminated).name})"
         elif code == 0:
             outcome, error = "succeeded", None
+            notice = os.environ.get("GPUHUB_PREEMPT_FILE")
+            if notice and os.path.exists(notice):  # gpuhub books the attempt as preempted
+                self.say("stopped after the preemption notice, with exit code 0")
         elif detail:
             outcome, error = "failed", detail
         elif code < 0:
