@@ -139,6 +139,7 @@ class Preemption:
             if x.status == ACTIVE and x.notice_at is not None:
                 _give_back(plan, x)
         victims: list[Lease] = []
+        hopeless: set[tuple] = set()  # (shape bucket, lender, rules): preempting cannot help
         for waiter in queue_order(live.values()):
             if waiter.tier != GUARANTEED or accounting.quota_problem(
                 waiter.user, waiter.group, waiter.shape, waiter.profile, waiter.units,
@@ -151,7 +152,14 @@ class Preemption:
                 waiter.group, waiter.units, queued_too=False
             ):
                 lender = waiter.group
-            victims += self._make_room(conn, waiter, plan, live, book, now, lender)
+            means = (waiter.shape.bucket, lender, book.rules(waiter, now))
+            if means in hopeless:
+                continue  # the same shape cannot fit by the same means: no plan needed
+            chosen = self._make_room(conn, waiter, plan, live, book, now, lender)
+            if chosen is None:
+                hopeless.add(means)
+            else:
+                victims += chosen
         return victims
 
     def _make_room(
@@ -163,11 +171,11 @@ class Preemption:
         book: ReservationBook,
         now: float,
         lender: str | None,
-    ) -> list[Lease]:
+    ) -> list[Lease] | None:
         """Notices for the leases that must go for ``waiter`` to fit in ``plan`` (none when
-        leases already under notice make room, or when preempting cannot): those its group
-        (``lender``) lent, then spot ones. ``plan`` then has the waiter placed and the
-        victims gone."""
+        leases already under notice make room): those its group (``lender``) lent, then
+        spot ones; None when preempting cannot make it fit. ``plan`` then has the waiter
+        placed and the victims gone."""
         placement = book.place(waiter, now, plan)
         if placement is not None:  # leaving leases make room: count on them, no new notice
             _take(plan, waiter.id, placement)
@@ -180,7 +188,7 @@ class Preemption:
             if placement is not None:
                 break
         else:
-            return []
+            return None
         where = _nodes(placement)
         chosen = [x for x in chosen if _nodes(x) & where]  # the others made no room for it
         for x in chosen:
