@@ -55,12 +55,16 @@ export function hours(value: number | null | undefined): string {
   return v >= 10 ? v.toFixed(1) : v >= 0.1 || v === 0 ? v.toFixed(2) : v.toFixed(3);
 }
 
-/** The service's times in a sentence ("notice at 2026-12-07T08:37:00.06+00:00") on the
- * panel's clock, to the second ("notice at 08:37:00"). */
+/** The service's times in a sentence ("notice at 2026-12-07 08:37:00 UTC", or ISO 8601
+ * "2026-12-07T08:37:00.06+00:00") on the panel's clock, to the second ("notice at 08:37:00"). */
 export function clockTimes(text: string): string {
-  return text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)/g, iso =>
-    clock(iso, true)
-  );
+  return text
+    .replace(/(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC/g, (_, day, time) =>
+      clock(`${day}T${time}Z`, true)
+    )
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)/g, iso =>
+      clock(iso, true)
+    );
 }
 
 /** Seconds the job has run (so far, for a running one), or null before it started. */

@@ -176,6 +176,7 @@ class SchedulerView:
             priority=state.accounting.priority(user, group), profile=profile, requested_at=now,
             hours=hours, user_groups=user_groups, tier=tier,
         )  # fmt: skip
+        state.fair.factors([probe], state.live, state.quotas, now)  # its place in the queue
         out.update(group=group, units=float(units))
         noun = count_noun(shape)
         ahead = sum(1 for q in state.live.values() if q.status == QUEUED and q.order < probe.order)
