@@ -90,6 +90,7 @@ SHARED_HUB_MODULES = frozenset(
         "test_lending",
         "test_prices",
         "test_reservations_service",
+        "test_simulate",
     )
 )
 

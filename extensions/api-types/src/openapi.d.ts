@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 9da3acc735557b497553cf1c1ba1a81dd6d156c9dd21311699ca28604232ab50)
+ * From docs/reference/openapi.yaml (sha256 d8a92b28fa9f8a5e3751a7474fda302ff3f62e5d0b1aed4f2e87d0f83e7552cc)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -466,6 +466,43 @@ export interface paths {
         get: operations["getStatement"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/simulate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What a quota or rate change would have done to the last weeks' requests (admins).
+         * @description Replays the requests of the last `weeks` of the ledger through two fresh schedulers
+         *     on the pool as it is now: once with the quotas and rates in force, once with the
+         *     change proposed. The answer compares the two per user and per group: requests,
+         *     waits (mean and 95th percentile), refusals, GPU-hours and credits, and who would
+         *     have waited longer or shorter. Nothing changes: not the quotas, not the rates, not
+         *     the ledger, not a lease.
+         *
+         *     A lease that ran asks at its request time and holds its devices as long as it did;
+         *     a request that never ran asks for its stated hours, else for as long as it waited,
+         *     and is withdrawn when it was. A request a quota refuses is asked again when a lease
+         *     of its user or group ends and at each midnight UTC, as a job waiting for its quota
+         *     does; its wait counts. Reservations are not replayed, and budgets start from
+         *     nothing at the start of the window. Requests refused outright never reached the
+         *     ledger, so a looser quota's new takers are not seen.
+         *
+         *     At most 50,000 leases are replayed: a window with more is refused naming `weeks`.
+         *     One simulation runs at a time (409 while another runs); the replays run beside the
+         *     scheduler, which goes on granting. They take about a millisecond per lease each.
+         */
+        post: operations["simulate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1618,6 +1655,96 @@ export interface components {
             by: ("day" | "week" | "month" | "user" | "group")[];
             rows: components["schemas"]["UsageRow"][];
             total_gpu_hours: number;
+        };
+        /** @description The weeks to replay and the change proposed; at least one quota or rate change. */
+        SimulationRequest: {
+            /**
+             * @description The last this many weeks of the ledger.
+             * @default 2
+             */
+            weeks: number;
+            /** @description Quotas proposed, each over the quota as it is; at most 50. */
+            quotas?: components["schemas"]["QuotaChange"][];
+            /** @description Rates proposed; at most 50. */
+            rates?: components["schemas"]["ProposedRate"][];
+        };
+        /**
+         * @description A user's or group's quota as proposed: the fields in `set` (at least one) over the
+         *     quota as it is now (a user's own, else the default user quota; a group without one
+         *     starts from an empty quota), as `gpuhub quota set` does. The merged quota must be a
+         *     valid `QuotaSpec`; group-only fields are refused for users.
+         */
+        QuotaChange: {
+            /** @enum {string} */
+            kind: "user" | "group";
+            name: components["schemas"]["Name"];
+            set: components["schemas"]["QuotaSpec"];
+        };
+        ProposedRate: {
+            /** @description A GPU model of the pool, or a part of its name that names every such model (`H100`), as a configured rate's key does. */
+            model: string;
+            credits_per_gpu_hour: number;
+        };
+        /** @description What became of some requests in one replay. Waits are seconds; a wait still going on at the end counts up to then. */
+        SimulationStats: {
+            /** @description Requests made in the window. */
+            requests: number;
+            granted: number;
+            /** @description Refused for good (by the scheduler, or by a quota until the request gave up). */
+            refused: number;
+            /** @description Gave up while queued, when they did in fact. */
+            withdrawn: number;
+            waiting_at_end: number;
+            mean_wait_s: number | null;
+            p95_wait_s: number | null;
+            gpu_hours: number;
+            credits: number;
+        };
+        /** @description One user's (`user`) or one group's (`group`) requests in both replays. */
+        SimulationRow: {
+            user?: string;
+            group?: string;
+            current: components["schemas"]["SimulationStats"];
+            proposed: components["schemas"]["SimulationStats"];
+        };
+        /** @description One field the proposal changes: a quota's (`kind` user or group) or a rate (`kind` rate, `name` the model). */
+        SimulationChange: {
+            /** @enum {string} */
+            kind: "user" | "group" | "rate";
+            name: string;
+            field: string;
+            /** @description The value in force; null where the user or group had no quota. */
+            current: unknown;
+            /** @description The value proposed. */
+            proposed: unknown;
+        };
+        SimulationMover: {
+            user: string;
+            /** @description Proposed minus current mean wait, in seconds. */
+            mean_wait_change_s: number;
+            p95_wait_change_s: number;
+            refused_change: number;
+        };
+        Simulation: {
+            /** Format: date-time */
+            start: string;
+            /** Format: date-time */
+            end: string;
+            weeks: number;
+            /** @description Leases replayed (those from before the window included). */
+            leases: number;
+            /** @description Requests made in the window, which the numbers count. */
+            counted: number;
+            changes: components["schemas"]["SimulationChange"][];
+            current: components["schemas"]["SimulationStats"];
+            proposed: components["schemas"]["SimulationStats"];
+            users: components["schemas"]["SimulationRow"][];
+            groups: components["schemas"]["SimulationRow"][];
+            /** @description Users whose mean wait grew by a second or more, or who were refused more often; the largest change first. */
+            waited_longer: components["schemas"]["SimulationMover"][];
+            waited_shorter: components["schemas"]["SimulationMover"][];
+            /** @description Seconds the two replays took. */
+            elapsed_s: number;
         };
         CohortSpec: {
             /** @description Users to add to the group (created first when the hub lacks them), at most 2000; members not listed stay. */
@@ -3153,6 +3280,63 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+        };
+    };
+    simulate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "weeks": 2,
+                 *       "quotas": [
+                 *         {
+                 *           "kind": "group",
+                 *           "name": "cs101",
+                 *           "set": {
+                 *             "max_units": 4
+                 *           }
+                 *         }
+                 *       ],
+                 *       "rates": [
+                 *         {
+                 *           "model": "H100",
+                 *           "credits_per_gpu_hour": 2.5
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["SimulationRequest"];
+            };
+        };
+        responses: {
+            /** @description The two replays side by side. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Simulation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            /** @description Another simulation is running (`error: conflict`); try again when it has finished. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
         };
     };
     listCohorts: {

@@ -35,6 +35,7 @@ from .job_input import parse_duration
 from .jobs import add_job_commands
 from .prices import add_price_commands
 from .reservations import add_reservation_commands
+from .simulate import add_simulate_command
 
 DEFAULT_URL = "http://127.0.0.1:8000/services/gpuhub"
 
@@ -315,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cohort_commands(sub, conn, _number)
     add_reservation_commands(sub, conn)
     add_price_commands(sub, conn)
+    add_simulate_command(sub, conn, _number)
 
     p = command(
         "inventory",

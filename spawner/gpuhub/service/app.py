@@ -49,7 +49,20 @@ from ..scheduler.db import open_engine
 from ..scheduler.pricing import MAX_RATE, RateCard
 from ..scheduler.quota import QuotaSpec
 from ..scheduler.spot import SpotPolicy
-from . import cohorts, jobs, keep, leases, me, options, pool, quotas, rates, reservations, usage
+from . import (
+    cohorts,
+    jobs,
+    keep,
+    leases,
+    me,
+    options,
+    pool,
+    quotas,
+    rates,
+    reservations,
+    simulate,
+    usage,
+)
 from .base import BaseHandler, NotFoundHandler
 from .body import validation_message
 from .console import console_routes
@@ -67,7 +80,7 @@ INVENTORY_ENTRY_POINTS = "gpuhub.inventories"
 #: The route modules of ``api/v1``, each ending in its ``default_handlers`` (paths relative
 #: to ``api/v1``). Tornado takes the first route that matches, in this order.
 API_MODULES = (
-    pool, me, options, leases, keep, quotas, usage, rates, cohorts, reservations, jobs,
+    pool, me, options, leases, keep, quotas, usage, rates, cohorts, reservations, jobs, simulate,
 )  # fmt: skip
 
 
