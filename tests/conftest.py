@@ -339,10 +339,24 @@ def shoot(artifacts: Path):
     return save
 
 
-@pytest.fixture
-def blank():
-    """A blank chromium page (1400 x 900)."""
-    from tests.support.browser import chromium, new_page
+@pytest.fixture(scope="module")
+def module_browser():
+    """One chromium (and one Playwright driver) for a module's tests: starting them costs
+    more CPU than most of a test's page does."""
+    from tests.support.browser import chromium
 
     with chromium() as browser:
-        yield new_page(browser)
+        yield browser
+
+
+@pytest.fixture
+def blank(module_browser):
+    """A blank chromium page (1400 x 900) in a browser context of its own: cookies and
+    storage start empty, and go with the context at the end of the test."""
+    from tests.support.browser import new_page
+
+    page = new_page(module_browser)
+    try:
+        yield page
+    finally:
+        page.context.close()
