@@ -75,6 +75,18 @@ def test_a_spot_lease_is_discounted_and_counts_against_the_spot_allowance(s, clo
     assert_consistent(s)
 
 
+def test_a_queued_spot_request_is_granted_by_its_spot_allowance(s):
+    """Dispatch checks a queued spot request against the spot allowance, not the
+    guaranteed quota (it was refused by the latter once)."""
+    s.set_quota("user", "sam", QuotaSpec(max_units=1, spot_max_units=3), by="admin")
+    ask(s, "sam", gpu(1))
+    others = ask(s, "ann", gpu(3))
+    sp = spot(s, "sam", 1)
+    assert sp.status == "queued" and s.view.waiting(sp)["reason"] != "quota_limit"
+    s.release(others.id)
+    assert sp.status == "active" and sp.tier == "spot"
+
+
 def test_spot_gpu_hours_are_a_budget_of_their_own(s, clock):
     s.set_quota("user", "bob", QuotaSpec(gpu_hours=1, spot_gpu_hours=4), by="admin")
     sp = spot(s, "bob", 2)

@@ -420,7 +420,7 @@ class Scheduler:
                 continue
             problem = self.accounting.quota_problem(
                 lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
-                queued_too=False, conn=conn, label=lease.label,
+                queued_too=False, conn=conn, label=lease.label, tier=lease.tier,
             )  # fmt: skip
             if problem:
                 self.wait_queue.pop(bucket)

@@ -202,7 +202,7 @@ class WaitingExplainer:
     def _quota_problem(self, lease: Lease, now: float) -> str | None:
         return self._state.accounting.quota_problem(
             lease.user, lease.group, lease.shape, lease.profile, lease.units, lease.hours, now,
-            queued_too=False, label=lease.label,
+            queued_too=False, label=lease.label, tier=lease.tier,
         )  # fmt: skip
 
     def _taking_back(self, lease: Lease, now: float) -> str:
@@ -355,7 +355,7 @@ class WaitingExplainer:
             units = state.pool.max_units(shape)
             if state.accounting.quota_problem(
                 lease.user, lease.group, shape, lease.profile, units, lease.hours, now,
-                queued_too=False,
+                queued_too=False, tier=lease.tier,
             ):  # fmt: skip
                 continue
             free, _, simulated = state.pool.count(shape)
