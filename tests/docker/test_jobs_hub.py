@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.docker import engine_client
+from tests.support.docker import engine_client, read_home
 from tests.support.hub import Hub, wait_for
 from tests.support.paths import REPO
 
@@ -65,14 +65,6 @@ def _job_containers(job_id: int | None = None) -> list[str]:
     labels = [f"gpuhub.user={USER}"] + ([f"gpuhub.job={job_id}"] if job_id is not None else [])
     filters = [arg for label in labels for arg in ("--filter", f"label={label}")]
     return _docker("ps", "-aq", *filters).stdout.split()
-
-
-def _read_home(path: str) -> str:
-    """A file of the user's home volume, read by a throwaway container."""
-    r = _docker("run", "--rm", "--network", "none", "-v", f"gpuhub-home-{USER}:/h:ro",
-                "gpuhub/base:latest", "cat", f"/h/{path}")  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +133,14 @@ def test_a_promoted_notebook_runs_on_after_its_server_stops(hub: Hub) -> None:
     assert done["status"] == "succeeded", f"{done}\n{log}"
     assert done["exit_code"] == 0 and done["gpu_hours"] > 0
 
-    executed = json.loads(_read_home(done["output_notebook"]))
+    executed = json.loads(read_home(USER, done["output_notebook"]))
     outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
     assert outputs, "the executed notebook has no outputs"
     text = json.dumps(outputs)
     assert "epoch" in text.lower()
     # the injected parameters cell papermill adds
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
-    assert json.loads(_read_home(f"{done['folder']}/exit_status.json"))["exit_code"] == 0
+    assert json.loads(read_home(USER, f"{done['folder']}/exit_status.json"))["exit_code"] == 0
 
     # the ledger: the job's lease, released once, with the job's GPU-hours
     lease = api.get(f"/leases/{done['lease_id']}").json()
@@ -188,7 +180,7 @@ def test_a_running_job_outlives_hub_and_service_restarts(hub: Hub) -> None:
     assert done["status"] == "succeeded", api.get(f"/jobs/{job_id}/log").json()["text"]
     log = api.get(f"/jobs/{job_id}/log").json()["text"]
     assert log.count("starts") == 1 and "tick 3" in log  # it ran through both restarts
-    assert _read_home(f"{done['folder']}/artifacts/done.txt") == "done"
+    assert read_home(USER, f"{done['folder']}/artifacts/done.txt") == "done"
     # one lease for the job, released once
     leases = api.get("/leases", params={"status": ["released", "active", "queued"]}).json()
     mine = [x for x in leases["leases"] if x["label"] == f"job:{USER}/{job_id}"]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.docker import engine_client
+from tests.support.docker import engine_client, read_home
 from tests.support.hub import Hub, wait_for
 from tests.support.paths import REPO
 
@@ -41,13 +41,6 @@ EPOCHS = 40
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
-
-
-def _read_home(path: str) -> str:
-    r = _docker("run", "--rm", "--network", "none", "-v", f"gpuhub-home-{USER}:/h:ro",
-                "gpuhub/base:latest", "cat", f"/h/{path}")  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +113,7 @@ def test_a_preempted_spot_notebook_resumes_from_its_checkpoint_and_finishes(hub:
     resumed = text.split("--- attempt 2")[1]
     assert "resuming from" in resumed and f"epoch {EPOCHS}/{EPOCHS}" in resumed
     assert "epoch 1/" not in resumed  # it went on, it did not start again
-    metrics = json.loads(_read_home(f"{done['folder']}/artifacts/metrics.json"))
+    metrics = json.loads(read_home(USER, f"{done['folder']}/artifacts/metrics.json"))
     assert metrics["attempt"] == 2 and len(metrics["history"]) == EPOCHS
     assert [a["status"] for a in done["attempts"]] == ["preempted", "succeeded"]
 

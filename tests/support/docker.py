@@ -113,3 +113,15 @@ def remove_leftovers(
         for v in client.volumes(filters={"name": volumes}).get("Volumes") or ():
             if v["Name"].startswith(volumes):
                 client.remove_volume(v["Name"], force=True)
+
+
+def read_home(user: str, path: str) -> str:
+    """A file of ``user``'s home volume (``gpuhub-home-<user>``), read by a throwaway
+    container of ``gpuhub/base`` without a network."""
+    r = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"gpuhub-home-{user}:/h:ro",
+         "gpuhub/base:latest", "cat", f"/h/{path}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return r.stdout
