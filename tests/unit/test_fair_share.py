@@ -132,3 +132,13 @@ def test_the_order_survives_a_restart(s, make, clock):
 def test_a_bad_half_life_says_what_is_wrong(bad):
     with pytest.raises(ValueError, match="half-life"):
         FairShare(bad, store=None)
+
+
+def test_a_requests_factors_are_the_same_alone_and_at_a_tick(s, clock):
+    use(s, clock, "ann", "heavy", 3)
+    ask(s, "zed", gpu(2))
+    ask(s, "bea", gpu(1), groups=["light"], group="light")  # waits: its group is in play
+    ann = ask(s, "ann", gpu(1), groups=["heavy"], group="heavy")
+    alone = ann.fair
+    s.tick()  # no time passed: nothing to change
+    assert ann.fair == alone

@@ -135,7 +135,10 @@ class FairShare:
                 users[key] = users.get(key, 0.0) + used
         total = sum(groups.values())
         weights = {g: _weight(quotas.get(("group", g))) for g in groups}
-        for x in leases:
+        # the groups in play: those that used GPUs and those that wait (all of them, so that a
+        # request's factors are the same whether computed alone or at a tick)
+        waiting = (x for x in live.values() if x.status == QUEUED)
+        for x in (*leases, *waiting):
             g = x.group or NO_GROUP
             weights.setdefault(g, _weight(quotas.get(("group", g))))
         all_weight = sum(weights.values()) or 1.0
