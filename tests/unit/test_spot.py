@@ -183,6 +183,19 @@ def test_spot_requests_wait_behind_guaranteed_ones_and_never_preempt(s, clock):
     assert spot3.status == "queued" and spot2.notice_at is None and sp.notice_at is None
 
 
+def test_no_spot_request_takes_what_a_preemption_frees_for_a_guaranteed_one(s, clock):
+    sam = spot(s, "sam", 2)
+    clock.advance(HOUR)
+    ann = ask(s, "ann", gpu(4))
+    assert ann.status == "queued" and sam.notice_at == clock()
+    sue = spot(s, "sue", 1)  # two GPUs are free, but ann counts on them
+    assert sue.status == "queued"
+    s.release(sam.id, reason="preempted")
+    assert (ann.status, sue.status) == ("active", "queued")
+    s.release(ann.id)
+    assert sue.status == "active"
+
+
 def test_preemption_never_takes_a_reservations_members_in_its_window(s, clock):
     start = clock()
     s.reserve(group="lab", shape=gpu(), count=2, start=start, end=start + 4 * HOUR, by="admin")

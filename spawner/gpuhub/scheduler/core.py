@@ -57,7 +57,7 @@ from .reads import SchedulerView, view_read
 from .rebinding import moves_line, plan_rebind
 from .reservations import RESERVATION_GUARD, Reservation, ReservationBook
 from .shapes import MigSlice, SharedGpu, WholeGpus
-from .spot import GUARANTEED, PREEMPTED, Preemption, SpotPolicy
+from .spot import GUARANTEED, PREEMPTED, SPOT, Preemption, SpotPolicy
 from .store import DELETE_CLAIMS, INSERT_CLAIM, INSERT_LEASE, Store
 from .store import claim_rows as _claim_rows
 
@@ -310,6 +310,8 @@ class Scheduler:
             placement = None
             if self.queue_policy == "best-effort" or not self.wait_queue.ahead_of(lease, self.live):
                 placement = self.book.place(lease, now, self.pool)
+            if placement is not None and tier == SPOT and self.preemption.reclaiming(self.live):
+                placement = None  # what notices free is for the guaranteed requests waiting
             if placement is not None:
                 _place(lease, placement, now, self.rates, self.spot)
                 lease.borrowed_from = self.accounting.loan_for(lease, queued_too=True)
@@ -414,6 +416,9 @@ class Scheduler:
             if head is None:
                 return
             bucket, lease = head
+            if lease.tier == SPOT and self.preemption.reclaiming(self.live):
+                blocked.add(bucket)  # freed devices are for the guaranteed requests waiting
+                continue
             rules = self.book.rules(lease, now)  # None without reservations
             if rules is not None and (bucket, rules) in blocked:
                 aside.append((bucket, self.wait_queue.pop(bucket)))
@@ -525,8 +530,7 @@ class Scheduler:
         return r
 
     def tick(self) -> None:
-        """Release leases overdue after a notice, serve the queue again: call at
-        :meth:`SchedulerView.next_boundary` (a window opens or closes, a spot lease ripens)."""
+        """Release leases overdue after a notice, serve the queue: at ``view.next_boundary()``."""
         now = self.clock()
         for r, change in self.book.tick(now):
             log.info("reservation %s for %s: window %s", r.id, r.group, change)

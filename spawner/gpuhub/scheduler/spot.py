@@ -214,6 +214,12 @@ class Preemption:
         ]  # fmt: skip
         return sorted(out, key=lambda x: (x.borrowed_from is None, -(x.granted_at or 0.0), -x.id))
 
+    @staticmethod
+    def reclaiming(live: Mapping[int, Lease]) -> bool:
+        """Whether leases are under notice: guaranteed requests wait for what they free, so
+        no spot request is granted meanwhile (it would take what they count on)."""
+        return any(x.deadline is not None and x.status == ACTIVE for x in live.values())
+
     def overdue(self, leases: Iterable[Lease], now: float) -> list[Lease]:
         """Leases under notice still held ``kill_after_s`` past their deadline."""
         late = now - self.policy.kill_after_s
