@@ -128,6 +128,26 @@ def test_the_order_survives_a_restart(s, make, clock):
     )
 
 
+def test_usage_out_of_the_horizon_is_forgotten_as_a_restart_would(s, make, clock):
+    """A group whose last use ended more than ten half-lives ago is out of play, in memory
+    as in what a restarted service reads: the factors and the queue order agree."""
+    from gpuhub.scheduler.fairshare import HORIZON_HALF_LIVES
+
+    use(s, clock, "old", "gone", 1)  # out of the horizon below
+    clock.advance(HORIZON_HALF_LIVES * WEEK - 2 * HOUR)
+    use(s, clock, "ann", "heavy", 1)  # ends inside it
+    clock.advance(2 * HOUR)
+    ask(s, "zed", gpu(2))
+    ann = ask(s, "ann", gpu(1), groups=["heavy"], group="heavy")
+    bea = ask(s, "bea", gpu(1), groups=["light"], group="light")
+    assert "gone" not in s.fair.groups and ("gone", "old") not in s.fair.users
+    s.tick()  # a restart ranks as a tick does: all waiting groups in play
+    again = make(POOL, fair_share_half_life=WEEK)
+    for x in again.queue():
+        assert x.fair == pytest.approx({ann.id: ann.fair, bea.id: bea.fair}[x.id], abs=2e-6)
+    assert queue_users(again) == queue_users(s) == ["bea", "ann"]
+
+
 @pytest.mark.parametrize("bad", [0, 10, -1, float("nan"), "7d", True, 10**9])
 def test_a_bad_half_life_says_what_is_wrong(bad):
     with pytest.raises(ValueError, match="half-life"):

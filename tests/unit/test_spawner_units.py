@@ -577,6 +577,21 @@ def test_free_ports_come_from_below_the_ephemeral_range():
     assert all(LOWEST <= free_port() < top for _ in range(20))
 
 
+def test_a_port_handed_out_is_not_handed_out_again_before_its_server_binds(monkeypatch):
+    """Servers waiting for a boot turn bind their ports seconds after the draw: two draws in
+    that window must differ even when the random draw repeats itself."""
+    import gpuhub.ports as ports
+
+    draws = iter([20001, 20001, 20001, 20002])
+    monkeypatch.setattr(ports.random, "randrange", lambda lo, hi: next(draws))
+    monkeypatch.setattr(ports, "ephemeral_start", lambda: 32768)
+    monkeypatch.setattr(ports, "_handed", {})
+    assert [ports.free_port(), ports.free_port()] == [20001, 20002]
+    monkeypatch.setattr(ports.time, "monotonic", lambda: 10**9)  # long after: drawn again
+    draws = iter([20001])
+    assert ports.free_port() == 20001
+
+
 async def test_host_network_picks_a_free_port_and_reports_it():
     s = docker_spawner(network_name="host")
     selection = validate_user_options({"profile": "gpu"}, PROFILES, [])

@@ -15,13 +15,17 @@ The queue is served by priority first, then the group's factor, then the user's,
 Factors are computed when a request is made and again at every :meth:`Scheduler.tick
 <gpuhub.scheduler.core.Scheduler.tick>` (usage moves slowly: hours matter, not seconds),
 never on the grant path. The usage of ended leases is read from the ledger once at load
-and then kept as leases end; running leases count up to now.
+and then kept as leases end; running leases count up to now. A lease that ended more than
+:data:`HORIZON_HALF_LIVES` half-lives ago is dropped from memory as it is left unread at
+load, so that a restarted service ranks the queue as the running one did.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
@@ -36,6 +40,8 @@ from .store import LEASES, Store
 #: Leases that ended longer ago than this many half-lives weigh under 0.1 %: not read.
 HORIZON_HALF_LIVES = 10
 NO_GROUP = ""  # the key of requests made without a group
+#: Decayed GPU-hours below this count as none used (3.6 ms of one GPU).
+USED_ANY = 1e-6
 
 
 def _check_half_life(value: float | None) -> float | None:
@@ -63,6 +69,11 @@ class FairShare:
         self.t0 = 0.0
         self.groups: dict[str, float] = defaultdict(float)  # at t0
         self.users: dict[tuple[str, str], float] = defaultdict(float)  # (group, user) at t0
+        # the ended leases counted, soonest out of the horizon first:
+        # (ended_at, n, group, user, value, t0 then); and how many each key holds
+        self._kept: list[tuple[float, int, str, str, float, float]] = []
+        self._held: Counter[tuple[str, str] | str] = Counter()
+        self._n = itertools.count()
 
     @property
     def enabled(self) -> bool:
@@ -83,20 +94,44 @@ class FairShare:
         """Read the decayed usage of the leases that ended within the horizon."""
         self.groups.clear()
         self.users.clear()
+        self._kept.clear()
+        self._held.clear()
         self.t0 = now
         if not self.enabled:
             return
-        assert self.half_life_s is not None
         t = LEASES.c
-        since = now - HORIZON_HALF_LIVES * self.half_life_s
         q = select(t.user, t.group_name, t.granted_at, t.ended_at, t.units_num, t.units_den)
-        q = q.where(t.granted_at.is_not(None), t.ended_at > since)
+        q = q.where(t.granted_at.is_not(None), t.ended_at > self._since(now))
         for user, group, granted, ended, num, den in self.store.rows(q, conn):
-            self._add(user, group, self._decayed(num / den, granted, ended, now))
+            self._add(user, group, ended, self._decayed(num / den, granted, ended, now))
 
-    def _add(self, user: str, group: str | None, value: float) -> None:
-        self.groups[group or NO_GROUP] += value
-        self.users[(group or NO_GROUP, user)] += value
+    def _since(self, now: float) -> float:
+        """Leases that ended at or before this time are not counted at ``now``."""
+        return now - HORIZON_HALF_LIVES * (self.half_life_s or 1.0)
+
+    def _add(self, user: str, group: str | None, ended_at: float, value: float) -> None:
+        g = group or NO_GROUP
+        self.groups[g] += value
+        self.users[(g, user)] += value
+        heapq.heappush(self._kept, (ended_at, next(self._n), g, user, value, self.t0))
+        self._held[g] += 1
+        self._held[(g, user)] += 1
+
+    def prune(self, now: float) -> None:
+        """Forget the leases that ended out of the horizon at ``now``, as :meth:`load` would
+        not read them: a key whose last lease goes is gone, the rest lose its share."""
+        since = self._since(now)
+        h = self.half_life_s or 1.0
+        while self._kept and self._kept[0][0] <= since:
+            _, _, g, user, value, then = heapq.heappop(self._kept)
+            value *= 2 ** -((self.t0 - then) / h)
+            for key, d in ((g, self.groups), ((g, user), self.users)):
+                self._held[key] -= 1
+                if self._held[key] <= 0:
+                    del self._held[key]
+                    d.pop(key, None)  # type: ignore[call-overload]
+                else:
+                    d[key] = max(0.0, d[key] - value)  # type: ignore[index]
 
     def ended(self, lease: Lease) -> None:
         """Count an active lease that ended (memory only)."""
@@ -105,6 +140,7 @@ class FairShare:
             self._add(
                 lease.user,
                 lease.group,
+                lease.ended_at,
                 self._decayed(units, lease.granted_at, lease.ended_at, self.t0),
             )
 
@@ -124,6 +160,7 @@ class FairShare:
             for x in leases:
                 x.fair = (1.0, 1.0)
             return
+        self.prune(now)
         decay = 2 ** -((now - self.t0) / (self.half_life_s or 1.0))
         groups = {g: u * decay for g, u in self.groups.items()}
         users = {k: u * decay for k, u in self.users.items()}
@@ -144,16 +181,16 @@ class FairShare:
         all_weight = sum(weights.values()) or 1.0
         members: dict[str, int] = defaultdict(int)
         for (g, _u), used in users.items():
-            if used > 0:
+            if used > USED_ANY:
                 members[g] += 1
         for x in leases:
             g = x.group or NO_GROUP
             group_factor = 1.0
-            if total > 0:
+            if total > USED_ANY:
                 group_factor = 2 ** -((groups.get(g, 0.0) / total) / (weights[g] / all_weight))
             user_factor = 1.0
             in_group = groups.get(g, 0.0)
-            if in_group > 0 and members[g]:
+            if in_group > USED_ANY and members[g]:
                 mine = users.get((g, x.user), 0.0) / in_group
                 user_factor = 2 ** -(mine * members[g])
             x.fair = (round(group_factor, 6), round(user_factor, 6))
