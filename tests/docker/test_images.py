@@ -202,6 +202,44 @@ def pem_certificates(text: str) -> list[str]:
 
 
 def image_contains(name: str, needles: list[bytes]) -> set[bytes]:
+    """Which ``needles`` occur anywhere in an image: every layer's files (also ones a later
+    layer deletes), its config and its history.
+
+    The layers are read where the engine keeps them (overlay2's folders, with grep), which
+    is several times cheaper than streaming ``docker save``; where they cannot be read
+    (another storage driver, no permission), ``docker save`` is searched instead.
+    """
+    meta = json.loads(subprocess.run(
+        ["docker", "image", "inspect", image(name)], capture_output=True, check=True
+    ).stdout)[0]  # fmt: skip
+    driver = meta.get("GraphDriver") or {}
+    data = driver.get("Data") or {}
+    layers = [d for key in ("LowerDir", "UpperDir") for d in (data.get(key) or "").split(":") if d]
+    if (
+        driver.get("Name") != "overlay2"
+        or not layers
+        or not all(os.access(d, os.R_OK | os.X_OK) for d in layers)
+    ):
+        return saved_image_contains(name, needles)
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image(name)],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    config = json.dumps(meta).encode() + history
+    found = {n for n in needles if n in config or n.replace(b"\n", b"\\n") in config}
+    # grep matches lines: a needle's first base64 line (64 characters) stands for it
+    first = {n.split(b"\n", 1)[0]: n for n in needles}
+    proc = subprocess.run(
+        ["grep", "-r", "-a", "-h", "-o", "-F", *(a for line in first for a in ("-e", line)),
+         "--", *layers],
+        capture_output=True,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), f"grep failed: {proc.stderr.decode(errors='replace')}"
+    found.update(first[line] for line in set(proc.stdout.split(b"\n")) if line in first)
+    return found
+
+
+def saved_image_contains(name: str, needles: list[bytes]) -> set[bytes]:
     """Which ``needles`` occur anywhere in ``docker save`` of an image: every layer's files
     (also ones a later layer deletes), its config and its history."""
     longest = max(len(n) for n in needles)
@@ -237,7 +275,7 @@ def test_build_ca_is_not_in_the_image(images, name):
     # a control the search must find, or it cannot see into the layers (compressed, say)
     control = "\n".join(pem_certificates(base_bundle)[0].splitlines()[2:4]).encode()
     found = image_contains(name, [control, *needles])
-    assert control in found, "docker save shows no layer content; the check cannot run here"
+    assert control in found, "no layer content was read; the check cannot run here"
     leaked = found - {control}
     assert not leaked, f"{len(leaked)} build-host CA certificate(s) found in {image(name)}"
 
