@@ -34,7 +34,7 @@ from gpuhub.spawners.errors import GPUSpawnError
 from jupyterhub.objects import Hub as HubAddress
 
 from tests.support.docker import engine_client, remove_leftovers
-from tests.support.hub import Hub
+from tests.support.hub import Hub, pauses
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
@@ -122,10 +122,12 @@ class Fleet:
 
     def wait_lease(self, lease_id: int, status: str, timeout: float = 20) -> dict:
         deadline = time.monotonic() + timeout
-        while (lease := self.lease(lease_id))["status"] != status:
+        for pause in pauses():
+            if (lease := self.lease(lease_id))["status"] == status:
+                return lease
             assert time.monotonic() < deadline, f"lease {lease_id} is not {status}: {lease}"
-            time.sleep(0.1)
-        return lease
+            time.sleep(pause)
+        raise AssertionError("unreachable")
 
     # -- containers ----------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.support.hub import Hub, put_notebook
+from tests.support.hub import Hub, pauses, put_notebook
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(180)]
 
@@ -47,13 +47,15 @@ class Servers:
 
     def wait(self, user: str, what: Callable[[dict | None], bool], timeout: float = 30) -> dict:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        for pause in pauses():
             server = self.model(user)
             if what(server):
                 if server and (server.get("state") or {}).get("pid"):
                     self.pids.add(server["state"]["pid"])
                 return server
-            time.sleep(0.2)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(pause)
         raise AssertionError(f"{user}'s server did not get there in {timeout}s: {server}")
 
     def wait_ready(self, user: str, timeout: float = 30) -> dict:
@@ -77,10 +79,12 @@ class Servers:
 
     def wait_lease(self, lease_id: int, status: str, timeout: float = 15) -> dict:
         deadline = time.monotonic() + timeout
-        while (lease := self.lease(lease_id))["status"] != status:
+        for pause in pauses():
+            if (lease := self.lease(lease_id))["status"] == status:
+                return lease
             assert time.monotonic() < deadline, f"lease {lease_id} is not {status}: {lease}"
-            time.sleep(0.1)
-        return lease
+            time.sleep(pause)
+        raise AssertionError("unreachable")
 
     def progress(self, user: str, until: Callable[[dict], bool], timeout: float = 30) -> list:
         """Read the spawn's progress event stream until an event satisfies ``until``."""

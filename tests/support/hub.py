@@ -51,15 +51,27 @@ def unique(name: str) -> str:
     return f"{name}-{secrets.token_hex(3)}"
 
 
-def wait_for(what: Callable[[], object], timeout: float = 30.0, step: float = 0.1):
-    """Call ``what()`` until it returns something true; that value. Fails after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
+def pauses(first: float = 0.1, longest: float = 0.5) -> Iterator[float]:
+    """The pauses between polls: ``first``, then half as long again each time, up to
+    ``longest``. What is quick is seen quickly, and what takes seconds costs a few polls,
+    not dozens: each one is a request some hub or service spends CPU on, the CPU that the
+    other workers' tests wait for."""
+    pause = first
     while True:
+        yield pause
+        pause = min(longest, pause * 1.5)
+
+
+def wait_for(what: Callable[[], object], timeout: float = 30.0, step: float = 0.1):
+    """Call ``what()`` until it returns something true; that value. Fails after ``timeout`` s.
+    The polls start ``step`` apart and slow down (:func:`pauses`)."""
+    deadline = time.monotonic() + timeout
+    for pause in pauses(step, max(step, 0.5)):
         value = what()
         if value:
             return value
         assert time.monotonic() < deadline, f"gave up waiting after {timeout} s"
-        time.sleep(step)
+        time.sleep(pause)
 
 
 def descendants(root: int) -> list[tuple[int, list[str]]]:
@@ -275,13 +287,14 @@ class Hub:
     ) -> dict | None:
         """Poll the user's server model until ``what(model)``; fail after ``timeout`` s."""
         deadline = time.monotonic() + timeout
-        while True:
+        for pause in pauses():
             server = self.server(user)
             if what(server):
                 return server
             if time.monotonic() > deadline:
                 raise AssertionError(f"{user}'s server did not get there in {timeout}s: {server}")
-            time.sleep(0.2)
+            time.sleep(pause)
+        raise AssertionError("unreachable")
 
     def wait_ready(self, user: str, timeout: float = 30) -> dict:
         """Wait until the user's server is ready; its model."""

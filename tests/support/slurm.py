@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import pytest
 
+from tests.support.hub import pauses
 from tests.support.paths import REPO
 
 NO_SLURM = os.environ.get("GPUHUB_TEST_NO_SLURM") == "1"
@@ -73,13 +74,14 @@ def submitted(prefix: str) -> list[str]:
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20) -> T:
     """Poll ``probe`` until it returns something truthy; fail saying ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
-    while True:
+    for pause in pauses():
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not within {timeout} s", pytrace=False)
-        time.sleep(0.2)
+        time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def _script(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import default
 
 from .form import ServerKind
 from .mixin import GPUSpawnerMixin
@@ -85,6 +86,12 @@ class GPULocalProcessSpawner(GPUSpawnerMixin, SimpleLocalProcessSpawner):
     """
 
     server_kind = LOCAL_PROCESS
+
+    @default("cmd")
+    def _default_cmd(self) -> list[str]:
+        # jupyterhub-singleuser of this Python, without JupyterLab's start-up call to Node
+        # (jupyter_gpuhub.singleuser); c.Spawner.cmd still chooses another
+        return [sys.executable, "-m", "jupyter_gpuhub.singleuser"]
 
     def get_env(self) -> dict[str, str]:
         """The GPU spawner's environment with this Python's ``bin`` first on ``PATH``, so
