@@ -15,7 +15,8 @@ where there is no spawner: it is said in the log, and what depends on it is left
 from __future__ import annotations
 
 import logging
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.spawner import LocalProcessSpawner, Spawner
 from jupyterhub.traitlets import ByteSpecification, EntryPointType
@@ -23,7 +24,6 @@ from traitlets import HasTraits, TraitError
 from traitlets.config import Config, LazyConfigValue
 
 from ..profiles import Profile, ProfileConfigError, load_profiles
-from ..spawners.docker import GPUDockerSpawner
 from ..spawners.docker_settings import (
     DockerSettings,
     allowed_image_set,
@@ -31,6 +31,9 @@ from ..spawners.docker_settings import (
     default_profiles,
 )
 from ..spawners.mixin import GPUSpawnerMixin
+
+if TYPE_CHECKING:
+    from ..spawners.docker import GPUDockerSpawner
 
 #: The DockerSpawner settings the profiles of a Docker spawner depend on.
 DOCKER_SETTINGS = ("image", "allowed_images", "default_gpu_shapes", "cpu_limit", "mem_limit")
@@ -90,7 +93,10 @@ def hub_profiles(config: Config, log: logging.Logger) -> list[Profile] | list[An
             "cannot call: GET /me/options lists no profiles and jobs cannot choose one"
         )
         return []
-    if issubclass(cls, GPUDockerSpawner):
+    # a GPUDockerSpawner (or a subclass) was imported with its module: the service does
+    # not import Docker's client where the hub spawns no containers
+    docker = sys.modules.get("gpuhub.spawners.docker")
+    if docker is not None and issubclass(cls, docker.GPUDockerSpawner):
         return docker_profiles(config, cls, profiles, log)
     return profiles
 
