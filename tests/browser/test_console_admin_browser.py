@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import chromium, log_in, new_page
+from tests.support.browser import log_in, new_page
 from tests.support.hub import Hub
 from tests.support.seed import ADMIN_GROUPS, ADMIN_SPEC, history_days, seed_admin_history
 
@@ -60,13 +60,15 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 
 
 @pytest.fixture
-def page(hub: SimpleNamespace) -> Iterator[Page]:
-    """A chromium page logged in to the hub as the generated admin; dialogs (confirm)
-    are accepted."""
-    with chromium() as browser:
-        pg = new_page(browser, 1280)
+def page(hub: SimpleNamespace, module_browser: Browser) -> Iterator[Page]:
+    """A chromium page (a browser context of its own) logged in to the hub as the
+    generated admin; dialogs (confirm) are accepted."""
+    pg = new_page(module_browser, 1280)
+    try:
         pg.on("dialog", lambda d: d.accept())
         yield log_in(pg, hub.hub, hub.admin_name)
+    finally:
+        pg.context.close()
 
 
 def _open(page: Page, hub: SimpleNamespace, name: str) -> None:

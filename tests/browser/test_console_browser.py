@@ -23,7 +23,7 @@ import pytest
 from gpuhub.service.console import CSP
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import chromium, log_in, new_page
+from tests.support.browser import log_in, new_page
 from tests.support.hub import Hub, wait_for
 from tests.support.seed import seed_alice_history
 
@@ -93,17 +93,20 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Debian's chromium, driven by Playwright."""
-    with chromium() as b:
-        yield b
+def login(w: SimpleNamespace, module_browser: Browser) -> Iterator[Callable[[str], Page]]:
+    """A new browser window (a context of its own) logged in to the hub as a user (or the
+    admin); the windows close at the end of the test."""
+    pages: list[Page] = []
 
+    def open_as(user: str) -> Page:
+        pages.append(new_page(module_browser, 1280))
+        return log_in(pages[-1], w.hub, user)
 
-@pytest.fixture
-def login(w: SimpleNamespace, browser: Browser) -> Callable[[str], Page]:
-    """A new browser window logged in to the hub as a user (or the admin)."""
-
-    return lambda user: log_in(new_page(browser, 1280), w.hub, user)
+    try:
+        yield open_as
+    finally:
+        for page in pages:
+            page.context.close()
 
 
 # -- the service's answers, without a browser -----------------------------------------

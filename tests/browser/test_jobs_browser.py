@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import chromium, log_in, new_page, standalone_lab
+from tests.support.browser import log_in, standalone_lab
 from tests.support.hub import Hub, put_notebook, wait_for
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(420)]
@@ -85,10 +85,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 
 @pytest.fixture
-def page(hub: Hub) -> Iterator[Page]:
+def page(hub: Hub, blank: Page) -> Page:
     """A chromium page logged in to the hub as USER (its login form, the user password)."""
-    with chromium() as browser:
-        yield log_in(new_page(browser), hub, USER)
+    return log_in(blank, hub, USER)
 
 
 def _put_notebook(
@@ -427,12 +426,12 @@ def test_a_spot_job_is_preempted_and_waits_for_its_next_attempt(
     ],
 )
 def test_without_the_service_or_extension_the_panel_says_so(
-    tmp_path: Path, artifacts: Path, state: str, panel_text: str
+    tmp_path: Path, artifacts: Path, blank: Page, state: str, panel_text: str
 ) -> None:
     """A JupyterLab outside the hub (no service), or without the server extension: the
     Jobs panel says which, plainly."""
-    with standalone_lab(tmp_path, extension=state != "no-extension") as lab, chromium() as b:
-        page = new_page(b)
+    with standalone_lab(tmp_path, extension=state != "no-extension") as lab:
+        page = blank
         page.goto(lab)
         page.locator(".lm-MenuBar-itemLabel", has_text="View").click(timeout=60000)
         page.locator(".lm-Menu-itemLabel", has_text="Show GPU jobs (gpuhub)").click()

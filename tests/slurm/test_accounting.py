@@ -24,8 +24,9 @@ from the job's start to its end, in whole seconds. So gpuhub's figure is Slurm's
 
 Measured on this 2-core machine (8 runs, 24 jobs, other tests using the cluster): gpuhub
 above Slurm by -0.3 to +2.1 GPU-seconds per GPU, at most 1.1 s more than Slurm's pending
-time. The test takes ``-1 s <= gpuhub - Slurm <= pending + 3 s`` per GPU, and the same
-GPU count on both sides.
+time; in a full CI run, with both cores busy, once 3.24 s (the ticks and ``squeue`` calls
+wait for the CPU). The test takes ``-1 s <= gpuhub - Slurm <= pending + 5 s`` per GPU,
+and the same GPU count on both sides.
 
 Jobs are named ``gpuhub-test-<run>-<id>``, so the cluster fixture cancels leftovers.
 """
@@ -59,7 +60,7 @@ SLEEPS = "import time\ntime.sleep({seconds})\nprint('slept', flush=True)\n"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 USER = "ada"
 #: gpuhub's extra GPU-seconds per GPU beyond Slurm's pending time (see the docstring).
-ABOVE_S = 3.0
+ABOVE_S = 5.0
 #: How far gpuhub's figure may fall below Slurm's: Slurm's whole seconds.
 BELOW_S = 1.0
 
