@@ -91,10 +91,10 @@ def test_fuzzing_as_admin_and_as_user_finds_no_5xx_and_nothing_undocumented(hub,
     admin = hub.add_user(hub.credentials()["admin_user"])
     user = hub.add_user("alice", groups=["cs101"])
     as_admin = fuzz(hub, admin, tmp_path / "admin.json", seconds=20, examples=40)
-    as_user = fuzz(hub, user, tmp_path / "user.json", seconds=12, examples=25)
+    as_user = fuzz(hub, user, tmp_path / "user.json", seconds=14, examples=25)
     for result in (as_admin, as_user):
         assert result["operations"]["tested"] == result["operations"]["total"] >= 18
         # it really ran: a few requests per operation at least (how many fit in the time
         # depends on the machine's load, so no more than that is asked)
-        assert result["served"] >= 4 * result["operations"]["total"], result["served"]
+        assert result["served"] >= 3 * result["operations"]["total"], result["served"]
     assert "Uncaught exception" not in hub.log_path.read_text(errors="replace")
