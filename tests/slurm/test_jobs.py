@@ -2,8 +2,8 @@
 the node and GPUs of a lease from ``SlurmInventory`` runs to its end, its log read back;
 ``CUDA_VISIBLE_DEVICES`` comes from Slurm; a repeated start submits nothing; stop, and a
 ``scancel`` from outside gpuhub, end it with a reason; a failing ``squeue`` raises; a
-preemption notice reaches the job through the batch script, and its next attempt is a
-Slurm job of its own.
+preemption notice reaches the job through the batch script, Slurm's time-limit warning
+stops it with SIGTERM, and its next attempt is a Slurm job of its own.
 
 Jobs are named ``gpuhub-test-<run>-<id>``, so the cluster fixture cancels leftovers.
 """
@@ -123,6 +123,19 @@ def test_scancel_outside_gpuhub_ends_the_job_with_a_reason(executor):
     ended = wait_for("the job's end", lambda: executor.poll(job, state), 30)
     assert ended.outcome in ("terminated", "lost"), ended
     assert f"Slurm job {state['slurm_job']} was cancelled outside gpuhub" in ended.error
+
+
+def test_slurms_time_limit_warning_stops_the_job_with_sigterm(executor):
+    """Slurm's ``--signal=B:USR1@N`` before the time limit, as Slurm sends it (to the batch
+    script, without gpuhub's notice file): the batch script stops the runner with SIGTERM,
+    so that the job can checkpoint, and the job ends."""
+    job = job_on("gpu2", SLEEPER)
+    state = started(executor, job)
+    wait_for("the job running", lambda: "sleeping" in log_of(executor, job, state), 30)
+    slurm("scancel", "--batch", "--signal=USR1", state["slurm_job"])
+    ended = wait_for("the job's end", lambda: executor.poll(job, state), 30)
+    assert ended.outcome == "terminated", (ended, log_of(executor, job, state))
+    assert "SIGTERM" in (ended.error or ""), ended
 
 
 def test_a_failing_squeue_is_not_an_end(executor, monkeypatch):

@@ -203,41 +203,6 @@ def test_slurm_names_each_attempt_and_does_not_take_an_earlier_ones_job(tmp_path
     # (squeue --name): tests/slurm/test_jobs.py runs a second attempt on the local cluster
 
 
-def test_the_batch_script_passes_a_notice_on_and_a_time_limit_warning_as_sigterm(tmp_path):
-    """The batch script, run by bash with a stand-in for the runner that writes down the
-    signals it gets: SIGUSR1 alone (Slurm's time limit is near) reaches it as SIGTERM;
-    SIGUSR1 with the notice file written (gpuhub's preemption notice) as SIGUSR1."""
-    got = tmp_path / "got"
-    fake = tmp_path / "python"
-    fake.write_text(
-        "#!/bin/bash\n"
-        f"trap 'echo USR1 >> {got}' USR1\n"
-        f"trap 'echo TERM >> {got}; exit 143' TERM\n"
-        f"echo ready >> {got}\n"
-        "while :; do sleep 0.05; done\n"
-    )
-    fake.chmod(0o755)
-    executor = SlurmExecutor(home_dir_template=str(tmp_path / "{username}"), python=str(fake))
-    job = slurm_spec()
-    folder = executor.folder(job)
-    folder.mkdir(parents=True)
-    script = folder / "slurm.sh"
-    script.write_text(executor.batch_script(job))
-    batch = subprocess.Popen(["bash", str(script)], start_new_session=True)
-    try:
-        wait_for(lambda: got.exists() and "ready" in got.read_text(), timeout=20)
-        (folder / "preempt.json").write_text("{}")
-        batch.send_signal(signal.SIGUSR1)
-        wait_for(lambda: "USR1" in got.read_text(), timeout=20)
-        (folder / "preempt.json").unlink()
-        batch.send_signal(signal.SIGUSR1)
-        assert batch.wait(timeout=20) == 143
-        assert got.read_text().split() == ["ready", "USR1", "TERM"]
-    finally:
-        if batch.poll() is None:
-            os.killpg(batch.pid, signal.SIGKILL)
-
-
 # -- the runner: the notice reaches only the processes that handle it ----------------------
 
 HANDLES = """
