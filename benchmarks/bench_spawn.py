@@ -56,7 +56,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the tests' support package (tests/support)
-from common import fmt, host, percentile  # noqa: E402 - benchmarks/common.py
+from common import fmt, host, percentile, ready_after  # noqa: E402 - benchmarks/common.py
 
 from tests.support.hub import Hub  # noqa: E402 - the tests' real-JupyterHub driver, shared
 
@@ -119,10 +119,6 @@ c.DockerSpawner.extra_host_config = {{
     "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "init": True,
 }}
 """
-
-
-class SpawnFailed(Exception):
-    """A server did not become ready."""
 
 
 @dataclass
@@ -193,22 +189,7 @@ class BenchHub(Hub):
 async def spawn(client: httpx.AsyncClient, user: str, sent: dict[str, float]) -> float:
     """Request ``user``'s server; seconds until it is ready."""
     sent[user] = time.time()
-    t0 = time.perf_counter()
-    r = await client.post(f"users/{user}/server", json={})
-    if r.status_code == 201:
-        return time.perf_counter() - t0
-    if r.status_code != 202:
-        raise SpawnFailed(f"{user}: POST answered {r.status_code}: {r.text[:300]}")
-    async with client.stream("GET", f"users/{user}/server/progress") as resp:
-        async for line in resp.aiter_lines():
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[5:])
-            if event.get("ready"):
-                return time.perf_counter() - t0
-            if event.get("failed"):
-                raise SpawnFailed(f"{user}: {event.get('message')}")
-    raise SpawnFailed(f"{user}: progress stream ended before ready")
+    return await ready_after(client, user)
 
 
 def our_containers(dk: docker.APIClient, prefix: str) -> list[dict]:

@@ -5,9 +5,11 @@ print them, and the machine a run was measured on. Each benchmark is a script
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,30 @@ def host() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),
     }
+
+
+class SpawnFailed(Exception):
+    """A server that did not come up (its hub said why)."""
+
+
+async def ready_after(client: Any, user: str, options: dict | None = None) -> float:
+    """Ask the hub (``client``: an ``httpx.AsyncClient`` on ``/hub/api/`` as an admin) for
+    ``user``'s server; seconds until it is ready: the POST's 201, or the ``ready`` event
+    of the server's progress stream after a 202 (a spawn longer than the hub's
+    ``slow_spawn_timeout``)."""
+    t0 = time.perf_counter()
+    r = await client.post(f"users/{user}/server", json=options or {})
+    if r.status_code == 201:
+        return time.perf_counter() - t0
+    if r.status_code != 202:
+        raise SpawnFailed(f"{user}: POST answered {r.status_code}: {r.text[:300]}")
+    async with client.stream("GET", f"users/{user}/server/progress") as resp:
+        async for line in resp.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[5:])
+            if event.get("ready"):
+                return time.perf_counter() - t0
+            if event.get("failed"):
+                raise SpawnFailed(f"{user}: {event.get('message')}")
+    raise SpawnFailed(f"{user}: the progress stream ended before ready")

@@ -107,6 +107,8 @@ c.Authenticator.allow_all = True
 #   GPUHUB_DOCKER_NETWORK   docker mode: host (default: the hub's 127.0.0.1 ports are
 #                           reachable), bridge, or a user-defined network
 #   GPUHUB_POLL_INTERVAL    seconds between checks of a queued GPU request        (2)
+#   GPUHUB_WARM_POOL        local mode: warm servers kept ready to claim, for any profile
+#                           (1; 0: none). Per profile, day and hour: c.GPULocalProcessSpawner.warm_pool
 spawner_mode = env("GPUHUB_SPAWNER", "local")
 if spawner_mode == "docker":
     c.JupyterHub.spawner_class = "gpu-docker"
@@ -124,6 +126,9 @@ elif spawner_mode == "local":
     c.LocalProcessExecutor.home_dir_template = str(state / "homes" / "{username}")
     # containers and CI run as root; Jupyter refuses that unless told
     c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []
+    # servers started ahead of demand, claimed by a spawn (gpuhub.spawners.warm)
+    warm_pool = int(env("GPUHUB_WARM_POOL", "1"))
+    c.GPULocalProcessSpawner.warm_pool = [{"size": warm_pool}] if warm_pool > 0 else []
 elif spawner_mode == "slurm":
     # cluster mode: servers and jobs are Slurm jobs pinned to the node and GPUs gpuhub
     # granted; the pool is the cluster's (scontrol), refreshed while the service runs.
@@ -212,9 +217,11 @@ if not IN_SERVICE:
         # JupyterHub stops its services before its servers: stop the servers (where they
         # stop with the hub) first, so that their lease releases still reach the gpuhub
         # service; and stop the hub's periodic checks, which fail on stopped services
-        from gpuhub.spawners.local import stop_servers_before_services
+        from gpuhub.spawners.local import fill_warm_pool_at_start, stop_servers_before_services
 
         stop_servers_before_services(JupyterHub.instance())
+        # the warm pool fills once the hub is up, not at the first spawn
+        fill_warm_pool_at_start(JupyterHub.instance())
 c.Spawner.default_url = "/lab"
 # the server's own token reaches the gpuhub service as its user (least privilege:
 # JupyterHub's server-role scopes plus access to this one service)

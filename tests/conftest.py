@@ -91,6 +91,7 @@ SHARED_HUB_MODULES = frozenset(
         "test_prices",
         "test_reservations_service",
         "test_simulate",
+        "test_warm_pool",
     )
 )
 
@@ -303,7 +304,8 @@ def shared_hub(tmp_path_factory):
     each uses users and groups of its own (``tests.support.hub.unique``)."""
     from tests.support.hub import Hub
 
-    hub = Hub(tmp_path_factory.mktemp("shared-hub")).start()
+    # the embedded default's warm pool of one server too (the other test hubs have none)
+    hub = Hub(tmp_path_factory.mktemp("shared-hub"), env={"GPUHUB_WARM_POOL": "1"}).start()
     try:
         yield hub
     finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -260,9 +261,12 @@ def test_a_queued_and_a_running_job_are_cancelled(hub: Hub, page: Page, artifact
     panel.locator(".jp-gpuhub-job-cancel").click()  # a queued job: at once
     expect(rows["queued"]).to_have_attribute("data-status", "cancelled", timeout=30000)
     rows["running"].click()
+    # the panel redraws as the queued job's end comes in: cancel once the running one is
+    # the selected row, or the click may land on the row just cancelled
+    expect(rows["running"]).to_have_class(re.compile("jp-mod-selected"), timeout=30000)
     panel.locator(".jp-gpuhub-job-cancel").click()  # a running one: once confirmed
     confirm = page.locator(".jp-Dialog", has_text="Stop job")
-    expect(confirm).to_contain_text("what it wrote so far stays in its folder")
+    expect(confirm).to_contain_text("what it wrote so far stays in its folder", timeout=30000)
     confirm.locator(".jp-Dialog-button.jp-mod-warn").click()
     expect(rows["running"]).to_have_attribute("data-status", "cancelled", timeout=90000)
     page.screenshot(path=str(artifacts / "jobs-cancelled.png"))

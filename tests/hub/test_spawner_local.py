@@ -23,7 +23,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.support.hub import Hub, pauses, put_notebook
+from tests.support.hub import Hub, descendants, pauses, put_notebook, wait_for
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(180)]
 
@@ -474,7 +474,8 @@ async def _kernel_with_a_client(hub: Hub, user: str, token: str) -> object:
 def test_stopping_the_embedded_default_stops_its_servers_and_releases_their_leases(
     tmp_path_factory, how
 ):
-    hub = Hub(tmp_path_factory.mktemp("spawner-stop"), env=FAST)
+    # the embedded default as it ships: with its warm server (gpuhub.spawners.warm)
+    hub = Hub(tmp_path_factory.mktemp("spawner-stop"), env={**FAST, "GPUHUB_WARM_POOL": "1"})
     servers = Servers(hub)
     try:
         hub.start()
@@ -486,6 +487,8 @@ def test_stopping_the_embedded_default_stops_its_servers_and_releases_their_leas
             before[name] = servers.wait_ready(name)["state"]
             assert servers.lease(before[name]["lease_id"])["status"] == "active"
         servers.admin.close()
+        warm = [p for p, argv in descendants(hub.proc.pid) if "jupyter_gpuhub.warm" in argv]
+        assert warm  # the servers (one claimed from the pool) and the pool's new one
 
         async def stop_with_a_kernel_open() -> float:
             client = await _kernel_with_a_client(hub, "carl", tokens["carl"])
@@ -509,6 +512,9 @@ def test_stopping_the_embedded_default_stops_its_servers_and_releases_their_leas
                     "SELECT status, end_reason FROM leases WHERE id = ?", (state["lease_id"],)
                 ).fetchone()
         assert all(status == "released" for status, _ in ended.values()), ended
+        # nothing of the pool outlives the hub: an unclaimed warm server reads the end of
+        # its input and exits
+        wait_for(lambda: not any(alive(pid) for pid in warm), timeout=20)
         stopping = hub.log_tail(400).split("initiating shutdown", 1)[-1]
         assert "Traceback" not in stopping and "Error" not in stopping, stopping
     finally:

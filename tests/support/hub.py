@@ -121,6 +121,9 @@ class Hub:
             **os.environ,
             "GPUHUB_STATE_DIR": str(self.state),
             "GPUHUB_QUIET": "1",
+            # no warm servers (gpuhub.spawners.warm) but where a test asks: each one is a
+            # server start's CPU, which the other workers' tests wait for
+            "GPUHUB_WARM_POOL": "0",
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
             **(env or {}),
         }

@@ -19,13 +19,19 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import default
+from jupyterhub.utils import random_port
+from traitlets import List, TraitError, Unicode, default, validate
 
 from .form import ServerKind
 from .mixin import GPUSpawnerMixin
+from .warm import ANY, MISMATCH, WarmPool, parse_rules, zone
+
+#: The variables ``jupyterhub-singleuser`` reads at import (jupyter_gpuhub.warm): a spawn
+#: whose environment sets them otherwise than the pool's starts cold.
+IMPORT_TIME_ENV = ("JUPYTERHUB_SINGLEUSER_APP", "JUPYTERHUB_SINGLEUSER_EXTENSION")
 
 #: What the spawn form says a local server is: no image, no limits; only the GPUs are real.
 LOCAL_PROCESS = ServerKind(
@@ -76,7 +82,129 @@ def stop_servers_before_services(app: Any) -> None:
     app.cleanup = stop_servers_then_cleanup
 
 
-class GPULocalProcessSpawner(GPUSpawnerMixin, SimpleLocalProcessSpawner):
+class WarmLocalProcessSpawner(SimpleLocalProcessSpawner):
+    """``SimpleLocalProcessSpawner`` whose starts claim a warm server where the pool has
+    one (:mod:`gpuhub.spawners.warm`), and start cold otherwise.
+
+    The pool belongs to the hub process: it fills when the hub starts
+    (:func:`fill_warm_pool_at_start`) or at the first spawn, and refills after each claim.
+    """
+
+    warm_pool = List(
+        default_value=[{"size": 1}],
+        config=True,
+        help="""Warm servers to keep ready, as rules: ``{"size": N}`` for any profile,
+        ``"profile": NAME`` for one profile's spawns only, ``"days": "mon-fri"`` and
+        ``"hours": "08:00-10:00"`` (in ``warm_pool_timezone``) for some times only. At any
+        moment a profile keeps the largest size among its rules that hold. ``[]`` keeps
+        none: every start is cold.""",
+    )
+    warm_pool_timezone = Unicode(
+        "",
+        config=True,
+        help="The IANA time zone of the warm pool rules' days and hours ('': this machine's).",
+    )
+
+    _pools: ClassVar[dict[asyncio.AbstractEventLoop, WarmPool]] = {}
+
+    @validate("warm_pool", "warm_pool_timezone")
+    def _check_warm_pool(self, proposal):
+        check = parse_rules if proposal.trait.name == "warm_pool" else zone
+        try:
+            check(proposal.value)
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal.value
+
+    def warm_profile(self) -> str:
+        """The profile key a warm server is claimed for (``*``: any)."""
+        return ANY
+
+    def neutral_env(self) -> dict[str, str]:
+        """A warm server's environment before its claim: what every server of this hub
+        has (``env_keep`` of the hub's environment, this Python's ``bin`` on ``PATH``), and
+        nothing of any user's."""
+        env = {key: os.environ[key] for key in self.env_keep if key in os.environ}
+        bin_dir = os.path.dirname(sys.executable)
+        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+        return env
+
+    def warm_pool_for_this_hub(self) -> WarmPool | None:
+        """The hub process's pool, made and started on first use; None when there are no
+        rules, or the command is not the default one a warm server runs."""
+        if not self.warm_pool or self.shell_cmd or self.popen_kwargs:
+            return None
+        if list(self.cmd) != self._default_cmd():
+            return None
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = WarmPool(
+                parse_rules(self.warm_pool),
+                self.neutral_env(),
+                tz=zone(self.warm_pool_timezone),
+                log=self.log,
+            )
+            self._pools.clear()  # (a loop of an earlier run in this process: gone)
+            self._pools[loop] = pool
+            pool.start()
+        return pool
+
+    @default("cmd")
+    def _default_cmd(self) -> list[str]:
+        # jupyterhub-singleuser of this Python, without JupyterLab's start-up call to Node
+        # (jupyter_gpuhub.singleuser); c.Spawner.cmd still chooses another
+        return [sys.executable, "-m", "jupyter_gpuhub.singleuser"]
+
+    async def start(self):
+        """Claim a warm server and hand it this user's environment, home and arguments;
+        start a cold one where there is none (or the claim fails before it answers)."""
+        pool = self.warm_pool_for_this_hub()
+        if pool is None:
+            return await super().start()
+        if self.port == 0:
+            self.port = random_port()
+        env = self.get_env()
+        if any(env.get(k, "") != pool.neutral_env.get(k, "") for k in IMPORT_TIME_ENV):
+            return await super().start()
+        warm = pool.claim(self.warm_profile())
+        if warm is None:
+            return await super().start()
+        self.log.info("Starting %s's server in warm server %d", self.user.name, warm.proc.pid)
+        warm.claim(env, self.home_dir, self.get_args())
+        try:
+            await asyncio.wait_for(asyncio.shield(warm.ready), self.http_timeout)
+        except ProcessLookupError:
+            code = await asyncio.get_running_loop().run_in_executor(None, warm.proc.wait)
+            if code != MISMATCH:
+                raise RuntimeError(
+                    f"the server's process exited with status {code} as it started"
+                ) from None
+            self.log.warning("warm server %d refused the claim: starting cold", warm.proc.pid)
+            return await super().start()
+        except TimeoutError:
+            warm.proc.kill()
+            raise
+        self.proc = warm.proc
+        self.pid = warm.proc.pid
+        return (self.ip or "127.0.0.1", self.port)
+
+
+def fill_warm_pool_at_start(app: Any) -> None:
+    """Have the hub fill the warm pool as soon as it has started, rather than at the
+    first spawn (which then starts cold). Called from the hub's configuration with the
+    ``JupyterHub`` application; does nothing for a spawner without a warm pool."""
+    start = app.start
+
+    async def start_then_fill() -> None:
+        await start()
+        if issubclass(app.spawner_class, WarmLocalProcessSpawner):
+            app.spawner_class(config=app.config, log=app.log).warm_pool_for_this_hub()
+
+    app.start = start_then_fill
+
+
+class GPULocalProcessSpawner(GPUSpawnerMixin, WarmLocalProcessSpawner):
     """GPU profiles and leases for local ``jupyterhub-singleuser`` processes (no isolation).
 
     Select it with ``c.JupyterHub.spawner_class = "gpu-local"``. Each user's home is
@@ -87,11 +215,10 @@ class GPULocalProcessSpawner(GPUSpawnerMixin, SimpleLocalProcessSpawner):
 
     server_kind = LOCAL_PROCESS
 
-    @default("cmd")
-    def _default_cmd(self) -> list[str]:
-        # jupyterhub-singleuser of this Python, without JupyterLab's start-up call to Node
-        # (jupyter_gpuhub.singleuser); c.Spawner.cmd still chooses another
-        return [sys.executable, "-m", "jupyter_gpuhub.singleuser"]
+    def warm_profile(self) -> str:
+        """The profile this start asked for (its own warm servers first, then any)."""
+        selection = getattr(self, "_selection", None)
+        return selection.profile.name if selection is not None else ANY
 
     def get_env(self) -> dict[str, str]:
         """The GPU spawner's environment with this Python's ``bin`` first on ``PATH``, so
