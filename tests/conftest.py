@@ -86,6 +86,7 @@ SHARED_HUB_MODULES = frozenset(
         "test_cli_jobs",
         "test_cli_reservations",
         "test_cohorts",
+        "test_extension_jobs",
         "test_fair_share",
         "test_lending",
         "test_prices",

@@ -27,7 +27,7 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403 (fixtures)
 from pytest_jupyter.pytest_tornasync import *  # noqa: F403 (fixtures)
 from tornado import httpclient, httpserver, netutil, web
 
-from tests.support.hub import Hub
+from tests.support.hub import unique
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -191,7 +191,7 @@ def service(run) -> Iterator[Recorder]:
 def env(request) -> dict[str, str]:
     """The server's environment: by default the stand-in with a token, a simulated lease and
     a profile; ``"cpu"``: the stand-in, no lease, a CPU-only profile; ``"none"``: no
-    service; ``"real"``: the real hub's service as user jobber."""
+    service; ``"real"``: the real hub's service (the shared hub) as a user of its own."""
     which = getattr(request, "param", "stand-in")
     if which == "none":
         return {}
@@ -199,9 +199,9 @@ def env(request) -> dict[str, str]:
         service = request.getfixturevalue("service")
         return {"GPUHUB_SERVICE_URL": service.url, "JUPYTERHUB_API_TOKEN": "secret",
                 "GPUHUB_NO_GPU": "1", "GPUHUB_PROFILE": "cpu", "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
-    if which == "real":
-        hub = request.getfixturevalue("real_hub")
-        token = hub.add_user("jobber")
+    if which == "real":  # the shared hub (tests/conftest.py), as a user of this test's own
+        hub = request.getfixturevalue("shared_hub")
+        token = hub.add_user(unique("jobber"))
         return {"GPUHUB_SERVICE_URL": f"{hub.url}/services/gpuhub", "JUPYTERHUB_API_TOKEN": token}
     service = request.getfixturevalue("service")
     return {
@@ -560,17 +560,6 @@ def test_home_prefix(tmp_path):
 
 
 # -- through the real gpuhub service ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def real_hub(tmp_path_factory) -> Iterator[Hub]:
-    """A real hub with the gpuhub service (simulated pool, local-process job executor)."""
-    hub = Hub(tmp_path_factory.mktemp("jobs-hub"), env={"GPUHUB_SPAWNER": "local"})
-    try:
-        hub.start()
-        yield hub
-    finally:
-        hub.stop()
 
 
 @pytest.mark.hub
