@@ -193,9 +193,10 @@ class Scheduler:
             self.pool.free(lease.id, lease.node or "", lease.slots, lease.units)
             self.fair.ended(lease)
 
-    def _guarded(self, fn: Callable[[Connection], Any]) -> Any:
-        """Run ``fn`` in one transaction; on any failure resync memory from the database."""
-        return self.store.guarded(fn, self.load)
+    def _guarded(self, fn: Callable[[Connection], Any], lazy: bool = False) -> Any:
+        """Run ``fn`` in one transaction; on any failure resync memory from the database.
+        ``lazy``: a commit that grants nothing need not wait for its flush (Store.guarded)."""
+        return self.store.guarded(fn, self.load, lazy=lazy)
 
     # -- requests --------------------------------------------------------------------
 
@@ -324,7 +325,7 @@ class Scheduler:
                 self._dispatch(conn, now)
             return lease
 
-        lease = self._guarded(write)
+        lease = self._guarded(write, lazy=True)
         if log.isEnabledFor(logging.INFO):
             log.info("%s tier=%s", log_line(lease), tier)
         return lease
@@ -348,7 +349,7 @@ class Scheduler:
                 self._dispatch(conn, now)
             return lease
 
-        lease = self._guarded(write)
+        lease = self._guarded(write, lazy=True)
         if log.isEnabledFor(logging.INFO):
             log.info("%s reason=%s", log_line(lease), reason)
         return lease

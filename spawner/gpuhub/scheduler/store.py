@@ -80,6 +80,9 @@ GIVE_NOTICE = (
     .values(notice_at=bindparam("notice_at"), deadline=bindparam("deadline"))
 )
 
+# For this transaction alone: COMMIT returns once the WAL record is written, not flushed.
+NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
+
 
 def claim_rows(lease: Lease) -> list[dict]:
     """The ``claims`` rows of an active lease's slots."""
@@ -133,6 +136,7 @@ class Store:
         self.pipeline = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
         # the writes run on the driver's cursor (DriverStatement) raise the driver's errors
         self.integrity_errors = (*INTEGRITY_ERRORS, engine.dialect.loaded_dbapi.IntegrityError)
+        self._granting = False  # the open transaction grants (or gives notice): flush it
         hot = (INSERT_LEASE, INSERT_CLAIM, GRANT_LEASE, END_LEASE, DELETE_CLAIMS)
         self._insert_lease, self._insert_claims, self._grant, self._end, self._unclaim = (
             DriverStatement(stmt, engine.dialect) for stmt in hot
@@ -140,13 +144,23 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------
 
-    def guarded(self, fn: Callable[[Connection], Any], resync: Callable[[], None]) -> Any:
+    def guarded(
+        self, fn: Callable[[Connection], Any], resync: Callable[[], None], *, lazy: bool = False
+    ) -> Any:
         """Run ``fn`` in one transaction; on any failure call ``resync`` and re-raise.
 
         ``resync`` rebuilds memory from the database, which the failed transaction left
         as it was. A write the database refuses (a slot claimed twice) becomes a
         :class:`SchedulerError` asking the client to try again.
+
+        ``lazy``: on PostgreSQL, a transaction that grants nothing (no claim written, no
+        notice given) commits without waiting for its WAL flush (``synchronous_commit``
+        off for it alone). Such a transaction (a release, a cancellation, a request that
+        queues) is durable at the next grant's commit, which flushes the WAL up to
+        itself, or within PostgreSQL's WAL writer delay; docs/explanation/architecture.md
+        ("One writer") says what a database crash may lose. A grant always waits.
         """
+        self._granting = False
         try:
             if not self.pipeline:
                 with self.engine.begin() as conn:
@@ -154,7 +168,10 @@ class Store:
             # PostgreSQL: BEGIN, the writes and COMMIT go out together, one round trip
             with self.engine.connect() as conn, conn.connection.driver_connection.pipeline():
                 with conn.begin():
-                    return fn(conn)
+                    out = fn(conn)
+                    if lazy and not self._granting:
+                        conn.connection.driver_connection.execute(NO_FLUSH_WAIT)
+                    return out
         except SchedulerError:
             resync()
             raise
@@ -189,7 +206,8 @@ class Store:
         self._insert_lease.run(conn, lease_row(lease))
 
     def insert_claims(self, conn: Connection, lease: Lease) -> None:
-        """Write the claims of an active lease's slots."""
+        """Write the claims of an active lease's slots (a grant: its commit is flushed)."""
+        self._granting = True
         self._insert_claims.run(conn, claim_rows(lease))
 
     def grant_lease(self, conn: Connection, lease: Lease) -> None:
@@ -220,18 +238,17 @@ class Store:
         if was == ACTIVE:
             self._unclaim.run(conn, {"lid": lease.id})
 
-    @staticmethod
-    def give_notice(conn: Connection, lease: Lease) -> None:
+    def give_notice(self, conn: Connection, lease: Lease) -> None:
         """Write an active lease's preemption notice (when given, when it must be gone)."""
+        self._granting = True
         conn.execute(
             GIVE_NOTICE, {"lid": lease.id, "notice_at": lease.notice_at, "deadline": lease.deadline}
         )
 
-    @staticmethod
-    def move_lease(conn: Connection, lease: Lease) -> None:
+    def move_lease(self, conn: Connection, lease: Lease) -> None:
         """Write an active lease's new devices and their claims (its old claims gone)."""
         conn.execute(SET_DEVICES, {"lid": lease.id, "devices": lease.devices})
-        conn.execute(INSERT_CLAIM, claim_rows(lease))
+        self.insert_claims(conn, lease)
 
     @staticmethod
     def write_quota(conn: Connection, kind: str, name: str, row: dict, *, exists: bool) -> None:
