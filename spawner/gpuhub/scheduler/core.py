@@ -47,7 +47,7 @@ from .errors import (
 )
 from .fairshare import FairShare
 from .inventory_change import InventoryChange, compare, log_change
-from .lease import Lease, iso, lease_row, log_line, request_digest
+from .lease import Lease, iso, log_line, request_digest
 from .ledger import Ledger
 from .pool import Placement, Pool
 from .pricing import RateCard
@@ -58,8 +58,7 @@ from .rebinding import moves_line, plan_rebind
 from .reservations import RESERVATION_GUARD, Reservation, ReservationBook
 from .shapes import MigSlice, SharedGpu, WholeGpus
 from .spot import GUARANTEED, PREEMPTED, SPOT, Preemption, SpotPolicy
-from .store import DELETE_CLAIMS, INSERT_CLAIM, INSERT_LEASE, Store
-from .store import claim_rows as _claim_rows
+from .store import DELETE_CLAIMS, Store
 
 log = logging.getLogger("gpuhub.scheduler")
 
@@ -194,9 +193,10 @@ class Scheduler:
             self.pool.free(lease.id, lease.node or "", lease.slots, lease.units)
             self.fair.ended(lease)
 
-    def _guarded(self, fn: Callable[[Connection], Any]) -> Any:
-        """Run ``fn`` in one transaction; on any failure resync memory from the database."""
-        return self.store.guarded(fn, self.load)
+    def _guarded(self, fn: Callable[[Connection], Any], lazy: bool = False) -> Any:
+        """Run ``fn`` in one transaction; on any failure resync memory from the database.
+        ``lazy``: a commit that grants nothing need not wait for its flush (Store.guarded)."""
+        return self.store.guarded(fn, self.load, lazy=lazy)
 
     # -- requests --------------------------------------------------------------------
 
@@ -315,9 +315,9 @@ class Scheduler:
             if placement is not None:
                 _place(lease, placement, now, self.rates, self.spot)
                 lease.borrowed_from = self.accounting.loan_for(lease, queued_too=True)
-            conn.execute(INSERT_LEASE, lease_row(lease))
+            self.store.insert_lease(conn, lease)
             if placement is not None:
-                conn.execute(INSERT_CLAIM, _claim_rows(lease))
+                self.store.insert_claims(conn, lease)
             self._remember(lease)
             # reserved devices may serve it past the queue, or spot leases go for it
             reserved = len(self.book) and self.queue_policy == "strict"
@@ -325,7 +325,7 @@ class Scheduler:
                 self._dispatch(conn, now)
             return lease
 
-        lease = self._guarded(write)
+        lease = self._guarded(write, lazy=True)
         if log.isEnabledFor(logging.INFO):
             log.info("%s tier=%s", log_line(lease), tier)
         return lease
@@ -349,7 +349,7 @@ class Scheduler:
                 self._dispatch(conn, now)
             return lease
 
-        lease = self._guarded(write)
+        lease = self._guarded(write, lazy=True)
         if log.isEnabledFor(logging.INFO):
             log.info("%s reason=%s", log_line(lease), reason)
         return lease

@@ -170,6 +170,7 @@ class Pool:
                 gs.outside = who
                 self.nodes[gs.node].free_whole.discard(device_id)
             self._outside[gs.gpu.uuid] = gs
+        self._index_free_whole()
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -213,7 +214,7 @@ class Pool:
                     )
                 gs.holders[slot] = lease_id
                 if gs.gpu.shares == 1:
-                    self.nodes[gs.node].free_whole.discard(device_id)
+                    self._whole_free(self.nodes[gs.node], device_id, False)
         self._count_units(node, units)
 
     def free(self, lease_id: int, node: str, slots: tuple[tuple[str, int], ...], units) -> None:
@@ -229,21 +230,45 @@ class Pool:
             elif gs.holders.get(slot) == lease_id:
                 del gs.holders[slot]
                 if gs.gpu.shares == 1 and gs.outside is None:
-                    self.nodes[gs.node].free_whole.add(device_id)
+                    self._whole_free(self.nodes[gs.node], device_id, True)
         self._count_units(node, -units)
 
     def _count_units(self, node: str, units: Fraction) -> None:
         """Add ``units`` to a node's use; a multi-node lease's (``a,b``) spread evenly."""
+        if "," not in node:
+            if node in self.nodes:
+                self.nodes[node].used_units += units
+            return
         names = node.split(",")
         for name in names:
             if name in self.nodes:
                 self.nodes[name].used_units += Fraction(units) / len(names)
 
+    def _index_free_whole(self) -> None:
+        """File every node that takes new work under its count of free whole GPUs."""
+        most = max((len(ns.gpus) for ns in self.nodes.values()), default=0)
+        self._by_free: list[dict[str, _NodeState]] = [{} for _ in range(most + 1)]
+        for name, ns in self.nodes.items():
+            if ns.node.usable:
+                self._by_free[len(ns.free_whole)][name] = ns
+
+    def _whole_free(self, ns: _NodeState, uuid: str, free: bool) -> None:
+        """Mark an exclusive-mode GPU of ``ns`` free or taken, refiling the node."""
+        before = len(ns.free_whole)
+        if free:
+            ns.free_whole.add(uuid)
+        else:
+            ns.free_whole.discard(uuid)
+        if ns.node.usable and len(ns.free_whole) != before:
+            del self._by_free[before][ns.node.name]
+            self._by_free[len(ns.free_whole)][ns.node.name] = ns
+
     # -- placement -------------------------------------------------------------------
 
-    def _open_nodes(self) -> Iterator[_NodeState]:
-        """The nodes that take new work."""
-        return (ns for ns in self.nodes.values() if ns.node.usable)
+    def _open_nodes(self, count: int) -> Iterator[_NodeState]:
+        """The nodes that take new work and have at least ``count`` free whole GPUs."""
+        for by_name in self._by_free[count:]:
+            yield from by_name.values()
 
     def place(
         self,
@@ -347,18 +372,20 @@ class Pool:
     ) -> Placement | None:
         if avoid or only is not None or shape.node_count > 1:
             return self._place_whole_among(shape, avoid, only)
+        if shape.model is None:
+            # best fit: the nodes with fewest free GPUs that still fit, then the busiest
+            for by_name in self._by_free[shape.count :]:
+                if by_name:
+                    ns = min(by_name.values(), key=_busiest_first)
+                    return self._whole_on(ns, ns.free_whole, shape)
+            return None
         best: tuple | None = None
-        for ns in self._open_nodes():
-            if len(ns.free_whole) < shape.count:
+        for ns in self._open_nodes(shape.count):
+            n_free = sum(
+                1 for u in ns.free_whole if self.matches(ns.gpus[u].gpu.model, shape.model)
+            )
+            if n_free < shape.count:
                 continue
-            if shape.model is None:
-                n_free = len(ns.free_whole)
-            else:
-                n_free = sum(
-                    1 for u in ns.free_whole if self.matches(ns.gpus[u].gpu.model, shape.model)
-                )
-                if n_free < shape.count:
-                    continue
             # best fit: fewest free GPUs left over, then the busiest node
             key = (n_free - shape.count, -ns.used_units, ns.node.name)
             if best is None or key < best[0]:
@@ -371,7 +398,7 @@ class Pool:
         """:meth:`_place_whole` on the free GPUs in ``only`` (None: all) not in ``avoid``;
         a multi-node shape on the best-fitting nodes, all of them or none."""
         fits: list[tuple] = []
-        for ns in self._open_nodes():
+        for ns in self._open_nodes(shape.count):
             usable = ns.free_whole - avoid if avoid else ns.free_whole
             if only is not None:
                 usable = usable & only
@@ -479,6 +506,7 @@ class Pool:
                 tg = tn.gpus[uuid]
                 tg.holders, tg.mig_holders = dict(gs.holders), dict(gs.mig_holders)
                 tg.used_slices = gs.used_slices
+        twin._index_free_whole()
         return twin
 
     def view(self) -> PoolView:
@@ -522,6 +550,11 @@ class Pool:
             if self.nodes[gs.node].node.usable:
                 free -= gs.units_held_outside()
         return {"total": total, "free": max(free, Fraction(0)), "leased": used}
+
+
+def _busiest_first(ns: _NodeState) -> tuple[Fraction, str]:
+    """Sort key: the node with most units in use first, then by name."""
+    return (-ns.used_units, ns.node.name)
 
 
 def _nvlink_set(free: list[_GpuState], count: int) -> list[_GpuState]:

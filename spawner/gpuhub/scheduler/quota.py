@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from fnmatch import fnmatch
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -98,22 +99,22 @@ class QuotaSpec(BaseModel):
     @property
     def max_units_exact(self) -> Fraction | None:
         """``max_units`` as an exact fraction (limits compare exactly with 1/7 slices)."""
-        return None if self.max_units is None else Fraction(str(self.max_units))
+        return None if self.max_units is None else _exact(self.max_units)
 
     @property
     def spot_max_units_exact(self) -> Fraction | None:
         """``spot_max_units`` as an exact fraction."""
-        return None if self.spot_max_units is None else Fraction(str(self.spot_max_units))
+        return None if self.spot_max_units is None else _exact(self.spot_max_units)
 
     def exact(self, field: str) -> Fraction | None:
         """A units field (``borrow_limit``, ``lend_limit``, ...) as an exact fraction."""
         value = getattr(self, field)
-        return None if value is None else Fraction(str(value))
+        return None if value is None else _exact(value)
 
     @property
     def per_user_exact(self) -> Fraction | None:
         """``per_user_max_units`` as an exact fraction."""
-        return None if self.per_user_max_units is None else Fraction(str(self.per_user_max_units))
+        return None if self.per_user_max_units is None else _exact(self.per_user_max_units)
 
     def allows_shape(self, label: str) -> bool:
         """Whether a shape label ('gpu', 'mig:1g.10gb', 'shared') is allowed."""
@@ -124,6 +125,13 @@ class QuotaSpec(BaseModel):
         if self.allowed_profiles is None:
             return True
         return profile is not None and any(fnmatch(profile, p) for p in self.allowed_profiles)
+
+
+@lru_cache(maxsize=1024)
+def _exact(value: float) -> Fraction:
+    """A units figure as the exact fraction its decimal spells (66.67 -> 6667/100); checked
+    on every decision, and the figures quotas use are few."""
+    return Fraction(str(value))
 
 
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]

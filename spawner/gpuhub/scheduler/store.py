@@ -3,25 +3,28 @@
 Decisions are made in memory (:mod:`.core`) and written here in one transaction each. On
 PostgreSQL with psycopg the transaction runs in the driver's pipeline mode (BEGIN, the
 writes and COMMIT in one round trip), where SQLAlchemy cannot read results: reads inside
-a transaction go through :meth:`Store.select`.
+a transaction go through :meth:`Store.select`. The writes every decision makes (a lease
+inserted, granted or ended, its claims) run as :class:`DriverStatement`: SQLAlchemy's
+statement text and parameter processing, compiled once, executed on the driver's cursor.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import UpdateBase
 
 from ..inventory import Node
 from ..terms import ACTIVE, LIVE_STATUSES
 from .db import ClaimRow, DeviceRow, LeaseRow, QuotaRow
 from .errors import SchedulerError
-from .lease import Lease, lease_from_row
+from .lease import Lease, lease_from_row, lease_row
 from .quota import QuotaSpec
 
 log = logging.getLogger("gpuhub.scheduler")
@@ -44,7 +47,7 @@ GRANT_LEASE = (
     update(LEASES)
     .where(LEASES.c.id == bindparam("lid"))
     .values(
-        status=ACTIVE,
+        status=bindparam("status"),
         granted_at=bindparam("granted_at"),
         node=bindparam("node"),
         devices=bindparam("devices", type_=LEASES.c.devices.type),
@@ -77,10 +80,52 @@ GIVE_NOTICE = (
     .values(notice_at=bindparam("notice_at"), deadline=bindparam("deadline"))
 )
 
+# For this transaction alone: COMMIT returns once the WAL record is written, not flushed.
+NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
+
 
 def claim_rows(lease: Lease) -> list[dict]:
     """The ``claims`` rows of an active lease's slots."""
     return [{"device_id": d, "slot": s, "lease_id": lease.id} for d, s in lease.slots]
+
+
+class DriverStatement:
+    """A write compiled once for one database and run on its driver's cursor.
+
+    The text and the bind processing (JSON, floats) are SQLAlchemy's own, so the database
+    gets what ``conn.execute(stmt, params)`` would send; what is skipped is SQLAlchemy's
+    per-execution work (cache lookup, execution context, result set-up), which costs
+    several times what SQLite itself spends on these one-row writes. Every value must be a
+    bound parameter (no literals in ``.values()``).
+    """
+
+    def __init__(self, stmt: UpdateBase, dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names: Sequence[str] = compiled.positiontup or ()  # () for named parameters
+        self.process: list[tuple[str, Callable[[Any], Any]]] = []
+        for name, bind in compiled.binds.items():
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self.process.append((name, proc))
+
+    def _params(self, row: dict[str, Any]) -> Any:
+        if self.process:
+            row = dict(row)
+            for name, proc in self.process:
+                row[name] = proc(row[name])
+        return tuple(row[n] for n in self.names) if self.names else row
+
+    def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Execute in ``conn``'s transaction: once, or once per row of a list."""
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            if isinstance(params, list):
+                cur.executemany(self.sql, [self._params(p) for p in params])
+            else:
+                cur.execute(self.sql, self._params(params))
+        finally:
+            cur.close()
 
 
 class Store:
@@ -89,16 +134,33 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.pipeline = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        # the writes run on the driver's cursor (DriverStatement) raise the driver's errors
+        self.integrity_errors = (*INTEGRITY_ERRORS, engine.dialect.loaded_dbapi.IntegrityError)
+        self._granting = False  # the open transaction grants (or gives notice): flush it
+        hot = (INSERT_LEASE, INSERT_CLAIM, GRANT_LEASE, END_LEASE, DELETE_CLAIMS)
+        self._insert_lease, self._insert_claims, self._grant, self._end, self._unclaim = (
+            DriverStatement(stmt, engine.dialect) for stmt in hot
+        )
 
     # -- writing ---------------------------------------------------------------------
 
-    def guarded(self, fn: Callable[[Connection], Any], resync: Callable[[], None]) -> Any:
+    def guarded(
+        self, fn: Callable[[Connection], Any], resync: Callable[[], None], *, lazy: bool = False
+    ) -> Any:
         """Run ``fn`` in one transaction; on any failure call ``resync`` and re-raise.
 
         ``resync`` rebuilds memory from the database, which the failed transaction left
         as it was. A write the database refuses (a slot claimed twice) becomes a
         :class:`SchedulerError` asking the client to try again.
+
+        ``lazy``: on PostgreSQL, a transaction that grants nothing (no claim written, no
+        notice given) commits without waiting for its WAL flush (``synchronous_commit``
+        off for it alone). Such a transaction (a release, a cancellation, a request that
+        queues) is durable at the next grant's commit, which flushes the WAL up to
+        itself, or within PostgreSQL's WAL writer delay; docs/explanation/architecture.md
+        ("One writer") says what a database crash may lose. A grant always waits.
         """
+        self._granting = False
         try:
             if not self.pipeline:
                 with self.engine.begin() as conn:
@@ -106,11 +168,14 @@ class Store:
             # PostgreSQL: BEGIN, the writes and COMMIT go out together, one round trip
             with self.engine.connect() as conn, conn.connection.driver_connection.pipeline():
                 with conn.begin():
-                    return fn(conn)
+                    out = fn(conn)
+                    if lazy and not self._granting:
+                        conn.connection.driver_connection.execute(NO_FLUSH_WAIT)
+                    return out
         except SchedulerError:
             resync()
             raise
-        except INTEGRITY_ERRORS as e:
+        except self.integrity_errors as e:
             log.error("database refused a scheduler write, reloading state: %s", e)
             resync()
             raise SchedulerError("the pool changed under this request; try again") from e
@@ -136,14 +201,23 @@ class Store:
         with self.engine.connect() as c:
             return [tuple(r) for r in c.execute(query)]
 
-    @staticmethod
-    def grant_lease(conn: Connection, lease: Lease) -> None:
+    def insert_lease(self, conn: Connection, lease: Lease) -> None:
+        """Write a new lease (queued or active; an active one's claims separately)."""
+        self._insert_lease.run(conn, lease_row(lease))
+
+    def insert_claims(self, conn: Connection, lease: Lease) -> None:
+        """Write the claims of an active lease's slots (a grant: its commit is flushed)."""
+        self._granting = True
+        self._insert_claims.run(conn, claim_rows(lease))
+
+    def grant_lease(self, conn: Connection, lease: Lease) -> None:
         """Write a queued lease as granted: its claims, then its placement."""
-        conn.execute(INSERT_CLAIM, claim_rows(lease))
-        conn.execute(
-            GRANT_LEASE,
+        self.insert_claims(conn, lease)
+        self._grant.run(
+            conn,
             {
-                "lid": lease.id, "granted_at": lease.granted_at, "node": lease.node,
+                "lid": lease.id, "status": ACTIVE, "granted_at": lease.granted_at,
+                "node": lease.node,
                 "devices": lease.devices, "units_num": lease.units.numerator,
                 "units_den": lease.units.denominator, "rate": lease.rate,
                 "tier": lease.tier, "discount": lease.discount,
@@ -151,32 +225,30 @@ class Store:
             },
         )  # fmt: skip
 
-    @staticmethod
-    def end_lease(conn: Connection, lease: Lease, was: str) -> None:
+    def end_lease(self, conn: Connection, lease: Lease, was: str) -> None:
         """Write a lease as ended (its status, time and reason); ``was`` is its status
         before, and an active lease's claims go."""
-        conn.execute(
-            END_LEASE,
+        self._end.run(
+            conn,
             {
                 "lid": lease.id, "was": was, "status": lease.status,
                 "ended_at": lease.ended_at, "end_reason": lease.end_reason,
             },
         )  # fmt: skip
         if was == ACTIVE:
-            conn.execute(DELETE_CLAIMS, {"lid": lease.id})
+            self._unclaim.run(conn, {"lid": lease.id})
 
-    @staticmethod
-    def give_notice(conn: Connection, lease: Lease) -> None:
+    def give_notice(self, conn: Connection, lease: Lease) -> None:
         """Write an active lease's preemption notice (when given, when it must be gone)."""
+        self._granting = True
         conn.execute(
             GIVE_NOTICE, {"lid": lease.id, "notice_at": lease.notice_at, "deadline": lease.deadline}
         )
 
-    @staticmethod
-    def move_lease(conn: Connection, lease: Lease) -> None:
+    def move_lease(self, conn: Connection, lease: Lease) -> None:
         """Write an active lease's new devices and their claims (its old claims gone)."""
         conn.execute(SET_DEVICES, {"lid": lease.id, "devices": lease.devices})
-        conn.execute(INSERT_CLAIM, claim_rows(lease))
+        self.insert_claims(conn, lease)
 
     @staticmethod
     def write_quota(conn: Connection, kind: str, name: str, row: dict, *, exists: bool) -> None:
