@@ -184,6 +184,7 @@ class WarmLocalProcessSpawner(SimpleLocalProcessSpawner):
             return await super().start()
         except TimeoutError:
             warm.proc.kill()
+            await asyncio.get_running_loop().run_in_executor(None, warm.proc.wait)
             raise
         self.proc = warm.proc
         self.pid = warm.proc.pid
