@@ -35,27 +35,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from common import fmt, host, percentile, ready_after  # noqa: E402 - benchmarks/common.py
 
-from tests.support.hub import Hub, descendants  # noqa: E402 - the tests' hub driver
-
-
-def warm_servers(hub: Hub) -> int:
-    """Warm servers waiting for a claim (logged warm, not yet any user's)."""
-    assert hub.proc is not None
-    log = hub.log_path.read_text(errors="replace")
-    users = hub.hub_api("GET", "users", params={"state": "active"}).json()
-    claimed = {s["state"].get("pid") for u in users for s in u["servers"].values()}
-    return sum(
-        1
-        for pid, argv in descendants(hub.proc.pid)
-        if argv[1:3] == ["-m", "jupyter_gpuhub.warm"]
-        and pid not in claimed
-        and f"warm pool: server {pid} is warm" in log
-    )
+from tests.support.hub import Hub  # noqa: E402 - the tests' hub driver
+from tests.support.warm import waiting  # noqa: E402
 
 
 async def until_pool_full(hub: Hub, size: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while warm_servers(hub) < size:
+    while len(waiting(hub)) < size:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the pool did not refill to {size} in {timeout} s")
         await asyncio.sleep(0.2)

@@ -15,7 +15,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.support.hub import Hub, descendants, unique, wait_for
+from tests.support import warm as pool
+from tests.support.hub import Hub, unique, wait_for
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(240)]
 
@@ -32,34 +33,6 @@ IDENTITY = (
 )
 
 
-def _server_pids(hub: Hub) -> set[int]:
-    users = hub.hub_api("GET", "users", params={"state": "active"}).json()
-    return {
-        server["state"]["pid"]
-        for user in users
-        for server in user["servers"].values()
-        if server.get("state", {}).get("pid")
-    }
-
-
-def _warm(hub: Hub) -> list[int]:
-    """The pids of the hub's warm servers not claimed by anyone (oldest first)."""
-    assert hub.proc is not None
-    claimed = _server_pids(hub)
-    return sorted(
-        pid
-        for pid, argv in descendants(hub.proc.pid)
-        if argv[1:3] == ["-m", "jupyter_gpuhub.warm"] and pid not in claimed
-    )
-
-
-def _warm_and_waiting(hub: Hub) -> list[int]:
-    """Warm servers that have finished their imports and wait for a claim (the hub logs
-    each one as it gets there)."""
-    log = hub.log_path.read_text(errors="replace")
-    return [pid for pid in _warm(hub) if f"warm pool: server {pid} is warm" in log]
-
-
 def _spawn(hub: Hub, user: str) -> dict:
     r = hub.spawn(user, {"profile": "gpu-1"})
     assert r.status_code in (201, 202), r.text
@@ -74,7 +47,7 @@ def _devices(hub: Hub, user: str, token: str) -> httpx.Response:
 @pytest.fixture
 def pool_ready(shared_hub: Hub) -> list[int]:
     """The shared hub's warm server, once it has one waiting."""
-    return wait_for(lambda: _warm(shared_hub), timeout=90)
+    return wait_for(lambda: pool.unclaimed(shared_hub), timeout=90)
 
 
 def test_a_warm_server_knows_nobody_before_its_claim(
@@ -95,7 +68,7 @@ def test_a_spawn_claims_the_warm_server_and_the_pool_refills(
     hub = shared_hub
     user = unique("warm-ann")
     token = hub.add_user(user)
-    [warm] = wait_for(lambda: _warm_and_waiting(hub), timeout=90)
+    [warm] = wait_for(lambda: pool.waiting(hub), timeout=90)
     server = _spawn(hub, user)
     assert server["state"]["pid"] == warm  # the warm one, not a cold start
     # bound at claim: the server is this user's, with this user's lease
@@ -104,7 +77,7 @@ def test_a_spawn_claims_the_warm_server_and_the_pool_refills(
     assert r.json()["lease_id"] == server["state"]["lease_id"] is not None
     assert Path(f"/proc/{warm}/cwd").resolve() == hub.state / "homes" / user
     # and a replacement is started and waits
-    [again] = wait_for(lambda: _warm_and_waiting(hub), timeout=90)
+    [again] = wait_for(lambda: pool.waiting(hub), timeout=90)
     assert again != warm
     hub.stop_server(user)
     wait_for(lambda: not Path(f"/proc/{warm}").exists() or _zombie(warm), timeout=30)
@@ -125,7 +98,7 @@ def test_two_users_at_once_get_a_process_each_and_only_their_own(
     hub = shared_hub
     users = [unique("warm-bo"), unique("warm-cy")]
     tokens = {user: hub.add_user(user) for user in users}
-    wait_for(lambda: _warm_and_waiting(hub), timeout=90)
+    wait_for(lambda: pool.waiting(hub), timeout=90)
     servers: dict[str, dict] = {}
     threads = [
         threading.Thread(target=lambda u=user: servers.__setitem__(u, _spawn(hub, u)))
@@ -154,9 +127,9 @@ def test_a_killed_warm_server_is_replaced_and_the_next_spawn_is_warm(
     shared_hub: Hub, pool_ready: list[int]
 ) -> None:
     hub = shared_hub
-    [victim] = wait_for(lambda: _warm_and_waiting(hub), timeout=90)
+    [victim] = wait_for(lambda: pool.waiting(hub), timeout=90)
     os.kill(victim, signal.SIGKILL)
-    [fresh] = wait_for(lambda: [p for p in _warm_and_waiting(hub) if p != victim], timeout=90)
+    [fresh] = wait_for(lambda: [p for p in pool.waiting(hub) if p != victim], timeout=90)
     user = unique("warm-dee")
     hub.add_user(user)
     try:
@@ -173,7 +146,7 @@ def test_a_claim_while_the_service_restarts_waits_for_its_lease(
     hub = shared_hub
     user = unique("warm-eve")
     token = hub.add_user(user)
-    [warm] = wait_for(lambda: _warm_and_waiting(hub), timeout=90)
+    [warm] = wait_for(lambda: pool.waiting(hub), timeout=90)
     hub.kill_service()
     try:
         server = _spawn(hub, user)

@@ -27,11 +27,7 @@ from traitlets import List, TraitError, Unicode, default, validate
 
 from .form import ServerKind
 from .mixin import GPUSpawnerMixin
-from .warm import ANY, MISMATCH, WarmPool, parse_rules, zone
-
-#: The variables ``jupyterhub-singleuser`` reads at import (jupyter_gpuhub.warm): a spawn
-#: whose environment sets them otherwise than the pool's starts cold.
-IMPORT_TIME_ENV = ("JUPYTERHUB_SINGLEUSER_APP", "JUPYTERHUB_SINGLEUSER_EXTENSION")
+from .warm import ANY, IMPORT_TIME_ENV, MISMATCH, WarmPool, parse_rules, zone
 
 #: What the spawn form says a local server is: no image, no limits; only the GPUs are real.
 LOCAL_PROCESS = ServerKind(
@@ -165,6 +161,7 @@ class WarmLocalProcessSpawner(SimpleLocalProcessSpawner):
         if self.port == 0:
             self.port = random_port()
         env = self.get_env()
+        # what jupyterhub-singleuser reads at import must be what the pool started with
         if any(env.get(k, "") != pool.neutral_env.get(k, "") for k in IMPORT_TIME_ENV):
             return await super().start()
         warm = pool.claim(self.warm_profile())

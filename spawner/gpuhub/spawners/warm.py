@@ -40,14 +40,19 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from jupyter_gpuhub import warm as runner  # the warm server's side of the protocol
+
 #: A rule's key for "whichever profile claims it".
 ANY = "*"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 #: The warm server's command (the local spawner's default command, warmed).
-WARM_MODULE = "jupyter_gpuhub.warm"
-#: The exit status of a warm server refusing a claim (jupyter_gpuhub.warm.MISMATCH).
-MISMATCH = 3
+WARM_MODULE = runner.__name__
+#: The exit status of a warm server refusing a claim; the variables it checks.
+MISMATCH = runner.MISMATCH
+IMPORT_TIME_ENV = runner.IMPORT_TIME_ENV
+#: What the hub logs when a warm server has done its imports and waits for a claim.
+WARM_LOG = "warm pool: server %d is warm"
 
 
 def _days(text: str) -> frozenset[int]:
@@ -142,12 +147,10 @@ class WarmServer:
 
     def __init__(
         self,
-        key: str,
         neutral_env: dict[str, str],
         cwd: str,
         on_exit: Callable[[WarmServer], None] | None = None,
     ) -> None:
-        self.key = key
         self.on_exit = on_exit
         read_fd, write_fd = os.pipe()
         env = {**neutral_env, "GPUHUB_WARM_FD": str(write_fd)}
@@ -329,7 +332,7 @@ class WarmPool:
         for key, size in sorted(targets.items()):
             queue = self.servers[key]
             while len(queue) < size:
-                server = WarmServer(key, self.neutral_env, self.cwd, on_exit=self._exited)
+                server = WarmServer(self.neutral_env, self.cwd, on_exit=self._exited)
                 queue.append(server)
                 try:
                     await asyncio.wait_for(asyncio.shield(server.warm), 120)
@@ -341,7 +344,7 @@ class WarmPool:
                         self.log.warning("warm pool: a warm server did not start; retrying later")
                     return
                 if self.log is not None:
-                    self.log.info("warm pool: server %d is warm (profile %s)", server.proc.pid, key)
+                    self.log.info(WARM_LOG + " (profile %s)", server.proc.pid, key)
                 size = self.targets().get(key, 0)  # the rules may have moved on meanwhile
 
     def _exited(self, server: WarmServer) -> None:
