@@ -352,14 +352,26 @@ def module_browser():
         yield browser
 
 
-@pytest.fixture
-def blank(module_browser):
-    """A blank chromium page (1400 x 900) in a browser context of its own: cookies and
-    storage start empty, and go with the context at the end of the test."""
-    from tests.support.browser import new_page
+@pytest.fixture(scope="session")
+def chromium_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The profile folder of this worker's ``blank`` browsers: their caches of scripts."""
+    return tmp_path_factory.mktemp("chromium-profile")
 
-    page = new_page(module_browser)
-    try:
+
+@pytest.fixture(scope="module")
+def cached_browser(chromium_profile: Path):
+    """One chromium on this worker's profile for a module's ``blank`` pages."""
+    from tests.support.browser import cached_chromium
+
+    with cached_chromium(chromium_profile) as context:
+        yield context
+
+
+@pytest.fixture
+def blank(cached_browser):
+    """A blank chromium page (1400 x 900) that starts with no cookies and no storage, as
+    a browser context of its own would (``fresh_page``); cleared again at the end."""
+    from tests.support.browser import fresh_page
+
+    with fresh_page(cached_browser) as page:
         yield page
-    finally:
-        page.context.close()

@@ -23,6 +23,7 @@ import pytest
 from gpuhub.service.console import CSP
 from playwright.sync_api import Browser, Page, expect
 
+from tests.support import http
 from tests.support.browser import log_in, new_page
 from tests.support.hub import Hub, wait_for
 from tests.support.seed import seed_alice_history
@@ -119,14 +120,14 @@ def test_pages_headers_and_static_files(w: SimpleNamespace) -> None:
     alice = {"Authorization": f"token {w.tokens['alice']}"}
     admin = {"Authorization": f"token {w.tokens['admin']}"}
     # a client that does not ask for HTML: the API index, as before the console
-    r = httpx.get(base, headers=alice)
+    r = http.get(base, headers=alice)
     assert r.status_code == 302 and r.headers["location"] == P + "api/v1"
-    assert httpx.get(base, follow_redirects=True).json()["service"] == "gpuhub"
+    assert http.get(base, follow_redirects=True).json()["service"] == "gpuhub"
     # a browser without the service's cookie: through the hub's login
-    r = httpx.get(base + "console/pool", headers=HTML)
+    r = http.get(base + "console/pool", headers=HTML)
     assert r.status_code == 302 and "/oauth2/authorize" in r.headers["location"]
 
-    r = httpx.get(base, headers={**HTML, **alice})
+    r = http.get(base, headers={**HTML, **alice})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert r.headers["content-security-policy"] == CSP
     assert "frame-ancestors 'self'" in CSP and "'unsafe-inline'" not in CSP
@@ -135,12 +136,12 @@ def test_pages_headers_and_static_files(w: SimpleNamespace) -> None:
     assert 'data-admin="false"' in r.text and f'data-api="{P}api/v1"' in r.text
     assert 'data-hub="/hub/"' in r.text
 
-    r = httpx.get(base + "console/pool", headers={**HTML, **alice})
+    r = http.get(base + "console/pool", headers={**HTML, **alice})
     assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
     assert r.headers["content-security-policy"] == CSP
     assert "custom:gpuhub:admin" in r.text and "alice does not have it" in r.text
     for page in ("pool", "queue", "usage", "quotas", "groups", "reservations"):
-        r = httpx.get(base + f"console/{page}", headers={**HTML, **admin})
+        r = http.get(base + f"console/{page}", headers={**HTML, **admin})
         assert r.status_code == 200 and f'data-page="{page}"' in r.text, page
         assert 'data-admin="true"' in r.text
 
@@ -148,14 +149,14 @@ def test_pages_headers_and_static_files(w: SimpleNamespace) -> None:
     css = re.search(r'<link rel="stylesheet" href="([^"]+)"', r.text).group(1)
     for url, kind in ((js, "javascript"), (css, "text/css")):
         assert re.search(r"\?v=[0-9a-f]{32,}$", url), url
-        r = httpx.get(w.hub.url + url)
+        r = http.get(w.hub.url + url)
         assert r.status_code == 200 and kind in r.headers["content-type"]
         assert int(re.search(r"max-age=(\d+)", r.headers["cache-control"]).group(1)) >= 365 * 86400
         assert r.headers["content-security-policy"] == CSP
-    assert "Chart" in httpx.get(w.hub.url + js).text  # Chart.js is in the bundle itself
-    r = httpx.get(w.hub.url + js.split("?")[0])  # unversioned: revalidated, not kept
+    assert "Chart" in http.get(w.hub.url + js).text  # Chart.js is in the bundle itself
+    r = http.get(w.hub.url + js.split("?")[0])  # unversioned: revalidated, not kept
     assert r.status_code == 200 and "max-age" not in r.headers.get("cache-control", "")
-    assert httpx.get(base + "static/nothing.js").status_code == 404
+    assert http.get(base + "static/nothing.js").status_code == 404
 
 
 # -- in the browser ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support import http
 from tests.support.browser import log_in, standalone_lab
 from tests.support.hub import Hub, put_notebook, wait_for
 
@@ -295,7 +296,7 @@ def test_a_spot_job_is_preempted_and_waits_for_its_next_attempt(
     if hub.server(USER) is None:
         assert hub.spawn(USER, {"profile": "gpu-1"}).status_code in (201, 202)
         hub.wait_ready(USER, timeout=60)
-    r = httpx.put(
+    r = http.put(
         f"{hub.url}/user/{USER}/api/contents/spot_train.py",
         json={"type": "file", "format": "text", "content": SPOT_SCRIPT},
         headers={"Authorization": f"token {token}"},
@@ -446,6 +447,6 @@ def test_without_the_service_or_extension_the_panel_says_so(
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return http.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False

@@ -18,10 +18,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support import http
 from tests.support.browser import log_in, standalone_lab
 from tests.support.docker import engine_client
 from tests.support.hub import Hub, put_notebook
@@ -119,7 +119,7 @@ def test_status_bar_and_panel_show_the_leased_gpu_and_quota_and_move_when_a_cell
     put_notebook(hub, USER, token, "busy.ipynb", busy)
     contents = f"{hub.url}/user/{USER}/api/contents/busy.stop"
     auth = {"Authorization": f"token {token}"}
-    httpx.delete(contents, headers=auth, timeout=30)  # (left by an earlier run: not there)
+    http.delete(contents, headers=auth, timeout=30)  # (left by an earlier run: not there)
     mode = hub.env["GPUHUB_SPAWNER"]
 
     page.goto(f"{hub.url}/user/{USER}/lab/tree/busy.ipynb")
@@ -168,7 +168,7 @@ def test_status_bar_and_panel_show_the_leased_gpu_and_quota_and_move_when_a_cell
     page.wait_for_timeout(1000)
     page.screenshot(path=str(artifacts / f"labextension-busy-{mode}.png"))
     stop = {"type": "file", "format": "text", "content": ""}
-    assert httpx.put(contents, json=stop, headers=auth, timeout=30).status_code in (200, 201)
+    assert http.put(contents, json=stop, headers=auth, timeout=30).status_code in (200, 201)
     # and it was the cell: it ran to its end
     expect(page.locator(".jp-OutputArea-output").first).to_contain_text("done", timeout=30000)
 

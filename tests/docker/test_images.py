@@ -33,6 +33,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support import http
 from tests.support.docker import DEBIAN_BASE, ensure_images
 from tests.support.paths import REPO
 from tests.support.ports import free_port
@@ -474,15 +475,15 @@ def api_token(client: httpx.Client, username: str) -> str:
 
 def test_compose_deployment_logs_in_with_postgres(deployment):
     creds = deployment.credentials()
-    with httpx.Client(base_url=deployment.url, headers=BROWSER, timeout=30) as browser:
+    with http.client(base_url=deployment.url, headers=BROWSER, timeout=30) as browser:
         r = log_in(browser, creds["admin_user"], "not the password")
         assert r.status_code == 403, deployment.explain(r)
         r = log_in(browser, creds["admin_user"], creds["admin_password"])
         assert r.status_code == 302, deployment.explain(r)
         token = api_token(browser, creds["admin_user"])
-    r = httpx.get(f"{deployment.url}/hub/api/user", headers={"Authorization": f"token {token}"})
+    r = http.get(f"{deployment.url}/hub/api/user", headers={"Authorization": f"token {token}"})
     assert r.status_code == 200 and r.json()["admin"], deployment.explain(r)
-    r = httpx.get(
+    r = http.get(
         f"{deployment.url}/services/gpuhub/api/v1/pool",
         headers={"Authorization": f"token {token}"},
         timeout=30,
@@ -506,12 +507,12 @@ def test_compose_deployment_spawns_a_gpu_server_in_a_container(deployment):
             pytrace=False,
         )
     creds = deployment.credentials()
-    with httpx.Client(base_url=deployment.url, headers=BROWSER, timeout=30) as browser:
+    with http.client(base_url=deployment.url, headers=BROWSER, timeout=30) as browser:
         r = log_in(browser, USER, creds["user_password"])
         assert r.status_code == 302, deployment.explain(r)
         token = api_token(browser, USER)
     auth = {"Authorization": f"token {token}"}
-    with httpx.Client(base_url=deployment.url, headers=auth, timeout=60) as api:
+    with http.client(base_url=deployment.url, headers=auth, timeout=60) as api:
         # "shared" (a time-sliced GPU seat) asks for 2 CPUs: it fits a 2-core CI machine
         r = api.post(f"/hub/api/users/{USER}/server", json={"profile": "shared"})
         assert r.status_code in (201, 202), deployment.explain(r)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support import http
 from tests.support.docker import engine_client, read_home
 from tests.support.hub import Hub, wait_for
 from tests.support.paths import REPO
@@ -101,7 +102,7 @@ def test_a_promoted_notebook_runs_on_after_its_server_stops(hub: Hub) -> None:
     api = hub.client(token)
     assert hub.spawn(USER, {"profile": "gpu-1"}).status_code in (201, 202)
     hub.wait_ready(USER, timeout=120)
-    server = httpx.Client(
+    server = http.client(
         base_url=f"{hub.url}/user/{USER}", headers={"Authorization": f"token {token}"},
         timeout=60,
     )  # fmt: skip

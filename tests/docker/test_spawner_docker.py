@@ -25,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import docker
-import httpx
 import pytest
 from gpuhub.containers.engine import Engine
 from gpuhub.ports import free_port
@@ -33,6 +32,7 @@ from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.errors import GPUSpawnError
 from jupyterhub.objects import Hub as HubAddress
 
+from tests.support import http
 from tests.support.docker import engine_client, remove_leftovers
 from tests.support.hub import Hub, pauses
 
@@ -447,7 +447,7 @@ def test_hub_restart_keeps_servers_containers_and_leases(dk):
     assert len(leases) == 3 and all(x[2] == "active" for x in leases)
 
     def reachable(name: str) -> None:
-        r = httpx.get(
+        r = http.get(
             f"{hub.url}/user/{name}/api/status",
             headers={"Authorization": f"token {tokens[name]}"},
             timeout=30,

@@ -22,6 +22,7 @@ from gpuhub.service.metrics import SchedulerCollector
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry, generate_latest
 
+from tests.support import http
 from tests.support.cli import cli_as, ok
 from tests.support.hub import users_on
 from tests.support.paths import OPENAPI
@@ -298,7 +299,7 @@ def test_mig_and_shared_leases_are_reported_per_lease(w):
     assert f"{w.names['alice']} lease {c['id']} (80% busy" in text
     assert f"{w.names['alice']} lease {a['id']} (1.0 GB used" in text
     assert "3% busy" not in text  # bob's seat: another user, no activity shown
-    metrics = httpx.get(
+    metrics = http.get(
         f"{w.hub.url}/services/gpuhub/metrics",
         headers={"Authorization": f"token {w.tokens['admin']}"},
         timeout=30,

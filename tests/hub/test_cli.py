@@ -13,9 +13,9 @@ import io
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support import http
 from tests.support.cli import ADMIN, cli_as, ok, one_line_error, run_cli, service_url
 from tests.support.hub import Hub, free_port, unique
 
@@ -257,7 +257,7 @@ def test_quota_unset(hub: Hub, admin_token: str) -> None:
 def test_bad_input_names_the_field_and_changes_nothing(hub: Hub, admin_token: str) -> None:
     g2, x = unique("g2"), unique("x")
     ok(cli_as(hub, admin_token, "quota", "set", "--group", g2, "--max-units", "3", "--create"))
-    before = httpx.get(
+    before = http.get(
         f"{hub.api}/quotas/groups/{g2}", headers={"Authorization": f"token {admin_token}"}
     ).json()["quota"]
 
@@ -276,7 +276,7 @@ def test_bad_input_names_the_field_and_changes_nothing(hub: Hub, admin_token: st
     msg = one_line_error(cli_as(hub, admin_token, "request", "--gpus", "64"))
     assert msg
 
-    after = httpx.get(
+    after = http.get(
         f"{hub.api}/quotas/groups/{g2}", headers={"Authorization": f"token {admin_token}"}
     ).json()["quota"]
     assert after == before

@@ -14,9 +14,9 @@ import signal
 import subprocess
 import time
 
-import httpx
 import pytest
 
+from tests.support import http
 from tests.support.hub import Hub, wait_for
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(180)]
@@ -61,7 +61,7 @@ def test_a_users_server_shows_its_lease_and_reports_activity(hub):
     server = hub.wait_ready("ada", timeout=60)
     pid, lease_id = server["state"]["pid"], server["state"]["lease_id"]
     hub.pids.append(pid)
-    own = httpx.Client(
+    own = http.client(
         base_url=f"{hub.url}/user/ada/gpuhub/api/v1/",
         headers={"Authorization": f"token {token}"},
         timeout=15,

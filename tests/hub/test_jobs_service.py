@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from tests.support import http
 from tests.support.hub import Hub, wait_for
 from tests.support.jobs import notebook
 
@@ -354,7 +355,7 @@ def test_a_running_job_survives_a_service_restart_and_ends_once(w):
     pid_file = w.homes / "alice" / running["folder"] / ".runner.json"
     pid = json.loads(pid_file.read_text())["pid"]
     w.hub.kill_service()  # the supervisor starts it again
-    wait_for(lambda: httpx.get(w.hub.api, timeout=2).status_code == 200, timeout=60, step=0.2)
+    wait_for(lambda: http.get(w.hub.api, timeout=2).status_code == 200, timeout=60, step=0.2)
     again = wait_for(lambda: w.alice.get(f"/jobs/{job['id']}").status_code == 200 and w.alice.get(f"/jobs/{job['id']}").json(), timeout=30)  # fmt: skip
     assert again["status"] == "running"
     assert json.loads(pid_file.read_text())["pid"] == pid  # taken up, not started again

@@ -11,6 +11,7 @@ import stat
 import httpx
 import pytest
 
+from tests.support import http
 from tests.support.hub import Hub
 from tests.support.login import form_field, log_in
 
@@ -37,7 +38,7 @@ def hub(tmp_path_factory):
 @pytest.fixture
 def browser(hub):
     """A fresh cookie jar, like a new private browser window."""
-    with httpx.Client(base_url=hub.url, headers=BROWSER, timeout=30) as client:
+    with http.client(base_url=hub.url, headers=BROWSER, timeout=30) as client:
         yield client
 
 
@@ -142,7 +143,7 @@ def test_browsers_not_logged_in_are_sent_to_log_in(hub, browser):
     assert r.status_code == 200 and "/hub/login" in str(r.url)
     assert 'name="password"' in r.text
     # API clients without a token still get a JSON 401, not a login page
-    api = httpx.get(f"{hub.api}/me", headers={"Accept": "application/json"}, timeout=10)
+    api = http.get(f"{hub.api}/me", headers={"Accept": "application/json"}, timeout=10)
     assert api.status_code == 401 and api.json()["error"] == "unauthenticated"
 
 

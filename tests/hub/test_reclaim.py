@@ -18,7 +18,6 @@ import asyncio
 from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 from gpuhub.inventory.simulated import parse_spec
 from gpuhub.profiles import load_profiles
@@ -38,6 +37,7 @@ from gpuhub.terms import job_label, server_label
 from playwright.sync_api import expect
 from traitlets import TraitError
 
+from tests.support import http
 from tests.support.browser import log_in
 from tests.support.cli import cli_as, ok
 from tests.support.hub import Hub, hub_config_with, hub_with_users, wait_for
@@ -359,13 +359,13 @@ def test_the_server_extension_keeps_its_lease_through_the_service(hub) -> None:
     alice_server(hub)
     url = f"{hub.hub.url}/user/alice/gpuhub/api/v1/lease/keep"
     headers = {"Authorization": f"token {hub.tokens['alice']}"}
-    r = httpx.post(url, json={"seconds": 3600}, headers=headers, timeout=30)
+    r = http.post(url, json={"seconds": 3600}, headers=headers, timeout=30)
     assert r.status_code == 200, r.text
     lease = r.json()["lease"]
     assert lease["label"] == "server:alice/" and lease["idle_warning"] is None
-    r = httpx.post(url, json={"seconds": 86400}, headers=headers, timeout=30)
+    r = http.post(url, json={"seconds": 86400}, headers=headers, timeout=30)
     assert r.status_code == 400 and "between 60 and 14400" in r.json()["message"], r.text
-    r = httpx.post(url, json={"seconds": "1h"}, headers=headers, timeout=30)
+    r = http.post(url, json={"seconds": "1h"}, headers=headers, timeout=30)
     assert r.status_code == 400 and "whole number of seconds" in r.json()["message"], r.text
 
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from tests.support import http
 from tests.support.hub import Hub
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(120)]
@@ -128,7 +129,7 @@ def snapshot(w) -> dict:
 @ONCE
 def test_index_needs_no_login_and_says_simulated(w):
     for url in (w.hub.api, w.hub.api + "/"):
-        r = httpx.get(url, timeout=10)
+        r = http.get(url, timeout=10)
         assert r.status_code == 200, r.text
         data = r.json()
         assert data["service"] == "gpuhub" and data["api"] == "v1"
@@ -137,7 +138,7 @@ def test_index_needs_no_login_and_says_simulated(w):
 
 @ONCE
 def test_unauthenticated_requests_get_401_json(w):
-    with httpx.Client(base_url=w.hub.api, timeout=10) as anon:
+    with http.client(base_url=w.hub.api, timeout=10) as anon:
         for method, path in [
             ("GET", "/me"),
             ("GET", "/pool"),
@@ -170,7 +171,7 @@ def test_token_without_the_service_access_scope_is_403(w):
 
 @ONCE
 def test_unknown_endpoint_is_404_json(w):
-    for client in (w.alice, httpx.Client(base_url=w.hub.api, timeout=10)):
+    for client in (w.alice, http.client(base_url=w.hub.api, timeout=10)):
         data = is_json_error(client.get("/no/such/thing"), 404)
         assert data["error"] == "not_found" and "/no/such/thing" in data["message"]
     is_json_error(w.alice.get("/leases/999999"), 404)
@@ -308,11 +309,11 @@ def test_usage_as_json_and_csv_and_only_ones_own(w):
 @ONCE
 def test_metrics_need_an_admin_token(w):
     url = f"{w.hub.url}/services/gpuhub/metrics"
-    is_json_error(httpx.get(url, timeout=10), 401)
-    user = httpx.get(url, headers={"Authorization": f"token {w.tokens['alice']}"}, timeout=10)
+    is_json_error(http.get(url, timeout=10), 401)
+    user = http.get(url, headers={"Authorization": f"token {w.tokens['alice']}"}, timeout=10)
     is_json_error(user, 403)
     created(w.alice, gpu())
-    r = httpx.get(url, headers={"Authorization": f"token {w.tokens['admin']}"}, timeout=10)
+    r = http.get(url, headers={"Authorization": f"token {w.tokens['admin']}"}, timeout=10)
     assert r.status_code == 200, r.text
     text = r.text
     assert re.search(r'^gpuhub_devices\{.*simulated="true".*state="busy".*\} 1\.0$', text, re.M)
@@ -361,7 +362,7 @@ def test_lease_lifecycle(w):
     assert lease["devices"][0]["simulated"] is True
     assert lease["granted_at"] and lease["ended_at"] is None and lease["position"] is None
 
-    got = httpx.get(
+    got = http.get(
         w.hub.url + r.headers["location"],
         headers={"Authorization": f"token {w.tokens['alice']}"},
         timeout=10,

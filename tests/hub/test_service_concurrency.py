@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from tests.support import http
 from tests.support.hub import Hub
 
 pytestmark = [pytest.mark.hub]
@@ -37,7 +38,7 @@ ONE_GPU = {"shape": {"kind": "gpu", "count": 1}}
 async def _setup_users(hub: Hub) -> dict[str, str]:
     """Create the 25 users, the cohort group and a token each, concurrently."""
     headers = {"Authorization": f"token {hub.admin_token}"}
-    async with httpx.AsyncClient(base_url=f"{hub.url}/hub/api", headers=headers, timeout=60) as api:
+    async with http.async_client(base_url=f"{hub.url}/hub/api", headers=headers, timeout=60) as api:
         r = await api.post("/users", json={"usernames": USERS})
         assert r.status_code == 201, r.text
         r = await api.post("/groups/cohort")
@@ -142,7 +143,7 @@ def check_invariants(admin: httpx.Client) -> tuple[list[dict], list[dict]]:
 async def burst(hub: Hub, tokens: dict[str, str]) -> list[tuple[str, httpx.Response]]:
     """Every user fires PER_USER one-GPU requests, all 100 in flight at once."""
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=hub.api, limits=limits, timeout=120) as client:
+    async with http.async_client(base_url=hub.api, limits=limits, timeout=120) as client:
 
         async def one(user: str, i: int) -> tuple[str, httpx.Response]:
             r = await client.post(

@@ -26,6 +26,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 
+from tests.support import http
 from tests.support.hub import hub_with_users
 from tests.support.login import log_in
 
@@ -275,7 +276,7 @@ def test_a_user_with_a_non_ascii_name_gets_and_keeps_a_gpu_server(w):
     hub, name = w.hub, NON_ASCII
     path_name = quote(name, safe="")
     # logs in through the real login form, as a browser does
-    with httpx.Client(base_url=hub.url, timeout=30) as browser:
+    with http.client(base_url=hub.url, timeout=30) as browser:
         r = log_in(browser, name, hub.credentials()["user_password"])
         assert r.status_code == 302, r.text
     r = hub.hub_api("POST", f"users/{path_name}/tokens", json={"note": "test"})

@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from gpuhub.service.supervisor import Supervisor
 
+from tests.support import http
 from tests.support.hub import Hub, descendants, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -134,7 +134,7 @@ def test_the_hub_service_comes_back_without_waiting_for_jupyterhubs_poll(tmp_pat
         hub.kill_service()
         # the supervisor starts a new service process; JupyterHub is not involved
         new = wait_for(lambda: (p := hub.service_pids()[1]) not in (None, service) and p, 60)
-        wait_for(lambda: httpx.get(hub.api, timeout=2).status_code == 200, 60, 0.1)
+        wait_for(lambda: http.get(hub.api, timeout=2).status_code == 200, 60, 0.1)
         assert hub.service_pids() == (supervisor, new)
         log = hub.log_tail(200)
         assert f"the gpuhub service (pid {service}) exited with status -9" in log

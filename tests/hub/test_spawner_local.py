@@ -23,6 +23,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from tests.support import http
 from tests.support.hub import Hub, descendants, pauses, put_notebook, wait_for
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(180)]
@@ -177,10 +178,10 @@ def test_rest_spawn_gets_the_leased_devices_and_stop_releases(servers):
         assert not any(secret in value for value in env.values())
     own = {"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}
     api = env["GPUHUB_SERVICE_URL"].rstrip("/") + "/api/v1"
-    me = httpx.get(f"{api}/me", headers=own, timeout=10)
+    me = http.get(f"{api}/me", headers=own, timeout=10)
     assert me.status_code == 200 and me.json()["name"] == "ada", me.text
     assert [x["id"] for x in me.json()["leases"]] == [lease["id"]]
-    assert httpx.get(f"{api}/quotas", headers=own, timeout=10).status_code == 403
+    assert http.get(f"{api}/quotas", headers=own, timeout=10).status_code == 403
 
     servers.stop("ada")
     assert servers.wait_lease(lease["id"], "released")["end_reason"]
@@ -268,7 +269,7 @@ def test_a_server_that_dies_gives_its_lease_back(servers):
 def test_spawn_form_shows_profiles_availability_and_quota(servers):
     hub = servers.hub
     hub.add_user("fiona")
-    with httpx.Client(base_url=hub.url, headers=BROWSER, timeout=30) as browser:
+    with http.client(base_url=hub.url, headers=BROWSER, timeout=30) as browser:
         page = browser.get("/hub/login")
         xsrf = html.unescape(re.search(r'name="_xsrf"\s+value="([^"]*)"', page.text).group(1))
         password = hub.credentials()["user_password"]
@@ -330,15 +331,15 @@ def test_a_cpu_server_starts_without_quota_holds_no_lease_and_sees_no_gpu(server
 
     # the server extension's GPU routes say "no GPU", not "no lease" and not an error
     ext = f"{hub.url}/user/carla/gpuhub/api/v1"
-    devices = httpx.get(f"{ext}/devices", headers=own, timeout=10).json()
+    devices = http.get(f"{ext}/devices", headers=own, timeout=10).json()
     assert (devices["lease_id"], devices["devices"], devices["error"]) == (None, [], None)
     assert devices["no_gpu"] is True and devices["profile"] == "cpu"
-    lease = httpx.get(f"{ext}/lease", headers=own, timeout=10).json()
+    lease = http.get(f"{ext}/lease", headers=own, timeout=10).json()
     assert lease == {
         "lease": None,
         "message": "This server has no GPU: its profile (cpu) is CPU only.",
     }
-    me = httpx.get(f"{ext}/me", headers=own, timeout=10)
+    me = http.get(f"{ext}/me", headers=own, timeout=10)
     assert me.status_code == 200 and me.json()["leases"] == [], me.text
 
     # /me/options lists it without a shape, whatever the quota's allowed_profiles say
@@ -350,14 +351,14 @@ def test_a_cpu_server_starts_without_quota_holds_no_lease_and_sees_no_gpu(server
 
     # "Run as GPU job" from here goes to the pool: the dialog defaults to the GPU profile
     put_notebook(hub, "carla", token, "train.ipynb", "print(epochs)", parameters="epochs = 1")
-    r = httpx.get(f"{ext}/jobs/parameters", params={"path": "train.ipynb"}, headers=own, timeout=30)
+    r = http.get(f"{ext}/jobs/parameters", params={"path": "train.ipynb"}, headers=own, timeout=30)
     d = r.json()["defaults"]
     assert (d["profile"], d["server_profile"], d["no_gpu"]) == ("gpu-1", "cpu", True), d
     assert d["current_shape"] == {"kind": "gpu", "count": 1} and d["error"] is None
     assert [s["current"] for s in d["shapes"]].count(True) == 1
     # a job on the CPU profile itself is refused with a sentence, and nothing is created
     body = {"path": "train.ipynb", "profile": "cpu", "parameters": {}}
-    r = httpx.post(f"{ext}/jobs", json=body, headers=own, timeout=30)
+    r = http.post(f"{ext}/jobs", json=body, headers=own, timeout=30)
     assert r.status_code == 400 and r.json()["field"] == "profile", r.text
     assert r.json()["message"].startswith("profile cpu has no GPU, and a job runs on one")
     assert servers.leases_of("carla") == []
@@ -455,7 +456,7 @@ async def _kernel_with_a_client(hub: Hub, user: str, token: str) -> object:
     websocket on its channels); the open connection, to close at the end."""
     headers = {"Authorization": f"token {token}"}
     base = f"{hub.url}/user/{quote(user)}/api/kernels"
-    r = httpx.post(base, headers=headers, json={"name": "python3"}, timeout=60)
+    r = http.post(base, headers=headers, json={"name": "python3"}, timeout=60)
     assert r.status_code == 201, r.text
     url = f"{base}/{r.json()['id']}/channels".replace("http://", "ws://")
     return await websocket_connect(HTTPRequest(url, headers=headers))

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.support import http
 from tests.support import warm as pool
 from tests.support.hub import Hub, unique, wait_for
 
@@ -41,7 +42,7 @@ def _spawn(hub: Hub, user: str) -> dict:
 
 def _devices(hub: Hub, user: str, token: str) -> httpx.Response:
     url = f"{hub.url}/user/{quote(user)}/gpuhub/api/v1/devices"
-    return httpx.get(url, headers={"Authorization": f"token {token}"}, timeout=30)
+    return http.get(url, headers={"Authorization": f"token {token}"}, timeout=30)
 
 
 @pytest.fixture
@@ -154,4 +155,4 @@ def test_a_claim_while_the_service_restarts_waits_for_its_lease(
         assert _devices(hub, user, token).json()["lease_id"] == server["state"]["lease_id"]
     finally:
         hub.stop_server(user)
-    wait_for(lambda: httpx.get(hub.api, timeout=2).status_code == 200, timeout=60)
+    wait_for(lambda: http.get(hub.api, timeout=2).status_code == 200, timeout=60)

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.slurm.slurm_hub import jobs_named, slurm_hub
+from tests.support import http
 from tests.support.hub import unique
 from tests.support.slurm import slurm, wait_for
 
@@ -93,7 +94,7 @@ def answers(site, user: str, token: str) -> bool:
     answers 200 (within a few seconds: a restarted hub adds its routes again)."""
 
     def probe() -> bool:
-        r = httpx.get(f"{site.hub.url}/user/{quote(user)}/api/status",
+        r = http.get(f"{site.hub.url}/user/{quote(user)}/api/status",
                       headers={"Authorization": f"token {token}"}, timeout=20)  # fmt: skip
         return r.status_code == 200
 
@@ -128,7 +129,7 @@ def test_a_server_runs_as_a_slurm_job_pinned_to_its_lease(site):
     def report(token: str) -> int:  # a port report, as the node sends it
         url = f"{site.hub.url}/hub/api/users/{user}/server/slurm-port"
         body = {"port": 1234, "slurm_job": job}
-        return httpx.post(url, json=body, headers={"Authorization": f"token {token}"}).status_code
+        return http.post(url, json=body, headers={"Authorization": f"token {token}"}).status_code
 
     assert report(token) == 403  # the user's own token is not the server's
     assert report(site.hub.admin_token) == 404  # a service has no server

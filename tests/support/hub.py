@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from tests.support import http
 from tests.support.paths import REPO
 from tests.support.ports import free_port
 
@@ -183,7 +184,7 @@ class Hub:
                 error = PortTaken if "Address already in use" in tail else RuntimeError
                 raise error(f"JupyterHub exited with {code}:\n{tail}")
             try:
-                r = httpx.get(self.api, timeout=2)
+                r = http.get(self.api, timeout=2)
                 if r.status_code == 200:
                     self._started_once = True
                     return self
@@ -245,7 +246,7 @@ class Hub:
     def hub_api(self, method: str, path: str, **kw) -> httpx.Response:
         """Call the JupyterHub REST API as the test-admin service."""
         headers = {"Authorization": f"token {self.admin_token}"}
-        return httpx.request(
+        return http.request(
             method, f"{self.url}/hub/api/{path.lstrip('/')}", headers=headers, timeout=30, **kw
         )
 
@@ -264,7 +265,7 @@ class Hub:
 
     def client(self, token: str) -> httpx.Client:
         """An httpx client for the gpuhub API authenticated with ``token``."""
-        return httpx.Client(
+        return http.client(
             base_url=self.api, headers={"Authorization": f"token {token}"}, timeout=30
         )
 
@@ -318,7 +319,7 @@ class Hub:
         url = f"{self.url}/hub/api/users/{user}/server/progress"
         headers = {"Authorization": f"token {self.admin_token}"}
         deadline = time.monotonic() + timeout
-        with httpx.stream("GET", url, headers=headers, timeout=timeout) as r:
+        with http.stream("GET", url, headers=headers, timeout=timeout) as r:
             assert r.status_code == 200, r.read()
             for line in r.iter_lines():
                 if line.startswith("data:"):
@@ -411,7 +412,7 @@ def put_notebook(
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb = {"type": "notebook", "content": {"cells": cells, "metadata": {"kernelspec": kernelspec},
                                          "nbformat": 4, "nbformat_minor": 5}}  # fmt: skip
-    r = httpx.put(
+    r = http.put(
         f"{hub.url}/user/{user}/api/contents/{name}",
         json=nb,
         headers={"Authorization": f"token {token}"},

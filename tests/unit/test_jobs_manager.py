@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 from gpuhub.jobs.errors import JobEnded, JobInvalid
 from gpuhub.jobs.executor import ENGINE_WAIT_S, EngineUnavailable
 from gpuhub.jobs.local import LocalProcessExecutor
-from gpuhub.jobs.models import JobRequest
+from gpuhub.jobs.models import DefinitionRequest, JobRequest
+from gpuhub.jobs.recurring import LOOK_AGAIN_S
 from gpuhub.scheduler.shapes import WholeGpus
+from sqlalchemy import event
 
 from tests.support.jobs import LocalJobs, notebook, script
 
@@ -321,3 +324,51 @@ def test_a_restart_ends_what_a_crash_left_half_done(env):
     assert env.manager.job(launched.id).state["pid"] == pid
     log = asyncio.run(env.manager.read_log(env.manager.job(launched.id), 0, 65536))
     assert log["text"].count("launched") == 1
+
+
+# -- an idle service reads no table -------------------------------------------------------
+
+
+def test_an_idle_manager_reads_no_table_until_something_happens(env, clock):
+    m = env.manager
+    statements: list[str] = []
+    event.listen(m.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def intervals(n: int, step: float = 1.0) -> list[str]:
+        """``n`` ticks of the interval, ``step`` seconds apart; the SQL they ran."""
+        statements.clear()
+        for _ in range(n):
+            clock.advance(step)
+            asyncio.run(m.on_interval())
+        return list(statements)
+
+    env.tick()  # nothing live, nothing defined
+    assert m.quiet() and intervals(30) == []
+    # a submitted job stirs it: the intervals look at it until it has ended, then rest
+    job = env.submit(script("print('done')"))
+    assert not m.quiet()
+    deadline = clock.now + 60
+    while m.job(job.id).status != "succeeded":
+        assert intervals(1) and clock.now < deadline, m.job(job.id)
+        time.sleep(0.05)
+    intervals(1)  # the look that finds nothing live
+    assert m.quiet() and intervals(10) == []
+    # a woken manager (a lease granted or released) looks again at the next interval
+    m.wake()
+    assert not m.quiet() and intervals(1) and intervals(10) == []
+    # a definition due at the next five minutes: nothing read until it is due, then its
+    # run is submitted on time
+    due = (clock.now // 300 + 1) * 300
+    clock.now = due - 40
+    m.create_definition(
+        DefinitionRequest.model_validate({**script("print(2)"), "schedule": "*/5 * * * *"}),
+        user="alice", groups=[],
+    )  # fmt: skip
+    assert intervals(1) and m.quiet()  # read once
+    assert intervals(38) == [] and m.db.jobs(limit=10)[0].id == job.id
+    intervals(1)
+    assert clock.now == due and m.db.jobs(limit=10)[0].definition_id is not None
+    env.wait(m.db.jobs(limit=10)[0].id, "succeeded")
+    # with nothing happening at all, it still looks once a minute (a row written by hand)
+    looked = [bool(intervals(1)) for _ in range(int(2 * LOOK_AGAIN_S))]
+    assert 2 <= sum(looked) <= 4, looked

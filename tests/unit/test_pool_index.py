@@ -68,13 +68,18 @@ def scanned(pool: Pool, shape: WholeGpus) -> str | None:
     return None if best is None else best[2]
 
 
-def check(pool: Pool) -> None:
+#: Every whole-GPU ask a check may try: one to nine GPUs, of any model or of one
+ASKS = [(count, model) for count in range(1, 10) for model in (None, "H100", "A100")]
+
+
+def check(pool: Pool, rng: random.Random | None = None) -> None:
+    """The index is the one built afresh, and placements are the scan's: of every ask,
+    or of four drawn by ``rng`` (each step of a run tries a few; its last, all)."""
     assert indexed(pool) == recomputed(pool)
-    for count in range(1, 10):
-        for model in (None, "H100", "A100"):
-            shape = gpu(count, model)
-            placed = pool.place(shape)
-            assert (placed.node if placed else None) == scanned(pool, shape), (count, model)
+    for count, model in ASKS if rng is None else rng.sample(ASKS, 4):
+        shape = gpu(count, model)
+        placed = pool.place(shape)
+        assert (placed.node if placed else None) == scanned(pool, shape), (count, model)
 
 
 @pytest.mark.parametrize("seed", range(examples(40)))
@@ -94,7 +99,7 @@ def test_index_follows_grants_and_releases(seed: int) -> None:
             if placed is not None:
                 pool.claim(lid, placed.node, placed.slots, placed.units)
                 held[lid] = (placed.node, placed.slots, placed.units)
-        check(pool)
+        check(pool, rng)
         if lid % 40 == 0:  # a what-if copy has its own index, and leaves this one alone
             twin = pool.copy()
             check(twin)
@@ -103,3 +108,4 @@ def test_index_follows_grants_and_releases(seed: int) -> None:
                 twin.claim(999, placed.node, placed.slots, placed.units)
                 check(twin)
             check(pool)
+    check(pool)

@@ -122,12 +122,15 @@ class JobLifecycle:
 
     # -- the tick --------------------------------------------------------------------------
 
-    async def tick(self) -> None:
-        """Move every live job on by one step (jobs a cancel holds are left to it)."""
-        steps = [self.advance(job.id) for job in self.db.live_jobs() if not self.busy(job.id)]
+    async def tick(self) -> int:
+        """Move every live job on by one step (jobs a cancel holds are left to it); how
+        many jobs were live."""
+        live = self.db.live_jobs()
+        steps = [self.advance(job.id) for job in live if not self.busy(job.id)]
         for result in await asyncio.gather(*steps, return_exceptions=True):
             if isinstance(result, BaseException):
                 self.log.error("job tick failed", exc_info=result)
+        return len(live)
 
     async def advance(self, job_id: int) -> None:
         """One step of one job."""

@@ -14,6 +14,10 @@ leases), and is a thin façade over parts it owns, each in its own module:
 The manager holds the configuration (``c.JobManager.*``), the tick that drives the
 lifecycle and the definitions, and the read API the REST handlers use: jobs as
 :class:`~gpuhub.jobs.record.Job` records, shown with :meth:`JobManager.view`.
+
+An idle service reads no table: the interval's tick is skipped while the last tick found
+no live job, nothing was submitted or woken since, and no definition is due (for at most
+:data:`~gpuhub.jobs.recurring.LOOK_AGAIN_S` seconds).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from .intake import JobIntake, JobLimits
 from .lifecycle import JobLifecycle
 from .models import MAX_RUNTIME_CAP_S, MIN_RUNTIME_S, DefinitionRequest, JobRequest
 from .record import Job
-from .recurring import RecurringJobs
+from .recurring import LOOK_AGAIN_S, RecurringJobs
 from .store import JobStore
 from .views import definition_view, job_view
 
@@ -103,6 +107,8 @@ class JobManager(LoggingConfigurable):
         self.recurring = RecurringJobs(db=self.db, intake=self.intake, clock=clock, log=self.log)
         self._ticking = False
         self._again = False  # woken during a tick: tick once more right after it
+        self._quiet_since: float | None = None  # the last tick found no live job then
+        self._stirred = 0  # submits and wakes so far: a tick that saw one begin is not quiet
         self._callback: PeriodicCallback | None = None
 
     @observe("stop_grace", "default_max_runtime", "max_runtime")
@@ -117,7 +123,7 @@ class JobManager(LoggingConfigurable):
     def start(self) -> None:
         """Take up live jobs again, then tick every ``tick_interval`` seconds."""
         self.adopt()
-        self._callback = PeriodicCallback(self.tick, self.tick_interval * 1000)
+        self._callback = PeriodicCallback(self.on_interval, self.tick_interval * 1000)
         self._callback.start()
 
     def adopt(self) -> list[Job]:
@@ -127,6 +133,7 @@ class JobManager(LoggingConfigurable):
     def wake(self) -> None:
         """Tick now rather than at the next interval: a lease was granted or released, so a
         job may start (no second of waiting between a grant and the job's start)."""
+        self._stir()
         if self._callback is None:
             return
         if self._ticking:
@@ -150,12 +157,34 @@ class JobManager(LoggingConfigurable):
             return
         self._ticking, self._again = True, False
         try:
+            now, stirred = self.clock(), self._stirred
             await self.recurring.run_due()
-            await self.lifecycle.tick()
+            live = await self.lifecycle.tick()
+            quiet = live == 0 and stirred == self._stirred
+            self._quiet_since = now if quiet else None
         finally:
             self._ticking = False
         if self._again:
             self.wake()
+
+    def quiet(self) -> bool:
+        """Whether the interval's tick would find nothing to do: no job was live at the
+        last tick (less than ``LOOK_AGAIN_S`` ago), none was submitted or woken since,
+        and no definition is due."""
+        now = self.clock()
+        since = self._quiet_since
+        if since is None or not 0 <= now - since < LOOK_AGAIN_S:
+            return False
+        return not self.recurring.may_be_due(now)
+
+    def _stir(self) -> None:
+        self._stirred += 1
+        self._quiet_since = None
+
+    async def on_interval(self) -> None:
+        """The tick of every ``tick_interval``: skipped while :meth:`quiet`."""
+        if not self.quiet():
+            await self.tick()
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -173,6 +202,7 @@ class JobManager(LoggingConfigurable):
         A job whose GPUs were granted in the same call is started before this returns,
         so the answer says the state it is in (running, not a queued job with no place
         in the queue)."""
+        self._stir()
         job, replayed = await self.intake.submit(
             req, user=user, groups=groups, idempotency_key=idempotency_key
         )

@@ -8,6 +8,7 @@ in and come out as :class:`~gpuhub.jobs.record.Job` records; definitions as rows
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -238,6 +239,13 @@ class JobStore:
         )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def next_due(self) -> float:
+        """The earliest next run of a definition not paused; infinity if there is none."""
+        q = select(func.min(DEFINITIONS.c.next_run_at)).where(DEFINITIONS.c.paused.is_(False))
+        with self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+        return math.inf if value is None else float(value)
 
     def update_definition(self, def_id: int, due: float | None = None, **values: Any) -> bool:
         """Update a definition (only if its next run is still ``due``, when given)."""

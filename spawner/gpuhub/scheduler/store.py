@@ -32,6 +32,7 @@ log = logging.getLogger("gpuhub.scheduler")
 LEASES = LeaseRow.__table__
 CLAIMS = ClaimRow.__table__
 QUOTAS = QuotaRow.__table__
+DEVICES = DeviceRow.__table__
 
 try:  # in psycopg's pipeline mode a refused write surfaces as the driver's own error
     from psycopg import IntegrityError as _PgIntegrityError
@@ -67,6 +68,11 @@ END_LEASE = (
         ended_at=bindparam("ended_at"),
         end_reason=bindparam("end_reason"),
     )
+)
+UPDATE_DEVICE = (
+    update(DEVICES)
+    .where(DEVICES.c.id == bindparam("device"))
+    .values({c.name: bindparam(c.name) for c in DEVICES.c if c.name != "id"})
 )
 DELETE_CLAIMS = delete(CLAIMS).where(CLAIMS.c.lease_id == bindparam("lid"))
 SET_DEVICES = (
@@ -293,12 +299,20 @@ class Store:
                         "profile": m.profile, "memory_mb": m.memory_mb, "mode": "mig",
                         "shares": 1,
                     })  # fmt: skip
+        # one statement for each kind of write, each sent with all of its rows: a cluster
+        # has thousands of devices, and the inventory is read again every refresh
+        updates, inserts = [], []
         for r in rows:
             r.update(present=True, seen_at=now)
             if r["id"] in known:
-                conn.execute(update(DeviceRow).where(DeviceRow.id == r["id"]).values(**r))
+                updates.append({**r, "device": r["id"]})
+                del updates[-1]["id"]  # the key, not a column to set
             else:
-                conn.execute(insert(DeviceRow).values(**r))
+                inserts.append(r)
+        if updates:
+            conn.execute(UPDATE_DEVICE, updates)
+        if inserts:
+            conn.execute(insert(DEVICES), inserts)
 
     @staticmethod
     def load_quotas(conn: Connection) -> dict[tuple[str, str], QuotaSpec]:
