@@ -242,9 +242,11 @@ c.JupyterHub.custom_scopes = {
 def _top_config_file() -> str:
     """The file JupyterHub was started with, which may be an override that
     load_subconfig()s this one: the gpuhub service reads the same settings."""
+    if IN_SERVICE:  # the service reads this file without JupyterHub: no need to import it
+        return __file__
     from jupyterhub.app import JupyterHub
 
-    if not IN_SERVICE and JupyterHub.initialized() and JupyterHub.instance().config_file:
+    if JupyterHub.initialized() and JupyterHub.instance().config_file:
         return os.path.abspath(JupyterHub.instance().config_file)
     return __file__
 

@@ -307,10 +307,28 @@ def shared_hub(tmp_path_factory):
 
     # the embedded default's warm pool of one server too (the other test hubs have none)
     hub = Hub(tmp_path_factory.mktemp("shared-hub"), env={"GPUHUB_WARM_POOL": "1"}).start()
+    _SHARED_HUBS.append(hub)
     try:
         yield hub
     finally:
         hub.stop()
+
+
+#: The shared hub, once this process has started it
+_SHARED_HUBS: list = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """On an xdist worker, stop the shared hub once the last test of its group is done
+    (the group's tests run one after another there), rather than at the end of the
+    session: an idle hub and its service spend CPU the other workers' tests wait for."""
+    result = yield
+    last = nextitem is None or worker_group(nextitem.nodeid) != "shared-hub"
+    if _SHARED_HUBS and hasattr(item.config, "workerinput") and last:
+        if worker_group(item.nodeid) == "shared-hub":
+            _SHARED_HUBS.pop().stop()
+    return result
 
 
 # =====================================================================================

@@ -34,13 +34,6 @@ CLAIMS = ClaimRow.__table__
 QUOTAS = QuotaRow.__table__
 DEVICES = DeviceRow.__table__
 
-try:  # in psycopg's pipeline mode a refused write surfaces as the driver's own error
-    from psycopg import IntegrityError as _PgIntegrityError
-
-    INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, _PgIntegrityError)
-except ImportError:  # pragma: no cover - PostgreSQL support not installed
-    INTEGRITY_ERRORS = (IntegrityError,)
-
 # Built once: the hot path only binds parameters (no statement building per decision).
 INSERT_LEASE = insert(LEASES)
 INSERT_CLAIM = insert(CLAIMS)
@@ -140,8 +133,10 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.pipeline = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
-        # the writes run on the driver's cursor (DriverStatement) raise the driver's errors
-        self.integrity_errors = (*INTEGRITY_ERRORS, engine.dialect.loaded_dbapi.IntegrityError)
+        # the writes run on the driver's cursor (DriverStatement), and those in psycopg's
+        # pipeline mode, raise the driver's own errors (the driver is imported only where
+        # it is used: a SQLite service never loads psycopg)
+        self.integrity_errors = (IntegrityError, engine.dialect.loaded_dbapi.IntegrityError)
         self._granting = False  # the open transaction grants (or gives notice): flush it
         hot = (INSERT_LEASE, INSERT_CLAIM, GRANT_LEASE, END_LEASE, DELETE_CLAIMS)
         self._insert_lease, self._insert_claims, self._grant, self._end, self._unclaim = (
