@@ -255,8 +255,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def engine(db_url):
-    """An engine on the test database (``db_url``), disposed at the end."""
-    eng = open_engine(db_url)
+    """An engine on the test database (``db_url``), disposed at the end. The database is
+    a copy of a template at the newest schema: no migration to look for."""
+    eng = open_engine(db_url, upgrade=False)
     yield eng
     eng.dispose()
 
