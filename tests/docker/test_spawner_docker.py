@@ -16,6 +16,7 @@ these tests out.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import re
 import secrets
@@ -578,6 +579,21 @@ async def test_a_boot_whose_container_stops_or_vanishes_ends_its_turn(engine, hu
     assert await s.wait_for_server("127.0.0.1", free_port()) is False
 
 
+async def test_the_command_and_the_pull_come_from_the_configured_image(engine, hub_wide):
+    """Without ``c.Spawner.cmd`` the server's command is the image's own, read from the
+    engine, and an image the engine has is used as it is: no pull (no registry here)."""
+    tag = f"gpuhub-test/cmd:{secrets.token_hex(3)}"  # the base image, another command
+    dockerfile = f'FROM {IMAGE}\nCMD ["start-notebook.sh", "--debug"]\n'
+    list(engine.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True))
+    try:
+        s = bare_spawner(user("image"), image=tag)
+        assert (await s.get_command())[0] == "start-notebook.sh"
+        await s.pull_image(s.image)  # there: nothing pulled
+        assert engine.inspect_image(tag)["Config"]["Cmd"] == ["start-notebook.sh", "--debug"]
+    finally:
+        engine.remove_image(tag, force=True)
+
+
 # -- a DockerSpawner configuration as it is, through the spawner -----------------------------
 
 
@@ -693,3 +709,13 @@ async def test_remove_false_keeps_the_stopped_container_until_the_next_start(eng
         assert env["GPUHUB_LEASE_ID"] == str(s.lease_id)
     finally:
         await s.stop()
+    # remove = True (the default): the stopped container goes at once
+    (kept,) = user_containers(engine, migrant)
+    s = migrated_spawner(migrant)
+    await s.start()
+    try:
+        (c,) = user_containers(engine, migrant)  # the one kept above is replaced
+        assert c["Id"] != kept["Id"] and s.object_id == c["Id"]
+    finally:
+        await s.stop()
+    assert user_containers(engine, migrant) == []
