@@ -1,11 +1,14 @@
 """The scheduler's SQL: prebuilt statements, the guarded transaction, loading and lookups.
 
-Decisions are made in memory (:mod:`.core`) and written here in one transaction each. On
-PostgreSQL with psycopg the transaction runs in the driver's pipeline mode (BEGIN, the
-writes and COMMIT in one round trip), where SQLAlchemy cannot read results: reads inside
-a transaction go through :meth:`Store.select`. The writes every decision makes (a lease
-inserted, granted or ended, its claims) run as :class:`DriverStatement`: SQLAlchemy's
-statement text and parameter processing, compiled once, executed on the driver's cursor.
+Decisions are made in memory (:mod:`.core`) and written here in one transaction each.
+The writes every decision makes (a lease inserted, granted or ended, its claims) are
+:class:`DriverStatement`: SQLAlchemy's statement text and parameter processing, compiled
+once. On SQLite they run on the driver's cursor. On PostgreSQL with psycopg a decision's
+writes are held until it commits and then go to the server as one message (``BEGIN``,
+the writes with their values rendered by psycopg, ``COMMIT``): one round trip and one
+WAL flush per decision. A decision that also runs anything else (an administrator's
+write, a read inside the transaction) sends what it holds first and goes on as an
+ordinary transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, event, insert, select, update
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import UpdateBase
@@ -81,6 +84,7 @@ GIVE_NOTICE = (
 
 # For this transaction alone: COMMIT returns once the WAL record is written, not flushed.
 NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
+IDLE = 0  # libpq's PQTRANS_IDLE: the connection is outside any transaction
 
 
 def claim_rows(lease: Lease) -> list[dict]:
@@ -126,18 +130,66 @@ class DriverStatement:
         finally:
             cur.close()
 
+    def render(self, client: Any, params: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
+        """The statement once, or once per row of a list, with its values as literals
+        (``client``: a psycopg ``ClientCursor``, which quotes them as the server expects)."""
+        rows = params if isinstance(params, list) else [params]
+        return [client.mogrify(self.sql, self._params(p)) for p in rows]
+
+
+class Batch:
+    """The writes of one PostgreSQL decision, held until it commits.
+
+    ``pending`` is None once the decision has run anything else on its connection: what
+    it held was sent then, and the rest of the transaction runs statement by statement.
+    """
+
+    def __init__(self, conn: Connection, client: Any) -> None:
+        self.conn = conn
+        self.client = client
+        self.pending: list[str] | None = []
+
+    def send_pending(self) -> None:
+        """Send what is held into the open transaction (psycopg begins it) and stop holding."""
+        held, self.pending = self.pending, None
+        if held:
+            self.conn.connection.driver_connection.execute(";".join(held), prepare=False)
+
+    def commit(self, *, wait_for_flush: bool) -> None:
+        """Send the held writes and their COMMIT as one message (nothing was sent before,
+        so the driver is outside any transaction and the message brings its own)."""
+        held, self.pending = self.pending, None
+        if not held:
+            return  # nothing written: nothing to commit
+        raw = self.conn.connection.driver_connection
+        sql = ";".join(["BEGIN", *held, *([] if wait_for_flush else [NO_FLUSH_WAIT]), "COMMIT"])
+        raw.autocommit = True
+        try:
+            raw.execute(sql, prepare=False)  # each text is new: not worth psycopg's cache
+        except Exception:
+            if raw.info.transaction_status != IDLE:  # a write failed inside the BEGIN
+                raw.execute("ROLLBACK")
+            raise
+        finally:
+            raw.autocommit = False
+
 
 class Store:
     """The scheduler database: one engine, one writer (the scheduler's thread)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.pipeline = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
-        # the writes run on the driver's cursor (DriverStatement), and those in psycopg's
-        # pipeline mode, raise the driver's own errors (the driver is imported only where
+        self.batched = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        # the writes run on the driver's cursor (DriverStatement) or go in one message
+        # (Batch), and raise the driver's own errors (the driver is imported only where
         # it is used: a SQLite service never loads psycopg)
         self.integrity_errors = (IntegrityError, engine.dialect.loaded_dbapi.IntegrityError)
         self._granting = False  # the open transaction grants (or gives notice): flush it
+        self._batch: Batch | None = None  # the open decision's held writes (PostgreSQL)
+        self._writer: Connection | None = None  # PostgreSQL: the decisions' one connection
+        if self.batched:
+            event.listen(engine, "before_execute", self._before_execute)
+            event.listen(engine, "engine_disposed", lambda _engine: self.close())
         hot = (INSERT_LEASE, INSERT_CLAIM, GRANT_LEASE, END_LEASE, DELETE_CLAIMS)
         self._insert_lease, self._insert_claims, self._grant, self._end, self._unclaim = (
             DriverStatement(stmt, engine.dialect) for stmt in hot
@@ -163,16 +215,25 @@ class Store:
         """
         self._granting = False
         try:
-            if not self.pipeline:
+            if not self.batched:
                 with self.engine.begin() as conn:
                     return fn(conn)
-            # PostgreSQL: BEGIN, the writes and COMMIT go out together, one round trip
-            with self.engine.connect() as conn, conn.connection.driver_connection.pipeline():
+            conn = self._writer_connection()
+            self._batch = batch = Batch(conn, self._client(conn))
+            try:
                 with conn.begin():
                     out = fn(conn)
-                    if lazy and not self._granting:
+                    wait = not lazy or self._granting
+                    if batch.pending is not None:  # only held writes: one message
+                        batch.commit(wait_for_flush=wait)
+                    elif not wait:
                         conn.connection.driver_connection.execute(NO_FLUSH_WAIT)
                     return out
+            except BaseException:
+                self.close()  # the next decision starts on a new connection
+                raise
+            finally:
+                self._batch = None
         except SchedulerError:
             resync()
             raise
@@ -184,38 +245,67 @@ class Store:
             resync()
             raise
 
-    def select(self, conn: Connection, query: Any) -> list[tuple]:
-        """Rows of ``query`` inside the current transaction (also in psycopg's pipeline mode,
-        where SQLAlchemy cannot read results: there the driver's cursor fetches them)."""
-        if not self.pipeline:
-            return [tuple(r) for r in conn.execute(query)]
-        compiled = query.compile(dialect=self.engine.dialect)
-        with conn.connection.driver_connection.cursor() as cur:
-            cur.execute(str(compiled), compiled.params)
-            return cur.fetchall()
+    def _writer_connection(self) -> Connection:
+        """The connection every decision runs on (PostgreSQL): the scheduler is the one
+        writer, so it keeps one rather than taking one from the pool per decision."""
+        conn = self._writer
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._writer = self.engine.connect()
+        return conn
+
+    def close(self) -> None:
+        """Give the decisions' connection back (also when the engine is disposed)."""
+        conn, self._writer = self._writer, None
+        if conn is not None and not conn.closed:
+            conn.close()
+
+    def _client(self, conn: Connection) -> Any:
+        """The psycopg ClientCursor that renders values for ``conn``'s driver connection."""
+        info = conn.connection.info  # the pool's, kept as long as the driver connection is
+        client = info.get("gpuhub_client")
+        if client is None:
+            from psycopg import ClientCursor  # PostgreSQL only
+
+            client = info["gpuhub_client"] = ClientCursor(conn.connection.driver_connection)
+        return client
+
+    def _before_execute(self, conn: Connection, *_: Any) -> None:
+        """Anything else run in the open decision's transaction: send its held writes first,
+        so the database sees every statement in the order the decision made them."""
+        batch = self._batch
+        if batch is not None and batch.conn is conn and batch.pending is not None:
+            batch.send_pending()
+
+    def _write(self, conn: Connection, stmt: DriverStatement, params: Any) -> None:
+        batch = self._batch
+        if batch is not None and batch.conn is conn and batch.pending is not None:
+            batch.pending.extend(stmt.render(batch.client, params))
+        else:
+            stmt.run(conn, params)
 
     def rows(self, query: Any, conn: Connection | None = None) -> list[tuple]:
         """Rows of ``query``: inside the open transaction ``conn``, else on a connection of
         its own (so that a write in progress reads what it has written)."""
         if conn is not None:
-            return self.select(conn, query)
+            return [tuple(r) for r in conn.execute(query)]
         with self.engine.connect() as c:
             return [tuple(r) for r in c.execute(query)]
 
     def insert_lease(self, conn: Connection, lease: Lease) -> None:
         """Write a new lease (queued or active; an active one's claims separately)."""
-        self._insert_lease.run(conn, lease_row(lease))
+        self._write(conn, self._insert_lease, lease_row(lease))
 
     def insert_claims(self, conn: Connection, lease: Lease) -> None:
         """Write the claims of an active lease's slots (a grant: its commit is flushed)."""
         self._granting = True
-        self._insert_claims.run(conn, claim_rows(lease))
+        self._write(conn, self._insert_claims, claim_rows(lease))
 
     def grant_lease(self, conn: Connection, lease: Lease) -> None:
         """Write a queued lease as granted: its claims, then its placement."""
         self.insert_claims(conn, lease)
-        self._grant.run(
+        self._write(
             conn,
+            self._grant,
             {
                 "lid": lease.id, "status": ACTIVE, "granted_at": lease.granted_at,
                 "node": lease.node,
@@ -229,15 +319,16 @@ class Store:
     def end_lease(self, conn: Connection, lease: Lease, was: str) -> None:
         """Write a lease as ended (its status, time and reason); ``was`` is its status
         before, and an active lease's claims go."""
-        self._end.run(
+        self._write(
             conn,
+            self._end,
             {
                 "lid": lease.id, "was": was, "status": lease.status,
                 "ended_at": lease.ended_at, "end_reason": lease.end_reason,
             },
         )  # fmt: skip
         if was == ACTIVE:
-            self._unclaim.run(conn, {"lid": lease.id})
+            self._write(conn, self._unclaim, {"lid": lease.id})
 
     def give_notice(self, conn: Connection, lease: Lease) -> None:
         """Write an active lease's preemption notice (when given, when it must be gone)."""

@@ -1,0 +1,105 @@
+"""How a scheduler decision reaches PostgreSQL (gpuhub.scheduler.store): its writes are
+held and go with their COMMIT as one message; a decision that runs anything else sends
+what it holds first; a decision that fails sends nothing; a connection the server drops
+costs one decision, and the next runs on a new one."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from gpuhub.inventory.simulated import parse_spec
+from gpuhub.scheduler.core import Scheduler
+from gpuhub.scheduler.db import open_engine
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from tests.support import pg
+from tests.support.scheduler import CLAIMS, ask, claim_rows, gpu, lease_rows
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_engine(postgres):
+    engine = open_engine(postgres.create_database(template=pg.TEMPLATE), upgrade=False)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def said(monkeypatch) -> list[str]:
+    """Every text the driver's ``Connection.execute`` sends (the held writes go that way;
+    SQLAlchemy's own statements go through cursors and are not listed)."""
+    sent: list[str] = []
+    execute = psycopg.Connection.execute
+
+    def spy(self, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", spy)
+    return sent
+
+
+def test_a_grant_and_a_release_go_as_one_message_each(pg_engine, clock, said):
+    s = Scheduler(pg_engine, parse_spec("n: 2xH100-80GB"), clock=clock)
+    said.clear()
+    a = ask(s, "ann", gpu(2))
+    assert len(said) == 1
+    assert said[0].startswith("BEGIN;INSERT INTO leases") and said[0].endswith(";COMMIT")
+    assert said[0].count("INSERT INTO claims") == 2  # one per GPU, in the same message
+    said.clear()
+    s.release(a.id)
+    assert len(said) == 1 and "UPDATE leases" in said[0] and "DELETE FROM claims" in said[0]
+    assert lease_rows(pg_engine)[a.id]["status"] == "released" and claim_rows(pg_engine) == {}
+
+
+def test_a_decision_that_also_reads_sends_its_writes_first(pg_engine, clock, said):
+    """The read inside the transaction sees the decision's own writes, and the commit
+    makes them and whatever came after durable together."""
+    s = Scheduler(pg_engine, parse_spec("n: 2xH100-80GB"), clock=clock)
+    a = ask(s, "ann", gpu(1))
+    lease = s.live[a.id]
+    lease.status, lease.ended_at, lease.end_reason = "released", clock.now, "released"
+    seen: list[int] = []
+
+    def write(conn):
+        s.store.end_lease(conn, lease, was="active")  # held
+        seen.append(s.store.rows(select(func.count()).select_from(CLAIMS), conn)[0][0])
+
+    said.clear()
+    s.store.guarded(write, resync=lambda: None)
+    assert seen == [0]  # the held DELETE reached the server before the read
+    assert len(said) == 1 and not said[0].startswith("BEGIN")  # the driver began it
+    assert lease_rows(pg_engine)[a.id]["status"] == "released" and claim_rows(pg_engine) == {}
+
+
+def test_a_decision_that_fails_sends_nothing(pg_engine, clock, said):
+    s = Scheduler(pg_engine, parse_spec("n: 2xH100-80GB"), clock=clock)
+    a = ask(s, "ann", gpu(1))
+    before = (lease_rows(pg_engine), claim_rows(pg_engine))
+    resynced: list[bool] = []
+
+    def write(conn):
+        s.store.end_lease(conn, s.live[a.id], was="active")
+        raise RuntimeError("the decision changed its mind")
+
+    said.clear()
+    with pytest.raises(RuntimeError):
+        s.store.guarded(write, resync=lambda: resynced.append(True))
+    assert said == [] and resynced == [True]
+    assert (lease_rows(pg_engine), claim_rows(pg_engine)) == before
+    assert ask(s, "bob", gpu(1)).status == "active"  # the same store goes on
+
+
+def test_a_connection_the_server_drops_costs_one_decision(pg_engine, clock):
+    s = Scheduler(pg_engine, parse_spec("n: 2xH100-80GB"), clock=clock)
+    a = ask(s, "ann", gpu(1))
+    pid = s.store._writer.connection.driver_connection.info.backend_pid
+    with pg_engine.connect() as other:
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises((OperationalError, psycopg.OperationalError), match="connection is lost"):
+        ask(s, "bob", gpu(1))
+    assert sorted(s.live) == [a.id]  # memory was read back from the database
+    b = ask(s, "bob", gpu(1))  # on a new connection
+    assert b.status == "active" and sorted(lease_rows(pg_engine)) == [a.id, b.id]
