@@ -18,6 +18,13 @@ and this benchmark.
 
     .venv/bin/python benchmarks/bench_rush.py                       # 10, 30 and 100 users
     .venv/bin/python benchmarks/bench_rush.py --sizes 10,30 --json rush.json
+    .venv/bin/python benchmarks/bench_rush.py --sizes 30 --cpus 1     # the same on one core
+
+``--cpus N`` runs everything on the first N CPUs: this benchmark and what it starts (the
+hubs, their proxies and services), the Docker engine and every container it starts (they
+inherit the engine's CPU affinity), and sets the gpuhub spawner's ``concurrent_boots`` to
+N, as its default does on an engine with N CPUs. Comparing runs at 1 and 2 CPUs shows
+how each start scales with cores. The engine gets all CPUs back at the end.
 
 See docs/benchmarks.md ("The class-start rush").
 """
@@ -167,6 +174,25 @@ async def floor_round(dk: docker.APIClient, image: str, n: int, prefix: str) -> 
     return {"latencies": list(done), "failures": []}
 
 
+def pin(pids: list[int], cpus: set[int]) -> None:
+    """Every thread of ``pids`` onto ``cpus`` (children started later inherit it)."""
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(tid), cpus)
+
+
+def engine_pids() -> list[int]:
+    """dockerd and containerd (the containerd-shims of running containers included)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            if name in ("dockerd", "containerd") or name.startswith("containerd-shim"):
+                found.append(int(pid))
+    return found
+
+
 def summary(latencies: list[float], failures: int, cpu: dict[str, float]) -> dict[str, Any]:
     return {
         "n": len(latencies),
@@ -238,8 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrent-boots", type=int, default=None, help="default: its default")
     p.add_argument("--settle", type=float, default=3.0, help="seconds of rest before a rush")
     p.add_argument("--json", type=Path, default=None, help="also write every number here")
+    p.add_argument("--cpus", type=int, default=None, help="run everything on the first N CPUs")
     args = p.parse_args(argv)
     args.sizes = [int(x) for x in args.sizes.split(",")]
+    every_cpu = os.sched_getaffinity(0)
+    if args.cpus is not None:
+        if not 1 <= args.cpus <= len(every_cpu):
+            p.error(f"--cpus must be between 1 and {len(every_cpu)}")
+        cpus = set(sorted(every_cpu)[: args.cpus])
+        pin([os.getpid(), *engine_pids()], cpus)
+        if args.concurrent_boots is None:
+            args.concurrent_boots = args.cpus
     args.gpus = max(args.sizes) + 8  # nobody queues: the rush measures starts, not quotas
     run_id = secrets.token_hex(3)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-rush-{run_id}-"))
@@ -257,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(bench(args, hubs, dk, run_id))
     finally:
         cleanup(dk, hubs, run_id)
+        if args.cpus is not None:
+            pin(engine_pids(), every_cpu)
     print_table(results)
     print(f"\nwhole run {time.perf_counter() - t0:.0f} s")
     if args.json:
