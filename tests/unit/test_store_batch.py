@@ -98,8 +98,31 @@ def test_a_connection_the_server_drops_costs_one_decision(pg_engine, clock):
     pid = s.store._writer.connection.driver_connection.info.backend_pid
     with pg_engine.connect() as other:
         other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
-    with pytest.raises((OperationalError, psycopg.OperationalError), match="connection is lost"):
+    with pytest.raises(
+        (OperationalError, psycopg.OperationalError), match="terminating connection"
+    ):
         ask(s, "bob", gpu(1))
     assert sorted(s.live) == [a.id]  # memory was read back from the database
     b = ask(s, "bob", gpu(1))  # on a new connection
     assert b.status == "active" and sorted(lease_rows(pg_engine)) == [a.id, b.id]
+
+
+def test_a_refused_write_leaves_no_connection_in_autocommit_behind(pg_engine, clock):
+    """The one-message commit runs in autocommit; when the server refuses it, that driver
+    connection is dropped, so nothing later runs outside a transaction on it."""
+    from gpuhub.scheduler.core import SchedulerError
+
+    s = Scheduler(pg_engine, parse_spec("n: 2xH100-80GB"), clock=clock)
+    a = ask(s, "ann", gpu(1))
+    raw = s.store._writer.connection.driver_connection
+    other = next(d for d in ("GPU-sim-n-0", "GPU-sim-n-1") if d != a.devices[0]["uuid"])
+    with pg_engine.begin() as conn:  # a second writer claims the free GPU
+        conn.exec_driver_sql(
+            f"INSERT INTO claims (device_id, slot, lease_id) VALUES ('{other}', 0, {a.id})"
+        )
+    with pytest.raises(SchedulerError, match="the pool changed under this request"):
+        ask(s, "bob", gpu(1))
+    assert raw.closed
+    with pg_engine.connect() as conn:  # every pooled connection is transactional
+        assert conn.connection.driver_connection.autocommit is False
+    assert sorted(lease_rows(pg_engine)) == [a.id]

@@ -84,7 +84,6 @@ GIVE_NOTICE = (
 
 # For this transaction alone: COMMIT returns once the WAL record is written, not flushed.
 NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
-IDLE = 0  # libpq's PQTRANS_IDLE: the connection is outside any transaction
 
 
 def claim_rows(lease: Lease) -> list[dict]:
@@ -167,11 +166,11 @@ class Batch:
         try:
             raw.execute(sql, prepare=False)  # each text is new: not worth psycopg's cache
         except Exception:
-            if raw.info.transaction_status != IDLE:  # a write failed inside the BEGIN
-                raw.execute("ROLLBACK")
+            # a write refused inside the BEGIN, or the connection lost: the driver connection
+            # goes (never back to the pool in autocommit, or in a failed transaction)
+            self.conn.invalidate()
             raise
-        finally:
-            raw.autocommit = False
+        raw.autocommit = False
 
 
 class Store:
@@ -262,11 +261,12 @@ class Store:
     def _client(self, conn: Connection) -> Any:
         """The psycopg ClientCursor that renders values for ``conn``'s driver connection."""
         info = conn.connection.info  # the pool's, kept as long as the driver connection is
+        raw = conn.connection.driver_connection
         client = info.get("gpuhub_client")
-        if client is None:
+        if client is None or client.connection is not raw:
             from psycopg import ClientCursor  # PostgreSQL only
 
-            client = info["gpuhub_client"] = ClientCursor(conn.connection.driver_connection)
+            client = info["gpuhub_client"] = ClientCursor(raw)
         return client
 
     def _before_execute(self, conn: Connection, *_: Any) -> None:
