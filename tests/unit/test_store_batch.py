@@ -1,7 +1,8 @@
-"""How a scheduler decision reaches PostgreSQL (gpuhub.scheduler.store): its writes are
-held and go with their COMMIT as one message; a decision that runs anything else sends
-what it holds first; a decision that fails sends nothing; a connection the server drops
-costs one decision, and the next runs on a new one."""
+"""How a scheduler decision reaches its database (gpuhub.scheduler.store): every decision
+runs on the one connection the store keeps; on PostgreSQL its writes are held and go with
+their COMMIT as one message, a decision that runs anything else sends what it holds
+first, a decision that fails sends nothing, and a connection the server drops costs one
+decision, the next running on a new one."""
 
 from __future__ import annotations
 
@@ -10,13 +11,27 @@ import pytest
 from gpuhub.inventory.simulated import parse_spec
 from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import open_engine
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from tests.support import pg
 from tests.support.scheduler import CLAIMS, ask, claim_rows, gpu, lease_rows
 
-pytestmark = pytest.mark.postgres
+
+def test_decisions_run_on_one_kept_connection(engine, clock):
+    """The scheduler is the one writer: after the first decision it takes no connection
+    from the pool, and disposing of the engine gives its connection back."""
+    s = Scheduler(engine, parse_spec("n: 8xH100-80GB"), clock=clock)
+    checkouts: list[int] = []
+    event.listen(engine, "checkout", lambda dbapi, *_: checkouts.append(id(dbapi)))
+    first = ask(s, "ann", gpu(1))
+    for user in ("bob", "cy", "dee"):
+        ask(s, user, gpu(1))
+    s.release(first.id)
+    assert len(checkouts) <= 1  # none at all if the start already opened it
+    engine.dispose()
+    assert s.store._writer is None
+    assert ask(s, "eve", gpu(1)).status == "active"  # a new connection after the dispose
 
 
 @pytest.fixture
@@ -41,6 +56,7 @@ def said(monkeypatch) -> list[str]:
     return sent
 
 
+@pytest.mark.postgres
 def test_a_grant_and_a_release_go_as_one_message_each(pg_engine, clock, said):
     s = Scheduler(pg_engine, parse_spec("n: 2xH100-80GB"), clock=clock)
     said.clear()
@@ -54,6 +70,7 @@ def test_a_grant_and_a_release_go_as_one_message_each(pg_engine, clock, said):
     assert lease_rows(pg_engine)[a.id]["status"] == "released" and claim_rows(pg_engine) == {}
 
 
+@pytest.mark.postgres
 def test_a_decision_that_also_reads_sends_its_writes_first(pg_engine, clock, said):
     """The read inside the transaction sees the decision's own writes, and the commit
     makes them and whatever came after durable together."""
@@ -74,6 +91,7 @@ def test_a_decision_that_also_reads_sends_its_writes_first(pg_engine, clock, sai
     assert lease_rows(pg_engine)[a.id]["status"] == "released" and claim_rows(pg_engine) == {}
 
 
+@pytest.mark.postgres
 def test_a_decision_that_fails_sends_nothing(pg_engine, clock, said):
     s = Scheduler(pg_engine, parse_spec("n: 2xH100-80GB"), clock=clock)
     a = ask(s, "ann", gpu(1))
@@ -92,6 +110,7 @@ def test_a_decision_that_fails_sends_nothing(pg_engine, clock, said):
     assert ask(s, "bob", gpu(1)).status == "active"  # the same store goes on
 
 
+@pytest.mark.postgres
 def test_a_connection_the_server_drops_costs_one_decision(pg_engine, clock):
     s = Scheduler(pg_engine, parse_spec("n: 2xH100-80GB"), clock=clock)
     a = ask(s, "ann", gpu(1))
@@ -107,6 +126,7 @@ def test_a_connection_the_server_drops_costs_one_decision(pg_engine, clock):
     assert b.status == "active" and sorted(lease_rows(pg_engine)) == [a.id, b.id]
 
 
+@pytest.mark.postgres
 def test_a_refused_write_leaves_no_connection_in_autocommit_behind(pg_engine, clock):
     """The one-message commit runs in autocommit; when the server refuses it, that driver
     connection is dropped, so nothing later runs outside a transaction on it."""

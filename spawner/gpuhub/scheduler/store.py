@@ -1,7 +1,8 @@
 """The scheduler's SQL: prebuilt statements, the guarded transaction, loading and lookups.
 
-Decisions are made in memory (:mod:`.core`) and written here in one transaction each.
-The writes every decision makes (a lease inserted, granted or ended, its claims) are
+Decisions are made in memory (:mod:`.core`) and written here in one transaction each,
+all on one connection the store keeps (the scheduler is the one writer). The writes
+every decision makes (a lease inserted, granted or ended, its claims) are
 :class:`DriverStatement`: SQLAlchemy's statement text and parameter processing, compiled
 once. On SQLite they run on the driver's cursor. On PostgreSQL with psycopg a decision's
 writes are held until it commits and then go to the server as one message (``BEGIN``,
@@ -185,10 +186,10 @@ class Store:
         self.integrity_errors = (IntegrityError, engine.dialect.loaded_dbapi.IntegrityError)
         self._granting = False  # the open transaction grants (or gives notice): flush it
         self._batch: Batch | None = None  # the open decision's held writes (PostgreSQL)
-        self._writer: Connection | None = None  # PostgreSQL: the decisions' one connection
+        self._writer: Connection | None = None  # the connection every decision runs on
+        event.listen(engine, "engine_disposed", lambda _engine: self.close())
         if self.batched:
             event.listen(engine, "before_execute", self._before_execute)
-            event.listen(engine, "engine_disposed", lambda _engine: self.close())
         hot = (INSERT_LEASE, INSERT_CLAIM, GRANT_LEASE, END_LEASE, DELETE_CLAIMS)
         self._insert_lease, self._insert_claims, self._grant, self._end, self._unclaim = (
             DriverStatement(stmt, engine.dialect) for stmt in hot
@@ -214,14 +215,13 @@ class Store:
         """
         self._granting = False
         try:
-            if not self.batched:
-                with self.engine.begin() as conn:
-                    return fn(conn)
             conn = self._writer_connection()
-            self._batch = batch = Batch(conn, self._client(conn))
+            batch = self._batch = Batch(conn, self._client(conn)) if self.batched else None
             try:
                 with conn.begin():
                     out = fn(conn)
+                    if batch is None:
+                        return out
                     wait = not lazy or self._granting
                     if batch.pending is not None:  # only held writes: one message
                         batch.commit(wait_for_flush=wait)
@@ -245,8 +245,8 @@ class Store:
             raise
 
     def _writer_connection(self) -> Connection:
-        """The connection every decision runs on (PostgreSQL): the scheduler is the one
-        writer, so it keeps one rather than taking one from the pool per decision."""
+        """The connection every decision runs on: the scheduler is the one writer, so it
+        keeps one rather than taking one from the pool per decision."""
         conn = self._writer
         if conn is None or conn.closed or conn.invalidated:
             conn = self._writer = self.engine.connect()
