@@ -306,8 +306,12 @@ def shared_hub(tmp_path_factory):
     each uses users and groups of its own (``tests.support.hub.unique``)."""
     from tests.support.hub import Hub
 
-    # the embedded default's warm pool of one server too (the other test hubs have none)
-    hub = Hub(tmp_path_factory.mktemp("shared-hub"), env={"GPUHUB_WARM_POOL": "1"}).start()
+    # the embedded default's warm pool of one server and its idle culler too (the other
+    # test hubs have neither)
+    hub = Hub(
+        tmp_path_factory.mktemp("shared-hub"),
+        env={"GPUHUB_WARM_POOL": "1", "GPUHUB_CULL_IDLE_TIMEOUT": "3600"},
+    ).start()
     _SHARED_HUBS.append(hub)
     try:
         yield hub

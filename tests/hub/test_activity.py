@@ -10,6 +10,8 @@ pool, ``/me``, ``gpuhub pool`` and ``gpuhub leases``.
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import httpx
 import pytest
@@ -197,6 +199,20 @@ def _clean(request):
         for lease in w.admin.get("/leases").json()["leases"]:
             if lease["user"] in ours:
                 assert w.admin.delete(f"/leases/{lease['id']}").status_code == 200
+
+
+@pytest.mark.hub
+def test_the_default_configuration_runs_the_idle_culler_with_its_scopes(shared_hub):
+    """Kernel and browser activity is the idle culler's: on the default configuration it
+    runs as a hub service and its first pass lists the users' servers (the other test
+    hubs turn it off; its command and role are checked in tests/hub/test_reclaim.py)."""
+    listed = re.compile(r" 200 GET /hub/api/users\S* \(idle-culler@")
+    deadline = time.monotonic() + 30
+    while not listed.search(shared_hub.log_path.read_text(errors="replace")):
+        assert time.monotonic() < deadline, shared_hub.log_tail(40)
+        time.sleep(0.2)
+    log = shared_hub.log_path.read_text(errors="replace").splitlines()
+    assert not [line for line in log if "(idle-culler@" in line and " 403 " in line]
 
 
 def lease_of(client: httpx.Client, shape: dict) -> dict:

@@ -125,6 +125,8 @@ class Hub:
             # no warm servers (gpuhub.spawners.warm) but where a test asks: each one is a
             # server start's CPU, which the other workers' tests wait for
             "GPUHUB_WARM_POOL": "0",
+            # nor the idle culler (a Python process of its own): the shared hub runs both
+            "GPUHUB_CULL_IDLE_TIMEOUT": "0",
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
             **(env or {}),
         }
