@@ -149,6 +149,10 @@ class Batch:
         self.client = client
         self.pending: list[str] | None = []
 
+    def holding(self, conn: Connection) -> bool:
+        """Whether writes on ``conn`` are still held (not yet sent)."""
+        return self.conn is conn and self.pending is not None
+
     def send_pending(self) -> None:
         """Send what is held into the open transaction (psycopg begins it) and stop holding."""
         held, self.pending = self.pending, None
@@ -272,13 +276,12 @@ class Store:
     def _before_execute(self, conn: Connection, *_: Any) -> None:
         """Anything else run in the open decision's transaction: send its held writes first,
         so the database sees every statement in the order the decision made them."""
-        batch = self._batch
-        if batch is not None and batch.conn is conn and batch.pending is not None:
-            batch.send_pending()
+        if self._batch is not None and self._batch.holding(conn):
+            self._batch.send_pending()
 
     def _write(self, conn: Connection, stmt: DriverStatement, params: Any) -> None:
         batch = self._batch
-        if batch is not None and batch.conn is conn and batch.pending is not None:
+        if batch is not None and batch.holding(conn):
             batch.pending.extend(stmt.render(batch.client, params))
         else:
             stmt.run(conn, params)
