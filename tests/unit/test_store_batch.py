@@ -2,15 +2,20 @@
 runs on the one connection the store keeps; on PostgreSQL its writes are held and go with
 their COMMIT as one message, a decision that runs anything else sends what it holds
 first, a decision that fails sends nothing, and a connection the server drops costs one
-decision, the next running on a new one."""
+decision, the next running on a new one; a decision that grants nothing does not wait
+for its WAL flush."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import pytest
 from gpuhub.inventory.simulated import parse_spec
 from gpuhub.scheduler.core import Scheduler
 from gpuhub.scheduler.db import open_engine
+from gpuhub.scheduler.store import NO_FLUSH_WAIT
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
@@ -146,3 +151,31 @@ def test_a_refused_write_leaves_no_connection_in_autocommit_behind(pg_engine, cl
     with pg_engine.connect() as conn:  # every pooled connection is transactional
         assert conn.connection.driver_connection.autocommit is False
     assert sorted(lease_rows(pg_engine)) == [a.id]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_only_decisions_that_grant_nothing_skip_the_flush_wait(
+    pg_engine, clock, said
+):
+    """A grant (also one a release lets in) waits for its flush; a request that queues
+    and a release that lets nobody in do not (docs/explanation/architecture.md, "One
+    writer")."""
+
+    def lazy_commits(step: Callable[[], Any]) -> tuple[Any, int]:
+        said.clear()
+        out = step()
+        # the decision went to the server as one message: its writes and its COMMIT
+        assert len(said) == 1, said
+        assert said[0].startswith("BEGIN;") and said[0].endswith(";COMMIT"), said[0]
+        return out, said[0].count(NO_FLUSH_WAIT)
+
+    s = Scheduler(pg_engine, parse_spec("n: 1xH100-80GB"), clock=clock)
+    first, lazy = lazy_commits(lambda: ask(s, "ann", gpu(1)))
+    assert (first.status, lazy) == ("active", 0)  # a grant waits
+    queued, lazy = lazy_commits(lambda: ask(s, "bob", gpu(1)))
+    assert (queued.status, lazy) == ("queued", 1)  # a request that queues does not
+    _, lazy = lazy_commits(lambda: s.release(first.id))
+    assert lazy == 0  # the release lets bob in: a grant, which waits
+    assert s.view.get(queued.id).status == "active"
+    _, lazy = lazy_commits(lambda: s.release(queued.id))
+    assert lazy == 1  # a release that lets nobody in does not
