@@ -1,16 +1,20 @@
 """Units of the jupyter_gpuhub sampler: the ring buffer, the activity summary, reports that
-fail; and the environment a server gives its user (the ``gpuhub`` CLI's defaults, PATH)."""
+fail; the server's process tree that simulated devices and shared GPUs count; and the
+environment a server gives its user (the ``gpuhub`` CLI's defaults, PATH)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from gpuhub.cli.parser import default_token, default_url
 from gpuhub.client import GpuhubError
-from jupyter_gpuhub.readers import Device, Reader, Reading
+from jupyter_gpuhub.readers import Device, ProcessTree, Reader, Reading
 from jupyter_gpuhub.sampler import Sampler
 
 GPU = "GPU-1"
@@ -159,3 +163,58 @@ async def test_a_hung_read_holds_neither_requests_nor_stop():
         assert worker and all(t.daemon for t in worker)  # cannot hold the server's exit
     finally:
         release.set()
+
+
+# -- the server's process tree ---------------------------------------------------------
+
+
+def test_the_process_tree_is_the_server_and_everything_below_it():
+    """A child and a grandchild are found, with their names and CPU; this process's
+    parent and siblings are not."""
+    shell = subprocess.Popen(["sh", "-c", "sleep 30 & exec sleep 30"])
+    try:
+        tree = ProcessTree()
+
+        def found() -> dict[int, tuple[str, float]]:
+            members = tree.members()
+            return members if len(members) >= 3 else {}
+
+        deadline = time.monotonic() + 10
+        while not (members := found()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tree._walk  # this kernel has children files: the tree is walked
+        assert os.getpid() in members and shell.pid in members
+        grandchildren = set(members) - {os.getpid(), shell.pid}
+        assert grandchildren and all(members[p][0] == "sleep" for p in grandchildren)
+        assert os.getppid() not in members
+        assert all(cpu >= 0 for _, cpu in members.values())
+        assert tree.members().keys() == members.keys()
+    finally:
+        shell.kill()
+        shell.wait()
+
+
+def _proc(tmp_path: Path, parents: dict[int, int], children_files: bool) -> Path:
+    """A /proc of ``pid -> parent``; pids above 100 have a stat no reader can parse."""
+    proc = tmp_path / "proc"
+    for pid, parent in parents.items():
+        (proc / str(pid) / "task" / str(pid)).mkdir(parents=True)
+        text = f"{pid} (p{pid}) S {parent} " + " ".join(["0"] * 9) + f" {pid} 0 " + "0 " * 30
+        (proc / str(pid) / "stat").write_text("garbage" if pid > 100 else text)
+        if children_files:
+            kids = " ".join(str(c) for c, p in parents.items() if p == pid and c <= 100)
+            (proc / str(pid) / "task" / str(pid) / "children").write_text(kids)
+    return proc
+
+
+def test_the_process_tree_reads_only_the_servers_own_processes(tmp_path):
+    """With children files, only the tree's own processes are read: the machine's other
+    processes (here unreadable ones) cost nothing. Without them, every process is read
+    and the same tree is found from the parents."""
+    parents = {1: 0, 10: 1, 11: 10, 12: 10, 13: 11, 20: 1, 21: 20}
+    walked = ProcessTree(10, _proc(tmp_path / "a", {**parents, 101: 1, 102: 20}, True))
+    assert walked._walk
+    members = walked.members()
+    assert members == {10: ("p10", 0.1), 11: ("p11", 0.11), 12: ("p12", 0.12), 13: ("p13", 0.13)}
+    scanned = ProcessTree(10, _proc(tmp_path / "b", parents, False))
+    assert not scanned._walk and scanned.members() == members
