@@ -221,6 +221,15 @@ def test_a_user_sees_my_gpus_from_the_services_menu(
         timeout=20000,
     )
     assert drawn
+    # it says in words what it shows, and its axis values read differently even when the
+    # month holds a few GPU-seconds (alice's): the axis steps by 0.01 at the least
+    chart = main.locator(".gh-chart canvas")
+    expect(chart).to_have_attribute("role", "img")
+    described = chart.get_attribute("aria-label") or ""
+    assert described.startswith("GPU-hours, "), described
+    axis = described.partition("; axis ")[2].split(", ")
+    assert len(axis) >= 2 and len(set(axis)) == len(axis), described
+    assert "< 0.01" not in axis, described
     expect(main).to_contain_text("No jobs")
     # no admin pages for alice: her own GPUs and her own statement
     expect(page.locator(".gh-nav a")).to_have_text(["My GPUs", "Statements"])

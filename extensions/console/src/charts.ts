@@ -30,10 +30,28 @@ export const COLORS = [
 ];
 
 /**
+ * What a chart shows, in words, for screen readers and anyone who cannot read the canvas
+ * (role "img", aria-label): its value, the first and last label, and the values
+ * on its axis as the axis draws them, e.g. "GPU-hours, 11-07 to 12-06; axis 0, 0.01".
+ */
+function describe(chart: Chart, yTitle: string): void {
+  const labels = (chart.data.labels ?? []).map(String);
+  const span = labels.length > 1 ? `${labels[0]} to ${labels[labels.length - 1]}` : labels[0];
+  const ticks = chart.scales.y?.ticks.map(t => fmtAmount(t.value)) ?? [];
+  const text = [yTitle, span].filter(Boolean).join(', ');
+  chart.canvas.setAttribute('role', 'img');
+  chart.canvas.setAttribute(
+    'aria-label',
+    ticks.length ? `${text}; axis ${ticks.join(', ')}` : text
+  );
+}
+
+/**
  * Stacked bars: one bar per label (e.g. a day), one stacked part per series (e.g. a
  * user). The canvas's parent should have a height; the chart fills it. Replaces a chart
  * drawn earlier on the same canvas. Values on the axis and in the tooltips are rounded as
- * everywhere in the console (fmtAmount).
+ * everywhere in the console (fmtAmount), and the axis steps by 0.01 at the least, so that
+ * no two of its values read the same (a day of a few GPU-seconds has the axis 0, 0.01).
  */
 export function stackedBars(
   canvas: HTMLCanvasElement,
@@ -74,9 +92,10 @@ export function stackedBars(
           stacked: true,
           beginAtZero: true,
           title: { display: true, text: yTitle },
-          ticks: { callback: value => fmtAmount(Number(value)) }
+          ticks: { precision: 2, callback: value => fmtAmount(Number(value)) }
         }
       }
-    }
+    },
+    plugins: [{ id: 'gpuhubDescribe', afterUpdate: chart => describe(chart, yTitle) }]
   });
 }
