@@ -41,6 +41,20 @@ GpuShape = WholeGpus | MigSlice | SharedGpu
 ALLOWED_OPTIONS = ("profile", "gpus", "group", "image")
 
 _PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+#: What a profile's name may be, in the words of every refusal.
+PROFILE_NAME_RULE = (
+    "must be 1-64 lower-case letters, digits or '._-', starting with a letter or digit, "
+    "e.g. 'h100x2'"
+)
+
+
+def check_profile_name(value: str) -> str:
+    """``value`` if it may be a profile's name; else ValueError saying the rule."""
+    if not _PROFILE_NAME.fullmatch(value):
+        raise ValueError(PROFILE_NAME_RULE)
+    return value
+
+
 _BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SHAPE = TypeAdapter(Shape)
@@ -131,12 +145,7 @@ class Profile(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, v: str) -> str:
-        if not _PROFILE_NAME.fullmatch(v):
-            raise ValueError(
-                "must be 1-64 lower-case letters, digits or '._-', starting with a letter or "
-                "digit, e.g. 'h100x2'"
-            )
-        return v
+        return check_profile_name(v)
 
     @field_validator("image")
     @classmethod

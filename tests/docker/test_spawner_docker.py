@@ -28,6 +28,7 @@ from types import SimpleNamespace
 import docker
 import pytest
 from gpuhub.containers.engine import Engine
+from gpuhub.containers.spec import home_volume_name
 from gpuhub.ports import free_port
 from gpuhub.spawners.docker import GPUDockerSpawner
 from gpuhub.spawners.errors import GPUSpawnError
@@ -512,8 +513,9 @@ def test_a_killed_container_releases_its_lease_within_a_poll_interval(dk):
 
 def test_the_home_volume_outlives_the_container(dk):
     hub = dk.hub
-    name = user("hana")
-    volume = f"gpuhub-home-{name}"
+    name = user("hana") + " tanaka"  # a name with a space, as JupyterHub allows
+    volume = home_volume_name(name)
+    assert volume.startswith(f"gpuhub-home-{user('hana')}-tanaka-")  # a slug, and a hash
     hub.add_user(name)
     assert hub.spawn(name, {"profile": "gpu-1"}).status_code in (201, 202)
     first = hub.wait_ready(name, timeout=120)["state"]["object_id"]

@@ -409,10 +409,10 @@ def test_cohort_from_a_roster_in_one_command(hub: Hub, admin_token: str, tmp_pat
 
     # a bad roster line names the file, the line and the flag; nothing is sent
     bad = tmp_path / "bad.csv"
-    bad.write_text(f"{unique('ann')}\nbad name\n")
+    bad.write_text(f"{unique('ann')}\nbad/name\n")
     msg = one_line_error(cli_as(hub, admin_token, "cohort", "create", cs201, "--members",
                                 str(bad)))  # fmt: skip
-    assert msg.startswith(f"--members {bad}, line 2: user name 'bad name' is not a valid name")
+    assert msg.startswith(f"--members {bad}, line 2: user name 'bad/name' is not a valid name")
     assert hub.hub_api("GET", f"groups/{cs201}").status_code == 404
     msg = one_line_error(cli_as(hub, admin_token, "cohort", "show", nope))
     assert f"JupyterHub has no group {nope}" in msg

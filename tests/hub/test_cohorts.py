@@ -187,7 +187,7 @@ def test_cohorts_are_for_admins_and_names_are_checked(w) -> None:
     ):
         assert r.status_code == 403 and "custom:gpuhub:admin" in r.json()["message"]
     assert members(w, MINE) is None
-    r = w.admin.put(f"/cohorts/{LAB}", json={"members": ["a b"]})
+    r = w.admin.put(f"/cohorts/{LAB}", json={"members": ["a/b"]})
     assert r.status_code == 400 and "not a valid name" in r.json()["message"]
     r = w.admin.put(f"/cohorts/{LAB}", json={"members": ["x"], "extra": 1})
     assert r.status_code == 400 and r.json()["field"] == "extra"
@@ -247,7 +247,7 @@ def test_roster_one_name_per_line_or_a_username_column(tmp_path) -> None:
     ("text", "words"),
     [
         ("email,name\na@x,Ann\n", "none is called 'username'"),
-        ("ann\nbad name\n", "line 2: user name 'bad name' is not a valid name"),
+        ("ann\nbad/name\n", "line 2: user name 'bad/name' is not a valid name"),
         ("username\n", "names no users"),
         ("username,x\n,1\n", "line 2: user name '' is not a valid name"),
     ],

@@ -32,6 +32,9 @@ from tests.support.login import log_in
 
 ALL_STATUSES = ["queued", "active", "released", "cancelled", "refused"]
 NON_ASCII = "élève"
+#: Every character JupyterHub allows in a name that means something in a URL or a shell
+#: (lower case: the hub's authenticator lower-cases names at login)
+URL_AND_SHELL = "zoë smith & co #1? 50% a\\b"
 
 
 def gpu(count=1, **kw) -> dict:
@@ -272,8 +275,9 @@ def test_unsupported_methods_are_405_json_with_allow(w, unchanged):
     assert state(w) == unchanged
 
 
-def test_a_user_with_a_non_ascii_name_gets_and_keeps_a_gpu_server(w):
-    hub, name = w.hub, NON_ASCII
+@pytest.mark.parametrize("name", [NON_ASCII, URL_AND_SHELL])
+def test_a_user_with_a_non_ascii_name_gets_and_keeps_a_gpu_server(w, name):
+    hub = w.hub
     path_name = quote(name, safe="")
     # logs in through the real login form, as a browser does
     with http.client(base_url=hub.url, timeout=30) as browser:
@@ -286,6 +290,8 @@ def test_a_user_with_a_non_ascii_name_gets_and_keeps_a_gpu_server(w):
     me = w.admin.get("/me", params={"user": name})
     assert me.status_code == 200, me.text
     assert me.json()["name"] == name
+    r = w.admin.put(f"/quotas/users/{path_name}", json={"max_units": 3})
+    assert r.status_code == 200 and r.json()["name"] == name, r.text
     gone = w.admin.post("/leases", json=gpu(user=name, label=f"server:{name}/gone"))
     assert gone.status_code == 201, gone.text
     assert gone.json()["user"] == name

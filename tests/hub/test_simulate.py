@@ -97,7 +97,7 @@ def test_only_admins_simulate(hub: Hub, history: dict) -> None:
         ({"quotas": [{"kind": "group", "name": "x", "set": {"max_units": "4"}}]}, "quotas.0.set.max_units"),
         ({"quotas": [{"kind": "group", "name": "x", "set": {"max_units": -1}}]}, "quotas.0.set.max_units"),
         ({"quotas": [{"kind": "group", "name": "x", "set": {"period": "term"}}]}, "quotas.0.set"),
-        ({"quotas": [{"kind": "group", "name": "a b", "set": {"max_units": 1}}]}, "quotas.0.name"),
+        ({"quotas": [{"kind": "group", "name": "a/b", "set": {"max_units": 1}}]}, "quotas.0.name"),
         ({"quotas": [{"kind": "user", "name": "x", "set": {"cohort": "c"}}]}, "quotas.0.set.cohort"),
         ({"rates": [{"model": "B200", "credits_per_gpu_hour": 2}]}, "rates.0.model"),
         ({"rates": [{"model": "H100", "credits_per_gpu_hour": -2}]}, "rates.0.credits_per_gpu_hour"),

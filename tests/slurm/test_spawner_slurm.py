@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from gpuhub.spawners.slurm_batch import job_name
 
 from tests.slurm.slurm_hub import jobs_named, slurm_hub
 from tests.support import http
@@ -102,7 +103,7 @@ def answers(site, user: str, token: str) -> bool:
 
 
 def test_a_server_runs_as_a_slurm_job_pinned_to_its_lease(site):
-    user = unique("alice")
+    user = unique("alice") + " & bo"  # a space and a shell's '&', as JupyterHub allows
     token = site.hub.add_user(user)
     server = spawn_ready(site, user)
     state = server["state"]
@@ -112,7 +113,7 @@ def test_a_server_runs_as_a_slurm_job_pinned_to_its_lease(site):
     rec = record(job)
     assert rec["JobState"] == "RUNNING" and rec["BatchHost"] == granted["node"]
     assert rec["Comment"] == f"gpuhub:lease={lease_id}"
-    assert rec["JobName"] == f"{site.prefix}{user}"
+    assert rec["JobName"] == job_name(site.prefix, user)  # a plain name and a hash
     assert "gres:gpu:h100:1" in rec["TresPerNode"], rec
     assert answers(site, user, token)
 
@@ -127,7 +128,7 @@ def test_a_server_runs_as_a_slurm_job_pinned_to_its_lease(site):
     assert env["JUPYTERHUB_API_TOKEN"] not in slurm("scontrol", "show", "job", job)
 
     def report(token: str) -> int:  # a port report, as the node sends it
-        url = f"{site.hub.url}/hub/api/users/{user}/server/slurm-port"
+        url = f"{site.hub.url}/hub/api/users/{quote(user)}/server/slurm-port"
         body = {"port": 1234, "slurm_job": job}
         return http.post(url, json=body, headers={"Authorization": f"token {token}"}).status_code
 

@@ -14,11 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from ..names import NAME_PATTERN
+from ..names import check_name
 from ..scheduler.shapes import MAX_NODES, Shape
 from .cron import CronError, CronSchedule
-
-_USER = re.compile(NAME_PATTERN)  # user names as the service checks them
 
 #: The shortest maximum runtime a job may ask for (seconds).
 MIN_RUNTIME_S = 60
@@ -194,8 +192,11 @@ class JobRequest(BaseModel):
     @field_validator("user")
     @classmethod
     def _user(cls, v: str | None) -> str | None:
-        if v is not None and not _USER.fullmatch(v):
-            raise ValueError("is not a valid user name")
+        if v is not None:
+            try:
+                check_name("user", v)
+            except ValueError:
+                raise ValueError("is not a valid user name") from None
         return v
 
     @property

@@ -18,9 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..jobs.models import MAX_RUNTIME_CAP_S, MIN_RUNTIME_S
-from ..profiles import Profile
+from ..profiles import Profile, check_profile_name
 from ..scheduler.shapes import MigSlice, SharedGpu, WholeGpus, describe, model_matches
 from .base import BaseHandler
+from .errors import ApiError
 
 #: Whole-GPU counts offered (up to the most one node has; that count too).
 GPU_COUNTS = (1, 2, 4, 8)
@@ -105,7 +106,12 @@ class OptionsHandler(BaseHandler):
     async def get(self) -> None:
         s = self.view
         name, groups = await self.acting_for(self.query_name("user", "user"))
-        profile = self.query_name("profile", "profile")
+        profile = self.query("profile")
+        if profile is not None:
+            try:
+                check_profile_name(profile)
+            except ValueError as e:
+                raise ApiError(400, f"profile {profile!r}: {e}", field="profile") from None
         pool = s.pool_view()
         shapes = []
         for shape in pool_shapes(pool):
