@@ -1,7 +1,7 @@
 /**
  * The gpuhub REST API's types: generated, do not edit.
  *
- * From docs/reference/openapi.yaml (sha256 d8a92b28fa9f8a5e3751a7474fda302ff3f62e5d0b1aed4f2e87d0f83e7552cc)
+ * From docs/reference/openapi.yaml (sha256 fe221fe614e3d82888d7c7c847d5a245b57245d28499e18604814dc7fabb7bee)
  * by openapi-typescript 7.13.0; run `npm run gen:api` in extensions/api-types.
  */
 
@@ -858,9 +858,10 @@ export interface components {
             field: string | null;
         };
         /**
-         * @description A JupyterHub user or group name, matched whole: 1-255 characters, none of them
-         *     white space, a control character or one of `/ \ ? # % &`. Any other Unicode is
-         *     fine (`élève`); quote it in URL paths.
+         * @description A JupyterHub user or group name, matched whole, as JupyterHub accepts one:
+         *     1-255 characters, no `/` and no control character, no white space at either
+         *     end, not only dots. Any other Unicode is fine (`élève`, `john smith`, `r&d`);
+         *     percent-encode it in URL paths and query strings.
          */
         Name: string;
         ServiceInfo: {
@@ -2464,7 +2465,7 @@ export interface operations {
                 /** @description Another user (needs the admin scope). */
                 user?: components["schemas"]["Name"];
                 /** @description Preview the shapes as asked with this profile (as a job of this server would be). */
-                profile?: components["schemas"]["Name"];
+                profile?: string;
             };
             header?: never;
             path?: never;
