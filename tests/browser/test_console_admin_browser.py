@@ -132,7 +132,7 @@ def test_usage_page_draws_stacked_charts_and_totals_by_period(
     shoot(page, "console-usage")
     # each chart says in words what it shows (the screen reader's view of the canvas)
     described = page.locator(".gh-usage-chart[data-by=user] canvas").get_attribute("aria-label")
-    assert described and described.startswith("GPU-hours, ") and "; axis 0, " in described
+    assert described and described.startswith("GPU-hours by user, 2") and "; axis 0, " in described
 
     for period in ("week", "month"):
         with page.expect_response(lambda r, p=period: f"by={p}%2Cuser" in r.url) as resp:
@@ -146,7 +146,7 @@ def test_usage_page_draws_stacked_charts_and_totals_by_period(
         assert _chart_drawn(page, ".gh-usage-chart[data-by=group] canvas")
         # and follows the chart: the span of weeks or months, not of days
         now = page.locator(".gh-usage-chart[data-by=user] canvas").get_attribute("aria-label")
-        assert now and now.startswith("GPU-hours, ") and now != described, now
+        assert now and now.startswith("GPU-hours by user, ") and now != described, now
         described = now
 
 

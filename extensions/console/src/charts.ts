@@ -31,19 +31,19 @@ export const COLORS = [
 
 /**
  * What a chart shows, in words, for screen readers and anyone who cannot read the canvas
- * (role "img", aria-label): its value, the first and last label, and the values
- * on its axis as the axis draws them, e.g. "GPU-hours, 11-07 to 12-06; axis 0, 0.01".
+ * (role "img", aria-label): its name (the canvas's own aria-label, else the value), the
+ * first and last label, and the values on its axis as the axis draws them, e.g.
+ * "GPU-hours by user, 2026-11-08 to 2026-12-07; axis 0, 0.01".
  */
 function describe(chart: Chart, yTitle: string): void {
+  const canvas = chart.canvas;
+  const name = (canvas.dataset.ghName ??= canvas.getAttribute('aria-label') || yTitle);
   const labels = (chart.data.labels ?? []).map(String);
   const span = labels.length > 1 ? `${labels[0]} to ${labels[labels.length - 1]}` : labels[0];
   const ticks = chart.scales.y?.ticks.map(t => fmtAmount(t.value)) ?? [];
-  const text = [yTitle, span].filter(Boolean).join(', ');
-  chart.canvas.setAttribute('role', 'img');
-  chart.canvas.setAttribute(
-    'aria-label',
-    ticks.length ? `${text}; axis ${ticks.join(', ')}` : text
-  );
+  const text = [name, span].filter(Boolean).join(', ');
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', ticks.length ? `${text}; axis ${ticks.join(', ')}` : text);
 }
 
 /**
