@@ -179,6 +179,11 @@ def test_quota_form_sets_refuses_in_place_and_unsets(
     users = page.locator(".gh-quotas-users")
     groups = page.locator(".gh-quotas-groups")
     expect(users).to_contain_text("carol")
+    # each field is named by its label and described by its hint, as a screen reader says
+    max_units = form.get_by_label("Max GPU units", exact=True)
+    expect(max_units).to_have_attribute("name", "max_units")
+    expect(max_units).to_have_accessible_description("at once, queued included")
+    expect(form.get_by_label("Period", exact=True)).to_have_accessible_description("")
     # no spot allowance and no spot lease anywhere: no spot column to read past
     expect(page.locator("th", has_text="Spot")).to_have_count(0)
 

@@ -18,14 +18,25 @@ export class FieldError extends Error {
   }
 }
 
-/** A field: its label, the input, and a hint under it. */
+let fields = 0;
+
+/**
+ * A field: its label, the input, and a hint under it. The input is named by the label
+ * alone and described by the hint (aria-labelledby, aria-describedby), so that a screen
+ * reader says "Max GPU units, edit text" and then the hint, rather than both as one name.
+ */
 export function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
+  const id = `gh-field-${++fields}`;
+  input.setAttribute('aria-labelledby', `${id}-label`);
+  if (hint) {
+    input.setAttribute('aria-describedby', `${id}-hint`);
+  }
   return h(
     'label',
     { class: 'gh-field' },
-    h('span', { class: 'gh-field-label' }, label),
+    h('span', { class: 'gh-field-label', id: `${id}-label` }, label),
     input,
-    hint ? h('small', { class: 'gh-muted' }, hint) : null
+    hint ? h('small', { class: 'gh-muted', id: `${id}-hint` }, hint) : null
   );
 }
 
