@@ -607,6 +607,7 @@ def test_statements_page_shows_charges_and_changes_rates_in_place(
     page.locator("input[name=group]").fill("")
     page.locator("input[name=group]").press("Tab")
     expect(page.locator(".gh-statement tbody tr")).to_have_count(len(want["rows"]))
+    shoot(page, "console-statements")  # the month's charges and the rate card, as configured
 
     # the rate card: a model's rate changed in place, and a refusal shown on its row
     model = "H100-80GB"
@@ -630,7 +631,7 @@ def test_statements_page_shows_charges_and_changes_rates_in_place(
     assert refusal.status_code == 400 and refusal.json()["field"] == "credits_per_gpu_hour"
     expect(error.locator("span")).to_have_text("Credits per GPU-hour: must be ≥ 0")
     expect(row.locator(".gh-rate")).to_have_text("12.5")  # nothing changed
-    shoot(page, "console-statements")
+    shoot(page, "console-statements-refused")
 
     # reset: the configured rate (or the default) again
     row.locator("[data-action=reset]").click()
