@@ -119,8 +119,8 @@ def alive(pid: int) -> bool:
     return not open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
 
 
-def run_hub(tmp_path_factory, name: str, env: dict):
-    hub = Hub(tmp_path_factory.mktemp(name), env={**FAST, **env})
+def run_hub(tmp_path_factory, name: str, env: dict, extra_config: str = ""):
+    hub = Hub(tmp_path_factory.mktemp(name), env={**FAST, **env}, extra_config=extra_config)
     servers = Servers(hub)
     try:
         hub.start()
@@ -138,9 +138,14 @@ def run_hub(tmp_path_factory, name: str, env: dict):
 def servers(tmp_path_factory):
     """A hub with the embedded default's simulated pool and local GPU servers.
 
-    Its servers outlive a hub restart (``GPUHUB_KEEP_SERVERS=1``), as in Docker mode.
+    Its servers outlive a hub restart (``GPUHUB_KEEP_SERVERS=1``), as in Docker mode, and
+    a user may have named servers besides the default one, as a site's own configuration
+    allows them (JupyterHub's ``allow_named_servers``).
     """
-    yield from run_hub(tmp_path_factory, "spawner-local", {"GPUHUB_KEEP_SERVERS": "1"})
+    yield from run_hub(
+        tmp_path_factory, "spawner-local", {"GPUHUB_KEEP_SERVERS": "1"},
+        extra_config="\nc.JupyterHub.allow_named_servers = True\n",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -365,6 +370,37 @@ def test_a_cpu_server_starts_without_quota_holds_no_lease_and_sees_no_gpu(server
 
     servers.stop("carla")
     assert not alive(state["pid"]) and servers.leases_of("carla") == []
+
+
+def test_a_named_gpu_server_holds_its_own_lease_beside_a_cpu_server(servers):
+    """JupyterHub's named servers: nora edits on a CPU server and trains on a named GPU
+    one; each server is its own spawn, the GPU one holds its own lease, labelled with the
+    server's name, and stopping it releases that lease only."""
+    hub = servers.hub
+    hub.add_user("nora")
+    r = hub.hub_api("POST", "users/nora/servers/train", json={"user_options": {"profile": "gpu-1"}})
+    assert r.status_code in (201, 202), r.text
+    assert servers.start("nora", {"profile": "cpu"}).status_code in (201, 202)
+
+    def named() -> dict | None:
+        model = hub.hub_api("GET", "users/nora").json()["servers"].get("train")
+        return model if model and model["ready"] else None
+
+    train = wait_for(named, timeout=30)["state"]
+    servers.pids.add(train["pid"])
+    try:
+        assert "lease_id" not in servers.wait_ready("nora")["state"]  # the CPU server's
+        lease = servers.lease(train["lease_id"])
+        assert lease["status"] == "active" and lease["label"] == "server:nora/train"
+        assert environ(train["pid"])["CUDA_VISIBLE_DEVICES"] == lease["devices"][0]["uuid"]
+        assert [x["id"] for x in servers.leases_of("nora")] == [lease["id"]]
+    finally:
+        r = hub.hub_api("DELETE", "users/nora/servers/train")
+        assert r.status_code in (202, 204), r.text
+    assert servers.wait_lease(lease["id"], "released")["end_reason"]
+    wait_for(lambda: not alive(train["pid"]), timeout=30)
+    assert hub.server("nora")["ready"]  # the default server runs on
+    servers.stop("nora")
 
 
 # -- the queue -------------------------------------------------------------------------
